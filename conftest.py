@@ -1,0 +1,2 @@
+# The shared fixtures (backends, settings_for) for every test in the repository.
+pytest_plugins = ["kariz_shared.testing.plugin"]

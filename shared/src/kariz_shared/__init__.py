@@ -1,0 +1,1 @@
+"""Kariz shared package: event contracts, envelope, settings, persistence, messaging, metrics."""

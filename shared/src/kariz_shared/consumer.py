@@ -1,0 +1,122 @@
+"""The consumer wrapper: how every Kariz service takes events from Kafka.
+
+For each record: read the envelope (CloudEvents headers + JSON value) into the event model; apply the
+handler once, in one transaction with the "handled" marker and any events it emits; then commit the
+offset. What cannot be read, or what the handler rejects, goes to ``<topic>.dlq`` with the reason and
+the partition keeps flowing. A failure of the database or the broker is retried until it passes;
+any other failure is retried a bounded number of times, then dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from aiokafka.errors import KafkaError
+from faststream import AckPolicy
+from faststream.kafka.annotations import KafkaMessage
+from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
+
+from kariz_shared.envelope import Envelope, InvalidEnvelope, decode
+from kariz_shared.errors import RejectedEvent
+from kariz_shared.events import Event
+from kariz_shared.logging import correlation_id
+from kariz_shared.messaging import send_to_dead_letters
+from kariz_shared.metrics import dead_letters, event_handle_seconds, events_consumed
+from kariz_shared.persistence import Transaction
+
+if TYPE_CHECKING:
+    from kariz_shared.service import Service
+
+E = TypeVar("E", bound=Event)
+Handler = Callable[[E, Transaction], Awaitable[None]]
+
+log = logging.getLogger(__name__)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure that passes by itself: the database or the broker is away or busy."""
+    if isinstance(exc, ConnectionFailure | KafkaError | TimeoutError | ConnectionError):
+        return True
+    if isinstance(exc, PyMongoError) and exc.has_error_label("TransientTransactionError"):
+        return True
+    return isinstance(exc, OperationFailure) and exc.code in (91, 189, 11600, 11602)  # shutdown, stepdown
+
+
+def subscribe(service: Service, event_cls: type[E], handler: Handler[E], *, group_id: str | None = None) -> None:
+    """Register ``handler`` for ``event_cls`` on ``service``'s broker, wrapped as described above."""
+    settings = service.settings
+    topic = event_cls.topic()
+    group = group_id or f"kariz-{settings.service_name}.{event_cls.kebab_name()}"
+    name = settings.service_name
+    failures: dict[tuple[int, int], int] = {}
+
+    async def dead_letter(msg: Any, reason: str, error: str, attempts: int) -> None:
+        raw = msg.raw_message
+        await send_to_dead_letters(
+            service.broker,
+            topic=topic,
+            partition=raw.partition,
+            offset=raw.offset,
+            key=raw.key,
+            value=msg.body,
+            headers={k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in (raw.headers or [])},
+            consumer_group=group,
+            error=error,
+            attempts=attempts,
+        )
+        dead_letters.labels(name, topic, reason).inc()
+        events_consumed.labels(name, topic, "dead_lettered").inc()
+        log.error("dead-lettered a message", extra={"topic": topic, "offset": raw.offset, "error": error})
+
+    @service.broker.subscriber(
+        topic,
+        group_id=group,
+        auto_offset_reset="earliest",
+        # The offset is committed only after the transaction committed; a raise seeks back and retries.
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        title=f"{topic}:{group}",
+        description=f"{settings.service_name} handles {event_cls.__name__}",
+    )
+    async def consume(msg: KafkaMessage) -> None:
+        raw = msg.raw_message
+        position = (raw.partition, raw.offset)
+        headers = {k: v for k, v in (raw.headers or [])}
+        try:
+            envelope: Envelope[Any] = decode(topic, raw.key, msg.body, headers)
+        except InvalidEnvelope as exc:
+            await dead_letter(msg, "invalid", str(exc), 1)
+            return
+        token = correlation_id.set(envelope.correlation_id)
+        started = time.perf_counter()
+        try:
+            handled = await service.store.handle_once(
+                group, envelope, lambda tx: handler(envelope.event, tx)
+            )
+            events_consumed.labels(name, topic, "processed" if handled else "duplicate").inc()
+            failures.pop(position, None)
+        except RejectedEvent as exc:
+            failures.pop(position, None)
+            await dead_letter(msg, "rejected", f"{type(exc).__name__}: {exc}", 1)
+        except Exception as exc:
+            attempts = failures.get(position, 0) + 1
+            transient = is_transient(exc)
+            if not transient and attempts >= settings.consumer_max_attempts:
+                failures.pop(position, None)
+                await dead_letter(msg, "handler_failed", f"{type(exc).__name__}: {exc}", attempts)
+                return
+            failures[position] = attempts
+            events_consumed.labels(name, topic, "retried").inc()
+            log.warning(
+                "handling failed; retrying",
+                extra={"topic": topic, "offset": raw.offset, "attempt": attempts, "transient": transient},
+                exc_info=not transient,
+            )
+            await asyncio.sleep(min(settings.consumer_retry_backoff_s * 2 ** min(attempts, 6), 10.0))
+            raise
+        finally:
+            event_handle_seconds.labels(name, topic).observe(time.perf_counter() - started)
+            correlation_id.reset(token)

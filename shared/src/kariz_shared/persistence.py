@@ -1,0 +1,188 @@
+"""MongoDB: one client per service, the unit of work (a transaction that also writes the outbox), and
+"handle each event once" for consumers.
+
+A state change and the events it causes are written in one MongoDB transaction: the events go to
+the ``outbox`` collection and :class:`kariz_shared.outbox.OutboxRelay` publishes them. A consumer
+records the id of each event it handled in ``processed_events`` in the same transaction as the
+effect, so a redelivered event changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from bson import ObjectId
+from bson.codec_options import TypeCodec, TypeRegistry
+from bson.decimal128 import Decimal128
+from pymongo import ASCENDING, AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from kariz_shared.envelope import Envelope
+from kariz_shared.events import Event
+from kariz_shared.logging import correlation_id as current_correlation_id
+from kariz_shared.settings import ServiceSettings
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+OUTBOX = "outbox"
+PROCESSED_EVENTS = "processed_events"
+
+
+class DecimalCodec(TypeCodec):
+    """Money stays exact: Python ``Decimal`` <-> BSON ``Decimal128``."""
+
+    python_type = Decimal
+    bson_type = Decimal128
+
+    def transform_python(self, value: Decimal) -> Decimal128:
+        return Decimal128(value)
+
+    def transform_bson(self, value: Decimal128) -> Decimal:
+        return value.to_decimal()
+
+
+def connect(settings: ServiceSettings) -> AsyncMongoClient[dict[str, Any]]:
+    return AsyncMongoClient(
+        settings.mongodb_uri,
+        type_registry=TypeRegistry([DecimalCodec()]),
+        tz_aware=True,
+        serverSelectionTimeoutMS=settings.mongodb_timeout_ms,
+        connectTimeoutMS=settings.mongodb_timeout_ms,
+        appname=f"kariz-{settings.service_name}",
+    )
+
+
+class Transaction:
+    """What a piece of work sees inside one MongoDB transaction."""
+
+    def __init__(
+        self,
+        session: AsyncClientSession,
+        db: AsyncDatabase[dict[str, Any]],
+        source: str,
+        correlation_id: str | None,
+        causation_id: str | None,
+    ) -> None:
+        self.session = session
+        self.db = db
+        self.source = source
+        self.correlation_id = correlation_id
+        self.causation_id = causation_id
+        self.emitted: list[Envelope[Event]] = []
+
+    def emit(self, event: Event, *, correlation_id: str | None = None) -> Envelope[Event]:
+        """Queue an event; it is written to the outbox in this transaction and published after commit."""
+        cid = correlation_id or self.correlation_id or current_correlation_id.get()
+        if not cid:
+            raise ValueError("an event needs a correlation id: pass one, or work within a request or event")
+        envelope: Envelope[Event] = Envelope(
+            event=event, source=self.source, correlation_id=cid, causation_id=self.causation_id
+        )
+        self.emitted.append(envelope)
+        return envelope
+
+    async def _flush_outbox(self) -> None:
+        if not self.emitted:
+            return
+        now = datetime.now(UTC)
+        docs = []
+        for env in self.emitted:
+            # ObjectId grows within a process; the outbox is published in this order, and two changes of
+            # one aggregate are serialised by their write conflict, so per-key order holds.
+            docs.append({**env.to_document(), "order": ObjectId(), "created_at": now, "published_at": None})
+        await self.db[OUTBOX].insert_many(docs, session=self.session, ordered=True)
+
+
+class Store:
+    """A service's database, and the only way its code writes to it."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self.client = connect(settings)
+        self.db: AsyncDatabase[dict[str, Any]] = self.client[settings.database_name]
+        self.source = f"/kariz/{settings.service_name}"
+        # Set after a commit that wrote events, so the relay publishes at once instead of at its next poll.
+        self.outbox_signal = asyncio.Event()
+
+    async def ping(self) -> bool:
+        try:
+            await self.client.admin.command("ping")
+            return True
+        except Exception:
+            return False
+
+    async def ensure_indexes(self) -> None:
+        await self.db[OUTBOX].create_index([("published_at", ASCENDING), ("order", ASCENDING)])
+
+    async def transaction(
+        self,
+        work: Callable[[Transaction], Awaitable[T]],
+        *,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+    ) -> T:
+        """Run ``work`` in one transaction with its outbox writes; retried whole on transient conflicts."""
+        result: list[T] = []
+        emitted = False
+
+        async def attempt(session: AsyncClientSession) -> None:
+            nonlocal emitted
+            result.clear()
+            tx = Transaction(session, self.db, self.source, correlation_id, causation_id)
+            value = await work(tx)
+            await tx._flush_outbox()
+            emitted = bool(tx.emitted)
+            result.append(value)
+
+        async with self.client.start_session() as session:
+            await session.with_transaction(attempt)
+        if emitted:
+            self.outbox_signal.set()
+        return result[0]
+
+    async def handle_once(
+        self,
+        consumer: str,
+        envelope: Envelope[Event],
+        work: Callable[[Transaction], Awaitable[None]],
+    ) -> bool:
+        """Apply ``work`` for an event unless this consumer already did. Returns False for a duplicate."""
+        marker = f"{consumer}:{envelope.id}"
+        if await self.db[PROCESSED_EVENTS].find_one({"_id": marker}, projection={"_id": 1}) is not None:
+            return False
+
+        async def work_and_mark(tx: Transaction) -> None:
+            await tx.db[PROCESSED_EVENTS].insert_one(
+                {
+                    "_id": marker,
+                    "consumer": consumer,
+                    "event_id": envelope.id,
+                    "type": envelope.event.ce_type(),
+                    "subject": envelope.key,
+                    "handled_at": datetime.now(UTC),
+                },
+                session=tx.session,
+            )
+            await work(tx)
+
+        try:
+            await self.transaction(
+                work_and_mark, correlation_id=envelope.correlation_id, causation_id=envelope.id
+            )
+        except DuplicateKeyError as exc:
+            # Another replica handled it between our check and our insert; its effect stands alone.
+            if PROCESSED_EVENTS in str(exc):
+                return False
+            raise
+        return True
+
+    async def close(self) -> None:
+        await self.client.close()

@@ -1,0 +1,44 @@
+"""Settings from the environment, all under one prefix: ``KARIZ_``.
+
+A service subclasses :class:`ServiceSettings` and adds its own fields; every field is read from
+``KARIZ_<FIELD>`` (for example ``KARIZ_KAFKA_BOOTSTRAP_SERVERS``).
+"""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "KARIZ_"
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    service_name: str = "kariz"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    log_level: str = "INFO"
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    # On for real Kafka; the embedded Tansu broker cannot do InitProducerId, so the dev stack turns it off.
+    kafka_enable_idempotence: bool = True
+    kafka_topic_partitions: int = 3
+    kafka_replication_factor: int = 1
+    # Creating topics is the platform's job in production (Strimzi KafkaTopic); the dev stack does it.
+    kafka_create_topics: bool = False
+
+    mongodb_uri: str = "mongodb://127.0.0.1:27017/?directConnection=true"
+    # Empty means "kariz_<service_name>": each service owns its own database.
+    mongodb_database: str = ""
+    mongodb_timeout_ms: int = 5000
+
+    outbox_poll_interval_s: float = 0.5
+    outbox_batch_size: int = 200
+    # Bounded retries before a message whose handler keeps failing goes to the dead letters.
+    consumer_max_attempts: int = 5
+    consumer_retry_backoff_s: float = 0.2
+    shutdown_grace_s: float = 10.0
+
+    @property
+    def database_name(self) -> str:
+        return self.mongodb_database or f"kariz_{self.service_name}"

@@ -1,0 +1,98 @@
+"""pytest fixtures: ``backends`` (a running broker and database for the whole session) and
+``settings_for`` (service settings pointing at them, with a database of the test's own)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from kariz_shared.messaging import ensure_topics
+from kariz_shared.settings import ServiceSettings
+from kariz_shared.testing import Backends, unique
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def _docker_available() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True, timeout=20).returncode == 0
+
+
+def _embedded() -> Iterator[Backends]:
+    from kariz_shared.embedded import EmbeddedBackends, free_port
+
+    data = Path(tempfile.mkdtemp(prefix="kariz-test-"))
+    running = EmbeddedBackends(kafka_port=free_port(), mongodb_port=free_port(), data_dir=data).start()
+    try:
+        yield Backends(running.kafka_bootstrap, running.mongodb_uri, kafka_idempotence=False)
+    finally:
+        running.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def _docker() -> Iterator[Backends]:
+    if not _docker_available():
+        pytest.skip("KARIZ_TEST_BACKENDS=docker but no Docker engine answers `docker info`")
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.waiting_utils import wait_for_logs
+    from testcontainers.kafka import KafkaContainer
+
+    with KafkaContainer("confluentinc/cp-kafka:7.6.1").with_kraft() as kafka:
+        mongo = DockerContainer("mongo:7").with_command("--replSet rs0 --bind_ip_all").with_exposed_ports(27017)
+        with mongo:
+            wait_for_logs(mongo, "Waiting for connections")
+            mongo.exec(["mongosh", "--quiet", "--eval", "rs.initiate()"])
+            host, port = mongo.get_container_host_ip(), mongo.get_exposed_port(27017)
+            yield Backends(
+                kafka.get_bootstrap_server(), f"mongodb://{host}:{port}/?directConnection=true", kafka_idempotence=True
+            )
+
+
+def _external() -> Iterator[Backends]:
+    kafka = os.environ.get("KARIZ_KAFKA_BOOTSTRAP_SERVERS")
+    mongo = os.environ.get("KARIZ_MONGODB_URI")
+    if not kafka or not mongo:
+        pytest.skip("KARIZ_TEST_BACKENDS=external needs KARIZ_KAFKA_BOOTSTRAP_SERVERS and KARIZ_MONGODB_URI")
+    idem = os.environ.get("KARIZ_KAFKA_ENABLE_IDEMPOTENCE", "true").lower() == "true"
+    yield Backends(kafka, mongo, kafka_idempotence=idem)
+
+
+@pytest.fixture(scope="session")
+def backends() -> Iterator[Backends]:
+    kind = os.environ.get("KARIZ_TEST_BACKENDS", "embedded")
+    factory = {"embedded": _embedded, "docker": _docker, "external": _external}.get(kind)
+    if factory is None:
+        raise pytest.UsageError(f"KARIZ_TEST_BACKENDS={kind!r}: use embedded, docker or external")
+    for b in factory():
+        asyncio.run(ensure_topics(b.kafka_bootstrap, partitions=3))
+        yield b
+
+
+@pytest.fixture
+def settings_for(backends: Backends) -> Callable[..., Any]:
+    """``settings_for(LeadsSettings, service_name="leads", reps=...)``: settings on the test backends,
+    with a fresh database so tests do not see each other's data."""
+
+    def make(cls: type[S], **overrides: Any) -> S:
+        name = overrides.get("service_name", "test")
+        values: dict[str, Any] = {
+            "kafka_bootstrap_servers": backends.kafka_bootstrap,
+            "kafka_enable_idempotence": backends.kafka_idempotence,
+            "mongodb_uri": backends.mongodb_uri,
+            "mongodb_database": unique(f"test_{name}"),
+            "outbox_poll_interval_s": 0.2,
+            "consumer_retry_backoff_s": 0.05,
+            **overrides,
+        }
+        return cls(**values)
+
+    return make

@@ -1,0 +1,69 @@
+"""The shared spine against the real broker and database: outbox relay, handle-once, dead letters."""
+
+from __future__ import annotations
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from kariz_shared.envelope import Envelope
+from kariz_shared.errors import RejectedEvent
+from kariz_shared.events import LeadCaptured, LeadDisqualified, ScoreLine, dead_letter_topic
+from kariz_shared.persistence import Transaction
+from kariz_shared.service import Service
+from kariz_shared.settings import ServiceSettings
+from kariz_shared.testing import publish, publish_raw, reading, running, unique
+
+from .test_envelope import captured
+
+pytestmark = pytest.mark.integration
+
+
+def make_service(settings: ServiceSettings) -> Service:
+    service = Service(settings, title="probe", description="test service", publishes=[LeadDisqualified])
+
+    async def on_captured(event: LeadCaptured, tx: Transaction) -> None:
+        if event.campaign == "reject":
+            raise RejectedEvent("campaign says reject")
+        await tx.db.seen.insert_one({"lead_id": event.lead_id}, session=tx.session)
+        tx.emit(
+            LeadDisqualified(
+                lead_id=event.lead_id, owner=event.owner, reason="probe", score=0,
+                breakdown=[ScoreLine(rule="r", matched="m", points=0)], disqualified_at=event.captured_at,
+            )
+        )
+
+    service.subscribe(LeadCaptured, on_captured, group_id=unique("probe"))
+    return service
+
+
+async def test_consumed_once_emitted_through_outbox_and_poison_dead_lettered(settings_for, backends) -> None:  # type: ignore[no-untyped-def]
+    settings = settings_for(ServiceSettings, service_name="probe")
+    service = make_service(settings)
+    lead = unique("L")
+    env = Envelope(event=captured(lead), source="/kariz/leads", correlation_id=f"corr-{lead}")
+    bad = unique("L")
+    rejected = Envelope(event=captured(bad).model_copy(update={"campaign": "reject"}), source="/t", correlation_id="c")
+    out = LeadDisqualified.topic()
+    async with reading(backends.kafka_bootstrap, out, dead_letter_topic(LeadCaptured.topic())) as reader:
+        async with running(service) as http:
+            await publish_raw(backends.kafka_bootstrap, LeadCaptured.topic(), lead.encode(), b"{not json", {})
+            await publish(backends.kafka_bootstrap, env)
+            await publish(backends.kafka_bootstrap, env)  # redelivery of the same event id
+            await publish(backends.kafka_bootstrap, rejected)
+            [rec] = await reader.wait_for(lambda r: r.topic == out and r.key == lead)
+            dlq = await reader.wait_for(lambda r: r.topic.endswith(".dlq") and r.key in (lead, bad), count=2)
+            assert (await http.get("/readyz")).json()["checks"] == {"database": True, "broker": True}
+            metrics = (await http.get("/metrics")).text
+            assert 'kariz_events_consumed_total{outcome="duplicate"' in metrics or "duplicate" in metrics
+        assert rec.headers["ce_correlationid"] == f"corr-{lead}"
+        assert rec.headers["ce_causationid"] == env.id
+        assert rec.headers["ce_type"] == "kariz.lead-disqualified.v1"
+        reasons = {r.key: r.headers["dlq_error"] for r in dlq}
+        assert "not JSON" in reasons[lead] or "missing CloudEvents headers" in reasons[lead]
+        assert "campaign says reject" in reasons[bad]
+        assert all(r.headers["dlq_original_topic"] == LeadCaptured.topic() for r in dlq)
+        assert len(reader.of(out, lead)) == 1
+
+    db = AsyncMongoClient(backends.mongodb_uri)[settings.database_name]
+    assert await db.seen.count_documents({"lead_id": lead}) == 1
+    assert await db.outbox.count_documents({"published_at": None}) == 0
