@@ -31,6 +31,7 @@ from kariz_shared.settings import ServiceSettings
 
 E = TypeVar("E", bound=Event)
 StartupHook = Callable[[Store], Awaitable[None]]
+Worker = Callable[[], Awaitable[None]]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,8 @@ class Service:
             )
         self._startup_hooks: list[StartupHook] = [Store.ensure_indexes]
         self._relay_task: asyncio.Task[None] | None = None
+        self._workers: list[tuple[str, Worker]] = []
+        self._worker_tasks: list[asyncio.Task[None]] = []
         self.api = FastAPI(title=title, description=description, version=version, lifespan=self._lifespan)
         http.install(self.api, self.name)
         self._add_operational_routes()
@@ -77,6 +80,11 @@ class Service:
         self._startup_hooks.append(hook)
         return hook
 
+    def add_worker(self, name: str, worker: Worker) -> None:
+        """Run ``worker()`` in the background while the service runs (e.g. a delivery loop); it is
+        cancelled at shutdown, so it must keep its progress in the database, not in memory."""
+        self._workers.append((name, worker))
+
     # --- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -90,11 +98,18 @@ class Service:
             )
         await self.broker.start()
         self._relay_task = asyncio.create_task(self.relay.run(), name=f"{self.name}-outbox-relay")
+        self._worker_tasks = [asyncio.create_task(w(), name=f"{self.name}-{n}") for n, w in self._workers]
         log.info("service started", extra={"port": self.settings.http_port})
 
     async def stop(self) -> None:
         # Consumers first (finish the message in hand), then flush the outbox, then close the clients.
         await self.broker.stop()
+        for task in self._worker_tasks:
+            task.cancel()
+        for task in self._worker_tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._worker_tasks = []
         if self._relay_task is not None:
             await self.relay.stop()
             self._relay_task.cancel()
