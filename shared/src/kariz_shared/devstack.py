@@ -1,0 +1,254 @@
+"""``kariz-dev``: the whole of Kariz on one machine (``make run``), or just its backends (``make backends``).
+
+``kariz-dev run`` starts the embedded broker and database (unless ``KARIZ_KAFKA_BOOTSTRAP_SERVERS`` and
+``KARIZ_MONGODB_URI`` point at real ones), creates the topics, starts a mail sink and a webhook sink so
+notifications can be seen, starts the four services as separate processes, waits until every
+``/readyz`` answers, prints where everything is, and on Ctrl-C stops it all cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from email import message_from_bytes
+from email.policy import default as default_policy
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+from kariz_shared.messaging import ensure_topics
+from kariz_shared.webhooks import verify
+
+SERVICE_PORTS = {"leads": 8001, "qualification": 8002, "deals": 8003, "notifications": 8004}
+KAFKA_PORT = 9092
+MONGODB_PORT = 27017
+SMTP_PORT = 8025
+WEBHOOK_PORT = 8005
+WEBHOOK_SECRET = "kariz-dev-secret"  # the dev sink's secret; real subscribers configure their own
+DEFAULT_DATA_DIR = ".kariz-data"
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log: IO[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM (graceful shutdown), then SIGKILL if it does not finish in time."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+        return self.process.returncode
+
+
+def start_service(name: str, port: int, env: dict[str, str], log_dir: Path) -> ServiceProcess:
+    """Start one service as its own process, as ``python -m kariz_<name>`` (what ``kariz-<name>`` runs)."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = (log_dir / f"{name}.log").open("ab")
+    full_env = {**os.environ, **env, "KARIZ_HTTP_PORT": str(port)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", f"kariz_{name}"], env=full_env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    return ServiceProcess(name, port, process, log)
+
+
+async def wait_ready(services: list[ServiceProcess], timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    pending = {s.name: s for s in services}
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        while pending:
+            for name, svc in list(pending.items()):
+                if svc.process.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {svc.process.returncode}; see its log")
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"{svc.url}/readyz")).status_code == 200:
+                        del pending[name]
+            if pending and time.monotonic() > deadline:
+                raise TimeoutError(f"not ready after {timeout:.0f}s: {', '.join(pending)}")
+            await asyncio.sleep(0.25)
+
+
+# --- sinks, so a person (or a test) can see what notifications sent -----------------------------
+
+
+class MailSink:
+    """An SMTP server that keeps each message as an .eml file."""
+
+    def __init__(self, folder: Path, port: int = SMTP_PORT) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.controller = Controller(self, hostname="127.0.0.1", port=port)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd API)
+        message = message_from_bytes(envelope.content, policy=default_policy)
+        name = f"{time.time_ns()}.eml"
+        (self.folder / name).write_bytes(envelope.content)
+        print(f"  mail  -> {', '.join(envelope.rcpt_tos)}: {message['Subject']}", flush=True)
+        return "250 Message accepted for delivery"
+
+    def start(self) -> None:
+        self.controller.start()
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
+def webhook_sink_app(folder: Path, secret: str = WEBHOOK_SECRET) -> Any:
+    """A webhook subscriber that checks the signature and keeps each delivery as a JSON file."""
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
+
+    folder.mkdir(parents=True, exist_ok=True)
+    app = FastAPI(title="Kariz dev webhook sink")
+
+    @app.post("/webhooks/kariz")
+    async def receive(request: Request) -> JSONResponse:
+        body = await request.body()
+        headers = dict(request.headers)
+        valid = verify(secret, body, headers)
+        record = {"signature_valid": valid, "headers": headers, "body": json.loads(body or b"null")}
+        (folder / f"{time.time_ns()}.json").write_text(json.dumps(record, indent=2))
+        print(f"  hook  <- {headers.get('x-kariz-event-type')} signature {'ok' if valid else 'INVALID'}", flush=True)
+        return JSONResponse({"received": valid}, status_code=200 if valid else 401)
+
+    @app.get("/webhooks/kariz")
+    async def received() -> list[dict[str, Any]]:
+        return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+
+    return app
+
+
+# --- the commands -------------------------------------------------------------------------------
+
+
+def _backends_wanted() -> bool:
+    return not (os.environ.get("KARIZ_KAFKA_BOOTSTRAP_SERVERS") and os.environ.get("KARIZ_MONGODB_URI"))
+
+
+async def _until_stopped() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def _run(args: argparse.Namespace, with_services: bool) -> None:
+    import uvicorn
+
+    from kariz_shared.embedded import EmbeddedBackends
+
+    data = Path(args.data_dir).resolve()
+    embedded: EmbeddedBackends | None = None
+    services: list[ServiceProcess] = []
+    sink: MailSink | None = None
+    hook_server: uvicorn.Server | None = None
+    hook_task: asyncio.Task[None] | None = None
+    try:
+        if _backends_wanted():
+            print(f"starting the embedded broker (:{args.kafka_port}) and database (:{args.mongodb_port}) ...")
+            embedded = EmbeddedBackends(kafka_port=args.kafka_port, mongodb_port=args.mongodb_port, data_dir=data)
+            await asyncio.to_thread(embedded.start)
+            env = {
+                "KARIZ_KAFKA_BOOTSTRAP_SERVERS": embedded.kafka_bootstrap,
+                "KARIZ_MONGODB_URI": embedded.mongodb_uri,
+                "KARIZ_KAFKA_ENABLE_IDEMPOTENCE": "false",  # Tansu has no InitProducerId
+            }
+        else:
+            print("using the Kafka and MongoDB from KARIZ_KAFKA_BOOTSTRAP_SERVERS / KARIZ_MONGODB_URI")
+            env = {}
+        bootstrap = env.get("KARIZ_KAFKA_BOOTSTRAP_SERVERS") or os.environ["KARIZ_KAFKA_BOOTSTRAP_SERVERS"]
+        created = await ensure_topics(bootstrap, partitions=args.partitions)
+        print(f"topics ready ({len(created)} created)")
+
+        if with_services:
+            sink = MailSink(data / "mail", port=args.smtp_port)
+            sink.start()
+            hook_server = uvicorn.Server(
+                uvicorn.Config(webhook_sink_app(data / "webhooks"), host="127.0.0.1", port=args.webhook_port,
+                               log_level="warning")
+            )
+            hook_task = asyncio.create_task(hook_server.serve())
+            env |= {
+                "KARIZ_SMTP_HOST": "127.0.0.1",
+                "KARIZ_SMTP_PORT": str(args.smtp_port),
+                "KARIZ_WEBHOOK_SUBSCRIBERS": json.dumps(
+                    [{"name": "dev-sink", "url": f"http://127.0.0.1:{args.webhook_port}/webhooks/kariz",
+                      "secret": WEBHOOK_SECRET, "events": ["*"]}]
+                ),
+            }
+            for name, port in SERVICE_PORTS.items():
+                services.append(start_service(name, port, env, data / "logs"))
+            print("starting leads, qualification, deals, notifications ...")
+            await wait_ready(services)
+
+        _print_summary(data, bootstrap, env, services, args, with_services)
+        await _until_stopped()
+        print("\nstopping ...")
+    finally:
+        for svc in reversed(services):
+            await asyncio.to_thread(svc.stop)
+        if hook_server is not None and hook_task is not None:
+            hook_server.should_exit = True
+            await hook_task
+        if sink is not None:
+            sink.stop()
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+        print("stopped")
+
+
+def _print_summary(
+    data: Path, bootstrap: str, env: dict[str, str], services: list[ServiceProcess], args: argparse.Namespace,
+    with_services: bool,
+) -> None:
+    print("\nKariz is running.\n")
+    for svc in services:
+        print(f"  {svc.name:<14} {svc.url}   (log: {data / 'logs' / (svc.name + '.log')})")
+    print(f"  {'kafka':<14} {bootstrap}")
+    print(f"  {'mongodb':<14} {env.get('KARIZ_MONGODB_URI') or os.environ.get('KARIZ_MONGODB_URI')}")
+    if with_services:
+        print(f"  {'mail sink':<14} smtp://127.0.0.1:{args.smtp_port}  -> {data / 'mail'}")
+        print(f"  {'webhook sink':<14} http://127.0.0.1:{args.webhook_port}/webhooks/kariz  -> {data / 'webhooks'}")
+    print(f"  {'data':<14} {data}\n\nCtrl-C stops everything.", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="kariz-dev", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["run", "backends"], help="run: everything; backends: broker + database")
+    parser.add_argument("--data-dir", default=os.environ.get("KARIZ_DATA_DIR", DEFAULT_DATA_DIR))
+    parser.add_argument("--kafka-port", type=int, default=KAFKA_PORT)
+    parser.add_argument("--mongodb-port", type=int, default=MONGODB_PORT)
+    parser.add_argument("--smtp-port", type=int, default=SMTP_PORT)
+    parser.add_argument("--webhook-port", type=int, default=WEBHOOK_PORT)
+    parser.add_argument("--partitions", type=int, default=3)
+    args = parser.parse_args()
+    asyncio.run(_run(args, with_services=args.command == "run"))
+
+
+if __name__ == "__main__":
+    main()
