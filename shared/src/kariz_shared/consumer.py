@@ -22,7 +22,7 @@ from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
 from kariz_shared.envelope import Envelope, InvalidEnvelope, decode
 from kariz_shared.errors import RejectedEvent
-from kariz_shared.events import Event
+from kariz_shared.events import Event, dead_letter_topic
 from kariz_shared.logging import correlation_id
 from kariz_shared.messaging import send_to_dead_letters
 from kariz_shared.metrics import dead_letters, event_handle_seconds, events_consumed
@@ -71,6 +71,14 @@ def subscribe(service: Service, event_cls: type[E], handler: Handler[E], *, grou
         dead_letters.labels(name, topic, reason).inc()
         events_consumed.labels(name, topic, "dead_lettered").inc()
         log.error("dead-lettered a message", extra={"topic": topic, "offset": raw.offset, "error": error})
+
+    # Declared so the AsyncAPI document shows where this consumer's dead letters go.
+    service.broker.publisher(
+        dead_letter_topic(topic),
+        title=f"{dead_letter_topic(topic)}:{group}",
+        description=f"Dead letters of {group}: original key, value and headers plus dlq_* headers "
+        "(original topic, partition, offset, consumer group, error, attempts)",
+    )
 
     @service.broker.subscriber(
         topic,

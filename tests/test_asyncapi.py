@@ -1,0 +1,53 @@
+"""Each service's AsyncAPI document is generated from its code, lists every topic it reads and writes,
+and the committed copy in docs/asyncapi/ is current (run `make asyncapi` after changing events)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kariz_shared.asyncapi import SERVICES, build_service, document, topics_of
+from kariz_shared.events import (
+    DealLost,
+    DealOpened,
+    DealWon,
+    Event,
+    LeadCaptured,
+    LeadDisqualified,
+    LeadQualified,
+    StageChanged,
+    dead_letter_topic,
+)
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "asyncapi"
+
+# The events table of the README, as data: what each service writes and reads.
+EXPECTED: dict[str, tuple[list[type[Event]], list[type[Event]]]] = {
+    "leads": ([LeadCaptured], [LeadQualified, LeadDisqualified]),
+    "qualification": ([LeadQualified, LeadDisqualified], [LeadCaptured]),
+    "deals": ([DealOpened, StageChanged, DealWon, DealLost], [LeadQualified]),
+    "notifications": ([], [LeadQualified, StageChanged, DealWon, DealLost]),
+}
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_document_lists_every_topic_the_service_reads_and_writes(name: str) -> None:
+    writes, reads = EXPECTED[name]
+    doc = document(build_service(name))
+    topics = topics_of(doc)
+    assert topics["receive"] == {cls.topic() for cls in reads}
+    # A consumer also writes its dead letters.
+    assert topics["send"] == {cls.topic() for cls in writes} | {dead_letter_topic(cls.topic()) for cls in reads}
+    schemas = doc["components"]["schemas"]
+    for cls in writes + reads:
+        assert schemas[cls.__name__]["title"] == cls.__name__
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_committed_document_is_current(name: str) -> None:
+    committed = DOCS / f"{name}.json"
+    assert committed.exists(), f"{committed} is missing: run `make asyncapi`"
+    generated = json.loads(json.dumps(document(build_service(name)), sort_keys=True))
+    assert json.loads(committed.read_text()) == generated, f"{committed} is stale: run `make asyncapi`"
