@@ -35,6 +35,10 @@ def document(service: Service) -> dict[str, Any]:
         schema_version="3.0.0",
     )
     doc: dict[str, Any] = json.loads(spec.to_specification().to_json())
+    # The document describes the interface, not one machine: name the setting, not this host's value.
+    for server in doc.get("servers", {}).values():
+        server["host"] = "kafka:9092"
+        server["description"] = "The Kafka cluster named by KARIZ_KAFKA_BOOTSTRAP_SERVERS"
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     messages = doc["components"].setdefault("messages", {})
     # Consumers read raw bytes (to dead-letter what does not parse), so FastStream cannot see their
