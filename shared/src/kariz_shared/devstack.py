@@ -236,10 +236,35 @@ def _print_summary(
     print(f"  {'data':<14} {data}\n\nCtrl-C stops everything.", flush=True)
 
 
+async def _tail(bootstrap: str, topics: list[str], follow: bool) -> None:
+    """Print each record of the topics from the beginning: key, headers and value."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        while True:
+            batches = await consumer.getmany(timeout_ms=1000)
+            for records in batches.values():
+                for r in records:
+                    headers = {k: v.decode() for k, v in r.headers}
+                    print(json.dumps({"topic": r.topic, "partition": r.partition, "offset": r.offset,
+                                      "key": r.key.decode() if r.key else None, "headers": headers,
+                                      "value": json.loads(r.value or b"null")}), flush=True)
+            if not batches and not follow:
+                return
+    finally:
+        await consumer.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="kariz-dev", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["run", "backends"], help="run: everything; backends: broker + database")
+    parser.add_argument("command", choices=["run", "backends", "tail"],
+                        help="run: everything; backends: broker + database; tail TOPIC...: print records")
+    parser.add_argument("topics", nargs="*", help="with tail: the topics to print")
+    parser.add_argument("--follow", action="store_true", help="with tail: keep waiting for new records")
     parser.add_argument("--data-dir", default=os.environ.get("KARIZ_DATA_DIR", DEFAULT_DATA_DIR))
     parser.add_argument("--kafka-port", type=int, default=KAFKA_PORT)
     parser.add_argument("--mongodb-port", type=int, default=MONGODB_PORT)
@@ -247,6 +272,10 @@ def main() -> None:
     parser.add_argument("--webhook-port", type=int, default=WEBHOOK_PORT)
     parser.add_argument("--partitions", type=int, default=3)
     args = parser.parse_args()
+    if args.command == "tail":
+        bootstrap = os.environ.get("KARIZ_KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{args.kafka_port}")
+        asyncio.run(_tail(bootstrap, args.topics or ["kariz.deal-won.v1"], args.follow))
+        return
     asyncio.run(_run(args, with_services=args.command == "run"))
 
 

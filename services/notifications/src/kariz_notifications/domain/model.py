@@ -1,0 +1,123 @@
+"""What notifications talks about: channels, deliveries and their messages, subscribers, hand-overs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from kariz_shared.events import DealLost, DealWon, Event, LeadQualified, StageChanged
+
+#: The events that turn into messages. A webhook subscriber may subscribe only to these (or to all).
+NOTIFYING_EVENTS: tuple[type[Event], ...] = (LeadQualified, StageChanged, DealWon, DealLost)
+ALL_EVENTS = "*"
+
+
+class EventType(StrEnum):
+    LEAD_QUALIFIED = LeadQualified.__name__
+    STAGE_CHANGED = StageChanged.__name__
+    DEAL_WON = DealWon.__name__
+    DEAL_LOST = DealLost.__name__
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    WEBHOOK = "webhook"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class HandoverStatus(StrEnum):
+    OPEN = "open"
+
+
+@dataclass(frozen=True)
+class Email:
+    to: str
+    subject: str
+    body: str
+
+
+@dataclass(frozen=True)
+class WebhookPost:
+    url: str
+    subscriber: str
+    #: The exact JSON text that is signed and sent, so every attempt carries the same bytes.
+    body: str
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """A system that receives events by signed webhook. Its secret stays in the settings."""
+
+    name: str
+    url: str
+    events: frozenset[str]
+
+    def wants(self, event_type: str) -> bool:
+        return ALL_EVENTS in self.events or event_type in self.events
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who hears about what, besides the deal's or lead's owner."""
+
+    team: tuple[str, ...] = ()
+    handover: tuple[str, ...] = ()
+    subscribers: tuple[Subscriber, ...] = ()
+
+
+@dataclass(frozen=True)
+class EventContext:
+    """What the envelope says about an event that the event itself does not."""
+
+    event_id: str
+    correlation_id: str
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message for one recipient over one channel, caused by one event."""
+
+    key: str
+    channel: Channel
+    recipient: str
+    event_type: str
+    event_id: str
+    subject: str
+    correlation_id: str
+    message: Email | WebhookPost
+
+
+@dataclass(frozen=True)
+class Handover:
+    """The post-sale hand-over of a won account to onboarding and support."""
+
+    deal_id: str
+    lead_id: str
+    account_id: str
+    account_name: str
+    owner: str
+    amount: Decimal
+    currency: str
+    won_at: datetime
+    status: HandoverStatus = HandoverStatus.OPEN
+
+
+@dataclass(frozen=True)
+class Attempt:
+    at: datetime
+    succeeded: bool
+    duration_ms: int
+    error: str | None = None
+    status_code: int | None = None
+
+    @property
+    def outcome(self) -> str:
+        return "sent" if self.succeeded else "failed"
