@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from kariz_shared.asyncapi import SERVICES, build_service, document, topics_of
 from kariz_shared.events import (
     DealLost,
@@ -39,7 +38,9 @@ def test_document_lists_every_topic_the_service_reads_and_writes(name: str) -> N
     topics = topics_of(doc)
     assert topics["receive"] == {cls.topic() for cls in reads}
     # A consumer also writes its dead letters.
-    assert topics["send"] == {cls.topic() for cls in writes} | {dead_letter_topic(cls.topic()) for cls in reads}
+    assert topics["send"] == {cls.topic() for cls in writes} | {
+        dead_letter_topic(cls.topic()) for cls in reads
+    }
     schemas = doc["components"]["schemas"]
     for cls in writes + reads:
         assert schemas[cls.__name__]["title"] == cls.__name__

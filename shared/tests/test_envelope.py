@@ -1,7 +1,6 @@
 from datetime import UTC, datetime
 
 import pytest
-
 from kariz_shared.envelope import Envelope, InvalidEnvelope, decode
 from kariz_shared.events import Company, Contact, LeadCaptured, LeadSource
 
@@ -22,7 +21,12 @@ def test_round_trip_keeps_every_attribute() -> None:
     env = Envelope(event=captured(), source="/kariz/leads", correlation_id="c-1", causation_id="e-0")
     back = decode(env.topic, env.key.encode(), env.value(), env.headers())
     assert back.event == env.event
-    assert (back.id, back.source, back.correlation_id, back.causation_id) == (env.id, "/kariz/leads", "c-1", "e-0")
+    assert (back.id, back.source, back.correlation_id, back.causation_id) == (
+        env.id,
+        "/kariz/leads",
+        "c-1",
+        "e-0",
+    )
     assert env.topic == "kariz.lead-captured.v1"
     assert env.headers()["ce_subject"] == "L-1"
 
@@ -39,7 +43,10 @@ def test_unknown_fields_are_ignored() -> None:
         (lambda t, k, v, h: (t, k, b"not json", h), "not JSON"),
         (lambda t, k, v, h: (t, k, b'{"lead_id": "L-1"}', h), "does not match LeadCaptured"),
         (lambda t, k, v, h: (t, k, v, {**h, "ce_type": "kariz.other.v1"}), "does not match topic"),
-        (lambda t, k, v, h: (t, k, v, {x: y for x, y in h.items() if x != "ce_id"}), "missing CloudEvents headers: ce_id"),
+        (
+            lambda t, k, v, h: (t, k, v, {x: y for x, y in h.items() if x != "ce_id"}),
+            "missing CloudEvents headers: ce_id",
+        ),
         (lambda t, k, v, h: (t, b"L-2", v, h), "not the aggregate id"),
         (lambda t, k, v, h: ("kariz.nope.v1", k, v, h), "no known Kariz event"),
     ],

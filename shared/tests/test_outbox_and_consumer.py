@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from pymongo import AsyncMongoClient
-
 from kariz_shared.envelope import Envelope
 from kariz_shared.errors import RejectedEvent
 from kariz_shared.events import LeadCaptured, LeadDisqualified, ScoreLine, dead_letter_topic
@@ -12,6 +10,7 @@ from kariz_shared.persistence import Transaction
 from kariz_shared.service import Service
 from kariz_shared.settings import ServiceSettings
 from kariz_shared.testing import publish, publish_raw, reading, running, unique
+from pymongo import AsyncMongoClient
 
 from .test_envelope import captured
 
@@ -27,8 +26,12 @@ def make_service(settings: ServiceSettings) -> Service:
         await tx.db.seen.insert_one({"lead_id": event.lead_id}, session=tx.session)
         tx.emit(
             LeadDisqualified(
-                lead_id=event.lead_id, owner=event.owner, reason="probe", score=0,
-                breakdown=[ScoreLine(rule="r", matched="m", points=0)], disqualified_at=event.captured_at,
+                lead_id=event.lead_id,
+                owner=event.owner,
+                reason="probe",
+                score=0,
+                breakdown=[ScoreLine(rule="r", matched="m", points=0)],
+                disqualified_at=event.captured_at,
             )
         )
 
@@ -42,7 +45,9 @@ async def test_consumed_once_emitted_through_outbox_and_poison_dead_lettered(set
     lead = unique("L")
     env = Envelope(event=captured(lead), source="/kariz/leads", correlation_id=f"corr-{lead}")
     bad = unique("L")
-    rejected = Envelope(event=captured(bad).model_copy(update={"campaign": "reject"}), source="/t", correlation_id="c")
+    rejected = Envelope(
+        event=captured(bad).model_copy(update={"campaign": "reject"}), source="/t", correlation_id="c"
+    )
     out = LeadDisqualified.topic()
     async with reading(backends.kafka_bootstrap, out, dead_letter_topic(LeadCaptured.topic())) as reader:
         async with running(service) as http:

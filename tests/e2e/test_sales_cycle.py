@@ -22,8 +22,6 @@ import pytest
 import uvicorn
 from aiosmtpd.controller import Controller
 from fastapi import FastAPI, Request
-from pymongo import AsyncMongoClient
-
 from kariz_shared.devstack import ServiceProcess, start_service, wait_ready
 from kariz_shared.embedded import free_port
 from kariz_shared.events import (
@@ -33,8 +31,9 @@ from kariz_shared.events import (
     LeadQualified,
     StageChanged,
 )
-from kariz_shared.testing import Backends, EventReader, eventually, reading, unique
+from kariz_shared.testing import Backends, eventually, reading, unique
 from kariz_shared.webhooks import verify
+from pymongo import AsyncMongoClient
 
 pytestmark = pytest.mark.e2e
 
@@ -47,7 +46,7 @@ CE_HEADERS = {"ce_id", "ce_source", "ce_type", "ce_specversion", "ce_time", "ce_
 class Inbox:
     messages: list[EmailMessage] = field(default_factory=list)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(message_from_bytes(envelope.content, policy=default_policy))  # type: ignore[arg-type]
         return "250 OK"
 
@@ -98,7 +97,9 @@ async def hooks() -> AsyncIterator[tuple[Hooks, int]]:
 
 
 @pytest.fixture(scope="module")
-async def stack(backends: Backends, inbox: Inbox, hooks: tuple[Hooks, int], tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+async def stack(
+    backends: Backends, inbox: Inbox, hooks: tuple[Hooks, int], tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
     hook_store, hook_port = hooks
     rep = f"{unique('rep')}@kariz.test"
     databases = {name: unique(f"e2e_{name}") for name in SERVICES}
@@ -113,7 +114,14 @@ async def stack(backends: Backends, inbox: Inbox, hooks: tuple[Hooks, int], tmp_
         "KARIZ_HANDOVER_EMAILS": json.dumps(["onboarding@kariz.test"]),
         "KARIZ_DELIVERY_BACKOFF_S": "0.2",
         "KARIZ_WEBHOOK_SUBSCRIBERS": json.dumps(
-            [{"name": "finance", "url": f"http://127.0.0.1:{hook_port}/hook", "secret": SECRET, "events": ["DealWon"]}]
+            [
+                {
+                    "name": "finance",
+                    "url": f"http://127.0.0.1:{hook_port}/hook",
+                    "secret": SECRET,
+                    "events": ["DealWon"],
+                }
+            ]
         ),
     }
     processes: list[ServiceProcess] = []
@@ -150,14 +158,24 @@ async def test_a_lead_goes_from_capture_to_won_with_email_and_signed_webhook(sta
     correlation_id = unique("corr")
     email = f"{unique('buyer')}@globex-e2e.example"
     lead_body = {
-        "contact": {"first_name": " Grace ", "last_name": "Hopper", "email": email.upper(), "title": "VP Engineering"},
+        "contact": {
+            "first_name": " Grace ",
+            "last_name": "Hopper",
+            "email": email.upper(),
+            "title": "VP Engineering",
+        },
         "company": {"name": "Globex", "industry": "software", "size": 450, "country": "DE"},
         "source": "referral",
         "campaign": "customer-referrals-q4",
         "consent": True,
     }
-    async with reading(stack.backends.kafka_bootstrap, *_topics()) as reader, httpx.AsyncClient(timeout=15) as http:
-        created = await http.post(f"{stack.urls['leads']}/leads", json=lead_body, headers={"X-Correlation-Id": correlation_id})
+    async with (
+        reading(stack.backends.kafka_bootstrap, *_topics()) as reader,
+        httpx.AsyncClient(timeout=15) as http,
+    ):
+        created = await http.post(
+            f"{stack.urls['leads']}/leads", json=lead_body, headers={"X-Correlation-Id": correlation_id}
+        )
         assert created.status_code == 201, created.text
         lead = created.json()
         lead_id = lead["id"]
@@ -205,8 +223,12 @@ async def test_a_lead_goes_from_capture_to_won_with_email_and_signed_webhook(sta
             lambda r: r.topic == StageChanged.topic() and r.key == deal_id, count=len(path)
         )
         assert [(c.body["from_stage"], c.body["to_stage"]) for c in changes] == [
-            ("qualification", "discovery"), ("discovery", "demo"), ("demo", "proposal"),
-            ("proposal", "negotiation"), ("negotiation", "contract"), ("contract", "won"),
+            ("qualification", "discovery"),
+            ("discovery", "demo"),
+            ("demo", "proposal"),
+            ("proposal", "negotiation"),
+            ("negotiation", "contract"),
+            ("contract", "won"),
         ], "StageChanged must arrive in order for one deal"
         for change in changes:
             _assert_cloudevent(change, StageChanged.topic(), deal_id, correlation_id, "/kariz/deals")
@@ -217,16 +239,31 @@ async def test_a_lead_goes_from_capture_to_won_with_email_and_signed_webhook(sta
         deal = (await http.get(f"{stack.urls['deals']}/deals/{deal_id}")).json()
         assert deal["stage"] == "won"
         assert [h["stage"] for h in deal["stage_history"]] == [
-            "qualification", "discovery", "demo", "proposal", "negotiation", "contract", "won",
+            "qualification",
+            "discovery",
+            "demo",
+            "proposal",
+            "negotiation",
+            "contract",
+            "won",
         ]
 
         # The win reaches people: the team, the owner and onboarding by e-mail, finance by signed webhook.
         def mails_for_deal() -> list[EmailMessage]:
-            return [m for m in stack.inbox.messages if "Globex" in str(m["Subject"]) or deal_id in m.as_string()]
+            return [
+                m for m in stack.inbox.messages if "Globex" in str(m["Subject"]) or deal_id in m.as_string()
+            ]
 
-        await eventually(lambda: {"team@kariz.test", stack.rep, "onboarding@kariz.test"}
-                         <= {str(m["To"]) for m in mails_for_deal()}, timeout=30)
-        await eventually(lambda: [h for h in stack.hooks.received if json.loads(h[1])["subject"] == deal_id], timeout=30)
+        await eventually(
+            lambda: (
+                {"team@kariz.test", stack.rep, "onboarding@kariz.test"}
+                <= {str(m["To"]) for m in mails_for_deal()}
+            ),
+            timeout=30,
+        )
+        await eventually(
+            lambda: [h for h in stack.hooks.received if json.loads(h[1])["subject"] == deal_id], timeout=30
+        )
         [(headers, body)] = [h for h in stack.hooks.received if json.loads(h[1])["subject"] == deal_id]
         assert verify(SECRET, body, headers), "webhook signature must verify with the subscriber's secret"
         assert headers["x-kariz-event-type"] == DealWon.ce_type()
@@ -238,7 +275,9 @@ async def test_a_lead_goes_from_capture_to_won_with_email_and_signed_webhook(sta
         await _check_databases(stack, lead_id, deal_id)
 
         # Notifications shows what it delivered, and to whom.
-        log = (await http.get(f"{stack.urls['notifications']}/notifications", params={"subject": deal_id})).json()
+        log = (
+            await http.get(f"{stack.urls['notifications']}/notifications", params={"subject": deal_id})
+        ).json()
         assert {(d["channel"], d["status"]) for d in log["items"]} == {("email", "sent"), ("webhook", "sent")}
 
     # Exactly one of each event for this lead and deal: nothing was published twice.
@@ -260,8 +299,12 @@ async def _check_databases(stack: Stack, lead_id: str, deal_id: str) -> None:
         assert await dbs["qualification"].processed_events.count_documents({"subject": lead_id}) == 1
         deal = await dbs["deals"].deals.find_one({"_id": deal_id})
         assert deal is not None and deal["stage"] == "won"
-        assert await dbs["notifications"].deliveries.count_documents({"subject": deal_id, "status": "sent"}) >= 4
+        assert (
+            await dbs["notifications"].deliveries.count_documents({"subject": deal_id, "status": "sent"}) >= 4
+        )
         for name, db in dbs.items():
-            assert await db.outbox.count_documents({"published_at": None}) == 0, f"{name} left events unpublished"
+            assert await db.outbox.count_documents({"published_at": None}) == 0, (
+                f"{name} left events unpublished"
+            )
     finally:
         await client.close()

@@ -67,7 +67,15 @@ def _cloudevents_headers() -> dict[str, Any]:
     return {
         "type": "object",
         "description": "CloudEvents 1.0 attributes in Kafka binary mode",
-        "required": ["ce_id", "ce_source", "ce_type", "ce_specversion", "ce_time", "ce_subject", "content-type"],
+        "required": [
+            "ce_id",
+            "ce_source",
+            "ce_type",
+            "ce_specversion",
+            "ce_time",
+            "ce_subject",
+            "content-type",
+        ],
         "properties": {
             "ce_id": {**string, "description": "Event id, unique; consumers drop repeats by it"},
             "ce_source": {**string, "description": "/kariz/<service>"},
@@ -86,7 +94,11 @@ def _rewrite_refs(node: Any) -> Any:
     """pydantic writes ``#/$defs/X``; in AsyncAPI the shared schemas live in components."""
     if isinstance(node, dict):
         return {
-            k: (v.replace("#/$defs/", "#/components/schemas/") if k == "$ref" and isinstance(v, str) else _rewrite_refs(v))
+            k: (
+                v.replace("#/$defs/", "#/components/schemas/")
+                if k == "$ref" and isinstance(v, str)
+                else _rewrite_refs(v)
+            )
             for k, v in node.items()
         }
     if isinstance(node, list):

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka.annotations import KafkaMessage
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
@@ -46,7 +47,9 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, OperationFailure) and exc.code in (91, 189, 11600, 11602)  # shutdown, stepdown
 
 
-def subscribe(service: Service, event_cls: type[E], handler: Handler[E], *, group_id: str | None = None) -> None:
+def subscribe(
+    service: Service, event_cls: type[E], handler: Handler[E], *, group_id: str | None = None
+) -> None:
     """Register ``handler`` for ``event_cls`` on ``service``'s broker, wrapped as described above."""
     settings = service.settings
     topic = event_cls.topic()
@@ -55,7 +58,7 @@ def subscribe(service: Service, event_cls: type[E], handler: Handler[E], *, grou
     failures: dict[tuple[int, int], int] = {}
 
     async def dead_letter(msg: Any, reason: str, error: str, attempts: int) -> None:
-        raw = msg.raw_message
+        raw: ConsumerRecord[bytes, bytes] = msg.raw_message
         await send_to_dead_letters(
             service.broker,
             topic=topic,
@@ -90,7 +93,7 @@ def subscribe(service: Service, event_cls: type[E], handler: Handler[E], *, grou
         description=f"{settings.service_name} handles {event_cls.__name__}",
     )
     async def consume(msg: KafkaMessage) -> None:
-        raw = msg.raw_message
+        raw: ConsumerRecord[bytes, bytes] = msg.raw_message  # never a batch: batch=False
         position = (raw.partition, raw.offset)
         headers = {k: v for k, v in (raw.headers or [])}
         try:
@@ -101,9 +104,7 @@ def subscribe(service: Service, event_cls: type[E], handler: Handler[E], *, grou
         token = correlation_id.set(envelope.correlation_id)
         started = time.perf_counter()
         try:
-            handled = await service.store.handle_once(
-                group, envelope, lambda tx: handler(envelope.event, tx)
-            )
+            handled = await service.store.handle_once(group, envelope, lambda tx: handler(envelope.event, tx))
             events_consumed.labels(name, topic, "processed" if handled else "duplicate").inc()
             failures.pop(position, None)
         except RejectedEvent as exc:

@@ -67,7 +67,10 @@ def start_service(name: str, port: int, env: dict[str, str], log_dir: Path) -> S
     log = (log_dir / f"{name}.log").open("ab")
     full_env = {**os.environ, **env, "KARIZ_HTTP_PORT": str(port)}
     process = subprocess.Popen(
-        [sys.executable, "-m", f"kariz_{name}"], env=full_env, stdout=log, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", f"kariz_{name}"],
+        env=full_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     return ServiceProcess(name, port, process, log)
@@ -102,7 +105,7 @@ class MailSink:
         folder.mkdir(parents=True, exist_ok=True)
         self.controller = Controller(self, hostname="127.0.0.1", port=port)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd API)
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = message_from_bytes(envelope.content, policy=default_policy)
         name = f"{time.time_ns()}.eml"
         (self.folder / name).write_bytes(envelope.content)
@@ -131,7 +134,10 @@ def webhook_sink_app(folder: Path, secret: str = WEBHOOK_SECRET) -> Any:
         valid = verify(secret, body, headers)
         record = {"signature_valid": valid, "headers": headers, "body": json.loads(body or b"null")}
         (folder / f"{time.time_ns()}.json").write_text(json.dumps(record, indent=2))
-        print(f"  hook  <- {headers.get('x-kariz-event-type')} signature {'ok' if valid else 'INVALID'}", flush=True)
+        print(
+            f"  hook  <- {headers.get('x-kariz-event-type')} signature {'ok' if valid else 'INVALID'}",
+            flush=True,
+        )
         return JSONResponse({"received": valid}, status_code=200 if valid else 401)
 
     @app.get("/webhooks/kariz")
@@ -169,8 +175,12 @@ async def _run(args: argparse.Namespace, with_services: bool) -> None:
     hook_task: asyncio.Task[None] | None = None
     try:
         if _backends_wanted():
-            print(f"starting the embedded broker (:{args.kafka_port}) and database (:{args.mongodb_port}) ...")
-            embedded = EmbeddedBackends(kafka_port=args.kafka_port, mongodb_port=args.mongodb_port, data_dir=data)
+            print(
+                f"starting the embedded broker (:{args.kafka_port}) and database (:{args.mongodb_port}) ..."
+            )
+            embedded = EmbeddedBackends(
+                kafka_port=args.kafka_port, mongodb_port=args.mongodb_port, data_dir=data
+            )
             await asyncio.to_thread(embedded.start)
             env = {
                 "KARIZ_KAFKA_BOOTSTRAP_SERVERS": embedded.kafka_bootstrap,
@@ -188,16 +198,26 @@ async def _run(args: argparse.Namespace, with_services: bool) -> None:
             sink = MailSink(data / "mail", port=args.smtp_port)
             sink.start()
             hook_server = uvicorn.Server(
-                uvicorn.Config(webhook_sink_app(data / "webhooks"), host="127.0.0.1", port=args.webhook_port,
-                               log_level="warning")
+                uvicorn.Config(
+                    webhook_sink_app(data / "webhooks"),
+                    host="127.0.0.1",
+                    port=args.webhook_port,
+                    log_level="warning",
+                )
             )
             hook_task = asyncio.create_task(hook_server.serve())
             env |= {
                 "KARIZ_SMTP_HOST": "127.0.0.1",
                 "KARIZ_SMTP_PORT": str(args.smtp_port),
                 "KARIZ_WEBHOOK_SUBSCRIBERS": json.dumps(
-                    [{"name": "dev-sink", "url": f"http://127.0.0.1:{args.webhook_port}/webhooks/kariz",
-                      "secret": WEBHOOK_SECRET, "events": ["*"]}]
+                    [
+                        {
+                            "name": "dev-sink",
+                            "url": f"http://127.0.0.1:{args.webhook_port}/webhooks/kariz",
+                            "secret": WEBHOOK_SECRET,
+                            "events": ["*"],
+                        }
+                    ]
                 ),
             }
             for name, port in SERVICE_PORTS.items():
@@ -222,7 +242,11 @@ async def _run(args: argparse.Namespace, with_services: bool) -> None:
 
 
 def _print_summary(
-    data: Path, bootstrap: str, env: dict[str, str], services: list[ServiceProcess], args: argparse.Namespace,
+    data: Path,
+    bootstrap: str,
+    env: dict[str, str],
+    services: list[ServiceProcess],
+    args: argparse.Namespace,
     with_services: bool,
 ) -> None:
     print("\nKariz is running.\n")
@@ -232,7 +256,8 @@ def _print_summary(
     print(f"  {'mongodb':<14} {env.get('KARIZ_MONGODB_URI') or os.environ.get('KARIZ_MONGODB_URI')}")
     if with_services:
         print(f"  {'mail sink':<14} smtp://127.0.0.1:{args.smtp_port}  -> {data / 'mail'}")
-        print(f"  {'webhook sink':<14} http://127.0.0.1:{args.webhook_port}/webhooks/kariz  -> {data / 'webhooks'}")
+        hook_url = f"http://127.0.0.1:{args.webhook_port}/webhooks/kariz"
+        print(f"  {'webhook sink':<14} {hook_url}  -> {data / 'webhooks'}")
     print(f"  {'data':<14} {data}\n\nCtrl-C stops everything.", flush=True)
 
 
@@ -240,8 +265,13 @@ async def _tail(bootstrap: str, topics: list[str], follow: bool) -> None:
     """Print each record of the topics from the beginning: key, headers and value."""
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
-                                enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     try:
         while True:
@@ -249,9 +279,19 @@ async def _tail(bootstrap: str, topics: list[str], follow: bool) -> None:
             for records in batches.values():
                 for r in records:
                     headers = {k: v.decode() for k, v in r.headers}
-                    print(json.dumps({"topic": r.topic, "partition": r.partition, "offset": r.offset,
-                                      "key": r.key.decode() if r.key else None, "headers": headers,
-                                      "value": json.loads(r.value or b"null")}), flush=True)
+                    print(
+                        json.dumps(
+                            {
+                                "topic": r.topic,
+                                "partition": r.partition,
+                                "offset": r.offset,
+                                "key": r.key.decode() if r.key else None,
+                                "headers": headers,
+                                "value": json.loads(r.value or b"null"),
+                            }
+                        ),
+                        flush=True,
+                    )
             if not batches and not follow:
                 return
     finally:
@@ -259,10 +299,14 @@ async def _tail(bootstrap: str, topics: list[str], follow: bool) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="kariz-dev", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["run", "backends", "tail"],
-                        help="run: everything; backends: broker + database; tail TOPIC...: print records")
+    parser = argparse.ArgumentParser(
+        prog="kariz-dev", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "command",
+        choices=["run", "backends", "tail"],
+        help="run: everything; backends: broker + database; tail TOPIC...: print records",
+    )
     parser.add_argument("topics", nargs="*", help="with tail: the topics to print")
     parser.add_argument("--follow", action="store_true", help="with tail: keep waiting for new records")
     parser.add_argument("--data-dir", default=os.environ.get("KARIZ_DATA_DIR", DEFAULT_DATA_DIR))

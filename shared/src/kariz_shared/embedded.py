@@ -26,7 +26,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_port(host: str, port: int, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_port(
+    host: str, port: int, timeout: float, process: subprocess.Popen[bytes] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
@@ -102,8 +104,17 @@ class EmbeddedBackends:
         storage.mkdir(parents=True, exist_ok=True)
         self._spawn(
             "database",
-            [database_binary(), "--host", self.host, "--port", str(self.mongodb_port),
-             "--storage-path", str(storage), "--log-level", "WARNING"],
+            [
+                database_binary(),
+                "--host",
+                self.host,
+                "--port",
+                str(self.mongodb_port),
+                "--storage-path",
+                str(storage),
+                "--log-level",
+                "WARNING",
+            ],
             self.mongodb_port,
         )
 
@@ -129,7 +140,8 @@ class EmbeddedBackends:
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         log = (logs / f"{name}.log").open("ab")
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(), start_new_session=True
+        )
         self.processes.append(EmbeddedProcess(name, proc, log))
         wait_for_port(self.host, port, timeout=60, process=proc)

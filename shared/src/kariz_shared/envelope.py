@@ -104,7 +104,9 @@ def decode(topic: str, key: bytes | None, value: bytes, headers: dict[str, Any])
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
         )
-        raise InvalidEnvelope(f"value does not match {event_cls.__name__} v{event_cls.version}: {problems}") from exc
+        raise InvalidEnvelope(
+            f"value does not match {event_cls.__name__} v{event_cls.version}: {problems}"
+        ) from exc
     if key is not None and key.decode(errors="replace") != event.key():
         raise InvalidEnvelope(f"key {key!r} is not the aggregate id {event.key()!r}")
     try:

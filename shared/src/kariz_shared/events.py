@@ -104,7 +104,9 @@ class BantAnswers(BaseModel):
     decision_maker: str | None = None
     need: str = Field(description="confirmed | possible | none | unknown")
     pain: str | None = None
-    timeline: str = Field(description="within_3_months | within_6_months | within_12_months | later | unknown")
+    timeline: str = Field(
+        description="within_3_months | within_6_months | within_12_months | later | unknown"
+    )
     notes: str | None = None
 
 
@@ -196,7 +198,9 @@ class StageChanged(Event):
 
 
 class DealWon(Event):
-    description: ClassVar[str] = "A deal was closed won. Finance books revenue; onboarding starts the hand-over."
+    description: ClassVar[str] = (
+        "A deal was closed won. Finance books revenue; onboarding starts the hand-over."
+    )
     key_field: ClassVar[str] = "deal_id"
 
     deal_id: str

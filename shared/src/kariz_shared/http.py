@@ -48,7 +48,8 @@ def install(app: FastAPI, service: str) -> None:
         ]
         summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
         return JSONResponse(
-            status_code=422, content=error_body("invalid_request", f"invalid request: {summary}", fields=fields)
+            status_code=422,
+            content=error_body("invalid_request", f"invalid request: {summary}", fields=fields),
         )
 
     @app.exception_handler(DomainError)
@@ -68,13 +69,17 @@ def install(app: FastAPI, service: str) -> None:
             # Nothing was written: the transaction did not commit.
             return JSONResponse(
                 status_code=503,
-                content=error_body("unavailable", "the database is unreachable; nothing was changed, try again"),
+                content=error_body(
+                    "unavailable", "the database is unreachable; nothing was changed, try again"
+                ),
                 headers={"Retry-After": "5"},
             )
         raise exc
 
     @app.middleware("http")
-    async def correlation_and_metrics(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def correlation_and_metrics(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         cid = request.headers.get(CORRELATION_HEADER) or str(uuid.uuid4())
         token = correlation_id.set(cid)
         started = time.perf_counter()
@@ -88,5 +93,7 @@ def install(app: FastAPI, service: str) -> None:
             route = request.scope.get("route")
             template = getattr(route, "path", "unmatched")
             http_requests.labels(service, request.method, template, str(status)).inc()
-            http_request_seconds.labels(service, request.method, template).observe(time.perf_counter() - started)
+            http_request_seconds.labels(service, request.method, template).observe(
+                time.perf_counter() - started
+            )
             correlation_id.reset(token)

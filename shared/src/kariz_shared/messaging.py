@@ -50,7 +50,10 @@ async def ensure_topics(
         if missing:
             try:
                 await admin.create_topics(
-                    [NewTopic(t, num_partitions=partitions, replication_factor=replication_factor) for t in missing]
+                    [
+                        NewTopic(t, num_partitions=partitions, replication_factor=replication_factor)
+                        for t in missing
+                    ]
                 )
             except TopicAlreadyExistsError:
                 pass  # created by someone else in between: that is what we wanted

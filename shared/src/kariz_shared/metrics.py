@@ -19,12 +19,16 @@ events_consumed = Counter(
     ["service", "topic", "outcome"],
 )
 event_handle_seconds = Histogram(
-    "kariz_event_handle_seconds", "Time to handle one consumed event, transaction included", ["service", "topic"]
+    "kariz_event_handle_seconds",
+    "Time to handle one consumed event, transaction included",
+    ["service", "topic"],
 )
 dead_letters = Counter(
     "kariz_dead_letters_total", "Messages sent to a dead-letter topic", ["service", "topic", "reason"]
 )
-outbox_backlog = Gauge("kariz_outbox_backlog", "Events written to the outbox but not yet published", ["service"])
+outbox_backlog = Gauge(
+    "kariz_outbox_backlog", "Events written to the outbox but not yet published", ["service"]
+)
 outbox_oldest_age = Gauge(
     "kariz_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox event", ["service"]
 )
@@ -35,5 +39,7 @@ http_request_seconds = Histogram(
     "kariz_http_request_duration_seconds", "HTTP request duration", ["service", "method", "route"]
 )
 dependency_up = Gauge(
-    "kariz_dependency_up", "1 when the dependency answered the last readiness check", ["service", "dependency"]
+    "kariz_dependency_up",
+    "1 when the dependency answered the last readiness check",
+    ["service", "dependency"],
 )

@@ -66,7 +66,9 @@ class OutboxRelay:
         outbox = self.store.db[OUTBOX]
         backlog = await outbox.count_documents({"published_at": None})
         outbox_backlog.labels(self.service).set(backlog)
-        oldest = await outbox.find_one({"published_at": None}, sort=[("order", 1)], projection={"created_at": 1})
+        oldest = await outbox.find_one(
+            {"published_at": None}, sort=[("order", 1)], projection={"created_at": 1}
+        )
         age = (datetime.now(UTC) - oldest["created_at"]).total_seconds() if oldest else 0.0
         outbox_oldest_age.labels(self.service).set(age)
 
@@ -90,7 +92,7 @@ class OutboxRelay:
                 await asyncio.wait_for(self.store.outbox_signal.wait(), timeout=backoff)
 
     async def stop(self) -> None:
-        """Stop after the batch in flight, then publish what is left once more so a clean shutdown loses nothing."""
+        """Stop after the batch in flight, then publish what is left: a clean shutdown leaves no backlog."""
         self._stopping.set()
         self.store.outbox_signal.set()
         with contextlib.suppress(Exception):

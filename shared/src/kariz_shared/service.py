@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 import uvicorn
@@ -31,7 +31,7 @@ from kariz_shared.settings import ServiceSettings
 
 E = TypeVar("E", bound=Event)
 StartupHook = Callable[[Store], Awaitable[None]]
-Worker = Callable[[], Awaitable[None]]
+Worker = Callable[[], Coroutine[Any, Any, None]]
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,10 @@ class Service:
         # Declared so the AsyncAPI document lists what this service writes; the relay publishes to them.
         for cls in self.publishes:
             self.broker.publisher(
-                cls.topic(), schema=cls, title=cls.topic(), description=f"{cls.description} Key: {cls.key_field}."
+                cls.topic(),
+                schema=cls,
+                title=cls.topic(),
+                description=f"{cls.description} Key: {cls.key_field}.",
             )
         self._startup_hooks: list[StartupHook] = [Store.ensure_indexes]
         self._relay_task: asyncio.Task[None] | None = None

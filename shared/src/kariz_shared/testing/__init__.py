@@ -85,7 +85,10 @@ class EventReader:
 
     async def start(self) -> EventReader:
         self._consumer = AIOKafkaConsumer(
-            *self.topics, bootstrap_servers=self.bootstrap, group_id=None, auto_offset_reset="earliest",
+            *self.topics,
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            auto_offset_reset="earliest",
             enable_auto_commit=False,
         )
         await self._consumer.start()

@@ -47,13 +47,17 @@ def _docker() -> Iterator[Backends]:
     from testcontainers.kafka import KafkaContainer
 
     with KafkaContainer("confluentinc/cp-kafka:7.6.1").with_kraft() as kafka:
-        mongo = DockerContainer("mongo:7").with_command("--replSet rs0 --bind_ip_all").with_exposed_ports(27017)
+        mongo = (
+            DockerContainer("mongo:7").with_command("--replSet rs0 --bind_ip_all").with_exposed_ports(27017)
+        )
         with mongo:
             wait_for_logs(mongo, "Waiting for connections")
             mongo.exec(["mongosh", "--quiet", "--eval", "rs.initiate()"])
             host, port = mongo.get_container_host_ip(), mongo.get_exposed_port(27017)
             yield Backends(
-                kafka.get_bootstrap_server(), f"mongodb://{host}:{port}/?directConnection=true", kafka_idempotence=True
+                kafka.get_bootstrap_server(),
+                f"mongodb://{host}:{port}/?directConnection=true",
+                kafka_idempotence=True,
             )
 
 

@@ -1,0 +1,126 @@
+"""The lead: a contact at a company who showed interest, how we got them, who works them, and where
+qualification left them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from kariz_shared.events import Company, Contact, LeadCaptured, LeadSource
+
+from kariz_leads.domain.assignment import AssignedBy, Assignment
+
+
+class LeadStatus(StrEnum):
+    NEW = "new"
+    QUALIFIED = "qualified"
+    DISQUALIFIED = "disqualified"
+
+
+def now() -> datetime:
+    """The current UTC time at the database's precision (milliseconds), so what a response shows at
+    capture equals what a later read returns."""
+    t = datetime.now(UTC)
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
+
+
+@dataclass(frozen=True)
+class Touch:
+    """One time the contact reached us: the first capture, and every capture of the same address after."""
+
+    source: LeadSource
+    campaign: str | None
+    at: datetime
+
+
+@dataclass
+class Lead:
+    id: str
+    contact: Contact
+    company: Company
+    source: LeadSource
+    campaign: str | None
+    consent: bool
+    owner: str
+    assigned_by: AssignedBy
+    correlation_id: str
+    created_at: datetime
+    updated_at: datetime
+    status: LeadStatus = LeadStatus.NEW
+    score: int | None = None
+    disqualification_reason: str | None = None
+    touches: list[Touch] = field(default_factory=list)
+
+    @classmethod
+    def capture(
+        cls,
+        *,
+        lead_id: str,
+        contact: Contact,
+        company: Company,
+        source: LeadSource,
+        campaign: str | None,
+        consent: bool,
+        assignment: Assignment,
+        correlation_id: str,
+        at: datetime,
+    ) -> Lead:
+        """A new lead from already normalised contact and company data."""
+        return cls(
+            id=lead_id,
+            contact=contact,
+            company=company,
+            source=source,
+            campaign=campaign,
+            consent=consent,
+            owner=assignment.owner,
+            assigned_by=assignment.assigned_by,
+            correlation_id=correlation_id,
+            created_at=at,
+            updated_at=at,
+            touches=[Touch(source=source, campaign=campaign, at=at)],
+        )
+
+    @property
+    def email(self) -> str:
+        return self.contact.email
+
+    def is_same_contact(self, email: str) -> bool:
+        """The duplicate rule: another capture with this address is this lead again."""
+        from kariz_leads.domain.normalisation import duplicate_key
+
+        return duplicate_key(email) == duplicate_key(self.email)
+
+    def touch(self, source: LeadSource, campaign: str | None, at: datetime) -> Touch:
+        """The contact came in again: record where from. Owner, first source and status stay."""
+        touch = Touch(source=source, campaign=campaign, at=at)
+        self.touches.append(touch)
+        self.updated_at = at
+        return touch
+
+    def qualify(self, score: int, at: datetime) -> None:
+        # Qualification owns the verdict and may re-qualify a lead, so the latest verdict wins.
+        self.status = LeadStatus.QUALIFIED
+        self.score = score
+        self.disqualification_reason = None
+        self.updated_at = at
+
+    def disqualify(self, reason: str, score: int, at: datetime) -> None:
+        self.status = LeadStatus.DISQUALIFIED
+        self.score = score
+        self.disqualification_reason = reason
+        self.updated_at = at
+
+    def captured(self) -> LeadCaptured:
+        return LeadCaptured(
+            lead_id=self.id,
+            contact=self.contact,
+            company=self.company,
+            source=self.source,
+            campaign=self.campaign,
+            consent=self.consent,
+            owner=self.owner,
+            assigned_by=self.assigned_by.value,
+            captured_at=self.created_at,
+        )

@@ -1,0 +1,19 @@
+"""Business metrics of notifications. Labels are bounded: the channel only, never a recipient."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+sent = Counter("kariz_notifications_sent_total", "Deliveries that reached their recipient", ["channel"])
+failed = Counter(
+    "kariz_notifications_failed_total", "Delivery attempts that failed (each retry counts)", ["channel"]
+)
+delivery_seconds = Histogram(
+    "kariz_notifications_delivery_seconds",
+    "Time of one delivery attempt (SMTP conversation or webhook POST)",
+    ["channel"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0),
+)
+gave_up = Counter(
+    "kariz_notifications_gave_up_total", "Deliveries that failed for good after the last attempt", ["channel"]
+)

@@ -1,0 +1,120 @@
+"""Settings of the notifications service, read from ``KARIZ_<FIELD>``."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
+
+from kariz_shared.settings import ServiceSettings
+
+from kariz_notifications.domain.model import ALL_EVENTS, Audience, EventType, Subscriber
+
+ADDRESS = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
+SUBSCRIBABLE = {e.value for e in EventType} | {ALL_EVENTS}
+
+
+def _address_list(value: Any) -> Any:
+    """JSON (``["a@x", "b@x"]``) or comma-separated (``a@x, b@x``), from the environment or code."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+def _check_addresses(values: list[str]) -> list[str]:
+    bad = [v for v in values if not ADDRESS.match(v)]
+    if bad:
+        raise ValueError(f"not e-mail addresses: {', '.join(bad)}")
+    return values
+
+
+class WebhookSubscriber(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The name is part of the delivery id, which is a path segment of GET /notifications/{id}.
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    url: str
+    secret: SecretStr = Field(min_length=1)
+    events: list[str] = Field(min_length=1, description='Event names such as "DealWon", or "*" for all')
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", url):
+            raise ValueError(f"{url!r} is not an http(s) URL")
+        return url
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, events: list[str]) -> list[str]:
+        unknown = sorted(set(events) - SUBSCRIBABLE)
+        if unknown:
+            raise ValueError(
+                f"unknown events {unknown}: choose from {sorted(SUBSCRIBABLE - {ALL_EVENTS})} or {ALL_EVENTS!r}"
+            )
+        return events
+
+    def as_subscriber(self) -> Subscriber:
+        return Subscriber(name=self.name, url=self.url, events=frozenset(self.events))
+
+
+class NotificationsSettings(ServiceSettings):
+    service_name: str = "notifications"
+    http_port: int = 8004
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=8025, ge=1, le=65535)
+    smtp_sender: str = "kariz@kariz.example"
+    # Each send must end well within the 30 s delivery lease (domain.schedule.LEASE).
+    smtp_timeout_s: float = Field(default=10.0, gt=0, le=20)
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=20)
+
+    team_emails: Annotated[list[str], NoDecode] = ["sales-team@kariz.example"]
+    handover_emails: Annotated[list[str], NoDecode] = ["onboarding@kariz.example"]
+    webhook_subscribers: list[WebhookSubscriber] = []
+
+    delivery_max_attempts: int = Field(default=6, ge=1, le=50)
+    delivery_backoff_s: float = Field(default=1.0, gt=0, le=60)
+    delivery_poll_interval_s: float = Field(default=0.2, gt=0, le=60)
+
+    @field_validator("team_emails", "handover_emails", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return _address_list(value)
+
+    @field_validator("team_emails", "handover_emails")
+    @classmethod
+    def _addresses(cls, values: list[str]) -> list[str]:
+        return _check_addresses(values)
+
+    @field_validator("smtp_sender")
+    @classmethod
+    def _sender(cls, value: str) -> str:
+        return _check_addresses([value])[0]
+
+    @model_validator(mode="after")
+    def _unique_subscribers(self) -> NotificationsSettings:
+        names = [s.name for s in self.webhook_subscribers]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"webhook subscriber names must be unique: {', '.join(repeated)}")
+        return self
+
+    def audience(self) -> Audience:
+        return Audience(
+            team=tuple(self.team_emails),
+            handover=tuple(self.handover_emails),
+            subscribers=tuple(s.as_subscriber() for s in self.webhook_subscribers),
+        )
+
+    def subscriber_secret(self, name: str) -> str | None:
+        for s in self.webhook_subscribers:
+            if s.name == name:
+                return s.secret.get_secret_value()
+        return None
