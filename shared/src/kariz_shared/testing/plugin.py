@@ -21,10 +21,13 @@ from kariz_shared.testing import Backends, unique
 S = TypeVar("S", bound=ServiceSettings)
 
 
-def _docker_available() -> bool:
+def docker_available() -> bool:
     if shutil.which("docker") is None:
         return False
-    return subprocess.run(["docker", "info"], capture_output=True, timeout=20).returncode == 0
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
 def _embedded() -> Iterator[Backends]:
@@ -39,9 +42,15 @@ def _embedded() -> Iterator[Backends]:
         shutil.rmtree(data, ignore_errors=True)
 
 
-def _docker() -> Iterator[Backends]:
-    if not _docker_available():
-        pytest.skip("KARIZ_TEST_BACKENDS=docker but no Docker engine answers `docker info`")
+NO_DOCKER = (
+    "no Docker engine answers `docker info`: the testcontainers backends (real Kafka, MongoDB) need one"
+)
+
+
+def docker_backends() -> Iterator[Backends]:
+    """Apache Kafka (KRaft) and a one-node MongoDB replica set in containers."""
+    if not docker_available():
+        pytest.skip(NO_DOCKER)
     from testcontainers.core.container import DockerContainer
     from testcontainers.core.waiting_utils import wait_for_logs
     from testcontainers.kafka import KafkaContainer
@@ -73,7 +82,7 @@ def _external() -> Iterator[Backends]:
 @pytest.fixture(scope="session")
 def backends() -> Iterator[Backends]:
     kind = os.environ.get("KARIZ_TEST_BACKENDS", "embedded")
-    factory = {"embedded": _embedded, "docker": _docker, "external": _external}.get(kind)
+    factory = {"embedded": _embedded, "docker": docker_backends, "external": _external}.get(kind)
     if factory is None:
         raise pytest.UsageError(f"KARIZ_TEST_BACKENDS={kind!r}: use embedded, docker or external")
     for b in factory():

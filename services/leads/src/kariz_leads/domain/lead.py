@@ -10,6 +10,7 @@ from enum import StrEnum
 from kariz_shared.events import Company, Contact, LeadCaptured, LeadSource
 
 from kariz_leads.domain.assignment import AssignedBy, Assignment
+from kariz_leads.domain.normalisation import duplicate_key
 
 
 class LeadStatus(StrEnum):
@@ -88,8 +89,6 @@ class Lead:
 
     def is_same_contact(self, email: str) -> bool:
         """The duplicate rule: another capture with this address is this lead again."""
-        from kariz_leads.domain.normalisation import duplicate_key
-
         return duplicate_key(email) == duplicate_key(self.email)
 
     def touch(self, source: LeadSource, campaign: str | None, at: datetime) -> Touch:

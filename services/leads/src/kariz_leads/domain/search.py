@@ -1,0 +1,73 @@
+"""Finding leads by criteria (source, status, owner, industry, geography, capture date)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from kariz_shared.errors import RuleViolation
+from kariz_shared.events import LeadSource
+
+from kariz_leads.domain.lead import LeadStatus
+from kariz_leads.domain.normalisation import (
+    InvalidValue,
+    normalise_country,
+    normalise_email,
+    normalise_industry,
+)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A moment without a zone is read as UTC, the zone every lead is stored in."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class LeadFilter:
+    """Criteria that all must hold; an absent one matches every lead. Values are normalised the way
+    captured data is, so 'de' finds leads from 'DE'."""
+
+    source: LeadSource | None = None
+    status: LeadStatus | None = None
+    owner: str | None = None
+    industry: str | None = None
+    country: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        source: LeadSource | None = None,
+        status: LeadStatus | None = None,
+        owner: str | None = None,
+        industry: str | None = None,
+        country: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+    ) -> LeadFilter:
+        """Criteria from a query, or RuleViolation saying which one is wrong."""
+        try:
+            owner_key = normalise_email(owner) if owner and owner.strip() else None
+        except InvalidValue as exc:
+            raise RuleViolation(f"owner: {exc}") from exc
+        try:
+            country_code = normalise_country(country) if country and country.strip() else None
+        except InvalidValue as exc:
+            raise RuleViolation(f"country: {exc}") from exc
+        start = as_utc(created_from) if created_from else None
+        end = as_utc(created_to) if created_to else None
+        if start and end and start > end:
+            raise RuleViolation(
+                f"created_from ({start.isoformat()}) is after created_to ({end.isoformat()}): no lead can match"
+            )
+        return cls(
+            source=source,
+            status=status,
+            owner=owner_key,
+            industry=normalise_industry(industry) if industry else None,
+            country=country_code,
+            created_from=start,
+            created_to=end,
+        )
