@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from kariz_shared.asyncapi import SERVICES, build_service, document, topics_of
 from kariz_shared.events import (
     DealLost,

@@ -1,6 +1,7 @@
 from datetime import UTC, datetime
 
 import pytest
+
 from kariz_shared.envelope import Envelope, InvalidEnvelope, decode
 from kariz_shared.events import Company, Contact, LeadCaptured, LeadSource
 

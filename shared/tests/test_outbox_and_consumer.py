@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from pymongo import AsyncMongoClient
+
 from kariz_shared.envelope import Envelope
 from kariz_shared.errors import RejectedEvent
 from kariz_shared.events import LeadCaptured, LeadDisqualified, ScoreLine, dead_letter_topic
@@ -10,7 +12,6 @@ from kariz_shared.persistence import Transaction
 from kariz_shared.service import Service
 from kariz_shared.settings import ServiceSettings
 from kariz_shared.testing import publish, publish_raw, reading, running, unique
-from pymongo import AsyncMongoClient
 
 from .test_envelope import captured
 

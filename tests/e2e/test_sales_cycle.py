@@ -22,6 +22,8 @@ import pytest
 import uvicorn
 from aiosmtpd.controller import Controller
 from fastapi import FastAPI, Request
+from pymongo import AsyncMongoClient
+
 from kariz_shared.devstack import ServiceProcess, start_service, wait_ready
 from kariz_shared.embedded import free_port
 from kariz_shared.events import (
@@ -33,7 +35,6 @@ from kariz_shared.events import (
 )
 from kariz_shared.testing import Backends, eventually, reading, unique
 from kariz_shared.webhooks import verify
-from pymongo import AsyncMongoClient
 
 pytestmark = pytest.mark.e2e
 

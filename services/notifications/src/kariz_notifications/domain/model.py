@@ -121,3 +121,24 @@ class Attempt:
     @property
     def outcome(self) -> str:
         return "sent" if self.succeeded else "failed"
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What a channel reports back about one send."""
+
+    ok: bool
+    error: str | None = None
+    status_code: int | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    """A delivery as the log keeps it: the message plus where it stands and every attempt so far."""
+
+    delivery: Delivery
+    status: DeliveryStatus
+    attempts: tuple[Attempt, ...]
+    created_at: datetime
+    next_attempt_at: datetime | None
+    sent_at: datetime | None

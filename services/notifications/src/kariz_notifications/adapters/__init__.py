@@ -1,0 +1,1 @@
+"""What notifications talks to: its MongoDB database, an SMTP server, webhook subscribers."""

@@ -1,0 +1,248 @@
+"""Deliveries and hand-overs in MongoDB.
+
+A delivery document's ``_id`` is its delivery key, so adding one twice leaves the first. The delivery
+worker claims and records with single-document atomic updates: one document is the whole unit of work
+there, and the lease token makes a sender that lost its lease unable to overwrite the new owner's result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from kariz_shared.persistence import Store
+
+from kariz_notifications.domain.model import (
+    Attempt,
+    Channel,
+    Delivery,
+    DeliveryRecord,
+    DeliveryStatus,
+    Email,
+    Handover,
+    HandoverStatus,
+    WebhookPost,
+)
+from kariz_notifications.domain.schedule import NextStep
+
+DELIVERIES = "deliveries"
+HANDOVERS = "handovers"
+
+Doc = dict[str, Any]
+
+
+async def ensure_indexes(store: Store) -> None:
+    deliveries = store.db[DELIVERIES]
+    # The worker's two claims: due pending ones, and "sending" ones whose sender died.
+    await deliveries.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
+    await deliveries.create_index([("status", ASCENDING), ("lease_until", ASCENDING)])
+    # GET /notifications: newest first, alone or with one filter.
+    await deliveries.create_index([("created_at", DESCENDING), ("_id", DESCENDING)])
+    for field in ("status", "channel", "event_type", "recipient", "subject", "event_id"):
+        await deliveries.create_index([(field, ASCENDING), ("created_at", DESCENDING)])
+    await store.db[HANDOVERS].create_index([("created_at", DESCENDING), ("_id", DESCENDING)])
+    await store.db[HANDOVERS].create_index([("status", ASCENDING), ("created_at", DESCENDING)])
+
+
+@dataclass(frozen=True)
+class DeliveryFilter:
+    status: DeliveryStatus | None = None
+    channel: Channel | None = None
+    event_type: str | None = None
+    recipient: str | None = None
+    subject: str | None = None
+
+    def query(self) -> Doc:
+        query: Doc = {}
+        for name in ("status", "channel", "event_type", "recipient", "subject"):
+            value = getattr(self, name)
+            if value is not None:
+                query[name] = str(value)
+        return query
+
+
+def _message_doc(message: Email | WebhookPost) -> Doc:
+    if isinstance(message, Email):
+        return {"to": message.to, "subject": message.subject, "body": message.body}
+    return {"url": message.url, "subscriber": message.subscriber, "body": message.body}
+
+
+def _attempt_doc(attempt: Attempt) -> Doc:
+    doc: Doc = {"at": attempt.at, "outcome": attempt.outcome, "duration_ms": attempt.duration_ms}
+    if attempt.error is not None:
+        doc["error"] = attempt.error
+    if attempt.status_code is not None:
+        doc["status_code"] = attempt.status_code
+    return doc
+
+
+def to_record(doc: Doc) -> DeliveryRecord:
+    channel = Channel(doc["channel"])
+    m = doc["message"]
+    message: Email | WebhookPost = (
+        Email(to=m["to"], subject=m["subject"], body=m["body"])
+        if channel is Channel.EMAIL
+        else WebhookPost(url=m["url"], subscriber=m["subscriber"], body=m["body"])
+    )
+    delivery = Delivery(
+        key=doc["_id"],
+        channel=channel,
+        recipient=doc["recipient"],
+        event_type=doc["event_type"],
+        event_id=doc["event_id"],
+        subject=doc["subject"],
+        correlation_id=doc["correlation_id"],
+        message=message,
+    )
+    attempts = tuple(
+        Attempt(
+            at=a["at"],
+            succeeded=a["outcome"] == "sent",
+            duration_ms=a["duration_ms"],
+            error=a.get("error"),
+            status_code=a.get("status_code"),
+        )
+        for a in doc.get("attempts", [])
+    )
+    return DeliveryRecord(
+        delivery=delivery,
+        status=DeliveryStatus(doc["status"]),
+        attempts=attempts,
+        created_at=doc["created_at"],
+        next_attempt_at=doc.get("next_attempt_at"),
+        sent_at=doc.get("sent_at"),
+    )
+
+
+class DeliveryRepository:
+    def __init__(self, db: AsyncDatabase[Doc], session: AsyncClientSession | None = None) -> None:
+        self.collection = db[DELIVERIES]
+        self.session = session
+
+    async def add(self, delivery: Delivery, now: datetime) -> None:
+        """Record a new pending delivery, due now; one that already exists stays as it is."""
+        doc: Doc = {
+            "channel": delivery.channel.value,
+            "recipient": delivery.recipient,
+            "event_type": delivery.event_type,
+            "event_id": delivery.event_id,
+            "subject": delivery.subject,
+            "correlation_id": delivery.correlation_id,
+            "message": _message_doc(delivery.message),
+            "status": DeliveryStatus.PENDING.value,
+            "next_attempt_at": now,
+            "created_at": now,
+            "sent_at": None,
+            "attempts": [],
+        }
+        await self.collection.update_one(
+            {"_id": delivery.key}, {"$setOnInsert": doc}, upsert=True, session=self.session
+        )
+
+    async def claim(self, now: datetime, lease_until: datetime, token: str) -> DeliveryRecord | None:
+        """Take the delivery due first, or one whose sender's lease ran out, for this sender alone."""
+        doc = await self.collection.find_one_and_update(
+            {
+                "$or": [
+                    {"status": DeliveryStatus.PENDING.value, "next_attempt_at": {"$lte": now}},
+                    {"status": DeliveryStatus.SENDING.value, "lease_until": {"$lte": now}},
+                ]
+            },
+            {"$set": {"status": DeliveryStatus.SENDING.value, "lease_until": lease_until, "lease_token": token}},
+            sort=[("next_attempt_at", ASCENDING)],
+            return_document=ReturnDocument.AFTER,
+            session=self.session,
+        )
+        return to_record(doc) if doc is not None else None
+
+    async def record(self, key: str, token: str, attempt: Attempt, step: NextStep) -> bool:
+        """Log an attempt and move the delivery on. False when this sender no longer holds the lease."""
+        result = await self.collection.update_one(
+            {"_id": key, "lease_token": token},
+            {
+                "$push": {"attempts": _attempt_doc(attempt)},
+                "$set": {
+                    "status": step.status.value,
+                    "next_attempt_at": step.next_attempt_at,
+                    "sent_at": step.sent_at,
+                },
+                "$unset": {"lease_until": "", "lease_token": ""},
+            },
+            session=self.session,
+        )
+        return result.modified_count == 1
+
+    async def get(self, key: str) -> DeliveryRecord | None:
+        doc = await self.collection.find_one({"_id": key}, session=self.session)
+        return to_record(doc) if doc is not None else None
+
+    async def find(self, where: DeliveryFilter, *, limit: int, offset: int) -> tuple[list[DeliveryRecord], int]:
+        query = where.query()
+        docs = (
+            await self.collection.find(query, session=self.session)
+            .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+            .skip(offset)
+            .limit(limit)
+            .to_list()
+        )
+        total = await self.collection.count_documents(query, session=self.session)
+        return [to_record(d) for d in docs], total
+
+
+def _handover_from(doc: Doc) -> tuple[Handover, datetime]:
+    account = doc["account"]
+    handover = Handover(
+        deal_id=doc["deal_id"],
+        lead_id=doc["lead_id"],
+        account_id=account["id"],
+        account_name=account["name"],
+        owner=doc["owner"],
+        amount=doc["amount"],
+        currency=doc["currency"],
+        won_at=doc["won_at"],
+        status=HandoverStatus(doc["status"]),
+    )
+    return handover, doc["created_at"]
+
+
+class HandoverRepository:
+    def __init__(self, db: AsyncDatabase[Doc], session: AsyncClientSession | None = None) -> None:
+        self.collection = db[HANDOVERS]
+        self.session = session
+
+    async def add(self, handover: Handover, correlation_id: str, now: datetime) -> None:
+        """One hand-over per deal: a second win of the same deal (a replay) changes nothing."""
+        doc: Doc = {
+            "deal_id": handover.deal_id,
+            "lead_id": handover.lead_id,
+            "account": {"id": handover.account_id, "name": handover.account_name},
+            "owner": handover.owner,
+            "amount": handover.amount,
+            "currency": handover.currency,
+            "won_at": handover.won_at,
+            "status": handover.status.value,
+            "correlation_id": correlation_id,
+            "created_at": now,
+        }
+        await self.collection.update_one(
+            {"_id": handover.deal_id}, {"$setOnInsert": doc}, upsert=True, session=self.session
+        )
+
+    async def find(
+        self, *, status: HandoverStatus | None, limit: int, offset: int
+    ) -> tuple[list[tuple[Handover, datetime]], int]:
+        query: Doc = {} if status is None else {"status": status.value}
+        docs = (
+            await self.collection.find(query, session=self.session)
+            .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+            .skip(offset)
+            .limit(limit)
+            .to_list()
+        )
+        total = await self.collection.count_documents(query, session=self.session)
+        return [_handover_from(d) for d in docs], total
