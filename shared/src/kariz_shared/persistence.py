@@ -77,6 +77,11 @@ class Transaction:
         self.correlation_id = correlation_id
         self.causation_id = causation_id
         self.emitted: list[Envelope[Event]] = []
+        self.after_commit_actions: list[Callable[[], None]] = []
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once this transaction committed (e.g. count a metric); never if it aborts."""
+        self.after_commit_actions.append(action)
 
     def emit(self, event: Event, *, correlation_id: str | None = None) -> Envelope[Event]:
         """Queue an event; it is written to the outbox in this transaction and published after commit."""
@@ -131,21 +136,25 @@ class Store:
     ) -> T:
         """Run ``work`` in one transaction with its outbox writes; retried whole on transient conflicts."""
         result: list[T] = []
-        emitted = False
+        last: list[Transaction] = []
 
         async def attempt(session: AsyncClientSession) -> None:
-            nonlocal emitted
+            # A retried attempt starts over: only the attempt that commits counts.
             result.clear()
+            last.clear()
             tx = Transaction(session, self.db, self.source, correlation_id, causation_id)
             value = await work(tx)
             await tx._flush_outbox()
-            emitted = bool(tx.emitted)
             result.append(value)
+            last.append(tx)
 
         async with self.client.start_session() as session:
             await session.with_transaction(attempt)
-        if emitted:
+        committed = last[0]
+        if committed.emitted:
             self.outbox_signal.set()
+        for action in committed.after_commit_actions:
+            action()
         return result[0]
 
     async def handle_once(
