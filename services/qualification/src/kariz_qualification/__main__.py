@@ -1,0 +1,3 @@
+from kariz_qualification.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""Adapters: MongoDB persistence of leads and the rule set."""

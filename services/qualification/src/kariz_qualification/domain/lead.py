@@ -1,0 +1,197 @@
+"""A lead under qualification: its scorings, the answers of its qualification call, and its decision.
+
+The decision is final. A lead is scored when it is captured and again when answers are recorded; each
+scoring may decide it (qualified or disqualified) and a decided lead refuses any further scoring or
+decision, so it gets exactly one ``LeadQualified`` or ``LeadDisqualified``, ever.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from kariz_qualification.domain.rules import RuleSet, Thresholds
+from kariz_shared.errors import Conflict
+from kariz_shared.events import (
+    BantAnswers,
+    Company,
+    Contact,
+    Event,
+    LeadCaptured,
+    LeadDisqualified,
+    LeadQualified,
+    LeadSource,
+    ScoreLine,
+)
+
+Outcome = Literal["qualified", "disqualified"]
+Status = Literal["nurture", "qualified", "disqualified"]
+Trigger = Literal["captured", "bant"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a score says about a lead: ``nurture`` leaves it open."""
+
+    status: Status
+    reason: str | None = None
+
+
+def decide(score: int, thresholds: Thresholds, answers: BantAnswers | None) -> Verdict:
+    """Qualified at or above the qualify threshold; disqualified when the call found no need or no
+    budget, or when the score is below the disqualification threshold; otherwise nurtured.
+
+    A "no" from the qualification call outweighs any score: a perfect fit with no need is not a deal.
+    """
+    if answers is not None:
+        if answers.need == "none":
+            return Verdict("disqualified", "no need")
+        if answers.budget == "none":
+            return Verdict("disqualified", "no budget")
+    if score >= thresholds.qualify:
+        return Verdict("qualified")
+    if score < thresholds.disqualify_below:
+        return Verdict(
+            "disqualified",
+            f"fit score {score} is below the disqualification threshold {thresholds.disqualify_below}",
+        )
+    return Verdict("nurture")
+
+
+@dataclass(frozen=True)
+class Scoring:
+    at: datetime
+    score: int
+    breakdown: tuple[ScoreLine, ...]
+    trigger: Trigger
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: Outcome
+    at: datetime
+    reason: str | None = None
+    # The qualify threshold in force when the lead was decided (a rule-set change does not rewrite it).
+    threshold: int | None = None
+    manual: bool = False
+
+
+@dataclass
+class Lead:
+    lead_id: str
+    owner: str
+    contact: Contact
+    company: Company
+    source: LeadSource
+    campaign: str | None
+    correlation_id: str
+    captured_at: datetime
+    answers: BantAnswers | None = None
+    scorings: list[Scoring] = field(default_factory=list)
+    decision: Decision | None = None
+    # Optimistic concurrency: the version this copy was loaded at.
+    version: int = 0
+    # Events raised by the last changes, for the service layer to emit in the same transaction.
+    events: list[Event] = field(default_factory=list, repr=False, compare=False)
+
+    @classmethod
+    def capture(cls, event: LeadCaptured, correlation_id: str, rules: RuleSet, at: datetime) -> Lead:
+        """Take a captured lead into qualification and score its fit straight away."""
+        lead = cls(
+            lead_id=event.lead_id,
+            owner=event.owner,
+            contact=event.contact,
+            company=event.company,
+            source=event.source,
+            campaign=event.campaign,
+            correlation_id=correlation_id,
+            captured_at=event.captured_at,
+        )
+        lead.rescore(rules, "captured", at)
+        return lead
+
+    # --- state --------------------------------------------------------------------------------------
+
+    @property
+    def status(self) -> Status:
+        return "nurture" if self.decision is None else self.decision.outcome
+
+    @property
+    def latest(self) -> Scoring | None:
+        return self.scorings[-1] if self.scorings else None
+
+    @property
+    def score(self) -> int:
+        return self.latest.score if self.latest else 0
+
+    @property
+    def breakdown(self) -> tuple[ScoreLine, ...]:
+        return self.latest.breakdown if self.latest else ()
+
+    # --- behaviour ----------------------------------------------------------------------------------
+
+    def record_answers(self, answers: BantAnswers, rules: RuleSet, at: datetime) -> Scoring:
+        """Record (or correct) the qualification call's answers, then rescore and decide."""
+        self._refuse_if_decided("record answers for")
+        self.answers = answers
+        return self.rescore(rules, "bant", at)
+
+    def rescore(self, rules: RuleSet, trigger: Trigger, at: datetime) -> Scoring:
+        """Score with ``rules`` (fit, plus the answers if any), keep the scoring, and decide."""
+        self._refuse_if_decided("rescore")
+        lines = rules.score_fit(self.company, self.contact, self.source)
+        if self.answers is not None:
+            lines += rules.score_answers(self.answers)
+        score = sum(line.points for line in lines)
+        scoring = Scoring(at=at, score=score, breakdown=tuple(lines), trigger=trigger)
+        self.scorings.append(scoring)
+        verdict = decide(scoring.score, rules.thresholds, self.answers)
+        if verdict.status == "qualified":
+            self._qualify(rules.thresholds.qualify, at)
+        elif verdict.status == "disqualified":
+            self._disqualify(verdict.reason or "disqualified", at, manual=False)
+        return scoring
+
+    def disqualify(self, reason: str, at: datetime) -> None:
+        """Disqualify by hand, with the rep's reason."""
+        self._refuse_if_decided("disqualify")
+        self._disqualify(reason, at, manual=True)
+
+    def _refuse_if_decided(self, action: str) -> None:
+        if self.decision is not None:
+            raise Conflict(
+                f"cannot {action} lead {self.lead_id}: it was already {self.decision.outcome} "
+                f"at {self.decision.at.isoformat()} and a decision is final"
+            )
+
+    def _qualify(self, threshold: int, at: datetime) -> None:
+        self.decision = Decision(outcome="qualified", at=at, threshold=threshold)
+        self.events.append(
+            LeadQualified(
+                lead_id=self.lead_id,
+                owner=self.owner,
+                contact=self.contact,
+                company=self.company,
+                source=self.source,
+                score=self.score,
+                threshold=threshold,
+                breakdown=list(self.breakdown),
+                answers=self.answers,
+                qualified_at=at,
+            )
+        )
+
+    def _disqualify(self, reason: str, at: datetime, *, manual: bool) -> None:
+        self.decision = Decision(outcome="disqualified", at=at, reason=reason, manual=manual)
+        self.events.append(
+            LeadDisqualified(
+                lead_id=self.lead_id,
+                owner=self.owner,
+                reason=reason,
+                score=self.score,
+                breakdown=list(self.breakdown),
+                answers=self.answers,
+                disqualified_at=at,
+            )
+        )

@@ -1,0 +1,21 @@
+"""Business metrics of qualification. Observed only after the transaction that made the fact committed."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+from kariz_shared.metrics import registry
+
+decisions = Counter(
+    "kariz_qualification_decisions_total",
+    "Final qualification decisions, by outcome (qualified, disqualified)",
+    ["outcome"],
+    registry=registry,
+)
+scores = Histogram(
+    "kariz_qualification_score",
+    "Lead scores, by what triggered the scoring (captured, bant)",
+    ["trigger"],
+    buckets=[float(points) for points in range(0, 101, 10)],
+    registry=registry,
+)

@@ -1,0 +1,352 @@
+"""The qualification service in-process against the real broker and database: LeadCaptured in,
+LeadQualified / LeadDisqualified out through the outbox, and the HTTP API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client import REGISTRY
+from pymongo.asynchronous.database import AsyncDatabase
+
+from kariz_qualification.domain.rules import DEFAULT_RULES
+from kariz_qualification.main import build
+from kariz_qualification.settings import QualificationSettings
+from kariz_shared.envelope import Envelope
+from kariz_shared.events import Company, Contact, LeadCaptured, LeadDisqualified, LeadQualified, LeadSource
+from kariz_shared.service import Service
+from kariz_shared.testing import Backends, EventReader, eventually, publish, reading, running, unique
+
+pytestmark = pytest.mark.integration
+
+QUALIFIED = LeadQualified.topic()
+DISQUALIFIED = LeadDisqualified.topic()
+FULL_BANT = {
+    "budget": "confirmed",
+    "authority": "decision_maker",
+    "need": "confirmed",
+    "timeline": "within_3_months",
+}
+
+
+def captured(
+    lead_id: str,
+    *,
+    industry: str = "software",
+    size: int = 500,
+    country: str = "DE",
+    title: str | None = "VP Sales",
+    source: LeadSource = LeadSource.REFERRAL,
+) -> LeadCaptured:
+    """Strong fit by default: software 20 + 200-999 20 + DE 10 + VP 15 + referral 15 = 80."""
+    return LeadCaptured(
+        lead_id=lead_id,
+        contact=Contact(first_name="Ada", last_name="Lovelace", email="ada@example.com", title=title),
+        company=Company(name=f"Acme {lead_id}", industry=industry, size=size, country=country),
+        source=source,
+        owner="rep@kariz.test",
+        assigned_by="round_robin",
+        captured_at=datetime.now(UTC),
+    )
+
+
+def middling(lead_id: str) -> LeadCaptured:
+    """manufacturing 10 + 50-199 10 + FR 8 + manager 8 + web_form 8 = 44: nurture."""
+    return captured(
+        lead_id,
+        industry="manufacturing",
+        size=60,
+        country="FR",
+        title="IT Manager",
+        source=LeadSource.WEB_FORM,
+    )
+
+
+def from_leads(event: LeadCaptured) -> Envelope[LeadCaptured]:
+    return Envelope(event=event, source="/kariz/leads", correlation_id=f"corr-{event.lead_id}")
+
+
+def sample(name: str, labels: dict[str, str]) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+class Harness:
+    """One running service with its HTTP client, database and a reader of its output topics."""
+
+    def __init__(
+        self, backends: Backends, service: Service, http: httpx.AsyncClient, reader: EventReader
+    ) -> None:
+        self.backends = backends
+        self.service = service
+        self.http = http
+        self.reader = reader
+        self.db: AsyncDatabase[dict[str, Any]] = service.store.db
+
+    async def feed(self, envelope: Envelope[LeadCaptured]) -> None:
+        await publish(self.backends.kafka_bootstrap, envelope)
+
+    async def handled(self, envelope: Envelope[LeadCaptured]) -> None:
+        """Wait until the service handled this very event (its handle-once marker is written)."""
+        await eventually(lambda: self.db.processed_events.find_one({"event_id": envelope.id}))
+
+    async def lead(self, lead_id: str) -> dict[str, Any]:
+        doc = await self.db.leads.find_one({"_id": lead_id})
+        assert doc is not None, f"lead {lead_id} not stored"
+        return doc
+
+    async def outbox(self, lead_id: str) -> list[dict[str, Any]]:
+        return await self.db.outbox.find({"key": lead_id}).to_list()
+
+    async def decision_event(self, lead_id: str) -> Any:
+        [record] = await self.reader.wait_for(lambda r: r.key == lead_id)
+        return record
+
+
+@pytest.fixture(scope="module")
+async def harness(backends: Backends) -> AsyncIterator[Harness]:
+    """One service for the module: joining the consumer group takes seconds on the embedded broker.
+    Tests use their own lead ids; the one that edits the rule set restores the defaults."""
+    settings = QualificationSettings(
+        kafka_bootstrap_servers=backends.kafka_bootstrap,
+        kafka_enable_idempotence=backends.kafka_idempotence,
+        mongodb_uri=backends.mongodb_uri,
+        mongodb_database=unique("test_qualification"),
+        outbox_poll_interval_s=0.2,
+        consumer_retry_backoff_s=0.05,
+    )
+    service = build(settings)
+    async with reading(backends.kafka_bootstrap, QUALIFIED, DISQUALIFIED) as reader:
+        async with running(service) as http:
+            yield Harness(backends, service, http, reader)
+
+
+async def test_strong_lead_qualifies_at_capture_exactly_once(harness: Harness) -> None:
+    lead = unique("L")
+    env = from_leads(captured(lead))
+    # The same envelope twice (a redelivery), then the same lead re-published under a new event id.
+    again = Envelope(event=env.event, source="/kariz/leads", correlation_id=env.correlation_id)
+    for envelope in (env, env, again):
+        await harness.feed(envelope)
+
+    record = await harness.decision_event(lead)
+    await harness.handled(again)  # same key, same partition: everything before it was handled too
+
+    assert record.topic == QUALIFIED and record.key == lead
+    assert record.headers["ce_source"] == "/kariz/qualification"
+    assert record.headers["ce_type"] == "kariz.lead-qualified.v1"
+    assert record.headers["ce_correlationid"] == env.correlation_id
+    assert record.headers["ce_causationid"] == env.id
+    assert record.headers["ce_subject"] == lead
+    body = LeadQualified.model_validate(record.body)
+    assert (body.score, body.threshold, body.owner, body.answers) == (80, 70, "rep@kariz.test", None)
+    assert [(line.rule, line.matched, line.points) for line in body.breakdown] == [
+        ("industry", "software", 20),
+        ("company_size", "200-999", 20),
+        ("country", "DE", 10),
+        ("seniority", "vp", 15),
+        ("source", "referral", 15),
+    ]
+
+    assert len(await harness.outbox(lead)) == 1
+    assert len(harness.reader.of(QUALIFIED, lead)) + len(harness.reader.of(DISQUALIFIED, lead)) == 1
+    doc = await harness.lead(lead)
+    assert (doc["status"], doc["score"], doc["correlation_id"]) == ("qualified", 80, env.correlation_id)
+    assert doc["decision"]["at"] == body.qualified_at
+
+    view = (await harness.http.get(f"/leads/{lead}/qualification")).json()
+    assert (view["status"], view["score"], view["decision"]["outcome"]) == ("qualified", 80, "qualified")
+    assert [s["trigger"] for s in view["scorings"]] == ["captured"]
+
+
+async def test_middling_lead_is_nurtured_until_its_answers_qualify_it(harness: Harness) -> None:
+    lead = unique("L")
+    env = from_leads(middling(lead))
+    await harness.feed(env)
+    await harness.handled(env)
+
+    view = (await harness.http.get(f"/leads/{lead}/qualification")).json()
+    assert (view["status"], view["score"], view["decision"], view["answers"]) == ("nurture", 44, None, None)
+    assert await harness.outbox(lead) == []
+    queue = (await harness.http.get("/leads", params={"status": "nurture", "owner": "rep@kariz.test"})).json()
+    assert lead in {item["lead_id"] for item in queue["items"]}
+
+    # Bad bodies: 422 with what is wrong, and nothing stored.
+    before = await harness.lead(lead)
+    for bad, field in [
+        ({**FULL_BANT, "budget": "maybe"}, "budget"),
+        ({**FULL_BANT, "timeline": "someday"}, "timeline"),
+        ({**FULL_BANT, "budget_amount": "-1"}, "budget_amount"),
+        ({k: v for k, v in FULL_BANT.items() if k != "need"}, "need"),
+        ({**FULL_BANT, "budjet": "confirmed"}, "budjet"),
+    ]:
+        response = await harness.http.put(f"/leads/{lead}/bant", json=bad)
+        assert response.status_code == 422, bad
+        assert response.json()["error"] == "invalid_request"
+        assert field in response.json()["message"]
+    assert await harness.lead(lead) == before
+
+    scored_with_bant = sample("kariz_qualification_score_count", {"trigger": "bant"})
+    response = await harness.http.put(
+        f"/leads/{lead}/bant",
+        json={**FULL_BANT, "budget_amount": "50000", "decision_maker": "Grace (CFO)"},
+        headers={"X-Correlation-Id": "a-new-request"},
+    )
+    assert response.status_code == 200, response.text
+    view = response.json()
+    assert (view["status"], view["score"], view["decision"]["outcome"]) == ("qualified", 104, "qualified")
+    assert [s["trigger"] for s in view["scorings"]] == ["captured", "bant"]
+    assert sample("kariz_qualification_score_count", {"trigger": "bant"}) == scored_with_bant + 1
+
+    record = await harness.decision_event(lead)
+    assert record.topic == QUALIFIED
+    # The lead's own story, not the HTTP request's: the correlation id stored at capture.
+    assert record.headers["ce_correlationid"] == env.correlation_id
+    assert "ce_causationid" not in record.headers
+    body = LeadQualified.model_validate(record.body)
+    assert body.score == 104 and body.answers is not None
+    assert (body.answers.budget_amount, body.answers.decision_maker) == (Decimal("50000"), "Grace (CFO)")
+    assert [line.rule for line in body.breakdown][-4:] == [
+        "bant.budget",
+        "bant.authority",
+        "bant.need",
+        "bant.timeline",
+    ]
+    assert (await harness.lead(lead))["answers"]["budget_amount"] == Decimal("50000")
+
+    # Final: no second decision, nothing changed.
+    decided = await harness.lead(lead)
+    again = await harness.http.put(f"/leads/{lead}/bant", json={**FULL_BANT, "need": "none"})
+    assert again.status_code == 409 and "decision is final" in again.json()["message"]
+    manual = await harness.http.post(f"/leads/{lead}/disqualify", json={"reason": "changed our mind"})
+    assert manual.status_code == 409
+    assert await harness.lead(lead) == decided
+    assert len(await harness.outbox(lead)) == 1
+
+
+async def test_leads_are_disqualified_with_a_reason(harness: Harness) -> None:
+    no_need, no_budget, poor, by_hand = (unique("L") for _ in range(4))
+    poor_env = from_leads(
+        captured(poor, industry="mining", size=3, country="BR", title=None, source=LeadSource.PURCHASED_LIST)
+    )
+    envs = [
+        from_leads(middling(no_need)),
+        from_leads(middling(no_budget)),
+        poor_env,
+        from_leads(middling(by_hand)),
+    ]
+    for env in envs:
+        await harness.feed(env)
+    for env in envs:
+        await harness.handled(env)
+
+    # A poor fit is disqualified at capture, caused by the LeadCaptured.
+    record = await harness.decision_event(poor)
+    assert record.topic == DISQUALIFIED and record.headers["ce_causationid"] == poor_env.id
+    body = LeadDisqualified.model_validate(record.body)
+    assert (body.reason, body.score) == ("fit score 2 is below the disqualification threshold 15", 2)
+
+    for lead, answer, reason in [
+        (no_need, {"need": "none"}, "no need"),
+        (no_budget, {"budget": "none"}, "no budget"),
+    ]:
+        response = await harness.http.put(f"/leads/{lead}/bant", json={**FULL_BANT, **answer})
+        assert response.status_code == 200, response.text
+        assert (response.json()["status"], response.json()["decision"]["reason"]) == ("disqualified", reason)
+        record = await harness.decision_event(lead)
+        assert record.topic == DISQUALIFIED and record.headers["ce_correlationid"] == f"corr-{lead}"
+        body = LeadDisqualified.model_validate(record.body)
+        assert body.reason == reason and body.answers is not None
+
+    blank = await harness.http.post(f"/leads/{by_hand}/disqualify", json={"reason": "   "})
+    assert blank.status_code == 422 and "reason" in blank.json()["message"]
+    assert (await harness.lead(by_hand))["status"] == "nurture"
+    response = await harness.http.post(
+        f"/leads/{by_hand}/disqualify", json={"reason": "went with a competitor"}
+    )
+    assert response.status_code == 200
+    assert response.json()["decision"] | {"at": None} == {
+        "outcome": "disqualified",
+        "reason": "went with a competitor",
+        "at": None,
+        "threshold": None,
+        "manual": True,
+    }
+    record = await harness.decision_event(by_hand)
+    assert LeadDisqualified.model_validate(record.body).reason == "went with a competitor"
+    for lead in (no_need, no_budget, poor, by_hand):
+        assert len(await harness.outbox(lead)) == 1
+
+
+async def test_unknown_lead_is_not_found_and_nothing_is_stored(harness: Harness) -> None:
+    lead = unique("L")
+    for response in [
+        await harness.http.get(f"/leads/{lead}/qualification"),
+        await harness.http.put(f"/leads/{lead}/bant", json=FULL_BANT),
+        await harness.http.post(f"/leads/{lead}/disqualify", json={"reason": "spam"}),
+    ]:
+        assert response.status_code == 404
+        assert response.json()["error"] == "not_found"
+        assert "LeadCaptured" in response.json()["message"]
+    assert await harness.db.leads.find_one({"_id": lead}) is None
+    assert await harness.outbox(lead) == []
+
+
+async def test_rule_set_is_validated_and_changes_later_scorings_only(harness: Harness) -> None:
+    try:
+        await check_rule_set_changes(harness)
+    finally:
+        restored = await harness.http.put("/rules", json=DEFAULT_RULES.model_dump(mode="json"))
+        assert restored.status_code == 200
+
+
+async def check_rule_set_changes(harness: Harness) -> None:
+    rules = (await harness.http.get("/rules")).json()
+    assert rules == DEFAULT_RULES.model_dump(mode="json")
+
+    # A mining lead scores 0 for industry under the defaults: 0 + 20 + 10 + 15 + 8 = 53, nurture.
+    earlier = unique("L")
+    earlier_env = from_leads(captured(earlier, industry="mining", source=LeadSource.WEB_FORM))
+    await harness.feed(earlier_env)
+    await harness.handled(earlier_env)
+    assert (await harness.lead(earlier))["score"] == 53
+
+    stored = await harness.db.rule_sets.find_one({"_id": "current"})
+    for bad, message in [
+        (
+            {**rules, "company_size": [{"min": 1, "max": 50, "points": 0}, {"min": 50, "points": 5}]},
+            "overlap",
+        ),
+        ({**rules, "source": {**rules["source"], "carrier_pigeon": 5}}, "source.carrier_pigeon"),
+        ({**rules, "industry": {"mining": 30.5}}, "valid integer"),
+        ({**rules, "thresholds": {"qualify": 40, "disqualify_below": 50}}, "must be below qualify"),
+        ({k: v for k, v in rules.items() if k != "bant"}, "bant"),
+    ]:
+        response = await harness.http.put("/rules", json=bad)
+        assert response.status_code == 422, bad
+        assert message in response.json()["message"]
+    assert await harness.db.rule_sets.find_one({"_id": "current"}) == stored
+
+    changed = {**rules, "industry": {**rules["industry"], "Mining": 30}}
+    response = await harness.http.put("/rules", json=changed)
+    assert response.status_code == 200
+    assert response.json()["industry"]["mining"] == 30
+    assert (await harness.http.get("/rules")).json() == response.json()
+
+    later = unique("L")
+    await harness.feed(from_leads(captured(later, industry="mining", source=LeadSource.WEB_FORM)))
+    record = await harness.decision_event(later)
+    body = LeadQualified.model_validate(record.body)
+    assert body.score == 83 and ("industry", "mining", 30) in {
+        (x.rule, x.matched, x.points) for x in body.breakdown
+    }
+
+    # The earlier lead kept its scoring; its next scoring (a call with no firm answers) uses the new rules.
+    assert (await harness.lead(earlier))["score"] == 53
+    unknown = {"budget": "unknown", "authority": "unknown", "need": "unknown", "timeline": "unknown"}
+    response = await harness.http.put(f"/leads/{earlier}/bant", json=unknown)
+    assert [s["score"] for s in response.json()["scorings"]] == [53, 83]
+    assert response.json()["status"] == "qualified"
