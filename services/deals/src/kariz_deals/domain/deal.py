@@ -6,9 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from kariz_shared.errors import Conflict, RuleViolation
-
 from kariz_deals.domain.pipeline import DEFAULT_PIPELINE, LOST, WON, Direction, Pipeline, Stage
+from kariz_shared.errors import Conflict, RuleViolation
 
 CENT = Decimal("0.01")
 

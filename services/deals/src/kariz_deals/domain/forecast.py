@@ -48,7 +48,9 @@ def summarise(pipeline: Pipeline, totals: Mapping[str, StageTotal]) -> PipelineS
     stages: list[StageSummary] = []
     for stage in pipeline.stages:
         total = totals.get(stage.name, StageTotal(0, ZERO))
-        stages.append(StageSummary(stage, total.count, total.value, to_cents(total.value * stage.probability)))
+        stages.append(
+            StageSummary(stage, total.count, total.value, to_cents(total.value * stage.probability))
+        )
     open_stages = [s for s in stages if not s.stage.is_closed]
     won = next(s for s in stages if s.stage.name == WON)
     return PipelineSummary(

@@ -62,15 +62,18 @@ class Pipeline:
         for stage in self.stages:
             if stage.name == name:
                 return stage
-        raise RuleViolation(
-            f"unknown stage {name!r} in pipeline {self.name!r}; valid stages are: {', '.join(self.stage_names)}"
-        )
+        valid = ", ".join(self.stage_names)
+        raise RuleViolation(f"unknown stage {name!r} in pipeline {self.name!r}; valid stages are: {valid}")
 
     def direction(self, from_stage: str, to_stage: str) -> Direction:
-        return Direction.FORWARD if self.stage(to_stage).order > self.stage(from_stage).order else Direction.BACK
+        return (
+            Direction.FORWARD if self.stage(to_stage).order > self.stage(from_stage).order else Direction.BACK
+        )
 
 
-def _stage(order: int, name: str, probability: str, category: ForecastCategory, needs_amount: bool = False) -> Stage:
+def _stage(
+    order: int, name: str, probability: str, category: ForecastCategory, needs_amount: bool = False
+) -> Stage:
     return Stage(name, order, Decimal(probability), category, needs_amount)
 
 

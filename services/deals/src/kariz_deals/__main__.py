@@ -1,0 +1,3 @@
+from kariz_deals.main import main
+
+main()

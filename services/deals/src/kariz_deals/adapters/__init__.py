@@ -1,0 +1,1 @@
+"""Adapters to the outside world: the MongoDB repositories of deals and accounts."""

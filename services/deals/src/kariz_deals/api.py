@@ -1,0 +1,269 @@
+"""The HTTP API of the deals service: deals, their moves through the pipeline, accounts, the pipeline."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from kariz_deals import service_layer
+from kariz_deals.adapters.mongo import DealFilter
+from kariz_deals.domain import DEFAULT_PIPELINE, Account, Deal, Pipeline, PipelineSummary, pipeline_named
+from kariz_deals.settings import DealsSettings
+from kariz_shared.http import Page
+from kariz_shared.persistence import Store
+
+# Amounts are Decimals and serialise as JSON strings ("1250.00"); probabilities are plain numbers.
+Amount = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=2)]
+
+
+# --- requests -------------------------------------------------------------------------------------
+
+
+class StageMoveBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    stage: str = Field(min_length=1, max_length=50, description="The stage to move to, e.g. proposal")
+    amount: Amount | None = Field(default=None, description="The deal's amount; needed from proposal on")
+    reason: str | None = Field(default=None, max_length=500, description="Why the deal was lost (for lost)")
+    note: str | None = Field(default=None, max_length=2000, description="What happened, for the history")
+
+
+# --- responses ------------------------------------------------------------------------------------
+
+
+class StageView(BaseModel):
+    name: str
+    order: int
+    probability: float
+    forecast_category: str
+    needs_amount: bool
+    closed: bool
+
+
+class PipelineView(BaseModel):
+    name: str
+    stages: list[StageView]
+
+    @classmethod
+    def of(cls, pipeline: Pipeline) -> PipelineView:
+        return cls(
+            name=pipeline.name,
+            stages=[
+                StageView(
+                    name=s.name,
+                    order=s.order,
+                    probability=float(s.probability),
+                    forecast_category=s.forecast_category.value,
+                    needs_amount=s.needs_amount,
+                    closed=s.is_closed,
+                )
+                for s in pipeline.stages
+            ],
+        )
+
+
+class AccountRefView(BaseModel):
+    id: str
+    name: str
+    domain: str | None
+
+
+class StageVisitView(BaseModel):
+    stage: str
+    entered_at: datetime
+    left_at: datetime | None
+    note: str | None
+
+
+class ContactView(BaseModel):
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    title: str | None = None
+
+
+class DealView(BaseModel):
+    id: str
+    lead_id: str
+    pipeline: str
+    account: AccountRefView
+    owner: str
+    stage: str
+    amount: Decimal | None
+    currency: str
+    probability: float
+    forecast_category: str
+    weighted_amount: Decimal | None
+    history: list[StageVisitView]
+    opened_at: datetime
+    closed_at: datetime | None
+    lost_reason: str | None
+    correlation_id: str
+    contact: ContactView
+    source: str | None
+
+    @classmethod
+    def of(cls, deal: Deal) -> DealView:
+        return cls(
+            id=deal.id,
+            lead_id=deal.lead_id,
+            pipeline=deal.pipeline.name,
+            account=AccountRefView(id=deal.account.id, name=deal.account.name, domain=deal.account.domain),
+            owner=deal.owner,
+            stage=deal.stage,
+            amount=deal.amount,
+            currency=deal.currency,
+            probability=float(deal.probability),
+            forecast_category=deal.forecast_category,
+            weighted_amount=deal.weighted_amount,
+            history=[
+                StageVisitView(stage=v.stage, entered_at=v.entered_at, left_at=v.left_at, note=v.note)
+                for v in deal.history
+            ],
+            opened_at=deal.opened_at,
+            closed_at=deal.closed_at,
+            lost_reason=deal.lost_reason,
+            correlation_id=deal.correlation_id,
+            contact=ContactView(**deal.contact),
+            source=deal.source,
+        )
+
+
+class AccountView(BaseModel):
+    id: str
+    name: str
+    domain: str | None
+    industry: str | None
+    size: int | None
+    country: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, account: Account) -> AccountView:
+        return cls(
+            id=account.id,
+            name=account.name,
+            domain=account.domain,
+            industry=account.industry,
+            size=account.size,
+            country=account.country,
+            created_at=account.created_at,
+        )
+
+
+class StageSummaryView(BaseModel):
+    stage: str
+    probability: float
+    forecast_category: str
+    count: int
+    value: Decimal
+    weighted_value: Decimal
+
+
+class PipelineSummaryView(BaseModel):
+    pipeline: str
+    currency: str
+    owner: str | None
+    stages: list[StageSummaryView]
+    open_count: int
+    open_value: Decimal
+    open_weighted_value: Decimal
+    won_count: int
+    won_value: Decimal
+
+    @classmethod
+    def of(cls, summary: PipelineSummary, *, currency: str, owner: str | None) -> PipelineSummaryView:
+        return cls(
+            pipeline=summary.pipeline.name,
+            currency=currency,
+            owner=owner,
+            stages=[
+                StageSummaryView(
+                    stage=s.stage.name,
+                    probability=float(s.stage.probability),
+                    forecast_category=s.stage.forecast_category.value,
+                    count=s.count,
+                    value=s.value,
+                    weighted_value=s.weighted_value,
+                )
+                for s in summary.stages
+            ],
+            open_count=summary.open_count,
+            open_value=summary.open_value,
+            open_weighted_value=summary.open_weighted_value,
+            won_count=summary.won_count,
+            won_value=summary.won_value,
+        )
+
+
+# --- routes ---------------------------------------------------------------------------------------
+
+ERRORS: dict[int | str, dict[str, str]] = {
+    404: {"description": "No such deal"},
+    409: {"description": "The deal is closed or already in that stage"},
+    422: {"description": "Unknown stage, missing amount or reason, or an invalid body"},
+}
+
+
+def make_router(store: Store, settings: DealsSettings) -> APIRouter:
+    router = APIRouter(tags=["deals"])
+
+    @router.get("/pipelines/{pipeline_name}", summary="A pipeline's stages, in order")
+    async def get_pipeline(pipeline_name: str) -> PipelineView:
+        return PipelineView.of(pipeline_named(pipeline_name))
+
+    @router.get("/pipeline/stages", summary="The default pipeline's stages, in order")
+    async def get_default_stages() -> PipelineView:
+        return PipelineView.of(DEFAULT_PIPELINE)
+
+    @router.get("/pipeline", summary="Deals and value per stage, weighted by win probability")
+    async def get_pipeline_summary(
+        owner: Annotated[str | None, Query(max_length=320, description="Only this rep's deals")] = None,
+        currency: Annotated[
+            str | None, Query(pattern="^[A-Z]{3}$", description="Default: the deal currency")
+        ] = None,
+    ) -> PipelineSummaryView:
+        cur = currency or settings.deal_currency
+        summary = await service_layer.pipeline_summary(
+            store, pipeline=DEFAULT_PIPELINE.name, currency=cur, owner=owner
+        )
+        return PipelineSummaryView.of(summary, currency=cur, owner=owner)
+
+    @router.get("/deals", summary="Deals, newest first", responses={422: ERRORS[422]})
+    async def list_deals(
+        lead_id: Annotated[str | None, Query(max_length=200)] = None,
+        owner: Annotated[str | None, Query(max_length=320)] = None,
+        stage: Annotated[str | None, Query(max_length=50)] = None,
+        account_id: Annotated[str | None, Query(max_length=200)] = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> Page[DealView]:
+        where = DealFilter(lead_id=lead_id, owner=owner, stage=stage, account_id=account_id)
+        deals, total = await service_layer.find_deals(store, where, limit=limit, offset=offset)
+        return Page[DealView](items=[DealView.of(d) for d in deals], total=total, limit=limit, offset=offset)
+
+    @router.get("/deals/{deal_id}", summary="One deal", responses={404: ERRORS[404]})
+    async def get_deal(deal_id: str) -> DealView:
+        return DealView.of(await service_layer.get_deal(store, deal_id))
+
+    @router.post(
+        "/deals/{deal_id}/stage",
+        summary="Move a deal to another stage (forward, back, won or lost)",
+        responses=ERRORS,
+    )
+    async def move_deal(deal_id: str, body: StageMoveBody) -> DealView:
+        request = service_layer.MoveRequest(
+            stage=body.stage, amount=body.amount, reason=body.reason, note=body.note or None
+        )
+        return DealView.of(await service_layer.move_deal(store, deal_id, request))
+
+    @router.get("/accounts/{account_id}", summary="One account", tags=["accounts"], responses={404: {}})
+    async def get_account(account_id: str) -> AccountView:
+        return AccountView.of(await service_layer.get_account(store, account_id))
+
+    return router

@@ -1,0 +1,394 @@
+"""The deals service against the real broker and database: a qualified lead opens one deal, moves go
+out as events with the lead's correlation id, bad requests change nothing, the pipeline adds up."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from prometheus_client import REGISTRY
+
+from kariz_deals.main import build
+from kariz_deals.settings import DealsSettings
+from kariz_shared.envelope import Envelope
+from kariz_shared.events import (
+    BantAnswers,
+    Company,
+    Contact,
+    DealLost,
+    DealOpened,
+    DealWon,
+    LeadQualified,
+    LeadSource,
+    ScoreLine,
+    StageChanged,
+    dead_letter_topic,
+)
+from kariz_shared.persistence import connect
+from kariz_shared.testing import Backends, EventReader, eventually, publish, reading, running, unique
+
+pytestmark = pytest.mark.integration
+
+DEAL_TOPICS = [cls.topic() for cls in (DealOpened, StageChanged, DealWon, DealLost)]
+
+
+@dataclass
+class Running:
+    http: httpx.AsyncClient
+    db: Any
+    bootstrap: str
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def deals(backends: Backends) -> AsyncIterator[Running]:
+    """One service for the module: joining the consumer group is the slow part of starting it. The
+    tests keep apart by their own lead ids, deal ids and owners."""
+    settings = DealsSettings(
+        kafka_bootstrap_servers=backends.kafka_bootstrap,
+        kafka_enable_idempotence=backends.kafka_idempotence,
+        mongodb_uri=backends.mongodb_uri,
+        mongodb_database=unique("test_deals"),
+        outbox_poll_interval_s=0.2,
+        consumer_retry_backoff_s=0.05,
+    )
+    client = connect(settings)
+    async with running(build(settings)) as http:
+        yield Running(http, client[settings.database_name], backends.kafka_bootstrap)
+    await client.close()
+
+
+def qualified(
+    lead_id: str,
+    *,
+    owner: str = "rep@kariz.test",
+    company: str = "Analytical Engines Ltd",
+    domain: str | None = "analytical.example",
+    budget: Decimal | None = None,
+) -> LeadQualified:
+    return LeadQualified(
+        lead_id=lead_id,
+        owner=owner,
+        contact=Contact(first_name="Ada", last_name="Lovelace", email="ada@analytical.example"),
+        company=Company(name=company, domain=domain, industry="software", size=120, country="GB"),
+        source=LeadSource.TRADE_SHOW,
+        score=72,
+        threshold=60,
+        breakdown=[ScoreLine(rule="industry", matched="software", points=20)],
+        answers=BantAnswers(
+            budget="confirmed",
+            budget_amount=budget,
+            authority="decision_maker",
+            need="confirmed",
+            timeline="within_3_months",
+        ),
+        qualified_at=datetime.now(UTC),
+    )
+
+
+def from_qualification(event: LeadQualified, correlation_id: str) -> Envelope[Any]:
+    return Envelope(event=event, source="/kariz/qualification", correlation_id=correlation_id)
+
+
+async def deal_for(http: httpx.AsyncClient, lead_id: str) -> dict[str, Any]:
+    async def found() -> dict[str, Any] | None:
+        page = (await http.get("/deals", params={"lead_id": lead_id})).json()
+        items: list[dict[str, Any]] = page["items"]
+        return items[0] if items else None
+
+    deal: dict[str, Any] = await eventually(found, timeout=30)
+    return deal
+
+
+async def move(http: httpx.AsyncClient, deal_id: str, **body: Any) -> httpx.Response:
+    # A request correlation id of its own: events must still carry the deal's (the lead's) one.
+    return await http.post(f"/deals/{deal_id}/stage", json=body, headers={"X-Correlation-Id": unique("http")})
+
+
+async def snapshot(db: Any, deal_id: str) -> tuple[dict[str, Any] | None, int]:
+    """The deal as stored and how many events it has in the outbox (every event goes through it)."""
+    return await db.deals.find_one({"_id": deal_id}), await db.outbox.count_documents({"key": deal_id})
+
+
+def bodies(reader: EventReader, topic: str, key: str) -> list[dict[str, Any]]:
+    return [r.body for r in reader.of(topic, key)]
+
+
+def counted(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_a_qualified_lead_opens_one_deal_that_moves_back_and_forth_to_won(deals: Running) -> None:
+    http, db = deals.http, deals.db
+    lead, corr = unique("L"), unique("corr")
+    env = from_qualification(qualified(lead, budget=Decimal("12000")), corr)
+    # The same lead qualified again under a new event id (e.g. re-sent by hand) must not open a second deal.
+    again = from_qualification(qualified(lead, budget=Decimal("99")), unique("corr"))
+
+    won_before = counted("kariz_deals_won_total")
+    won_amount_before = counted("kariz_deals_won_amount_total")
+    to_won_before = counted("kariz_deals_stage_transitions_total", from_stage="contract", to_stage="won")
+    async with reading(deals.bootstrap, *DEAL_TOPICS) as reader:
+        await publish(deals.bootstrap, env)
+        await publish(deals.bootstrap, env)  # redelivery: same ce_id
+        await publish(deals.bootstrap, again)
+        deal = await deal_for(http, lead)
+        deal_id = deal["id"]
+        await eventually(lambda: db.processed_events.count_documents({"event_id": again.id}))
+
+        [opened] = await reader.wait_for(lambda r: r.topic == DealOpened.topic() and r.key == deal_id)
+        assert opened.headers["ce_source"] == "/kariz/deals"
+        assert opened.headers["ce_type"] == "kariz.deal-opened.v1"
+        assert opened.headers["ce_specversion"] == "1.0"
+        assert opened.headers["ce_subject"] == deal_id
+        assert opened.headers["ce_correlationid"] == corr
+        assert opened.headers["ce_causationid"] == env.id
+        assert opened.headers["content-type"] == "application/json"
+        assert opened.headers["ce_id"] and opened.headers["ce_time"].endswith("Z")
+        body = opened.body
+        assert (body["lead_id"], body["owner"], body["pipeline"], body["stage"]) == (
+            lead,
+            "rep@kariz.test",
+            "default",
+            "qualification",
+        )
+        assert Decimal(body["amount"]) == Decimal("12000") and body["currency"] == "EUR"
+        assert (
+            body["account_name"] == "Analytical Engines Ltd" and body["account_id"] == deal["account"]["id"]
+        )
+
+        assert deal["stage"] == "qualification" and deal["correlation_id"] == corr
+        assert Decimal(deal["amount"]) == Decimal("12000")
+        assert Decimal(deal["weighted_amount"]) == Decimal("1200.00")
+        assert (deal["probability"], deal["forecast_category"]) == (0.1, "pipeline")
+
+        path = [
+            ("discovery", {}),
+            ("demo", {"note": "demo on Tuesday"}),
+            ("proposal", {"amount": "15000.00"}),
+            ("demo", {"note": "wants another demo for finance"}),
+            ("proposal", {}),
+            ("negotiation", {}),
+            ("contract", {}),
+            ("won", {"note": "signed"}),
+        ]
+        for stage, extra in path:
+            response = await move(http, deal_id, stage=stage, **extra)
+            assert response.status_code == 200, response.text
+            assert response.json()["stage"] == stage
+
+        changes = await reader.wait_for(
+            lambda r: r.topic == StageChanged.topic() and r.key == deal_id, count=len(path)
+        )
+        [won] = await reader.wait_for(lambda r: r.topic == DealWon.topic() and r.key == deal_id)
+
+        # A closed deal stays closed: nothing stored, nothing emitted.
+        before = await snapshot(db, deal_id)
+        refused = await move(http, deal_id, stage="negotiation")
+        assert refused.status_code == 409 and "closed" in refused.json()["message"]
+        assert await snapshot(db, deal_id) == before
+
+        final = (await http.get(f"/deals/{deal_id}")).json()
+        account = (await http.get(f"/accounts/{deal['account']['id']}")).json()
+        metrics = (await http.get("/metrics")).text
+        await asyncio.sleep(1.0)  # time for any stray event to reach the reader
+        assert len(reader.of(StageChanged.topic(), deal_id)) == len(path)
+
+    transitions = [(c.body["from_stage"], c.body["to_stage"], c.body["direction"]) for c in changes]
+    assert transitions == [
+        ("qualification", "discovery", "forward"),
+        ("discovery", "demo", "forward"),
+        ("demo", "proposal", "forward"),
+        ("proposal", "demo", "back"),
+        ("demo", "proposal", "forward"),
+        ("proposal", "negotiation", "forward"),
+        ("negotiation", "contract", "forward"),
+        ("contract", "won", "forward"),
+    ]
+    assert all(c.headers["ce_correlationid"] == corr for c in [*changes, won])
+    assert all(c.headers["ce_type"] == "kariz.stage-changed.v1" for c in changes)
+    assert changes[1].body["note"] == "demo on Tuesday"
+    assert Decimal(changes[2].body["amount"]) == Decimal("15000.00")
+    assert all(c.body["seconds_in_from_stage"] >= 0 for c in changes)
+    assert won.headers["ce_type"] == "kariz.deal-won.v1" and won.headers["ce_subject"] == deal_id
+    assert Decimal(won.body["amount"]) == Decimal("15000.00")
+    assert won.body["account_id"] == deal["account"]["id"] and won.body["lead_id"] == lead
+    assert 0 < won.body["cycle_seconds"] < 120
+
+    assert final["stage"] == "won" and final["closed_at"] is not None
+    assert (final["probability"], final["forecast_category"]) == (1.0, "closed")
+    assert [h["stage"] for h in final["history"]] == ["qualification"] + [stage for stage, _ in path]
+    assert (
+        all(h["left_at"] is not None for h in final["history"][:-1])
+        and final["history"][-1]["left_at"] is None
+    )
+    assert final["history"][-1]["note"] == "signed"
+    assert account["domain"] == "analytical.example" and account["name"] == "Analytical Engines Ltd"
+    assert 'kariz_deals_stage_transitions_total{from_stage="contract",to_stage="won"}' in metrics
+    assert "kariz_deals_won_total" in metrics and "kariz_deals_opened_total" in metrics
+    # Counted once per committed move; the refused move counts nothing.
+    assert counted("kariz_deals_won_total") == won_before + 1
+    assert counted("kariz_deals_won_amount_total") == won_amount_before + 15000
+    to_won = counted("kariz_deals_stage_transitions_total", from_stage="contract", to_stage="won")
+    assert to_won == to_won_before + 1
+
+    # One deal for the lead, also in the database, backed by the unique index; StageChanged before DealWon.
+    assert await db.deals.count_documents({"lead_id": lead}) == 1
+    indexes = await db.deals.index_information()
+    assert indexes["lead_id_unique"]["unique"] is True
+    last_two = await db.outbox.find({"key": deal_id}).sort("order", -1).limit(2).to_list()
+    assert [doc["topic"] for doc in reversed(last_two)] == [StageChanged.topic(), DealWon.topic()]
+
+
+async def test_bad_requests_change_nothing_and_a_lost_deal_says_why(deals: Running) -> None:
+    http, db = deals.http, deals.db
+    lead, corr = unique("L"), unique("corr")
+    lost_before = counted("kariz_deals_lost_total", lost_at_stage="discovery")
+    async with reading(deals.bootstrap, *DEAL_TOPICS) as reader:
+        await publish(deals.bootstrap, from_qualification(qualified(lead, budget=None), corr))
+        deal_id = (await deal_for(http, lead))["id"]
+        await reader.wait_for(lambda r: r.topic == DealOpened.topic() and r.key == deal_id)
+        before = await snapshot(db, deal_id)
+
+        unknown = await move(http, deal_id, stage="closing")
+        assert unknown.status_code == 422
+        assert "valid stages are: qualification, discovery, demo, proposal" in unknown.json()["message"]
+        no_amount = await move(http, deal_id, stage="proposal")
+        assert no_amount.status_code == 422 and "a proposal needs an amount" in no_amount.json()["message"]
+        assert (await move(http, deal_id, stage="won")).status_code == 422
+        for reason in ({}, {"reason": "   "}):
+            no_reason = await move(http, deal_id, stage="lost", **reason)
+            assert no_reason.status_code == 422 and "needs a reason" in no_reason.json()["message"]
+        same = await move(http, deal_id, stage="qualification")
+        assert same.status_code == 409 and "already in stage" in same.json()["message"]
+        negative = await move(http, deal_id, stage="proposal", amount=-5)
+        assert negative.status_code == 422 and "amount" in negative.json()["message"]
+        assert negative.json()["error"] == "invalid_request"
+        extra = await move(http, deal_id, stage="demo", colour="red")
+        assert extra.status_code == 422 and "colour" in extra.json()["message"]
+        missing = await move(http, "D-does-not-exist", stage="demo")
+        assert missing.status_code == 404 and "D-does-not-exist" in missing.json()["message"]
+        assert (await http.get("/deals/D-does-not-exist")).status_code == 404
+        assert (await http.get("/accounts/A-does-not-exist")).status_code == 404
+        assert (await http.get("/pipelines/enterprise")).status_code == 404
+        bad_filter = await http.get("/deals", params={"stage": "closing"})
+        assert bad_filter.status_code == 422 and "valid stages" in bad_filter.json()["message"]
+        for limit in (0, 201):
+            assert (await http.get("/deals", params={"limit": limit})).status_code == 422
+        assert await snapshot(db, deal_id) == before
+
+        assert (await move(http, deal_id, stage="discovery")).status_code == 200
+        lost = await move(http, deal_id, stage="lost", reason="chose a competitor", note="price")
+        assert lost.status_code == 200
+        assert lost.json()["lost_reason"] == "chose a competitor" and lost.json()["closed_at"]
+        after_loss = await snapshot(db, deal_id)
+        assert (await move(http, deal_id, stage="demo")).status_code == 409
+        assert await snapshot(db, deal_id) == after_loss
+
+        [dl] = await reader.wait_for(lambda r: r.topic == DealLost.topic() and r.key == deal_id)
+        changes = await reader.wait_for(
+            lambda r: r.topic == StageChanged.topic() and r.key == deal_id, count=2
+        )
+        await asyncio.sleep(1.0)  # time for any stray event to reach the reader
+        assert len(reader.of(StageChanged.topic(), deal_id)) == 2
+        assert reader.of(DealWon.topic(), deal_id) == []
+
+    assert (dl.body["reason"], dl.body["lost_at_stage"]) == ("chose a competitor", "discovery")
+    assert dl.headers["ce_correlationid"] == corr and dl.headers["ce_type"] == "kariz.deal-lost.v1"
+    assert counted("kariz_deals_lost_total", lost_at_stage="discovery") == lost_before + 1
+    assert dl.body["cycle_seconds"] > 0 and dl.body["amount"] is None
+    assert [(c.body["to_stage"], c.body["direction"]) for c in changes] == [
+        ("discovery", "forward"),
+        ("lost", "forward"),
+    ]
+
+
+async def test_accounts_are_reused_and_the_pipeline_adds_up(deals: Running) -> None:
+    http = deals.http
+    owner = f"{unique('rep')}@kariz.test"  # the topic is shared: count only this test's deals
+    leads = {name: unique("L") for name in ("a", "b", "c", "d", "e", "f")}
+    events = {
+        "a": qualified(
+            leads["a"], owner=owner, domain="www.Globex.example", company="Globex", budget=Decimal("1000")
+        ),
+        "b": qualified(leads["b"], owner=owner, domain="globex.example", company="Globex Corp"),
+        "c": qualified(leads["c"], owner=owner, domain=None, company="Initech, Inc.", budget=Decimal("2000")),
+        "d": qualified(leads["d"], owner=owner, domain=None, company="INITECH", budget=Decimal("5000.50")),
+        "e": qualified(
+            leads["e"], owner=owner, domain="hooli.example", company="Hooli", budget=Decimal("700")
+        ),
+        "f": qualified(leads["f"], owner=owner, domain="umbrella.example", company="Umbrella"),
+    }
+    for name, event in events.items():
+        await publish(deals.bootstrap, from_qualification(event, unique(f"corr-{name}")))
+    opened = {name: await deal_for(http, lead) for name, lead in leads.items()}
+
+    assert opened["a"]["account"]["id"] == opened["b"]["account"]["id"]
+    assert opened["c"]["account"]["id"] == opened["d"]["account"]["id"]
+    assert len({d["account"]["id"] for d in opened.values()}) == 4
+    globex = (await http.get(f"/accounts/{opened['a']['account']['id']}")).json()
+    # Leads are keyed by lead id, so either may arrive first and name the account.
+    assert globex["name"] in ("Globex", "Globex Corp") and globex["domain"] == "globex.example"
+
+    # a stays in qualification (1000), b in discovery (no amount), c in proposal (3000),
+    # d is won (5000.50), e is lost (700), f in contract (8000).
+    steps = [
+        ("b", {"stage": "discovery"}),
+        ("c", {"stage": "proposal", "amount": "3000"}),
+        ("d", {"stage": "won"}),
+        ("e", {"stage": "lost", "reason": "no budget this year"}),
+        ("f", {"stage": "contract", "amount": "8000"}),
+    ]
+    for name, body in steps:
+        assert (await move(http, opened[name]["id"], **body)).status_code == 200
+
+    by_stage = (await http.get("/deals", params={"owner": owner, "stage": "proposal"})).json()
+    assert [d["lead_id"] for d in by_stage["items"]] == [leads["c"]]
+    page = (await http.get("/deals", params={"owner": owner, "limit": 4, "offset": 4})).json()
+    assert (page["total"], page["limit"], page["offset"], len(page["items"])) == (6, 4, 4, 2)
+    summary = (await http.get("/pipeline", params={"owner": owner})).json()
+    stages = (await http.get("/pipeline/stages")).json()
+    assert (await http.get("/pipelines/default")).json() == stages
+
+    rows = {
+        s["stage"]: (s["count"], Decimal(s["value"]), Decimal(s["weighted_value"])) for s in summary["stages"]
+    }
+    assert [s["stage"] for s in summary["stages"]] == [s["name"] for s in stages["stages"]]
+    assert rows == {
+        "qualification": (1, Decimal("1000"), Decimal("100.00")),
+        "discovery": (1, Decimal("0"), Decimal("0.00")),
+        "demo": (0, Decimal("0"), Decimal("0.00")),
+        "proposal": (1, Decimal("3000"), Decimal("1800.00")),
+        "negotiation": (0, Decimal("0"), Decimal("0.00")),
+        "contract": (1, Decimal("8000"), Decimal("7200.00")),
+        "won": (1, Decimal("5000.50"), Decimal("5000.50")),
+        "lost": (1, Decimal("700"), Decimal("0.00")),
+    }
+    assert summary["open_count"] == 4
+    assert Decimal(summary["open_value"]) == Decimal("12000")
+    assert Decimal(summary["open_weighted_value"]) == Decimal("9100.00")
+    assert Decimal(summary["won_value"]) == Decimal("5000.50") and summary["won_count"] == 1
+    assert summary["currency"] == "EUR"
+    assert [(s["name"], s["probability"], s["forecast_category"]) for s in stages["stages"]][3] == (
+        "proposal",
+        0.6,
+        "best_case",
+    )
+
+
+async def test_a_lead_without_company_name_or_domain_is_dead_lettered_with_the_reason(deals: Running) -> None:
+    lead = unique("L")
+    nameless = qualified(lead, company="  ", domain=None, budget=Decimal("10"))
+    dlq = dead_letter_topic(LeadQualified.topic())
+    async with reading(deals.bootstrap, dlq) as reader:
+        await publish(deals.bootstrap, from_qualification(nameless, unique("corr")))
+        [dead] = await reader.wait_for(lambda r: r.key == lead)
+    assert "name or a domain" in dead.headers["dlq_error"]
+    assert await deals.db.deals.count_documents({"lead_id": lead}) == 0
+    assert await deals.db.accounts.count_documents({"name": ""}) == 0
