@@ -1,0 +1,1 @@
+"""Kariz leads: capture, normalisation, duplicates and assignment of leads; emits LeadCaptured."""

@@ -6,7 +6,9 @@ from prometheus_client import Counter
 
 from kariz_shared.metrics import registry
 
-captured = Counter("kariz_leads_captured_total", "New leads captured, by source", ["source"], registry=registry)
+captured = Counter(
+    "kariz_leads_captured_total", "New leads captured, by source", ["source"], registry=registry
+)
 duplicates = Counter(
     "kariz_leads_duplicates_total",
     "Captures of a contact that already was a lead (recorded as a touch), by source",

@@ -8,9 +8,8 @@ from typing import Annotated, Any
 from pydantic import field_validator
 from pydantic_settings import NoDecode
 
-from kariz_shared.settings import ServiceSettings
-
 from kariz_leads.domain.normalisation import normalise_country, normalise_email
+from kariz_shared.settings import ServiceSettings
 
 
 class LeadsSettings(ServiceSettings):

@@ -1,4 +1,4 @@
-"""The ISO 3166-1 alpha-2 country codes officially assigned (249, as of 2024): territories are keyed by them."""
+"""The officially assigned ISO 3166-1 alpha-2 country codes (249): territories are keyed by them."""
 
 from __future__ import annotations
 

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import re
 
-from kariz_shared.events import Company, Contact
-
 from kariz_leads.domain.countries import ISO_COUNTRY_CODES
+from kariz_shared.events import Company, Contact
 
 
 class InvalidValue(ValueError):
@@ -22,6 +21,8 @@ _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _TOP_LEVEL = re.compile(r"^([a-z]{2,63}|xn--[a-z0-9-]{1,59})$")
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://")
 _WHITESPACE = re.compile(r"\s+")
+# Digits with the usual separators, an optional leading '+', and an optional extension ('x12', 'ext. 12').
+_PHONE = re.compile(r"^\+?[0-9(][0-9 ()./-]*[0-9)]( ?(x|ext\.?) ?[0-9]{1,6})?$")
 
 # Addresses anyone can open: their domain says nothing about the lead's company.
 FREE_MAIL_DOMAINS: frozenset[str] = frozenset(
@@ -80,6 +81,15 @@ def normalise_optional_text(value: str | None) -> str | None:
         return None
     cleaned = collapse_whitespace(value)
     return cleaned or None
+
+
+def normalise_phone(value: str | None) -> str | None:
+    phone = normalise_optional_text(value)
+    if phone is None:
+        return None
+    if not _PHONE.match(phone.lower()) or sum(c.isdigit() for c in phone) < 5:
+        raise InvalidValue(f"{phone!r} is not a phone number (digits, spaces, + ( ) - . / and an extension)")
+    return phone
 
 
 def is_domain_name(value: str) -> bool:
@@ -151,7 +161,9 @@ def domain_from_email(email: str) -> str | None:
 def normalise_country(value: str) -> str:
     code = value.strip().upper()
     if len(code) != 2 or not code.isalpha():
-        raise InvalidValue(f"{value.strip()!r} is not a country code: use ISO 3166-1 alpha-2, e.g. 'DE' or 'GB'")
+        raise InvalidValue(
+            f"{value.strip()!r} is not a country code: use ISO 3166-1 alpha-2, e.g. 'DE' or 'GB'"
+        )
     if code not in ISO_COUNTRY_CODES:
         raise InvalidValue(f"{code!r} is not an assigned ISO 3166-1 alpha-2 country code")
     return code
@@ -167,7 +179,7 @@ def normalise_contact(contact: Contact) -> Contact:
         first_name=normalise_name(contact.first_name, what="first name"),
         last_name=normalise_name(contact.last_name, what="last name"),
         email=normalise_email(contact.email),
-        phone=normalise_optional_text(contact.phone),
+        phone=normalise_phone(contact.phone),
         title=normalise_optional_text(contact.title),
     )
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from kariz_shared.errors import RuleViolation
-from kariz_shared.events import LeadSource
-
 from kariz_leads.domain.lead import LeadStatus
 from kariz_leads.domain.normalisation import (
     InvalidValue,
@@ -15,6 +12,8 @@ from kariz_leads.domain.normalisation import (
     normalise_email,
     normalise_industry,
 )
+from kariz_shared.errors import RuleViolation
+from kariz_shared.events import LeadSource
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -60,7 +59,8 @@ class LeadFilter:
         end = as_utc(created_to) if created_to else None
         if start and end and start > end:
             raise RuleViolation(
-                f"created_from ({start.isoformat()}) is after created_to ({end.isoformat()}): no lead can match"
+                f"created_from ({start.isoformat()}) is after created_to ({end.isoformat()}): "
+                "no lead can match"
             )
         return cls(
             source=source,

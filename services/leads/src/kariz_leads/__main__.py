@@ -1,0 +1,3 @@
+from kariz_leads.main import main
+
+main()

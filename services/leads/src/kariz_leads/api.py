@@ -1,0 +1,244 @@
+"""The HTTP API of leads: capture a lead, read one, find leads by criteria.
+
+Request models apply the domain's normalisation rules as validators, so a bad value is refused with a
+422 naming its field before anything is stored.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, Field, field_validator
+
+from kariz_leads import services
+from kariz_leads.domain import AssignedBy, Lead, LeadFilter, LeadStatus, SalesTeam
+from kariz_leads.domain.normalisation import (
+    normalise_country,
+    normalise_domain,
+    normalise_email,
+    normalise_industry,
+    normalise_name,
+    normalise_optional_text,
+    normalise_phone,
+)
+from kariz_shared.events import Company, Contact, LeadSource
+from kariz_shared.http import Page
+from kariz_shared.logging import correlation_id
+from kariz_shared.persistence import Store
+
+# --- requests -------------------------------------------------------------------------------------
+
+
+class ContactIn(BaseModel):
+    first_name: str = Field(max_length=100, examples=["Ada"])
+    last_name: str = Field(max_length=100, examples=["Lovelace"])
+    email: str = Field(max_length=320, examples=["ada@analytical.example"])
+    phone: str | None = Field(default=None, max_length=40, examples=["+44 20 7946 0958"])
+    title: str | None = Field(default=None, max_length=120, examples=["Head of Engineering"])
+
+    @field_validator("first_name", "last_name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return normalise_name(value)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        return normalise_email(value)
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        return normalise_phone(value)
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str | None) -> str | None:
+        return normalise_optional_text(value)
+
+
+class CompanyIn(BaseModel):
+    name: str = Field(max_length=200, examples=["Analytical Engines Ltd"])
+    domain: str | None = Field(
+        default=None,
+        max_length=255,
+        description="Taken from the contact's e-mail when absent (not for free mail)",
+    )
+    industry: str | None = Field(default=None, max_length=100, examples=["software"])
+    size: int | None = Field(default=None, ge=1, strict=True, description="Number of employees")
+    country: str | None = Field(default=None, description="ISO 3166-1 alpha-2 code", examples=["GB"])
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return normalise_name(value, what="company name")
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, value: str | None) -> str | None:
+        return normalise_domain(value) if value and value.strip() else None
+
+    @field_validator("industry")
+    @classmethod
+    def _industry(cls, value: str | None) -> str | None:
+        return normalise_industry(value) if value else None
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, value: str | None) -> str | None:
+        return normalise_country(value) if value and value.strip() else None
+
+
+class CaptureLeadIn(BaseModel):
+    contact: ContactIn
+    company: CompanyIn
+    source: LeadSource
+    campaign: str | None = Field(default=None, max_length=200, examples=["spring-webinar-2025"])
+    consent: bool = Field(default=False, description="The contact agreed to be contacted")
+
+    def command(self) -> services.CaptureLead:
+        return services.CaptureLead(
+            contact=Contact(**self.contact.model_dump()),
+            company=Company(**self.company.model_dump()),
+            source=self.source,
+            campaign=self.campaign,
+            consent=self.consent,
+        )
+
+
+# --- responses ------------------------------------------------------------------------------------
+
+
+class TouchOut(BaseModel):
+    source: LeadSource
+    campaign: str | None
+    at: datetime
+
+
+class LeadOut(BaseModel):
+    id: str
+    contact: Contact
+    company: Company
+    source: LeadSource
+    campaign: str | None
+    consent: bool
+    owner: str
+    assigned_by: AssignedBy
+    status: LeadStatus
+    score: int | None = None
+    disqualification_reason: str | None = None
+    touches: list[TouchOut] = Field(description="Every capture of this contact, the first one included")
+    correlation_id: str
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, lead: Lead) -> LeadOut:
+        return cls(**_lead_fields(lead))
+
+
+class CapturedLeadOut(LeadOut):
+    duplicate: bool = Field(description="True when the address was already a lead: this capture was a touch")
+
+    @classmethod
+    def of_capture(cls, captured: services.Captured) -> CapturedLeadOut:
+        return cls(**_lead_fields(captured.lead), duplicate=captured.duplicate)
+
+
+def _lead_fields(lead: Lead) -> dict[str, Any]:
+    return {
+        "id": lead.id,
+        "contact": lead.contact,
+        "company": lead.company,
+        "source": lead.source,
+        "campaign": lead.campaign,
+        "consent": lead.consent,
+        "owner": lead.owner,
+        "assigned_by": lead.assigned_by,
+        "status": lead.status,
+        "score": lead.score,
+        "disqualification_reason": lead.disqualification_reason,
+        "touches": [TouchOut(source=t.source, campaign=t.campaign, at=t.at) for t in lead.touches],
+        "correlation_id": lead.correlation_id,
+        "created_at": lead.created_at,
+        "updated_at": lead.updated_at,
+    }
+
+
+class FieldErrorOut(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    error: str
+    message: str
+    fields: list[FieldErrorOut] | None = Field(default=None, description="For an invalid request: per field")
+
+
+# --- routes ---------------------------------------------------------------------------------------
+
+
+def make_router(store: Store, team: SalesTeam) -> APIRouter:
+    router = APIRouter(tags=["leads"])
+
+    @router.post(
+        "/leads",
+        status_code=201,
+        summary="Capture a lead",
+        responses={
+            200: {
+                "model": CapturedLeadOut,
+                "description": "The address is already a lead: a touch was recorded",
+            },
+            422: {"model": ErrorOut, "description": "Invalid lead data; nothing was stored"},
+        },
+    )
+    async def capture(body: CaptureLeadIn, response: Response) -> CapturedLeadOut:
+        cid = correlation_id.get() or str(uuid.uuid4())
+        captured = await services.capture_lead(store, team, body.command(), correlation_id=cid)
+        if captured.duplicate:
+            response.status_code = 200
+        return CapturedLeadOut.of_capture(captured)
+
+    @router.get(
+        "/leads/{lead_id}",
+        summary="One lead",
+        responses={404: {"model": ErrorOut, "description": "No lead with this id"}},
+    )
+    async def get(lead_id: str) -> LeadOut:
+        return LeadOut.of(await services.get_lead(store, lead_id))
+
+    @router.get(
+        "/leads",
+        summary="Find leads, newest first",
+        responses={422: {"model": ErrorOut, "description": "An invalid filter value"}},
+    )
+    async def find(
+        source: LeadSource | None = None,
+        status: LeadStatus | None = None,
+        owner: Annotated[str | None, Query(max_length=320, description="The owning rep's e-mail")] = None,
+        industry: Annotated[str | None, Query(max_length=100)] = None,
+        country: Annotated[str | None, Query(max_length=100, description="ISO 3166-1 alpha-2 code")] = None,
+        created_from: Annotated[datetime | None, Query(description="ISO 8601; without a zone, UTC")] = None,
+        created_to: Annotated[datetime | None, Query(description="ISO 8601; without a zone, UTC")] = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> Page[LeadOut]:
+        criteria = LeadFilter.of(
+            source=source,
+            status=status,
+            owner=owner,
+            industry=industry,
+            country=country,
+            created_from=created_from,
+            created_to=created_to,
+        )
+        leads, total = await services.find_leads(store, criteria, limit=limit, offset=offset)
+        items = [LeadOut.of(lead) for lead in leads]
+        return Page[LeadOut](items=items, total=total, limit=limit, offset=offset)
+
+    return router

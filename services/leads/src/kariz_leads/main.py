@@ -1,0 +1,32 @@
+"""Wiring: the leads service from its settings. ``build()`` does no I/O (the AsyncAPI generator calls it)."""
+
+from __future__ import annotations
+
+from kariz_leads import handlers
+from kariz_leads.adapters.mongo import ensure_indexes
+from kariz_leads.api import make_router
+from kariz_leads.domain import SalesTeam
+from kariz_leads.settings import LeadsSettings
+from kariz_shared.events import LeadCaptured, LeadDisqualified, LeadQualified
+from kariz_shared.service import Service
+
+
+def build(settings: LeadsSettings | None = None) -> Service:
+    settings = settings or LeadsSettings()
+    team = SalesTeam.of(settings.reps, settings.territories)
+    service = Service(
+        settings,
+        title="Kariz leads",
+        description="Captures leads from every source, normalises them, folds duplicates into touches, "
+        "assigns an owner by territory or round robin, and publishes LeadCaptured.",
+        publishes=[LeadCaptured],
+    )
+    service.on_startup(ensure_indexes)
+    service.subscribe(LeadQualified, handlers.on_lead_qualified)
+    service.subscribe(LeadDisqualified, handlers.on_lead_disqualified)
+    service.api.include_router(make_router(service.store, team))
+    return service
+
+
+def main() -> None:
+    build().run()
