@@ -87,6 +87,8 @@ def subscribe(
         topic,
         group_id=group,
         auto_offset_reset="earliest",
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         # The offset is committed only after the transaction committed; a raise seeks back and retries.
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title=f"{topic}:{group}",

@@ -26,6 +26,7 @@ from typing import IO, Any
 import httpx
 
 from kariz_shared.messaging import ensure_topics
+from kariz_shared.testing import EMBEDDED_CONSUMER_TUNING
 from kariz_shared.webhooks import verify
 
 SERVICE_PORTS = {"leads": 8001, "qualification": 8002, "deals": 8003, "notifications": 8004}
@@ -186,6 +187,7 @@ async def _run(args: argparse.Namespace, with_services: bool) -> None:
                 "KARIZ_KAFKA_BOOTSTRAP_SERVERS": embedded.kafka_bootstrap,
                 "KARIZ_MONGODB_URI": embedded.mongodb_uri,
                 "KARIZ_KAFKA_ENABLE_IDEMPOTENCE": "false",  # Tansu has no InitProducerId
+                **{f"KARIZ_{k.upper()}": str(v) for k, v in EMBEDDED_CONSUMER_TUNING.items()},
             }
         else:
             print("using the Kafka and MongoDB from KARIZ_KAFKA_BOOTSTRAP_SERVERS / KARIZ_MONGODB_URI")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
@@ -132,6 +134,9 @@ class Service:
     def run(self) -> None:
         """Serve until SIGTERM or Ctrl-C, then shut down gracefully."""
         configure_logging(self.name, self.settings.log_level)
+        # Uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the previous handler;
+        # this one turns that into a clean exit 0, so Kubernetes and the dev stack see a normal stop.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         uvicorn.run(
             self.api,
             host=self.settings.http_host,

@@ -26,6 +26,10 @@ class ServiceSettings(BaseSettings):
     kafka_replication_factor: int = 1
     # Creating topics is the platform's job in production (Strimzi KafkaTopic); the dev stack does it.
     kafka_create_topics: bool = False
+    # Consumer liveness. Real Kafka: the client defaults. The embedded broker does not honour LeaveGroup, so a
+    # restarted consumer waits a whole session timeout to rejoin; the dev stack and tests shorten both.
+    kafka_session_timeout_ms: int = 10_000
+    kafka_heartbeat_interval_ms: int = 3_000
 
     mongodb_uri: str = "mongodb://127.0.0.1:27017/?directConnection=true"
     # Empty means "kariz_<service_name>": each service owns its own database.

@@ -7,7 +7,7 @@ industries and lead ids. Its reps and territories are fixed here so assignment c
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,18 +35,8 @@ class Leads:
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def leads(backends: Backends) -> AsyncIterator[Leads]:
-    # What the settings_for fixture gives, built here because a session-wide service outlives it.
-    settings = LeadsSettings(
-        kafka_bootstrap_servers=backends.kafka_bootstrap,
-        kafka_enable_idempotence=backends.kafka_idempotence,
-        mongodb_uri=backends.mongodb_uri,
-        mongodb_database=unique("test_leads"),
-        outbox_poll_interval_s=0.2,
-        consumer_retry_backoff_s=0.05,
-        reps=REPS,
-        territories=TERRITORIES,
-    )
+async def leads(backends: Backends, settings_for: Callable[..., Any]) -> AsyncIterator[Leads]:
+    settings = settings_for(LeadsSettings, service_name="leads", reps=REPS, territories=TERRITORIES)
     service = build(settings)
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(backends.mongodb_uri, tz_aware=True)
     async with running(service) as http:

@@ -3,7 +3,7 @@ LeadQualified / LeadDisqualified out through the outbox, and the HTTP API."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -107,17 +107,10 @@ class Harness:
 
 
 @pytest.fixture(scope="module")
-async def harness(backends: Backends) -> AsyncIterator[Harness]:
+async def harness(backends: Backends, settings_for: Callable[..., Any]) -> AsyncIterator[Harness]:
     """One service for the module: joining the consumer group takes seconds on the embedded broker.
     Tests use their own lead ids; the one that edits the rule set restores the defaults."""
-    settings = QualificationSettings(
-        kafka_bootstrap_servers=backends.kafka_bootstrap,
-        kafka_enable_idempotence=backends.kafka_idempotence,
-        mongodb_uri=backends.mongodb_uri,
-        mongodb_database=unique("test_qualification"),
-        outbox_poll_interval_s=0.2,
-        consumer_retry_backoff_s=0.05,
-    )
+    settings = settings_for(QualificationSettings, service_name="qualification")
     service = build(settings)
     async with reading(backends.kafka_bootstrap, QUALIFIED, DISQUALIFIED) as reader:
         async with running(service) as http:

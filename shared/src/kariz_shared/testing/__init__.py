@@ -31,14 +31,29 @@ class Backends:
     kafka_bootstrap: str
     mongodb_uri: str
     kafka_idempotence: bool
+    embedded: bool = False
+
+    def settings(self) -> dict[str, Any]:
+        """Service settings that point at these backends."""
+        values: dict[str, Any] = {
+            "kafka_bootstrap_servers": self.kafka_bootstrap,
+            "mongodb_uri": self.mongodb_uri,
+            "kafka_enable_idempotence": self.kafka_idempotence,
+        }
+        if self.embedded:
+            values |= EMBEDDED_CONSUMER_TUNING
+        return values
 
     def env(self) -> dict[str, str]:
-        """Environment for a service process using these backends."""
+        """The same, as the environment of a service process."""
         return {
-            "KARIZ_KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
-            "KARIZ_MONGODB_URI": self.mongodb_uri,
-            "KARIZ_KAFKA_ENABLE_IDEMPOTENCE": str(self.kafka_idempotence).lower(),
+            f"KARIZ_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v)
+            for k, v in self.settings().items()
         }
+
+
+# The embedded broker ignores LeaveGroup: short sessions make a restarted consumer rejoin in seconds.
+EMBEDDED_CONSUMER_TUNING = {"kafka_session_timeout_ms": 3000, "kafka_heartbeat_interval_ms": 300}
 
 
 def unique(prefix: str) -> str:

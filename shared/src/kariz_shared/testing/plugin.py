@@ -36,7 +36,7 @@ def _embedded() -> Iterator[Backends]:
     data = Path(tempfile.mkdtemp(prefix="kariz-test-"))
     running = EmbeddedBackends(kafka_port=free_port(), mongodb_port=free_port(), data_dir=data).start()
     try:
-        yield Backends(running.kafka_bootstrap, running.mongodb_uri, kafka_idempotence=False)
+        yield Backends(running.kafka_bootstrap, running.mongodb_uri, kafka_idempotence=False, embedded=True)
     finally:
         running.stop()
         shutil.rmtree(data, ignore_errors=True)
@@ -90,17 +90,16 @@ def backends() -> Iterator[Backends]:
         yield b
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def settings_for(backends: Backends) -> Callable[..., Any]:
     """``settings_for(LeadsSettings, service_name="leads", reps=...)``: settings on the test backends,
-    with a fresh database so tests do not see each other's data."""
+    with a fresh database so tests do not see each other's data. Session-scoped, so a module- or
+    session-scoped service fixture can use it too."""
 
     def make(cls: type[S], **overrides: Any) -> S:
         name = overrides.get("service_name", "test")
         values: dict[str, Any] = {
-            "kafka_bootstrap_servers": backends.kafka_bootstrap,
-            "kafka_enable_idempotence": backends.kafka_idempotence,
-            "mongodb_uri": backends.mongodb_uri,
+            **backends.settings(),
             "mongodb_database": unique(f"test_{name}"),
             "outbox_poll_interval_s": 0.2,
             "consumer_retry_backoff_s": 0.05,
