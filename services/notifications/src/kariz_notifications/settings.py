@@ -9,9 +9,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from kariz_shared.settings import ServiceSettings
-
 from kariz_notifications.domain.model import ALL_EVENTS, Audience, EventType, Subscriber
+from kariz_shared.settings import ServiceSettings
 
 ADDRESS = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
 SUBSCRIBABLE = {e.value for e in EventType} | {ALL_EVENTS}
@@ -55,9 +54,8 @@ class WebhookSubscriber(BaseModel):
     def _known_events(cls, events: list[str]) -> list[str]:
         unknown = sorted(set(events) - SUBSCRIBABLE)
         if unknown:
-            raise ValueError(
-                f"unknown events {unknown}: choose from {sorted(SUBSCRIBABLE - {ALL_EVENTS})} or {ALL_EVENTS!r}"
-            )
+            known = sorted(SUBSCRIBABLE - {ALL_EVENTS})
+            raise ValueError(f"unknown events {unknown}: choose from {known} or {ALL_EVENTS!r}")
         return events
 
     def as_subscriber(self) -> Subscriber:
@@ -82,6 +80,8 @@ class NotificationsSettings(ServiceSettings):
     delivery_max_attempts: int = Field(default=6, ge=1, le=50)
     delivery_backoff_s: float = Field(default=1.0, gt=0, le=60)
     delivery_poll_interval_s: float = Field(default=0.2, gt=0, le=60)
+    # Deliveries in flight at once per process, each lane claiming one at a time.
+    delivery_concurrency: int = Field(default=4, ge=1, le=64)
 
     @field_validator("team_emails", "handover_emails", mode="before")
     @classmethod

@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-
-from kariz_shared.persistence import Store
 
 from kariz_notifications.domain.model import (
     Attempt,
@@ -29,11 +28,14 @@ from kariz_notifications.domain.model import (
     WebhookPost,
 )
 from kariz_notifications.domain.schedule import NextStep
+from kariz_shared.persistence import Store
 
 DELIVERIES = "deliveries"
 HANDOVERS = "handovers"
 
 Doc = dict[str, Any]
+# Deliveries written in the same millisecond keep the order they were written in (ObjectId grows).
+NEWEST_FIRST = [("created_at", DESCENDING), ("order", DESCENDING)]
 
 
 async def ensure_indexes(store: Store) -> None:
@@ -42,9 +44,9 @@ async def ensure_indexes(store: Store) -> None:
     await deliveries.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
     await deliveries.create_index([("status", ASCENDING), ("lease_until", ASCENDING)])
     # GET /notifications: newest first, alone or with one filter.
-    await deliveries.create_index([("created_at", DESCENDING), ("_id", DESCENDING)])
+    await deliveries.create_index(NEWEST_FIRST)
     for field in ("status", "channel", "event_type", "recipient", "subject", "event_id"):
-        await deliveries.create_index([(field, ASCENDING), ("created_at", DESCENDING)])
+        await deliveries.create_index([(field, ASCENDING), *NEWEST_FIRST])
     await store.db[HANDOVERS].create_index([("created_at", DESCENDING), ("_id", DESCENDING)])
     await store.db[HANDOVERS].create_index([("status", ASCENDING), ("created_at", DESCENDING)])
 
@@ -137,6 +139,7 @@ class DeliveryRepository:
             "status": DeliveryStatus.PENDING.value,
             "next_attempt_at": now,
             "created_at": now,
+            "order": ObjectId(),
             "sent_at": None,
             "attempts": [],
         }
@@ -153,12 +156,28 @@ class DeliveryRepository:
                     {"status": DeliveryStatus.SENDING.value, "lease_until": {"$lte": now}},
                 ]
             },
-            {"$set": {"status": DeliveryStatus.SENDING.value, "lease_until": lease_until, "lease_token": token}},
+            {
+                "$set": {
+                    "status": DeliveryStatus.SENDING.value,
+                    "lease_until": lease_until,
+                    "lease_token": token,
+                }
+            },
             sort=[("next_attempt_at", ASCENDING)],
             return_document=ReturnDocument.AFTER,
             session=self.session,
         )
         return to_record(doc) if doc is not None else None
+
+    async def next_due(self) -> datetime | None:
+        """When the earliest pending delivery falls due."""
+        doc = await self.collection.find_one(
+            {"status": DeliveryStatus.PENDING.value},
+            projection={"next_attempt_at": 1},
+            sort=[("next_attempt_at", ASCENDING)],
+            session=self.session,
+        )
+        return doc["next_attempt_at"] if doc is not None else None
 
     async def record(self, key: str, token: str, attempt: Attempt, step: NextStep) -> bool:
         """Log an attempt and move the delivery on. False when this sender no longer holds the lease."""
@@ -181,11 +200,13 @@ class DeliveryRepository:
         doc = await self.collection.find_one({"_id": key}, session=self.session)
         return to_record(doc) if doc is not None else None
 
-    async def find(self, where: DeliveryFilter, *, limit: int, offset: int) -> tuple[list[DeliveryRecord], int]:
+    async def find(
+        self, where: DeliveryFilter, *, limit: int, offset: int
+    ) -> tuple[list[DeliveryRecord], int]:
         query = where.query()
         docs = (
             await self.collection.find(query, session=self.session)
-            .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+            .sort(NEWEST_FIRST)
             .skip(offset)
             .limit(limit)
             .to_list()

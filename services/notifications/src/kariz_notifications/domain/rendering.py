@@ -6,9 +6,8 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from kariz_shared.events import DealLost, DealWon, Event, LeadQualified, StageChanged
-
 from kariz_notifications.domain.model import Email, EventContext
+from kariz_shared.events import DealLost, DealWon, Event, LeadQualified, StageChanged
 
 
 def one_line(text: str) -> str:
@@ -125,7 +124,9 @@ def handover(event: DealWon, to: str) -> Email:
         f"Won at:    {timestamp(event.won_at)}",
     ]
     return _email(
-        to, f"Hand-over: {event.account_name}, {money(event.amount, event.currency)}, owner {event.owner}", lines
+        to,
+        f"Hand-over: {event.account_name}, {money(event.amount, event.currency)}, owner {event.owner}",
+        lines,
     )
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kariz_shared.events import DealLost, DealWon, Event, LeadQualified, StageChanged
-
 from kariz_notifications.domain import rendering
 from kariz_notifications.domain.model import (
     Audience,
@@ -16,6 +14,7 @@ from kariz_notifications.domain.model import (
     Handover,
     WebhookPost,
 )
+from kariz_shared.events import DealLost, DealWon, Event, LeadQualified, StageChanged
 
 
 def delivery_key(event_id: str, channel: Channel, recipient: str) -> str:

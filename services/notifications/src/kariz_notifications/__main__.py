@@ -1,0 +1,3 @@
+from kariz_notifications.main import main
+
+main()

@@ -1,0 +1,70 @@
+"""Signed webhooks: a POST of the delivery's JSON body with Kariz's HMAC signature headers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import httpx
+
+from kariz_notifications.adapters.email import describe
+from kariz_notifications.domain.model import Delivery, SendResult, WebhookPost
+from kariz_shared import webhooks
+from kariz_shared.events import EVENTS
+
+
+def headers_for(delivery: Delivery, secret: str, body: bytes) -> dict[str, str]:
+    event_cls = EVENTS.get(delivery.event_type)
+    return {
+        **webhooks.sign(secret, body),
+        webhooks.DELIVERY_ID_HEADER: delivery.key,
+        webhooks.EVENT_ID_HEADER: delivery.event_id,
+        webhooks.EVENT_TYPE_HEADER: event_cls.ce_type() if event_cls else delivery.event_type,
+        "Content-Type": "application/json",
+        "User-Agent": "kariz-notifications",
+    }
+
+
+class WebhookPoster:
+    def __init__(self, secret_for: Callable[[str], str | None], timeout_s: float) -> None:
+        # The secret is looked up at send time: it is never written to the delivery log.
+        self.secret_for = secret_for
+        self.timeout_s = timeout_s
+        self._client: httpx.AsyncClient | None = None
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.timeout_s, follow_redirects=False)
+        return self._client
+
+    async def send(self, delivery: Delivery) -> SendResult:
+        if not isinstance(delivery.message, WebhookPost):
+            raise TypeError(f"delivery {delivery.key} is not a webhook")
+        post = delivery.message
+        secret = self.secret_for(post.subscriber)
+        if secret is None:
+            return SendResult(
+                ok=False, error=f"webhook subscriber {post.subscriber!r} is not configured any more"
+            )
+        body = post.body.encode()
+        try:
+            # httpx's timeout bounds each read; this bounds the whole exchange.
+            async with asyncio.timeout(self.timeout_s):
+                response = await self._http().post(
+                    post.url, content=body, headers=headers_for(delivery, secret, body)
+                )
+        except (TimeoutError, httpx.TimeoutException):
+            return SendResult(ok=False, error=f"no answer within {self.timeout_s:g} s")
+        except httpx.HTTPError as exc:
+            return SendResult(ok=False, error=describe(exc))
+        if response.is_success:
+            return SendResult(ok=True, status_code=response.status_code)
+        error = f"HTTP {response.status_code} {response.reason_phrase}".strip()
+        if response.text:
+            error += f": {response.text[:200]}"
+        return SendResult(ok=False, error=error, status_code=response.status_code)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None

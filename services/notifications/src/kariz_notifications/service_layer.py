@@ -1,0 +1,195 @@
+"""Use cases: turn an event into deliveries (inside the consumer's transaction), deliver them (the
+worker), and read the delivery log and the hand-overs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Protocol
+
+from kariz_notifications import metrics
+from kariz_notifications.adapters.repository import DeliveryFilter, DeliveryRepository, HandoverRepository
+from kariz_notifications.domain import rules
+from kariz_notifications.domain.model import (
+    Attempt,
+    Audience,
+    Channel,
+    Delivery,
+    DeliveryRecord,
+    DeliveryStatus,
+    EventContext,
+    Handover,
+    HandoverStatus,
+    SendResult,
+)
+from kariz_notifications.domain.schedule import LEASE, after_attempt
+from kariz_shared.errors import NotFound
+from kariz_shared.events import Event
+from kariz_shared.persistence import Store, Transaction
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+MIN_IDLE_S = 0.01
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+async def record_notifications(
+    tx: Transaction, event: Event, audience: Audience, *, now: datetime | None = None
+) -> list[Delivery]:
+    """Write the deliveries (and the hand-over) an event causes. Nothing is sent here: sending is a side
+    effect that must not happen inside a transaction that may be retried or rolled back."""
+    if tx.causation_id is None or tx.correlation_id is None:
+        raise ValueError("recording notifications needs the event's id and correlation id")
+    context = EventContext(event_id=tx.causation_id, correlation_id=tx.correlation_id)
+    plan = rules.plan(event, context, audience)
+    at = now or utcnow()
+    deliveries = DeliveryRepository(tx.db, tx.session)
+    for delivery in plan.deliveries:
+        await deliveries.add(delivery, at)
+    if plan.handover is not None:
+        await HandoverRepository(tx.db, tx.session).add(plan.handover, context.correlation_id, at)
+    return plan.deliveries
+
+
+class Sender(Protocol):
+    async def send(self, delivery: Delivery) -> SendResult: ...
+
+    async def aclose(self) -> None: ...
+
+
+class DeliveryWorker:
+    """Sends due deliveries, each lane claiming one at a time; every step is kept in the database, so a
+    restart (or another replica) carries on where this one stopped. Several lanes keep one slow
+    subscriber from holding up every other message."""
+
+    def __init__(
+        self,
+        store: Store,
+        senders: dict[Channel, Sender],
+        *,
+        max_attempts: int,
+        backoff_s: float,
+        poll_interval_s: float,
+        concurrency: int = 1,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.store = store
+        self.senders = senders
+        self.max_attempts = max_attempts
+        self.backoff_s = backoff_s
+        self.poll_interval_s = poll_interval_s
+        self.concurrency = concurrency
+        self.clock = clock
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """New deliveries were committed: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        try:
+            async with asyncio.TaskGroup() as lanes:
+                for _ in range(self.concurrency):
+                    lanes.create_task(self._lane())
+        finally:
+            for sender in self.senders.values():
+                await sender.aclose()
+
+    async def _lane(self) -> None:
+        while True:
+            # Cleared before looking, so a commit during this round wakes the next one at once.
+            self._wake.clear()
+            try:
+                worked = await self.deliver_next()
+            except Exception:
+                # The database is away or busy: the deliveries wait there, nothing is lost.
+                log.warning("delivery round failed; retrying", exc_info=True)
+                worked = False
+            if not worked:
+                await self._idle()
+
+    async def _idle(self) -> None:
+        """Wait for a commit's wake-up, the next retry falling due, or the poll interval."""
+        delay = self.poll_interval_s
+        try:
+            due = await DeliveryRepository(self.store.db).next_due()
+        except Exception:
+            due = None  # the database is away: poll, deliver_next logs the failure
+        if due is not None:
+            delay = min(delay, max(MIN_IDLE_S, (due - self.clock()).total_seconds()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), delay)
+
+    async def deliver_next(self) -> bool:
+        """Claim, send and record one due delivery. False when nothing is due."""
+        repo = DeliveryRepository(self.store.db)
+        token = uuid.uuid4().hex
+        now = self.clock()
+        record = await repo.claim(now, now + LEASE, token)
+        if record is None:
+            return False
+        delivery = record.delivery
+        channel = delivery.channel.value
+        started = time.perf_counter()
+        try:
+            result = await self.senders[delivery.channel].send(delivery)
+        except Exception as exc:
+            # A sender bug must still count as an attempt, or the delivery would be retried for ever.
+            log.exception("sender failed unexpectedly", extra={"delivery": delivery.key})
+            result = SendResult(ok=False, error=f"{type(exc).__name__}: {exc}")
+        elapsed = time.perf_counter() - started
+        metrics.delivery_seconds.labels(channel).observe(elapsed)
+        attempt = Attempt(
+            at=now,
+            succeeded=result.ok,
+            duration_ms=round(elapsed * 1000),
+            error=result.error,
+            status_code=result.status_code,
+        )
+        step = after_attempt(
+            attempt, len(record.attempts) + 1, max_attempts=self.max_attempts, backoff_s=self.backoff_s
+        )
+        if not await repo.record(delivery.key, token, attempt, step):
+            log.warning(
+                "lost the lease on a delivery; its new sender records it", extra={"delivery": delivery.key}
+            )
+            return True
+        if result.ok:
+            metrics.sent.labels(channel).inc()
+        else:
+            metrics.failed.labels(channel).inc()
+            if step.status is DeliveryStatus.FAILED:
+                metrics.gave_up.labels(channel).inc()
+            log.warning(
+                "delivery attempt failed",
+                extra={"delivery": delivery.key, "status": step.status.value, "error": result.error},
+            )
+        return True
+
+
+async def delivery_log(
+    store: Store, where: DeliveryFilter, *, limit: int, offset: int
+) -> tuple[list[DeliveryRecord], int]:
+    return await DeliveryRepository(store.db).find(where, limit=limit, offset=offset)
+
+
+async def delivery(store: Store, key: str) -> DeliveryRecord:
+    found = await DeliveryRepository(store.db).get(key)
+    if found is None:
+        raise NotFound(f"no notification {key!r}")
+    return found
+
+
+async def handovers(
+    store: Store, *, status: HandoverStatus | None, limit: int, offset: int
+) -> tuple[list[tuple[Handover, datetime]], int]:
+    return await HandoverRepository(store.db).find(status=status, limit=limit, offset=offset)

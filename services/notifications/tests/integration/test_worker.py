@@ -1,0 +1,119 @@
+"""The delivery worker on its own (no broker): a commit wakes it, a retry waits only for its backoff,
+and an aborted transaction neither stores deliveries nor wakes anyone."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from kariz_notifications.adapters.email import SmtpMailer
+from kariz_notifications.adapters.repository import ensure_indexes
+from kariz_notifications.adapters.webhook import WebhookPoster
+from kariz_notifications.domain.model import Channel
+from kariz_notifications.handlers import EventHandlers
+from kariz_notifications.service_layer import DeliveryWorker, Sender
+from kariz_notifications.settings import NotificationsSettings
+from kariz_shared.persistence import Store, Transaction
+from kariz_shared.testing import eventually, unique
+
+pytestmark = pytest.mark.integration
+
+POLL_S = 30.0  # so long that only a wake-up or a due retry can explain a prompt delivery
+
+
+@pytest.fixture
+async def store(settings_for: Callable[..., Any], inbox: Any, receiver: Any) -> AsyncIterator[Store]:
+    settings: NotificationsSettings = settings_for(
+        NotificationsSettings,
+        service_name="notifications",
+        smtp_port=inbox.port,
+        team_emails=[f"{unique('team')}@kariz.test"],
+        handover_emails=[],
+        webhook_subscribers=[
+            {"name": "flaky", "url": receiver.url("/flaky"), "secret": "s", "events": ["*"]}
+        ],
+    )
+    store = Store(settings)
+    await ensure_indexes(store)
+    yield store
+    await store.close()
+
+
+@contextlib.asynccontextmanager
+async def working(store: Store) -> AsyncIterator[DeliveryWorker]:
+    settings = store.settings
+    assert isinstance(settings, NotificationsSettings)
+    senders: dict[Channel, Sender] = {
+        Channel.EMAIL: SmtpMailer("127.0.0.1", settings.smtp_port, settings.smtp_sender, 5.0),
+        Channel.WEBHOOK: WebhookPoster(settings.subscriber_secret, 2.0),
+    }
+    worker = DeliveryWorker(
+        store, senders, max_attempts=3, backoff_s=0.05, poll_interval_s=POLL_S, concurrency=2
+    )
+    task = asyncio.create_task(worker.run())
+    await asyncio.sleep(0.2)  # the lanes have looked once and now sleep for the poll interval
+    try:
+        yield worker
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_a_commit_wakes_the_worker_and_retries_follow_their_backoff(  # type: ignore[no-untyped-def]
+    store: Store, inbox, receiver, sample
+) -> None:
+    event_id, deal = unique("evt"), unique("D")
+    async with working(store) as worker:
+        assert isinstance(store.settings, NotificationsSettings)
+        handlers = EventHandlers(store.settings.audience(), on_recorded=worker.wake)
+        started = time.monotonic()
+        await store.transaction(
+            lambda tx: handlers.notify(sample.deal_won(deal_id=deal), tx),
+            correlation_id=unique("corr"),
+            causation_id=event_id,
+        )
+        await eventually(lambda: len(inbox.about(event_id)) == 2, timeout=10, interval=0.02)
+
+        async def all_sent() -> bool:
+            return await store.db.deliveries.count_documents({"event_id": event_id, "status": "sent"}) == 3
+
+        await eventually(all_sent, timeout=10, interval=0.02)
+        elapsed = time.monotonic() - started
+    # Two e-mails at once and a webhook that failed twice, all well before the first poll.
+    assert elapsed < 5, elapsed
+    assert len(receiver.about(event_id, "/flaky")) == 3
+    hook = await store.db.deliveries.find_one({"_id": f"{event_id}:webhook:flaky"})
+    assert hook is not None and [a["outcome"] for a in hook["attempts"]] == ["failed", "failed", "sent"]
+
+
+async def test_an_aborted_transaction_stores_nothing_and_wakes_nobody(  # type: ignore[no-untyped-def]
+    store: Store, sample
+) -> None:
+    event_id = unique("evt")
+    wakes: list[bool] = []
+    assert isinstance(store.settings, NotificationsSettings)
+    handlers = EventHandlers(store.settings.audience(), on_recorded=lambda: wakes.append(True))
+
+    async def notify_then_fail(tx: Transaction) -> None:
+        await handlers.notify(sample.deal_won(), tx)
+        raise RuntimeError("the rest of the work failed")
+
+    with pytest.raises(RuntimeError, match="the rest of the work failed"):
+        await store.transaction(notify_then_fail, correlation_id="c", causation_id=event_id)
+    assert wakes == []
+    assert await store.db.deliveries.count_documents({"event_id": event_id}) == 0
+    assert await store.db.handovers.count_documents({}) == 0
+
+    # The same work committed: stored once, and one wake-up.
+    await store.transaction(
+        lambda tx: handlers.notify(sample.deal_won(), tx), correlation_id="c", causation_id=event_id
+    )
+    assert wakes == [True]
+    assert await store.db.deliveries.count_documents({"event_id": event_id}) == 3
+    assert await store.db.handovers.count_documents({}) == 1

@@ -1,0 +1,51 @@
+"""What goes on the wire: the e-mail's headers and the webhook's signed headers."""
+
+from __future__ import annotations
+
+from kariz_notifications.adapters.email import compose, message_id
+from kariz_notifications.adapters.webhook import headers_for
+from kariz_notifications.domain.model import Audience, Channel, EventContext, Subscriber
+from kariz_notifications.domain.rules import plan
+from kariz_shared import webhooks
+
+CTX = EventContext(event_id="evt-42", correlation_id="corr-42")
+
+
+def test_email_carries_stable_message_id_and_delivery_id(sample) -> None:  # type: ignore[no-untyped-def]
+    [delivery] = plan(sample.deal_lost(), CTX, Audience()).deliveries
+    msg = compose(delivery, "kariz@kariz.example")
+    again = compose(delivery, "kariz@kariz.example")
+    assert (
+        msg["Message-ID"]
+        == again["Message-ID"]
+        == message_id("evt-42:email:rep@kariz.test", "kariz@kariz.example")
+    )
+    assert msg["Message-ID"].endswith("@kariz.example>")
+    assert msg["X-Kariz-Delivery-Id"] == "evt-42:email:rep@kariz.test"
+    assert msg["X-Kariz-Event-Id"] == "evt-42"
+    assert msg["X-Kariz-Event-Type"] == "kariz.deal-lost.v1"
+    assert (msg["From"], msg["To"]) == ("kariz@kariz.example", "rep@kariz.test")
+    assert msg["Subject"] == "Deal lost: Initech (chose a competitor)"
+    assert "Reason:    chose a competitor" in msg.get_content()
+
+
+def test_different_deliveries_have_different_message_ids() -> None:
+    assert message_id("e:email:a@x.io", "k@k.io") != message_id("e:email:b@x.io", "k@k.io")
+
+
+def test_webhook_headers_sign_the_exact_body(sample) -> None:  # type: ignore[no-untyped-def]
+    audit = Subscriber("audit", "https://audit.example/in", frozenset({"*"}))
+    [hook] = [
+        d
+        for d in plan(sample.deal_won(), CTX, Audience(subscribers=(audit,))).deliveries
+        if d.channel is Channel.WEBHOOK
+    ]
+    body = hook.message.body.encode()
+    headers = headers_for(hook, "topsecret", body)
+    assert webhooks.verify("topsecret", body, headers)
+    assert not webhooks.verify("wrong", body, headers)
+    assert not webhooks.verify("topsecret", body + b" ", headers)
+    assert headers["X-Kariz-Delivery-Id"] == "evt-42:webhook:audit"
+    assert headers["X-Kariz-Event-Id"] == "evt-42"
+    assert headers["X-Kariz-Event-Type"] == "kariz.deal-won.v1"
+    assert headers["Content-Type"] == "application/json"
