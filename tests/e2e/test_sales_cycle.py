@@ -239,7 +239,7 @@ async def test_a_lead_goes_from_capture_to_won_with_email_and_signed_webhook(sta
 
         deal = (await http.get(f"{stack.urls['deals']}/deals/{deal_id}")).json()
         assert deal["stage"] == "won"
-        assert [h["stage"] for h in deal["stage_history"]] == [
+        assert [h["stage"] for h in deal["history"]] == [
             "qualification",
             "discovery",
             "demo",
