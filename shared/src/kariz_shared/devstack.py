@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from kariz_shared.messaging import ensure_topics
 from kariz_shared.testing import EMBEDDED_CONSUMER_TUNING
@@ -120,11 +122,8 @@ class MailSink:
         self.controller.stop()
 
 
-def webhook_sink_app(folder: Path, secret: str = WEBHOOK_SECRET) -> Any:
+def webhook_sink_app(folder: Path, secret: str = WEBHOOK_SECRET) -> FastAPI:
     """A webhook subscriber that checks the signature and keeps each delivery as a JSON file."""
-    from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse
-
     folder.mkdir(parents=True, exist_ok=True)
     app = FastAPI(title="Kariz dev webhook sink")
 
