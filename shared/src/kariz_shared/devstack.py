@@ -21,12 +21,14 @@ from dataclasses import dataclass
 from email import message_from_bytes
 from email.policy import default as default_policy
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from kariz_shared.embedded import ChildProcess, EmbeddedBackends
 from kariz_shared.messaging import ensure_topics
 from kariz_shared.testing import EMBEDDED_CONSUMER_TUNING
 from kariz_shared.webhooks import verify
@@ -41,27 +43,15 @@ DEFAULT_DATA_DIR = ".kariz-data"
 
 
 @dataclass
-class ServiceProcess:
-    name: str
-    port: int
-    process: subprocess.Popen[bytes]
-    log: IO[bytes]
+class ServiceProcess(ChildProcess):
+    port: int = 0
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def stop(self, timeout: float = 20.0) -> int | None:
-        """SIGTERM (graceful shutdown), then SIGKILL if it does not finish in time."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
-        return self.process.returncode
+        return super().stop(timeout)
 
 
 def start_service(name: str, port: int, env: dict[str, str], log_dir: Path) -> ServiceProcess:
@@ -76,7 +66,7 @@ def start_service(name: str, port: int, env: dict[str, str], log_dir: Path) -> S
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    return ServiceProcess(name, port, process, log)
+    return ServiceProcess(name, process, log, port=port)
 
 
 async def wait_ready(services: list[ServiceProcess], timeout: float = 120.0) -> None:
@@ -163,10 +153,6 @@ async def _until_stopped() -> None:
 
 
 async def _run(args: argparse.Namespace, with_services: bool) -> None:
-    import uvicorn
-
-    from kariz_shared.embedded import EmbeddedBackends
-
     data = Path(args.data_dir).resolve()
     embedded: EmbeddedBackends | None = None
     services: list[ServiceProcess] = []

@@ -57,12 +57,15 @@ def database_binary() -> str:
 
 
 @dataclass
-class EmbeddedProcess:
+class ChildProcess:
+    """A server this project started, with its log file."""
+
     name: str
     process: subprocess.Popen[bytes]
     log: IO[bytes]
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM (graceful shutdown), then SIGKILL if it does not finish in time. Returns the exit code."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -71,6 +74,7 @@ class EmbeddedProcess:
                 self.process.kill()
                 self.process.wait()
         self.log.close()
+        return self.process.returncode
 
 
 @dataclass
@@ -81,7 +85,7 @@ class EmbeddedBackends:
     mongodb_port: int
     data_dir: Path
     host: str = "127.0.0.1"
-    processes: list[EmbeddedProcess] = field(default_factory=list)
+    processes: list[ChildProcess] = field(default_factory=list)
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -133,7 +137,7 @@ class EmbeddedBackends:
             proc.stop()
         self.processes.clear()
 
-    def process(self, name: str) -> EmbeddedProcess:
+    def process(self, name: str) -> ChildProcess:
         return next(p for p in self.processes if p.name == name)
 
     def _spawn(self, name: str, argv: list[str], port: int) -> None:
@@ -143,5 +147,5 @@ class EmbeddedBackends:
         proc = subprocess.Popen(
             argv, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(), start_new_session=True
         )
-        self.processes.append(EmbeddedProcess(name, proc, log))
+        self.processes.append(ChildProcess(name, proc, log))
         wait_for_port(self.host, port, timeout=60, process=proc)

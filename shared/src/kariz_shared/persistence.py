@@ -21,6 +21,7 @@ from bson.codec_options import TypeCodec, TypeRegistry
 from bson.decimal128 import Decimal128
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -58,6 +59,28 @@ def connect(settings: ServiceSettings) -> AsyncMongoClient[dict[str, Any]]:
         connectTimeoutMS=settings.mongodb_timeout_ms,
         appname=f"kariz-{settings.service_name}",
     )
+
+
+async def find_page(
+    collection: AsyncCollection[dict[str, Any]],
+    query: dict[str, Any],
+    *,
+    sort: list[tuple[str, int]],
+    limit: int,
+    offset: int,
+    projection: dict[str, Any] | None = None,
+    session: AsyncClientSession | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of a query's documents and how many match in all, for the list endpoints' ``Page``.
+    Two reads: a write between them can make the total run ahead of the items."""
+    docs = (
+        await collection.find(query, projection=projection, session=session)
+        .sort(sort)
+        .skip(offset)
+        .limit(limit)
+        .to_list()
+    )
+    return docs, await collection.count_documents(query, session=session)
 
 
 class Transaction:

@@ -15,7 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from kariz_deals.domain import Account, AccountRef, Deal, StageTotal, StageVisit, pipeline_named
 from kariz_shared.errors import Conflict
-from kariz_shared.persistence import Store, Transaction
+from kariz_shared.persistence import Store, Transaction, find_page
 
 DEALS = "deals"
 ACCOUNTS = "accounts"
@@ -199,16 +199,13 @@ class DealReader:
         return deal_from_document(doc) if doc else None
 
     async def deals(self, where: DealFilter, *, limit: int, offset: int) -> tuple[list[Deal], int]:
-        query = where.query()
-        cursor = (
-            self.db[DEALS]
-            .find(query)
-            .sort([("opened_at", DESCENDING), ("_id", DESCENDING)])
-            .skip(offset)
-            .limit(limit)
+        docs, total = await find_page(
+            self.db[DEALS],
+            where.query(),
+            sort=[("opened_at", DESCENDING), ("_id", DESCENDING)],
+            limit=limit,
+            offset=offset,
         )
-        docs = await cursor.to_list()
-        total = await self.db[DEALS].count_documents(query)
         return [deal_from_document(d) for d in docs], total
 
     async def account(self, account_id: str) -> Account | None:

@@ -16,7 +16,7 @@ from pymongo.errors import CollectionInvalid, OperationFailure
 
 from kariz_leads.domain import AssignedBy, Lead, LeadFilter, LeadStatus, Touch
 from kariz_shared.events import Company, Contact, LeadSource
-from kariz_shared.persistence import Store
+from kariz_shared.persistence import Store, find_page
 
 LEADS = "leads"
 TURNS = "assignment_turns"
@@ -186,13 +186,12 @@ class LeadRepository:
         return int(doc["taken"]) - 1
 
     async def search(self, criteria: LeadFilter, *, limit: int, offset: int) -> tuple[list[Lead], int]:
-        query = _query(criteria)
-        total = await self.leads.count_documents(query, session=self.session)
-        docs = (
-            await self.leads.find(query, session=self.session)
-            .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
-            .skip(offset)
-            .limit(limit)
-            .to_list()
+        docs, total = await find_page(
+            self.leads,
+            _query(criteria),
+            sort=[("created_at", DESCENDING), ("_id", DESCENDING)],
+            limit=limit,
+            offset=offset,
+            session=self.session,
         )
         return [from_document(doc) for doc in docs], total

@@ -28,7 +28,7 @@ from kariz_notifications.domain.model import (
     WebhookPost,
 )
 from kariz_notifications.domain.schedule import NextStep
-from kariz_shared.persistence import Store
+from kariz_shared.persistence import Store, find_page
 
 DELIVERIES = "deliveries"
 HANDOVERS = "handovers"
@@ -203,15 +203,14 @@ class DeliveryRepository:
     async def find(
         self, where: DeliveryFilter, *, limit: int, offset: int
     ) -> tuple[list[DeliveryRecord], int]:
-        query = where.query()
-        docs = (
-            await self.collection.find(query, session=self.session)
-            .sort(NEWEST_FIRST)
-            .skip(offset)
-            .limit(limit)
-            .to_list()
+        docs, total = await find_page(
+            self.collection,
+            where.query(),
+            sort=NEWEST_FIRST,
+            limit=limit,
+            offset=offset,
+            session=self.session,
         )
-        total = await self.collection.count_documents(query, session=self.session)
         return [to_record(d) for d in docs], total
 
 
@@ -258,12 +257,12 @@ class HandoverRepository:
         self, *, status: HandoverStatus | None, limit: int, offset: int
     ) -> tuple[list[tuple[Handover, datetime]], int]:
         query: Doc = {} if status is None else {"status": status.value}
-        docs = (
-            await self.collection.find(query, session=self.session)
-            .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
-            .skip(offset)
-            .limit(limit)
-            .to_list()
+        docs, total = await find_page(
+            self.collection,
+            query,
+            sort=[("created_at", DESCENDING), ("_id", DESCENDING)],
+            limit=limit,
+            offset=offset,
+            session=self.session,
         )
-        total = await self.collection.count_documents(query, session=self.session)
         return [_handover_from(d) for d in docs], total

@@ -17,6 +17,7 @@ from kariz_qualification.domain.lead import Decision, Lead, Scoring, Status
 from kariz_qualification.domain.rules import RuleSet
 from kariz_shared.errors import Conflict
 from kariz_shared.events import BantAnswers, Company, Contact, LeadSource, ScoreLine
+from kariz_shared.persistence import find_page
 
 Db = AsyncDatabase[dict[str, Any]]
 LEADS = "leads"
@@ -98,11 +99,14 @@ class LeadRepository:
             query["owner"] = owner
         fields = ("owner", "company.name", "status", "score", "captured_at", "decision.at")
         projection = dict.fromkeys(fields, 1)
-        cursor = (
-            self.collection.find(query, projection=projection, session=self.session)
-            .sort("captured_at", DESCENDING)
-            .skip(offset)
-            .limit(limit)
+        docs, total = await find_page(
+            self.collection,
+            query,
+            sort=[("captured_at", DESCENDING)],
+            limit=limit,
+            offset=offset,
+            projection=projection,
+            session=self.session,
         )
         rows = [
             {
@@ -114,9 +118,8 @@ class LeadRepository:
                 "captured_at": doc["captured_at"],
                 "decided_at": (doc.get("decision") or {}).get("at"),
             }
-            for doc in await cursor.to_list()
+            for doc in docs
         ]
-        total = await self.collection.count_documents(query, session=self.session)
         return rows, total
 
 
