@@ -108,6 +108,8 @@ async def stack(
     common = {
         **backends.env(),
         "KARIZ_LOG_LEVEL": "INFO",
+        # Consumer groups of their own: in-process services of other tests may still run in this session.
+        "KARIZ_KAFKA_GROUP_PREFIX": unique("e2e"),
         "KARIZ_OUTBOX_POLL_INTERVAL_S": "0.2",
         "KARIZ_REPS": json.dumps([rep]),
         "KARIZ_SMTP_PORT": str(inbox.port),  # type: ignore[attr-defined]

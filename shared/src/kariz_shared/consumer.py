@@ -53,7 +53,7 @@ def subscribe(
     """Register ``handler`` for ``event_cls`` on ``service``'s broker, wrapped as described above."""
     settings = service.settings
     topic = event_cls.topic()
-    group = group_id or f"kariz-{settings.service_name}.{event_cls.kebab_name()}"
+    group = group_id or settings.consumer_group(event_cls.kebab_name())
     name = settings.service_name
     failures: dict[tuple[int, int], int] = {}
 

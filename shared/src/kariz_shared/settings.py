@@ -26,6 +26,9 @@ class ServiceSettings(BaseSettings):
     kafka_replication_factor: int = 1
     # Creating topics is the platform's job in production (Strimzi KafkaTopic); the dev stack does it.
     kafka_create_topics: bool = False
+    # Consumer groups are "<prefix>-<service>.<event>": a second environment on the same cluster (or a test)
+    # takes its own prefix so it never shares partitions with another.
+    kafka_group_prefix: str = "kariz"
     # Consumer liveness. Real Kafka: the client defaults. The embedded broker does not honour LeaveGroup, so a
     # restarted consumer waits a whole session timeout to rejoin; the dev stack and tests shorten both.
     kafka_session_timeout_ms: int = 10_000
@@ -42,6 +45,9 @@ class ServiceSettings(BaseSettings):
     consumer_max_attempts: int = 5
     consumer_retry_backoff_s: float = 0.2
     shutdown_grace_s: float = 10.0
+
+    def consumer_group(self, event_kebab_name: str) -> str:
+        return f"{self.kafka_group_prefix}-{self.service_name}.{event_kebab_name}"
 
     @property
     def database_name(self) -> str:

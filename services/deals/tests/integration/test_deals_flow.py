@@ -44,6 +44,7 @@ class Running:
     http: httpx.AsyncClient
     db: Any
     bootstrap: str
+    group: str
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -53,7 +54,8 @@ async def deals(backends: Backends, settings_for: Callable[..., Any]) -> AsyncIt
     settings = settings_for(DealsSettings, service_name="deals")
     client = connect(settings)
     async with running(build(settings)) as http:
-        yield Running(http, client[settings.database_name], backends.kafka_bootstrap)
+        group = settings.consumer_group(LeadQualified.kebab_name())
+        yield Running(http, client[settings.database_name], backends.kafka_bootstrap, group)
     await client.close()
 
 
@@ -383,7 +385,7 @@ async def test_a_lead_without_company_name_or_domain_is_dead_lettered_with_the_r
         await publish(deals.bootstrap, from_qualification(nameless, unique("corr")))
         # Other consumers of the topic (leads) may dead-letter the same record for their own reasons.
         [dead] = await reader.wait_for(
-            lambda r: r.key == lead and r.headers["dlq_consumer_group"] == "kariz-deals.lead-qualified"
+            lambda r: r.key == lead and r.headers["dlq_consumer_group"] == deals.group
         )
     assert "name or a domain" in dead.headers["dlq_error"]
     assert await deals.db.deals.count_documents({"lead_id": lead}) == 0

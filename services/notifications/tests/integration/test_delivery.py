@@ -69,8 +69,7 @@ async def notifications(
     hook = receiver.url
     settings: NotificationsSettings = settings_for(
         NotificationsSettings,
-        # Consumer groups of this module's own, so no other test's consumer shares its partitions.
-        service_name=unique("notifications"),
+        service_name="notifications",
         smtp_port=inbox.port,
         team_emails=[team],
         handover_emails=[onboarding],

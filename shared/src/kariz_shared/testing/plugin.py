@@ -101,6 +101,8 @@ def settings_for(backends: Backends) -> Callable[..., Any]:
         values: dict[str, Any] = {
             **backends.settings(),
             "mongodb_database": unique(f"test_{name}"),
+            # Consumer groups of its own: services of other tests may still run in this session.
+            "kafka_group_prefix": unique("test"),
             "outbox_poll_interval_s": 0.2,
             "consumer_retry_backoff_s": 0.05,
             **overrides,
