@@ -59,6 +59,7 @@ class Hooks:
 
 @dataclass
 class Stack:
+    logs: Path
     urls: dict[str, str]
     databases: dict[str, str]
     inbox: Inbox
@@ -107,7 +108,7 @@ async def stack(
     logs = Path(tmp_path_factory.mktemp("logs"))
     common = {
         **backends.env(),
-        "KARIZ_LOG_LEVEL": "INFO",
+        "KARIZ_LOG_LEVEL": "DEBUG",
         # Consumer groups of their own: in-process services of other tests may still run in this session.
         "KARIZ_KAFKA_GROUP_PREFIX": unique("e2e"),
         "KARIZ_OUTBOX_POLL_INTERVAL_S": "0.2",
@@ -133,7 +134,7 @@ async def stack(
             env = {**common, "KARIZ_MONGODB_DATABASE": databases[name]}
             processes.append(start_service(name, free_port(), env, logs))
         await wait_ready(processes)
-        yield Stack({p.name: p.url for p in processes}, databases, inbox, hook_store, backends, rep)
+        yield Stack(logs, {p.name: p.url for p in processes}, databases, inbox, hook_store, backends, rep)
     finally:
         for p in processes:
             code = await asyncio.to_thread(p.stop)
@@ -282,6 +283,11 @@ async def test_a_lead_goes_from_capture_to_won_with_email_and_signed_webhook(sta
             await http.get(f"{stack.urls['notifications']}/notifications", params={"subject": deal_id})
         ).json()
         assert {(d["channel"], d["status"]) for d in log["items"]} == {("email", "sent"), ("webhook", "sent")}
+
+    # Every service logged its part of this lead's story as JSON lines carrying the correlation id.
+    for name in SERVICES:
+        lines = [json.loads(line) for line in (stack.logs / f"{name}.log").read_text().splitlines()]
+        assert any(line.get("correlation_id") == correlation_id for line in lines), f"{name} log lacks it"
 
     # Exactly one of each event for this lead and deal: nothing was published twice.
     assert len(reader.of(LeadCaptured.topic(), lead_id)) == 1

@@ -107,7 +107,9 @@ def subscribe(
         started = time.perf_counter()
         try:
             handled = await service.store.handle_once(group, envelope, lambda tx: handler(envelope.event, tx))
-            events_consumed.labels(name, topic, "processed" if handled else "duplicate").inc()
+            outcome = "processed" if handled else "duplicate"
+            events_consumed.labels(name, topic, outcome).inc()
+            log.debug("handled an event", extra={"topic": topic, "event_id": envelope.id, "outcome": outcome})
             failures.pop(position, None)
         except RejectedEvent as exc:
             failures.pop(position, None)
