@@ -236,7 +236,7 @@ def _print_summary(
     args: argparse.Namespace,
     with_services: bool,
 ) -> None:
-    print("\nKariz is running.\n")
+    print("\nKariz is running.\n" if with_services else "\nThe broker and the database are running.\n")
     for svc in services:
         print(f"  {svc.name:<14} {svc.url}   (log: {data / 'logs' / (svc.name + '.log')})")
     print(f"  {'kafka':<14} {bootstrap}")
