@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -21,6 +21,11 @@ from kariz_shared.metrics import http_request_seconds, http_requests
 T = TypeVar("T")
 
 CORRELATION_HEADER = "X-Correlation-Id"
+
+
+# The paging parameters of every list endpoint; the answer is a Page.
+Limit = Annotated[int, Query(ge=1, le=200, description="Page size, 1..200")]
+Offset = Annotated[int, Query(ge=0, description="Items to skip")]
 
 
 class Page(BaseModel, Generic[T]):

@@ -13,7 +13,7 @@ from kariz_deals import service_layer
 from kariz_deals.adapters.mongo import DealFilter
 from kariz_deals.domain import DEFAULT_PIPELINE, Account, Deal, Pipeline, PipelineSummary, pipeline_named
 from kariz_deals.settings import DealsSettings
-from kariz_shared.http import Page
+from kariz_shared.http import Limit, Offset, Page
 from kariz_shared.persistence import Store
 
 # Amounts are Decimals and serialise as JSON strings ("1250.00"); probabilities are plain numbers.
@@ -240,8 +240,8 @@ def make_router(store: Store, settings: DealsSettings) -> APIRouter:
         owner: Annotated[str | None, Query(max_length=320)] = None,
         stage: Annotated[str | None, Query(max_length=50)] = None,
         account_id: Annotated[str | None, Query(max_length=200)] = None,
-        limit: Annotated[int, Query(ge=1, le=200)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        limit: Limit = 50,
+        offset: Offset = 0,
     ) -> Page[DealView]:
         where = DealFilter(lead_id=lead_id, owner=owner, stage=stage, account_id=account_id)
         deals, total = await service_layer.find_deals(store, where, limit=limit, offset=offset)

@@ -25,7 +25,7 @@ from kariz_leads.domain.normalisation import (
     normalise_phone,
 )
 from kariz_shared.events import Company, Contact, LeadSource
-from kariz_shared.http import Page
+from kariz_shared.http import Limit, Offset, Page
 from kariz_shared.logging import correlation_id
 from kariz_shared.persistence import Store
 
@@ -225,8 +225,8 @@ def make_router(store: Store, team: SalesTeam) -> APIRouter:
         country: Annotated[str | None, Query(max_length=100, description="ISO 3166-1 alpha-2 code")] = None,
         created_from: Annotated[datetime | None, Query(description="ISO 8601; without a zone, UTC")] = None,
         created_to: Annotated[datetime | None, Query(description="ISO 8601; without a zone, UTC")] = None,
-        limit: Annotated[int, Query(ge=1, le=200)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        limit: Limit = 50,
+        offset: Offset = 0,
     ) -> Page[LeadOut]:
         criteria = LeadFilter.of(
             source=source,

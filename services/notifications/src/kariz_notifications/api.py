@@ -21,7 +21,7 @@ from kariz_notifications.domain.model import (
     Handover,
     HandoverStatus,
 )
-from kariz_shared.http import Page
+from kariz_shared.http import Limit, Offset, Page
 from kariz_shared.persistence import Store
 
 
@@ -131,8 +131,6 @@ class HandoverOut(BaseModel):
         )
 
 
-Limit = Annotated[int, Query(ge=1, le=200, description="Page size, 1..200")]
-Offset = Annotated[int, Query(ge=0, description="Items to skip")]
 Text = Annotated[str | None, Query(min_length=1, max_length=320)]
 
 

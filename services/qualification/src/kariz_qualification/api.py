@@ -14,7 +14,7 @@ from kariz_qualification import service_layer
 from kariz_qualification.domain.lead import Lead, Outcome, Status, Trigger
 from kariz_qualification.domain.rules import Authority, Budget, Need, RuleSet, Timeline
 from kariz_shared.events import BantAnswers, ScoreLine
-from kariz_shared.http import Page
+from kariz_shared.http import Limit, Offset, Page
 from kariz_shared.persistence import Store
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -166,8 +166,8 @@ def router(store: Store) -> APIRouter:
     async def list_leads(
         status: Status = "nurture",
         owner: Annotated[str | None, Query(max_length=320)] = None,
-        limit: Annotated[int, Query(ge=1, le=200)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        limit: Limit = 50,
+        offset: Offset = 0,
     ) -> Page[LeadSummary]:
         rows, total = await service_layer.leads_by_status(store, status, owner, limit, offset)
         items = [LeadSummary.model_validate(row) for row in rows]
