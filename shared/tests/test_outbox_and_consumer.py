@@ -58,7 +58,11 @@ async def test_consumed_once_emitted_through_outbox_and_poison_dead_lettered(set
             await publish(backends.kafka_bootstrap, rejected)
             [rec] = await reader.wait_for(lambda r: r.topic == out and r.key == lead)
             dlq = await reader.wait_for(lambda r: r.topic.endswith(".dlq") and r.key in (lead, bad), count=2)
-            assert (await http.get("/readyz")).json()["checks"] == {"database": True, "broker": True}
+            assert (await http.get("/readyz")).json()["checks"] == {
+                "database": True,
+                "broker": True,
+                "started": True,
+            }
             metrics = (await http.get("/metrics")).text
             assert 'kariz_events_consumed_total{outcome="duplicate"' in metrics or "duplicate" in metrics
         assert rec.headers["ce_correlationid"] == f"corr-{lead}"

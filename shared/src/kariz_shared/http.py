@@ -70,8 +70,8 @@ def install(app: FastAPI, service: str) -> None:
 
     @app.exception_handler(PyMongoError)
     async def database_error(_: Request, exc: PyMongoError) -> JSONResponse:
-        if isinstance(exc, ConnectionFailure):
-            # Nothing was written: the transaction did not commit.
+        if isinstance(exc, ConnectionFailure) or exc.timeout:
+            # Nothing was written: the transaction did not commit (Store.transaction bounds its retries).
             return JSONResponse(
                 status_code=503,
                 content=error_body(

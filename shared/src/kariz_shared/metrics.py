@@ -32,6 +32,9 @@ outbox_backlog = Gauge(
 outbox_oldest_age = Gauge(
     "kariz_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox event", ["service"]
 )
+outbox_relay_leader = Gauge(
+    "kariz_outbox_relay_leader", "1 on the replica that holds the outbox relay lease", ["service"]
+)
 http_requests = Counter(
     "kariz_http_requests_total", "HTTP requests", ["service", "method", "route", "status"]
 )

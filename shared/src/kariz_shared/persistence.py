@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from bson import ObjectId
+import pymongo
 from bson.codec_options import TypeCodec, TypeRegistry
 from bson.decimal128 import Decimal128
 from pymongo import ASCENDING, AsyncMongoClient
@@ -83,6 +84,22 @@ async def find_page(
     return docs, await collection.count_documents(query, session=session)
 
 
+_last_order = 0
+
+
+def outbox_order() -> int:
+    """The outbox's publishing order: microseconds since the epoch, strictly growing within a process.
+
+    Two changes of one aggregate are serialised by their write conflict, and the later one takes its
+    order after the earlier one committed, so per-key order holds across replicas as long as their
+    clocks agree to within a commit's round trip (NTP keeps them far closer). Computed when the outbox
+    is written, i.e. in the attempt that commits, never in one that was retried.
+    """
+    global _last_order
+    _last_order = max(time.time_ns() // 1000, _last_order + 1)
+    return _last_order
+
+
 class Transaction:
     """What a piece of work sees inside one MongoDB transaction."""
 
@@ -121,11 +138,10 @@ class Transaction:
         if not self.emitted:
             return
         now = datetime.now(UTC)
-        docs = []
-        for env in self.emitted:
-            # ObjectId grows within a process; the outbox is published in this order, and two changes of
-            # one aggregate are serialised by their write conflict, so per-key order holds.
-            docs.append({**env.to_document(), "order": ObjectId(), "created_at": now, "published_at": None})
+        docs = [
+            {**env.to_document(), "order": outbox_order(), "created_at": now, "published_at": None}
+            for env in self.emitted
+        ]
         await self.db[OUTBOX].insert_many(docs, session=self.session, ordered=True)
 
 
@@ -171,8 +187,10 @@ class Store:
             result.append(value)
             last.append(tx)
 
-        async with self.client.start_session() as session:
-            await session.with_transaction(attempt)
+        # The limit covers every retry: during an outage the caller gets a timeout, not a two-minute hang.
+        with pymongo.timeout(self.settings.mongodb_transaction_timeout_s):
+            async with self.client.start_session() as session:
+                await session.with_transaction(attempt)
         committed = last[0]
         if committed.emitted:
             self.outbox_signal.set()

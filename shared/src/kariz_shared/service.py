@@ -1,8 +1,10 @@
 """A Kariz service process: HTTP API, Kafka consumers, outbox relay, health and metrics, one lifecycle.
 
 A service builds a :class:`Service`, adds its routers and handlers, and calls :meth:`Service.run`.
-Uvicorn serves the API; the lifespan starts MongoDB, the broker and the relay, and on SIGTERM stops
-them in reverse order after in-flight work finishes.
+Uvicorn serves the API at once; the lifespan connects to MongoDB and the broker in the background,
+retrying until both answer, then starts the consumers, the relay and the workers. Until then
+``/readyz`` answers 503 and so do the API routes, saying what the service waits for. On SIGTERM it
+stops in reverse order after in-flight work finishes.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Seque
 from typing import Any, TypeVar
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
@@ -36,6 +38,8 @@ StartupHook = Callable[[Store], Awaitable[None]]
 Worker = Callable[[], Coroutine[Any, Any, None]]
 
 log = logging.getLogger(__name__)
+
+OPERATIONAL_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/docs", "/openapi.json"})
 
 
 class Service:
@@ -67,6 +71,11 @@ class Service:
                 description=f"{cls.description} Key: {cls.key_field}.",
             )
         self._startup_hooks: list[StartupHook] = [Store.ensure_indexes]
+        self._hooks_done = 0
+        self._startup_task: asyncio.Task[None] | None = None
+        self._waiting_for = "start-up"
+        #: Set once the start-up hooks ran and the broker is connected: the service does its work.
+        self.started = asyncio.Event()
         self._relay_task: asyncio.Task[None] | None = None
         self._workers: list[tuple[str, Worker]] = []
         self._worker_tasks: list[asyncio.Task[None]] = []
@@ -92,9 +101,44 @@ class Service:
 
     # --- lifecycle -------------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        for hook in self._startup_hooks:
-            await hook(self.store)
+    async def start(self, *, wait: bool = True) -> None:
+        """Connect and start working. With ``wait=False`` return at once and keep connecting in the
+        background (the process does this, so probes answer while a dependency is down)."""
+        self.started.clear()
+        self._startup_task = asyncio.create_task(self._connect_and_start(), name=f"{self.name}-startup")
+        if wait:
+            await asyncio.shield(self._startup_task)
+
+    async def _connect_and_start(self) -> None:
+        delay = self.settings.startup_retry_initial_s
+        while True:
+            try:
+                await self._connect()
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "waiting for a dependency",
+                    extra={"waiting_for": self._waiting_for, "error": f"{type(exc).__name__}: {exc}"},
+                )
+                with contextlib.suppress(Exception):
+                    await self.broker.stop()  # a half-started broker starts over cleanly
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.startup_retry_max_s)
+        self._relay_task = asyncio.create_task(self.relay.run(), name=f"{self.name}-outbox-relay")
+        self._worker_tasks = [asyncio.create_task(w(), name=f"{self.name}-{n}") for n, w in self._workers]
+        self._waiting_for = ""
+        self.started.set()
+        log.info("service started", extra={"port": self.settings.http_port})
+
+    async def _connect(self) -> None:
+        self._waiting_for = "database"
+        # Hooks are idempotent (indexes, seed data); the ones that succeeded are not run again.
+        while self._hooks_done < len(self._startup_hooks):
+            await self._startup_hooks[self._hooks_done](self.store)
+            self._hooks_done += 1
+        self._waiting_for = "broker"
         if self.settings.kafka_create_topics:
             await ensure_topics(
                 self.settings.kafka_bootstrap_servers,
@@ -102,13 +146,15 @@ class Service:
                 replication_factor=self.settings.kafka_replication_factor,
             )
         await self.broker.start()
-        self._relay_task = asyncio.create_task(self.relay.run(), name=f"{self.name}-outbox-relay")
-        self._worker_tasks = [asyncio.create_task(w(), name=f"{self.name}-{n}") for n, w in self._workers]
-        log.info("service started", extra={"port": self.settings.http_port})
 
     async def stop(self) -> None:
+        if self._startup_task is not None and not self._startup_task.done():
+            self._startup_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._startup_task
         # Consumers first (finish the message in hand), then flush the outbox, then close the clients.
-        await self.broker.stop()
+        with contextlib.suppress(Exception):
+            await self.broker.stop()
         for task in self._worker_tasks:
             task.cancel()
         for task in self._worker_tasks:
@@ -120,12 +166,14 @@ class Service:
             self._relay_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._relay_task
+            self._relay_task = None
+        self.started.clear()
         await self.store.close()
         log.info("service stopped")
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, _: FastAPI) -> AsyncIterator[None]:
-        await self.start()
+        await self.start(wait=False)
         try:
             yield
         finally:
@@ -149,15 +197,31 @@ class Service:
     # --- operational routes ----------------------------------------------------------------------
 
     async def readiness(self) -> dict[str, bool]:
-        checks = {
-            "database": await self.store.ping(),
-            "broker": await _ping_broker(self.broker),
-        }
+        database, broker = await asyncio.gather(self.store.ping(), _ping_broker(self.broker))
+        checks = {"database": database, "broker": broker}
         for dep, ok in checks.items():
             dependency_up.labels(self.name, dep).set(1 if ok else 0)
+        checks["started"] = self.started.is_set()
         return checks
 
     def _add_operational_routes(self) -> None:
+        @self.api.middleware("http")
+        async def unavailable_until_started(
+            request: Request, call_next: Callable[[Request], Awaitable[Response]]
+        ) -> Response:
+            # Before start-up finished, the rule sets, indexes or broker a route relies on may be missing.
+            if self.started.is_set() or request.url.path in OPERATIONAL_PATHS:
+                return await call_next(request)
+            return JSONResponse(
+                status_code=503,
+                content=http.error_body(
+                    "starting",
+                    f"{self.name} is starting: waiting for the {self._waiting_for}; nothing was changed, "
+                    "try again",
+                ),
+                headers={"Retry-After": "2"},
+            )
+
         @self.api.get("/healthz", tags=["operations"], summary="The process is alive")
         async def healthz() -> dict[str, str]:
             return {"status": "alive", "service": self.name}

@@ -6,6 +6,11 @@ A service subclasses :class:`ServiceSettings` and adds its own fields; every fie
 
 from __future__ import annotations
 
+import os
+import socket
+from uuid import uuid4
+
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "KARIZ_"
@@ -38,13 +43,26 @@ class ServiceSettings(BaseSettings):
     # Empty means "kariz_<service_name>": each service owns its own database.
     mongodb_database: str = ""
     mongodb_timeout_ms: int = 5000
+    # Bounds one unit of work, retries on write conflicts included: an HTTP write during a database outage
+    # answers 503 after this long instead of hanging (PyMongo's own limit is two minutes).
+    mongodb_transaction_timeout_s: float = 10.0
 
     outbox_poll_interval_s: float = 0.5
     outbox_batch_size: int = 200
+    # One replica at a time publishes the outbox; a dead holder's lease runs out after this long.
+    outbox_lease_s: float = 10.0
+    # Names this process among the replicas (the relay lease owner): host (a pod's name), pid and a random
+    # part, so two replicas never pass for one, not even in one process.
+    instance_id: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid4().hex[:6]}"
+    )
     # Bounded retries before a message whose handler keeps failing goes to the dead letters.
     consumer_max_attempts: int = 5
     consumer_retry_backoff_s: float = 0.2
     shutdown_grace_s: float = 10.0
+    # Start-up waits for the database and the broker, retrying with backoff from the first to the second.
+    startup_retry_initial_s: float = 0.5
+    startup_retry_max_s: float = 5.0
 
     def consumer_group(self, event_kebab_name: str) -> str:
         return f"{self.kafka_group_prefix}-{self.service_name}.{event_kebab_name}"
