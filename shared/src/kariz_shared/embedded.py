@@ -64,6 +64,14 @@ class ChildProcess:
     process: subprocess.Popen[bytes]
     log: IO[bytes]
 
+    def kill(self) -> int | None:
+        """SIGKILL: the process dies at once, as in a crash or an OOM kill."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+        return self.process.returncode
+
     def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM (graceful shutdown), then SIGKILL if it does not finish in time. Returns the exit code."""
         if self.process.poll() is None:
@@ -139,6 +147,17 @@ class EmbeddedBackends:
 
     def process(self, name: str) -> ChildProcess:
         return next(p for p in self.processes if p.name == name)
+
+    def take_down(self, name: str, *, kill: bool = False) -> None:
+        """Stop ``"broker"`` or ``"database"`` (SIGTERM, or SIGKILL with ``kill``) for an outage test."""
+        proc = self.process(name)
+        proc.kill() if kill else proc.stop()
+        self.processes.remove(proc)
+
+    def bring_up(self, name: str) -> None:
+        """Start ``"broker"`` or ``"database"`` again on the same port. The database keeps its data; the
+        broker's memory storage comes back empty: no topics, no records, no committed offsets."""
+        {"broker": self.start_broker, "database": self.start_database}[name]()
 
     def _spawn(self, name: str, argv: list[str], port: int) -> None:
         logs = self.data_dir / "logs"

@@ -197,12 +197,20 @@ class Service:
     # --- operational routes ----------------------------------------------------------------------
 
     async def readiness(self) -> dict[str, bool]:
-        database, broker = await asyncio.gather(self.store.ping(), _ping_broker(self.broker))
+        database, broker = await asyncio.gather(self.store.ping(), self._ping_broker())
         checks = {"database": database, "broker": broker}
         for dep, ok in checks.items():
             dependency_up.labels(self.name, dep).set(1 if ok else 0)
         checks["started"] = self.started.is_set()
         return checks
+
+    async def _ping_broker(self) -> bool:
+        if not self.broker.running:
+            return await _reachable(self.settings.kafka_bootstrap_servers)
+        try:
+            return bool(await self.broker.ping(timeout=2.0))
+        except Exception:
+            return False
 
     def _add_operational_routes(self) -> None:
         @self.api.middleware("http")
@@ -240,8 +248,16 @@ class Service:
             return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
-async def _ping_broker(broker: Any) -> bool:
-    try:
-        return bool(await broker.ping(timeout=2.0))
-    except Exception:
-        return False
+async def _reachable(bootstrap_servers: str, timeout: float = 1.0) -> bool:
+    """Some bootstrap server accepts a TCP connection (before the client connected, it has no ping)."""
+    for address in bootstrap_servers.split(","):
+        host, _, port = address.strip().rpartition(":")
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), timeout)
+        except (OSError, ValueError, TimeoutError):
+            continue
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True
+    return False

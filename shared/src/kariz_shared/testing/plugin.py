@@ -90,6 +90,22 @@ def backends() -> Iterator[Backends]:
         yield b
 
 
+@pytest.fixture
+def own_backends(tmp_path: Path) -> Iterator[Any]:
+    """A broker and a database of this test's own (an ``EmbeddedBackends``), for tests that take them
+    down and bring them back. Only the embedded backends can be restarted by a test."""
+    from kariz_shared.embedded import EmbeddedBackends, free_port
+
+    if os.environ.get("KARIZ_TEST_BACKENDS", "embedded") != "embedded":
+        pytest.skip("restarting the broker or the database needs the embedded backends")
+    running = EmbeddedBackends(kafka_port=free_port(), mongodb_port=free_port(), data_dir=tmp_path).start()
+    try:
+        asyncio.run(ensure_topics(running.kafka_bootstrap, partitions=3))
+        yield running
+    finally:
+        running.stop()
+
+
 @pytest.fixture(scope="session")
 def settings_for(backends: Backends) -> Callable[..., Any]:
     """``settings_for(LeadsSettings, service_name="leads", reps=...)``: settings on the test backends,
