@@ -51,6 +51,10 @@ class NotificationOut(BaseModel):
     created_at: datetime
     sent_at: datetime | None
     next_attempt_at: datetime | None
+    claims: int = Field(
+        description="Times a sender took it; more than attempts means a sender died mid-send and it was "
+        "sent again with the same delivery id"
+    )
 
     @classmethod
     def of(cls, r: DeliveryRecord) -> NotificationOut:
@@ -67,6 +71,7 @@ class NotificationOut(BaseModel):
             created_at=r.created_at,
             sent_at=r.sent_at,
             next_attempt_at=r.next_attempt_at,
+            claims=r.claims,
         )
 
 

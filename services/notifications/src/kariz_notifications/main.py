@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from kariz_notifications import api
 from kariz_notifications.adapters.email import SmtpMailer
 from kariz_notifications.adapters.repository import ensure_indexes
@@ -38,6 +40,7 @@ def build(settings: NotificationsSettings | None = None) -> Service:
         backoff_s=settings.delivery_backoff_s,
         poll_interval_s=settings.delivery_poll_interval_s,
         concurrency=settings.delivery_concurrency,
+        lease=timedelta(seconds=settings.delivery_lease_s),
     )
     service.add_worker("delivery", worker.run)
     handlers = EventHandlers(settings.audience(), on_recorded=worker.wake)

@@ -14,6 +14,11 @@ delivery_seconds = Histogram(
     ["channel"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0),
 )
+resumed = Counter(
+    "kariz_notifications_resumed_total",
+    "Deliveries taken over after their sender died mid-send (the recipient may see them twice)",
+    ["channel"],
+)
 gave_up = Counter(
     "kariz_notifications_gave_up_total", "Deliveries that failed for good after the last attempt", ["channel"]
 )

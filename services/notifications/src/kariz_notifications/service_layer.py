@@ -9,7 +9,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from kariz_notifications import metrics
@@ -80,6 +80,7 @@ class DeliveryWorker:
         backoff_s: float,
         poll_interval_s: float,
         concurrency: int = 1,
+        lease: timedelta = LEASE,
         clock: Clock = utcnow,
     ) -> None:
         self.store = store
@@ -88,6 +89,7 @@ class DeliveryWorker:
         self.backoff_s = backoff_s
         self.poll_interval_s = poll_interval_s
         self.concurrency = concurrency
+        self.lease = lease
         self.clock = clock
         self._wake = asyncio.Event()
 
@@ -134,11 +136,16 @@ class DeliveryWorker:
         repo = DeliveryRepository(self.store.db)
         token = uuid.uuid4().hex
         now = self.clock()
-        record = await repo.claim(now, now + LEASE, token)
+        record = await repo.claim(now, now + self.lease, token)
         if record is None:
             return False
         delivery = record.delivery
         channel = delivery.channel.value
+        if record.resumed_after_crash:
+            # At least once: the dead sender may have delivered it; the same delivery id lets the
+            # recipient (and the crash test) drop the repeat.
+            metrics.resumed.labels(channel).inc()
+            log.warning("resending a delivery whose sender died mid-send", extra={"delivery": delivery.key})
         started = time.perf_counter()
         try:
             result = await self.senders[delivery.channel].send(delivery)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic_settings import NoDecode
 
 from kariz_notifications.domain.model import ALL_EVENTS, Audience, EventType, Subscriber
+from kariz_notifications.domain.schedule import LEASE
 from kariz_shared.settings import ServiceSettings
 
 ADDRESS = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
@@ -69,7 +70,7 @@ class NotificationsSettings(ServiceSettings):
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=8025, ge=1, le=65535)
     smtp_sender: str = "kariz@kariz.example"
-    # Each send must end well within the 30 s delivery lease (domain.schedule.LEASE).
+    # Each send must end well within the delivery lease (delivery_lease_s).
     smtp_timeout_s: float = Field(default=10.0, gt=0, le=20)
     webhook_timeout_s: float = Field(default=10.0, gt=0, le=20)
 
@@ -82,6 +83,18 @@ class NotificationsSettings(ServiceSettings):
     delivery_poll_interval_s: float = Field(default=0.2, gt=0, le=60)
     # Deliveries in flight at once per process, each lane claiming one at a time.
     delivery_concurrency: int = Field(default=4, ge=1, le=64)
+    # A claimed delivery belongs to its sender this long; then another may take it over (the first died).
+    delivery_lease_s: float = Field(default=LEASE.total_seconds(), gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _sends_end_within_the_lease(self) -> NotificationsSettings:
+        longest = max(self.smtp_timeout_s, self.webhook_timeout_s)
+        if self.delivery_lease_s <= 1.5 * longest:
+            raise ValueError(
+                f"delivery_lease_s ({self.delivery_lease_s}) must exceed 1.5 times the longest send timeout "
+                f"({longest}): a slow send must never outlive its lease"
+            )
+        return self
 
     @field_validator("team_emails", "handover_emails", mode="before")
     @classmethod

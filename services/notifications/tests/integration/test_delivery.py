@@ -338,9 +338,11 @@ async def test_a_delivery_whose_sender_died_is_taken_over(  # type: ignore[no-un
             "attempts": [],
             "lease_until": lease_until,
             "lease_token": "crashed",
+            "claims": 1,
         }
 
     crashed, busy = f"{unique('a')}@kariz.test", f"{unique('b')}@kariz.test"
+    resumed_before = REGISTRY.get_sample_value("kariz_notifications_resumed_total", {"channel": "email"}) or 0
     await svc.db.deliveries.insert_many(
         [stuck(crashed, now - timedelta(seconds=1)), stuck(busy, now + timedelta(minutes=5))]
     )
@@ -351,6 +353,10 @@ async def test_a_delivery_whose_sender_died_is_taken_over(  # type: ignore[no-un
 
     item = await eventually(sent, timeout=15)
     assert [a["outcome"] for a in item["attempts"]] == ["sent"]
+    # Two claims, one attempt: the log shows it was resent after a crash (the recipient may have it twice).
+    assert item["claims"] == 2
+    resumed = REGISTRY.get_sample_value("kariz_notifications_resumed_total", {"channel": "email"})
+    assert resumed == resumed_before + 1
     [mail] = inbox.about(event_id)
     assert mail["To"] == crashed
     still = (await svc.http.get(f"/notifications/{event_id}:email:{busy}")).json()

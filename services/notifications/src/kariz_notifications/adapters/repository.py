@@ -118,6 +118,7 @@ def to_record(doc: Doc) -> DeliveryRecord:
         created_at=doc["created_at"],
         next_attempt_at=doc.get("next_attempt_at"),
         sent_at=doc.get("sent_at"),
+        claims=doc.get("claims", 0),
     )
 
 
@@ -161,7 +162,8 @@ class DeliveryRepository:
                     "status": DeliveryStatus.SENDING.value,
                     "lease_until": lease_until,
                     "lease_token": token,
-                }
+                },
+                "$inc": {"claims": 1},
             },
             sort=[("next_attempt_at", ASCENDING)],
             return_document=ReturnDocument.AFTER,

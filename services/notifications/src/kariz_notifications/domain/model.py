@@ -142,3 +142,11 @@ class DeliveryRecord:
     created_at: datetime
     next_attempt_at: datetime | None
     sent_at: datetime | None
+    #: Times a sender took this delivery. More claims than attempts means a sender died mid-send: the
+    #: recipient may have got it already, and gets it again with the same delivery id to drop it by.
+    claims: int = 0
+
+    @property
+    def resumed_after_crash(self) -> bool:
+        """Claimed now again after an earlier claim ended without a recorded attempt."""
+        return self.claims - 1 > len(self.attempts)
