@@ -17,7 +17,7 @@ $(TOOLS)/bin/uv:
 	python3 -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
 
-$(VENV)/.installed: uv.lock pyproject.toml shared/pyproject.toml $(wildcard services/*/pyproject.toml) | $(UV)
+$(VENV)/.installed: uv.lock pyproject.toml shared/pyproject.toml $(wildcard services/*/pyproject.toml) $(wildcard tools/*/pyproject.toml) | $(UV)
 	$(UV) sync --frozen --all-packages --group dev
 	@touch $@
 
@@ -41,7 +41,7 @@ test-unit: install ## unit tests only (no servers)
 lint: install ## ruff and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy shared/src services/*/src
+	$(VENV)/bin/mypy shared/src services/*/src tools/*/src
 
 format: install ## apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .

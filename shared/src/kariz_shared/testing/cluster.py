@@ -1,0 +1,184 @@
+"""The four services as separate processes, with an SMTP server and a webhook receiver that record
+every delivery, for the end-to-end and fault tests. Processes can be killed (SIGKILL) and restarted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from aiosmtpd.controller import Controller
+from fastapi import FastAPI, Request
+
+from kariz_shared.devstack import ServiceProcess, start_service, wait_ready
+from kariz_shared.embedded import free_port
+from kariz_shared.testing import Backends, unique
+from kariz_shared.webhooks import verify
+
+SERVICES = ("leads", "qualification", "deals", "notifications")
+DELIVERY_ID = "X-Kariz-Delivery-Id"
+
+
+@dataclass
+class Inbox:
+    """An SMTP server's mailbox: every message received, repeats included."""
+
+    messages: list[EmailMessage] = field(default_factory=list)
+    port: int = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(message_from_bytes(envelope.content, policy=default_policy))
+        return "250 OK"
+
+    def delivery_ids(self) -> Counter[str]:
+        return Counter(str(m[DELIVERY_ID]) for m in self.messages)
+
+
+@dataclass
+class Hooks:
+    """A webhook subscriber: every POST received, with whether its signature checked."""
+
+    secret: str
+    received: list[tuple[dict[str, str], bytes, bool]] = field(default_factory=list)
+    port: int = 0
+
+    def delivery_ids(self) -> Counter[str]:
+        return Counter(headers[DELIVERY_ID.lower()] for headers, _, _ in self.received)
+
+
+class Sinks:
+    """An SMTP server (own thread) and a webhook receiver (this event loop) on free ports."""
+
+    def __init__(self, secret: str = "fault-secret") -> None:
+        self.inbox = Inbox(port=free_port())
+        self.hooks = Hooks(secret=secret, port=free_port())
+        self._smtp = Controller(self.inbox, hostname="127.0.0.1", port=self.inbox.port)
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> Sinks:
+        self._smtp.start()
+        app = FastAPI()
+        hooks = self.hooks
+
+        @app.post("/hook")
+        async def hook(request: Request) -> dict[str, bool]:
+            body = await request.body()
+            headers = dict(request.headers)
+            hooks.received.append((headers, body, verify(hooks.secret, body, headers)))
+            return {"ok": True}
+
+        self._server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.hooks.port, log_level="warning")
+        )
+        self._task = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            await asyncio.sleep(0.05)
+        return self
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await self._task
+        self._smtp.stop()
+
+    def environment(self, events: list[str]) -> dict[str, str]:
+        """Notifications settings that send to these sinks; the webhook subscribes to ``events``."""
+        return {
+            "KARIZ_SMTP_PORT": str(self.inbox.port),
+            "KARIZ_WEBHOOK_SUBSCRIBERS": json.dumps(
+                [
+                    {
+                        "name": "finance",
+                        "url": f"http://127.0.0.1:{self.hooks.port}/hook",
+                        "secret": self.hooks.secret,
+                        "events": events,
+                    }
+                ]
+            ),
+        }
+
+
+@dataclass
+class Cluster:
+    """The four services as processes on ``backends``, each with a database of its own."""
+
+    backends: Backends
+    logs: Path
+    environment: dict[str, str]
+    databases: dict[str, str] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+    processes: dict[str, ServiceProcess] = field(default_factory=dict)
+    kills: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        for name in SERVICES:
+            self.databases[name] = unique(f"cluster_{name}")
+            self.ports[name] = free_port()
+
+    @property
+    def urls(self) -> dict[str, str]:
+        return {name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
+
+    def start(self, name: str) -> ServiceProcess:
+        env = {**self.environment, "KARIZ_MONGODB_DATABASE": self.databases[name]}
+        self.processes[name] = start_service(name, self.ports[name], env, self.logs)
+        return self.processes[name]
+
+    async def start_all(self) -> None:
+        for name in SERVICES:
+            self.start(name)
+        await wait_ready(list(self.processes.values()))
+
+    def kill(self, name: str) -> None:
+        """SIGKILL: no graceful shutdown, no flush; what was in flight is where the crash left it."""
+        self.processes[name].kill()
+        self.kills[name] += 1
+
+    async def ready(self) -> None:
+        await wait_ready(list(self.processes.values()))
+
+    async def stop_all(self) -> dict[str, int | None]:
+        codes = {}
+        for name, process in self.processes.items():
+            codes[name] = await asyncio.to_thread(process.stop)
+        return codes
+
+    async def chaos(
+        self, rng: random.Random, *, every_s: tuple[float, float], down_s: tuple[float, float]
+    ) -> None:
+        """Until cancelled: now and then SIGKILL a random service, and restart it a moment later."""
+        while True:
+            await asyncio.sleep(rng.uniform(*every_s))
+            victim = rng.choice(SERVICES)
+            self.kill(victim)
+            await asyncio.sleep(rng.uniform(*down_s))
+            self.start(victim)
+
+
+def standard_environment(backends: Backends, sinks: Sinks, reps: list[str]) -> dict[str, str]:
+    """What every service of a test cluster runs with: short polls and leases, so crashes heal fast."""
+    return {
+        **backends.env(),
+        "KARIZ_LOG_LEVEL": "INFO",
+        "KARIZ_KAFKA_GROUP_PREFIX": unique("cluster"),
+        "KARIZ_OUTBOX_POLL_INTERVAL_S": "0.2",
+        "KARIZ_OUTBOX_LEASE_S": "3",
+        "KARIZ_REPS": json.dumps(reps),
+        "KARIZ_TEAM_EMAILS": json.dumps(["team@kariz.test"]),
+        "KARIZ_HANDOVER_EMAILS": json.dumps(["onboarding@kariz.test"]),
+        "KARIZ_DELIVERY_BACKOFF_S": "0.2",
+        "KARIZ_DELIVERY_LEASE_S": "5",
+        "KARIZ_SMTP_TIMEOUT_S": "3",
+        "KARIZ_WEBHOOK_TIMEOUT_S": "3",
+        **sinks.environment(["DealWon"]),
+    }

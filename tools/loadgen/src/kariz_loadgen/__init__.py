@@ -1,0 +1,1 @@
+"""Synthetic sales traffic for Kariz (a dev tool, not part of any service)."""

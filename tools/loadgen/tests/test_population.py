@@ -1,0 +1,45 @@
+"""The synthetic population: the same seed draws the same leads, and the mix looks like a sales team's."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+
+from kariz_loadgen.population import FORWARD, SOURCES, Population
+
+
+def test_the_same_seed_draws_the_same_leads() -> None:
+    first = [lead.body for lead in Population(3).leads(50)]
+    again = [lead.body for lead in Population(3).leads(50)]
+    other = [lead.body for lead in Population(4).leads(50)]
+    assert first == again
+    assert first != other
+
+
+def test_the_mix_covers_every_source_country_and_both_outcomes() -> None:
+    leads = Population(11).leads(2000)
+    sources = Counter(lead.source for lead in leads)
+    assert set(sources) == set(SOURCES)
+    assert len({lead.body["company"]["country"] for lead in leads}) >= 8
+    outcomes = Counter(lead.outcome for lead in leads)
+    assert 0.3 < outcomes["won"] / len(leads) < 0.5  # about 40 % of deals are won
+    touches = [lead for lead in leads if lead.body.get("campaign") == "second-touch"]
+    assert 0 < len(touches) < 0.06 * len(leads)
+    assert len({lead.email for lead in leads}) == len(leads) - len(touches)
+
+
+def test_every_journey_is_a_valid_walk_to_won_or_lost() -> None:
+    for lead in Population(5).leads(500):
+        stages = [move.stage for move in lead.journey]
+        assert stages[-1] in ("won", "lost")
+        assert "won" not in stages[:-1] and "lost" not in stages[:-1]
+        assert stages[0] == "discovery"
+        # Each move changes the stage, and the amount comes with the first proposal.
+        assert all(a != b for a, b in itertools.pairwise(stages))
+        first_proposal = next((m for m in lead.journey if m.stage == "proposal"), None)
+        if first_proposal is not None:
+            assert first_proposal.amount is not None
+        if stages[-1] == "won":
+            assert [s for s in stages if s in FORWARD][-1] == "contract"
+        else:
+            assert lead.journey[-1].reason
