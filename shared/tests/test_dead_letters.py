@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 from pymongo.errors import AutoReconnect, ServerSelectionTimeoutError
 
@@ -190,7 +191,7 @@ async def test_outages_are_retried_not_dead_lettered_and_a_poison_message_does_n
         await tx.db.seen.insert_one({"_id": event_id}, session=tx.session)
 
     db = AsyncMongoClient(backends.mongodb_uri)[settings.database_name]
-    async with reading(backends.kafka_bootstrap, DLQ) as dlq, running(probe(settings, handle, group)):
+    async with reading(backends.kafka_bootstrap, DLQ) as dlq, running(probe(settings, handle, group)) as http:
         await publish(backends.kafka_bootstrap, outage_once)
         await publish(backends.kafka_bootstrap, outage_twice)
         await publish_raw(backends.kafka_bootstrap, TOPIC, lead.encode(), b"{oops", outage_once.headers())
@@ -198,6 +199,7 @@ async def test_outages_are_retried_not_dead_lettered_and_a_poison_message_does_n
         await publish(backends.kafka_bootstrap, after)
         await eventually(lambda: db.seen.find_one({"_id": after.id}))
         dead = await dlq.wait_for(dead_letter_of(group, lead), count=2)
+        metrics = (await http.get("/metrics")).text
 
     seen = {doc["_id"] async for doc in db.seen.find()}
     assert seen == {outage_once.id, outage_twice.id, after.id}
@@ -209,6 +211,13 @@ async def test_outages_are_retried_not_dead_lettered_and_a_poison_message_does_n
     ]
     assert "ValueError: a bug that fails the same way every time" in dead[1].headers["dlq_error"]
     assert dead[0].value == b"{oops"
+    counted = {
+        sample.labels["reason"]: sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == "kariz_dead_letters_total" and sample.labels["service"] == "probe"
+    }
+    assert counted.keys() >= {"not_json", "handler_failed"}  # other probes of this session count too
 
 
 async def kariz_dlq(backends: Backends, *args: str) -> tuple[int, str, str]:
