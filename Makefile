@@ -47,10 +47,16 @@ format: install ## apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-asyncapi: install ## regenerate docs/asyncapi/<service>.json from the code
-	$(VENV)/bin/kariz-asyncapi --out docs/asyncapi
+asyncapi: install ## regenerate docs/asyncapi/<service>.json and docs/events/<topic>.schema.json from the code
+	$(VENV)/bin/kariz-asyncapi --out docs/asyncapi --events-out docs/events
+
+# Against the dev stack (no KARIZ_KAFKA_BOOTSTRAP_SERVERS) the embedded broker cannot produce idempotently.
+dlq: install ## list dead letters; make dlq ARGS="replay --topic T.dlq --offset P:N" replays (see README)
+	@if [ -z "$$KARIZ_KAFKA_BOOTSTRAP_SERVERS" ]; then \
+		export KARIZ_KAFKA_ENABLE_IDEMPOTENCE=$${KARIZ_KAFKA_ENABLE_IDEMPOTENCE:-false}; fi; \
+	$(VENV)/bin/kariz-dlq $(or $(ARGS),list)
 
 clean: ## remove the virtual environment and local data
 	rm -rf $(VENV) $(TOOLS) .kariz-data .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install lock run backends test test-unit lint format asyncapi clean
+.PHONY: help install lock run backends test test-unit lint format asyncapi dlq clean

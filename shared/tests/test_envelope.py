@@ -2,6 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from kariz_shared.deadletters import DeadLetterReason
 from kariz_shared.envelope import Envelope, InvalidEnvelope, decode
 from kariz_shared.events import Company, Contact, LeadCaptured, LeadSource
 
@@ -38,21 +39,72 @@ def test_unknown_fields_are_ignored() -> None:
     assert decode(env.topic, b"L-1", value, env.headers()).event == env.event
 
 
+def _without(headers: dict[str, str], name: str) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k != name}
+
+
 @pytest.mark.parametrize(
-    ("mutate", "reason"),
+    ("mutate", "message", "reason"),
     [
-        (lambda t, k, v, h: (t, k, b"not json", h), "not JSON"),
-        (lambda t, k, v, h: (t, k, b'{"lead_id": "L-1"}', h), "does not match LeadCaptured"),
-        (lambda t, k, v, h: (t, k, v, {**h, "ce_type": "kariz.other.v1"}), "does not match topic"),
+        (lambda t, k, v, h: (t, k, b"not json", h), "not JSON", DeadLetterReason.NOT_JSON),
+        (lambda t, k, v, h: (t, k, b"\xff\xfe{}", h), "not JSON", DeadLetterReason.NOT_JSON),
+        (lambda t, k, v, h: (t, k, b"", h), "not JSON", DeadLetterReason.NOT_JSON),
         (
-            lambda t, k, v, h: (t, k, v, {x: y for x, y in h.items() if x != "ce_id"}),
-            "missing CloudEvents headers: ce_id",
+            lambda t, k, v, h: (t, k, b'{"lead_id": "L-1"}', h),
+            "does not match LeadCaptured v1: contact: Field required",
+            DeadLetterReason.INVALID_SCHEMA,
         ),
-        (lambda t, k, v, h: (t, b"L-2", v, h), "not the aggregate id"),
-        (lambda t, k, v, h: ("kariz.nope.v1", k, v, h), "no known Kariz event"),
+        (
+            lambda t, k, v, h: (t, k, b"[1, 2]", h),
+            "does not match LeadCaptured",
+            DeadLetterReason.INVALID_SCHEMA,
+        ),
+        (
+            lambda t, k, v, h: (t, k, v.replace(b'"web_form"', b'"carrier_pigeon"'), h),
+            "source: Input should be",
+            DeadLetterReason.INVALID_SCHEMA,
+        ),
+        (
+            lambda t, k, v, h: (t, k, v, {**h, "ce_type": "kariz.lead-captured.v2"}),
+            "another version of the event belongs on its own topic",
+            DeadLetterReason.UNKNOWN_VERSION,
+        ),
+        (
+            lambda t, k, v, h: (t, k, v, {**h, "ce_specversion": "2.0"}),
+            "unsupported ce_specversion '2.0'",
+            DeadLetterReason.UNKNOWN_VERSION,
+        ),
+        (
+            lambda t, k, v, h: (t, k, v, {**h, "ce_type": "kariz.deal-won.v1"}),
+            "does not match topic",
+            DeadLetterReason.INVALID_ENVELOPE,
+        ),
+        (
+            lambda t, k, v, h: (t, k, v, _without(h, "ce_id")),
+            "missing CloudEvents headers: ce_id",
+            DeadLetterReason.INVALID_ENVELOPE,
+        ),
+        (lambda t, k, v, h: (t, k, v, {}), "missing CloudEvents headers", DeadLetterReason.INVALID_ENVELOPE),
+        (
+            lambda t, k, v, h: (t, k, v, {**h, "ce_source": b"\xff"}),
+            "a header is not UTF-8",
+            DeadLetterReason.INVALID_ENVELOPE,
+        ),
+        (
+            lambda t, k, v, h: (t, k, v, {**h, "ce_time": "yesterday"}),
+            "not an RFC 3339 timestamp",
+            DeadLetterReason.INVALID_ENVELOPE,
+        ),
+        (lambda t, k, v, h: (t, b"L-2", v, h), "not the aggregate id", DeadLetterReason.INVALID_ENVELOPE),
+        (
+            lambda t, k, v, h: ("kariz.nope.v1", k, v, h),
+            "no known Kariz event",
+            DeadLetterReason.INVALID_ENVELOPE,
+        ),
     ],
 )
-def test_what_cannot_be_read_says_why(mutate, reason) -> None:  # type: ignore[no-untyped-def]
+def test_what_cannot_be_read_says_why_and_which_reason(mutate, message, reason) -> None:  # type: ignore[no-untyped-def]
     env = Envelope(event=captured(), source="/kariz/leads", correlation_id="c")
-    with pytest.raises(InvalidEnvelope, match=reason):
+    with pytest.raises(InvalidEnvelope, match=message) as raised:
         decode(*mutate(env.topic, env.key.encode(), env.value(), env.headers()))
+    assert raised.value.reason is reason

@@ -68,9 +68,12 @@ async def test_consumed_once_emitted_through_outbox_and_poison_dead_lettered(set
         assert rec.headers["ce_correlationid"] == f"corr-{lead}"
         assert rec.headers["ce_causationid"] == env.id
         assert rec.headers["ce_type"] == "kariz.lead-disqualified.v1"
-        reasons = {r.key: r.headers["dlq_error"] for r in dlq}
-        assert "not JSON" in reasons[lead] or "missing CloudEvents headers" in reasons[lead]
-        assert "campaign says reject" in reasons[bad]
+        errors = {r.key: r.headers["dlq_error"] for r in dlq}
+        reasons = {r.key: r.headers["dlq_reason"] for r in dlq}
+        assert "missing CloudEvents headers" in errors[lead]  # headers are read before the value
+        assert reasons[lead] == "invalid_envelope"
+        assert "campaign says reject" in errors[bad]
+        assert reasons[bad] == "rejected"
         assert all(r.headers["dlq_original_topic"] == LeadCaptured.topic() for r in dlq)
         assert len(reader.of(out, lead)) == 1
 

@@ -1,7 +1,8 @@
 """AsyncAPI 3.0 document of a service, generated from its code (FastStream's spec + the event models).
 
-``kariz-asyncapi SERVICE... --out docs/asyncapi`` writes ``<service>.json`` for each; ``make asyncapi``
-does it for all four.
+``kariz-asyncapi SERVICE... --out docs/asyncapi --events-out docs/events`` writes ``<service>.json`` for
+each, and the JSON Schema of every event version as ``<topic>.schema.json`` (see
+:mod:`kariz_shared.contracts`); ``make asyncapi`` does it for all four.
 """
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from faststream.specification import AsyncAPI
 
+from kariz_shared.contracts import ContractBroken, write_event_schemas
 from kariz_shared.events import json_schema
 from kariz_shared.service import Service
 
@@ -120,12 +123,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("services", nargs="*", default=list(SERVICES))
     parser.add_argument("--out", default="docs/asyncapi")
+    parser.add_argument("--events-out", default="docs/events", help="where the event schemas go")
+    parser.add_argument(
+        "--allow-breaking",
+        action="store_true",
+        help="overwrite committed event schemas even with breaking changes (only for unreleased versions)",
+    )
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for name in args.services:
         path = out / f"{name}.json"
         path.write_text(json.dumps(document(build_service(name)), indent=2, sort_keys=True) + "\n")
+        print(f"wrote {path}")
+    try:
+        schemas = write_event_schemas(Path(args.events_out), allow_breaking=args.allow_breaking)
+    except ContractBroken as exc:
+        sys.exit(f"kariz-asyncapi: {exc}")
+    for path in schemas:
         print(f"wrote {path}")
 
 

@@ -2,9 +2,10 @@
 
 For each record: read the envelope (CloudEvents headers + JSON value) into the event model; apply the
 handler once, in one transaction with the "handled" marker and any events it emits; then commit the
-offset. What cannot be read, or what the handler rejects, goes to ``<topic>.dlq`` with the reason and
-the partition keeps flowing. A failure of the database or the broker is retried until it passes;
-any other failure is retried a bounded number of times, then dead-lettered.
+offset. What cannot be read, or what the handler rejects, goes to ``<topic>.dlq`` with the reason (a
+``dlq_reason`` header, see :class:`kariz_shared.deadletters.DeadLetterReason`) and the partition keeps
+flowing. A failure of the database or the broker is retried, with backoff, until it passes; any other
+failure is retried ``consumer_max_attempts`` times, then dead-lettered.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka.annotations import KafkaMessage
+from faststream.message import StreamMessage
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
+from kariz_shared.deadletters import DeadLetterReason
 from kariz_shared.envelope import Envelope, InvalidEnvelope, decode
 from kariz_shared.errors import RejectedEvent
 from kariz_shared.events import Event, dead_letter_topic
@@ -47,6 +50,13 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, OperationFailure) and exc.code in (91, 189, 11600, 11602)  # shutdown, stepdown
 
 
+async def _raw_body(msg: StreamMessage[Any]) -> bytes:
+    """Leave the value as bytes: FastStream would parse a JSON ``content-type`` itself and fail before the
+    wrapper sees the record, so a value that is not JSON would be retried for ever instead of
+    dead-lettered."""
+    return bytes(msg.body)
+
+
 def subscribe(
     service: Service, event_cls: type[E], handler: Handler[E], *, group_id: str | None = None
 ) -> None:
@@ -57,7 +67,7 @@ def subscribe(
     name = settings.service_name
     failures: dict[tuple[int, int], int] = {}
 
-    async def dead_letter(msg: Any, reason: str, error: str, attempts: int) -> None:
+    async def dead_letter(msg: Any, reason: DeadLetterReason, error: str, attempts: int) -> None:
         raw: ConsumerRecord[bytes, bytes] = msg.raw_message
         await send_to_dead_letters(
             service.broker,
@@ -66,21 +76,35 @@ def subscribe(
             offset=raw.offset,
             key=raw.key,
             value=msg.body,
-            headers={k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in (raw.headers or [])},
+            headers={
+                k: (v.decode(errors="backslashreplace") if isinstance(v, bytes) else str(v))
+                for k, v in (raw.headers or [])
+            },
             consumer_group=group,
+            reason=reason,
             error=error,
             attempts=attempts,
         )
-        dead_letters.labels(name, topic, reason).inc()
+        dead_letters.labels(name, topic, reason.value).inc()
         events_consumed.labels(name, topic, "dead_lettered").inc()
-        log.error("dead-lettered a message", extra={"topic": topic, "offset": raw.offset, "error": error})
+        log.error(
+            "dead-lettered a message",
+            extra={
+                "topic": topic,
+                "partition": raw.partition,
+                "offset": raw.offset,
+                "reason": reason.value,
+                "attempts": attempts,
+                "error": error,
+            },
+        )
 
     # Declared so the AsyncAPI document shows where this consumer's dead letters go.
     service.broker.publisher(
         dead_letter_topic(topic),
         title=f"{dead_letter_topic(topic)}:{group}",
         description=f"Dead letters of {group}: original key, value and headers plus dlq_* headers "
-        "(original topic, partition, offset, consumer group, error, attempts)",
+        "(original topic, partition, offset, consumer group, reason, error, attempts, failed_at)",
     )
 
     @service.broker.subscriber(
@@ -91,6 +115,7 @@ def subscribe(
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         # The offset is committed only after the transaction committed; a raise seeks back and retries.
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=_raw_body,
         title=f"{topic}:{group}",
         description=f"{settings.service_name} handles {event_cls.__name__}",
     )
@@ -101,7 +126,12 @@ def subscribe(
         try:
             envelope: Envelope[Any] = decode(topic, raw.key, msg.body, headers)
         except InvalidEnvelope as exc:
-            await dead_letter(msg, "invalid", str(exc), 1)
+            await dead_letter(msg, exc.reason, str(exc), 1)
+            return
+        except Exception as exc:
+            # Reading a record is pure: what fails once fails every time, so retrying would only stop
+            # the partition.
+            await dead_letter(msg, DeadLetterReason.INVALID_ENVELOPE, f"{type(exc).__name__}: {exc}", 1)
             return
         token = correlation_id.set(envelope.correlation_id)
         started = time.perf_counter()
@@ -112,14 +142,18 @@ def subscribe(
             log.debug("handled an event", extra={"topic": topic, "event_id": envelope.id, "outcome": outcome})
             failures.pop(position, None)
         except RejectedEvent as exc:
+            await dead_letter(msg, DeadLetterReason.REJECTED, f"{type(exc).__name__}: {exc}", 1)
             failures.pop(position, None)
-            await dead_letter(msg, "rejected", f"{type(exc).__name__}: {exc}", 1)
         except Exception as exc:
             attempts = failures.get(position, 0) + 1
             transient = is_transient(exc)
             if not transient and attempts >= settings.consumer_max_attempts:
+                # Forgotten only once the dead letter is out: if publishing it fails, the record is
+                # retried and dead-lettered at its next failure rather than after a fresh round of tries.
+                await dead_letter(
+                    msg, DeadLetterReason.HANDLER_FAILED, f"{type(exc).__name__}: {exc}", attempts
+                )
                 failures.pop(position, None)
-                await dead_letter(msg, "handler_failed", f"{type(exc).__name__}: {exc}", attempts)
                 return
             failures[position] = attempts
             events_consumed.labels(name, topic, "retried").inc()

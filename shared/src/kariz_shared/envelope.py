@@ -9,6 +9,7 @@ extension attributes: ``ce_correlationid`` (follows one lead through the whole c
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 
+from kariz_shared.deadletters import DeadLetterReason
 from kariz_shared.events import EVENTS_BY_TOPIC, Event
 
 E = TypeVar("E", bound=Event)
@@ -23,10 +25,16 @@ E = TypeVar("E", bound=Event)
 SPECVERSION = "1.0"
 CONTENT_TYPE = "application/json"
 REQUIRED_HEADERS = ("ce_id", "ce_source", "ce_type", "ce_specversion", "ce_time")
+CE_TYPE = re.compile(r"^kariz\.(?P<event>[a-z0-9-]+)\.v(?P<version>\d+)$")
 
 
 class InvalidEnvelope(ValueError):
-    """A message that cannot be read as a Kariz event: the reason says why. It goes to the dead letters."""
+    """A message that cannot be read as a Kariz event. The message says what is wrong, ``reason`` which
+    kind of wrong it is (the ``dlq_reason`` of its dead letter)."""
+
+    def __init__(self, message: str, reason: DeadLetterReason = DeadLetterReason.INVALID_ENVELOPE) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def new_event_id() -> str:
@@ -80,24 +88,38 @@ class Envelope(Generic[E]):
 
 
 def decode(topic: str, key: bytes | None, value: bytes, headers: dict[str, Any]) -> Envelope[Event]:
-    """Read a Kafka record as a Kariz event, or raise InvalidEnvelope saying what is wrong."""
+    """Read a Kafka record as a Kariz event, or raise InvalidEnvelope saying what is wrong and why.
+
+    Fields the model does not know are ignored, so producers may add optional fields before consumers
+    know them.
+    """
     event_cls = EVENTS_BY_TOPIC.get(topic)
     if event_cls is None:
         raise InvalidEnvelope(f"topic {topic!r} carries no known Kariz event")
-    hdrs = {k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in headers.items()}
+    try:
+        hdrs = {k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in headers.items()}
+    except UnicodeDecodeError as exc:
+        raise InvalidEnvelope(f"a header is not UTF-8: {exc}") from exc
     missing = [h for h in REQUIRED_HEADERS if not hdrs.get(h)]
     if missing:
         raise InvalidEnvelope(f"missing CloudEvents headers: {', '.join(missing)}")
     if hdrs["ce_specversion"] != SPECVERSION:
-        raise InvalidEnvelope(f"unsupported ce_specversion {hdrs['ce_specversion']!r}")
+        raise InvalidEnvelope(
+            f"unsupported ce_specversion {hdrs['ce_specversion']!r} (this consumer reads {SPECVERSION})",
+            DeadLetterReason.UNKNOWN_VERSION,
+        )
     if hdrs["ce_type"] != event_cls.ce_type():
+        named = CE_TYPE.match(hdrs["ce_type"])
+        other_version = named is not None and named["event"] == event_cls.kebab_name()
         raise InvalidEnvelope(
             f"ce_type {hdrs['ce_type']!r} does not match topic {topic!r} (expected {event_cls.ce_type()!r})"
+            + ("; another version of the event belongs on its own topic" if other_version else ""),
+            DeadLetterReason.UNKNOWN_VERSION if other_version else DeadLetterReason.INVALID_ENVELOPE,
         )
     try:
         payload = json.loads(value)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidEnvelope(f"value is not JSON: {exc}") from exc
+        raise InvalidEnvelope(f"value is not JSON: {exc}", DeadLetterReason.NOT_JSON) from exc
     try:
         event = event_cls.model_validate(payload)
     except ValidationError as exc:
@@ -105,7 +127,8 @@ def decode(topic: str, key: bytes | None, value: bytes, headers: dict[str, Any])
             f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
         )
         raise InvalidEnvelope(
-            f"value does not match {event_cls.__name__} v{event_cls.version}: {problems}"
+            f"value does not match {event_cls.__name__} v{event_cls.version}: {problems}",
+            DeadLetterReason.INVALID_SCHEMA,
         ) from exc
     if key is not None and key.decode(errors="replace") != event.key():
         raise InvalidEnvelope(f"key {key!r} is not the aggregate id {event.key()!r}")

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import UTC, datetime
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 
+from kariz_shared.deadletters import DeadLetterReason, dead_letter_headers
 from kariz_shared.events import all_topics, dead_letter_topic
 from kariz_shared.metrics import registry
 from kariz_shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
+
+#: Headers FastStream puts on every record it publishes, whether or not the caller gave them.
+FASTSTREAM_HEADERS = ("content-type", "correlation_id")
 
 
 def make_broker(settings: ServiceSettings) -> KafkaBroker:
@@ -72,21 +75,30 @@ async def send_to_dead_letters(
     value: bytes,
     headers: dict[str, str],
     consumer_group: str,
+    reason: DeadLetterReason,
     error: str,
     attempts: int,
 ) -> None:
     """Publish a message that cannot be handled to ``<topic>.dlq``, with headers naming why and where from.
 
-    The original key, value and headers are kept byte for byte so the message can be replayed.
+    The original key, value and headers are kept so the message can be replayed (``kariz-dlq replay``).
     """
-    dlq_headers = {
-        **headers,
-        "dlq_original_topic": topic,
-        "dlq_original_partition": str(partition),
-        "dlq_original_offset": str(offset),
-        "dlq_consumer_group": consumer_group,
-        "dlq_error": error[:2000],
-        "dlq_attempts": str(attempts),
-        "dlq_failed_at": datetime.now(UTC).isoformat(),
-    }
-    await broker.publish(value, dead_letter_topic(topic), key=key, headers=dlq_headers)
+    dlq_headers = dead_letter_headers(
+        headers,
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        consumer_group=consumer_group,
+        reason=reason,
+        error=error,
+        attempts=attempts,
+        client_headers=FASTSTREAM_HEADERS,
+    )
+    # FastStream sets these two on every record: keep the original's values when it had them.
+    await broker.publish(
+        value,
+        dead_letter_topic(topic),
+        key=key,
+        headers=dlq_headers,
+        correlation_id=headers.get("correlation_id"),
+    )

@@ -388,5 +388,6 @@ async def test_a_lead_without_company_name_or_domain_is_dead_lettered_with_the_r
             lambda r: r.key == lead and r.headers["dlq_consumer_group"] == deals.group
         )
     assert "name or a domain" in dead.headers["dlq_error"]
+    assert dead.headers["dlq_reason"] == "rejected"
     assert await deals.db.deals.count_documents({"lead_id": lead}) == 0
     assert await deals.db.accounts.count_documents({"name": ""}) == 0

@@ -92,6 +92,7 @@ async def test_verdicts_set_status_and_an_unknown_lead_is_dead_lettered(
     )
     assert "LeadQualified for a lead leads never captured" in dead.headers["dlq_error"]
     assert ghost in dead.headers["dlq_error"]
+    assert dead.headers["dlq_reason"] == "rejected"
     assert await leads.db.leads.count_documents({"_id": ghost}) == 0
     marks = await leads.db.processed_events.count_documents({"event_id": with_verdict.id})
     assert marks == 1

@@ -1,0 +1,475 @@
+"""Poison messages, against the four real services in-process on the real broker and database.
+
+For every topic some service consumes, one partition receives, straight from a producer: a good event,
+a value that is not JSON, JSON of the wrong schema, an event of an unknown version, a record without
+CloudEvents headers, an event whose handler fails every time, then another good event. Each poison
+record must land in ``<topic>.dlq`` once per consuming group, with the right ``dlq_reason``, attempts,
+group and origin; both good events must be handled by every group, with their effects in the owning
+service's database and API. The handler failure is injected into one service-layer function for one
+event id: everything else is the real system.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.partitioner import murmur2
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+import kariz_deals.service_layer
+import kariz_leads.services
+import kariz_notifications.service_layer
+import kariz_qualification.service_layer
+from kariz_deals.main import build as build_deals
+from kariz_deals.settings import DealsSettings
+from kariz_leads.main import build as build_leads
+from kariz_leads.settings import LeadsSettings
+from kariz_notifications.main import build as build_notifications
+from kariz_notifications.settings import NotificationsSettings
+from kariz_qualification.main import build as build_qualification
+from kariz_qualification.settings import QualificationSettings
+from kariz_shared.embedded import free_port
+from kariz_shared.envelope import Envelope
+from kariz_shared.events import (
+    Company,
+    Contact,
+    DealLost,
+    DealWon,
+    Event,
+    LeadCaptured,
+    LeadDisqualified,
+    LeadQualified,
+    LeadSource,
+    ScoreLine,
+    StageChanged,
+    dead_letter_topic,
+)
+from kariz_shared.persistence import Transaction
+from kariz_shared.service import Service
+from kariz_shared.settings import ServiceSettings
+from kariz_shared.testing import Backends, Record, eventually, publish_raw, reading, running, unique
+
+pytestmark = pytest.mark.integration
+
+MAX_ATTEMPTS = 2
+# Scores 33 under the default rules (software 20, 10-49 employees 5, web form 8): nurtured, so the real
+# qualification service emits no verdict of its own for the leads this test captures.
+NURTURED_COMPANY = {"name": "Poison Test GmbH", "industry": "software", "size": 40}
+NOW = datetime.now(UTC)
+
+
+@dataclass
+class Running:
+    service: Service
+    settings: ServiceSettings
+    http: httpx.AsyncClient
+    db: AsyncDatabase[dict[str, Any]]
+
+    def group(self, cls: type[Event]) -> str:
+        return self.settings.consumer_group(cls.kebab_name())
+
+
+@dataclass
+class Poison:
+    key: str
+    value: bytes
+    headers: dict[str, str]
+    reason: str
+    attempts: int = 1
+
+
+@dataclass
+class Case:
+    """One consumed topic: its consumers, the records published to it in order, what must follow."""
+
+    cls: type[Event]
+    consumers: list[Running]
+    good: list[Envelope[Event]] = field(default_factory=list)
+    poison: list[Poison] = field(default_factory=list)
+
+    @property
+    def topic(self) -> str:
+        return self.cls.topic()
+
+
+# --- events ----------------------------------------------------------------------------------------
+
+
+def contact(email: str | None = None) -> Contact:
+    return Contact(first_name="Pat", last_name="Poison", email=email or f"{unique('pat')}@poison.example")
+
+
+def lead_captured(lead_id: str) -> LeadCaptured:
+    return LeadCaptured(
+        lead_id=lead_id,
+        contact=contact(),
+        company=Company(**NURTURED_COMPANY),
+        source=LeadSource.WEB_FORM,
+        owner="rep@kariz.example",
+        assigned_by="round_robin",
+        captured_at=NOW,
+    )
+
+
+def lead_qualified(lead_id: str, owner: str = "rep@kariz.example", score: int = 80) -> LeadQualified:
+    return LeadQualified(
+        lead_id=lead_id,
+        owner=owner,
+        contact=contact(),
+        company=Company(**NURTURED_COMPANY),
+        source=LeadSource.WEB_FORM,
+        score=score,
+        threshold=70,
+        breakdown=[ScoreLine(rule="industry", matched="software", points=20)],
+        qualified_at=NOW,
+    )
+
+
+def lead_disqualified(
+    lead_id: str, owner: str = "rep@kariz.example", reason: str = "no budget"
+) -> LeadDisqualified:
+    return LeadDisqualified(
+        lead_id=lead_id,
+        owner=owner,
+        reason=reason,
+        score=10,
+        breakdown=[ScoreLine(rule="industry", matched="other", points=0)],
+        disqualified_at=NOW,
+    )
+
+
+DEAL = {"lead_id": "L-poison", "owner": "rep@kariz.example"}
+
+
+def stage_changed(deal_id: str) -> StageChanged:
+    # Back, not forward: only a setback notifies the owner, so the effect is visible.
+    return StageChanged(
+        deal_id=deal_id,
+        **DEAL,
+        pipeline="default",
+        from_stage="proposal",
+        to_stage="demo",
+        direction="back",
+        seconds_in_from_stage=60.0,
+        changed_at=NOW,
+    )
+
+
+def deal_won(deal_id: str) -> DealWon:
+    return DealWon(
+        deal_id=deal_id,
+        **DEAL,
+        account_id="A-poison",
+        account_name="Poison Test GmbH",
+        amount=Decimal("1000"),
+        cycle_seconds=3600.0,
+        won_at=NOW,
+    )
+
+
+def deal_lost(deal_id: str) -> DealLost:
+    return DealLost(
+        deal_id=deal_id,
+        **DEAL,
+        account_id="A-poison",
+        account_name="Poison Test GmbH",
+        reason="price",
+        lost_at_stage="proposal",
+        cycle_seconds=3600.0,
+        lost_at=NOW,
+    )
+
+
+def envelope(event: Event) -> Envelope[Event]:
+    return Envelope(event=event, source="/kariz/poison-test", correlation_id=unique("corr"))
+
+
+# --- partitions ------------------------------------------------------------------------------------
+
+
+async def partition_counts(bootstrap: str, topics: list[str]) -> dict[str, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        await consumer.topics()
+        return {t: len(consumer.partitions_for_topic(t) or ()) for t in topics}
+    finally:
+        await consumer.stop()
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """Where the producers' default partitioner (murmur2, as in Kafka's Java client) puts ``key``."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+def key_in(partition: int, partitions: int, prefix: str) -> str:
+    while True:
+        key = unique(prefix)
+        if partition_of(key, partitions) == partition:
+            return key
+
+
+# --- the services ----------------------------------------------------------------------------------
+
+
+def failing_for(event_ids: set[str], real: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """``real``, except that it fails every time for these events: a bug that only some data triggers."""
+
+    async def dependency(tx: Transaction, *args: Any, **kwargs: Any) -> Any:
+        if tx.causation_id in event_ids:
+            raise RuntimeError(f"injected failure for event {tx.causation_id}")
+        return await real(tx, *args, **kwargs)
+
+    return dependency
+
+
+@contextlib.asynccontextmanager
+async def the_four_services(
+    backends: Backends, settings_for: Callable[..., Any]
+) -> AsyncIterator[dict[str, Running]]:
+    tuning = {"consumer_max_attempts": MAX_ATTEMPTS, "consumer_retry_backoff_s": 0.01}
+    settings: dict[str, ServiceSettings] = {
+        "leads": settings_for(LeadsSettings, service_name="leads", **tuning),
+        "qualification": settings_for(QualificationSettings, service_name="qualification", **tuning),
+        "deals": settings_for(DealsSettings, service_name="deals", **tuning),
+        # Nothing listens on this SMTP port: deliveries are recorded (the effect looked at), sending fails.
+        "notifications": settings_for(
+            NotificationsSettings,
+            service_name="notifications",
+            smtp_port=free_port(),
+            delivery_max_attempts=1,
+            **tuning,
+        ),
+    }
+    builders: dict[str, Callable[[Any], Service]] = {
+        "leads": build_leads,
+        "qualification": build_qualification,
+        "deals": build_deals,
+        "notifications": build_notifications,
+    }
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(backends.mongodb_uri, tz_aware=True)
+    async with contextlib.AsyncExitStack() as stack:
+        services = {}
+        for name, s in settings.items():
+            service = builders[name](s)
+            http = await stack.enter_async_context(running(service))
+            services[name] = Running(service, s, http, client[s.database_name])
+        yield services
+    await client.close()
+
+
+# --- the records -----------------------------------------------------------------------------------
+
+
+def poison_records(case: Case, partition: int, partitions: int, fails: Envelope[Event]) -> list[Poison]:
+    """The poison of one topic, every key in ``partition``. ``fails`` is the event whose handler fails."""
+    topic = case.topic
+    key = case.cls.key_field
+
+    def a_key(kind: str) -> str:
+        return key_in(partition, partitions, kind)
+
+    def headers_for(k: str, **changes: str) -> dict[str, str]:
+        like = envelope(case.good[0].event.model_copy(update={key: k}))
+        return {**like.headers(), **changes}
+
+    not_json, wrong, v2, bare = a_key("notjson"), a_key("schema"), a_key("v2"), a_key("bare")
+    next_version = topic.rsplit(".v", 1)[0] + ".v2"
+    body = case.good[0].event.model_copy(update={key: v2}).model_dump_json().encode()
+    return [
+        Poison(not_json, b"\x00\x01 this is not JSON {", headers_for(not_json), "not_json"),
+        Poison(
+            wrong, json.dumps({key: wrong, "colour": "red"}).encode(), headers_for(wrong), "invalid_schema"
+        ),
+        Poison(v2, body, headers_for(v2, ce_type=next_version), "unknown_version"),
+        Poison(
+            bare,
+            case.good[0].event.model_copy(update={key: bare}).model_dump_json().encode(),
+            {},
+            "invalid_envelope",
+        ),
+        Poison(fails.key, fails.value(), fails.headers(), "handler_failed", MAX_ATTEMPTS),
+    ]
+
+
+async def known_leads(leads: Running, count: int, partitions: int) -> list[dict[str, Any]]:
+    """``count`` leads captured through the leads API whose ids share one partition of the verdict topics."""
+    by_partition: dict[int, list[dict[str, Any]]] = {}
+    while True:
+        body = {
+            "contact": {
+                "first_name": "Pat",
+                "last_name": "Poison",
+                "email": f"{unique('pat')}@poison.example",
+            },
+            "company": NURTURED_COMPANY,
+            "source": "web_form",
+        }
+        response = await leads.http.post("/leads", json=body)
+        assert response.status_code == 201, response.text
+        lead = response.json()
+        same = by_partition.setdefault(partition_of(lead["id"], partitions), [])
+        same.append(lead)
+        if len(same) == count:
+            return same
+
+
+async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around_them_are_handled(
+    backends: Backends, settings_for: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    consumed = [LeadCaptured, LeadQualified, LeadDisqualified, StageChanged, DealWon, DealLost]
+    topics = [cls.topic() for cls in consumed]
+    partitions = await partition_counts(backends.kafka_bootstrap, topics)
+    assert len(set(partitions.values())) == 1, partitions
+    count = partitions[topics[0]]
+
+    async with (
+        the_four_services(backends, settings_for) as svc,
+        reading(backends.kafka_bootstrap, *topics, *map(dead_letter_topic, topics)) as reader,
+    ):
+        leads, qualification, deals, notifications = (
+            svc["leads"],
+            svc["qualification"],
+            svc["deals"],
+            svc["notifications"],
+        )
+        qualified_leads = await known_leads(leads, 2, count)
+        disqualified_leads = await known_leads(leads, 2, count)
+
+        def pair(make: Callable[[str], Event], prefix: str) -> list[Envelope[Event]]:
+            first = unique(prefix)
+            return [envelope(make(first)), envelope(make(key_in(partition_of(first, count), count, prefix)))]
+
+        cases = [
+            Case(LeadCaptured, [qualification], pair(lead_captured, "L")),
+            Case(
+                LeadQualified,
+                [leads, deals, notifications],
+                [
+                    envelope(lead_qualified(lead["id"], lead["owner"], 80 + i))
+                    for i, lead in enumerate(qualified_leads)
+                ],
+            ),
+            Case(
+                LeadDisqualified,
+                [leads],
+                [
+                    envelope(lead_disqualified(lead["id"], lead["owner"], f"reason {i}"))
+                    for i, lead in enumerate(disqualified_leads)
+                ],
+            ),
+            Case(StageChanged, [notifications], pair(stage_changed, "D")),
+            Case(DealWon, [notifications], pair(deal_won, "D")),
+            Case(DealLost, [notifications], pair(deal_lost, "D")),
+        ]
+        # Every topic some service consumes is here, with every group that consumes it.
+        assert {cls for r in svc.values() for cls in r.service.consumes} == set(consumed)
+        for case in cases:
+            expected = {name for name, r in svc.items() if case.cls in r.service.consumes}
+            assert {r.settings.service_name for r in case.consumers} == expected, case.topic
+
+        failing: set[str] = set()
+        for case in cases:
+            key = case.cls.key_field
+            partition = partition_of(case.good[0].key, count)
+            assert partition_of(case.good[1].key, count) == partition
+            fails = envelope(case.good[0].event.model_copy(update={key: key_in(partition, count, "fails")}))
+            failing.add(fails.id)
+            case.poison = poison_records(case, partition, count, fails)
+
+        # One service-layer function of each consumer fails every time for these events, and only them.
+        for module, name in [
+            (kariz_qualification.service_layer, "capture"),
+            (kariz_leads.services, "record_qualified"),
+            (kariz_leads.services, "record_disqualified"),
+            (kariz_deals.service_layer, "open_deal"),
+            (kariz_notifications.service_layer, "record_notifications"),
+        ]:
+            monkeypatch.setattr(module, name, failing_for(failing, getattr(module, name)))
+
+        for case in cases:
+            first, last = case.good
+            await publish_raw(
+                backends.kafka_bootstrap, case.topic, first.key.encode(), first.value(), first.headers()
+            )
+            for p in case.poison:
+                await publish_raw(backends.kafka_bootstrap, case.topic, p.key.encode(), p.value, p.headers)
+            await publish_raw(
+                backends.kafka_bootstrap, case.topic, last.key.encode(), last.value(), last.headers()
+            )
+
+        # Both good events of every topic are handled by every consuming group: past the poison between them.
+        for case in cases:
+            for consumer in case.consumers:
+                for good in case.good:
+                    marker = f"{consumer.group(case.cls)}:{good.id}"
+                    await eventually(
+                        lambda db=consumer.db, m=marker: db.processed_events.find_one({"_id": m})
+                    )
+
+        # Each poison record is dead-lettered once by each consuming group, with why and from where.
+        for case in cases:
+            dlq = dead_letter_topic(case.topic)
+            for p in case.poison:
+                [original] = await reader.wait_for(
+                    lambda r, t=case.topic, k=p.key: r.topic == t and r.key == k
+                )
+                dead = await reader.wait_for(
+                    lambda r, k=p.key, t=dlq, c=case: r.topic == t and r.key == k and _ours(r, c),
+                    count=len(case.consumers),
+                )
+                assert sorted(r.headers["dlq_consumer_group"] for r in dead) == sorted(
+                    c.group(case.cls) for c in case.consumers
+                )
+                for r in dead:
+                    where = f"{p.reason} on {case.topic} by {r.headers['dlq_consumer_group']}"
+                    assert r.headers["dlq_reason"] == p.reason, (where, r.headers["dlq_error"])
+                    assert r.headers["dlq_attempts"] == str(p.attempts), where
+                    assert r.headers["dlq_original_topic"] == case.topic
+                    assert (r.headers["dlq_original_partition"], r.headers["dlq_original_offset"]) == (
+                        str(original.partition),
+                        str(original.offset),
+                    )
+                    assert r.value == p.value, where
+                    if p.reason == "handler_failed":
+                        assert "RuntimeError: injected failure for event" in r.headers["dlq_error"]
+
+        # The good events' effects, in each owning service.
+        captured = cases[0].good
+        for env in captured:
+            response = await qualification.http.get(f"/leads/{env.key}/qualification")
+            assert (response.status_code, response.json()["status"]) == (200, "nurture")
+        for i, lead in enumerate(qualified_leads):
+            got = (await leads.http.get(f"/leads/{lead['id']}")).json()
+            assert (got["status"], got["score"]) == ("qualified", 80 + i)
+            found = (await deals.http.get("/deals", params={"lead_id": lead["id"]})).json()
+            assert found["total"] == 1
+        for i, lead in enumerate(disqualified_leads):
+            got = (await leads.http.get(f"/leads/{lead['id']}")).json()
+            assert (got["status"], got["disqualification_reason"]) == ("disqualified", f"reason {i}")
+        for case in cases[1:2] + cases[3:]:
+            for env in case.good:
+                listed = (await notifications.http.get("/notifications", params={"subject": env.key})).json()
+                assert {n["event_id"] for n in listed["items"]} == {env.id}, (case.topic, listed)
+
+        # The handler that always fails was tried exactly the bounded number of times, then given up.
+        for case in cases:
+            fails = case.poison[-1]
+            for consumer in case.consumers:
+                marker = f"{consumer.group(case.cls)}:{fails.headers['ce_id']}"
+                assert await consumer.db.processed_events.find_one({"_id": marker}) is None
+
+
+def _ours(record: Record, case: Case) -> bool:
+    """Dead-lettered by this test's services: other tests' services may still read the same topics."""
+    return record.headers.get("dlq_consumer_group") in {c.group(case.cls) for c in case.consumers}
