@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
-from pymongo.errors import AutoReconnect, ServerSelectionTimeoutError
+from pymongo.errors import AutoReconnect, ExecutionTimeout, ServerSelectionTimeoutError
 
 from kariz_shared.deadletters import (
     ADDED_HEADERS,
@@ -171,11 +171,14 @@ async def test_outages_are_retried_not_dead_lettered_and_a_poison_message_does_n
     lead = unique("L")  # one key: every record below is in one partition, in this order
     outage_once = event(lead)
     outage_twice = event(lead)
+    outage_timed_out = event(lead)
     always_fails = event(lead)
     after = event(lead)
     outages: dict[str, Exception] = {
         outage_once.id: AutoReconnect("connection reset"),
         outage_twice.id: ServerSelectionTimeoutError("no primary"),
+        # Store.transaction's own limit ran out while the database was away.
+        outage_timed_out.id: ExecutionTimeout("operation exceeded time limit", 50),
     }
     # Outages last longer than the bound on attempts: they must still not be dead-lettered.
     outage_calls = settings.consumer_max_attempts + 2
@@ -194,6 +197,7 @@ async def test_outages_are_retried_not_dead_lettered_and_a_poison_message_does_n
     async with reading(backends.kafka_bootstrap, DLQ) as dlq, running(probe(settings, handle, group)) as http:
         await publish(backends.kafka_bootstrap, outage_once)
         await publish(backends.kafka_bootstrap, outage_twice)
+        await publish(backends.kafka_bootstrap, outage_timed_out)
         await publish_raw(backends.kafka_bootstrap, TOPIC, lead.encode(), b"{oops", outage_once.headers())
         await publish(backends.kafka_bootstrap, always_fails)
         await publish(backends.kafka_bootstrap, after)
@@ -202,8 +206,8 @@ async def test_outages_are_retried_not_dead_lettered_and_a_poison_message_does_n
         metrics = (await http.get("/metrics")).text
 
     seen = {doc["_id"] async for doc in db.seen.find()}
-    assert seen == {outage_once.id, outage_twice.id, after.id}
-    assert calls[outage_once.id] == calls[outage_twice.id] == outage_calls + 1
+    assert seen == {outage_once.id, outage_twice.id, outage_timed_out.id, after.id}
+    assert calls[outage_once.id] == calls[outage_twice.id] == calls[outage_timed_out.id] == outage_calls + 1
     assert calls[always_fails.id] == settings.consumer_max_attempts
     assert [(r.headers["ce_id"], r.headers["dlq_reason"], r.headers["dlq_attempts"]) for r in dead] == [
         (outage_once.id, "not_json", "1"),  # the poison record carried the first event's headers

@@ -45,8 +45,8 @@ def is_transient(exc: BaseException) -> bool:
     """A failure that passes by itself: the database or the broker is away or busy."""
     if isinstance(exc, ConnectionFailure | KafkaError | TimeoutError | ConnectionError):
         return True
-    if isinstance(exc, PyMongoError) and exc.has_error_label("TransientTransactionError"):
-        return True
+    if isinstance(exc, PyMongoError) and (exc.timeout or exc.has_error_label("TransientTransactionError")):
+        return True  # a timeout includes Store.transaction's own limit (ExecutionTimeout) during an outage
     return isinstance(exc, OperationFailure) and exc.code in (91, 189, 11600, 11602)  # shutdown, stepdown
 
 
