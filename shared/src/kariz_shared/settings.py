@@ -45,6 +45,8 @@ class ServiceSettings(BaseSettings):
     consumer_max_attempts: int = 5
     consumer_retry_backoff_s: float = 0.2
     shutdown_grace_s: float = 10.0
+    # How often gauges read from the database (pipeline value, newest lead) are refreshed.
+    metrics_refresh_interval_s: float = 15.0
 
     def consumer_group(self, event_kebab_name: str) -> str:
         return f"{self.kafka_group_prefix}-{self.service_name}.{event_kebab_name}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from kariz_shared.metrics import registry
 
@@ -13,5 +13,10 @@ duplicates = Counter(
     "kariz_leads_duplicates_total",
     "Captures of a contact that already was a lead (recorded as a touch), by source",
     ["source"],
+    registry=registry,
+)
+last_captured = Gauge(
+    "kariz_leads_last_captured_timestamp_seconds",
+    "Unix time of the newest lead captured (read from the database; 0 before the first lead)",
     registry=registry,
 )
