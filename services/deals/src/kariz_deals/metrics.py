@@ -7,7 +7,7 @@ import re
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from kariz_deals.domain import PipelineSummary, StageMove
+from kariz_deals.domain import DEFAULT_PIPELINE, PipelineSummary, StageMove
 
 # A stage can last minutes (a demo booked at once) or months (an enterprise contract).
 DURATION_BUCKETS = tuple(
@@ -73,6 +73,12 @@ pipeline_weighted_value = Gauge(
     "Sum of deal amounts in each stage weighted by the stage's win probability",
     ["pipeline", "stage"],
 )
+
+# Known label values start at 0, so increase() and rates see the first occurrence too.
+for _outcome in ("won", "lost"):
+    cycle_duration.labels(_outcome)
+for _stage in DEFAULT_PIPELINE.open_stages:
+    stage_duration.labels(_stage.name)
 
 
 def reason_code(reason: str | None) -> str:

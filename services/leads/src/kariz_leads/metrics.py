@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
+from kariz_shared.events import LeadSource
 from kariz_shared.metrics import registry
 
 captured = Counter(
@@ -20,3 +21,8 @@ last_captured = Gauge(
     "Unix time of the newest lead captured (read from the database; 0 before the first lead)",
     registry=registry,
 )
+
+# Every source starts at 0, so increase() and rates see a lead's first capture from a source too.
+for _source in LeadSource:
+    captured.labels(_source.value)
+    duplicates.labels(_source.value)
