@@ -350,7 +350,7 @@ def service_health() -> dict[str, Any]:
                     [
                         (
                             f'sum by (service) (label_replace({lag_by_group}, "service", "$1", '
-                            '"consumergroup", "[^-]+-([^.]+)\\\\..*"))',
+                            '"consumergroup", "$group_prefix-([^.]+)\\\\..*"))',
                             "{{service}}",
                         )
                     ],
