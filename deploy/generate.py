@@ -6,6 +6,9 @@
 - ``deploy/k8s/base/monitoring/dashboards.yaml``: the same dashboards as ConfigMaps for Grafana's sidecar.
 - ``deploy/k8s/base/monitoring/prometheusrule.yaml``: ``deploy/prometheus/alerts.yml`` as a PrometheusRule.
 - ``deploy/k8s/base/kafka/topics.yaml``: a Strimzi KafkaTopic for every topic of ``kariz_shared.events``.
+- ``deploy/k8s/base/services/<service>.yaml``: each service's Deployment, Service, ServiceAccount,
+  PodDisruptionBudget, ServiceMonitor and (for a consumer) KEDA ScaledObject on the lag of the consumer
+  groups its code subscribes.
 
 ``tests/operations/test_generated_files.py`` fails when a committed file differs from what this makes.
 """
@@ -20,7 +23,9 @@ from typing import Any
 
 import yaml
 
+from kariz_shared.asyncapi import SERVICES, build_service
 from kariz_shared.events import all_topics, dead_letter_topic
+from kariz_shared.settings import ServiceSettings
 
 DEPLOY = Path(__file__).resolve().parent
 DASHBOARDS = DEPLOY / "grafana" / "dashboards"
@@ -745,11 +750,196 @@ def kafka_topics() -> str:
     return _yaml_documents(docs)
 
 
+# --- the services ------------------------------------------------------------------------------------
+
+HTTP_PORT = 8000
+# Kubernetes waits this long after SIGTERM: the preStop pause, then the graceful shutdown
+# (KARIZ_SHUTDOWN_GRACE_S in base/config.yaml), with room to spare.
+PRE_STOP_S = 5
+SHUTDOWN_GRACE_S = 20
+TERMINATION_GRACE_S = 40
+KAFKA_BOOTSTRAP = f"{KAFKA_CLUSTER}-kafka-bootstrap:9092"
+GROUP_PREFIX = "kariz"
+# KEDA adds a replica per this many records of lag; more replicas than partitions would sit idle.
+LAG_THRESHOLD = 50
+UID = 10001
+
+
+def _labels(name: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "kariz"}
+
+
+def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": "http"},
+        "periodSeconds": period,
+        "timeoutSeconds": 3,
+        "failureThreshold": failures,
+    }
+
+
+def _deployment(name: str) -> dict[str, Any]:
+    env_from = [{"configMapRef": {"name": "kariz-config"}}, {"configMapRef": {"name": f"kariz-{name}"}}]
+    if name == "notifications":
+        # Webhook subscribers carry their signing secrets.
+        env_from.append({"secretRef": {"name": "kariz-notifications"}})
+    container = {
+        "name": name,
+        "image": f"kariz-{name}",
+        "imagePullPolicy": "IfNotPresent",
+        "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
+        "envFrom": env_from,
+        "env": [
+            # Written by the MongoDB Community operator for the service's own user (base/mongodb).
+            {
+                "name": "KARIZ_MONGODB_URI",
+                "valueFrom": {
+                    "secretKeyRef": {"name": f"kariz-mongodb-{name}", "key": "connectionString.standard"}
+                },
+            }
+        ],
+        # /healthz is the process; /readyz also checks the broker and the database.
+        "startupProbe": _probe("/healthz", 2, 30),
+        "livenessProbe": _probe("/healthz", 10, 3),
+        "readinessProbe": _probe("/readyz", 5, 2),
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_S}}},
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "192Mi"},
+            "limits": {"memory": "512Mi"},
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": _labels(name)},
+        # No replicas: the ScaledObject's HPA owns them (minReplicaCount), so an apply does not reset them.
+        "spec": {
+            "revisionHistoryLimit": 5,
+            "selector": {"matchLabels": _labels(name)},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {
+                "metadata": {"labels": _labels(name)},
+                "spec": {
+                    "serviceAccountName": name,
+                    "automountServiceAccountToken": False,
+                    "terminationGracePeriodSeconds": TERMINATION_GRACE_S,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": UID,
+                        "runAsGroup": UID,
+                        "fsGroup": UID,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "topologySpreadConstraints": [
+                        {
+                            "maxSkew": 1,
+                            "topologyKey": "kubernetes.io/hostname",
+                            "whenUnsatisfiable": "ScheduleAnyway",
+                            "labelSelector": {"matchLabels": _labels(name)},
+                        }
+                    ],
+                    "containers": [container],
+                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+                },
+            },
+        },
+    }
+
+
+def _scaled_object(name: str, settings: ServiceSettings, consumes: list[str]) -> dict[str, Any]:
+    triggers = [
+        {
+            "type": "kafka",
+            "name": kebab,
+            "metadata": {
+                "bootstrapServers": KAFKA_BOOTSTRAP,
+                "consumerGroup": settings.consumer_group(kebab),
+                "topic": topic,
+                "lagThreshold": str(LAG_THRESHOLD),
+                "offsetResetPolicy": "earliest",
+            },
+        }
+        for kebab, topic in consumes
+    ]
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": name, "labels": _labels(name)},
+        "spec": {
+            "scaleTargetRef": {"name": name},
+            "minReplicaCount": 2,
+            "maxReplicaCount": TOPIC_PARTITIONS,
+            "pollingInterval": 15,
+            "cooldownPeriod": 300,
+            "advanced": {
+                "horizontalPodAutoscalerConfig": {
+                    "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}}
+                }
+            },
+            "triggers": triggers,
+        },
+    }
+
+
+def service_resources(name: str) -> str:
+    service = build_service(name)
+    settings = service.settings.model_copy(update={"kafka_group_prefix": GROUP_PREFIX})
+    consumes = [(cls.kebab_name(), cls.topic()) for cls in service.consumes]
+    docs: list[dict[str, Any]] = [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": name, "labels": _labels(name)},
+            "automountServiceAccountToken": False,
+        },
+        _deployment(name),
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "labels": _labels(name)},
+            "spec": {
+                "selector": _labels(name),
+                "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+            },
+        },
+        {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": {"name": name, "labels": _labels(name)},
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": _labels(name)}},
+        },
+        {
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "ServiceMonitor",
+            "metadata": {"name": name, "labels": _labels(name)},
+            "spec": {
+                # job="kariz" for every service, and the Service's name in the `service` label: what the
+                # dashboards and alerts select on. honorLabels keeps the metrics' own `service` label.
+                "jobLabel": "app.kubernetes.io/part-of",
+                "selector": {"matchLabels": _labels(name)},
+                "endpoints": [{"port": "http", "path": "/metrics", "interval": "30s", "honorLabels": True}],
+            },
+        },
+    ]
+    if consumes:
+        docs.append(_scaled_object(name, settings, consumes))
+    return _yaml_documents(docs)
+
+
 def files() -> dict[Path, str]:
     out = {DASHBOARDS / name: json.dumps(board, indent=2) + "\n" for name, board in dashboards().items()}
     out[K8S_BASE / "monitoring" / "dashboards.yaml"] = dashboard_configmaps()
     out[K8S_BASE / "monitoring" / "prometheusrule.yaml"] = prometheus_rule()
     out[K8S_BASE / "kafka" / "topics.yaml"] = kafka_topics()
+    for name in SERVICES:
+        out[K8S_BASE / "services" / f"{name}.yaml"] = service_resources(name)
     return out
 
 
