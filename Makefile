@@ -11,7 +11,7 @@ export UV_PYTHON ?= 3.11
 export UV_LINK_MODE ?= copy
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(TOOLS)/bin/uv:
 	python3 -m venv $(TOOLS)
@@ -32,7 +32,7 @@ run: install ## start broker, database and the four services; Ctrl-C stops every
 backends: install ## start only the embedded broker and database
 	$(VENV)/bin/kariz-dev backends
 
-test: install ## every test: unit, integration (real embedded broker and database) and end-to-end
+test: install prometheus ## every test: unit, integration (real embedded broker and database), end-to-end, operations
 	$(PY) -m pytest
 
 test-unit: install ## unit tests only (no servers)
@@ -56,7 +56,23 @@ dlq: install ## list dead letters; make dlq ARGS="replay --topic T.dlq --offset 
 		export KARIZ_KAFKA_ENABLE_IDEMPOTENCE=$${KARIZ_KAFKA_ENABLE_IDEMPOTENCE:-false}; fi; \
 	$(VENV)/bin/kariz-dlq $(or $(ARGS),list)
 
+# Root installs Debian's package directly; anyone else through sudo.
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+prometheus: ## install Prometheus and promtool from Debian's packages if missing (tests/operations needs them)
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus; }
+
+k8s-files: install ## regenerate dashboards, PrometheusRule and KafkaTopics under deploy/ from the code
+	$(PY) deploy/generate.py
+
+k8s: install ## render every Kubernetes overlay into .kariz-data/k8s/<overlay>.yaml
+	@mkdir -p .kariz-data/k8s
+	@for overlay in deploy/k8s/overlays/*/; do name=$$(basename $$overlay); \
+	  $(VENV)/bin/kubectl kustomize $$overlay > .kariz-data/k8s/$$name.yaml && echo ".kariz-data/k8s/$$name.yaml"; done
+
 clean: ## remove the virtual environment and local data
 	rm -rf $(VENV) $(TOOLS) .kariz-data .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install lock run backends test test-unit lint format asyncapi dlq clean
+.PHONY: help install lock run backends test test-unit lint format asyncapi dlq prometheus k8s-files k8s clean

@@ -270,12 +270,13 @@ async def settle_and_audit(
     return result
 
 
+@pytest.mark.timeout(900)
 async def test_crashes_lose_nothing_and_do_nothing_twice(backends: Backends, tmp_path: Path) -> None:
     leads = Population(seed=2026, run_tag=unique("crash")).leads(LEADS)
     started = time.monotonic()
     async with reading(backends.kafka_bootstrap, *TOPICS, *DLQ_TOPICS) as reader:
         async with cluster_on(backends, tmp_path / "logs") as (cluster, sinks):
-            chaos = asyncio.create_task(cluster.chaos(random.Random(7), every_s=(3, 8), down_s=(0.2, 2)))
+            chaos = asyncio.create_task(cluster.chaos(random.Random(7), every_s=(8, 15), down_s=(0.2, 2)))
             try:
                 async with httpx.AsyncClient(timeout=10) as http:
                     tally = await drive_all(Kariz(http, cluster.urls, patience_s=180), leads, concurrency=48)

@@ -63,6 +63,8 @@ class ServiceSettings(BaseSettings):
     # Start-up waits for the database and the broker, retrying with backoff from the first to the second.
     startup_retry_initial_s: float = 0.5
     startup_retry_max_s: float = 5.0
+    # How often gauges read from the database (pipeline value, newest lead) are refreshed.
+    metrics_refresh_interval_s: float = 15.0
 
     def consumer_group(self, event_kebab_name: str) -> str:
         return f"{self.kafka_group_prefix}-{self.service_name}.{event_kebab_name}"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from kariz_deals import handlers
+from kariz_deals import handlers, metrics, service_layer
 from kariz_deals.adapters.mongo import ensure_indexes
 from kariz_deals.api import make_router
+from kariz_deals.domain.pipeline import PIPELINES
 from kariz_deals.settings import DealsSettings
 from kariz_shared.events import DealLost, DealOpened, DealWon, LeadQualified, StageChanged
+from kariz_shared.gauges import refreshing
 from kariz_shared.service import Service
 
 
@@ -24,6 +26,17 @@ def build(settings: DealsSettings | None = None) -> Service:
     service.on_startup(ensure_indexes)
     service.subscribe(LeadQualified, handlers.on_lead_qualified(settings))
     service.api.include_router(make_router(service.store, settings))
+
+    async def measure_pipeline() -> None:
+        for pipeline in PIPELINES:
+            summary = await service_layer.pipeline_summary(
+                service.store, pipeline=pipeline, currency=settings.deal_currency
+            )
+            metrics.record_pipeline(summary)
+
+    service.add_worker(
+        "pipeline-gauges", refreshing("pipeline", measure_pipeline, settings.metrics_refresh_interval_s)
+    )
     return service
 
 

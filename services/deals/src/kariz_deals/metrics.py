@@ -1,10 +1,40 @@
-"""Business metrics of the deals service. Labels are stage names only (bounded), never ids."""
+"""Business metrics of the deals service. Labels are bounded (stage names, outcomes, loss-reason codes),
+never ids, owners or free text. Amounts are in the deployment's currency (``KARIZ_DEAL_CURRENCY``)."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+import re
 
-from kariz_deals.domain import StageMove
+from prometheus_client import Counter, Gauge, Histogram
+
+from kariz_deals.domain import DEFAULT_PIPELINE, PipelineSummary, StageMove
+
+# A stage can last minutes (a demo booked at once) or months (an enterprise contract).
+DURATION_BUCKETS = tuple(
+    float(seconds)
+    for seconds in (
+        60,
+        600,
+        3600,
+        4 * 3600,
+        86400,
+        2 * 86400,
+        4 * 86400,
+        7 * 86400,
+        14 * 86400,
+        30 * 86400,
+        60 * 86400,
+        90 * 86400,
+        180 * 86400,
+        365 * 86400,
+    )
+)
+
+# A lost deal's reason is free text; the metric takes its leading code (``"competitor: chose Acme"``) when it
+# is one of these, and ``other`` otherwise, so the label set stays bounded.
+LOSS_REASONS = frozenset(
+    {"price", "competitor", "no_budget", "no_decision", "timing", "product_fit", "lost_contact"}
+)
 
 deals_opened = Counter("kariz_deals_opened_total", "Deals opened from qualified leads")
 stage_transitions = Counter(
@@ -13,15 +43,66 @@ stage_transitions = Counter(
 deals_won = Counter("kariz_deals_won_total", "Deals closed won")
 won_amount = Counter("kariz_deals_won_amount_total", "Sum of the amounts of deals closed won")
 deals_lost = Counter(
-    "kariz_deals_lost_total", "Deals closed lost, by the stage they were lost at", ["lost_at_stage"]
+    "kariz_deals_lost_total",
+    "Deals closed lost, by the stage they were lost at and the reason's code",
+    ["lost_at_stage", "reason"],
 )
+lost_amount = Counter(
+    "kariz_deals_lost_amount_total", "Sum of the amounts of deals closed lost (deals without one count 0)"
+)
+stage_duration = Histogram(
+    "kariz_deals_stage_duration_seconds",
+    "Time a deal spent in a stage, observed when it leaves the stage",
+    ["stage"],
+    buckets=DURATION_BUCKETS,
+)
+cycle_duration = Histogram(
+    "kariz_deals_cycle_duration_seconds",
+    "Sales-cycle length: from deal opened to closed, by outcome (won, lost)",
+    ["outcome"],
+    buckets=DURATION_BUCKETS,
+)
+pipeline_deals = Gauge(
+    "kariz_deals_pipeline_deals", "Deals in each stage now (read from the database)", ["pipeline", "stage"]
+)
+pipeline_value = Gauge(
+    "kariz_deals_pipeline_value", "Sum of deal amounts in each stage now", ["pipeline", "stage"]
+)
+pipeline_weighted_value = Gauge(
+    "kariz_deals_pipeline_weighted_value",
+    "Sum of deal amounts in each stage weighted by the stage's win probability",
+    ["pipeline", "stage"],
+)
+
+# Known label values start at 0, so increase() and rates see the first occurrence too.
+for _outcome in ("won", "lost"):
+    cycle_duration.labels(_outcome)
+for _stage in DEFAULT_PIPELINE.open_stages:
+    stage_duration.labels(_stage.name)
+
+
+def reason_code(reason: str | None) -> str:
+    code = re.sub(r"[^a-z0-9]+", "_", (reason or "").split(":", 1)[0].strip().lower()).strip("_")
+    return code if code in LOSS_REASONS else "other"
 
 
 def record_move(move: StageMove) -> None:
     """Count a move; registered with ``tx.after_commit`` so only a committed move counts."""
     stage_transitions.labels(move.from_stage, move.to_stage).inc()
+    stage_duration.labels(move.from_stage).observe(move.seconds_in_from_stage)
     if move.won:
         deals_won.inc()
         won_amount.inc(float(move.amount or 0))
     elif move.lost:
-        deals_lost.labels(move.from_stage).inc()
+        deals_lost.labels(move.from_stage, reason_code(move.reason)).inc()
+        lost_amount.inc(float(move.amount or 0))
+    if move.cycle_seconds is not None:
+        cycle_duration.labels("won" if move.won else "lost").observe(move.cycle_seconds)
+
+
+def record_pipeline(summary: PipelineSummary) -> None:
+    for stage in summary.stages:
+        labels = (summary.pipeline.name, stage.stage.name)
+        pipeline_deals.labels(*labels).set(stage.count)
+        pipeline_value.labels(*labels).set(float(stage.value))
+        pipeline_weighted_value.labels(*labels).set(float(stage.weighted_value))

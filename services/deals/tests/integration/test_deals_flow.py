@@ -244,7 +244,7 @@ async def test_a_qualified_lead_opens_one_deal_that_moves_back_and_forth_to_won(
 async def test_bad_requests_change_nothing_and_a_lost_deal_says_why(deals: Running) -> None:
     http, db = deals.http, deals.db
     lead, corr = unique("L"), unique("corr")
-    lost_before = counted("kariz_deals_lost_total", lost_at_stage="discovery")
+    lost_before = counted("kariz_deals_lost_total", lost_at_stage="discovery", reason="other")
     async with reading(deals.bootstrap, *DEAL_TOPICS) as reader:
         await publish(deals.bootstrap, from_qualification(qualified(lead, budget=None), corr))
         deal_id = (await deal_for(http, lead))["id"]
@@ -296,7 +296,7 @@ async def test_bad_requests_change_nothing_and_a_lost_deal_says_why(deals: Runni
 
     assert (dl.body["reason"], dl.body["lost_at_stage"]) == ("chose a competitor", "discovery")
     assert dl.headers["ce_correlationid"] == corr and dl.headers["ce_type"] == "kariz.deal-lost.v1"
-    assert counted("kariz_deals_lost_total", lost_at_stage="discovery") == lost_before + 1
+    assert counted("kariz_deals_lost_total", lost_at_stage="discovery", reason="other") == lost_before + 1
     assert dl.body["cycle_seconds"] > 0 and dl.body["amount"] is None
     assert [(c.body["to_stage"], c.body["direction"]) for c in changes] == [
         ("discovery", "forward"),

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from kariz_leads import handlers
-from kariz_leads.adapters.mongo import ensure_indexes
+from kariz_leads import handlers, metrics
+from kariz_leads.adapters.mongo import ensure_indexes, newest_capture
 from kariz_leads.api import make_router
 from kariz_leads.domain import SalesTeam
 from kariz_leads.settings import LeadsSettings
 from kariz_shared.events import LeadCaptured, LeadDisqualified, LeadQualified
+from kariz_shared.gauges import refreshing
 from kariz_shared.service import Service
 
 
@@ -25,6 +26,14 @@ def build(settings: LeadsSettings | None = None) -> Service:
     service.subscribe(LeadQualified, handlers.on_lead_qualified)
     service.subscribe(LeadDisqualified, handlers.on_lead_disqualified)
     service.api.include_router(make_router(service.store, team))
+
+    async def measure_newest_capture() -> None:
+        newest = await newest_capture(service.store.db)
+        metrics.last_captured.set(newest.timestamp() if newest else 0)
+
+    service.add_worker(
+        "capture-gauge", refreshing("capture", measure_newest_capture, settings.metrics_refresh_interval_s)
+    )
     return service
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
+from kariz_shared.events import LeadSource
 from kariz_shared.metrics import registry
 
 captured = Counter(
@@ -15,3 +16,13 @@ duplicates = Counter(
     ["source"],
     registry=registry,
 )
+last_captured = Gauge(
+    "kariz_leads_last_captured_timestamp_seconds",
+    "Unix time of the newest lead captured (read from the database; 0 before the first lead)",
+    registry=registry,
+)
+
+# Every source starts at 0, so increase() and rates see a lead's first capture from a source too.
+for _source in LeadSource:
+    captured.labels(_source.value)
+    duplicates.labels(_source.value)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
+from kariz_notifications.domain.model import Channel
+
 sent = Counter("kariz_notifications_sent_total", "Deliveries that reached their recipient", ["channel"])
 failed = Counter(
     "kariz_notifications_failed_total", "Delivery attempts that failed (each retry counts)", ["channel"]
@@ -22,3 +24,8 @@ resumed = Counter(
 gave_up = Counter(
     "kariz_notifications_gave_up_total", "Deliveries that failed for good after the last attempt", ["channel"]
 )
+
+# Every channel starts at 0, so increase() and rates see the first delivery (or failure) too.
+for _channel in Channel:
+    for _counter in (sent, failed, gave_up):
+        _counter.labels(_channel.value)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 from prometheus_client import Counter, Histogram
 
+from kariz_qualification.domain.lead import Outcome, Trigger
 from kariz_shared.metrics import registry
 
 decisions = Counter(
@@ -19,3 +22,9 @@ scores = Histogram(
     buckets=[float(points) for points in range(0, 101, 10)],
     registry=registry,
 )
+
+# Every outcome and trigger starts at 0, so increase() and rates see the first decision too.
+for _outcome in get_args(Outcome):
+    decisions.labels(_outcome)
+for _trigger in get_args(Trigger):
+    scores.labels(_trigger)

@@ -195,3 +195,9 @@ class LeadRepository:
             session=self.session,
         )
         return [from_document(doc) for doc in docs], total
+
+
+async def newest_capture(db: AsyncDatabase[Document]) -> datetime | None:
+    """When the newest lead was captured (touches of known leads do not count), for the capture gauge."""
+    doc = await db[LEADS].find_one({}, sort=[("created_at", DESCENDING)], projection={"created_at": 1})
+    return _utc(doc["created_at"]) if doc else None
