@@ -66,6 +66,9 @@ def subscribe(
     group = group_id or settings.consumer_group(event_cls.kebab_name())
     name = settings.service_name
     failures: dict[tuple[int, int], int] = {}
+    # Every series exists from the start at 0, so increase() and alerts see the first dead letter.
+    for known in DeadLetterReason:
+        dead_letters.labels(name, topic, known.value)
 
     async def dead_letter(msg: Any, reason: DeadLetterReason, error: str, attempts: int) -> None:
         raw: ConsumerRecord[bytes, bytes] = msg.raw_message
