@@ -35,6 +35,9 @@ backends: install ## start only the embedded broker and database
 test: install prometheus ## every test: unit, integration (real embedded broker and database), end-to-end, operations
 	$(PY) -m pytest
 
+test-faults: install ## crashes (SIGKILL under 1,000 leads), dependency restarts, outages, poison messages
+	$(PY) -m pytest -m faults
+
 test-unit: install ## unit tests only (no servers)
 	$(PY) -m pytest -m "not integration and not e2e"
 
@@ -75,4 +78,4 @@ k8s: install ## render every Kubernetes overlay into .kariz-data/k8s/<overlay>.y
 clean: ## remove the virtual environment and local data
 	rm -rf $(VENV) $(TOOLS) .kariz-data .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install lock run backends test test-unit lint format asyncapi dlq prometheus k8s-files k8s clean
+.PHONY: help install lock run backends test test-faults test-unit lint format asyncapi dlq prometheus k8s-files k8s clean

@@ -59,7 +59,7 @@ from kariz_shared.service import Service
 from kariz_shared.settings import ServiceSettings
 from kariz_shared.testing import Backends, Record, eventually, publish_raw, reading, running, unique
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 MAX_ATTEMPTS = 2
 # Scores 33 under the default rules (software 20, 10-49 employees 5, web form 8): nurtured, so the real

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,6 +45,7 @@ class OutboxRelay:
         self.lease = timedelta(seconds=settings.outbox_lease_s)
         self._lease_until: datetime | None = None
         self._stopping = asyncio.Event()
+        self._next_measure = 0.0
 
     @property
     def leading(self) -> bool:
@@ -133,7 +135,10 @@ class OutboxRelay:
             self.store.outbox_signal.clear()
             try:
                 published = await self.publish_pending()
-                await self.measure_backlog()
+                if time.monotonic() >= self._next_measure:
+                    # Two reads: once a second is plenty for a gauge, and keeps them off the busy path.
+                    await self.measure_backlog()
+                    self._next_measure = time.monotonic() + 1.0
                 backoff = self.settings.outbox_poll_interval_s
                 if published:
                     continue  # there may be more

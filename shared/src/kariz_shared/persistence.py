@@ -172,8 +172,10 @@ class Store:
         *,
         correlation_id: str | None = None,
         causation_id: str | None = None,
+        timeout_s: float | None = None,
     ) -> T:
-        """Run ``work`` in one transaction with its outbox writes; retried whole on transient conflicts."""
+        """Run ``work`` in one transaction with its outbox writes; retried whole on transient conflicts,
+        for at most ``timeout_s`` (default: the HTTP-friendly ``mongodb_transaction_timeout_s``)."""
         result: list[T] = []
         last: list[Transaction] = []
 
@@ -188,7 +190,7 @@ class Store:
             last.append(tx)
 
         # The limit covers every retry: during an outage the caller gets a timeout, not a two-minute hang.
-        with pymongo.timeout(self.settings.mongodb_transaction_timeout_s):
+        with pymongo.timeout(timeout_s or self.settings.mongodb_transaction_timeout_s):
             async with self.client.start_session() as session:
                 await session.with_transaction(attempt)
         committed = last[0]
@@ -205,9 +207,9 @@ class Store:
         work: Callable[[Transaction], Awaitable[None]],
     ) -> bool:
         """Apply ``work`` for an event unless this consumer already did. Returns False for a duplicate."""
+        # No read first: the marker's insert fails on a repeat, which aborts the transaction (so nothing
+        # of the repeat's effect is written). Repeats are rare; a read before every event is not.
         marker = f"{consumer}:{envelope.id}"
-        if await self.db[PROCESSED_EVENTS].find_one({"_id": marker}, projection={"_id": 1}) is not None:
-            return False
 
         async def work_and_mark(tx: Transaction) -> None:
             await tx.db[PROCESSED_EVENTS].insert_one(
@@ -224,11 +226,15 @@ class Store:
             await work(tx)
 
         try:
+            # A consumer retries anyway; a longer limit saves redoing work that was merely slow under load.
             await self.transaction(
-                work_and_mark, correlation_id=envelope.correlation_id, causation_id=envelope.id
+                work_and_mark,
+                correlation_id=envelope.correlation_id,
+                causation_id=envelope.id,
+                timeout_s=self.settings.consumer_transaction_timeout_s,
             )
         except DuplicateKeyError as exc:
-            # Another replica handled it between our check and our insert; its effect stands alone.
+            # Handled before (a redelivery, a republished event, or another replica just now).
             if PROCESSED_EVENTS in str(exc):
                 return False
             raise

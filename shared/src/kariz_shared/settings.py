@@ -46,6 +46,8 @@ class ServiceSettings(BaseSettings):
     # Bounds one unit of work, retries on write conflicts included: an HTTP write during a database outage
     # answers 503 after this long instead of hanging (PyMongo's own limit is two minutes).
     mongodb_transaction_timeout_s: float = 10.0
+    # The same bound for a consumed event's transaction; the consumer retries after it (a transient failure).
+    consumer_transaction_timeout_s: float = 60.0
 
     outbox_poll_interval_s: float = 0.5
     outbox_batch_size: int = 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 
+import pytest
 from kariz_loadgen.population import FORWARD, SOURCES, Population
 
 
@@ -28,17 +29,20 @@ def test_the_mix_covers_every_source_country_and_both_outcomes() -> None:
     assert len({lead.email for lead in leads}) == len(leads) - len(touches)
 
 
-def test_every_journey_is_a_valid_walk_to_won_or_lost() -> None:
-    for lead in Population(5).leads(500):
+@pytest.mark.parametrize("brisk", [False, True])
+def test_every_journey_is_a_valid_walk_to_won_or_lost(brisk: bool) -> None:
+    for lead in Population(5, brisk=brisk).leads(500):
         stages = [move.stage for move in lead.journey]
         assert stages[-1] in ("won", "lost")
         assert "won" not in stages[:-1] and "lost" not in stages[:-1]
-        assert stages[0] == "discovery"
-        # Each move changes the stage, and the amount comes with the first proposal.
+        if not brisk:
+            assert stages[0] == "discovery"
+        # Each move changes the stage, and the amount comes with the first move from proposal on.
         assert all(a != b for a, b in itertools.pairwise(stages))
-        first_proposal = next((m for m in lead.journey if m.stage == "proposal"), None)
-        if first_proposal is not None:
-            assert first_proposal.amount is not None
+        late = [m for m in lead.journey if m.stage in FORWARD[FORWARD.index("proposal") :]]
+        if late:
+            assert late[0].amount is not None
+            assert all(m.amount is None for m in lead.journey if m is not late[0])
         if stages[-1] == "won":
             assert [s for s in stages if s in FORWARD][-1] == "contract"
         else:

@@ -59,6 +59,14 @@ async def capture_lead(
         raise RuleViolation(str(exc)) from exc
     campaign = normalise_optional_text(command.campaign)
     lead_id = new_lead_id()
+    rotation = team.rotation_for(company.country)
+    # The turn is taken before the transaction, by one atomic increment of its own: inside, every capture
+    # would write the same counter document and concurrent captures would conflict and retry each other
+    # into timeouts. A turn whose capture then fails or turns out a duplicate is skipped; the rotation
+    # stays fair. A known address (most repeats) takes no turn.
+    turn: int | None = None
+    if await LeadRepository(store.db).with_email(duplicate_key(contact.email)) is None:
+        turn = await LeadRepository(store.db).next_turn(rotation.key)
 
     async def work(tx: Transaction) -> Captured:
         leads = LeadRepository(tx.db, tx.session)
@@ -69,8 +77,7 @@ async def capture_lead(
             await leads.add_touch(existing, touch)
             tx.after_commit(metrics.duplicates.labels(command.source.value).inc)
             return Captured(existing, duplicate=True)
-        rotation = team.rotation_for(company.country)
-        assignment = rotation.pick(await leads.next_turn(rotation.key))
+        assignment = rotation.pick(turn if turn is not None else await leads.next_turn(rotation.key))
         lead = Lead.capture(
             lead_id=lead_id,
             contact=contact,

@@ -171,7 +171,7 @@ def standard_environment(backends: Backends, sinks: Sinks, reps: list[str]) -> d
         **backends.env(),
         "KARIZ_LOG_LEVEL": "INFO",
         "KARIZ_KAFKA_GROUP_PREFIX": unique("cluster"),
-        "KARIZ_OUTBOX_POLL_INTERVAL_S": "0.2",
+        "KARIZ_OUTBOX_POLL_INTERVAL_S": "1.0",
         "KARIZ_OUTBOX_LEASE_S": "3",
         "KARIZ_REPS": json.dumps(reps),
         "KARIZ_TEAM_EMAILS": json.dumps(["team@kariz.test"]),

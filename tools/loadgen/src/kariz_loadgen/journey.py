@@ -101,6 +101,7 @@ class Kariz:
     async def until(self, service: str, path: str, ready: Any = None) -> dict[str, Any]:
         """Poll a GET until it answers 200 (and ``ready(body)`` holds): events take a moment to flow."""
         deadline = time.monotonic() + self.patience_s
+        poll = self.poll_s
         while True:
             answer = await self.call("GET", service, path)
             if answer.status_code == 200:
@@ -111,7 +112,10 @@ class Kariz:
                 raise GaveUp(f"GET {service}{path}: {answer.status_code} {answer.text[:300]}")
             if time.monotonic() > deadline:
                 raise GaveUp(f"GET {service}{path}: not there after {self.patience_s}s")
-            await asyncio.sleep(self.poll_s)
+            # Soon at first (events usually take a fraction of a second), then less often, to spare a
+            # busy system the polling.
+            await asyncio.sleep(poll)
+            poll = min(poll * 1.5, 3.0)
 
 
 def _expect(answer: httpx.Response, *codes: int) -> dict[str, Any]:

@@ -142,9 +142,12 @@ class Population:
     """Synthetic leads, the same for the same seed. ``run_tag`` keeps e-mails unique across runs on
     one database, so a second run captures new leads rather than touches of old ones."""
 
-    def __init__(self, seed: int = 7, run_tag: str = "") -> None:
+    def __init__(self, seed: int = 7, run_tag: str = "", *, brisk: bool = False) -> None:
         self.rng = random.Random(seed)
         self.run_tag = run_tag
+        #: Brisk deals jump stages (allowed: a rep may skip ahead) so a run spends its time on many leads
+        #: rather than on many moves of each; they still go back a stage now and then.
+        self.brisk = brisk
         self.fakers = {country: Faker(locale) for country, (locale, _) in COUNTRIES.items()}
         for n, fake in enumerate(self.fakers.values()):
             fake.seed_instance(seed * 1000 + n)
@@ -201,27 +204,24 @@ class Population:
         return SyntheticLead(n, body, known.call, known.journey)
 
     def _call(self) -> dict[str, Any]:
-        """A qualification call: mostly a real need, sometimes no budget or no need (disqualified)."""
+        """A qualification call. Many end it there (no need, no budget); of the rest, the ones with a
+        confirmed need, budget and a decision maker soon qualify, the vaguer ones stay nurtured."""
         rng = self.rng
         roll = rng.random()
-        if roll < 0.15:
-            need, budget = "none", "unknown"
-        elif roll < 0.25:
-            need, budget = "possible", "none"
+        if roll < 0.25:
+            need, budget = "none", rng.choice(["unknown", "planned"])
+        elif roll < 0.40:
+            need, budget = rng.choice(["possible", "confirmed"]), "none"
         else:
-            need, budget = (
-                rng.choice(["confirmed", "confirmed", "possible"]),
-                rng.choice(["confirmed", "planned"]),
-            )
+            need = rng.choice(["confirmed", "possible", "possible"])
+            budget = rng.choice(["confirmed", "planned", "planned", "unknown"])
         return {
             "budget": budget,
-            "budget_amount": str(rng.choice([5000, 12000, 25000, 48000, 90000]))
-            if budget != "none"
-            else None,
-            "authority": rng.choice(["decision_maker", "decision_maker", "influencer"]),
+            "budget_amount": str(rng.choice([5000, 12000, 25000, 48000, 90000])) if budget != "none" else None,
+            "authority": rng.choice(["decision_maker", "influencer", "influencer", "unknown"]),
             "need": need,
             "pain": rng.choice(["manual quoting", "slow reporting", "lost leads", "no pipeline view"]),
-            "timeline": rng.choice(["within_3_months", "within_6_months", "within_12_months"]),
+            "timeline": rng.choice(["within_3_months", "within_6_months", "within_12_months", "later"]),
         }
 
     def _journey(self) -> list[Move]:
@@ -231,10 +231,15 @@ class Population:
         won = rng.random() < 0.4
         # A lost deal falls out somewhere along the way; a won one goes all the way.
         reach = len(FORWARD) if won else rng.randint(1, len(FORWARD))
+        stages = list(enumerate(FORWARD[:reach]))
+        if self.brisk:
+            # Straight to the last stage reached (with the amount if it is from proposal on).
+            stages = stages[-1:]
         moves: list[Move] = []
-        for i, stage in enumerate(FORWARD[:reach]):
+        for i, stage in stages:
             # The amount is set with the proposal and kept from there on.
-            moves.append(Move(stage, amount if stage == "proposal" else None))
+            needs_amount = i >= FORWARD.index("proposal") and not any(m.amount for m in moves)
+            moves.append(Move(stage, amount if needs_amount else None))
             if i >= 2 and rng.random() < 0.12:
                 # The customer asks for another demo (or a revised proposal): back one stage, then on again.
                 moves.append(Move(FORWARD[i - 1]))

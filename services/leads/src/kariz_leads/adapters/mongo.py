@@ -12,7 +12,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import CollectionInvalid, OperationFailure
+from pymongo.errors import CollectionInvalid, DuplicateKeyError, OperationFailure
 
 from kariz_leads.domain import AssignedBy, Lead, LeadFilter, LeadStatus, Touch
 from kariz_shared.events import Company, Contact, LeadSource
@@ -174,16 +174,22 @@ class LeadRepository:
 
     async def next_turn(self, rotation_key: str) -> int:
         """Take the next turn of a rotation: 0 for its first lead, then 1, 2, ... across all replicas."""
-        doc = await self.turns.find_one_and_update(
-            {"_id": rotation_key},
-            {"$inc": {"taken": 1}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-            session=self.session,
-        )
-        if doc is None:  # an upsert returning the document after cannot return none
-            raise RuntimeError(f"turn counter {rotation_key!r} was not upserted")
-        return int(doc["taken"]) - 1
+        for _ in range(5):
+            try:
+                doc = await self.turns.find_one_and_update(
+                    {"_id": rotation_key},
+                    {"$inc": {"taken": 1}},
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                    session=self.session,
+                )
+            except DuplicateKeyError:
+                continue  # two first turns raced to create the counter: the loser increments it now
+            # Outside a transaction the embedded database answers a racing first upsert with nothing
+            # (MongoDB retries it itself); taking the turn again is safe, nothing was incremented.
+            if doc is not None:
+                return int(doc["taken"]) - 1
+        raise RuntimeError(f"turn counter {rotation_key!r} could not be taken")
 
     async def search(self, criteria: LeadFilter, *, limit: int, offset: int) -> tuple[list[Lead], int]:
         docs, total = await find_page(
