@@ -215,9 +215,10 @@ class Population:
         else:
             need = rng.choice(["confirmed", "possible", "possible"])
             budget = rng.choice(["confirmed", "planned", "planned", "unknown"])
+        amount = str(rng.choice([5000, 12000, 25000, 48000, 90000]))
         return {
             "budget": budget,
-            "budget_amount": str(rng.choice([5000, 12000, 25000, 48000, 90000])) if budget != "none" else None,
+            "budget_amount": amount if budget != "none" else None,
             "authority": rng.choice(["decision_maker", "influencer", "influencer", "unknown"]),
             "need": need,
             "pain": rng.choice(["manual quoting", "slow reporting", "lost leads", "no pipeline view"]),
