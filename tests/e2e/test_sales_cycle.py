@@ -11,9 +11,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from email import message_from_bytes
 from email.message import EmailMessage
-from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +32,7 @@ from kariz_shared.events import (
     StageChanged,
 )
 from kariz_shared.testing import Backends, eventually, reading, unique
+from kariz_shared.testing.cluster import Inbox
 from kariz_shared.webhooks import verify
 
 pytestmark = pytest.mark.e2e
@@ -41,15 +40,6 @@ pytestmark = pytest.mark.e2e
 SERVICES = ("leads", "qualification", "deals", "notifications")
 SECRET = "e2e-secret"
 CE_HEADERS = {"ce_id", "ce_source", "ce_type", "ce_specversion", "ce_time", "ce_subject", "content-type"}
-
-
-@dataclass
-class Inbox:
-    messages: list[EmailMessage] = field(default_factory=list)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(message_from_bytes(envelope.content, policy=default_policy))  # type: ignore[arg-type]
-        return "250 OK"
 
 
 @dataclass
@@ -70,10 +60,9 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def inbox() -> Iterator[Inbox]:
-    box = Inbox()
-    controller = Controller(box, hostname="127.0.0.1", port=free_port())
+    box = Inbox(port=free_port())
+    controller = Controller(box, hostname="127.0.0.1", port=box.port)
     controller.start()
-    box.port = controller.port  # type: ignore[attr-defined]
     yield box
     controller.stop()
 
@@ -113,7 +102,7 @@ async def stack(
         "KARIZ_KAFKA_GROUP_PREFIX": unique("e2e"),
         "KARIZ_OUTBOX_POLL_INTERVAL_S": "0.2",
         "KARIZ_REPS": json.dumps([rep]),
-        "KARIZ_SMTP_PORT": str(inbox.port),  # type: ignore[attr-defined]
+        "KARIZ_SMTP_PORT": str(inbox.port),
         "KARIZ_TEAM_EMAILS": json.dumps(["team@kariz.test"]),
         "KARIZ_HANDOVER_EMAILS": json.dumps(["onboarding@kariz.test"]),
         "KARIZ_DELIVERY_BACKOFF_S": "0.2",

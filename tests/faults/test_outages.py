@@ -9,9 +9,7 @@ order holds, and a stopped leader hands over.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -37,9 +35,8 @@ from kariz_shared.events import (
 )
 from kariz_shared.outbox import RELAY_LEASE
 from kariz_shared.persistence import OUTBOX, connect
-from kariz_shared.service import Service
 from kariz_shared.settings import ServiceSettings
-from kariz_shared.testing import EMBEDDED_CONSUMER_TUNING, eventually, publish, reading, unique
+from kariz_shared.testing import EMBEDDED_CONSUMER_TUNING, eventually, publish, reading, running, unique
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -64,18 +61,6 @@ def settings_on(backends: EmbeddedBackends, cls: type[ServiceSettings], **overri
     return cls(**values)
 
 
-@contextlib.asynccontextmanager
-async def serving(service: Service, *, wait: bool = True) -> AsyncIterator[httpx.AsyncClient]:
-    """The service as its process runs it: the API answers while start-up may still be waiting."""
-    await service.start(wait=wait)
-    try:
-        transport = httpx.ASGITransport(app=service.api)
-        async with httpx.AsyncClient(transport=transport, base_url="http://kariz.test") as client:
-            yield client
-    finally:
-        await service.stop()
-
-
 def lead_body(email: str) -> dict[str, Any]:
     return {
         "contact": {"first_name": "Grace", "last_name": "Hopper", "email": email},
@@ -92,7 +77,7 @@ async def ready(http: httpx.AsyncClient) -> bool:
 async def test_starts_while_the_database_is_down_and_recovers(own_backends: EmbeddedBackends) -> None:
     own_backends.take_down("database")
     settings = settings_on(own_backends, LeadsSettings)
-    async with serving(build_leads(settings), wait=False) as http:
+    async with running(build_leads(settings), wait=False) as http:
         assert (await http.get("/healthz")).status_code == 200  # alive: do not restart it
         answer = await http.get("/readyz")
         assert answer.status_code == 503
@@ -115,7 +100,7 @@ async def test_starts_while_the_database_is_down_and_recovers(own_backends: Embe
 async def test_starts_while_the_broker_is_down_and_recovers(own_backends: EmbeddedBackends) -> None:
     own_backends.take_down("broker")
     settings = settings_on(own_backends, LeadsSettings)
-    async with serving(build_leads(settings), wait=False) as http:
+    async with running(build_leads(settings), wait=False) as http:
         answer = await http.get("/readyz")
         assert answer.status_code == 503
         assert answer.json()["checks"]["broker"] is False
@@ -137,7 +122,7 @@ async def test_writes_during_a_database_outage_answer_503_and_leave_nothing(
     settings = settings_on(own_backends, LeadsSettings)
     email = f"{unique('outage')}@globex.example"
     async with reading(own_backends.kafka_bootstrap, LeadCaptured.topic()) as reader:
-        async with serving(build_leads(settings)) as http:
+        async with running(build_leads(settings)) as http:
             own_backends.take_down("database", kill=True)
             refused = await http.post("/leads", json=lead_body(email))
             assert refused.status_code == 503, refused.text
@@ -166,7 +151,7 @@ async def test_publishing_pauses_while_the_broker_is_away_and_resumes_without_lo
     client = connect(settings)
     outbox = client[settings.database_name][OUTBOX]
     try:
-        async with serving(build_leads(settings)) as http:
+        async with running(build_leads(settings)) as http:
             own_backends.take_down("broker", kill=True)
             ids = []
             for n in range(20):
@@ -229,7 +214,7 @@ async def test_replicas_share_the_outbox_one_publisher_at_a_time_order_kept(
     client = connect(first.settings)
     leases = client[database][RELAY_LEASE]
     async with reading(own_backends.kafka_bootstrap, StageChanged.topic()) as reader:
-        async with serving(first) as a, serving(second) as b:
+        async with running(first) as a, running(second) as b:
             await publish(own_backends.kafka_bootstrap, envelope)
             deal = await eventually(lambda: _first_deal(a, lead_id), timeout=60)
             for n, stage in enumerate(stages[:4]):

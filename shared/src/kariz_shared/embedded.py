@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -21,9 +22,16 @@ from typing import IO
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nothing listens on, below Linux's ephemeral range (32768+): a server that takes a moment to
+    bind it must not find it taken by some client's outgoing connection in the meantime."""
+    while True:
+        port = random.randrange(20_000, 32_000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def wait_for_port(
@@ -35,7 +43,8 @@ def wait_for_port(
             raise RuntimeError(f"process {process.args!r} exited with {process.returncode} before listening")
         with socket.socket() as s:
             s.settimeout(0.5)
-            if s.connect_ex((host, port)) == 0:
+            # A connection to itself (Linux may pick the target port as the local one) is not a server.
+            if s.connect_ex((host, port)) == 0 and s.getsockname() != s.getpeername():
                 return
         time.sleep(0.1)
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout:.0f}s")

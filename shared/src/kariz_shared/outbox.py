@@ -110,7 +110,9 @@ class OutboxRelay:
             )
             for doc in batch
         ]
-        await asyncio.gather(*pending)
+        # Bounded: a broker that lost a topic can leave a send waiting for ever. The batch is then sent
+        # again (same ce_ids, consumers drop repeats) rather than holding up the outbox.
+        await asyncio.wait_for(asyncio.gather(*pending), timeout=self.settings.outbox_publish_timeout_s)
         await outbox.update_many(
             {"_id": {"$in": [doc["_id"] for doc in batch]}}, {"$set": {"published_at": datetime.now(UTC)}}
         )

@@ -53,6 +53,8 @@ class ServiceSettings(BaseSettings):
     outbox_batch_size: int = 200
     # One replica at a time publishes the outbox; a dead holder's lease runs out after this long.
     outbox_lease_s: float = 10.0
+    # A batch not acknowledged within this is sent again (at least once; consumers drop repeats).
+    outbox_publish_timeout_s: float = 30.0
     # Names this process among the replicas (the relay lease owner): host (a pod's name), pid and a random
     # part, so two replicas never pass for one, not even in one process.
     instance_id: str = Field(

@@ -172,9 +172,10 @@ async def publish_raw(
 
 
 @contextlib.asynccontextmanager
-async def running(service: Service) -> AsyncIterator[httpx.AsyncClient]:
-    """Run a service in-process (consumers, relay, API) and give an HTTP client bound to its API."""
-    await service.start()
+async def running(service: Service, *, wait: bool = True) -> AsyncIterator[httpx.AsyncClient]:
+    """Run a service in-process (consumers, relay, API) and give an HTTP client bound to its API. With
+    ``wait=False`` the client comes at once, as a process serves while start-up waits for a dependency."""
+    await service.start(wait=wait)
     try:
         transport = httpx.ASGITransport(app=service.api)
         async with httpx.AsyncClient(transport=transport, base_url="http://kariz.test") as client:

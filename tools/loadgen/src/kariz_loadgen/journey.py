@@ -152,7 +152,10 @@ async def qualify(kariz: Kariz, lead_id: str, lead: SyntheticLead) -> str:
                 f"/leads/{lead_id}/disqualify",
                 json={"reason": "not a fit after call"},
             )
-            view = _expect(answer, 200, 409)
+            if answer.status_code == 409:
+                # Applied before its answer was lost: the lead is decided already.
+                answer = await kariz.call("GET", "qualification", f"/leads/{lead_id}/qualification")
+            view = _expect(answer, 200)
     return str(view["status"])
 
 
@@ -163,7 +166,7 @@ async def move(kariz: Kariz, deal_id: str, step: dict[str, Any]) -> None:
         deal = _expect(await kariz.call("GET", "deals", f"/deals/{deal_id}"), 200)
         if deal["stage"] == step["stage"]:
             return
-    _expect(answer, 200, 409)
+    _expect(answer, 200)
     kariz.tally.moves += 1
 
 
