@@ -88,7 +88,7 @@ class Audit:
                 f"duplicates suppressed: {repeats} events published again after a crash, dropped by consumers"
                 f" by event id; {tally.recaptured} captures retried after a lost answer",
                 f"deliveries: {self.deliveries} sent, {self.received} received, "
-                f"{self.resent_after_crash} resent after a sender died mid-send",
+                f"{self.resent_after_crash} resent after a sender died or could not record its attempt",
                 f"dead-lettered: {self.dead_lettered}",
                 f"lost: {self.lost}",
             ]
@@ -111,7 +111,14 @@ async def audit(
 ) -> Audit:
     """``readers``: what was read from Kafka, by one reader per broker life (a restarted embedded broker
     starts empty, so a reader of the old one cannot be trusted to find the new records)."""
-    records = [r for reader in readers for r in reader.records]
+    # Two readers of one broker life see the same records: count each (topic, partition, offset, event) once.
+    records = list(
+        {
+            (r.topic, r.partition, r.offset, r.headers.get("ce_id")): r
+            for reader in readers
+            for r in reader.records
+        }.values()
+    )
     result = Audit()
     problems = result.problems
     dbs = {name: client[db] for name, db in cluster.databases.items()}
