@@ -80,8 +80,8 @@ class Audit:
         repeats = sum(self.published.values()) - sum(self.distinct.values())
         return "\n".join(
             [
-                f"leads {LEADS} captures ({tally.captured} leads, {tally.touches} touches) driven in "
-                f"{driven_s:.0f}s, settled and audited at {elapsed_s:.0f}s; kills: {dict(cluster.kills)}",
+                f"{tally.captured + tally.touches} captures ({tally.captured} leads, {tally.touches} touches) "
+                f"driven in {driven_s:.0f}s, settled and audited at {elapsed_s:.0f}s; kills: {dict(cluster.kills)}",
                 f"sent: {tally.requests} HTTP requests ({tally.retries} retried), "
                 f"{sum(self.published.values())} events published",
                 f"processed: {self.processed}",
