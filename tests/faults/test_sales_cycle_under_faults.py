@@ -80,8 +80,9 @@ class Audit:
         repeats = sum(self.published.values()) - sum(self.distinct.values())
         return "\n".join(
             [
-                f"{tally.captured + tally.touches} captures ({tally.captured} leads, {tally.touches} touches) "
-                f"driven in {driven_s:.0f}s, settled and audited at {elapsed_s:.0f}s; kills: {dict(cluster.kills)}",
+                f"{tally.captured + tally.touches} captures ({tally.captured} leads, "
+                f"{tally.touches} touches) driven in {driven_s:.0f}s, settled and audited at "
+                f"{elapsed_s:.0f}s; kills: {dict(cluster.kills)}",
                 f"sent: {tally.requests} HTTP requests ({tally.retries} retried), "
                 f"{sum(self.published.values())} events published",
                 f"processed: {self.processed}",
