@@ -109,6 +109,15 @@ class CaptureLeadIn(BaseModel):
         )
 
 
+IMPORT_MAX = 1000
+
+
+class ImportLeadsIn(BaseModel):
+    leads: list[CaptureLeadIn] = Field(
+        min_length=1, max_length=IMPORT_MAX, description=f"At most {IMPORT_MAX} leads per import"
+    )
+
+
 # --- responses ------------------------------------------------------------------------------------
 
 
@@ -146,6 +155,19 @@ class CapturedLeadOut(LeadOut):
     @classmethod
     def of_capture(cls, captured: services.Captured) -> CapturedLeadOut:
         return cls(**_lead_fields(captured.lead), duplicate=captured.duplicate)
+
+
+class ImportedLeadOut(BaseModel):
+    id: str
+    email: str
+    owner: str
+    duplicate: bool = Field(description="True when the address was already a lead: this line was a touch")
+
+
+class ImportedOut(BaseModel):
+    imported: int = Field(description="New leads")
+    touches: int = Field(description="Lines whose address was already a lead, or repeated in the import")
+    leads: list[ImportedLeadOut] = Field(description="One per line of the import, in its order")
 
 
 def _lead_fields(lead: Lead) -> dict[str, Any]:
@@ -203,6 +225,31 @@ def make_router(store: Store, team: SalesTeam) -> APIRouter:
         if captured.duplicate:
             response.status_code = 200
         return CapturedLeadOut.of_capture(captured)
+
+    @router.post(
+        "/leads/import",
+        summary="Capture many leads at once (a trade-show list, a partner's file)",
+        description="All lines are stored or, when one is invalid, none. Each new lead gets its own "
+        "`LeadCaptured`; a known address, or one repeated in the list, is recorded as a touch.",
+        responses={
+            422: {"model": ErrorOut, "description": "Invalid lines, named by index; nothing was stored"}
+        },
+    )
+    async def import_leads(body: ImportLeadsIn) -> ImportedOut:
+        cid = correlation_id.get() or str(uuid.uuid4())
+        captured = await services.import_leads(
+            store, team, [line.command() for line in body.leads], correlation_id=cid
+        )
+        return ImportedOut(
+            imported=sum(not c.duplicate for c in captured),
+            touches=sum(c.duplicate for c in captured),
+            leads=[
+                ImportedLeadOut(
+                    id=c.lead.id, email=c.lead.contact.email, owner=c.lead.owner, duplicate=c.duplicate
+                )
+                for c in captured
+            ],
+        )
 
     @router.get(
         "/leads/{lead_id}",

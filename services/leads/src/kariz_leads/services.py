@@ -8,6 +8,7 @@ and emit; metrics are counted by ``tx.after_commit``, for the attempt that commi
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 
 from pymongo.errors import DuplicateKeyError
@@ -100,6 +101,96 @@ async def capture_lead(
         if EMAIL_INDEX not in str(exc):
             raise
         # A concurrent capture of the same address committed first; this one is a touch of that lead.
+        return await store.transaction(work, correlation_id=correlation_id)
+
+
+class InvalidImport(RuleViolation):
+    """Some leads of an import break a rule; nothing of the import was stored."""
+
+    def __init__(self, problems: dict[int, str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"leads.{n}: {problem}" for n, problem in sorted(problems.items())))
+
+
+async def import_leads(
+    store: Store, team: SalesTeam, commands: list[CaptureLead], *, correlation_id: str
+) -> list[Captured]:
+    """Capture a list of leads at once (a trade-show list, a partner's nightly file): all of them or,
+    when one breaks a rule, none. Each new lead starts a story of its own (its own correlation id, its
+    own ``LeadCaptured``); a known address, or one repeated in the list, is a touch, as for one capture.
+
+    One transaction and a few bulk writes for the whole list instead of one transaction per lead."""
+    problems: dict[int, str] = {}
+    cleaned: list[tuple[CaptureLead, str | None]] = []
+    for n, command in enumerate(commands):
+        try:
+            contact = normalise_contact(command.contact)
+            company = normalise_company(command.company, email=contact.email)
+        except InvalidValue as exc:
+            problems[n] = str(exc)
+            continue
+        clean = CaptureLead(contact, company, command.source, command.campaign, command.consent)
+        cleaned.append((clean, normalise_optional_text(command.campaign)))
+    if problems:
+        raise InvalidImport(problems)
+    emails = list(dict.fromkeys(duplicate_key(c.contact.email) for c, _ in cleaned))
+    # Turns are taken before the transaction, as for one capture, one increment per rotation.
+    known = await LeadRepository(store.db).with_emails(emails)
+    first_of_each: dict[str, CaptureLead] = {}
+    for command, _ in cleaned:
+        first_of_each.setdefault(duplicate_key(command.contact.email), command)
+    wanted = Counter(
+        team.rotation_for(command.company.country).key
+        for key, command in first_of_each.items()
+        if key not in known
+    )
+    turns = {key: await LeadRepository(store.db).next_turns(key, n) for key, n in wanted.items()}
+
+    async def work(tx: Transaction) -> list[Captured]:
+        leads = LeadRepository(tx.db, tx.session)
+        at = now()
+        existing = await leads.with_emails(emails)
+        new: list[Lead] = []
+        results: list[Captured] = []
+        used: Counter[str] = Counter()  # per attempt: a retried transaction hands out the same turns
+        for command, campaign in cleaned:
+            key = duplicate_key(command.contact.email)
+            if key in existing:
+                lead = existing[key]
+                await leads.add_touch(lead, lead.touch(command.source, campaign, at))
+                tx.after_commit(metrics.duplicates.labels(command.source.value).inc)
+                results.append(Captured(lead, duplicate=True))
+                continue
+            rotation = team.rotation_for(command.company.country)
+            taken = turns.get(rotation.key, range(0))
+            # A turn taken inside only if the ones taken before ran out (a lead deleted meanwhile).
+            turn = taken[used[rotation.key]] if used[rotation.key] < len(taken) else None
+            used[rotation.key] += 1
+            lead = Lead.capture(
+                lead_id=new_lead_id(),
+                contact=command.contact,
+                company=command.company,
+                source=command.source,
+                campaign=campaign,
+                consent=command.consent,
+                assignment=rotation.pick(turn if turn is not None else await leads.next_turn(rotation.key)),
+                correlation_id=str(uuid.uuid4()),
+                at=at,
+            )
+            existing[key] = lead
+            new.append(lead)
+            tx.emit(lead.captured(), correlation_id=lead.correlation_id)
+            tx.after_commit(metrics.captured.labels(command.source.value).inc)
+            results.append(Captured(lead, duplicate=False))
+        await leads.add_all(new)
+        return results
+
+    try:
+        return await store.transaction(work, correlation_id=correlation_id)
+    except DuplicateKeyError as exc:
+        if EMAIL_INDEX not in str(exc):
+            raise
+        # A capture of one of these addresses committed meanwhile: those leads are touches now.
         return await store.transaction(work, correlation_id=correlation_id)
 
 

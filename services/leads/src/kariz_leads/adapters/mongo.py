@@ -147,8 +147,17 @@ class LeadRepository:
         doc = await self.leads.find_one({"contact.email": email}, session=self.session)
         return from_document(doc) if doc else None
 
+    async def with_emails(self, emails: list[str]) -> dict[str, Lead]:
+        """The known leads among ``emails``, by address: one query for a whole import."""
+        found = self.leads.find({"contact.email": {"$in": emails}}, session=self.session)
+        return {doc["contact"]["email"]: from_document(doc) async for doc in found}
+
     async def add(self, lead: Lead) -> None:
         await self.leads.insert_one(to_document(lead), session=self.session)
+
+    async def add_all(self, leads: list[Lead]) -> None:
+        if leads:
+            await self.leads.insert_many([to_document(lead) for lead in leads], session=self.session)
 
     async def add_touch(self, lead: Lead, touch: Touch) -> None:
         # A push, not a rewrite of the lead: two touches of one lead never overwrite each other.
@@ -174,11 +183,15 @@ class LeadRepository:
 
     async def next_turn(self, rotation_key: str) -> int:
         """Take the next turn of a rotation: 0 for its first lead, then 1, 2, ... across all replicas."""
+        return (await self.next_turns(rotation_key, 1))[0]
+
+    async def next_turns(self, rotation_key: str, count: int) -> range:
+        """Take ``count`` consecutive turns of a rotation at once (an import's new leads)."""
         for _ in range(5):
             try:
                 doc = await self.turns.find_one_and_update(
                     {"_id": rotation_key},
-                    {"$inc": {"taken": 1}},
+                    {"$inc": {"taken": count}},
                     upsert=True,
                     return_document=ReturnDocument.AFTER,
                     session=self.session,
@@ -188,7 +201,7 @@ class LeadRepository:
             # Outside a transaction the embedded database answers a racing first upsert with nothing
             # (MongoDB retries it itself); taking the turn again is safe, nothing was incremented.
             if doc is not None:
-                return int(doc["taken"]) - 1
+                return range(int(doc["taken"]) - count, int(doc["taken"]))
         raise RuntimeError(f"turn counter {rotation_key!r} could not be taken")
 
     async def search(self, criteria: LeadFilter, *, limit: int, offset: int) -> tuple[list[Lead], int]:
