@@ -1,8 +1,10 @@
 """The consumer wrapper: how every Kariz service takes events from Kafka.
 
-For each record: read the envelope (CloudEvents headers + JSON value) into the event model; apply the
-handler once, in one transaction with the "handled" marker and any events it emits; then commit the
-offset. What cannot be read, or what the handler rejects, goes to ``<topic>.dlq`` with the reason (a
+Records come in batches: whatever has arrived, up to ``consumer_batch_max_records``. For each record,
+read the envelope (CloudEvents headers + JSON value) into the event model; apply the handlers of the
+whole batch once, in order, in one transaction with their "handled" markers and any events they emit
+(``Store.handle_batch``); then commit the offsets. A batch that fails is taken apart and its events
+handled one per transaction, so one bad event costs only itself. What cannot be read, or what the handler rejects, goes to ``<topic>.dlq`` with the reason (a
 ``dlq_reason`` header, see :class:`kariz_shared.deadletters.DeadLetterReason`) and the partition keeps
 flowing. A failure of the database or the broker is retried, with backoff, until it passes; any other
 failure is retried ``consumer_max_attempts`` times, then dead-lettered.
@@ -14,6 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiokafka.errors import KafkaError
@@ -50,11 +53,31 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, OperationFailure) and exc.code in (91, 189, 11600, 11602)  # shutdown, stepdown
 
 
-async def _raw_body(msg: StreamMessage[Any]) -> bytes:
-    """Leave the value as bytes: FastStream would parse a JSON ``content-type`` itself and fail before the
-    wrapper sees the record, so a value that is not JSON would be retried for ever instead of
+async def _raw_records(msg: StreamMessage[Any]) -> Any:
+    """Leave the values as bytes: FastStream would parse a JSON ``content-type`` itself and fail before
+    the wrapper sees the record, so a value that is not JSON would be retried for ever instead of
     dead-lettered."""
-    return bytes(msg.body)
+    return msg.raw_message
+
+
+async def _tolerant_parser(
+    records: tuple[ConsumerRecord[bytes, bytes], ...],
+    parse: Callable[[tuple[ConsumerRecord[bytes, bytes], ...]], Awaitable[StreamMessage[Any]]],
+) -> StreamMessage[Any]:
+    """FastStream decodes every header as UTF-8 to build a batch; one record with a header that is not
+    would stop the partition for ever. Such values are escaped instead, and the record reaches the wrapper
+    (which dead-letters it: it cannot be a valid envelope)."""
+    try:
+        return await parse(records)
+    except UnicodeDecodeError:
+        escaped = tuple(
+            replace(
+                record,
+                headers=[(k, v.decode(errors="backslashreplace").encode()) for k, v in record.headers or []],
+            )
+            for record in records
+        )
+        return await parse(escaped)
 
 
 def subscribe(
@@ -65,20 +88,25 @@ def subscribe(
     topic = event_cls.topic()
     group = group_id or settings.consumer_group(event_cls.kebab_name())
     name = settings.service_name
-    failures: dict[tuple[int, int], int] = {}
+    # Consecutive passing failures at the same batch, for the backoff.
+    outages: dict[tuple[int, int], int] = {}
+    # Records already dead-lettered: a batch that comes again after a passing failure skips them, so each
+    # goes to the dead letters once (bounded; forgetting only risks a repeated dead letter).
+    dead: set[tuple[int, int]] = set()
     # Every series exists from the start at 0, so increase() and alerts see the first dead letter.
     for known in DeadLetterReason:
         dead_letters.labels(name, topic, known.value)
 
-    async def dead_letter(msg: Any, reason: DeadLetterReason, error: str, attempts: int) -> None:
-        raw: ConsumerRecord[bytes, bytes] = msg.raw_message
+    async def dead_letter(
+        raw: ConsumerRecord[bytes, bytes], reason: DeadLetterReason, error: str, attempts: int
+    ) -> None:
         await send_to_dead_letters(
             service.broker,
             topic=topic,
             partition=raw.partition,
             offset=raw.offset,
             key=raw.key,
-            value=msg.body,
+            value=raw.value or b"",
             headers={
                 k: (v.decode(errors="backslashreplace") if isinstance(v, bytes) else str(v))
                 for k, v in (raw.headers or [])
@@ -88,6 +116,9 @@ def subscribe(
             error=error,
             attempts=attempts,
         )
+        if len(dead) > 10_000:
+            dead.clear()
+        dead.add((raw.partition, raw.offset))
         dead_letters.labels(name, topic, reason.value).inc()
         events_consumed.labels(name, topic, "dead_lettered").inc()
         log.error(
@@ -101,6 +132,66 @@ def subscribe(
                 "error": error,
             },
         )
+
+    def read(raw: ConsumerRecord[bytes, bytes]) -> Envelope[Any] | tuple[DeadLetterReason, str]:
+        """The record's envelope, or why it can never be one. Reading is pure: what fails once fails every
+        time, so retrying would only stop the partition."""
+        headers = {k: v for k, v in (raw.headers or [])}
+        try:
+            return decode(topic, raw.key, raw.value or b"", headers)
+        except InvalidEnvelope as exc:
+            return exc.reason, str(exc)
+        except Exception as exc:
+            return DeadLetterReason.INVALID_ENVELOPE, f"{type(exc).__name__}: {exc}"
+
+    async def apply(envelope: Envelope[Any], tx: Transaction) -> None:
+        token = correlation_id.set(envelope.correlation_id)
+        try:
+            await handler(envelope.event, tx)
+        finally:
+            correlation_id.reset(token)
+
+    async def backoff(attempts: int) -> None:
+        await asyncio.sleep(min(settings.consumer_retry_backoff_s * 2 ** min(attempts, 6), 10.0))
+
+    def counted(applied: list[bool], started: float) -> None:
+        share = (time.perf_counter() - started) / len(applied)
+        for first in applied:
+            events_consumed.labels(name, topic, "processed" if first else "duplicate").inc()
+            event_handle_seconds.labels(name, topic).observe(share)
+
+    async def one_by_one(readable: list[tuple[ConsumerRecord[bytes, bytes], Envelope[Any]]]) -> None:
+        """A batch that failed, taken apart: each event in a transaction of its own, so only the one that
+        is rejected, or keeps failing, goes to the dead letters. A passing failure still retries the batch
+        (those already applied here are then duplicates)."""
+        for raw, envelope in readable:
+            if (raw.partition, raw.offset) in dead:
+                continue
+            attempts = 0
+            while True:
+                attempts += 1
+                started = time.perf_counter()
+                try:
+                    counted(await service.store.handle_batch(group, [envelope], apply), started)
+                    break
+                except RejectedEvent as exc:
+                    error = f"{type(exc).__name__}: {exc}"
+                    await dead_letter(raw, DeadLetterReason.REJECTED, error, attempts)
+                    break
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    if attempts >= settings.consumer_max_attempts:
+                        error = f"{type(exc).__name__}: {exc}"
+                        await dead_letter(raw, DeadLetterReason.HANDLER_FAILED, error, attempts)
+                        break
+                    events_consumed.labels(name, topic, "retried").inc()
+                    log.warning(
+                        "handling failed; retrying",
+                        extra={"topic": topic, "offset": raw.offset, "attempt": attempts},
+                        exc_info=True,
+                    )
+                    await backoff(attempts)
 
     # Declared so the AsyncAPI document shows where this consumer's dead letters go.
     service.broker.publisher(
@@ -116,57 +207,63 @@ def subscribe(
         auto_offset_reset="earliest",
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
-        # The offset is committed only after the transaction committed; a raise seeks back and retries.
+        # Whatever has arrived, up to max_records, is handled in one transaction (Store.handle_batch).
+        batch=True,
+        max_records=settings.consumer_batch_max_records,
+        batch_timeout_ms=settings.consumer_batch_timeout_ms,
+        # Offsets are committed only after the transaction committed; a raise seeks back to the batch's
+        # first record on each partition and the batch comes again.
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        decoder=_raw_body,
+        parser=_tolerant_parser,
+        decoder=_raw_records,
         title=f"{topic}:{group}",
         description=f"{settings.service_name} handles {event_cls.__name__}",
     )
     async def consume(msg: KafkaMessage) -> None:
-        raw: ConsumerRecord[bytes, bytes] = msg.raw_message  # never a batch: batch=False
-        position = (raw.partition, raw.offset)
-        headers = {k: v for k, v in (raw.headers or [])}
-        try:
-            envelope: Envelope[Any] = decode(topic, raw.key, msg.body, headers)
-        except InvalidEnvelope as exc:
-            await dead_letter(msg, exc.reason, str(exc), 1)
+        records: tuple[ConsumerRecord[bytes, bytes], ...] = msg.raw_message
+        readable: list[tuple[ConsumerRecord[bytes, bytes], Envelope[Any]]] = []
+        for raw in records:
+            if (raw.partition, raw.offset) in dead:
+                continue
+            envelope = read(raw)
+            if isinstance(envelope, Envelope):
+                readable.append((raw, envelope))
+            else:
+                reason, error = envelope
+                await dead_letter(raw, reason, error, 1)
+        if not readable:
             return
-        except Exception as exc:
-            # Reading a record is pure: what fails once fails every time, so retrying would only stop
-            # the partition.
-            await dead_letter(msg, DeadLetterReason.INVALID_ENVELOPE, f"{type(exc).__name__}: {exc}", 1)
-            return
-        token = correlation_id.set(envelope.correlation_id)
         started = time.perf_counter()
         try:
-            handled = await service.store.handle_once(group, envelope, lambda tx: handler(envelope.event, tx))
-            outcome = "processed" if handled else "duplicate"
-            events_consumed.labels(name, topic, outcome).inc()
-            log.debug("handled an event", extra={"topic": topic, "event_id": envelope.id, "outcome": outcome})
-            failures.pop(position, None)
-        except RejectedEvent as exc:
-            await dead_letter(msg, DeadLetterReason.REJECTED, f"{type(exc).__name__}: {exc}", 1)
-            failures.pop(position, None)
+            counted(await service.store.handle_batch(group, [e for _, e in readable], apply), started)
+            outages.clear()
+            log.debug("handled a batch", extra={"topic": topic, "events": len(readable)})
+            return
         except Exception as exc:
-            attempts = failures.get(position, 0) + 1
-            transient = is_transient(exc)
-            if not transient and attempts >= settings.consumer_max_attempts:
-                # Forgotten only once the dead letter is out: if publishing it fails, the record is
-                # retried and dead-lettered at its next failure rather than after a fresh round of tries.
-                await dead_letter(
-                    msg, DeadLetterReason.HANDLER_FAILED, f"{type(exc).__name__}: {exc}", attempts
-                )
-                failures.pop(position, None)
-                return
-            failures[position] = attempts
-            events_consumed.labels(name, topic, "retried").inc()
-            log.warning(
-                "handling failed; retrying",
-                extra={"topic": topic, "offset": raw.offset, "attempt": attempts, "transient": transient},
-                exc_info=not transient,
+            if is_transient(exc):
+                await retry_later(exc, readable)
+                raise
+            log.info(
+                "a batch failed; handling its events one by one",
+                extra={"topic": topic, "events": len(readable), "error": repr(exc)},
             )
-            await asyncio.sleep(min(settings.consumer_retry_backoff_s * 2 ** min(attempts, 6), 10.0))
+        try:
+            await one_by_one(readable)
+            outages.clear()
+        except Exception as exc:
+            await retry_later(exc, readable)
             raise
-        finally:
-            event_handle_seconds.labels(name, topic).observe(time.perf_counter() - started)
-            correlation_id.reset(token)
+
+    async def retry_later(exc: Exception, readable: list[tuple[ConsumerRecord[bytes, bytes], Any]]) -> None:
+        """The database or the broker is away or busy: the batch comes again after a pause, for as long as
+        that lasts (nothing is dead-lettered for an outage)."""
+        position = (readable[0][0].partition, readable[0][0].offset)
+        attempts = outages.get(position, 0) + 1
+        outages.clear()
+        outages[position] = attempts
+        events_consumed.labels(name, topic, "retried").inc(len(readable))
+        log.warning(
+            "handling failed; retrying",
+            extra={"topic": topic, "offset": position[1], "attempt": attempts, "error": repr(exc)},
+        )
+        await backoff(attempts)

@@ -207,38 +207,71 @@ class Store:
         work: Callable[[Transaction], Awaitable[None]],
     ) -> bool:
         """Apply ``work`` for an event unless this consumer already did. Returns False for a duplicate."""
-        # No read first: the marker's insert fails on a repeat, which aborts the transaction (so nothing
-        # of the repeat's effect is written). Repeats are rare; a read before every event is not.
-        marker = f"{consumer}:{envelope.id}"
 
-        async def work_and_mark(tx: Transaction) -> None:
-            await tx.db[PROCESSED_EVENTS].insert_one(
-                {
-                    "_id": marker,
-                    "consumer": consumer,
-                    "event_id": envelope.id,
-                    "type": envelope.event.ce_type(),
-                    "subject": envelope.key,
-                    "handled_at": datetime.now(UTC),
-                },
-                session=tx.session,
-            )
+        async def apply(_: Envelope[Event], tx: Transaction) -> None:
             await work(tx)
 
         try:
-            # A consumer retries anyway; a longer limit saves redoing work that was merely slow under load.
-            await self.transaction(
-                work_and_mark,
-                correlation_id=envelope.correlation_id,
-                causation_id=envelope.id,
-                timeout_s=self.settings.consumer_transaction_timeout_s,
-            )
+            return (await self.handle_batch(consumer, [envelope], apply))[0]
         except DuplicateKeyError as exc:
-            # Handled before (a redelivery, a republished event, or another replica just now).
+            # Another replica handled it between this one's look and its write.
             if PROCESSED_EVENTS in str(exc):
                 return False
             raise
-        return True
+
+    async def handle_batch(
+        self,
+        consumer: str,
+        envelopes: list[Envelope[Event]],
+        work: Callable[[Envelope[Event], Transaction], Awaitable[None]],
+    ) -> list[bool]:
+        """Apply ``work`` to each event, in order, in one transaction, skipping those this consumer already
+        handled; their "handled" markers are written in the same transaction. Returns, per envelope,
+        whether it was applied (False: a duplicate). Any failure aborts the whole batch.
+
+        One look for the markers already there, one write of the new ones, one outbox write and one
+        commit for the whole batch: the per-event cost is the handler's own reads and writes."""
+        markers = [f"{consumer}:{envelope.id}" for envelope in envelopes]
+
+        async def apply_all(tx: Transaction) -> list[bool]:
+            done = {
+                doc["_id"]
+                async for doc in tx.db[PROCESSED_EVENTS].find(
+                    {"_id": {"$in": markers}}, projection={"_id": 1}, session=tx.session
+                )
+            }
+            applied: list[bool] = []
+            fresh: list[Envelope[Event]] = []
+            for marker, envelope in zip(markers, envelopes, strict=True):
+                first = marker not in done
+                done.add(marker)  # the same event twice in one batch (republished) counts once
+                applied.append(first)
+                if first:
+                    fresh.append(envelope)
+            if fresh:
+                now = datetime.now(UTC)
+                await tx.db[PROCESSED_EVENTS].insert_many(
+                    [
+                        {
+                            "_id": f"{consumer}:{envelope.id}",
+                            "consumer": consumer,
+                            "event_id": envelope.id,
+                            "type": envelope.event.ce_type(),
+                            "subject": envelope.key,
+                            "handled_at": now,
+                        }
+                        for envelope in fresh
+                    ],
+                    session=tx.session,
+                )
+            for envelope in fresh:
+                # What the handler emits continues this event's story.
+                tx.correlation_id, tx.causation_id = envelope.correlation_id, envelope.id
+                await work(envelope, tx)
+            return applied
+
+        # A consumer retries anyway; a longer limit saves redoing work that was merely slow under load.
+        return await self.transaction(apply_all, timeout_s=self.settings.consumer_transaction_timeout_s)
 
     async def close(self) -> None:
         await self.client.close()

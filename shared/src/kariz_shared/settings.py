@@ -63,6 +63,12 @@ class ServiceSettings(BaseSettings):
     # Bounded retries before a message whose handler keeps failing goes to the dead letters.
     consumer_max_attempts: int = 5
     consumer_retry_backoff_s: float = 0.2
+    # Records taken from Kafka at once and handled in one transaction (1: one transaction per record). A
+    # batch is whatever has arrived, up to this many: at low load it is one record and waits for nothing.
+    consumer_batch_max_records: int = Field(default=100, ge=1)
+    # How long an idle consumer waits for records before it looks again: the latency a first event after a
+    # quiet spell can pay, against the polls an idle service makes.
+    consumer_batch_timeout_ms: int = Field(default=20, ge=1)
     shutdown_grace_s: float = 10.0
     # Start-up waits for the database and the broker, retrying with backoff from the first to the second.
     startup_retry_initial_s: float = 0.5

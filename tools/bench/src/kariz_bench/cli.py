@@ -1,7 +1,333 @@
-"""``kariz-bench``: see the README's "Performance" section."""
+"""``kariz-bench`` (``make bench``): in one run on one set of backends,
+
+1. the raw ceiling: the same Kafka hops and MongoDB writes with bare aiokafka and PyMongo;
+2. Kariz's sustained throughput, leads/s from capture to deal opened, one replica of each service;
+3. latency from capture to ``LeadQualified`` and to deal opened at half that throughput;
+4. the same throughput with two replicas of each consuming service;
+
+with peak memory per service and CPU seconds per lead, printed as a table and written as JSON.
+"""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from kariz_bench.observer import Observer
+from kariz_bench.stack import Backend, Meter, Stack, Usage, backends
+from kariz_bench.traffic import Sent, capture_all, capture_at_rate, hot_leads, import_all
+from kariz_shared.testing.cluster import Sinks
+
+
+@dataclass
+class Throughput:
+    replicas: int
+    leads: int
+    ingest: str
+    captured_s: float
+    elapsed_s: float
+    leads_per_second: float
+    capture_per_second: float
+    requests: int
+    retries: int
+    usage: dict[str, Usage] = field(default_factory=dict)
+
+    @property
+    def cpu_s_per_lead(self) -> float:
+        return sum(u.cpu_s for u in self.usage.values()) / self.leads
+
+
+@dataclass
+class Latency:
+    offered_per_second: float
+    leads: int
+    to_qualified_ms: dict[str, float]
+    to_deal_opened_ms: dict[str, float]
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return {"p50": round(cuts[49], 1), "p95": round(cuts[94], 1), "p99": round(cuts[98], 1)}
+
+
+async def ingest(
+    http: httpx.AsyncClient, stack: Stack, bodies: list[dict[str, Any]], args: argparse.Namespace
+) -> Sent:
+    if args.ingest == "import":
+        return await import_all(http, stack.leads_url, bodies, chunk=args.chunk, in_flight=args.in_flight)
+    return await capture_all(http, stack.leads_url, bodies, concurrency=args.concurrency)
+
+
+async def throughput(
+    http: httpx.AsyncClient,
+    stack: Stack,
+    observer: Observer,
+    bodies: list[dict[str, Any]],
+    args: argparse.Namespace,
+) -> Throughput:
+    with stack.meter() as meter:
+        started = time.monotonic()
+        sent = await ingest(http, stack, bodies, args)
+        captured = time.monotonic() - started
+        last = await observer.arrivals.until("deal", sent.ids, stall_s=args.stall_s)
+    elapsed = last - started
+    return Throughput(
+        replicas=stack.replicas,
+        leads=len(sent.ids),
+        ingest=args.ingest,
+        captured_s=round(captured, 2),
+        elapsed_s=round(elapsed, 2),
+        leads_per_second=round(len(sent.ids) / elapsed, 1),
+        capture_per_second=round(len(sent.ids) / captured, 1),
+        requests=sent.requests,
+        retries=sent.retries,
+        usage=meter.usage,
+    )
+
+
+async def latency(
+    http: httpx.AsyncClient,
+    stack: Stack,
+    observer: Observer,
+    bodies: list[dict[str, Any]],
+    per_second: float,
+    stall_s: float,
+) -> Latency:
+    sent = await capture_at_rate(http, stack.leads_url, bodies, per_second=per_second)
+    await observer.arrivals.until("deal", sent.ids, stall_s=stall_s)
+    at = observer.arrivals.at
+    return Latency(
+        offered_per_second=round(per_second, 1),
+        leads=len(sent.ids),
+        to_qualified_ms=percentiles([(at["qualified"][i] - t) * 1000 for i, t in sent.at.items()]),
+        to_deal_opened_ms=percentiles([(at["deal"][i] - t) * 1000 for i, t in sent.at.items()]),
+    )
+
+
+async def on_stack(backend: Backend, replicas: int, logs: Path, work: Any) -> Any:
+    sinks = await Sinks().start()
+    stack = Stack(backend, sinks, logs, replicas=replicas)
+    try:
+        await stack.start()
+        observer = await Observer(backend.backends.kafka_bootstrap).start()
+        try:
+            async with httpx.AsyncClient(timeout=120) as http:
+                return await work(http, stack, observer)
+        finally:
+            await observer.stop()
+    finally:
+        await stack.stop()
+        await sinks.stop()
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    tag = uuid.uuid4().hex[:6]
+    logs = Path(args.logs or tempfile.mkdtemp(prefix="kariz-bench-logs-"))
+    phases = set(args.phases.split(","))
+    results: dict[str, Any] = {}
+    say(f"drawing {args.leads:,} hot leads (seed {args.seed}) ...")
+    bodies = hot_leads(args.leads, seed=args.seed, run_tag=tag)
+    async with backends() as backend:
+        results["backends"] = "embedded (Tansu, SecantusDB)" if backend.backends.embedded else "external"
+        if "raw" in phases:
+            from kariz_bench.raw import run_raw
+
+            say(f"raw ceiling: {args.raw_leads:,} leads through bare aiokafka + PyMongo ...")
+            with Meter({name: [proc] for name, proc in backend.processes.items()}) as meter:
+                raw = await run_raw(
+                    backend.backends.kafka_bootstrap, backend.backends.mongodb_uri, args.raw_leads
+                )
+            results["raw"] = {**asdict(raw), "usage": meter.usage}
+            say(f"  {raw.leads_per_second:,.1f} leads/s")
+        one: Throughput | None = None
+        if phases & {"throughput", "latency"}:
+
+            async def single(http: httpx.AsyncClient, stack: Stack, observer: Observer) -> None:
+                nonlocal one
+                say(f"Kariz, 1 replica: {len(bodies):,} leads by {args.ingest} ...")
+                one = await throughput(http, stack, observer, bodies, args)
+                say(
+                    f"  {one.leads_per_second:,.1f} leads/s end to end ({one.capture_per_second:,.1f}/s captured)"
+                )
+                if "latency" in phases:
+                    rate = args.latency_rate or one.leads_per_second / 2
+                    count = min(args.latency_leads, max(200, int(rate * args.latency_s)))
+                    say(f"latency: {count:,} leads one by one at {rate:,.1f}/s ...")
+                    late = hot_leads(count, seed=args.seed + 1, run_tag=tag + "l")
+                    results["latency"] = await latency(http, stack, observer, late, rate, args.stall_s)
+                    say(f"  to deal opened {results['latency'].to_deal_opened_ms}")
+
+            await on_stack(backend, 1, logs / "one", single)
+            results["one_replica"] = one
+        if "replicas" in phases:
+            more = hot_leads(args.replica_leads, seed=args.seed + 2, run_tag=tag + "r")
+
+            async def double(http: httpx.AsyncClient, stack: Stack, observer: Observer) -> Throughput:
+                say(f"Kariz, 2 replicas: {len(more):,} leads by {args.ingest} ...")
+                return await throughput(http, stack, observer, more, args)
+
+            two: Throughput = await on_stack(backend, 2, logs / "two", double)
+            results["two_replicas"] = two
+            say(f"  {two.leads_per_second:,.1f} leads/s end to end")
+    return summary(results, args, logs)
+
+
+def summary(results: dict[str, Any], args: argparse.Namespace, logs: Path) -> dict[str, Any]:
+    one: Throughput | None = results.get("one_replica")
+    two: Throughput | None = results.get("two_replicas")
+    raw = results.get("raw")
+    late: Latency | None = results.get("latency")
+    leads_per_second = one.leads_per_second if one else None
+    raw_per_second = raw["leads_per_second"] if raw else None
+    out: dict[str, Any] = {
+        "leads_per_second": leads_per_second,
+        "raw_leads_per_second": raw_per_second,
+        "ratio_vs_raw": round(leads_per_second / raw_per_second, 3)
+        if leads_per_second and raw_per_second
+        else None,
+        "two_replicas_speedup": round(two.leads_per_second / one.leads_per_second, 2)
+        if one and two
+        else None,
+        "latency_ms": {"to_qualified": late.to_qualified_ms, "to_deal_opened": late.to_deal_opened_ms}
+        if late
+        else None,
+        "cpu_seconds_per_lead": round(one.cpu_s_per_lead, 4) if one else None,
+        "details": {
+            "one_replica": _plain(one),
+            "two_replicas": _plain(two),
+            "latency": _plain(late),
+            "raw": _plain(raw),
+        },
+        "run": {
+            "command": " ".join(["kariz-bench", *sys.argv[1:]]),
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "backends": results.get("backends"),
+            "machine": machine(),
+            "logs": str(logs),
+        },
+    }
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if value is None:
+        return None
+    plain = asdict(value) if not isinstance(value, dict) else dict(value)
+    if "usage" in plain:
+        plain["usage"] = {k: asdict(u) if isinstance(u, Usage) else u for k, u in plain["usage"].items()}
+    if isinstance(value, Throughput):
+        plain["cpu_s_per_lead"] = round(value.cpu_s_per_lead, 4)
+    return plain
+
+
+def machine() -> dict[str, Any]:
+    model = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "system": platform.platform(),
+    }
+
+
+def table(out: dict[str, Any]) -> str:
+    d = out["details"]
+    rows = [("leads/s end to end, 1 replica", out["leads_per_second"])]
+    if d["one_replica"]:
+        rows.append(("  captured/s (ingest alone)", d["one_replica"]["capture_per_second"]))
+    rows += [
+        ("leads/s raw ceiling", out["raw_leads_per_second"]),
+        ("Kariz / raw", out["ratio_vs_raw"]),
+        ("leads/s, 2 replicas", d["two_replicas"]["leads_per_second"] if d["two_replicas"] else None),
+        ("2 replicas / 1", out["two_replicas_speedup"]),
+        ("CPU seconds per lead (all processes)", out["cpu_seconds_per_lead"]),
+    ]
+    if out["latency_ms"]:
+        rate = d["latency"]["offered_per_second"]
+        for what in ("to_qualified", "to_deal_opened"):
+            p = out["latency_ms"][what]
+            rows.append(
+                (
+                    f"ms {what.replace('_', ' ')} at {rate}/s",
+                    f"p50 {p['p50']}  p95 {p['p95']}  p99 {p['p99']}",
+                )
+            )
+    lines = [f"{name:<44}{'-' if value is None else value}" for name, value in rows]
+    for phase in ("one_replica", "two_replicas", "raw"):
+        if d[phase] and d[phase].get("usage"):
+            lines.append(
+                f"\n{phase.replace('_', ' ')}: {'process':<16}{'peak RSS MB':>12}{'CPU s':>9}{'CPU ms/lead':>13}"
+            )
+            leads = d[phase]["leads"]
+            for name, u in d[phase]["usage"].items():
+                lines.append(
+                    f"{'':<14}{name:<16}{u['peak_rss_mb']:>12.0f}{u['cpu_s']:>9.1f}{u['cpu_s'] * 1000 / leads:>13.2f}"
+                )
+    m = out["run"]["machine"]
+    lines.append(
+        f"\n{m['cpus']} CPUs ({m['cpu_model']}), {m['memory_gb']} GB, Python {m['python']}; {out['run']['backends']}"
+    )
+    return "\n".join(lines)
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
 
 def main() -> None:
-    raise SystemExit("kariz-bench is being built")
+    parser = argparse.ArgumentParser(
+        prog="kariz-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--leads", type=int, default=20_000, help="leads for the one-replica throughput")
+    parser.add_argument("--raw-leads", type=int, default=20_000, help="leads for the raw ceiling")
+    parser.add_argument(
+        "--replica-leads", type=int, default=20_000, help="leads for the two-replica throughput"
+    )
+    parser.add_argument("--latency-leads", type=int, default=3_000, help="at most this many for the latency")
+    parser.add_argument("--latency-s", type=float, default=60.0, help="offer load this long for the latency")
+    parser.add_argument(
+        "--latency-rate", type=float, default=0.0, help="leads/s offered; 0: half the maximum"
+    )
+    parser.add_argument(
+        "--ingest", choices=("import", "single"), default="import", help="POST /leads/import or /leads"
+    )
+    parser.add_argument("--chunk", type=int, default=500, help="leads per import")
+    parser.add_argument("--in-flight", type=int, default=2, help="imports at once")
+    parser.add_argument("--concurrency", type=int, default=32, help="single captures at once")
+    parser.add_argument("--phases", default="raw,throughput,latency,replicas", help="which to run")
+    parser.add_argument(
+        "--stall-s", type=float, default=120.0, help="give up after this long without progress"
+    )
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--out", default="bench-results.json")
+    parser.add_argument("--logs", default="", help="service logs go here (default: a temporary folder)")
+    args = parser.parse_args()
+    # Stopped from outside, it still stops the processes it started (as on Ctrl-C).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    out = asyncio.run(run(args))
+    Path(args.out).write_text(json.dumps(out, indent=2, default=str) + "\n")
+    print(table(out))
+    print(f"\nwritten to {args.out}")

@@ -150,26 +150,35 @@ class DeliveryRepository:
 
     async def claim(self, now: datetime, lease_until: datetime, token: str) -> DeliveryRecord | None:
         """Take the delivery due first, or one whose sender's lease ran out, for this sender alone."""
-        doc = await self.collection.find_one_and_update(
-            {
-                "$or": [
-                    {"status": DeliveryStatus.PENDING.value, "next_attempt_at": {"$lte": now}},
-                    {"status": DeliveryStatus.SENDING.value, "lease_until": {"$lte": now}},
-                ]
-            },
-            {
-                "$set": {
-                    "status": DeliveryStatus.SENDING.value,
-                    "lease_until": lease_until,
-                    "lease_token": token,
-                },
-                "$inc": {"claims": 1},
-            },
-            sort=[("next_attempt_at", ASCENDING)],
-            return_document=ReturnDocument.AFTER,
-            session=self.session,
-        )
-        return to_record(doc) if doc is not None else None
+        # Look with an indexed read, then take by id on the condition that it is still claimable: a
+        # find-and-modify on the due query itself scans the collection on the embedded database (and an
+        # $or of the two kinds would on any), which made every claim cost more as deliveries piled up.
+        due = {"status": DeliveryStatus.PENDING.value, "next_attempt_at": {"$lte": now}}
+        orphaned = {"status": DeliveryStatus.SENDING.value, "lease_until": {"$lte": now}}
+        # Orphans first (rare, one cheap look): under a steady stream of new ones they would starve.
+        for claimable, order in ((orphaned, "lease_until"), (due, "next_attempt_at")):
+            for _ in range(5):  # another sender may take the one seen first: look again
+                seen = await self.collection.find_one(
+                    claimable, projection={"_id": 1}, sort=[(order, ASCENDING)], session=self.session
+                )
+                if seen is None:
+                    break
+                doc = await self.collection.find_one_and_update(
+                    {"_id": seen["_id"], **claimable},
+                    {
+                        "$set": {
+                            "status": DeliveryStatus.SENDING.value,
+                            "lease_until": lease_until,
+                            "lease_token": token,
+                        },
+                        "$inc": {"claims": 1},
+                    },
+                    return_document=ReturnDocument.AFTER,
+                    session=self.session,
+                )
+                if doc is not None:
+                    return to_record(doc)
+        return None
 
     async def next_due(self) -> datetime | None:
         """When the earliest pending delivery falls due."""

@@ -1,0 +1,166 @@
+"""The stack a benchmark runs on: the backends (embedded by default, external from ``KARIZ_*`` settings)
+and the four services as processes, one or more replicas of each consuming service, with their cost
+(peak memory, CPU seconds) sampled from the operating system."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from kariz_shared.devstack import ServiceProcess, start_service, wait_ready
+from kariz_shared.embedded import EmbeddedBackends, free_port
+from kariz_shared.messaging import ensure_topics
+from kariz_shared.testing import Backends, unique
+from kariz_shared.testing.cluster import SERVICES, Sinks, standard_environment
+
+PARTITIONS = 6  # enough for two replicas of every consumer to share work evenly
+
+
+@dataclass
+class Backend:
+    """Where the broker and the database run, and their processes when this run started them."""
+
+    backends: Backends
+    processes: dict[str, psutil.Process] = field(default_factory=dict)
+
+
+@contextlib.asynccontextmanager
+async def backends() -> AsyncIterator[Backend]:
+    """External backends when ``KARIZ_KAFKA_BOOTSTRAP_SERVERS`` and ``KARIZ_MONGODB_URI`` are set, else
+    the embedded ones, started here and stopped at the end."""
+    kafka, mongo = os.environ.get("KARIZ_KAFKA_BOOTSTRAP_SERVERS"), os.environ.get("KARIZ_MONGODB_URI")
+    if kafka and mongo:
+        idempotence = os.environ.get("KARIZ_KAFKA_ENABLE_IDEMPOTENCE", "true").lower() == "true"
+        yield Backend(Backends(kafka, mongo, kafka_idempotence=idempotence))
+        return
+    data = Path(tempfile.mkdtemp(prefix="kariz-bench-"))
+    running = EmbeddedBackends(kafka_port=free_port(), mongodb_port=free_port(), data_dir=data).start()
+    try:
+        yield Backend(
+            Backends(running.kafka_bootstrap, running.mongodb_uri, kafka_idempotence=False, embedded=True),
+            {p.name: psutil.Process(p.process.pid) for p in running.processes},
+        )
+    finally:
+        running.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@dataclass
+class Usage:
+    """What one process (or a group of replicas) cost during a measured phase."""
+
+    peak_rss_mb: float = 0.0
+    cpu_s: float = 0.0
+
+
+class Meter:
+    """Samples processes' resident memory while a phase runs, and their CPU time across it."""
+
+    def __init__(self, processes: dict[str, list[psutil.Process]], every_s: float = 0.25) -> None:
+        self.processes = processes
+        self.every_s = every_s
+        self.usage = {name: Usage() for name in processes}
+        self._cpu_at_start = {name: self._cpu(procs) for name, procs in processes.items()}
+        self._task: asyncio.Task[None] | None = None
+
+    @staticmethod
+    def _cpu(procs: list[psutil.Process]) -> float:
+        total = 0.0
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):
+                times = proc.cpu_times()
+                total += times.user + times.system
+        return total
+
+    def _sample(self) -> None:
+        for name, procs in self.processes.items():
+            rss = 0.0
+            for proc in procs:
+                with contextlib.suppress(psutil.Error):
+                    rss = max(rss, proc.memory_info().rss / 2**20)  # per process: a replica's own peak
+            self.usage[name].peak_rss_mb = max(self.usage[name].peak_rss_mb, rss)
+
+    async def _run(self) -> None:
+        while True:
+            self._sample()
+            await asyncio.sleep(self.every_s)
+
+    def __enter__(self) -> Meter:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        self._sample()
+        for name, procs in self.processes.items():
+            self.usage[name].cpu_s = self._cpu(procs) - self._cpu_at_start[name]
+
+
+@dataclass
+class Stack:
+    """The four services on ``backend``; ``replicas`` of each consuming service (leads takes captures
+    over HTTP and is one process, so the ingest side stays the same between runs)."""
+
+    backend: Backend
+    sinks: Sinks
+    logs: Path
+    replicas: int = 1
+    processes: dict[str, list[ServiceProcess]] = field(default_factory=dict)
+
+    @property
+    def leads_url(self) -> str:
+        return self.processes["leads"][0].url
+
+    def environment(self) -> dict[str, str]:
+        env = standard_environment(self.backend.backends, self.sinks, ["ana@kariz.test", "ben@kariz.test"])
+        return {
+            **env,
+            "KARIZ_LOG_LEVEL": "WARNING",
+            "KARIZ_KAFKA_GROUP_PREFIX": unique("bench"),
+            "KARIZ_KAFKA_TOPIC_PARTITIONS": str(PARTITIONS),
+            # A benchmark does not crash services on purpose: the production relay and lease timings.
+            "KARIZ_OUTBOX_POLL_INTERVAL_S": "0.5",
+            "KARIZ_OUTBOX_LEASE_S": "15",
+        }
+
+    async def start(self) -> Stack:
+        await ensure_topics(self.backend.backends.kafka_bootstrap, partitions=PARTITIONS)
+        env = self.environment()
+        databases = {name: unique(f"bench_{name}") for name in SERVICES}
+        for name in SERVICES:
+            count = 1 if name == "leads" else self.replicas
+            for replica in range(count):
+                self.processes.setdefault(name, []).append(
+                    start_service(
+                        name,
+                        free_port(),
+                        {**env, "KARIZ_MONGODB_DATABASE": databases[name]},
+                        self.logs / f"replica-{replica}",
+                    )
+                )
+        for replicas in self.processes.values():
+            for process in replicas:  # one at a time: wait_ready tells processes apart by name
+                await wait_ready([process], timeout=180)
+        return self
+
+    async def stop(self) -> None:
+        for replicas in self.processes.values():
+            for process in replicas:
+                await asyncio.to_thread(process.stop)
+
+    def meter(self) -> Meter:
+        watched = {
+            name: [psutil.Process(p.process.pid) for p in replicas]
+            for name, replicas in self.processes.items()
+        }
+        watched |= {name: [proc] for name, proc in self.backend.processes.items()}
+        return Meter(watched)
