@@ -29,6 +29,13 @@ lock: | $(UV) ## refresh uv.lock after changing dependencies
 run: install ## start broker, database and the four services; Ctrl-C stops everything
 	$(VENV)/bin/kariz-dev run
 
+# make demo LEADS=200 CONCURRENCY=8 SEED=3; ARGS="--deals-url http://..." points it elsewhere.
+LEADS ?= 300
+CONCURRENCY ?= 16
+SEED ?= 7
+demo: install ## drive synthetic leads through the running Kariz (`make run`) and print the funnel it recorded
+	$(VENV)/bin/kariz-load --leads $(LEADS) --concurrency $(CONCURRENCY) --seed $(SEED) $(ARGS)
+
 backends: install ## start only the embedded broker and database
 	$(VENV)/bin/kariz-dev backends
 
@@ -78,4 +85,4 @@ k8s: install ## render every Kubernetes overlay into .kariz-data/k8s/<overlay>.y
 clean: ## remove the virtual environment and local data
 	rm -rf $(VENV) $(TOOLS) .kariz-data .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install lock run backends test test-faults test-unit lint format asyncapi dlq prometheus k8s-files k8s clean
+.PHONY: help install lock run demo backends test test-faults test-unit lint format asyncapi dlq prometheus k8s-files k8s clean

@@ -1,50 +1,140 @@
-"""``kariz-load``: drive synthetic leads through a running Kariz and print the funnel."""
+"""``kariz-load`` (``make demo``): drive synthetic leads through a running Kariz, then print the funnel
+as Kariz itself records it, cross-checked against the driver's own count.
+
+Exit status: 0 when the run went through and Kariz agrees with the driver, 1 when the run failed or the
+two disagree, 2 when Kariz is not running (or not ready).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import sys
 import time
 import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TextIO
 
 import httpx
 
-from kariz_loadgen.journey import DEFAULT_URLS, Kariz, Tally, drive_all
+from kariz_loadgen.funnel import Funnel, cross_check, funnel_of, render
+from kariz_loadgen.journey import DEFAULT_URLS, GaveUp, Kariz, Tally, drive_all
+from kariz_loadgen.observe import observe
 from kariz_loadgen.population import Population
+from kariz_loadgen.progress import Progress
+
+NOT_RUNNING = 2
 
 
-def funnel(tally: Tally, elapsed_s: float) -> str:
-    """The funnel as a rep's manager reads it: captured -> qualified -> deals -> won/lost, by source."""
-    lines = [
-        f"leads captured {tally.captured} (+{tally.touches} touches of known leads) in {elapsed_s:.1f}s",
-        f"qualified {tally.qualified}, disqualified {tally.disqualified} ({tally.nurtured} after a call)",
-        f"deals {tally.deals}: won {tally.won}, lost {tally.lost}"
-        + (f", win rate {tally.won / (tally.won + tally.lost):.0%}" if tally.won + tally.lost else ""),
-        f"requests {tally.requests}, retried {tally.retries}",
-        "",
-        f"{'source':<16}{'captured':>9}{'qualified':>10}{'won':>6}",
-    ]
-    for source, count in tally.by_source.most_common():
-        lines.append(
-            f"{source:<16}{count:>9}{tally.qualified_by_source[source]:>10}{tally.won_by_source[source]:>6}"
+async def not_ready(urls: dict[str, str], *, timeout_s: float = 3.0) -> list[str]:
+    """Which services do not answer ``/readyz`` with 200, and what they answered instead."""
+    problems: list[str] = []
+    async with httpx.AsyncClient(timeout=timeout_s) as http:
+        for name, url in urls.items():
+            try:
+                answer = await http.get(f"{url}/readyz")
+            except httpx.HTTPError as exc:
+                problems.append(f"{name} ({url}): {type(exc).__name__} {exc}".rstrip())
+                continue
+            if answer.status_code != 200:
+                problems.append(f"{name} ({url}): /readyz answered {answer.status_code} {answer.text[:200]}")
+    return problems
+
+
+@dataclass
+class DemoRun:
+    tally: Tally
+    funnel: Funnel
+    mismatches: list[str]
+    elapsed_s: float
+    run_tag: str
+
+    def report(self) -> str:
+        t = self.tally
+        head = (
+            f"Drove {t.captured + t.touches} captures (run {self.run_tag}) in {self.elapsed_s:.1f} s: "
+            f"{t.requests} requests, {t.retries} retried.\n"
         )
-    return "\n".join(lines)
+        return head + "\n" + render(self.funnel, mismatches=self.mismatches)
 
 
-async def run(args: argparse.Namespace) -> None:
-    leads = Population(args.seed, run_tag=uuid.uuid4().hex[:6]).leads(args.leads)
-    urls = {name: getattr(args, f"{name}_url") for name in DEFAULT_URLS}
+async def run_demo(
+    urls: dict[str, str],
+    *,
+    leads: int,
+    concurrency: int,
+    seed: int,
+    progress_to: TextIO | None = None,
+) -> DemoRun:
+    """Drive ``leads`` synthetic captures through Kariz, then read the funnel back from it."""
+    run_tag = uuid.uuid4().hex[:8]
+    population = Population(seed, run_tag=run_tag).leads(leads)
+    since = datetime.now(UTC)
     started = time.monotonic()
     async with httpx.AsyncClient(timeout=30) as http:
-        tally = await drive_all(Kariz(http, urls), leads, concurrency=args.concurrency)
-    print(funnel(tally, time.monotonic() - started))
+        kariz = Kariz(http, urls)
+        t = kariz.tally
+        progress = Progress(
+            len(population),
+            stream=progress_to,
+            detail=lambda: f"qualified {t.qualified}  deals {t.deals}  won {t.won}  lost {t.lost}",
+        )
+        async with progress.running():
+            await drive_all(kariz, population, concurrency=concurrency, on_done=progress.advance)
+        elapsed = time.monotonic() - started
+        # A reader of its own: its requests are not the run's.
+        observed = await observe(Kariz(http, urls), run_tag, since)
+    funnel = funnel_of(observed)
+    return DemoRun(kariz.tally, funnel, cross_check(funnel, kariz.tally), elapsed, run_tag)
+
+
+def flat(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in flat(inner)]
+    return [exc]
+
+
+async def run(args: argparse.Namespace) -> int:
+    urls = {name: getattr(args, f"{name}_url").rstrip("/") for name in DEFAULT_URLS}
+    problems = await not_ready(urls)
+    if problems:
+        print("Kariz is not running (or not ready yet):", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        print("Start it with `make run` in another terminal, then run `make demo` again.", file=sys.stderr)
+        return NOT_RUNNING
+    print(
+        f"Kariz is ready; driving {args.leads} synthetic leads, {args.concurrency} at a time"
+        f" (seed {args.seed})"
+    )
+    try:
+        result = await run_demo(urls, leads=args.leads, concurrency=args.concurrency, seed=args.seed)
+    except (GaveUp, httpx.HTTPError, ExceptionGroup) as exc:
+        # Kariz did not recover in time or answered what the driver did not expect; anything else is a bug.
+        failures = flat(exc)
+        if not all(isinstance(f, GaveUp | httpx.HTTPError) for f in failures):
+            raise
+        for failure in failures:
+            print(f"The run stopped: {failure}", file=sys.stderr)
+        return 1
+    print(result.report())
+    return 1 if result.mismatches else 0
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="kariz-load", description=__doc__)
-    parser.add_argument("--leads", type=int, default=100, help="captures to send")
-    parser.add_argument("--concurrency", type=int, default=32, help="leads driven at once")
-    parser.add_argument("--seed", type=int, default=7, help="the same seed draws the same leads")
+    parser = argparse.ArgumentParser(
+        prog="kariz-load", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--leads", type=int, default=300, help="captures to send (default 300)")
+    parser.add_argument("--concurrency", type=int, default=16, help="leads driven at once (default 16)")
+    parser.add_argument("--seed", type=int, default=7, help="the same seed draws the same leads (default 7)")
     for name, url in DEFAULT_URLS.items():
         parser.add_argument(f"--{name}-url", default=url, help=f"the {name} service (default {url})")
-    asyncio.run(run(parser.parse_args()))
+    args = parser.parse_args()
+    if args.leads < 1 or args.concurrency < 1:
+        parser.error("--leads and --concurrency must be at least 1")
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(asyncio.run(run(args)))
+    sys.exit(130)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,7 +119,7 @@ class Kariz:
             poll = min(poll * 1.5, 3.0)
 
 
-def _expect(answer: httpx.Response, *codes: int) -> dict[str, Any]:
+def expect(answer: httpx.Response, *codes: int) -> dict[str, Any]:
     if answer.status_code not in codes:
         raise GaveUp(
             f"{answer.request.method} {answer.request.url}: {answer.status_code} {answer.text[:300]}"
@@ -129,7 +130,7 @@ def _expect(answer: httpx.Response, *codes: int) -> dict[str, Any]:
 
 async def capture(kariz: Kariz, lead: SyntheticLead) -> tuple[str, bool]:
     """POST /leads; returns the lead id and whether it was already known (a touch)."""
-    body = _expect(await kariz.call("POST", "leads", "/leads", json=lead.body), 200, 201)
+    body = expect(await kariz.call("POST", "leads", "/leads", json=lead.body), 200, 201)
     return str(body["id"]), bool(body["duplicate"])
 
 
@@ -143,7 +144,7 @@ async def qualify(kariz: Kariz, lead_id: str, lead: SyntheticLead) -> str:
         if answer.status_code == 409:
             # The first PUT was applied before its answer was lost: the lead is decided already.
             answer = await kariz.call("GET", "qualification", f"/leads/{lead_id}/qualification")
-        view = _expect(answer, 200)
+        view = expect(answer, 200)
         if view["status"] == "nurture":
             # The call was not enough either way: the rep closes it out, as a real team would.
             answer = await kariz.call(
@@ -155,7 +156,7 @@ async def qualify(kariz: Kariz, lead_id: str, lead: SyntheticLead) -> str:
             if answer.status_code == 409:
                 # Applied before its answer was lost: the lead is decided already.
                 answer = await kariz.call("GET", "qualification", f"/leads/{lead_id}/qualification")
-            view = _expect(answer, 200)
+            view = expect(answer, 200)
     return str(view["status"])
 
 
@@ -163,10 +164,10 @@ async def move(kariz: Kariz, deal_id: str, step: dict[str, Any]) -> None:
     answer = await kariz.call("POST", "deals", f"/deals/{deal_id}/stage", json=step)
     if answer.status_code == 409:
         # Either a retried move that was applied before its answer was lost, or a real conflict.
-        deal = _expect(await kariz.call("GET", "deals", f"/deals/{deal_id}"), 200)
+        deal = expect(await kariz.call("GET", "deals", f"/deals/{deal_id}"), 200)
         if deal["stage"] == step["stage"]:
             return
-    _expect(answer, 200)
+    expect(answer, 200)
     kariz.tally.moves += 1
 
 
@@ -210,9 +211,16 @@ async def drive(kariz: Kariz, lead: SyntheticLead, *, on_captured: Any = None) -
     tally.cycle_seconds.append(time.monotonic() - started)
 
 
-async def drive_all(kariz: Kariz, leads: list[SyntheticLead], *, concurrency: int = 32) -> Tally:
+async def drive_all(
+    kariz: Kariz,
+    leads: list[SyntheticLead],
+    *,
+    concurrency: int = 32,
+    on_done: Callable[[SyntheticLead], None] | None = None,
+) -> Tally:
     """Drive every lead, ``concurrency`` at a time. A touch of a known lead waits until the first
-    capture of its address went through, so that one creates the lead, as in real life."""
+    capture of its address went through, so that one creates the lead, as in real life.
+    ``on_done(lead)`` is called as each lead's journey ends (for a progress bar)."""
     gate = asyncio.Semaphore(concurrency)
     captured: dict[str, asyncio.Event] = {}
     firsts: set[int] = set()
@@ -230,6 +238,8 @@ async def drive_all(kariz: Kariz, leads: list[SyntheticLead], *, concurrency: in
                 await drive(kariz, lead, on_captured=seen.set)
             finally:
                 seen.set()
+        if on_done is not None:
+            on_done(lead)
 
     async with asyncio.TaskGroup() as group:
         for lead in leads:
