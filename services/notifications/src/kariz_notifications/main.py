@@ -40,6 +40,7 @@ def build(settings: NotificationsSettings | None = None) -> Service:
         backoff_s=settings.delivery_backoff_s,
         poll_interval_s=settings.delivery_poll_interval_s,
         concurrency=settings.delivery_concurrency,
+        batch=settings.delivery_batch,
         lease=timedelta(seconds=settings.delivery_lease_s),
     )
     service.add_worker("delivery", worker.run)

@@ -67,9 +67,9 @@ class Sender(Protocol):
 
 
 class DeliveryWorker:
-    """Sends due deliveries, each lane claiming one at a time; every step is kept in the database, so a
-    restart (or another replica) carries on where this one stopped. Several lanes keep one slow
-    subscriber from holding up every other message."""
+    """Sends due deliveries, each lane claiming a batch at a time and sending it side by side; every step
+    is kept in the database, so a restart (or another replica) carries on where this one stopped. Several
+    lanes keep one slow subscriber from holding up every other message."""
 
     def __init__(
         self,
@@ -80,6 +80,7 @@ class DeliveryWorker:
         backoff_s: float,
         poll_interval_s: float,
         concurrency: int = 1,
+        batch: int = 1,
         lease: timedelta = LEASE,
         clock: Clock = utcnow,
     ) -> None:
@@ -89,6 +90,7 @@ class DeliveryWorker:
         self.backoff_s = backoff_s
         self.poll_interval_s = poll_interval_s
         self.concurrency = concurrency
+        self.batch = batch
         self.lease = lease
         self.clock = clock
         self._wake = asyncio.Event()
@@ -111,7 +113,7 @@ class DeliveryWorker:
             # Cleared before looking, so a commit during this round wakes the next one at once.
             self._wake.clear()
             try:
-                worked = await self.deliver_next()
+                worked = await self.deliver_due()
             except Exception:
                 # The database is away or busy: the deliveries wait there, nothing is lost.
                 log.warning("delivery round failed; retrying", exc_info=True)
@@ -125,20 +127,27 @@ class DeliveryWorker:
         try:
             due = await DeliveryRepository(self.store.db).next_due()
         except Exception:
-            due = None  # the database is away: poll, deliver_next logs the failure
+            due = None  # the database is away: poll, deliver_due logs the failure
         if due is not None:
             delay = min(delay, max(MIN_IDLE_S, (due - self.clock()).total_seconds()))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), delay)
 
-    async def deliver_next(self) -> bool:
-        """Claim, send and record one due delivery. False when nothing is due."""
+    async def deliver_due(self) -> bool:
+        """Claim a batch of due deliveries, send them side by side and record each. False when nothing
+        is due."""
         repo = DeliveryRepository(self.store.db)
         token = uuid.uuid4().hex
         now = self.clock()
-        record = await repo.claim(now, now + self.lease, token)
-        if record is None:
+        records = await repo.claim(now, now + self.lease, token, limit=self.batch)
+        if not records:
             return False
+        await asyncio.gather(*(self._deliver(repo, record, token, now) for record in records))
+        return True
+
+    async def _deliver(
+        self, repo: DeliveryRepository, record: DeliveryRecord, token: str, now: datetime
+    ) -> None:
         delivery = record.delivery
         channel = delivery.channel.value
         if record.resumed_after_crash:
@@ -169,7 +178,7 @@ class DeliveryWorker:
             log.warning(
                 "lost the lease on a delivery; its new sender records it", extra={"delivery": delivery.key}
             )
-            return True
+            return
         if result.ok:
             metrics.sent.labels(channel).inc()
         else:
@@ -180,7 +189,6 @@ class DeliveryWorker:
                 "delivery attempt failed",
                 extra={"delivery": delivery.key, "status": step.status.value, "error": result.error},
             )
-        return True
 
 
 async def delivery_log(

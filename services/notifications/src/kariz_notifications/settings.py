@@ -81,8 +81,12 @@ class NotificationsSettings(ServiceSettings):
     delivery_max_attempts: int = Field(default=6, ge=1, le=50)
     delivery_backoff_s: float = Field(default=1.0, gt=0, le=60)
     delivery_poll_interval_s: float = Field(default=0.2, gt=0, le=60)
-    # Deliveries in flight at once per process, each lane claiming one at a time.
+    # Lanes per process, each claiming a batch of deliveries and sending them side by side: a slow
+    # subscriber holds up its own lane only.
     delivery_concurrency: int = Field(default=4, ge=1, le=64)
+    # Deliveries a lane claims with one look at the queue (each look reads every pending delivery on the
+    # embedded database, so under a backlog one look per delivery costs more than the sending).
+    delivery_batch: int = Field(default=10, ge=1, le=100)
     # A claimed delivery belongs to its sender this long; then another may take it over (the first died).
     delivery_lease_s: float = Field(default=LEASE.total_seconds(), gt=0, le=600)
 

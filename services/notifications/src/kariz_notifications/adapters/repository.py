@@ -148,23 +148,27 @@ class DeliveryRepository:
             {"_id": delivery.key}, {"$setOnInsert": doc}, upsert=True, session=self.session
         )
 
-    async def claim(self, now: datetime, lease_until: datetime, token: str) -> DeliveryRecord | None:
-        """Take the delivery due first, or one whose sender's lease ran out, for this sender alone."""
-        # Look with an indexed read, then take by id on the condition that it is still claimable: a
-        # find-and-modify on the due query itself scans the collection on the embedded database (and an
-        # $or of the two kinds would on any), which made every claim cost more as deliveries piled up.
+    async def claim(
+        self, now: datetime, lease_until: datetime, token: str, *, limit: int = 1
+    ) -> list[DeliveryRecord]:
+        """Take up to ``limit`` deliveries for this sender alone: those whose sender's lease ran out
+        first (under a steady stream of new ones they would starve), then the due ones, earliest first."""
+        # One indexed look for candidates, then each taken by id on the condition that it is still
+        # claimable (another sender may have been quicker). A find-and-modify on the due query itself
+        # scans the collection on the embedded database, and its sorted look reads every pending
+        # delivery, so a look serves a batch rather than one delivery.
         due = {"status": DeliveryStatus.PENDING.value, "next_attempt_at": {"$lte": now}}
         orphaned = {"status": DeliveryStatus.SENDING.value, "lease_until": {"$lte": now}}
-        # Orphans first (rare, one cheap look): under a steady stream of new ones they would starve.
+        claimed: list[DeliveryRecord] = []
         for claimable, order in ((orphaned, "lease_until"), (due, "next_attempt_at")):
-            for _ in range(5):  # another sender may take the one seen first: look again
-                seen = await self.collection.find_one(
-                    claimable, projection={"_id": 1}, sort=[(order, ASCENDING)], session=self.session
-                )
-                if seen is None:
-                    break
+            if len(claimed) >= limit:
+                break
+            seen = await self.collection.find(
+                claimable, projection={"_id": 1}, sort=[(order, ASCENDING)], session=self.session
+            ).to_list(limit - len(claimed))
+            for candidate in seen:
                 doc = await self.collection.find_one_and_update(
-                    {"_id": seen["_id"], **claimable},
+                    {"_id": candidate["_id"], **claimable},
                     {
                         "$set": {
                             "status": DeliveryStatus.SENDING.value,
@@ -177,8 +181,8 @@ class DeliveryRepository:
                     session=self.session,
                 )
                 if doc is not None:
-                    return to_record(doc)
-        return None
+                    claimed.append(to_record(doc))
+        return claimed
 
     async def next_due(self) -> datetime | None:
         """When the earliest pending delivery falls due."""
