@@ -45,6 +45,9 @@ test: install prometheus ## every test: unit, integration (real embedded broker 
 test-faults: install ## crashes (SIGKILL under 1,000 leads), dependency restarts, outages, poison messages
 	$(PY) -m pytest -m faults
 
+bench: install ## throughput, latency, scaling and cost against the raw ceiling; ~1 h with the defaults (README, Performance)
+	$(VENV)/bin/kariz-bench $(ARGS)
+
 test-unit: install ## unit tests only (no servers)
 	$(PY) -m pytest -m "not integration and not e2e"
 
@@ -85,4 +88,4 @@ k8s: install ## render every Kubernetes overlay into .kariz-data/k8s/<overlay>.y
 clean: ## remove the virtual environment and local data
 	rm -rf $(VENV) $(TOOLS) .kariz-data .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install lock run demo backends test test-faults test-unit lint format asyncapi dlq prometheus k8s-files k8s clean
+.PHONY: help install lock run demo bench backends test test-faults test-unit lint format asyncapi dlq prometheus k8s-files k8s clean

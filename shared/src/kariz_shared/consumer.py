@@ -148,6 +148,8 @@ def subscribe(
         token = correlation_id.set(envelope.correlation_id)
         try:
             await handler(envelope.event, tx)
+            # One line per event with its correlation id: FastStream's own lines are per batch now.
+            log.info("applied an event", extra={"topic": topic, "event_id": envelope.id, "key": envelope.key})
         finally:
             correlation_id.reset(token)
 

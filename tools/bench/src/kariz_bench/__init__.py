@@ -1,1 +1,1 @@
-"""``make bench``: Kariz's throughput, latency, scaling and cost, beside the raw limit of the same backends."""
+"""``make bench``: Kariz's throughput, latency, scaling and cost, beside the raw limit of its backends."""

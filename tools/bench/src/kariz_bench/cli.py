@@ -29,7 +29,7 @@ import httpx
 import psutil
 
 from kariz_bench.observer import Observer
-from kariz_bench.stack import Backend, Meter, Stack, Usage, backends
+from kariz_bench.stack import PARTITIONS, Backend, Meter, Stack, Usage, backends, drop_databases
 from kariz_bench.traffic import Sent, capture_all, capture_at_rate, hot_leads, import_all
 from kariz_shared.testing.cluster import Sinks
 
@@ -80,6 +80,11 @@ async def throughput(
     bodies: list[dict[str, Any]],
     args: argparse.Namespace,
 ) -> Throughput:
+    # Warm-up, not measured: every consumer group has settled (all replicas joined, partitions assigned)
+    # and every path has run once before the clock starts.
+    warm = await import_all(http, stack.leads_url, bodies[: args.warmup], chunk=args.warmup, in_flight=1)
+    await observer.arrivals.until("deal", warm.ids, stall_s=args.stall_s)
+    bodies = bodies[args.warmup :]
     with stack.meter() as meter:
         started = time.monotonic()
         sent = await ingest(http, stack, bodies, args)
@@ -141,7 +146,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     phases = set(args.phases.split(","))
     results: dict[str, Any] = {}
     say(f"drawing {args.leads:,} hot leads (seed {args.seed}) ...")
-    bodies = hot_leads(args.leads, seed=args.seed, run_tag=tag)
+    bodies = hot_leads(args.warmup + args.leads, seed=args.seed, run_tag=tag)
     async with backends() as backend:
         results["backends"] = "embedded (Tansu, SecantusDB)" if backend.backends.embedded else "external"
         if "raw" in phases:
@@ -150,8 +155,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             say(f"raw ceiling: {args.raw_leads:,} leads through bare aiokafka + PyMongo ...")
             with Meter({name: [proc] for name, proc in backend.processes.items()}) as meter:
                 raw = await run_raw(
-                    backend.backends.kafka_bootstrap, backend.backends.mongodb_uri, args.raw_leads
+                    backend.backends.kafka_bootstrap,
+                    backend.backends.mongodb_uri,
+                    args.raw_leads,
+                    batch=args.raw_batch,
+                    partitions=PARTITIONS,
+                    enable_idempotence=backend.backends.kafka_idempotence,
                 )
+            await drop_databases(backend.backends.mongodb_uri, raw.databases.values())
             results["raw"] = {**asdict(raw), "usage": meter.usage}
             say(f"  {raw.leads_per_second:,.1f} leads/s")
         one: Throughput | None = None
@@ -159,10 +170,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
             async def single(http: httpx.AsyncClient, stack: Stack, observer: Observer) -> None:
                 nonlocal one
-                say(f"Kariz, 1 replica: {len(bodies):,} leads by {args.ingest} ...")
+                say(f"Kariz, 1 replica: {args.leads:,} leads by {args.ingest} ...")
                 one = await throughput(http, stack, observer, bodies, args)
                 say(
-                    f"  {one.leads_per_second:,.1f} leads/s end to end ({one.capture_per_second:,.1f}/s captured)"
+                    f"  {one.leads_per_second:,.1f} leads/s end to end "
+                    f"({one.capture_per_second:,.1f}/s captured)"
                 )
                 if "latency" in phases:
                     rate = args.latency_rate or one.leads_per_second / 2
@@ -175,10 +187,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await on_stack(backend, 1, logs / "one", single)
             results["one_replica"] = one
         if "replicas" in phases:
-            more = hot_leads(args.replica_leads, seed=args.seed + 2, run_tag=tag + "r")
+            more = hot_leads(args.warmup + args.replica_leads, seed=args.seed + 2, run_tag=tag + "r")
 
             async def double(http: httpx.AsyncClient, stack: Stack, observer: Observer) -> Throughput:
-                say(f"Kariz, 2 replicas: {len(more):,} leads by {args.ingest} ...")
+                say(f"Kariz, 2 replicas: {args.replica_leads:,} leads by {args.ingest} ...")
                 return await throughput(http, stack, observer, more, args)
 
             two: Throughput = await on_stack(backend, 2, logs / "two", double)
@@ -207,6 +219,7 @@ def summary(results: dict[str, Any], args: argparse.Namespace, logs: Path) -> di
         if late
         else None,
         "cpu_seconds_per_lead": round(one.cpu_s_per_lead, 4) if one else None,
+        "limit": limit(one),
         "details": {
             "one_replica": _plain(one),
             "two_replicas": _plain(two),
@@ -222,6 +235,20 @@ def summary(results: dict[str, Any], args: argparse.Namespace, logs: Path) -> di
         },
     }
     return out
+
+
+def limit(run: Throughput | None) -> dict[str, Any] | None:
+    """The busiest process of a run: how many cores it kept busy on average. A process near one core is
+    the limit when it cannot use more than one (a Python server holds the GIL)."""
+    if run is None or not run.usage:
+        return None
+    name, usage = max(run.usage.items(), key=lambda item: item[1].cpu_s)
+    return {
+        "process": name,
+        "cores_busy": round(usage.cpu_s / run.elapsed_s, 2),
+        "cpu_share": round(usage.cpu_s / sum(u.cpu_s for u in run.usage.values()), 2),
+        "cpu_ms_per_lead": round(usage.cpu_s * 1000 / run.leads, 1),
+    }
 
 
 def _plain(value: Any) -> Any:
@@ -265,6 +292,15 @@ def table(out: dict[str, Any]) -> str:
         ("2 replicas / 1", out["two_replicas_speedup"]),
         ("CPU seconds per lead (all processes)", out["cpu_seconds_per_lead"]),
     ]
+    if out["limit"]:
+        busiest = out["limit"]
+        rows.append(
+            (
+                f"busiest process: {busiest['process']}",
+                f"{busiest['cores_busy']} cores busy, {busiest['cpu_share']:.0%} of all CPU, "
+                f"{busiest['cpu_ms_per_lead']} ms/lead",
+            )
+        )
     if out["latency_ms"]:
         rate = d["latency"]["offered_per_second"]
         for what in ("to_qualified", "to_deal_opened"):
@@ -279,16 +315,19 @@ def table(out: dict[str, Any]) -> str:
     for phase in ("one_replica", "two_replicas", "raw"):
         if d[phase] and d[phase].get("usage"):
             lines.append(
-                f"\n{phase.replace('_', ' ')}: {'process':<16}{'peak RSS MB':>12}{'CPU s':>9}{'CPU ms/lead':>13}"
+                f"\n{phase.replace('_', ' ')}: "
+                f"{'process':<16}{'peak RSS MB':>12}{'CPU s':>9}{'CPU ms/lead':>13}"
             )
             leads = d[phase]["leads"]
             for name, u in d[phase]["usage"].items():
                 lines.append(
-                    f"{'':<14}{name:<16}{u['peak_rss_mb']:>12.0f}{u['cpu_s']:>9.1f}{u['cpu_s'] * 1000 / leads:>13.2f}"
+                    f"{'':<14}{name:<16}{u['peak_rss_mb']:>12.0f}{u['cpu_s']:>9.1f}"
+                    f"{u['cpu_s'] * 1000 / leads:>13.2f}"
                 )
     m = out["run"]["machine"]
     lines.append(
-        f"\n{m['cpus']} CPUs ({m['cpu_model']}), {m['memory_gb']} GB, Python {m['python']}; {out['run']['backends']}"
+        f"\n{m['cpus']} CPUs ({m['cpu_model']}), {m['memory_gb']} GB, Python {m['python']}; "
+        f"{out['run']['backends']}"
     )
     return "\n".join(lines)
 
@@ -303,6 +342,7 @@ def main() -> None:
     )
     parser.add_argument("--leads", type=int, default=20_000, help="leads for the one-replica throughput")
     parser.add_argument("--raw-leads", type=int, default=20_000, help="leads for the raw ceiling")
+    parser.add_argument("--raw-batch", type=int, default=500, help="records per raw batch and transaction")
     parser.add_argument(
         "--replica-leads", type=int, default=20_000, help="leads for the two-replica throughput"
     )

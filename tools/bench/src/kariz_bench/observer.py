@@ -42,7 +42,9 @@ class Arrivals:
             if time.monotonic() - shown >= 10:
                 shown = time.monotonic()
                 qualified = self.count("qualified", among)
-                print(f"  ... qualified {qualified:,}, {kind} {now_seen:,} of {len(among):,}", file=sys.stderr)
+                print(
+                    f"  ... qualified {qualified:,}, {kind} {now_seen:,} of {len(among):,}", file=sys.stderr
+                )
             elif time.monotonic() - last_progress > stall_s:
                 raise TimeoutError(
                     f"{kind}: {now_seen} of {len(among)} arrived; nothing more for {stall_s:.0f}s"

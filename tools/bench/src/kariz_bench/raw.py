@@ -2,10 +2,11 @@
 aiokafka and PyMongo and no business logic, on the same backends, so ``make bench`` can report Kariz / raw.
 
 One process, one asyncio task per service stage (plus one outbox relay per service that publishes),
-each service with a database of its own. Where Kariz takes one record, one transaction and one commit
-at a time, the raw path takes the best batching the backends allow: ``getmany`` batches, one transaction
-per consumed batch with ``insert_many``/``bulk_write``, a produced batch sent whole before its
-acknowledgements are awaited, offsets committed after the database commit.
+each service with a database of its own. Kariz batches too (a consumed batch in one transaction, an
+import in one), but its handlers still read and write each event's documents one by one; the raw path
+takes the best batching the backends allow: ``getmany`` batches, one transaction per consumed batch
+with ``insert_many``/``bulk_write`` only, a produced batch sent whole before its acknowledgements are
+awaited, offsets committed after the database commit.
 
 What Kariz does per lead (read from the services' code), and what the raw path mirrors. R = read
 (find/find_one), W = document written (insert or update), T = MongoDB transaction, P/C = Kafka record

@@ -9,11 +9,13 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
+from pymongo import AsyncMongoClient
 
 from kariz_shared.devstack import ServiceProcess, start_service, wait_ready
 from kariz_shared.embedded import EmbeddedBackends, free_port
@@ -51,6 +53,16 @@ async def backends() -> AsyncIterator[Backend]:
     finally:
         running.stop()
         shutil.rmtree(data, ignore_errors=True)
+
+
+async def drop_databases(mongodb_uri: str, names: Iterable[str]) -> None:
+    """A run leaves nothing behind on backends it did not start."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_uri)
+    try:
+        for name in names:
+            await client.drop_database(name)
+    finally:
+        await client.close()
 
 
 @dataclass
@@ -115,6 +127,7 @@ class Stack:
     logs: Path
     replicas: int = 1
     processes: dict[str, list[ServiceProcess]] = field(default_factory=dict)
+    databases: dict[str, str] = field(default_factory=lambda: {n: unique(f"bench_{n}") for n in SERVICES})
 
     @property
     def leads_url(self) -> str:
@@ -135,7 +148,6 @@ class Stack:
     async def start(self) -> Stack:
         await ensure_topics(self.backend.backends.kafka_bootstrap, partitions=PARTITIONS)
         env = self.environment()
-        databases = {name: unique(f"bench_{name}") for name in SERVICES}
         for name in SERVICES:
             count = 1 if name == "leads" else self.replicas
             for replica in range(count):
@@ -143,7 +155,7 @@ class Stack:
                     start_service(
                         name,
                         free_port(),
-                        {**env, "KARIZ_MONGODB_DATABASE": databases[name]},
+                        {**env, "KARIZ_MONGODB_DATABASE": self.databases[name]},
                         self.logs / f"replica-{replica}",
                     )
                 )
@@ -156,6 +168,7 @@ class Stack:
         for replicas in self.processes.values():
             for process in replicas:
                 await asyncio.to_thread(process.stop)
+        await drop_databases(self.backend.backends.mongodb_uri, self.databases.values())
 
     def meter(self) -> Meter:
         watched = {
