@@ -4,9 +4,9 @@ Records come in batches: whatever has arrived, up to ``consumer_batch_max_record
 read the envelope (CloudEvents headers + JSON value) into the event model; apply the handlers of the
 whole batch once, in order, in one transaction with their "handled" markers and any events they emit
 (``Store.handle_batch``); then commit the offsets. A batch that fails is taken apart and its events
-handled one per transaction, so one bad event costs only itself. What cannot be read, or what the handler rejects, goes to ``<topic>.dlq`` with the reason (a
-``dlq_reason`` header, see :class:`kariz_shared.deadletters.DeadLetterReason`) and the partition keeps
-flowing. A failure of the database or the broker is retried, with backoff, until it passes; any other
+handled one per transaction, so one bad event costs only itself. What cannot be read, or what the
+handler rejects, goes to ``<topic>.dlq`` with the reason (a ``dlq_reason`` header, see
+:class:`kariz_shared.deadletters.DeadLetterReason`) and the partition keeps flowing. A failure of the database or the broker is retried, with backoff, until it passes; any other
 failure is retried ``consumer_max_attempts`` times, then dead-lettered.
 """
 

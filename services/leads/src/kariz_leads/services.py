@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from pymongo.errors import DuplicateKeyError
 
@@ -26,6 +28,8 @@ from kariz_leads.domain.normalisation import (
 from kariz_shared.errors import NotFound, RuleViolation
 from kariz_shared.events import Company, Contact, LeadDisqualified, LeadQualified, LeadSource
 from kariz_shared.persistence import Store, Transaction
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -95,13 +99,7 @@ async def capture_lead(
         tx.after_commit(metrics.captured.labels(command.source.value).inc)
         return Captured(lead, duplicate=False)
 
-    try:
-        return await store.transaction(work, correlation_id=correlation_id)
-    except DuplicateKeyError as exc:
-        if EMAIL_INDEX not in str(exc):
-            raise
-        # A concurrent capture of the same address committed first; this one is a touch of that lead.
-        return await store.transaction(work, correlation_id=correlation_id)
+    return await _once_more_if_raced(store, work, correlation_id)
 
 
 class InvalidImport(RuleViolation):
@@ -185,12 +183,19 @@ async def import_leads(
         await leads.add_all(new)
         return results
 
+    return await _once_more_if_raced(store, work, correlation_id)
+
+
+async def _once_more_if_raced(
+    store: Store, work: Callable[[Transaction], Awaitable[T]], correlation_id: str
+) -> T:
+    """Run a capture's work; when a concurrent capture of the same address committed first (the unique
+    e-mail index says so), run it again: the address is known now, so this capture is a touch."""
     try:
         return await store.transaction(work, correlation_id=correlation_id)
     except DuplicateKeyError as exc:
         if EMAIL_INDEX not in str(exc):
             raise
-        # A capture of one of these addresses committed meanwhile: those leads are touches now.
         return await store.transaction(work, correlation_id=correlation_id)
 
 

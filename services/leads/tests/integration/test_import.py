@@ -38,7 +38,11 @@ async def test_an_import_stores_each_new_lead_and_publishes_its_own_lead_capture
     # The repeated line is a touch of the lead its first line created, in the same import.
     assert report["leads"][-1]["id"] == report["leads"][0]["id"]
     # Round robin across the import: six new leads over three reps, two each.
-    assert sorted(Counter(item["owner"] for item in report["leads"] if not item["duplicate"]).values()) == [2, 2, 2]
+    assert sorted(Counter(item["owner"] for item in report["leads"] if not item["duplicate"]).values()) == [
+        2,
+        2,
+        2,
+    ]
 
     events = {r.key: LeadCaptured.model_validate(r.body) for r in records}
     assert events.keys() == new_ids

@@ -141,17 +141,19 @@ async def on_stack(backend: Backend, replicas: int, logs: Path, work: Any) -> An
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Each phase on backends of its own (fresh embedded ones, or the external ones again), so none
+    starts with another's data in the database or records in the topics."""
     tag = uuid.uuid4().hex[:6]
     logs = Path(args.logs or tempfile.mkdtemp(prefix="kariz-bench-logs-"))
     phases = set(args.phases.split(","))
     results: dict[str, Any] = {}
     say(f"drawing {args.leads:,} hot leads (seed {args.seed}) ...")
     bodies = hot_leads(args.warmup + args.leads, seed=args.seed, run_tag=tag)
-    async with backends() as backend:
-        results["backends"] = "embedded (Tansu, SecantusDB)" if backend.backends.embedded else "external"
-        if "raw" in phases:
-            from kariz_bench.raw import run_raw
+    if "raw" in phases:
+        from kariz_bench.raw import run_raw
 
+        async with backends() as backend:
+            results["backends"] = backend.kind
             say(f"raw ceiling: {args.raw_leads:,} leads through bare aiokafka + PyMongo ...")
             with Meter({name: [proc] for name, proc in backend.processes.items()}) as meter:
                 raw = await run_raw(
@@ -163,39 +165,39 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     enable_idempotence=backend.backends.kafka_idempotence,
                 )
             await drop_databases(backend.backends.mongodb_uri, raw.databases.values())
-            results["raw"] = {**asdict(raw), "usage": meter.usage}
-            say(f"  {raw.leads_per_second:,.1f} leads/s")
-        one: Throughput | None = None
-        if phases & {"throughput", "latency"}:
+        results["raw"] = {**asdict(raw), "usage": meter.usage}
+        say(f"  {raw.leads_per_second:,.1f} leads/s")
+    if phases & {"throughput", "latency"}:
 
-            async def single(http: httpx.AsyncClient, stack: Stack, observer: Observer) -> None:
-                nonlocal one
-                say(f"Kariz, 1 replica: {args.leads:,} leads by {args.ingest} ...")
-                one = await throughput(http, stack, observer, bodies, args)
-                say(
-                    f"  {one.leads_per_second:,.1f} leads/s end to end "
-                    f"({one.capture_per_second:,.1f}/s captured)"
-                )
-                if "latency" in phases:
-                    rate = args.latency_rate or one.leads_per_second / 2
-                    count = min(args.latency_leads, max(200, int(rate * args.latency_s)))
-                    say(f"latency: {count:,} leads one by one at {rate:,.1f}/s ...")
-                    late = hot_leads(count, seed=args.seed + 1, run_tag=tag + "l")
-                    results["latency"] = await latency(http, stack, observer, late, rate, args.stall_s)
-                    say(f"  to deal opened {results['latency'].to_deal_opened_ms}")
+        async def single(http: httpx.AsyncClient, stack: Stack, observer: Observer) -> None:
+            say(f"Kariz, 1 replica: {args.leads:,} leads by {args.ingest} ...")
+            one = results["one_replica"] = await throughput(http, stack, observer, bodies, args)
+            say(
+                f"  {one.leads_per_second:,.1f} leads/s end to end ({one.capture_per_second:,.1f}/s captured)"
+            )
+            if "latency" in phases:
+                rate = args.latency_rate or one.leads_per_second / 2
+                count = min(args.latency_leads, max(200, int(rate * args.latency_s)))
+                say(f"latency: {count:,} leads one by one at {rate:,.1f}/s ...")
+                late = hot_leads(count, seed=args.seed + 1, run_tag=tag + "l")
+                results["latency"] = await latency(http, stack, observer, late, rate, args.stall_s)
+                say(f"  to deal opened {results['latency'].to_deal_opened_ms}")
 
+        async with backends() as backend:
+            results["backends"] = backend.kind
             await on_stack(backend, 1, logs / "one", single)
-            results["one_replica"] = one
-        if "replicas" in phases:
-            more = hot_leads(args.warmup + args.replica_leads, seed=args.seed + 2, run_tag=tag + "r")
+    if "replicas" in phases:
+        more = hot_leads(args.warmup + args.replica_leads, seed=args.seed + 2, run_tag=tag + "r")
 
-            async def double(http: httpx.AsyncClient, stack: Stack, observer: Observer) -> Throughput:
-                say(f"Kariz, 2 replicas: {args.replica_leads:,} leads by {args.ingest} ...")
-                return await throughput(http, stack, observer, more, args)
+        async def double(http: httpx.AsyncClient, stack: Stack, observer: Observer) -> Throughput:
+            say(f"Kariz, 2 replicas: {args.replica_leads:,} leads by {args.ingest} ...")
+            return await throughput(http, stack, observer, more, args)
 
+        async with backends() as backend:
+            results["backends"] = backend.kind
             two: Throughput = await on_stack(backend, 2, logs / "two", double)
-            results["two_replicas"] = two
-            say(f"  {two.leads_per_second:,.1f} leads/s end to end")
+        results["two_replicas"] = two
+        say(f"  {two.leads_per_second:,.1f} leads/s end to end")
     return summary(results, args, logs)
 
 
@@ -358,6 +360,7 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=2, help="imports at once")
     parser.add_argument("--concurrency", type=int, default=32, help="single captures at once")
     parser.add_argument("--phases", default="raw,throughput,latency,replicas", help="which to run")
+    parser.add_argument("--warmup", type=int, default=50, help="leads sent (not measured) before a run")
     parser.add_argument(
         "--stall-s", type=float, default=120.0, help="give up after this long without progress"
     )

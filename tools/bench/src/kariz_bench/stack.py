@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from pymongo import AsyncMongoClient
 
 from kariz_shared.devstack import ServiceProcess, start_service, wait_ready
 from kariz_shared.embedded import EmbeddedBackends, free_port
+from kariz_shared.events import EVENTS, Event
 from kariz_shared.messaging import ensure_topics
 from kariz_shared.testing import Backends, unique
 from kariz_shared.testing.cluster import SERVICES, Sinks, standard_environment
@@ -32,6 +34,10 @@ class Backend:
 
     backends: Backends
     processes: dict[str, psutil.Process] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return "embedded (Tansu, SecantusDB), fresh for each phase" if self.backends.embedded else "external"
 
 
 @contextlib.asynccontextmanager
@@ -63,6 +69,26 @@ async def drop_databases(mongodb_uri: str, names: Iterable[str]) -> None:
             await client.drop_database(name)
     finally:
         await client.close()
+
+
+async def start_at_the_end(bootstrap: str, prefix: str) -> None:
+    """Commit the end of every event topic for the consumer groups a stack with ``prefix`` will use, so
+    its services take only what happens from now on: a new group would otherwise start from the earliest
+    record and replay an earlier run's events (on the same backends) before the measured traffic."""
+
+    async def commit_end(service: str, event: type[Event]) -> None:
+        group = f"{prefix}-{service}.{event.kebab_name()}"
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            partitions = [TopicPartition(event.topic(), p) for p in range(PARTITIONS)]
+            consumer.assign(partitions)
+            await consumer.seek_to_end(*partitions)
+            await consumer.commit({tp: await consumer.position(tp) for tp in partitions})
+        finally:
+            await consumer.stop()
+
+    await asyncio.gather(*(commit_end(service, event) for service in SERVICES for event in EVENTS.values()))
 
 
 @dataclass
@@ -148,6 +174,7 @@ class Stack:
     async def start(self) -> Stack:
         await ensure_topics(self.backend.backends.kafka_bootstrap, partitions=PARTITIONS)
         env = self.environment()
+        await start_at_the_end(self.backend.backends.kafka_bootstrap, env["KARIZ_KAFKA_GROUP_PREFIX"])
         for name in SERVICES:
             count = 1 if name == "leads" else self.replicas
             for replica in range(count):
