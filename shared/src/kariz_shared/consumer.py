@@ -6,8 +6,9 @@ whole batch once, in order, in one transaction with their "handled" markers and 
 (``Store.handle_batch``); then commit the offsets. A batch that fails is taken apart and its events
 handled one per transaction, so one bad event costs only itself. What cannot be read, or what the
 handler rejects, goes to ``<topic>.dlq`` with the reason (a ``dlq_reason`` header, see
-:class:`kariz_shared.deadletters.DeadLetterReason`) and the partition keeps flowing. A failure of the database or the broker is retried, with backoff, until it passes; any other
-failure is retried ``consumer_max_attempts`` times, then dead-lettered.
+:class:`kariz_shared.deadletters.DeadLetterReason`) and the partition keeps flowing. A failure of the
+database or the broker is retried, with backoff, until it passes; any other failure is retried
+``consumer_max_attempts`` times, then dead-lettered.
 """
 
 from __future__ import annotations
