@@ -73,6 +73,7 @@ from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import OperationFailure
 
 from kariz_shared.messaging import ensure_topics
 
@@ -306,11 +307,23 @@ class _Outbox:
         return len(docs)
 
 
+INTERNAL_ERROR = 1
+
+
 async def _in_transaction(
     client: AsyncMongoClient[Document], work: Callable[[AsyncClientSession], Awaitable[None]]
 ) -> None:
-    async with client.start_session() as session:
-        await session.with_transaction(work)
+    # The embedded database now and then answers a large transaction with "internal server error"
+    # (nothing was written); Kariz's consumers retry such a batch too, so the raw path does the same.
+    for attempt in range(1, 6):
+        try:
+            async with client.start_session() as session:
+                await session.with_transaction(work)
+            return
+        except OperationFailure as exc:
+            if exc.code != INTERNAL_ERROR or attempt == 5:
+                raise
+            log.warning("raw transaction failed inside the database; again", extra={"attempt": attempt})
 
 
 def _markers(records: Records, group: str) -> list[Document]:

@@ -61,7 +61,8 @@ async def _post(http: httpx.AsyncClient, url: str, json: Any, sent: Sent) -> htt
             response = await http.post(url, json=json)
         except httpx.TransportError:
             response = None
-        if response is not None and response.status_code not in (502, 503, 504):
+        # 500: the embedded database now and then fails a transaction inside (nothing was stored).
+        if response is not None and response.status_code not in (500, 502, 503, 504):
             response.raise_for_status()
             return response
         sent.retries += 1
