@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 from pymongo.errors import AutoReconnect, ExecutionTimeout, ServerSelectionTimeoutError
@@ -225,6 +226,50 @@ async def test_outages_are_retried_not_dead_lettered_and_a_poison_message_does_n
         if sample.name == "kariz_dead_letters_total" and sample.labels["service"] == "probe"
     }
     assert counted.keys() >= {"not_json", "handler_failed"}  # other probes of this session count too
+
+
+@pytest.mark.integration
+async def test_a_batch_with_bad_records_applies_the_good_ones_once_and_dead_letters_each_bad_one_once(
+    settings_for: Any, backends: Backends
+) -> None:
+    """Records that arrive together are applied in one transaction; a rejected event rolls that back, and
+    the batch is handled again one event at a time: the good ones applied once, the bad ones dead-lettered
+    once each, in order. A header that is not UTF-8 (FastStream cannot build a batch with it) too."""
+    settings = settings_for(ServiceSettings, service_name="probe", consumer_batch_max_records=50)
+    group = unique("batch")
+    lead = unique("L")  # one key, one partition: the records below come in this order
+    good = [event(lead) for _ in range(4)]
+    rejected = event(lead)
+
+    async def handle(evt: LeadCaptured, tx: Transaction) -> None:
+        if tx.causation_id == rejected.id:
+            raise RejectedEvent("this lead cannot be taken")
+        await tx.db.seen.insert_one({"_id": tx.causation_id, "at": datetime.now(UTC)}, session=tx.session)
+
+    # Published before the consumer starts, so it finds them waiting and takes them as one batch.
+    await publish(backends.kafka_bootstrap, good[0])
+    await publish(backends.kafka_bootstrap, good[1])
+    await publish(backends.kafka_bootstrap, rejected)
+    bad_header = [(k, v.encode()) for k, v in good[0].headers().items()] + [("x-origin", b"\xff\xfe")]
+    producer = AIOKafkaProducer(bootstrap_servers=backends.kafka_bootstrap, enable_idempotence=False)
+    await producer.start()
+    try:
+        await producer.send_and_wait(TOPIC, good[0].value(), key=lead.encode(), headers=bad_header)
+    finally:
+        await producer.stop()
+    await publish(backends.kafka_bootstrap, good[2])
+    await publish(backends.kafka_bootstrap, good[3])
+
+    db = AsyncMongoClient(backends.mongodb_uri)[settings.database_name]
+    async with reading(backends.kafka_bootstrap, DLQ) as dlq, running(probe(settings, handle, group)):
+        await eventually(lambda: db.seen.find_one({"_id": good[3].id}))
+        dead = await dlq.wait_for(dead_letter_of(group, lead), count=1)
+        await asyncio.sleep(1.0)  # a second dead letter of the same record would have come by now
+        dead = [r for r in dlq.records if dead_letter_of(group, lead)(r)]
+
+    assert sorted([doc["_id"] async for doc in db.seen.find()]) == sorted(e.id for e in good)
+    # The record with the bad header repeats good[0]'s id: a duplicate, dropped by its handled marker.
+    assert [(r.headers["ce_id"], r.headers["dlq_reason"]) for r in dead] == [(rejected.id, "rejected")]
 
 
 async def kariz_dlq(backends: Backends, *args: str) -> tuple[int, str, str]:

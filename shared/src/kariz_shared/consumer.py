@@ -91,6 +91,8 @@ def subscribe(
     name = settings.service_name
     # Consecutive passing failures at the same batch, for the backoff.
     outages: dict[tuple[int, int], int] = {}
+    # Events per transaction: a batch is split when transactions of its size time out (see consume).
+    per_transaction = settings.consumer_batch_max_records
     # Records already dead-lettered: a batch that comes again after a passing failure skips them, so each
     # goes to the dead letters once (bounded; forgetting only risks a repeated dead letter).
     dead: set[tuple[int, int]] = set()
@@ -236,14 +238,25 @@ def subscribe(
                 await dead_letter(raw, reason, error, 1)
         if not readable:
             return
-        started = time.perf_counter()
+        nonlocal per_transaction
         try:
-            counted(await service.store.handle_batch(group, [e for _, e in readable], apply), started)
+            for start in range(0, len(readable), per_transaction):
+                part = [e for _, e in readable[start : start + per_transaction]]
+                started = time.perf_counter()
+                counted(await service.store.handle_batch(group, part, apply), started)
             outages.clear()
+            # Back towards whole batches, slowly: each timeout costs a whole transaction's time.
+            per_transaction = min(per_transaction + 1, settings.consumer_batch_max_records)
             log.debug("handled a batch", extra={"topic": topic, "events": len(readable)})
             return
         except Exception as exc:
             if is_transient(exc):
+                if isinstance(exc, PyMongoError) and exc.timeout and per_transaction > 1:
+                    # An overloaded database: a transaction this large may never finish in time, and
+                    # retrying it whole would never end. Halve it (the parts already done are skipped
+                    # as duplicates when the batch comes again).
+                    per_transaction = max(1, per_transaction // 2)
+                    log.warning("transaction timed out; smaller ones", extra={"events": per_transaction})
                 await retry_later(exc, readable)
                 raise
             log.info(

@@ -65,7 +65,9 @@ class ServiceSettings(BaseSettings):
     consumer_retry_backoff_s: float = 0.2
     # Records taken from Kafka at once and handled in one transaction (1: one transaction per record). A
     # batch is whatever has arrived, up to this many: at low load it is one record and waits for nothing.
-    consumer_batch_max_records: int = Field(default=100, ge=1)
+    # Most of what batching saves (a commit, the markers' and the outbox's writes) is saved by 25; larger
+    # transactions only hold more under a busy database (one that times out is split, see consumer.py).
+    consumer_batch_max_records: int = Field(default=25, ge=1)
     # How long an idle consumer waits for records before it looks again: the latency a first event after a
     # quiet spell can pay, against the polls an idle service makes.
     consumer_batch_timeout_ms: int = Field(default=20, ge=1)
