@@ -151,10 +151,21 @@ def subscribe(
         token = correlation_id.set(envelope.correlation_id)
         try:
             await handler(envelope.event, tx)
-            # One line per event with its correlation id: FastStream's own lines are per batch now.
-            log.info("applied an event", extra={"topic": topic, "event_id": envelope.id, "key": envelope.key})
         finally:
             correlation_id.reset(token)
+
+        def logged() -> None:
+            # One line per event with its correlation id (FastStream's own lines are per batch), once its
+            # transaction committed: an attempt that was rolled back applied nothing.
+            token = correlation_id.set(envelope.correlation_id)
+            try:
+                log.info(
+                    "applied an event", extra={"topic": topic, "event_id": envelope.id, "key": envelope.key}
+                )
+            finally:
+                correlation_id.reset(token)
+
+        tx.after_commit(logged)
 
     async def backoff(attempts: int) -> None:
         await asyncio.sleep(min(settings.consumer_retry_backoff_s * 2 ** min(attempts, 6), 10.0))
