@@ -242,6 +242,8 @@ async def test_a_batch_with_bad_records_applies_the_good_ones_once_and_dead_lett
     rejected = event(lead)
 
     async def handle(evt: LeadCaptured, tx: Transaction) -> None:
+        if evt.lead_id != lead:
+            return  # a new group reads the topic from the start: earlier tests' events
         if tx.causation_id == rejected.id:
             raise RejectedEvent("this lead cannot be taken")
         await tx.db.seen.insert_one({"_id": tx.causation_id, "at": datetime.now(UTC)}, session=tx.session)

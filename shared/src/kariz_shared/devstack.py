@@ -265,7 +265,7 @@ async def _tail(bootstrap: str, topics: list[str], follow: bool) -> None:
             batches = await consumer.getmany(timeout_ms=1000)
             for records in batches.values():
                 for r in records:
-                    headers = {k: v.decode() for k, v in r.headers}
+                    headers = {k: v.decode(errors="backslashreplace") for k, v in r.headers}
                     print(
                         json.dumps(
                             {

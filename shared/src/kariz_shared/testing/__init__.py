@@ -83,7 +83,7 @@ class Record:
             partition=r.partition,
             offset=r.offset,
             key=r.key.decode() if r.key is not None else None,
-            headers={k: v.decode() for k, v in (r.headers or [])},
+            headers={k: v.decode(errors="backslashreplace") for k, v in (r.headers or [])},
             value=r.value or b"",
         )
 
