@@ -24,7 +24,6 @@ from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from kariz_shared.envelope import Envelope
 from kariz_shared.events import Event
@@ -199,25 +198,6 @@ class Store:
         for action in committed.after_commit_actions:
             action()
         return result[0]
-
-    async def handle_once(
-        self,
-        consumer: str,
-        envelope: Envelope[Event],
-        work: Callable[[Transaction], Awaitable[None]],
-    ) -> bool:
-        """Apply ``work`` for an event unless this consumer already did. Returns False for a duplicate."""
-
-        async def apply(_: Envelope[Event], tx: Transaction) -> None:
-            await work(tx)
-
-        try:
-            return (await self.handle_batch(consumer, [envelope], apply))[0]
-        except DuplicateKeyError as exc:
-            # Another replica handled it between this one's look and its write.
-            if PROCESSED_EVENTS in str(exc):
-                return False
-            raise
 
     async def handle_batch(
         self,

@@ -327,7 +327,7 @@ async def _in_transaction(
 
 
 def _markers(records: Records, group: str) -> list[Document]:
-    """``processed_events`` documents as ``Store.handle_once`` writes them, one per consumed record."""
+    """``processed_events`` documents as ``Store.handle_batch`` writes them, one per consumed record."""
     at = datetime.now(UTC)
     docs = []
     for record in records:
