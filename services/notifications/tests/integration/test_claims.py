@@ -1,0 +1,84 @@
+"""Claiming deliveries against the real database: a lane takes a batch with one look, orphans of a
+dead sender first, and two senders claiming at once never take the same delivery."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from kariz_notifications.adapters.repository import DeliveryRepository
+from kariz_shared.testing import Backends, unique
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def db(backends: Backends) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(backends.mongodb_uri, tz_aware=True)
+    name = unique("claims")
+    yield client[name]
+    await client.drop_database(name)
+    await client.close()
+
+
+def delivery(key: str, status: str, *, due: datetime, lease_until: datetime | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "_id": key,
+        "channel": "email",
+        "recipient": f"{key}@kariz.test",
+        "event_type": "DealWon",
+        "event_id": key,
+        "subject": "D-1",
+        "correlation_id": "c",
+        "message": {"to": f"{key}@kariz.test", "subject": "s", "body": "b\n"},
+        "status": status,
+        "next_attempt_at": due,
+        "created_at": NOW,
+        "sent_at": None,
+        "attempts": [],
+    }
+    if lease_until is not None:
+        doc |= {"lease_until": lease_until, "lease_token": "dead", "claims": 1}
+    return doc
+
+
+async def test_a_claim_takes_a_batch_orphans_first_and_concurrent_claims_never_share(
+    db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    due = [delivery(f"due-{n:02}", "pending", due=NOW - timedelta(seconds=60 - n)) for n in range(15)]
+    orphan = delivery("orphan", "sending", due=NOW, lease_until=NOW - timedelta(seconds=1))
+    leased = delivery("leased", "sending", due=NOW, lease_until=NOW + timedelta(minutes=5))
+    later = delivery("later", "pending", due=NOW + timedelta(minutes=5))
+    await db.deliveries.insert_many([*due, orphan, leased, later])
+    repo = DeliveryRepository(db)
+
+    first = await repo.claim(NOW, NOW + timedelta(minutes=1), "lane-1", limit=3)
+    # The dead sender's delivery first, then the due ones, earliest first.
+    assert [r.delivery.key for r in first] == ["orphan", "due-00", "due-01"]
+    assert all(r.resumed_after_crash == (r.delivery.key == "orphan") for r in first)
+
+    a, b = await asyncio.gather(
+        repo.claim(NOW, NOW + timedelta(minutes=1), "lane-2", limit=10),
+        repo.claim(NOW, NOW + timedelta(minutes=1), "lane-3", limit=10),
+    )
+    taken_a, taken_b = {r.delivery.key for r in a}, {r.delivery.key for r in b}
+    assert not taken_a & taken_b
+    # Both looked at the same candidates: what one took, the other lost and left pending for the next look.
+    rest = await repo.claim(NOW, NOW + timedelta(minutes=1), "lane-4", limit=20)
+    taken_rest = {r.delivery.key for r in rest}
+    assert not (taken_a | taken_b) & taken_rest
+    assert taken_a | taken_b | taken_rest == {d["_id"] for d in due[2:]}
+    # Each is held by the sender that took it; the leased and the not yet due stay where they were.
+    tokens = {doc["_id"]: doc.get("lease_token") async for doc in db.deliveries.find()}
+    assert {tokens[key] for key in taken_a} <= {"lane-2"} and {tokens[key] for key in taken_b} <= {"lane-3"}
+    assert (tokens["leased"], tokens["later"]) == ("dead", None)
+    assert await repo.claim(NOW, NOW + timedelta(minutes=1), "lane-5", limit=10) == []
