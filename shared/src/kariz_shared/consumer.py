@@ -67,7 +67,7 @@ async def _tolerant_parser(
 ) -> StreamMessage[Any]:
     """FastStream decodes every header as UTF-8 to build a batch; one record with a header that is not
     would stop the partition for ever. Such values are escaped instead, and the record reaches the wrapper
-    (which dead-letters it: it cannot be a valid envelope)."""
+    like any other: read as an envelope if its CloudEvents headers make one, dead-lettered if not."""
     try:
         return await parse(records)
     except UnicodeDecodeError:
