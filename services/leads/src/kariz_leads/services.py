@@ -148,14 +148,16 @@ async def import_leads(
         leads = LeadRepository(tx.db, tx.session)
         at = now()
         existing = await leads.with_emails(emails)
-        new: list[Lead] = []
+        new: dict[str, Lead] = {}  # by address: inserted together at the end
         results: list[Captured] = []
         used: Counter[str] = Counter()  # per attempt: a retried transaction hands out the same turns
         for command, campaign in cleaned:
             key = duplicate_key(command.contact.email)
             if key in existing:
                 lead = existing[key]
-                await leads.add_touch(lead, lead.touch(command.source, campaign, at))
+                touch = lead.touch(command.source, campaign, at)
+                if key not in new:  # a lead of this import carries its touches into its insert
+                    await leads.add_touch(lead, touch)
                 tx.after_commit(metrics.duplicates.labels(command.source.value).inc)
                 results.append(Captured(lead, duplicate=True))
                 continue
@@ -176,11 +178,11 @@ async def import_leads(
                 at=at,
             )
             existing[key] = lead
-            new.append(lead)
+            new[key] = lead
             tx.emit(lead.captured(), correlation_id=lead.correlation_id)
             tx.after_commit(metrics.captured.labels(command.source.value).inc)
             results.append(Captured(lead, duplicate=False))
-        await leads.add_all(new)
+        await leads.add_all(list(new.values()))
         return results
 
     return await _once_more_if_raced(store, work, correlation_id)
