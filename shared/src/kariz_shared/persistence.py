@@ -24,6 +24,7 @@ from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from kariz_shared.envelope import Envelope
 from kariz_shared.events import Event
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 OUTBOX = "outbox"
 PROCESSED_EVENTS = "processed_events"
+DUPLICATE_KEY = 11000
 
 
 class DecimalCodec(TypeCodec):
@@ -117,10 +119,66 @@ class Transaction:
         self.causation_id = causation_id
         self.emitted: list[Envelope[Event]] = []
         self.after_commit_actions: list[Callable[[], None]] = []
+        self._inserts: dict[str, list[dict[str, Any]]] = {}
+        self._unless_present: set[str] = set()
+        self._memo: dict[str, Any] = {}
 
     def after_commit(self, action: Callable[[], None]) -> None:
         """Run ``action`` once this transaction committed (e.g. count a metric); never if it aborts."""
         self.after_commit_actions.append(action)
+
+    def insert_later(
+        self, collection: str, document: dict[str, Any], *, unless_present: bool = False
+    ) -> None:
+        """Insert ``document`` into ``collection`` just before commit, in one ``insert_many`` with the other
+        documents queued for it: a batch of events then costs one round trip per collection rather than
+        one per document (an insert is ~4 ms in a transaction on the embedded database, ~0.1 ms in a bulk
+        one). A conflict (a duplicate key) still fails the transaction, only later, unless ``unless_present``:
+        then a document whose ``_id`` is already stored, or queued before it, is left out. Reads in this
+        transaction do not see queued documents: a repository that must find its own looks in
+        :meth:`queued`."""
+        self._inserts.setdefault(collection, []).append(document)
+        if unless_present:
+            self._unless_present.add(collection)
+
+    def queued(self, collection: str) -> list[dict[str, Any]]:
+        """The documents queued for ``collection`` by :meth:`insert_later` and not yet written."""
+        return self._inserts.get(collection, [])
+
+    async def once(self, key: str, load: Callable[[], Awaitable[T]]) -> T:
+        """``load()``'s value, read once per transaction: a batch of events shares a read that each event
+        would otherwise repeat (e.g. the scoring rules)."""
+        if key not in self._memo:
+            self._memo[key] = await load()
+        value: T = self._memo[key]
+        return value
+
+    async def _flush_inserts(self) -> None:
+        for collection, queued in self._inserts.items():
+            documents = queued
+            if collection in self._unless_present:
+                ids = [d["_id"] for d in queued]
+                present = {
+                    d["_id"]
+                    async for d in self.db[collection].find(
+                        {"_id": {"$in": ids}}, projection={"_id": 1}, session=self.session
+                    )
+                }
+                documents = []
+                for document in queued:
+                    if document["_id"] not in present:
+                        present.add(document["_id"])
+                        documents.append(document)
+            if documents:
+                try:
+                    await self.db[collection].insert_many(documents, session=self.session, ordered=True)
+                except BulkWriteError as exc:
+                    # Fail as the single insert it stands for would have, so callers see one error type.
+                    first = (exc.details.get("writeErrors") or [{}])[0]
+                    if first.get("code") == DUPLICATE_KEY:
+                        raise DuplicateKeyError(first.get("errmsg", str(exc)), DUPLICATE_KEY, first) from exc
+                    raise
+        self._inserts.clear()
 
     def emit(self, event: Event, *, correlation_id: str | None = None) -> Envelope[Event]:
         """Queue an event; it is written to the outbox in this transaction and published after commit."""
@@ -184,6 +242,7 @@ class Store:
             last.clear()
             tx = Transaction(session, self.db, self.source, correlation_id, causation_id)
             value = await work(tx)
+            await tx._flush_inserts()
             await tx._flush_outbox()
             result.append(value)
             last.append(tx)

@@ -1,0 +1,95 @@
+"""Transaction.insert_later and Transaction.once against the real database: queued documents are
+written at commit and never for work that aborted; ``unless_present`` keeps what is stored and the
+first of repeats; a duplicate key still fails the whole transaction; a shared read is read once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from pymongo.errors import DuplicateKeyError
+
+from kariz_shared.errors import Conflict
+from kariz_shared.persistence import Store, Transaction
+from kariz_shared.settings import ServiceSettings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def store(settings_for: Callable[..., Any]) -> AsyncIterator[Store]:
+    store = Store(settings_for(ServiceSettings, service_name="queued"))
+    try:
+        yield store
+    finally:
+        await store.client.drop_database(store.db.name)
+        await store.close()
+
+
+async def stored(store: Store, collection: str) -> list[dict[str, Any]]:
+    return await store.db[collection].find().sort("_id").to_list()
+
+
+async def test_queued_documents_are_written_at_commit_and_never_for_aborted_work(store: Store) -> None:
+    async def work(tx: Transaction) -> int:
+        tx.insert_later("probe", {"_id": 1, "n": "a"})
+        tx.insert_later("probe", {"_id": 2, "n": "b"})
+        # Not written yet: reads in the transaction do not see them, the queue does.
+        assert await tx.db.probe.count_documents({}, session=tx.session) == 0
+        return len(tx.queued("probe"))
+
+    assert await store.transaction(work) == 2
+    assert await stored(store, "probe") == [{"_id": 1, "n": "a"}, {"_id": 2, "n": "b"}]
+
+    async def refused(tx: Transaction) -> None:
+        tx.insert_later("probe", {"_id": 3})
+        raise Conflict("no")
+
+    with pytest.raises(Conflict):
+        await store.transaction(refused)
+    assert [d["_id"] for d in await stored(store, "probe")] == [1, 2]
+
+
+async def test_a_duplicate_key_fails_the_whole_transaction(store: Store) -> None:
+    await store.db.probe.insert_one({"_id": 1})
+
+    async def work(tx: Transaction) -> None:
+        await tx.db.other.insert_one({"_id": "written directly"}, session=tx.session)
+        tx.insert_later("probe", {"_id": 2})
+        tx.insert_later("probe", {"_id": 1})
+
+    with pytest.raises(DuplicateKeyError):
+        await store.transaction(work)
+    assert [d["_id"] for d in await stored(store, "probe")] == [1]
+    assert await stored(store, "other") == []
+
+
+async def test_unless_present_keeps_what_is_stored_and_the_first_of_repeats(store: Store) -> None:
+    await store.db.probe.insert_one({"_id": 1, "n": "stored"})
+
+    async def work(tx: Transaction) -> None:
+        for _id, n in ((1, "again"), (2, "first"), (2, "repeat"), (3, "new")):
+            tx.insert_later("probe", {"_id": _id, "n": n}, unless_present=True)
+
+    await store.transaction(work)
+    assert await stored(store, "probe") == [
+        {"_id": 1, "n": "stored"},
+        {"_id": 2, "n": "first"},
+        {"_id": 3, "n": "new"},
+    ]
+
+
+async def test_once_reads_a_value_once_per_transaction(store: Store) -> None:
+    reads: list[int] = []
+
+    async def load() -> str:
+        reads.append(1)
+        return "rules"
+
+    async def work(tx: Transaction) -> list[str]:
+        return [await tx.once("rules", load) for _ in range(3)]
+
+    assert await store.transaction(work) == ["rules"] * 3
+    assert await store.transaction(work) == ["rules"] * 3
+    assert len(reads) == 2  # one read per transaction, none shared between them
