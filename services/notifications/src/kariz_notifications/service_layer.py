@@ -52,9 +52,8 @@ async def record_notifications(
     context = EventContext(event_id=tx.causation_id, correlation_id=tx.correlation_id)
     plan = rules.plan(event, context, audience)
     at = now or utcnow()
-    deliveries = DeliveryRepository(tx.db, tx.session)
     for delivery in plan.deliveries:
-        await deliveries.add(delivery, at)
+        DeliveryRepository.add(tx, delivery, at)
     if plan.handover is not None:
         await HandoverRepository(tx.db, tx.session).add(plan.handover, context.correlation_id, at)
     return plan.deliveries

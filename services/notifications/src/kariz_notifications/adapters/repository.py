@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -28,7 +28,7 @@ from kariz_notifications.domain.model import (
     WebhookPost,
 )
 from kariz_notifications.domain.schedule import NextStep
-from kariz_shared.persistence import Store, find_page
+from kariz_shared.persistence import Store, Transaction, find_page
 
 DELIVERIES = "deliveries"
 HANDOVERS = "handovers"
@@ -127,9 +127,12 @@ class DeliveryRepository:
         self.collection = db[DELIVERIES]
         self.session = session
 
-    async def add(self, delivery: Delivery, now: datetime) -> None:
-        """Record a new pending delivery, due now; one that already exists stays as it is."""
+    @staticmethod
+    def add(tx: Transaction, delivery: Delivery, now: datetime) -> None:
+        """Record a new pending delivery, due now, when ``tx`` commits; one that already exists stays as
+        it is. Queued so that a batch of events writes its deliveries together."""
         doc: Doc = {
+            "_id": delivery.key,
             "channel": delivery.channel.value,
             "recipient": delivery.recipient,
             "event_type": delivery.event_type,
@@ -143,19 +146,20 @@ class DeliveryRepository:
             "order": ObjectId(),
             "sent_at": None,
             "attempts": [],
+            "claims": 0,
         }
-        await self.collection.update_one(
-            {"_id": delivery.key}, {"$setOnInsert": doc}, upsert=True, session=self.session
-        )
+        tx.insert_later(DELIVERIES, doc, unless_present=True)
 
     async def claim(
         self, now: datetime, lease_until: datetime, token: str, *, limit: int = 1
     ) -> list[DeliveryRecord]:
         """Take up to ``limit`` deliveries for this sender alone: those whose sender's lease ran out
         first (under a steady stream of new ones they would starve), then the due ones, earliest first."""
-        # One indexed look for candidates, then each taken by id on the condition that it is still
-        # claimable (another sender may have been quicker). A find-and-modify on the due query itself
-        # scans the collection on the embedded database, and its sorted look reads every pending
+        # One indexed look for candidates, then each taken by id on the condition that nobody claimed
+        # or recorded it since the look: its claim count and lease token are as seen. A claim bumps
+        # the count; a recording by the lost sender clears the token. Plain updates by id, because
+        # the embedded database's find-and-modify costs ~100 ms at 10,000 deliveries whatever its
+        # filter, against ~4 ms for an update by id; and its sorted look reads every pending
         # delivery, so a look serves a batch rather than one delivery.
         due = {"status": DeliveryStatus.PENDING.value, "next_attempt_at": {"$lte": now}}
         orphaned = {"status": DeliveryStatus.SENDING.value, "lease_until": {"$lte": now}}
@@ -164,11 +168,13 @@ class DeliveryRepository:
             if len(claimed) >= limit:
                 break
             seen = await self.collection.find(
-                claimable, projection={"_id": 1}, sort=[(order, ASCENDING)], session=self.session
+                claimable, sort=[(order, ASCENDING)], session=self.session
             ).to_list(limit - len(claimed))
-            for candidate in seen:
-                doc = await self.collection.find_one_and_update(
-                    {"_id": candidate["_id"], **claimable},
+            for doc in seen:
+                claims = doc.get("claims", 0)
+                result = await self.collection.update_one(
+                    # None also matches a field that is absent (documents written before "claims").
+                    {"_id": doc["_id"], "claims": doc.get("claims"), "lease_token": doc.get("lease_token")},
                     {
                         "$set": {
                             "status": DeliveryStatus.SENDING.value,
@@ -177,11 +183,11 @@ class DeliveryRepository:
                         },
                         "$inc": {"claims": 1},
                     },
-                    return_document=ReturnDocument.AFTER,
                     session=self.session,
                 )
-                if doc is not None:
-                    claimed.append(to_record(doc))
+                if result.modified_count == 1:
+                    taken = {**doc, "status": DeliveryStatus.SENDING.value, "claims": claims + 1}
+                    claimed.append(to_record(taken))
         return claimed
 
     async def next_due(self) -> datetime | None:
