@@ -121,7 +121,7 @@ async def account_for(tx: Transaction, lead: LeadQualified, at: datetime) -> Acc
     existing = await accounts.find_for(wanted.domain, wanted.name_key)
     if existing is not None:
         return existing
-    await accounts.add(wanted)
+    accounts.add(wanted)
     return wanted
 
 
@@ -159,7 +159,7 @@ async def open_deal(tx: Transaction, lead: LeadQualified, *, currency: str, at: 
         },
         source=lead.source.value,
     )
-    await deals.add(deal)
+    deals.add(deal)
     tx.emit(deal_opened(deal))
     return deal
 

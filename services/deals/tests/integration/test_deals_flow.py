@@ -15,6 +15,8 @@ import pytest
 import pytest_asyncio
 from prometheus_client import REGISTRY
 
+from kariz_deals import service_layer
+from kariz_deals.domain import Deal
 from kariz_deals.main import build
 from kariz_deals.settings import DealsSettings
 from kariz_shared.envelope import Envelope
@@ -31,7 +33,7 @@ from kariz_shared.events import (
     StageChanged,
     dead_letter_topic,
 )
-from kariz_shared.persistence import connect
+from kariz_shared.persistence import Store, Transaction, connect
 from kariz_shared.testing import Backends, EventReader, eventually, publish, reading, running, unique
 
 pytestmark = pytest.mark.integration
@@ -391,3 +393,33 @@ async def test_a_lead_without_company_name_or_domain_is_dead_lettered_with_the_r
     assert dead.headers["dlq_reason"] == "rejected"
     assert await deals.db.deals.count_documents({"lead_id": lead}) == 0
     assert await deals.db.accounts.count_documents({"name": ""}) == 0
+
+
+async def test_one_batch_opens_one_deal_per_lead_and_one_account_per_company(
+    settings_for: Callable[..., Any],
+) -> None:
+    """A consumer batch applies its events in one transaction whose new deals and accounts are written at
+    commit: an event later in the batch must still see what an earlier one opened."""
+    store = Store(settings_for(DealsSettings, service_name="deals"))
+    same, other = unique("L"), unique("L")
+    domain = f"{unique('co')}.example"
+    batch = [
+        qualified(same, company="Batch Co", domain=domain),
+        qualified(other, company="Batch Co Ltd", domain=domain),
+        qualified(same, company="Batch Co", domain=domain),  # the same lead again, e.g. re-sent
+    ]
+
+    async def work(tx: Transaction) -> list[Deal | None]:
+        tx.correlation_id = unique("corr")
+        return [
+            await service_layer.open_deal(tx, event, currency="EUR", at=datetime.now(UTC)) for event in batch
+        ]
+
+    try:
+        first, second, again = await store.transaction(work)
+        assert first is not None and second is not None and again is None
+        assert first.account.id == second.account.id
+        assert await store.db.accounts.count_documents({"key": f"domain:{domain}"}) == 1
+        assert await store.db.deals.count_documents({"lead_id": {"$in": [same, other]}}) == 2
+    finally:
+        await store.close()

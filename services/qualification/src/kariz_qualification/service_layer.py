@@ -40,7 +40,7 @@ async def prepare(store: Store) -> None:
 async def capture(tx: Transaction, event: LeadCaptured) -> None:
     """Take a captured lead into qualification: snapshot, score, and decide if the score says so."""
     leads = LeadRepository(tx.db, tx.session)
-    if await leads.get(event.lead_id) is not None:
+    if LeadRepository.is_queued(tx, event.lead_id) or await leads.get(event.lead_id) is not None:
         # The same lead captured again (a re-publication with a new event id): it has been scored already
         # and may be decided; scoring it again could decide it twice.
         log.info("lead already under qualification; ignoring", extra={"lead_id": event.lead_id})
@@ -48,7 +48,7 @@ async def capture(tx: Transaction, event: LeadCaptured) -> None:
     rules = await _rules(tx)
     # The consumer always sets the incoming event's correlation id; the lead id is a last resort.
     lead = Lead.capture(event, tx.correlation_id or event.lead_id, rules, now())
-    await leads.add(lead)
+    LeadRepository.add(tx, lead)
     _emit_and_observe(tx, lead, lead.scorings[-1])
 
 
@@ -114,8 +114,12 @@ async def leads_by_status(
 
 
 async def _rules(tx: Transaction) -> RuleSet:
-    # Seeded at start-up; the defaults only matter if someone deleted the document meanwhile.
-    return await RuleSetRepository(tx.db, tx.session).get() or DEFAULT_RULES
+    # Seeded at start-up; the defaults only matter if someone deleted the document meanwhile. Read once
+    # per transaction: a batch of captures is scored under one rule set.
+    async def load() -> RuleSet:
+        return await RuleSetRepository(tx.db, tx.session).get() or DEFAULT_RULES
+
+    return await tx.once("rule_set", load)
 
 
 async def _load(leads: LeadRepository, lead_id: str) -> Lead:

@@ -127,11 +127,15 @@ class DealRepository:
         return deal_from_document(doc) if doc else None
 
     async def for_lead(self, lead_id: str) -> Deal | None:
-        doc = await self.deals.find_one({"lead_id": lead_id}, session=self.tx.session)
+        queued = [d for d in self.tx.queued(DEALS) if d["lead_id"] == lead_id]
+        doc = (
+            queued[0] if queued else await self.deals.find_one({"lead_id": lead_id}, session=self.tx.session)
+        )
         return deal_from_document(doc) if doc else None
 
-    async def add(self, deal: Deal) -> None:
-        await self.deals.insert_one(deal_to_document(deal), session=self.tx.session)
+    def add(self, deal: Deal) -> None:
+        """Insert a new deal when the transaction commits, together with the batch's other new deals."""
+        self.tx.insert_later(DEALS, deal_to_document(deal))
 
     async def save(self, deal: Deal) -> None:
         """Write the deal over the version it was read at; a newer one means it moved meanwhile."""
@@ -155,6 +159,12 @@ class AccountRepository:
 
     async def find_for(self, domain: str | None, name_key: str) -> Account | None:
         """By domain when there is one; else the oldest account whose name reads the same."""
+        # Accounts this transaction added are newer than any stored, so they count only when none is.
+        queued = [
+            d
+            for d in self.tx.queued(ACCOUNTS)
+            if (d["key"] == f"domain:{domain}" if domain else d["name_key"] == name_key)
+        ]
         if domain:
             doc = await self.accounts.find_one({"key": f"domain:{domain}"}, session=self.tx.session)
         else:
@@ -163,11 +173,13 @@ class AccountRepository:
                 sort=[("created_at", ASCENDING), ("_id", ASCENDING)],
                 session=self.tx.session,
             )
+        if doc is None and queued:
+            doc = queued[0]
         return account_from_document(doc) if doc else None
 
-    async def add(self, account: Account) -> None:
+    def add(self, account: Account) -> None:
         # The unique key makes a second replica opening the same company at the same time fail and retry.
-        await self.accounts.insert_one(account_to_document(account), session=self.tx.session)
+        self.tx.insert_later(ACCOUNTS, account_to_document(account))
 
 
 # --- reads, for the API ---------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from kariz_qualification.domain.lead import Decision, Lead, Scoring, Status
 from kariz_qualification.domain.rules import RuleSet
 from kariz_shared.errors import Conflict
 from kariz_shared.events import BantAnswers, Company, Contact, LeadSource, ScoreLine
-from kariz_shared.persistence import find_page
+from kariz_shared.persistence import Transaction, find_page
 
 Db = AsyncDatabase[dict[str, Any]]
 LEADS = "leads"
@@ -75,8 +75,15 @@ class LeadRepository:
         doc = await self.collection.find_one({"_id": lead_id}, session=self.session)
         return None if doc is None else _to_lead(doc)
 
-    async def add(self, lead: Lead) -> None:
-        await self.collection.insert_one({**_to_document(lead), "version": 1}, session=self.session)
+    @staticmethod
+    def is_queued(tx: Transaction, lead_id: str) -> bool:
+        """Whether ``tx`` already queued this lead with :meth:`add` (reads do not see it yet)."""
+        return any(doc["_id"] == lead_id for doc in tx.queued(LEADS))
+
+    @staticmethod
+    def add(tx: Transaction, lead: Lead) -> None:
+        """Insert a new lead when ``tx`` commits, together with the batch's other new leads."""
+        tx.insert_later(LEADS, {**_to_document(lead), "version": 1})
         lead.version = 1
 
     async def save(self, lead: Lead) -> None:
