@@ -158,6 +158,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 f"  {one.leads_per_second:,.1f} leads/s end to end ({one.capture_per_second:,.1f}/s captured)"
             )
             if "latency" in phases:
+                # At half load on an idle system: not while notifications still work off the backlog.
+                waited = await stack.until_idle()
+                say(f"  idle after {waited:,.0f} s more")
                 rate = args.latency_rate or one.leads_per_second / 2
                 count = min(args.latency_leads, max(200, int(rate * args.latency_s)))
                 say(f"latency: {count:,} leads one by one at {rate:,.1f}/s ...")

@@ -9,6 +9,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,6 +197,30 @@ class Stack:
             for process in replicas:
                 await asyncio.to_thread(process.stop)
         await drop_databases(self.backend.backends.mongodb_uri, self.databases.values())
+
+    async def until_idle(self, *, quiet_s: float = 5.0, timeout_s: float = 1800.0) -> float:
+        """Wait until the stack has worked off what it was given: no event waits in any outbox, no
+        delivery is pending or being sent, and no consumer has handled an event for ``quiet_s`` (a
+        consumer with lag would, as batches come every few milliseconds). Returns the seconds waited."""
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(self.backend.backends.mongodb_uri)
+        started = time.monotonic()
+        try:
+            handled, quiet_since = -1, time.monotonic()
+            while time.monotonic() - started < timeout_s:
+                dbs = [client[name] for name in self.databases.values()]
+                unpublished = sum([await db.outbox.count_documents({"published_at": None}) for db in dbs])
+                undelivered = await client[self.databases["notifications"]].deliveries.count_documents(
+                    {"status": {"$in": ["pending", "sending"]}}
+                )
+                now = sum([await db.processed_events.estimated_document_count() for db in dbs])
+                if now != handled or unpublished or undelivered:
+                    handled, quiet_since = now, time.monotonic()
+                elif time.monotonic() - quiet_since >= quiet_s:
+                    return time.monotonic() - started
+                await asyncio.sleep(1.0)
+            raise TimeoutError(f"the stack was still busy after {timeout_s:.0f} s")
+        finally:
+            await client.close()
 
     def meter(self) -> Meter:
         watched = {
