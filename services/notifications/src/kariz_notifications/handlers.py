@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from kariz_notifications import service_layer
-from kariz_notifications.domain.model import Audience
+from kariz_notifications.domain.model import Audience, Delivery
 from kariz_shared.events import Event
 from kariz_shared.persistence import Transaction
 
 
 class EventHandlers:
-    def __init__(self, audience: Audience, on_recorded: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self, audience: Audience, on_recorded: Callable[[list[Delivery]], None] = lambda deliveries: None
+    ) -> None:
         self.audience = audience
         self.on_recorded = on_recorded
 
@@ -19,4 +21,4 @@ class EventHandlers:
         deliveries = await service_layer.record_notifications(tx, event, self.audience)
         if deliveries:
             # Only once committed: before that the worker could not see them.
-            tx.after_commit(self.on_recorded)
+            tx.after_commit(lambda: self.on_recorded(deliveries))

@@ -4,8 +4,10 @@ worker), and read the delivery log and the hand-overs."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -36,6 +38,8 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 MIN_IDLE_S = 0.01
+# New deliveries a worker keeps in memory to take by id (each a few kB).
+MAX_FRESH = 10_000
 
 
 def utcnow() -> datetime:
@@ -93,9 +97,15 @@ class DeliveryWorker:
         self.lease = lease
         self.clock = clock
         self._wake = asyncio.Event()
+        # Deliveries this process just recorded, taken by id before any look at the queue (bounded:
+        # past the bound they wait in the database for a look like any other).
+        self._fresh: collections.deque[Delivery] = collections.deque()
+        self._looked_at = -math.inf
 
-    def wake(self) -> None:
-        """New deliveries were committed: look now rather than at the next poll."""
+    def wake(self, fresh: list[Delivery] | None = None) -> None:
+        """New deliveries were committed: send them now rather than at the next poll."""
+        room = MAX_FRESH - len(self._fresh)
+        self._fresh.extend((fresh or [])[: max(room, 0)])
         self._wake.set()
 
     async def run(self) -> None:
@@ -138,7 +148,17 @@ class DeliveryWorker:
         repo = DeliveryRepository(self.store.db)
         token = uuid.uuid4().hex
         now = self.clock()
-        records = await repo.claim(now, now + self.lease, token, limit=self.batch)
+        records: list[DeliveryRecord] = []
+        # New deliveries first, by id; the queue is looked at when there are none, and at least once per
+        # poll interval, so retries and a dead sender's deliveries are not starved by a steady stream.
+        if self._fresh and time.monotonic() - self._looked_at < self.poll_interval_s:
+            fresh = [self._fresh.popleft() for _ in range(min(self.batch, len(self._fresh)))]
+            records = await repo.claim_new(fresh, now, now + self.lease, token)
+        if not records:
+            self._looked_at = time.monotonic()
+            records = await repo.claim(now, now + self.lease, token, limit=self.batch)
+        if not records and self._fresh:
+            return True  # the fresh ones left may still be unclaimed: no idling before trying them
         if not records:
             return False
         await asyncio.gather(*(self._deliver(repo, record, token, now) for record in records))

@@ -14,6 +14,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from kariz_notifications.adapters.repository import DeliveryRepository
+from kariz_notifications.domain.model import Channel, Delivery, Email
 from kariz_shared.testing import Backends, unique
 
 pytestmark = pytest.mark.integration
@@ -82,3 +83,35 @@ async def test_a_claim_takes_a_batch_orphans_first_and_concurrent_claims_never_s
     assert {tokens[key] for key in taken_a} <= {"lane-2"} and {tokens[key] for key in taken_b} <= {"lane-3"}
     assert (tokens["leased"], tokens["later"]) == ("dead", None)
     assert await repo.claim(NOW, NOW + timedelta(minutes=1), "lane-5", limit=10) == []
+
+
+async def test_a_new_delivery_is_taken_by_id_once_and_then_never_by_a_look(
+    db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    fresh = {**delivery("fresh", "pending", due=NOW), "claims": 0}
+    taken_before = {**delivery("taken", "sending", due=NOW, lease_until=NOW + timedelta(minutes=5))}
+    await db.deliveries.insert_many([fresh, taken_before])
+    repo = DeliveryRepository(db)
+    wanted = [
+        Delivery(
+            key=key,
+            channel=Channel.EMAIL,
+            recipient=f"{key}@kariz.test",
+            event_type="DealWon",
+            event_id=key,
+            subject="D-1",
+            correlation_id="c",
+            message=Email(to=f"{key}@kariz.test", subject="s", body="b\n"),
+        )
+        for key in ("fresh", "taken")
+    ]
+    lease = NOW + timedelta(minutes=1)
+
+    first = await repo.claim_new(wanted, NOW, lease, "lane-1")
+    # Only the one nobody had claimed; the other stays with its sender.
+    assert [(r.delivery.key, r.status.value, r.claims) for r in first] == [("fresh", "sending", 1)]
+    assert not first[0].resumed_after_crash
+    assert await repo.claim_new(wanted, NOW, lease, "lane-2") == []
+    assert await repo.claim(NOW, lease, "lane-3", limit=10) == []
+    tokens = {doc["_id"]: doc.get("lease_token") async for doc in db.deliveries.find()}
+    assert tokens == {"fresh": "lane-1", "taken": "dead"}

@@ -98,7 +98,7 @@ async def test_an_aborted_transaction_stores_nothing_and_wakes_nobody(  # type: 
     event_id = unique("evt")
     wakes: list[bool] = []
     assert isinstance(store.settings, NotificationsSettings)
-    handlers = EventHandlers(store.settings.audience(), on_recorded=lambda: wakes.append(True))
+    handlers = EventHandlers(store.settings.audience(), on_recorded=lambda deliveries: wakes.append(True))
 
     async def notify_then_fail(tx: Transaction) -> None:
         await handlers.notify(sample.deal_won(), tx)
