@@ -83,6 +83,14 @@ def _attempt_doc(attempt: Attempt) -> Doc:
     return doc
 
 
+def _taken_by(token: str, lease_until: datetime) -> Doc:
+    """The update that hands a delivery to one sender until its lease runs out."""
+    return {
+        "$set": {"status": DeliveryStatus.SENDING.value, "lease_until": lease_until, "lease_token": token},
+        "$inc": {"claims": 1},
+    }
+
+
 def to_record(doc: Doc) -> DeliveryRecord:
     channel = Channel(doc["channel"])
     m = doc["message"]
@@ -175,14 +183,7 @@ class DeliveryRepository:
                 result = await self.collection.update_one(
                     # None also matches a field that is absent (documents written before "claims").
                     {"_id": doc["_id"], "claims": doc.get("claims"), "lease_token": doc.get("lease_token")},
-                    {
-                        "$set": {
-                            "status": DeliveryStatus.SENDING.value,
-                            "lease_until": lease_until,
-                            "lease_token": token,
-                        },
-                        "$inc": {"claims": 1},
-                    },
+                    _taken_by(token, lease_until),
                     session=self.session,
                 )
                 if result.modified_count == 1:
@@ -199,14 +200,7 @@ class DeliveryRepository:
         for delivery in deliveries:
             result = await self.collection.update_one(
                 {"_id": delivery.key, "claims": 0},
-                {
-                    "$set": {
-                        "status": DeliveryStatus.SENDING.value,
-                        "lease_until": lease_until,
-                        "lease_token": token,
-                    },
-                    "$inc": {"claims": 1},
-                },
+                _taken_by(token, lease_until),
                 session=self.session,
             )
             if result.modified_count == 1:
