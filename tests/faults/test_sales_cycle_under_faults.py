@@ -55,6 +55,7 @@ from kariz_shared.testing.cluster import SERVICES, Cluster, Sinks, standard_envi
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 
 LEADS = int(os.environ.get("KARIZ_FAULT_LEADS", "1000"))
+KILLS = 6  # spread over the traffic: each service once, two of them twice
 TOPICS = [
     cls.topic()
     for cls in (LeadCaptured, LeadQualified, LeadDisqualified, DealOpened, StageChanged, DealWon, DealLost)
@@ -311,12 +312,24 @@ async def test_crashes_lose_nothing_and_do_nothing_twice(
     started = time.monotonic()
     async with reading(backends.kafka_bootstrap, *TOPICS, *DLQ_TOPICS) as reader:
         async with cluster_on(backends, tmp_path / "logs") as (cluster, sinks):
-            chaos = asyncio.create_task(cluster.chaos(random.Random(7), every_s=(40, 60), down_s=(0.2, 2)))
+            done = 0
+
+            def finished(_: object) -> None:
+                nonlocal done
+                done += 1
+
+            chaos = asyncio.create_task(
+                cluster.chaos(random.Random(7), kills=KILLS, progress=lambda: done / LEADS, down_s=(0.2, 2))
+            )
             try:
                 async with httpx.AsyncClient(timeout=10) as http:
                     tally = await drive_all(
-                        Kariz(http, cluster.urls, patience_s=300, poll_s=0.3), leads, concurrency=40
+                        Kariz(http, cluster.urls, patience_s=300, poll_s=0.3),
+                        leads,
+                        concurrency=40,
+                        on_done=finished,
                     )
+                await chaos  # its last mark was passed before the last journey ended
             finally:
                 chaos.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -327,7 +340,7 @@ async def test_crashes_lose_nothing_and_do_nothing_twice(
                     cluster.start(name)
             await cluster.ready()
             result = await settle_and_audit(tally, [reader], cluster, sinks, started, driven, capsys)
-    assert sum(cluster.kills.values()) >= 4, "the run was too short to kill enough: no proof"
+    assert sum(cluster.kills.values()) == KILLS and set(cluster.kills) == set(SERVICES)
     assert result.problems == [], "\n".join(result.problems[:50])
     assert result.lost == 0
 

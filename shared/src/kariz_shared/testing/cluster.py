@@ -8,6 +8,7 @@ import asyncio
 import json
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -154,12 +155,21 @@ class Cluster:
         return codes
 
     async def chaos(
-        self, rng: random.Random, *, every_s: tuple[float, float], down_s: tuple[float, float]
+        self,
+        rng: random.Random,
+        *,
+        kills: int,
+        progress: Callable[[], float],
+        down_s: tuple[float, float],
     ) -> None:
-        """Until cancelled: now and then SIGKILL a random service, and restart it a moment later."""
-        while True:
-            await asyncio.sleep(rng.uniform(*every_s))
-            victim = rng.choice(SERVICES)
+        """SIGKILL ``kills`` services at evenly spaced points of the traffic's ``progress`` (0 to 1), each
+        restarted a moment later. Spacing by progress, not by the clock, keeps the kills inside the
+        traffic however fast the run is. Every service is killed once before any is killed twice."""
+        order = rng.sample(SERVICES, len(SERVICES))
+        victims = [order[n % len(order)] for n in range(kills)]
+        for n, victim in enumerate(victims, start=1):
+            while progress() < n / (kills + 1):
+                await asyncio.sleep(0.1)
             self.kill(victim)
             await asyncio.sleep(rng.uniform(*down_s))
             self.start(victim)
