@@ -29,7 +29,7 @@ from kariz_notifications.domain.model import (
     HandoverStatus,
     SendResult,
 )
-from kariz_notifications.domain.schedule import LEASE, after_attempt
+from kariz_notifications.domain.schedule import LEASE, NextStep, after_attempt
 from kariz_shared.errors import NotFound
 from kariz_shared.events import Event
 from kariz_shared.persistence import Store, Transaction
@@ -161,12 +161,27 @@ class DeliveryWorker:
             return True  # the fresh ones left may still be unclaimed: no idling before trying them
         if not records:
             return False
-        await asyncio.gather(*(self._deliver(repo, record, token, now) for record in records))
+        sent = await asyncio.gather(*(self._send(record, now) for record in records))
+        # One write records the whole batch: the embedded database's cost is per command.
+        recorded = await repo.record([(d.key, attempt, step) for d, attempt, step in sent], token)
+        for delivery, attempt, step in sent:
+            channel, delivery_key = delivery.channel.value, {"delivery": delivery.key}
+            if delivery.key not in recorded:
+                log.warning("lost the lease on a delivery; its new sender records it", extra=delivery_key)
+            elif attempt.succeeded:
+                metrics.sent.labels(channel).inc()
+            else:
+                metrics.failed.labels(channel).inc()
+                if step.status is DeliveryStatus.FAILED:
+                    metrics.gave_up.labels(channel).inc()
+                log.warning(
+                    "delivery attempt failed",
+                    extra={"delivery": delivery.key, "status": step.status.value, "error": attempt.error},
+                )
         return True
 
-    async def _deliver(
-        self, repo: DeliveryRepository, record: DeliveryRecord, token: str, now: datetime
-    ) -> None:
+    async def _send(self, record: DeliveryRecord, now: datetime) -> tuple[Delivery, Attempt, NextStep]:
+        """Send one delivery; what to record of it."""
         delivery = record.delivery
         channel = delivery.channel.value
         if record.resumed_after_crash:
@@ -193,21 +208,7 @@ class DeliveryWorker:
         step = after_attempt(
             attempt, len(record.attempts) + 1, max_attempts=self.max_attempts, backoff_s=self.backoff_s
         )
-        if not await repo.record(delivery.key, token, attempt, step):
-            log.warning(
-                "lost the lease on a delivery; its new sender records it", extra={"delivery": delivery.key}
-            )
-            return
-        if result.ok:
-            metrics.sent.labels(channel).inc()
-        else:
-            metrics.failed.labels(channel).inc()
-            if step.status is DeliveryStatus.FAILED:
-                metrics.gave_up.labels(channel).inc()
-            log.warning(
-                "delivery attempt failed",
-                extra={"delivery": delivery.key, "status": step.status.value, "error": result.error},
-            )
+        return delivery, attempt, step
 
 
 async def delivery_log(
