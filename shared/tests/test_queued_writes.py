@@ -1,13 +1,16 @@
 """Transaction.insert_later and Transaction.once against the real database: queued documents are
 written at commit and never for work that aborted; ``unless_present`` keeps what is stored and the
-first of repeats; a duplicate key still fails the whole transaction; a shared read is read once."""
+first of repeats; a duplicate key still fails the whole transaction; a shared read is read once; a
+batch read answers the events of a batch from one find."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.errors import DuplicateKeyError
 
 from kariz_shared.errors import Conflict
@@ -93,3 +96,59 @@ async def test_once_reads_a_value_once_per_transaction(store: Store) -> None:
     assert await store.transaction(work) == ["rules"] * 3
     assert await store.transaction(work) == ["rules"] * 3
     assert len(reads) == 2  # one read per transaction, none shared between them
+
+
+class Finds(monitoring.CommandListener):
+    """Counts the finds a client sends."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.count += event.command_name == "find"
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_a_batch_read_answers_every_event_of_the_batch_from_one_find(store: Store) -> None:
+    await store.db.probe.insert_many([{"_id": f"L{n}", "status": "new"} for n in range(5)])
+    finds = Finds()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        store.settings.mongodb_uri, event_listeners=[finds]
+    )
+    try:
+        async with client.start_session() as session:
+            async with await session.start_transaction():
+                tx = Transaction(session, client[store.db.name], "/test", "c", None)
+                # Events of the batch: four leads, one of them never stored, one named twice.
+                tx.events = [SimpleNamespace(lead_id=i) for i in ("L0", "L1", "L9", "L1", "L3")]  # type: ignore[misc]
+
+                async def lookup(lead_id: str) -> dict[str, Any] | None:
+                    return await tx.find_one_for_batch(
+                        "probe", "_id", lead_id, of_event=lambda e: getattr(e, "lead_id", None)
+                    )
+
+                assert (await lookup("L1") or {})["_id"] == "L1"
+                assert await lookup("L9") is None
+                assert (await lookup("L3") or {})["_id"] == "L3"
+                assert (await lookup("L0") or {})["_id"] == "L0"
+                assert finds.count == 1, "the batch's leads come from one find"
+                # A document written after its read is read anew when asked again: the write shows.
+                await tx.db.probe.update_one(
+                    {"_id": "L1"}, {"$set": {"status": "qualified"}}, session=session
+                )
+                assert (await lookup("L1") or {})["status"] == "qualified"
+                # A value outside the batch is read on its own.
+                assert (await lookup("L4") or {})["_id"] == "L4"
+                assert finds.count == 3
+                await session.abort_transaction()
+    finally:
+        await client.close()
+    with pytest.raises(ValueError, match="top-level"):
+        await Transaction(None, store.db, "/t", "c", None).find_one_for_batch(  # type: ignore[arg-type]
+            "probe", "contact.email", "x", of_event=lambda e: None
+        )

@@ -240,6 +240,12 @@ EVENTS: dict[str, type[Event]] = {
 EVENTS_BY_TOPIC: dict[str, type[Event]] = {cls.topic(): cls for cls in EVENTS.values()}
 
 
+def lead_id_of(event: Event) -> str | None:
+    """The lead an event is about, if it names one (every lead event and every deal event does)."""
+    lead_id = getattr(event, "lead_id", None)
+    return lead_id if isinstance(lead_id, str) else None
+
+
 def dead_letter_topic(topic: str) -> str:
     return f"{topic}.dlq"
 

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -101,6 +102,15 @@ def outbox_order() -> int:
     return _last_order
 
 
+@dataclass
+class _BatchRead:
+    """One read for a batch (:meth:`Transaction.find_one_for_batch`): the values asked for and not yet
+    answered, and the documents found, by value."""
+
+    unused: set[Any]
+    found: dict[Any, dict[str, Any]] = field(default_factory=dict)
+
+
 class Transaction:
     """What a piece of work sees inside one MongoDB transaction."""
 
@@ -119,9 +129,12 @@ class Transaction:
         self.causation_id = causation_id
         self.emitted: list[Envelope[Event]] = []
         self.after_commit_actions: list[Callable[[], None]] = []
+        # The events this transaction applies, in order (set by Store.handle_batch; none for an HTTP write).
+        self.events: list[Event] = []
         self._inserts: dict[str, list[dict[str, Any]]] = {}
         self._unless_present: set[str] = set()
         self._memo: dict[str, Any] = {}
+        self._batch_reads: dict[tuple[str, str], _BatchRead] = {}
 
     def after_commit(self, action: Callable[[], None]) -> None:
         """Run ``action`` once this transaction committed (e.g. count a metric); never if it aborts."""
@@ -152,6 +165,30 @@ class Transaction:
             self._memo[key] = await load()
         value: T = self._memo[key]
         return value
+
+    async def find_one_for_batch(
+        self, collection: str, by: str, value: Any, *, of_event: Callable[[Event], Any]
+    ) -> dict[str, Any] | None:
+        """The stored document of ``collection`` whose top-level field ``by``, unique in it, equals
+        ``value``, read for the whole batch at once: the first call reads the documents for
+        ``of_event(event)`` of every event this transaction applies with one ``$in``, and each later
+        call answers its value from that read, which costs the embedded database a command per event
+        otherwise. A value is answered from the batch read once; asked again, it is read anew, so a
+        handler that writes a document after reading it sees its own write the next time. (A document
+        written in this transaction before its first read would be missed: read before you write.)"""
+        if "." in by:
+            raise ValueError(f"a batch read is by a top-level field, not {by!r}")
+        read = self._batch_reads.get((collection, by))
+        if read is None:
+            wanted = [of_event(event) for event in self.events]
+            values = list(dict.fromkeys([value, *(v for v in wanted if v is not None)]))
+            read = self._batch_reads[(collection, by)] = _BatchRead(set(values))
+            async for doc in self.db[collection].find({by: {"$in": values}}, session=self.session):
+                read.found.setdefault(doc[by], doc)
+        if value in read.unused:
+            read.unused.discard(value)
+            return read.found.get(value)
+        return await self.db[collection].find_one({by: value}, session=self.session)
 
     async def _flush_inserts(self) -> None:
         for collection, queued in self._inserts.items():
@@ -303,6 +340,7 @@ class Store:
                     ],
                     session=tx.session,
                 )
+            tx.events = [envelope.event for envelope in fresh]
             for envelope in fresh:
                 # What the handler emits continues this event's story.
                 tx.correlation_id, tx.causation_id = envelope.correlation_id, envelope.id

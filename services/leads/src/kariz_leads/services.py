@@ -215,8 +215,8 @@ async def find_leads(
     return await LeadRepository(store.db).search(criteria, limit=limit, offset=offset)
 
 
-async def _known_lead(leads: LeadRepository, lead_id: str) -> Lead:
-    lead = await leads.get(lead_id)
+async def _lead_in_batch(tx: Transaction, lead_id: str) -> Lead:
+    lead = await LeadRepository.get_in_batch(tx, lead_id)
     if lead is None:
         raise NotFound(f"no lead with id {lead_id!r}")
     return lead
@@ -224,7 +224,7 @@ async def _known_lead(leads: LeadRepository, lead_id: str) -> Lead:
 
 async def record_qualified(tx: Transaction, event: LeadQualified) -> Lead:
     leads = LeadRepository(tx.db, tx.session)
-    lead = await _known_lead(leads, event.lead_id)
+    lead = await _lead_in_batch(tx, event.lead_id)
     lead.qualify(event.score, now())
     await leads.save_verdict(lead)
     return lead
@@ -232,7 +232,7 @@ async def record_qualified(tx: Transaction, event: LeadQualified) -> Lead:
 
 async def record_disqualified(tx: Transaction, event: LeadDisqualified) -> Lead:
     leads = LeadRepository(tx.db, tx.session)
-    lead = await _known_lead(leads, event.lead_id)
+    lead = await _lead_in_batch(tx, event.lead_id)
     lead.disqualify(event.reason, event.score, now())
     await leads.save_verdict(lead)
     return lead

@@ -39,8 +39,7 @@ async def prepare(store: Store) -> None:
 
 async def capture(tx: Transaction, event: LeadCaptured) -> None:
     """Take a captured lead into qualification: snapshot, score, and decide if the score says so."""
-    leads = LeadRepository(tx.db, tx.session)
-    if LeadRepository.is_queued(tx, event.lead_id) or await leads.get(event.lead_id) is not None:
+    if LeadRepository.is_queued(tx, event.lead_id) or await LeadRepository.get_in_batch(tx, event.lead_id):
         # The same lead captured again (a re-publication with a new event id): it has been scored already
         # and may be decided; scoring it again could decide it twice.
         log.info("lead already under qualification; ignoring", extra={"lead_id": event.lead_id})

@@ -14,7 +14,9 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from kariz_deals.domain import Account, AccountRef, Deal, StageTotal, StageVisit, pipeline_named
+from kariz_deals.domain.account import account_key, normalise_domain
 from kariz_shared.errors import Conflict
+from kariz_shared.events import Event, lead_id_of
 from kariz_shared.persistence import Store, Transaction, find_page
 
 DEALS = "deals"
@@ -129,7 +131,10 @@ class DealRepository:
     async def for_lead(self, lead_id: str) -> Deal | None:
         queued = [d for d in self.tx.queued(DEALS) if d["lead_id"] == lead_id]
         doc = (
-            queued[0] if queued else await self.deals.find_one({"lead_id": lead_id}, session=self.tx.session)
+            queued[0]
+            if queued
+            # Read with the deals of the batch's other leads (lead_id is unique).
+            else await self.tx.find_one_for_batch(DEALS, "lead_id", lead_id, of_event=lead_id_of)
         )
         return deal_from_document(doc) if doc else None
 
@@ -152,6 +157,13 @@ class DealRepository:
         deal.version = read_version + 1
 
 
+def _account_key_of(event: Event) -> str | None:
+    """The account key of the event's company, when it has a domain (as ``Account.for_company`` makes it)."""
+    company = getattr(event, "company", None)
+    domain = normalise_domain(company.domain) if company is not None else None
+    return account_key(domain, "") if domain else None
+
+
 class AccountRepository:
     def __init__(self, tx: Transaction) -> None:
         self.tx = tx
@@ -166,7 +178,10 @@ class AccountRepository:
             if (d["key"] == f"domain:{domain}" if domain else d["name_key"] == name_key)
         ]
         if domain:
-            doc = await self.accounts.find_one({"key": f"domain:{domain}"}, session=self.tx.session)
+            # Read with the accounts of the batch's other companies (the key is unique).
+            doc = await self.tx.find_one_for_batch(
+                ACCOUNTS, "key", account_key(domain, name_key), of_event=_account_key_of
+            )
         else:
             doc = await self.accounts.find_one(
                 {"name_key": name_key},

@@ -15,8 +15,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import CollectionInvalid, DuplicateKeyError, OperationFailure
 
 from kariz_leads.domain import AssignedBy, Lead, LeadFilter, LeadStatus, Touch
-from kariz_shared.events import Company, Contact, LeadSource
-from kariz_shared.persistence import Store, find_page
+from kariz_shared.events import Company, Contact, LeadSource, lead_id_of
+from kariz_shared.persistence import Store, Transaction, find_page
 
 LEADS = "leads"
 TURNS = "assignment_turns"
@@ -141,6 +141,12 @@ class LeadRepository:
 
     async def get(self, lead_id: str) -> Lead | None:
         doc = await self.leads.find_one({"_id": lead_id}, session=self.session)
+        return from_document(doc) if doc else None
+
+    @staticmethod
+    async def get_in_batch(tx: Transaction, lead_id: str) -> Lead | None:
+        """The lead, read together with the leads of the other events of ``tx``'s batch."""
+        doc = await tx.find_one_for_batch(LEADS, "_id", lead_id, of_event=lead_id_of)
         return from_document(doc) if doc else None
 
     async def with_email(self, email: str) -> Lead | None:

@@ -16,7 +16,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from kariz_qualification.domain.lead import Decision, Lead, Scoring, Status
 from kariz_qualification.domain.rules import RuleSet
 from kariz_shared.errors import Conflict
-from kariz_shared.events import BantAnswers, Company, Contact, LeadSource, ScoreLine
+from kariz_shared.events import BantAnswers, Company, Contact, LeadSource, ScoreLine, lead_id_of
 from kariz_shared.persistence import Transaction, find_page
 
 Db = AsyncDatabase[dict[str, Any]]
@@ -73,6 +73,12 @@ class LeadRepository:
 
     async def get(self, lead_id: str) -> Lead | None:
         doc = await self.collection.find_one({"_id": lead_id}, session=self.session)
+        return None if doc is None else _to_lead(doc)
+
+    @staticmethod
+    async def get_in_batch(tx: Transaction, lead_id: str) -> Lead | None:
+        """The lead, read together with the leads of the other events of ``tx``'s batch."""
+        doc = await tx.find_one_for_batch(LEADS, "_id", lead_id, of_event=lead_id_of)
         return None if doc is None else _to_lead(doc)
 
     @staticmethod
