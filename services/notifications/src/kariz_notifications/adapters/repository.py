@@ -7,6 +7,7 @@ there, and the lease token makes a sender that lost its lease unable to overwrit
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,6 +16,7 @@ from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import OperationFailure
 
 from kariz_notifications.domain.model import (
     Attempt,
@@ -45,8 +47,12 @@ async def ensure_indexes(store: Store) -> None:
     await deliveries.create_index([("status", ASCENDING), ("lease_until", ASCENDING)])
     # GET /notifications: newest first, alone or with one filter.
     await deliveries.create_index(NEWEST_FIRST)
-    for field in ("status", "channel", "event_type", "recipient", "subject", "event_id"):
+    for field in ("status", "channel", "event_type", "recipient", "subject"):
         await deliveries.create_index([(field, ASCENDING), *NEWEST_FIRST])
+    # No query filters by event id, and every index costs each delivery write: dropped where an earlier
+    # version made it.
+    with contextlib.suppress(OperationFailure):
+        await deliveries.drop_index("event_id_1_created_at_-1_order_-1")
     await store.db[HANDOVERS].create_index([("created_at", DESCENDING), ("_id", DESCENDING)])
     await store.db[HANDOVERS].create_index([("status", ASCENDING), ("created_at", DESCENDING)])
 
