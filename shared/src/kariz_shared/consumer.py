@@ -223,6 +223,7 @@ def subscribe(
         auto_offset_reset="earliest",
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         # Whatever has arrived, up to max_records, is handled in one transaction (Store.handle_batch).
         batch=True,
         max_records=settings.consumer_batch_max_records,

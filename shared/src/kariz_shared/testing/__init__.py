@@ -105,6 +105,7 @@ class EventReader:
             group_id=None,
             auto_offset_reset="earliest",
             enable_auto_commit=False,
+            fetch_max_wait_ms=20,  # the embedded broker holds a fetch for all of its wait
         )
         await self._consumer.start()
         self._task = asyncio.create_task(self._pump())
