@@ -3,10 +3,11 @@ aiokafka and PyMongo and no business logic, on the same backends, so ``make benc
 
 One process, one asyncio task per service stage (plus one outbox relay per service that publishes),
 each service with a database of its own. Kariz batches too (a consumed batch in one transaction, an
-import in one), but its handlers still read and write each event's documents one by one; the raw path
-takes the best batching the backends allow: ``getmany`` batches, one transaction per consumed batch
-with ``insert_many``/``bulk_write`` only, a produced batch sent whole before its acknowledgements are
-awaited, offsets committed after the database commit.
+import in one, the documents a consumed batch reads with one ``$in`` each, a batch of deliveries
+claimed and recorded with one write each), but still writes some documents one by one (a lead's
+verdict, ``update_one``). The raw path takes the best batching the backends allow: ``getmany``
+batches, one transaction per consumed batch with ``insert_many``/``bulk_write`` only, a produced batch
+sent whole before its acknowledgements are awaited, offsets committed after the database commit.
 
 What Kariz does per lead (read from the services' code), and what the raw path mirrors. R = read
 (find/find_one), W = document written (insert or update), T = MongoDB transaction, P/C = Kafka record
@@ -22,23 +23,23 @@ capture (leads ``capture_lead``)    R leads by e-mail; W turn counter           
 leads relay (``OutboxRelay``)       R unpublished outbox (per relay batch),     same: R, P n, W n
                                     P LeadCaptured, W outbox published_at
                                     (update_many per relay batch)
-qualification (LeadCaptured)        C; T{W processed_events, R lead, R rule     C n; T{W n markers, R leads
-                                    set, W lead with scoring, W outbox}         ($in), R rule set, W n
+qualification (LeadCaptured)        C; T{W processed_events, R lead ($in), R    C n; T{W n markers, R leads
+                                    rule set, W lead with scoring, W outbox}    ($in), R rule set, W n
                                                                                 leads, W q outbox}
 qualification relay                 R; P LeadQualified; W published_at          same
-deals (LeadQualified)               C; T{W processed_events, R deal of lead,    C q; T{W q markers, R deals
-                                    R account by domain, W account, W deal,     ($in), R accounts ($in),
-                                    W outbox}                                   W q accounts, W q deals,
+deals (LeadQualified)               C; T{W processed_events, R deal of lead     C q; T{W q markers, R deals
+                                    ($in), R account by domain ($in), W         ($in), R accounts ($in),
+                                    account, W deal, W outbox}                  W q accounts, W q deals,
                                                                                 W q outbox}
 deals relay                         R; P DealOpened; W published_at             same
-leads (LeadQualified, beside)       C; T{W processed_events, R lead, W lead     C q; T{W q markers, R leads
-                                    verdict (update_one)}                       ($in), W q verdicts
+leads (LeadQualified, beside)       C; T{W processed_events, R lead ($in), W    C q; T{W q markers, R leads
+                                    lead verdict (update_one)}                  ($in), W q verdicts
                                                                                 (bulk_write)}
 notifications (LeadQualified,       C; T{W processed_events, W 1 delivery       C q; T{W q markers, W q
 beside)                             (upsert; e-mail to the owner, no webhook    deliveries (bulk_write
                                     subscribers by default)}                    upserts)}
-notifications delivery worker       W claim (find_one_and_update), SMTP send,   R pending; W claim
-(beside)                            W result (update_one)                       (update_many); W sent
+notifications delivery worker       W claim (update_many per batch of 10, read  R pending; W claim
+(beside)                            back), SMTP send, W result (bulk_write)     (update_many); W sent
                                                                                 (update_many); no send
 final reader (the bench's own)      C DealOpened                                C q
 ==================================  =========================================  ============================
@@ -134,7 +135,7 @@ KARIZ_INDEXES: dict[str, dict[str, list[tuple[list[tuple[str, int]], dict[str, A
             ([("created_at", DESCENDING), ("order", DESCENDING)], {}),
             *(
                 ([(key, ASCENDING), ("created_at", DESCENDING), ("order", DESCENDING)], {})
-                for key in ("status", "channel", "event_type", "recipient", "subject", "event_id")
+                for key in ("status", "channel", "event_type", "recipient", "subject")
             ),
         ],
         "handovers": [
