@@ -45,7 +45,7 @@ test: install prometheus ## every test: unit, integration (real embedded broker 
 test-faults: install ## crashes (SIGKILL under 1,000 leads), dependency restarts, outages, poison messages
 	$(PY) -m pytest -m faults
 
-bench: install ## throughput, latency, scaling and cost against the raw ceiling; about 2 h with the defaults (README, Performance)
+bench: install ## throughput, latency, scaling and cost against the raw ceiling; about 30 min with the defaults (README, Performance)
 	$(VENV)/bin/kariz-bench $(ARGS)
 
 test-unit: install ## unit tests only (no servers)

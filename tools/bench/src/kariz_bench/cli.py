@@ -211,7 +211,7 @@ def summary(results: dict[str, Any], args: argparse.Namespace, logs: Path) -> di
     raw = results.get("raw")
     late: Latency | None = results.get("latency")
     leads_per_second = one.leads_per_second if one else None
-    raw_per_second = raw["leads_per_second"] if raw else None
+    raw_per_second = round(raw["leads_per_second"], 1) if raw else None
     out: dict[str, Any] = {
         "leads_per_second": leads_per_second,
         "raw_leads_per_second": raw_per_second,
