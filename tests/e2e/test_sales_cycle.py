@@ -297,9 +297,13 @@ async def _check_databases(stack: Stack, lead_id: str, deal_id: str) -> None:
         assert await dbs["qualification"].processed_events.count_documents({"subject": lead_id}) == 1
         deal = await dbs["deals"].deals.find_one({"_id": deal_id})
         assert deal is not None and deal["stage"] == "won"
-        assert (
-            await dbs["notifications"].deliveries.count_documents({"subject": deal_id, "status": "sent"}) >= 4
-        )
+
+        async def all_sent() -> bool:
+            # A batch's attempts are recorded once all its sends returned: the log follows the receipt.
+            sent = {"subject": deal_id, "status": "sent"}
+            return await dbs["notifications"].deliveries.count_documents(sent) >= 4
+
+        await eventually(all_sent, timeout=20)
         for name, db in dbs.items():
             assert await db.outbox.count_documents({"published_at": None}) == 0, (
                 f"{name} left events unpublished"
