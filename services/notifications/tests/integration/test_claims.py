@@ -1,5 +1,6 @@
 """Claiming deliveries against the real database: a lane takes a batch with one look, orphans of a
-dead sender first, and two senders claiming at once never take the same delivery."""
+dead sender first, and two senders claiming at once never take the same delivery; a batch's attempts
+are recorded with one write, only for the deliveries its sender still holds."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from kariz_notifications.adapters.repository import DeliveryRepository
-from kariz_notifications.domain.model import Channel, Delivery, Email
+from kariz_notifications.domain.model import Attempt, Channel, Delivery, DeliveryStatus, Email
+from kariz_notifications.domain.schedule import NextStep
 from kariz_shared.testing import Backends, unique
 
 pytestmark = pytest.mark.integration
@@ -115,3 +117,32 @@ async def test_a_new_delivery_is_taken_by_id_once_and_then_never_by_a_look(
     assert await repo.claim(NOW, lease, "lane-3", limit=10) == []
     tokens = {doc["_id"]: doc.get("lease_token") async for doc in db.deliveries.find()}
     assert tokens == {"fresh": "lane-1", "taken": "dead"}
+
+
+async def test_a_batch_records_only_the_deliveries_its_sender_still_holds(
+    db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    await db.deliveries.insert_many(
+        [
+            {**delivery(key, "pending", due=NOW - timedelta(seconds=1)), "claims": 0}
+            for key in ("kept", "lost")
+        ]
+    )
+    repo = DeliveryRepository(db)
+    # lane-1 takes both with a lease that has already run out, so lane-2 takes "lost" over as an orphan.
+    taken = await repo.claim(NOW, NOW - timedelta(milliseconds=1), "lane-1", limit=2)
+    assert sorted(r.delivery.key for r in taken) == ["kept", "lost"]
+    await db.deliveries.update_one({"_id": "kept"}, {"$set": {"lease_until": NOW + timedelta(minutes=1)}})
+    [orphan] = await repo.claim(NOW, NOW + timedelta(minutes=1), "lane-2", limit=1)
+    assert orphan.delivery.key == "lost" and orphan.resumed_after_crash
+
+    sent = NextStep(DeliveryStatus.SENT, None, NOW)
+    attempt = Attempt(at=NOW, succeeded=True, duration_ms=3)
+    # One write for the batch; the one lane-1 lost stays for lane-2 to record.
+    assert await repo.record([("kept", attempt, sent), ("lost", attempt, sent)], "lane-1") == {"kept"}
+    assert await repo.record([("lost", attempt, sent)], "lane-2") == {"lost"}
+    docs = {d["_id"]: d async for d in db.deliveries.find()}
+    assert {key: (d["status"], len(d["attempts"])) for key, d in docs.items()} == {
+        "kept": ("sent", 1),
+        "lost": ("sent", 1),
+    }
