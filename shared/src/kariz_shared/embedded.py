@@ -111,7 +111,7 @@ class EmbeddedBackends:
     @property
     def mongodb_uri(self) -> str:
         # No retryable writes on SecantusDB: it keeps a record of each one for 30 min (up to 10,000) and
-        # scans them all on every such write, which took a third of its CPU under load. Kariz's writes
+        # scans them all on every such write: 30 % of its CPU per lead under bench load. Kariz's writes
         # outside a transaction are lease updates and markers that the next round redoes anyway; against
         # a real MongoDB the URI is the operator's and keeps the driver's default (retryable).
         return f"mongodb://{self.host}:{self.mongodb_port}/?directConnection=true&retryWrites=false"
