@@ -584,7 +584,8 @@ def sales_funnel() -> dict[str, Any]:
                     [
                         (
                             "sum by (from_stage, to_stage) "
-                            f"(increase(kariz_deals_stage_transitions_total[{RANGE}]))",
+                            # Every possible move is exported from 0; the table lists those that happened.
+                            f"(increase(kariz_deals_stage_transitions_total[{RANGE}])) > 0",
                             "{{from_stage}} → {{to_stage}}",
                         )
                     ],

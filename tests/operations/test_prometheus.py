@@ -236,8 +236,9 @@ def _alert_rules() -> list[dict[str, Any]]:
 async def _traffic_seen(prometheus: str) -> bool:
     """Prometheus has scraped the effects of all the traffic, the slowest (retries, gauges) included."""
     checks = [
-        'sum(kariz_deals_won_total{job="kariz"}) >= 2',
-        'sum(kariz_deals_lost_total{job="kariz"}) >= 1',
+        # As the dashboards read them: increase() counts a step only once the series has a sample before it.
+        f'sum(increase(kariz_deals_won_total{{job="kariz"}}[{RANGE}])) >= 2',
+        f'sum(increase(kariz_deals_lost_total{{job="kariz"}}[{RANGE}])) >= 1',
         "max(kariz_deals_pipeline_value) > 0",
         'sum(kariz_qualification_decisions_total{outcome="disqualified"}) >= 1',
         "sum(kariz_dead_letters_total) >= 1",

@@ -79,6 +79,14 @@ for _outcome in ("won", "lost"):
     cycle_duration.labels(_outcome)
 for _stage in DEFAULT_PIPELINE.open_stages:
     stage_duration.labels(_stage.name)
+    # A deal moves from an open stage to any other (forward, back, or to a close).
+    for _to in DEFAULT_PIPELINE.stages:
+        if _to.name != _stage.name:
+            stage_transitions.labels(_stage.name, _to.name)
+    # A deal is lost from an open stage; without these, the first loss after a restart would be a new
+    # series whose first sample is 1, which increase() does not count (the win rate would show no data).
+    for _reason in (*sorted(LOSS_REASONS), "other"):
+        deals_lost.labels(_stage.name, _reason)
 
 
 def reason_code(reason: str | None) -> str:
