@@ -100,7 +100,9 @@ class DeliveryWorker:
         # Deliveries this process just recorded, taken by id before any look at the queue (bounded:
         # past the bound they wait in the database for a look like any other).
         self._fresh: collections.deque[Delivery] = collections.deque()
-        self._looked_at = -math.inf
+        # When a lane next looks at the queue (monotonic): one lane a poll interval, sooner when a retry
+        # falls due. The other lanes take fresh deliveries or sleep; they do not all look on every wake.
+        self._next_look = -math.inf
 
     def wake(self, fresh: list[Delivery] | None = None) -> None:
         """New deliveries were committed: send them now rather than at the next poll."""
@@ -131,16 +133,14 @@ class DeliveryWorker:
                 await self._idle()
 
     async def _idle(self) -> None:
-        """Wait for a commit's wake-up, the next retry falling due, or the poll interval."""
-        delay = self.poll_interval_s
-        try:
-            due = await DeliveryRepository(self.store.db).next_due()
-        except Exception:
-            due = None  # the database is away: poll, deliver_due logs the failure
-        if due is not None:
-            delay = min(delay, max(MIN_IDLE_S, (due - self.clock()).total_seconds()))
+        """Wait for a commit's wake-up or the next look at the queue (the poll interval, or a retry due)."""
+        delay = min(self.poll_interval_s, max(MIN_IDLE_S, self._next_look - time.monotonic()))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), delay)
+
+    def _look_by(self, due: datetime) -> None:
+        """Look at the queue again no later than when ``due`` comes."""
+        self._next_look = min(self._next_look, time.monotonic() + (due - self.clock()).total_seconds())
 
     async def deliver_due(self) -> bool:
         """Claim a batch of due deliveries, send them side by side and record each. False when nothing
@@ -149,14 +149,23 @@ class DeliveryWorker:
         token = uuid.uuid4().hex
         now = self.clock()
         records: list[DeliveryRecord] = []
-        # New deliveries first, by id; the queue is looked at when there are none, and at least once per
-        # poll interval, so retries and a dead sender's deliveries are not starved by a steady stream.
-        if self._fresh and time.monotonic() - self._looked_at < self.poll_interval_s:
+        # New deliveries first, by id; the queue is looked at once per poll interval (so retries and a
+        # dead sender's deliveries are not starved by a steady stream) and when a retry falls due.
+        look = time.monotonic() >= self._next_look
+        if self._fresh and not look:
             fresh = [self._fresh.popleft() for _ in range(min(self.batch, len(self._fresh)))]
             records = await repo.claim_new(fresh, now, now + self.lease, token)
-        if not records:
-            self._looked_at = time.monotonic()
+        if not records and look:
+            # Set before the look, so the lanes woken with this one do not look as well.
+            self._next_look = time.monotonic() + self.poll_interval_s
             records = await repo.claim(now, now + self.lease, token, limit=self.batch)
+            if len(records) == self.batch:
+                self._next_look = -math.inf  # a backlog: the next free lane looks again at once
+            elif not records:
+                # Nothing due: when the earliest pending one is (another replica's retry, say).
+                due = await repo.next_due()
+                if due is not None:
+                    self._look_by(due)
         if not records and self._fresh:
             return True  # the fresh ones left may still be unclaimed: no idling before trying them
         if not records:
@@ -174,6 +183,8 @@ class DeliveryWorker:
                 metrics.failed.labels(channel).inc()
                 if step.status is DeliveryStatus.FAILED:
                     metrics.gave_up.labels(channel).inc()
+                elif step.next_attempt_at is not None:
+                    self._look_by(step.next_attempt_at)  # the retry is taken from the queue when due
                 log.warning(
                     "delivery attempt failed",
                     extra={"delivery": delivery.key, "status": step.status.value, "error": attempt.error},

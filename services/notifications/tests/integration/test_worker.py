@@ -1,5 +1,5 @@
 """The delivery worker on its own (no broker): a commit wakes it, a retry waits only for its backoff,
-and an aborted transaction neither stores deliveries nor wakes anyone."""
+an aborted transaction neither stores deliveries nor wakes anyone, and idle lanes leave the queue alone."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient, monitoring
 
 from kariz_notifications.adapters.email import SmtpMailer
 from kariz_notifications.adapters.repository import ensure_indexes
@@ -45,7 +46,9 @@ async def store(settings_for: Callable[..., Any], inbox: Any, receiver: Any) -> 
 
 
 @contextlib.asynccontextmanager
-async def working(store: Store) -> AsyncIterator[DeliveryWorker]:
+async def working(
+    store: Store, poll_interval_s: float = POLL_S, concurrency: int = 2
+) -> AsyncIterator[DeliveryWorker]:
     settings = store.settings
     assert isinstance(settings, NotificationsSettings)
     senders: dict[Channel, Sender] = {
@@ -53,7 +56,12 @@ async def working(store: Store) -> AsyncIterator[DeliveryWorker]:
         Channel.WEBHOOK: WebhookPoster(settings.subscriber_secret, 2.0),
     }
     worker = DeliveryWorker(
-        store, senders, max_attempts=3, backoff_s=0.05, poll_interval_s=POLL_S, concurrency=2
+        store,
+        senders,
+        max_attempts=3,
+        backoff_s=0.05,
+        poll_interval_s=poll_interval_s,
+        concurrency=concurrency,
     )
     task = asyncio.create_task(worker.run())
     await asyncio.sleep(0.2)  # the lanes have looked once and now sleep for the poll interval
@@ -117,3 +125,47 @@ async def test_an_aborted_transaction_stores_nothing_and_wakes_nobody(  # type: 
     assert wakes == [True]
     assert await store.db.deliveries.count_documents({"event_id": event_id}) == 3
     assert await store.db.handovers.count_documents({}) == 1
+
+
+class DeliveryFinds(monitoring.CommandListener):
+    """Counts the finds of the deliveries collection a client sends."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.count += event.command_name == "find" and event.command["find"] == "deliveries"
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_idle_lanes_look_at_the_queue_once_a_poll_interval_whatever_wakes_them(store: Store) -> None:
+    # Four lanes, woken every 20 ms by commits of other work (nothing new for them). One look at the
+    # queue is two finds (orphaned, due) and one more for the next due time when nothing was due.
+    # Were each wake-up to send every lane to the queue, that would be up to 4 x 3 finds a wake-up.
+    poll_s, idle_s = 0.2, 1.0
+    finds = DeliveryFinds()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        store.settings.mongodb_uri, event_listeners=[finds]
+    )
+    store.db = client[store.db.name]
+    try:
+        async with working(store, poll_interval_s=poll_s, concurrency=4) as worker:
+            before = finds.count
+            wakes = 0
+            started = time.monotonic()
+            while time.monotonic() - started < idle_s:
+                worker.wake([])
+                wakes += 1
+                await asyncio.sleep(0.02)
+            elapsed = time.monotonic() - started
+            looked = finds.count - before
+    finally:
+        await client.close()
+    looks_allowed = int(elapsed / poll_s) + 2  # one per interval, and one straddling each end
+    assert wakes >= 10
+    assert 0 < looked <= 3 * looks_allowed, (looked, wakes, elapsed)
