@@ -159,8 +159,10 @@ class DeliveryWorker:
             # Set before the look, so the lanes woken with this one do not look as well.
             self._next_look = time.monotonic() + self.poll_interval_s
             records = await repo.claim(now, now + self.lease, token, limit=self.batch)
-            if len(records) == self.batch:
-                self._next_look = -math.inf  # a backlog: the next free lane looks again at once
+            if len(records) == self.batch and not self._fresh:
+                # A backlog (after a restart, say) with nothing new: the next free lane looks again at
+                # once. While new ones come, they are taken by id and the backlog a batch an interval.
+                self._next_look = -math.inf
             elif not records:
                 # Nothing due: when the earliest pending one is (another replica's retry, say).
                 due = await repo.next_due()

@@ -127,6 +127,24 @@ async def test_an_aborted_transaction_stores_nothing_and_wakes_nobody(  # type: 
     assert await store.db.handovers.count_documents({}) == 1
 
 
+async def test_a_backlog_left_by_a_restart_is_sent_at_once_not_a_batch_per_poll_interval(  # type: ignore[no-untyped-def]
+    store: Store, inbox, sample
+) -> None:
+    # Committed while no worker ran (nobody was woken); the worker then starts with a 30 s poll interval.
+    assert isinstance(store.settings, NotificationsSettings)
+    handlers = EventHandlers(store.settings.audience())
+    events = [unique("evt") for _ in range(8)]
+    for event_id in events:
+        await store.transaction(
+            lambda tx: handlers.notify(sample.deal_won(deal_id=unique("D")), tx),
+            correlation_id=unique("corr"),
+            causation_id=event_id,
+        )
+    async with working(store):
+        # Two e-mails an event, taken one batch at a time by lanes that look again while batches are full.
+        await eventually(lambda: all(len(inbox.about(e)) == 2 for e in events), timeout=10, interval=0.05)
+
+
 class DeliveryFinds(monitoring.CommandListener):
     """Counts the finds of the deliveries collection a client sends."""
 
