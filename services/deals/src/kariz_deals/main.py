@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from kariz_deals import handlers, metrics, service_layer
-from kariz_deals.adapters.mongo import ensure_indexes
+from kariz_deals.adapters import pipeline_totals
+from kariz_deals.adapters.mongo import ensure_indexes, ensure_pipeline_totals
 from kariz_deals.api import make_router
 from kariz_deals.domain.pipeline import PIPELINES
 from kariz_deals.settings import DealsSettings
@@ -24,10 +25,14 @@ def build(settings: DealsSettings | None = None) -> Service:
         publishes=[DealOpened, StageChanged, DealWon, DealLost],
     )
     service.on_startup(ensure_indexes)
+    service.on_startup(ensure_pipeline_totals)
     service.subscribe(LeadQualified, handlers.on_lead_qualified(settings))
     service.api.include_router(make_router(service.store, settings))
 
     async def measure_pipeline() -> None:
+        # The deltas since the last round are folded into the totals first, so the reads stay short.
+        while await pipeline_totals.compact(service.store) == pipeline_totals.COMPACT_BATCH:
+            pass
         for pipeline in PIPELINES:
             summary = await service_layer.pipeline_summary(
                 service.store, pipeline=pipeline, currency=settings.deal_currency

@@ -16,6 +16,8 @@ import pytest_asyncio
 from prometheus_client import REGISTRY
 
 from kariz_deals import service_layer
+from kariz_deals.adapters import pipeline_totals
+from kariz_deals.adapters.mongo import DEALS
 from kariz_deals.domain import Deal
 from kariz_deals.main import build
 from kariz_deals.settings import DealsSettings
@@ -47,6 +49,7 @@ class Running:
     db: Any
     bootstrap: str
     group: str
+    settings: DealsSettings
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -57,7 +60,7 @@ async def deals(backends: Backends, settings_for: Callable[..., Any]) -> AsyncIt
     client = connect(settings)
     async with running(build(settings)) as http:
         group = settings.consumer_group(LeadQualified.kebab_name())
-        yield Running(http, client[settings.database_name], backends.kafka_bootstrap, group)
+        yield Running(http, client[settings.database_name], backends.kafka_bootstrap, group, settings)
     await client.close()
 
 
@@ -423,3 +426,70 @@ async def test_one_batch_opens_one_deal_per_lead_and_one_account_per_company(
         assert await store.db.deals.count_documents({"lead_id": {"$in": [same, other]}}) == 2
     finally:
         await store.close()
+
+
+async def counted_over_the_deals(db: Any, owner: str) -> dict[str, tuple[int, Decimal]]:
+    """The pipeline as a count over every deal (what the totals must agree with)."""
+    cursor = await db.deals.aggregate(
+        [
+            {"$match": {"owner": owner}},
+            {"$group": {"_id": "$stage", "count": {"$sum": 1}, "value": {"$sum": "$amount"}}},
+        ]
+    )
+    return {row["_id"]: (row["count"], Decimal(str(row["value"] or 0))) for row in await cursor.to_list()}
+
+
+async def pipeline_of(http: httpx.AsyncClient, owner: str) -> dict[str, tuple[int, Decimal]]:
+    summary = (await http.get("/pipeline", params={"owner": owner})).json()
+    return {s["stage"]: (s["count"], Decimal(s["value"])) for s in summary["stages"] if s["count"]}
+
+
+async def test_the_pipeline_totals_agree_with_the_deals_through_moves_compactions_and_a_rebuild(
+    deals: Running,
+) -> None:
+    http, owner = deals.http, f"{unique('rep')}@kariz.test"
+    leads = [unique("L") for _ in range(4)]
+    for i, lead in enumerate(leads):
+        event = qualified(
+            lead, owner=owner, company=f"Totals {i}", domain=None, budget=Decimal(1000 * (i + 1))
+        )
+        await publish(deals.bootstrap, from_qualification(event, unique("corr")))
+    opened = [(await deal_for(http, lead))["id"] for lead in leads]
+    stores = [Store(deals.settings), Store(deals.settings)]
+    try:
+        # A new amount, a move back, a note only (no change to the totals), a win and a loss.
+        moves = [
+            (opened[0], {"stage": "proposal", "amount": "4500.25"}),
+            (opened[0], {"stage": "discovery", "note": "back: the budget holder changed"}),
+            (opened[1], {"stage": "won"}),
+            (opened[2], {"stage": "lost", "reason": "price: too dear"}),
+        ]
+        for deal_id, body in moves[:2]:
+            assert (await move(http, deal_id, **body)).status_code == 200
+        assert await pipeline_of(http, owner) == await counted_over_the_deals(deals.db, owner)
+
+        await pipeline_totals.compact(stores[0])
+        assert await pipeline_of(http, owner) == await counted_over_the_deals(deals.db, owner)
+
+        for deal_id, body in moves[2:]:
+            assert (await move(http, deal_id, **body)).status_code == 200
+        # Two replicas folding the same deltas at once: one of them retries, nothing is counted twice.
+        await asyncio.gather(*(pipeline_totals.compact(store) for store in stores))
+        assert await deals.db[pipeline_totals.DELTAS].count_documents({}) == 0
+        expected = await counted_over_the_deals(deals.db, owner)
+        assert expected == {
+            "discovery": (1, Decimal("4500.25")),
+            "won": (1, Decimal("2000")),
+            "lost": (1, Decimal("3000")),
+            "qualification": (1, Decimal("4000")),
+        }
+        assert await pipeline_of(http, owner) == expected
+
+        # A database of a version before the totals: they are counted once from the deals at start-up.
+        await deals.db[pipeline_totals.TOTALS].delete_many({})
+        assert await pipeline_totals.build(stores[0], DEALS) is True
+        assert await pipeline_totals.build(stores[1], DEALS) is False
+        assert await pipeline_of(http, owner) == expected
+    finally:
+        for store in stores:
+            await store.close()

@@ -7,12 +7,12 @@ call). Reads for the API go through :class:`DealReader`, outside any transaction
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
+from kariz_deals.adapters import pipeline_totals
 from kariz_deals.domain import Account, AccountRef, Deal, StageTotal, StageVisit, pipeline_named
 from kariz_deals.domain.account import account_key, normalise_domain
 from kariz_shared.errors import Conflict
@@ -36,6 +36,11 @@ async def ensure_indexes(store: Store) -> None:
     accounts = store.db[ACCOUNTS]
     await accounts.create_index([("key", ASCENDING)], unique=True, name="key_unique")
     await accounts.create_index([("name_key", ASCENDING), ("created_at", ASCENDING)], name="name_key_created")
+
+
+async def ensure_pipeline_totals(store: Store) -> None:
+    """Count the deals once into the pipeline totals where an earlier version never did."""
+    await pipeline_totals.build(store, DEALS)
 
 
 # --- mapping --------------------------------------------------------------------------------------
@@ -140,20 +145,28 @@ class DealRepository:
 
     def add(self, deal: Deal) -> None:
         """Insert a new deal when the transaction commits, together with the batch's other new deals."""
-        self.tx.insert_later(DEALS, deal_to_document(deal))
+        doc = deal_to_document(deal)
+        self.tx.insert_later(DEALS, doc)
+        pipeline_totals.record_change(self.tx, None, doc)
 
     async def save(self, deal: Deal) -> None:
         """Write the deal over the version it was read at; a newer one means it moved meanwhile."""
         read_version = deal.version
         doc = deal_to_document(deal)
         doc["version"] = read_version + 1
-        result = await self.deals.replace_one(
-            {"_id": deal.id, "version": read_version}, doc, session=self.tx.session
+        # The version replaced, for the pipeline totals' delta: what the totals hold of this deal.
+        before = await self.deals.find_one_and_replace(
+            {"_id": deal.id, "version": read_version},
+            doc,
+            projection={f: 1 for f in (*pipeline_totals.LINE_FIELDS, "amount")},
+            return_document=ReturnDocument.BEFORE,
+            session=self.tx.session,
         )
-        if result.matched_count != 1:
+        if before is None:
             raise Conflict(
                 f"deal {deal.id} was changed by another request meanwhile; reload it and try again"
             )
+        pipeline_totals.record_change(self.tx, before, doc)
         deal.version = read_version + 1
 
 
@@ -242,15 +255,4 @@ class DealReader:
     async def stage_totals(
         self, pipeline: str, currency: str, owner: str | None = None
     ) -> dict[str, StageTotal]:
-        match: Document = {"pipeline": pipeline, "currency": currency}
-        if owner is not None:
-            match["owner"] = owner
-        cursor = await self.db[DEALS].aggregate(
-            [
-                {"$match": match},
-                # $sum skips deals without an amount, which is what "missing counts as 0" means.
-                {"$group": {"_id": "$stage", "count": {"$sum": 1}, "value": {"$sum": "$amount"}}},
-            ]
-        )
-        rows = await cursor.to_list()
-        return {row["_id"]: StageTotal(int(row["count"]), Decimal(str(row["value"] or 0))) for row in rows}
+        return await pipeline_totals.stage_totals(self.db, pipeline, currency, owner)
