@@ -55,12 +55,24 @@ def _line(doc: Document, sign: int) -> Document:
 
 
 def record_change(tx: Transaction, before: Document | None, after: Document) -> None:
-    """Queue the delta of a deal going from ``before`` (``None``: it is new) to ``after``; nothing when
-    neither its line nor its amount changed (a note, say)."""
+    """Add to this transaction's delta the change of a deal from ``before`` (``None``: it is new) to
+    ``after``; nothing when neither its line nor its amount changed (a note, say). One delta document a
+    transaction, however many deals a consumed batch opens."""
     if before is not None and _key(before) == _key(after) and before.get("amount") == after.get("amount"):
         return
-    lines = ([_line(before, -1)] if before is not None else []) + [_line(after, 1)]
-    tx.insert_later(DELTAS, {"_id": ObjectId(), "lines": lines})
+    queued = tx.queued(DELTAS)
+    if queued:
+        delta = queued[0]
+    else:
+        delta = {"_id": ObjectId(), "lines": []}
+        tx.insert_later(DELTAS, delta)
+    for change in ([_line(before, -1)] if before is not None else []) + [_line(after, 1)]:
+        same = next((line for line in delta["lines"] if _key(line) == _key(change)), None)
+        if same is None:
+            delta["lines"].append(change)
+        else:
+            same["count"] += change["count"]
+            same["value"] += change["value"]
 
 
 def _matches(line: Document, where: Document) -> bool:
@@ -118,9 +130,11 @@ async def compact(store: Store) -> int:
         for delta in deltas:
             for line in delta["lines"]:
                 _add(change, _key(line), line["count"], line["value"])
-        ids = [json.dumps(key) for key in change]
-        async for total in tx.db[TOTALS].find({"_id": {"$in": ids}}, session=tx.session):
-            _add(change, _key(total), total["count"], total["value"])
+        # All the totals (a few per owner and stage): an $in of many values is slow on the embedded
+        # database.
+        async for total in tx.db[TOTALS].find({"pipeline": {"$exists": True}}, session=tx.session):
+            if _key(total) in change:
+                _add(change, _key(total), total["count"], total["value"])
         await tx.db[TOTALS].bulk_write(
             [
                 ReplaceOne({"_id": json.dumps(key)}, _total_doc(key, count, value), upsert=True)
@@ -128,7 +142,9 @@ async def compact(store: Store) -> int:
             ],
             session=tx.session,
         )
-        await tx.db[DELTAS].delete_many({"_id": {"$in": [d["_id"] for d in deltas]}}, session=tx.session)
+        # By range, not by an $in of hundreds of ids (seconds on the embedded database). Exactly the
+        # deltas read: this snapshot does not see those committed after it began, whatever their ids.
+        await tx.db[DELTAS].delete_many({"_id": {"$lte": deltas[-1]["_id"]}}, session=tx.session)
         return len(deltas)
 
     return await store.transaction(fold, timeout_s=60)
