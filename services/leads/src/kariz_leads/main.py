@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from kariz_leads import handlers, metrics
 from kariz_leads.adapters.mongo import ensure_indexes, newest_capture
 from kariz_leads.api import make_router
@@ -27,8 +29,11 @@ def build(settings: LeadsSettings | None = None) -> Service:
     service.subscribe(LeadDisqualified, handlers.on_lead_disqualified)
     service.api.include_router(make_router(service.store, team))
 
+    newest: datetime | None = None
+
     async def measure_newest_capture() -> None:
-        newest = await newest_capture(service.store.db)
+        nonlocal newest
+        newest = await newest_capture(service.store.db, since=newest)
         metrics.last_captured.set(newest.timestamp() if newest else 0)
 
     service.add_worker(

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from kariz_leads.adapters.mongo import newest_capture
 from kariz_shared.testing import unique
 
 pytestmark = pytest.mark.integration
@@ -97,3 +98,20 @@ async def test_invalid_filters_are_refused_with_a_message(
     response = await leads.http.get("/leads", params=params)
     assert response.status_code == 422, response.text
     assert words in response.json()["message"]
+
+
+async def test_the_newest_capture_is_found_from_the_last_one_known(leads: Any, lead_body: Any) -> None:
+    async def capture() -> datetime:
+        response = await leads.http.post("/leads", json=lead_body())
+        assert response.status_code == 201, response.text
+        created: datetime = (await leads.db.leads.find_one({"_id": response.json()["id"]}))["created_at"]
+        return created
+
+    first = await capture()
+    known = await newest_capture(leads.db)
+    assert known is not None and known >= first
+    latest = await capture()
+    # From the last answer on: the lead captured since is found, and with nothing newer the answer stays.
+    assert await newest_capture(leads.db, since=known) == latest
+    assert await newest_capture(leads.db, since=latest) == latest
+    assert await newest_capture(leads.db, since=latest + timedelta(days=1)) == latest  # a full look
