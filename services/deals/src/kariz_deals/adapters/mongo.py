@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from kariz_deals.adapters import pipeline_totals
@@ -128,10 +128,18 @@ class DealRepository:
     def __init__(self, tx: Transaction) -> None:
         self.tx = tx
         self.deals = tx.db[DEALS]
+        # Each deal as read, so a save knows what the pipeline totals hold of it without a read.
+        self._as_read: dict[str, Document] = {}
 
     async def get(self, deal_id: str) -> Deal | None:
         doc = await self.deals.find_one({"_id": deal_id}, session=self.tx.session)
-        return deal_from_document(doc) if doc else None
+        return self._read(doc)
+
+    def _read(self, doc: Document | None) -> Deal | None:
+        if doc is None:
+            return None
+        self._as_read[doc["_id"]] = doc
+        return deal_from_document(doc)
 
     async def for_lead(self, lead_id: str) -> Deal | None:
         queued = [d for d in self.tx.queued(DEALS) if d["lead_id"] == lead_id]
@@ -141,7 +149,7 @@ class DealRepository:
             # Read with the deals of the batch's other leads (lead_id is unique).
             else await self.tx.find_one_for_batch(DEALS, "lead_id", lead_id, of_event=lead_id_of)
         )
-        return deal_from_document(doc) if doc else None
+        return self._read(doc)
 
     def add(self, deal: Deal) -> None:
         """Insert a new deal when the transaction commits, together with the batch's other new deals."""
@@ -154,19 +162,19 @@ class DealRepository:
         read_version = deal.version
         doc = deal_to_document(deal)
         doc["version"] = read_version + 1
-        # The version replaced, for the pipeline totals' delta: what the totals hold of this deal.
-        before = await self.deals.find_one_and_replace(
-            {"_id": deal.id, "version": read_version},
-            doc,
-            projection={f: 1 for f in (*pipeline_totals.LINE_FIELDS, "amount")},
-            return_document=ReturnDocument.BEFORE,
-            session=self.tx.session,
+        before = self._as_read.get(deal.id) or await self.deals.find_one(
+            {"_id": deal.id}, session=self.tx.session
         )
-        if before is None:
+        result = await self.deals.replace_one(
+            {"_id": deal.id, "version": read_version}, doc, session=self.tx.session
+        )
+        if result.matched_count != 1 or before is None:
             raise Conflict(
                 f"deal {deal.id} was changed by another request meanwhile; reload it and try again"
             )
+        # The version replaced is the one read (a save replaces only that version).
         pipeline_totals.record_change(self.tx, before, doc)
+        self._as_read[deal.id] = doc
         deal.version = read_version + 1
 
 
