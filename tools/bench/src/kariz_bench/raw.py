@@ -29,8 +29,8 @@ qualification (LeadCaptured)        C; T{W processed_events, R lead ($in), R    
 qualification relay                 R; P LeadQualified; W published_at          same
 deals (LeadQualified)               C; T{W processed_events, R deal of lead     C q; T{W q markers, R deals
                                     ($in), R account by domain ($in), W         ($in), R accounts ($in),
-                                    account, W deal, W outbox}                  W q accounts, W q deals,
-                                                                                W q outbox}
+                                    account, W deal, W outbox, W 1 pipeline     W q accounts, W q deals,
+                                    delta per batch}                            W q outbox, W 1 delta}
 deals relay                         R; P DealOpened; W published_at             same
 leads (LeadQualified, beside)       C; T{W processed_events, R lead ($in), W    C q; T{W q markers, R leads
                                     lead verdict (update_one)}                  ($in), W q verdicts
@@ -46,9 +46,10 @@ final reader (the bench's own)      C DealOpened                                
 
 Per qualified lead Kariz thus does 3 P, 4 C (plus the bench's reader), 5 T and 19 document writes
 (leads 6: turn, lead, outbox, published_at, marker, verdict; qualification 4; deals 5; notifications
-4: marker, delivery, claim, result) in 4 databases with the same 13 collections; a lead that does not
-qualify at capture (it waits in "nurture") stops after qualification's transaction, which then writes
-no outbox document. Every lead qualifies in the raw path unless ``qualify_share`` says otherwise.
+4: marker, delivery, claim, result), plus one pipeline delta per deals batch, in 4 databases with the
+same 14 collections; a lead that does not qualify at capture (it waits in "nurture") stops after
+qualification's transaction, which then writes no outbox document. Every lead qualifies in the raw
+path unless ``qualify_share`` says otherwise.
 Collections carry Kariz's indexes (``kariz_indexes``), since each one costs on every insert. Documents
 and records have Kariz's fields and sizes; their values are synthetic. Not mirrored: the relay lease
 and backlog gauges (a few reads and one write a second per service, not per lead), HTTP, and the
@@ -144,11 +145,11 @@ KARIZ_INDEXES: dict[str, dict[str, list[tuple[list[tuple[str, int]], dict[str, A
         ],
     },
 }
-# Collections Kariz has whether or not its indexes are mirrored: the same 13 in all.
+# Collections Kariz has whether or not its indexes are mirrored: the same 14 in all.
 COLLECTIONS = {
     "leads": ("leads", "assignment_turns", OUTBOX, PROCESSED_EVENTS),
     "qualification": ("leads", "rule_sets", OUTBOX, PROCESSED_EVENTS),
-    "deals": ("deals", "accounts", OUTBOX, PROCESSED_EVENTS),
+    "deals": ("deals", "accounts", "pipeline_deltas", OUTBOX, PROCESSED_EVENTS),
     "notifications": ("deliveries", PROCESSED_EVENTS),
 }
 
@@ -712,11 +713,16 @@ class _Run:
                     )
                 await db["accounts"].insert_many(accounts, session=session)
                 await db["deals"].insert_many(deals, session=session)
+                # As Kariz's pipeline totals: one delta document a transaction, summing its new deals.
+                await db["pipeline_deltas"].insert_one(
+                    {"lines": [{"pipeline": "default", "stage": "discovery", "count": len(deals)}]},
+                    session=session,
+                )
                 await outbox.write(emitted, session)
 
             await _in_transaction(client, work)
             self.tally.reads[db.name] += 2
-            self.tally.written[db.name] += 3 * len(records)
+            self.tally.written[db.name] += 3 * len(records) + 1
             self.tally.transactions[db.name] += 1
             outbox.signal.set()
 
