@@ -1,2 +1,2 @@
 # The shared fixtures (backends, settings_for) for every test in the repository.
-pytest_plugins = ["kariz_shared.testing.plugin"]
+pytest_plugins = ["kariz_devkit.testing.plugin"]

@@ -5,7 +5,7 @@
 - ``deploy/grafana/dashboards/*.json``: the Grafana dashboards, defined below as panels and PromQL.
 - ``deploy/k8s/base/monitoring/dashboards.yaml``: the same dashboards as ConfigMaps for Grafana's sidecar.
 - ``deploy/k8s/base/monitoring/prometheusrule.yaml``: ``deploy/prometheus/alerts.yml`` as a PrometheusRule.
-- ``deploy/k8s/base/kafka/topics.yaml``: a Strimzi KafkaTopic for every topic of ``kariz_shared.events``.
+- ``deploy/k8s/base/kafka/topics.yaml``: a Strimzi KafkaTopic for every topic Kariz publishes.
 - ``deploy/k8s/base/services/<service>.yaml``: each service's Deployment, Service, ServiceAccount,
   PodDisruptionBudget, ServiceMonitor and (for a consumer) KEDA ScaledObject on the lag of the consumer
   groups its code subscribes.
@@ -23,9 +23,9 @@ from typing import Any
 
 import yaml
 
-from kariz_shared.asyncapi import SERVICES, build_service
-from kariz_shared.events import all_topics, dead_letter_topic
-from kariz_shared.settings import ServiceSettings
+from kariz_devkit.asyncapi import SERVICES, build_service
+from kariz_shared.contracts.events import all_topics, dead_letter_topic
+from kariz_shared.runtime.settings import ServiceSettings
 
 DEPLOY = Path(__file__).resolve().parent
 DASHBOARDS = DEPLOY / "grafana" / "dashboards"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kariz_shared.asyncapi import SERVICES, build_service, document, topics_of
-from kariz_shared.events import (
+from kariz_devkit.asyncapi import SERVICES, build_service, document, topics_of
+from kariz_shared.contracts.events import (
     DealLost,
     DealOpened,
     DealWon,

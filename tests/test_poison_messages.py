@@ -32,15 +32,16 @@ import kariz_notifications.service_layer
 import kariz_qualification.service_layer
 from kariz_deals.main import build as build_deals
 from kariz_deals.settings import DealsSettings
+from kariz_devkit.embedded import free_port
+from kariz_devkit.testing import Backends, Record, eventually, publish_raw, reading, running, unique
 from kariz_leads.main import build as build_leads
 from kariz_leads.settings import LeadsSettings
 from kariz_notifications.main import build as build_notifications
 from kariz_notifications.settings import NotificationsSettings
 from kariz_qualification.main import build as build_qualification
 from kariz_qualification.settings import QualificationSettings
-from kariz_shared.embedded import free_port
-from kariz_shared.envelope import Envelope
-from kariz_shared.events import (
+from kariz_shared.contracts.envelope import Envelope
+from kariz_shared.contracts.events import (
     Company,
     Contact,
     DealLost,
@@ -54,10 +55,9 @@ from kariz_shared.events import (
     StageChanged,
     dead_letter_topic,
 )
-from kariz_shared.persistence import Transaction
+from kariz_shared.persistence.store import Transaction
+from kariz_shared.runtime.settings import ServiceSettings
 from kariz_shared.service import Service
-from kariz_shared.settings import ServiceSettings
-from kariz_shared.testing import Backends, Record, eventually, publish_raw, reading, running, unique
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from pymongo.errors import OperationFailure
 
-from kariz_shared.errors import Conflict
-from kariz_shared.persistence import Store, Transaction
-from kariz_shared.settings import ServiceSettings
+from kariz_shared.contracts.errors import Conflict
+from kariz_shared.persistence.store import Store, Transaction
+from kariz_shared.runtime.settings import ServiceSettings
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from pydantic import create_model
 
-from kariz_shared.contracts import (
+from kariz_shared.contracts.compatibility import (
     ContractBroken,
     breaking_changes,
     committed_schemas,
@@ -24,8 +24,8 @@ from kariz_shared.contracts import (
     schema_file,
     write_event_schemas,
 )
-from kariz_shared.envelope import Envelope, decode
-from kariz_shared.events import (
+from kariz_shared.contracts.envelope import Envelope, decode
+from kariz_shared.contracts.events import (
     EVENTS,
     EVENTS_BY_TOPIC,
     BantAnswers,

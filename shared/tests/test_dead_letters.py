@@ -18,24 +18,22 @@ from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 from pymongo.errors import AutoReconnect, ExecutionTimeout, ServerSelectionTimeoutError
 
-from kariz_shared.deadletters import (
+from kariz_devkit.testing import Backends, Record, eventually, publish, publish_raw, reading, running, unique
+from kariz_ops.deadletters import at_offsets, replay, select
+from kariz_shared.contracts.deadletters import (
     ADDED_HEADERS,
     REPLAYED_FROM,
     DeadLetter,
     DeadLetterError,
     DeadLetterReason,
-    at_offsets,
     dead_letter_headers,
-    replay,
-    select,
 )
-from kariz_shared.envelope import Envelope
-from kariz_shared.errors import RejectedEvent
-from kariz_shared.events import LeadCaptured, dead_letter_topic
-from kariz_shared.persistence import Transaction
+from kariz_shared.contracts.envelope import Envelope
+from kariz_shared.contracts.errors import RejectedEvent
+from kariz_shared.contracts.events import LeadCaptured, dead_letter_topic
+from kariz_shared.persistence.store import Transaction
+from kariz_shared.runtime.settings import ServiceSettings
 from kariz_shared.service import Service
-from kariz_shared.settings import ServiceSettings
-from kariz_shared.testing import Backends, Record, eventually, publish, publish_raw, reading, running, unique
 
 from .test_envelope import captured
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import httpx
 
-from kariz_shared.devstack import WEBHOOK_SECRET, webhook_sink_app
-from kariz_shared.webhooks import sign
+from kariz_devkit.devstack import WEBHOOK_SECRET, webhook_sink_app
+from kariz_shared.contracts.webhooks import sign
 
 
 async def test_sink_keeps_signed_deliveries_and_refuses_forged_ones(tmp_path: Path) -> None:

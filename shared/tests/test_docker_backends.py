@@ -8,7 +8,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
 
-from kariz_shared.testing.plugin import NO_DOCKER, docker_available, docker_backends
+from kariz_devkit.testing.plugin import NO_DOCKER, docker_available, docker_backends
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(not docker_available(), reason=NO_DOCKER)]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pymongo import AsyncMongoClient
 
-from kariz_shared.embedded import EmbeddedBackends
+from kariz_devkit.embedded import EmbeddedBackends
 
 
 async def test_the_embedded_database_uri_turns_retryable_writes_off_and_connects_directly() -> None:

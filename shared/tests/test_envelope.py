@@ -2,9 +2,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from kariz_shared.deadletters import DeadLetterReason
-from kariz_shared.envelope import Envelope, InvalidEnvelope, decode
-from kariz_shared.events import Company, Contact, LeadCaptured, LeadSource
+from kariz_shared.contracts.deadletters import DeadLetterReason
+from kariz_shared.contracts.envelope import Envelope, InvalidEnvelope, decode
+from kariz_shared.contracts.events import Company, Contact, LeadCaptured, LeadSource
 
 
 def captured(lead_id: str = "L-1") -> LeadCaptured:

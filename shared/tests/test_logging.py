@@ -1,7 +1,7 @@
 import json
 import logging
 
-from kariz_shared.logging import JsonFormatter, correlation_id
+from kariz_shared.runtime.logging import JsonFormatter, correlation_id
 
 
 def test_a_log_line_is_json_with_the_correlation_id_and_extra_fields() -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from pymongo import AsyncMongoClient
 
-from kariz_shared.envelope import Envelope
-from kariz_shared.errors import RejectedEvent
-from kariz_shared.events import LeadCaptured, LeadDisqualified, ScoreLine, dead_letter_topic
-from kariz_shared.persistence import Transaction
+from kariz_devkit.testing import publish, publish_raw, reading, running, unique
+from kariz_shared.contracts.envelope import Envelope
+from kariz_shared.contracts.errors import RejectedEvent
+from kariz_shared.contracts.events import LeadCaptured, LeadDisqualified, ScoreLine, dead_letter_topic
+from kariz_shared.persistence.store import Transaction
+from kariz_shared.runtime.settings import ServiceSettings
 from kariz_shared.service import Service
-from kariz_shared.settings import ServiceSettings
-from kariz_shared.testing import publish, publish_raw, reading, running, unique
 
 from .test_envelope import captured
 

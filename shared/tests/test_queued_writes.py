@@ -13,9 +13,9 @@ import pytest
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.errors import DuplicateKeyError
 
-from kariz_shared.errors import Conflict
-from kariz_shared.persistence import Store, Transaction
-from kariz_shared.settings import ServiceSettings
+from kariz_shared.contracts.errors import Conflict
+from kariz_shared.persistence.store import Store, Transaction
+from kariz_shared.runtime.settings import ServiceSettings
 
 pytestmark = pytest.mark.integration
 

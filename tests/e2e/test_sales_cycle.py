@@ -22,18 +22,18 @@ from aiosmtpd.controller import Controller
 from fastapi import FastAPI, Request
 from pymongo import AsyncMongoClient
 
-from kariz_shared.devstack import ServiceProcess, start_service, wait_ready
-from kariz_shared.embedded import free_port
-from kariz_shared.events import (
+from kariz_devkit.devstack import ServiceProcess, start_service, wait_ready
+from kariz_devkit.embedded import free_port
+from kariz_devkit.testing import Backends, eventually, reading, unique
+from kariz_devkit.testing.cluster import Inbox
+from kariz_shared.contracts.events import (
     DealOpened,
     DealWon,
     LeadCaptured,
     LeadQualified,
     StageChanged,
 )
-from kariz_shared.testing import Backends, eventually, reading, unique
-from kariz_shared.testing.cluster import Inbox
-from kariz_shared.webhooks import verify
+from kariz_shared.contracts.webhooks import verify
 
 pytestmark = pytest.mark.e2e
 

@@ -19,11 +19,12 @@ import pytest
 
 from kariz_deals.main import build as build_deals
 from kariz_deals.settings import DealsSettings
+from kariz_devkit.embedded import EmbeddedBackends
+from kariz_devkit.testing import EMBEDDED_CONSUMER_TUNING, eventually, publish, reading, running, unique
 from kariz_leads.main import build as build_leads
 from kariz_leads.settings import LeadsSettings
-from kariz_shared.embedded import EmbeddedBackends
-from kariz_shared.envelope import Envelope
-from kariz_shared.events import (
+from kariz_shared.contracts.envelope import Envelope
+from kariz_shared.contracts.events import (
     BantAnswers,
     Company,
     Contact,
@@ -33,10 +34,9 @@ from kariz_shared.events import (
     ScoreLine,
     StageChanged,
 )
-from kariz_shared.outbox import RELAY_LEASE
-from kariz_shared.persistence import OUTBOX, connect
-from kariz_shared.settings import ServiceSettings
-from kariz_shared.testing import EMBEDDED_CONSUMER_TUNING, eventually, publish, reading, running, unique
+from kariz_shared.messaging.outbox import RELAY_LEASE
+from kariz_shared.persistence.store import OUTBOX, connect
+from kariz_shared.runtime.settings import ServiceSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

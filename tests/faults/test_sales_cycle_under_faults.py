@@ -36,8 +36,10 @@ from kariz_loadgen.journey import Kariz, Tally, drive_all
 from kariz_loadgen.population import Population
 from pymongo import AsyncMongoClient
 
-from kariz_shared.embedded import EmbeddedBackends
-from kariz_shared.events import (
+from kariz_devkit.embedded import EmbeddedBackends
+from kariz_devkit.testing import Backends, EventReader, Record, eventually, reading, unique
+from kariz_devkit.testing.cluster import SERVICES, Cluster, Sinks, standard_environment
+from kariz_shared.contracts.events import (
     DealLost,
     DealOpened,
     DealWon,
@@ -47,10 +49,8 @@ from kariz_shared.events import (
     StageChanged,
     dead_letter_topic,
 )
-from kariz_shared.messaging import ensure_topics
-from kariz_shared.persistence import OUTBOX, PROCESSED_EVENTS
-from kariz_shared.testing import Backends, EventReader, Record, eventually, reading, unique
-from kariz_shared.testing.cluster import SERVICES, Cluster, Sinks, standard_environment
+from kariz_shared.messaging.broker import ensure_topics
+from kariz_shared.persistence.store import OUTBOX, PROCESSED_EVENTS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 

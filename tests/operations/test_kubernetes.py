@@ -24,8 +24,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from kariz_shared.asyncapi import SERVICES, build_service
-from kariz_shared.events import all_topics
+from kariz_devkit.asyncapi import SERVICES, build_service
+from kariz_shared.contracts.events import all_topics
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"

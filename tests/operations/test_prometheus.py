@@ -26,11 +26,11 @@ import pytest
 import yaml
 from aiosmtpd.controller import Controller
 
-from kariz_shared.devstack import ServiceProcess, start_service, wait_ready
-from kariz_shared.embedded import ChildProcess, free_port, wait_for_port
-from kariz_shared.events import LeadCaptured
-from kariz_shared.testing import Backends, eventually, publish_raw, unique
-from kariz_shared.testing.operations import ConsumerLagExporter, debian_tool, metric_names
+from kariz_devkit.devstack import ServiceProcess, start_service, wait_ready
+from kariz_devkit.embedded import ChildProcess, free_port, wait_for_port
+from kariz_devkit.testing import Backends, eventually, publish_raw, unique
+from kariz_devkit.testing.operations import ConsumerLagExporter, debian_tool, metric_names
+from kariz_shared.contracts.events import LeadCaptured
 
 pytestmark = pytest.mark.integration
 

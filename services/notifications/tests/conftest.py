@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from kariz_shared.events import (
+from kariz_shared.contracts.events import (
     BantAnswers,
     Company,
     Contact,

@@ -23,15 +23,15 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
-from kariz_shared import http
-from kariz_shared.consumer import Handler, subscribe
-from kariz_shared.events import Event
-from kariz_shared.logging import configure_logging
-from kariz_shared.messaging import ensure_topics, make_broker
-from kariz_shared.metrics import dependency_up, registry
-from kariz_shared.outbox import OutboxRelay
-from kariz_shared.persistence import Store
-from kariz_shared.settings import ServiceSettings
+from kariz_shared.contracts.events import Event
+from kariz_shared.messaging.broker import ensure_topics, make_broker
+from kariz_shared.messaging.consumer import Handler, subscribe
+from kariz_shared.messaging.outbox import OutboxRelay
+from kariz_shared.persistence.store import Store
+from kariz_shared.runtime import http
+from kariz_shared.runtime.logging import configure_logging
+from kariz_shared.runtime.metrics import dependency_up, registry
+from kariz_shared.runtime.settings import ServiceSettings
 
 E = TypeVar("E", bound=Event)
 StartupHook = Callable[[Store], Awaitable[None]]

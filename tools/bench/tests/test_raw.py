@@ -9,7 +9,7 @@ import pytest
 from kariz_bench.raw import OUTBOX, PROCESSED_EVENTS, run_raw
 from pymongo import AsyncMongoClient
 
-from kariz_shared.testing import Backends
+from kariz_devkit.testing import Backends
 
 pytestmark = pytest.mark.integration
 

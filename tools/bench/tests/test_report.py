@@ -10,7 +10,7 @@ from kariz_bench.stack import Usage
 from kariz_bench.traffic import hot_leads
 
 from kariz_qualification.domain.rules import DEFAULT_RULES
-from kariz_shared.events import Company, Contact, LeadSource
+from kariz_shared.contracts.events import Company, Contact, LeadSource
 
 
 def test_every_hot_lead_qualifies_on_its_fit_alone() -> None:

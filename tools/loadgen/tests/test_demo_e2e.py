@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from kariz_loadgen.cli import not_ready, run_demo
 
-from kariz_shared.testing import Backends, unique
-from kariz_shared.testing.cluster import Cluster, Sinks, standard_environment
+from kariz_devkit.testing import Backends, unique
+from kariz_devkit.testing.cluster import Cluster, Sinks, standard_environment
 
 pytestmark = pytest.mark.e2e
 

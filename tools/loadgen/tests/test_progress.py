@@ -11,7 +11,7 @@ from kariz_loadgen.journey import DEFAULT_URLS
 from kariz_loadgen.observe import of_run
 from kariz_loadgen.progress import Progress, progress_line
 
-from kariz_shared.embedded import free_port
+from kariz_devkit.embedded import free_port
 
 
 def test_the_line_shows_done_total_rate_and_elapsed() -> None:

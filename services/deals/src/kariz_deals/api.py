@@ -13,8 +13,8 @@ from kariz_deals import service_layer
 from kariz_deals.adapters.mongo import DealFilter
 from kariz_deals.domain import DEFAULT_PIPELINE, Account, Deal, Pipeline, PipelineSummary, pipeline_named
 from kariz_deals.settings import DealsSettings
-from kariz_shared.http import Limit, Offset, Page
-from kariz_shared.persistence import Store
+from kariz_shared.persistence.store import Store
+from kariz_shared.runtime.http import Limit, Offset, Page
 
 # Amounts are Decimals and serialise as JSON strings ("1250.00"); probabilities are plain numbers.
 Amount = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=2)]

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 from kariz_deals import metrics, service_layer
 from kariz_deals.settings import DealsSettings
-from kariz_shared.errors import RejectedEvent, RuleViolation
-from kariz_shared.events import LeadQualified
-from kariz_shared.persistence import Transaction
+from kariz_shared.contracts.errors import RejectedEvent, RuleViolation
+from kariz_shared.contracts.events import LeadQualified
+from kariz_shared.persistence.store import Transaction
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from kariz_deals.adapters.mongo import ensure_indexes, ensure_pipeline_totals
 from kariz_deals.api import make_router
 from kariz_deals.domain.pipeline import PIPELINES
 from kariz_deals.settings import DealsSettings
-from kariz_shared.events import DealLost, DealOpened, DealWon, LeadQualified, StageChanged
-from kariz_shared.gauges import refreshing
+from kariz_shared.contracts.events import DealLost, DealOpened, DealWon, LeadQualified, StageChanged
+from kariz_shared.runtime.periodic import refreshing
 from kariz_shared.service import Service
 
 

@@ -22,9 +22,9 @@ from kariz_deals.domain import (
     pipeline_named,
     summarise,
 )
-from kariz_shared.errors import NotFound, RuleViolation
-from kariz_shared.events import DealLost, DealOpened, DealWon, Event, LeadQualified, StageChanged
-from kariz_shared.persistence import Store, Transaction
+from kariz_shared.contracts.errors import NotFound, RuleViolation
+from kariz_shared.contracts.events import DealLost, DealOpened, DealWon, Event, LeadQualified, StageChanged
+from kariz_shared.persistence.store import Store, Transaction
 
 
 def new_id(prefix: str) -> str:

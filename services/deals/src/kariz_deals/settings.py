@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from kariz_shared.settings import ServiceSettings
+from kariz_shared.runtime.settings import ServiceSettings
 
 
 class DealsSettings(ServiceSettings):

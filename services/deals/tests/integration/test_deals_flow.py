@@ -21,8 +21,9 @@ from kariz_deals.adapters.mongo import DEALS
 from kariz_deals.domain import Deal
 from kariz_deals.main import build
 from kariz_deals.settings import DealsSettings
-from kariz_shared.envelope import Envelope
-from kariz_shared.events import (
+from kariz_devkit.testing import Backends, EventReader, eventually, publish, reading, running, unique
+from kariz_shared.contracts.envelope import Envelope
+from kariz_shared.contracts.events import (
     BantAnswers,
     Company,
     Contact,
@@ -35,8 +36,7 @@ from kariz_shared.events import (
     StageChanged,
     dead_letter_topic,
 )
-from kariz_shared.persistence import Store, Transaction, connect
-from kariz_shared.testing import Backends, EventReader, eventually, publish, reading, running, unique
+from kariz_shared.persistence.store import Store, Transaction, connect
 
 pytestmark = pytest.mark.integration
 

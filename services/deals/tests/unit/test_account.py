@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from kariz_deals.domain import Account, normalise_domain, normalise_name
-from kariz_shared.errors import RuleViolation
+from kariz_shared.contracts.errors import RuleViolation
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 

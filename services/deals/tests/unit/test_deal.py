@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from kariz_deals.domain import AccountRef, Deal, Direction, StageVisit
-from kariz_shared.errors import Conflict, RuleViolation
+from kariz_shared.contracts.errors import Conflict, RuleViolation
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 

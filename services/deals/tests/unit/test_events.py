@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from kariz_deals.domain import AccountRef, Deal
 from kariz_deals.service_layer import deal_opened, events_for_move
-from kariz_shared.events import DealLost, DealOpened, DealWon, StageChanged
+from kariz_shared.contracts.events import DealLost, DealOpened, DealWon, StageChanged
 
 T0 = datetime(2025, 5, 1, 8, 0, tzinfo=UTC)
 

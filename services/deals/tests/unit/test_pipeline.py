@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 
 from kariz_deals.domain import DEFAULT_PIPELINE, Direction, pipeline_named
-from kariz_shared.errors import NotFound, RuleViolation
+from kariz_shared.contracts.errors import NotFound, RuleViolation
 
 
 def test_stages_in_order_with_probability_and_forecast_category() -> None:

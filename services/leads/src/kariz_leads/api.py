@@ -24,10 +24,10 @@ from kariz_leads.domain.normalisation import (
     normalise_optional_text,
     normalise_phone,
 )
-from kariz_shared.events import Company, Contact, LeadSource
-from kariz_shared.http import Limit, Offset, Page
-from kariz_shared.logging import correlation_id
-from kariz_shared.persistence import Store
+from kariz_shared.contracts.events import Company, Contact, LeadSource
+from kariz_shared.persistence.store import Store
+from kariz_shared.runtime.http import Limit, Offset, Page
+from kariz_shared.runtime.logging import correlation_id
 
 # --- requests -------------------------------------------------------------------------------------
 

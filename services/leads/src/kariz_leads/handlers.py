@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from kariz_leads import services
-from kariz_shared.errors import NotFound, RejectedEvent
-from kariz_shared.events import LeadDisqualified, LeadQualified
-from kariz_shared.persistence import Transaction
+from kariz_shared.contracts.errors import NotFound, RejectedEvent
+from kariz_shared.contracts.events import LeadDisqualified, LeadQualified
+from kariz_shared.persistence.store import Transaction
 
 
 async def on_lead_qualified(event: LeadQualified, tx: Transaction) -> None:

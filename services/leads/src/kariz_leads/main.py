@@ -9,8 +9,8 @@ from kariz_leads.adapters.mongo import ensure_indexes, newest_capture
 from kariz_leads.api import make_router
 from kariz_leads.domain import SalesTeam
 from kariz_leads.settings import LeadsSettings
-from kariz_shared.events import LeadCaptured, LeadDisqualified, LeadQualified
-from kariz_shared.gauges import refreshing
+from kariz_shared.contracts.events import LeadCaptured, LeadDisqualified, LeadQualified
+from kariz_shared.runtime.periodic import refreshing
 from kariz_shared.service import Service
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
-from kariz_shared.events import LeadSource
-from kariz_shared.metrics import registry
+from kariz_shared.contracts.events import LeadSource
+from kariz_shared.runtime.metrics import registry
 
 captured = Counter(
     "kariz_leads_captured_total", "New leads captured, by source", ["source"], registry=registry

@@ -25,9 +25,9 @@ from kariz_leads.domain.normalisation import (
     normalise_contact,
     normalise_optional_text,
 )
-from kariz_shared.errors import NotFound, RuleViolation
-from kariz_shared.events import Company, Contact, LeadDisqualified, LeadQualified, LeadSource
-from kariz_shared.persistence import Store, Transaction
+from kariz_shared.contracts.errors import NotFound, RuleViolation
+from kariz_shared.contracts.events import Company, Contact, LeadDisqualified, LeadQualified, LeadSource
+from kariz_shared.persistence.store import Store, Transaction
 
 T = TypeVar("T")
 

@@ -9,7 +9,7 @@ from pydantic import field_validator
 from pydantic_settings import NoDecode
 
 from kariz_leads.domain.normalisation import normalise_country, normalise_email
-from kariz_shared.settings import ServiceSettings
+from kariz_shared.runtime.settings import ServiceSettings
 
 
 class LeadsSettings(ServiceSettings):

@@ -17,10 +17,10 @@ import pytest_asyncio
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from kariz_devkit.testing import Backends, running, unique
 from kariz_leads.main import build
 from kariz_leads.settings import LeadsSettings
 from kariz_shared.service import Service
-from kariz_shared.testing import Backends, running, unique
 
 REPS = ["alex@kariz.example", "sam@kariz.example", "kim@kariz.example"]
 TERRITORIES = {"DE": ["jonas@kariz.example", "lena@kariz.example"]}

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from kariz_shared.events import LeadCaptured
-from kariz_shared.testing import Backends, reading
+from kariz_devkit.testing import Backends, reading
+from kariz_shared.contracts.events import LeadCaptured
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from kariz_shared.envelope import Envelope
-from kariz_shared.events import (
+from kariz_devkit.testing import Backends, eventually, publish, reading, unique
+from kariz_shared.contracts.envelope import Envelope
+from kariz_shared.contracts.events import (
     Company,
     Contact,
     LeadDisqualified,
@@ -17,7 +18,6 @@ from kariz_shared.events import (
     ScoreLine,
     dead_letter_topic,
 )
-from kariz_shared.testing import Backends, eventually, publish, reading, unique
 
 pytestmark = pytest.mark.integration
 

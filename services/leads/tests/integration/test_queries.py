@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from kariz_devkit.testing import unique
 from kariz_leads.adapters.mongo import newest_capture
-from kariz_shared.testing import unique
 
 pytestmark = pytest.mark.integration
 

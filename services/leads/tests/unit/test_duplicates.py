@@ -8,7 +8,7 @@ import pytest
 
 from kariz_leads.domain import AssignedBy, Assignment, Lead, LeadStatus, Touch
 from kariz_leads.domain.normalisation import duplicate_key
-from kariz_shared.events import Company, Contact, LeadSource
+from kariz_shared.contracts.events import Company, Contact, LeadSource
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 

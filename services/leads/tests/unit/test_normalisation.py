@@ -17,7 +17,7 @@ from kariz_leads.domain.normalisation import (
     normalise_name,
     normalise_phone,
 )
-from kariz_shared.events import Company, Contact
+from kariz_shared.contracts.events import Company, Contact
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import pytest
 
 from kariz_leads.domain import LeadFilter
 from kariz_leads.settings import LeadsSettings
-from kariz_shared.errors import RuleViolation
+from kariz_shared.contracts.errors import RuleViolation
 
 
 def test_filter_values_are_normalised_like_captured_data() -> None:

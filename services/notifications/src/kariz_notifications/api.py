@@ -21,8 +21,8 @@ from kariz_notifications.domain.model import (
     Handover,
     HandoverStatus,
 )
-from kariz_shared.http import Limit, Offset, Page
-from kariz_shared.persistence import Store
+from kariz_shared.persistence.store import Store
+from kariz_shared.runtime.http import Limit, Offset, Page
 
 
 class AttemptOut(BaseModel):

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 from kariz_notifications import service_layer
 from kariz_notifications.domain.model import Audience, Delivery
-from kariz_shared.events import Event
-from kariz_shared.persistence import Transaction
+from kariz_shared.contracts.events import Event
+from kariz_shared.persistence.store import Transaction
 
 
 class EventHandlers:

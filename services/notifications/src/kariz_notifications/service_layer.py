@@ -30,9 +30,9 @@ from kariz_notifications.domain.model import (
     SendResult,
 )
 from kariz_notifications.domain.schedule import LEASE, NextStep, after_attempt
-from kariz_shared.errors import NotFound
-from kariz_shared.events import Event
-from kariz_shared.persistence import Store, Transaction
+from kariz_shared.contracts.errors import NotFound
+from kariz_shared.contracts.events import Event
+from kariz_shared.persistence.store import Store, Transaction
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from pydantic_settings import NoDecode
 
 from kariz_notifications.domain.model import ALL_EVENTS, Audience, EventType, Subscriber
 from kariz_notifications.domain.schedule import LEASE
-from kariz_shared.settings import ServiceSettings
+from kariz_shared.runtime.settings import ServiceSettings
 
 ADDRESS = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
 SUBSCRIBABLE = {e.value for e in EventType} | {ALL_EVENTS}

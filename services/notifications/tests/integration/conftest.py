@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from kariz_shared.embedded import free_port
+from kariz_devkit.embedded import free_port
 
 
 @dataclass

@@ -14,10 +14,10 @@ import pytest_asyncio
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from kariz_devkit.testing import Backends, unique
 from kariz_notifications.adapters.repository import DeliveryRepository
 from kariz_notifications.domain.model import Attempt, Channel, Delivery, DeliveryStatus, Email
 from kariz_notifications.domain.schedule import NextStep
-from kariz_shared.testing import Backends, unique
 
 pytestmark = pytest.mark.integration
 

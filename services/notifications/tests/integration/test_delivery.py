@@ -20,13 +20,13 @@ from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from kariz_devkit.embedded import free_port
+from kariz_devkit.testing import Backends, eventually, publish, running, unique
 from kariz_notifications.main import build
 from kariz_notifications.settings import NotificationsSettings
-from kariz_shared.embedded import free_port
-from kariz_shared.envelope import Envelope
-from kariz_shared.events import DealWon, Event
-from kariz_shared.testing import Backends, eventually, publish, running, unique
-from kariz_shared.webhooks import verify
+from kariz_shared.contracts.envelope import Envelope
+from kariz_shared.contracts.events import DealWon, Event
+from kariz_shared.contracts.webhooks import verify
 
 pytestmark = pytest.mark.integration
 

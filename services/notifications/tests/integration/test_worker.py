@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient, monitoring
 
+from kariz_devkit.testing import eventually, unique
 from kariz_notifications.adapters.email import SmtpMailer
 from kariz_notifications.adapters.repository import ensure_indexes
 from kariz_notifications.adapters.webhook import WebhookPoster
@@ -19,8 +20,7 @@ from kariz_notifications.domain.model import Channel
 from kariz_notifications.handlers import EventHandlers
 from kariz_notifications.service_layer import DeliveryWorker, Sender
 from kariz_notifications.settings import NotificationsSettings
-from kariz_shared.persistence import Store, Transaction
-from kariz_shared.testing import eventually, unique
+from kariz_shared.persistence.store import Store, Transaction
 
 pytestmark = pytest.mark.integration
 

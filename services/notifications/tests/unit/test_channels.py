@@ -6,7 +6,7 @@ from kariz_notifications.adapters.email import compose, message_id
 from kariz_notifications.adapters.webhook import headers_for
 from kariz_notifications.domain.model import Audience, Channel, EventContext, Subscriber
 from kariz_notifications.domain.rules import plan
-from kariz_shared import webhooks
+from kariz_shared.contracts import webhooks
 
 CTX = EventContext(event_id="evt-42", correlation_id="corr-42")
 

@@ -13,9 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from kariz_qualification import service_layer
 from kariz_qualification.domain.lead import Lead, Outcome, Status, Trigger
 from kariz_qualification.domain.rules import Authority, Budget, Need, RuleSet, Timeline
-from kariz_shared.events import BantAnswers, ScoreLine
-from kariz_shared.http import Limit, Offset, Page
-from kariz_shared.persistence import Store
+from kariz_shared.contracts.events import BantAnswers, ScoreLine
+from kariz_shared.persistence.store import Store
+from kariz_shared.runtime.http import Limit, Offset, Page
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]

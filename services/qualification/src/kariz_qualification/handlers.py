@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from kariz_qualification import service_layer
-from kariz_shared.events import LeadCaptured
-from kariz_shared.persistence import Transaction
+from kariz_shared.contracts.events import LeadCaptured
+from kariz_shared.persistence.store import Transaction
 
 
 async def on_lead_captured(event: LeadCaptured, tx: Transaction) -> None:

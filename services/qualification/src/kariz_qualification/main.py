@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kariz_qualification import api, handlers, service_layer
 from kariz_qualification.settings import QualificationSettings
-from kariz_shared.events import LeadCaptured, LeadDisqualified, LeadQualified
+from kariz_shared.contracts.events import LeadCaptured, LeadDisqualified, LeadQualified
 from kariz_shared.service import Service
 
 

@@ -7,7 +7,7 @@ from typing import get_args
 from prometheus_client import Counter, Histogram
 
 from kariz_qualification.domain.lead import Outcome, Trigger
-from kariz_shared.metrics import registry
+from kariz_shared.runtime.metrics import registry
 
 decisions = Counter(
     "kariz_qualification_decisions_total",

@@ -14,9 +14,9 @@ from kariz_qualification import metrics
 from kariz_qualification.adapters.mongo import LeadRepository, RuleSetRepository, ensure_indexes, seed_rules
 from kariz_qualification.domain.lead import Lead, Scoring, Status
 from kariz_qualification.domain.rules import DEFAULT_RULES, RuleSet
-from kariz_shared.errors import NotFound
-from kariz_shared.events import BantAnswers, LeadCaptured
-from kariz_shared.persistence import Store, Transaction
+from kariz_shared.contracts.errors import NotFound
+from kariz_shared.contracts.events import BantAnswers, LeadCaptured
+from kariz_shared.persistence.store import Store, Transaction
 
 log = logging.getLogger(__name__)
 

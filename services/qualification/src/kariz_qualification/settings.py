@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kariz_shared.settings import ServiceSettings
+from kariz_shared.runtime.settings import ServiceSettings
 
 
 class QualificationSettings(ServiceSettings):

@@ -10,7 +10,7 @@ import pytest
 from kariz_qualification import service_layer
 from kariz_qualification.domain.rules import DEFAULT_RULES, RuleSet
 from kariz_qualification.settings import QualificationSettings
-from kariz_shared.persistence import Store
+from kariz_shared.persistence.store import Store
 
 pytestmark = pytest.mark.integration
 

@@ -13,13 +13,20 @@ import pytest
 from prometheus_client import REGISTRY
 from pymongo.asynchronous.database import AsyncDatabase
 
+from kariz_devkit.testing import Backends, EventReader, eventually, publish, reading, running, unique
 from kariz_qualification.domain.rules import DEFAULT_RULES
 from kariz_qualification.main import build
 from kariz_qualification.settings import QualificationSettings
-from kariz_shared.envelope import Envelope
-from kariz_shared.events import Company, Contact, LeadCaptured, LeadDisqualified, LeadQualified, LeadSource
+from kariz_shared.contracts.envelope import Envelope
+from kariz_shared.contracts.events import (
+    Company,
+    Contact,
+    LeadCaptured,
+    LeadDisqualified,
+    LeadQualified,
+    LeadSource,
+)
 from kariz_shared.service import Service
-from kariz_shared.testing import Backends, EventReader, eventually, publish, reading, running, unique
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,8 @@ import pytest
 
 from kariz_qualification.domain.lead import Lead, Verdict, decide
 from kariz_qualification.domain.rules import DEFAULT_RULES, RuleSet, Thresholds
-from kariz_shared.errors import Conflict
-from kariz_shared.events import (
+from kariz_shared.contracts.errors import Conflict
+from kariz_shared.contracts.events import (
     BantAnswers,
     Company,
     Contact,

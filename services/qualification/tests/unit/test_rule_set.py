@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from kariz_qualification.domain.rules import DEFAULT_RULES, RuleSet
-from kariz_shared.events import Company, Contact, LeadSource
+from kariz_shared.contracts.events import Company, Contact, LeadSource
 
 
 def default_body() -> dict[str, Any]:

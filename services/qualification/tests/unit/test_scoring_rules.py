@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kariz_qualification.domain.rules import DEFAULT_RULES, seniority_of
-from kariz_shared.events import BantAnswers, Company, Contact, LeadSource, ScoreLine
+from kariz_shared.contracts.events import BantAnswers, Company, Contact, LeadSource, ScoreLine
 
 
 def company(**fields: object) -> Company:

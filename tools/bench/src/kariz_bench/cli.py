@@ -31,7 +31,7 @@ import psutil
 from kariz_bench.observer import Observer
 from kariz_bench.stack import PARTITIONS, Backend, Meter, Stack, Usage, backends, drop_databases
 from kariz_bench.traffic import Sent, capture_all, capture_at_rate, hot_leads, import_all
-from kariz_shared.testing.cluster import Sinks
+from kariz_devkit.testing.cluster import Sinks
 
 
 @dataclass

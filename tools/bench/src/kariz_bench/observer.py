@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from kariz_shared.events import DealOpened, LeadDisqualified, LeadQualified
+from kariz_shared.contracts.events import DealOpened, LeadDisqualified, LeadQualified
 
 WATCHED = {
     LeadQualified.topic(): "qualified",

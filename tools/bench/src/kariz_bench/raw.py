@@ -77,7 +77,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
 
-from kariz_shared.messaging import ensure_topics
+from kariz_shared.messaging.broker import ensure_topics
 
 log = logging.getLogger(__name__)
 

@@ -19,12 +19,12 @@ import psutil
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pymongo import AsyncMongoClient
 
-from kariz_shared.devstack import ServiceProcess, start_service, wait_ready
-from kariz_shared.embedded import EmbeddedBackends, free_port
-from kariz_shared.events import EVENTS, Event
-from kariz_shared.messaging import ensure_topics
-from kariz_shared.testing import Backends, unique
-from kariz_shared.testing.cluster import SERVICES, Sinks, standard_environment
+from kariz_devkit.devstack import ServiceProcess, start_service, wait_ready
+from kariz_devkit.embedded import EmbeddedBackends, free_port
+from kariz_devkit.testing import Backends, unique
+from kariz_devkit.testing.cluster import SERVICES, Sinks, standard_environment
+from kariz_shared.contracts.events import EVENTS, Event
+from kariz_shared.messaging.broker import ensure_topics
 
 PARTITIONS = 6  # enough for two replicas of every consumer to share work evenly
 

@@ -15,9 +15,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from kariz_deals.adapters import pipeline_totals
 from kariz_deals.domain import Account, AccountRef, Deal, StageTotal, StageVisit, pipeline_named
 from kariz_deals.domain.account import account_key, normalise_domain
-from kariz_shared.errors import Conflict
-from kariz_shared.events import Event, lead_id_of
-from kariz_shared.persistence import Store, Transaction, find_page
+from kariz_shared.contracts.errors import Conflict
+from kariz_shared.contracts.events import Event, lead_id_of
+from kariz_shared.persistence.store import Store, Transaction, find_page
 
 DEALS = "deals"
 ACCOUNTS = "accounts"

@@ -29,7 +29,7 @@ from pymongo import ASCENDING, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from kariz_deals.domain import StageTotal
-from kariz_shared.persistence import Store, Transaction
+from kariz_shared.persistence.store import Store, Transaction
 
 TOTALS = "pipeline_totals"
 DELTAS = "pipeline_deltas"

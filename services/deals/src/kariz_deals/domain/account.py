@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from kariz_shared.errors import RuleViolation
+from kariz_shared.contracts.errors import RuleViolation
 
 # Legal forms say nothing about which company it is: "Acme Inc." and "ACME" are one account.
 LEGAL_FORMS = frozenset(

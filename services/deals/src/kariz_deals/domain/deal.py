@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from kariz_deals.domain.pipeline import DEFAULT_PIPELINE, LOST, WON, Direction, Pipeline, Stage
-from kariz_shared.errors import Conflict, RuleViolation
+from kariz_shared.contracts.errors import Conflict, RuleViolation
 
 CENT = Decimal("0.01")
 

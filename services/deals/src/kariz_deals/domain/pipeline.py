@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from kariz_shared.errors import NotFound, RuleViolation
+from kariz_shared.contracts.errors import NotFound, RuleViolation
 
 WON = "won"
 LOST = "lost"

@@ -15,8 +15,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import CollectionInvalid, DuplicateKeyError, OperationFailure
 
 from kariz_leads.domain import AssignedBy, Lead, LeadFilter, LeadStatus, Touch
-from kariz_shared.events import Company, Contact, LeadSource, lead_id_of
-from kariz_shared.persistence import Store, Transaction, find_page
+from kariz_shared.contracts.events import Company, Contact, LeadSource, lead_id_of
+from kariz_shared.persistence.store import Store, Transaction, find_page
 
 LEADS = "leads"
 TURNS = "assignment_turns"

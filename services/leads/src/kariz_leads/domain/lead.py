@@ -9,7 +9,7 @@ from enum import StrEnum
 
 from kariz_leads.domain.assignment import AssignedBy, Assignment
 from kariz_leads.domain.normalisation import duplicate_key
-from kariz_shared.events import Company, Contact, LeadCaptured, LeadSource
+from kariz_shared.contracts.events import Company, Contact, LeadCaptured, LeadSource
 
 
 class LeadStatus(StrEnum):

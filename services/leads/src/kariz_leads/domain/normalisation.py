@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from kariz_leads.domain.countries import ISO_COUNTRY_CODES
-from kariz_shared.events import Company, Contact
+from kariz_shared.contracts.events import Company, Contact
 
 
 class InvalidValue(ValueError):

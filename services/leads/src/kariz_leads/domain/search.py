@@ -12,8 +12,8 @@ from kariz_leads.domain.normalisation import (
     normalise_email,
     normalise_industry,
 )
-from kariz_shared.errors import RuleViolation
-from kariz_shared.events import LeadSource
+from kariz_shared.contracts.errors import RuleViolation
+from kariz_shared.contracts.events import LeadSource
 
 
 def as_utc(moment: datetime) -> datetime:

@@ -10,7 +10,7 @@ from email.message import EmailMessage
 from email.utils import formatdate
 
 from kariz_notifications.domain.model import Delivery, Email, SendResult
-from kariz_shared.events import EVENTS
+from kariz_shared.contracts.events import EVENTS
 
 DELIVERY_ID_HEADER = "X-Kariz-Delivery-Id"
 # Long ids stay on one header line (SMTP allows 998 characters), so a receiver reads them back exactly.

@@ -30,7 +30,7 @@ from kariz_notifications.domain.model import (
     WebhookPost,
 )
 from kariz_notifications.domain.schedule import NextStep
-from kariz_shared.persistence import Store, Transaction, find_page
+from kariz_shared.persistence.store import Store, Transaction, find_page
 
 DELIVERIES = "deliveries"
 HANDOVERS = "handovers"

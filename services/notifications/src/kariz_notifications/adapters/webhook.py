@@ -9,8 +9,8 @@ import httpx
 
 from kariz_notifications.adapters.email import describe
 from kariz_notifications.domain.model import Delivery, SendResult, WebhookPost
-from kariz_shared import webhooks
-from kariz_shared.events import EVENTS
+from kariz_shared.contracts import webhooks
+from kariz_shared.contracts.events import EVENTS
 
 
 def headers_for(delivery: Delivery, secret: str, body: bytes) -> dict[str, str]:

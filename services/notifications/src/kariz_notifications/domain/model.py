@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from kariz_shared.events import DealLost, DealWon, Event, LeadQualified, StageChanged
+from kariz_shared.contracts.events import DealLost, DealWon, Event, LeadQualified, StageChanged
 
 #: The events that turn into messages. A webhook subscriber may subscribe only to these (or to all).
 NOTIFYING_EVENTS: tuple[type[Event], ...] = (LeadQualified, StageChanged, DealWon, DealLost)

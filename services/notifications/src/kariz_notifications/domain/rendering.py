@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from kariz_notifications.domain.model import Email, EventContext
-from kariz_shared.events import DealLost, DealWon, Event, LeadQualified, StageChanged
+from kariz_shared.contracts.events import DealLost, DealWon, Event, LeadQualified, StageChanged
 
 
 def one_line(text: str) -> str:

@@ -14,7 +14,7 @@ from kariz_notifications.domain.model import (
     Handover,
     WebhookPost,
 )
-from kariz_shared.events import DealLost, DealWon, Event, LeadQualified, StageChanged
+from kariz_shared.contracts.events import DealLost, DealWon, Event, LeadQualified, StageChanged
 
 
 def delivery_key(event_id: str, channel: Channel, recipient: str) -> str:

@@ -15,9 +15,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from kariz_qualification.domain.lead import Decision, Lead, Scoring, Status
 from kariz_qualification.domain.rules import RuleSet
-from kariz_shared.errors import Conflict
-from kariz_shared.events import BantAnswers, Company, Contact, LeadSource, ScoreLine, lead_id_of
-from kariz_shared.persistence import Transaction, find_page
+from kariz_shared.contracts.errors import Conflict
+from kariz_shared.contracts.events import BantAnswers, Company, Contact, LeadSource, ScoreLine, lead_id_of
+from kariz_shared.persistence.store import Transaction, find_page
 
 Db = AsyncDatabase[dict[str, Any]]
 LEADS = "leads"

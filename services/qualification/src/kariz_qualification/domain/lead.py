@@ -12,8 +12,8 @@ from datetime import datetime
 from typing import Literal
 
 from kariz_qualification.domain.rules import RuleSet, Thresholds
-from kariz_shared.errors import Conflict
-from kariz_shared.events import (
+from kariz_shared.contracts.errors import Conflict
+from kariz_shared.contracts.events import (
     BantAnswers,
     Company,
     Contact,

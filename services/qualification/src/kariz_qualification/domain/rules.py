@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
-from kariz_shared.events import BantAnswers, Company, Contact, LeadSource, ScoreLine
+from kariz_shared.contracts.events import BantAnswers, Company, Contact, LeadSource, ScoreLine
 
 # --- vocabulary -----------------------------------------------------------------------------------
 

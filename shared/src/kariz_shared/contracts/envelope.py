@@ -17,8 +17,8 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 
-from kariz_shared.deadletters import DeadLetterReason
-from kariz_shared.events import EVENTS_BY_TOPIC, Event
+from kariz_shared.contracts.deadletters import DeadLetterReason
+from kariz_shared.contracts.events import EVENTS_BY_TOPIC, Event
 
 E = TypeVar("E", bound=Event)
 

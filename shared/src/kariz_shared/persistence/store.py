@@ -2,7 +2,7 @@
 "handle each event once" for consumers.
 
 A state change and the events it causes are written in one MongoDB transaction: the events go to
-the ``outbox`` collection and :class:`kariz_shared.outbox.OutboxRelay` publishes them. A consumer
+the ``outbox`` collection and :class:`kariz_shared.messaging.outbox.OutboxRelay` publishes them. A consumer
 records the id of each event it handled in ``processed_events`` in the same transaction as the
 effect, so a redelivered event changes nothing.
 """
@@ -27,10 +27,10 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from kariz_shared.envelope import Envelope
-from kariz_shared.events import Event
-from kariz_shared.logging import correlation_id as current_correlation_id
-from kariz_shared.settings import ServiceSettings
+from kariz_shared.contracts.envelope import Envelope
+from kariz_shared.contracts.events import Event
+from kariz_shared.runtime.logging import correlation_id as current_correlation_id
+from kariz_shared.runtime.settings import ServiceSettings
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from kariz_shared.messaging import ensure_topics
-from kariz_shared.settings import ServiceSettings
-from kariz_shared.testing import Backends, unique
+from kariz_devkit.testing import Backends, unique
+from kariz_shared.messaging.broker import ensure_topics
+from kariz_shared.runtime.settings import ServiceSettings
 
 S = TypeVar("S", bound=ServiceSettings)
 
@@ -31,7 +31,7 @@ def docker_available() -> bool:
 
 
 def _embedded() -> Iterator[Backends]:
-    from kariz_shared.embedded import EmbeddedBackends, free_port
+    from kariz_devkit.embedded import EmbeddedBackends, free_port
 
     data = Path(tempfile.mkdtemp(prefix="kariz-test-"))
     running = EmbeddedBackends(kafka_port=free_port(), mongodb_port=free_port(), data_dir=data).start()
@@ -94,7 +94,7 @@ def backends() -> Iterator[Backends]:
 def own_backends(tmp_path: Path) -> Iterator[Any]:
     """A broker and a database of this test's own (an ``EmbeddedBackends``), for tests that take them
     down and bring them back. Only the embedded backends can be restarted by a test."""
-    from kariz_shared.embedded import EmbeddedBackends, free_port
+    from kariz_devkit.embedded import EmbeddedBackends, free_port
 
     if os.environ.get("KARIZ_TEST_BACKENDS", "embedded") != "embedded":
         pytest.skip("restarting the broker or the database needs the embedded backends")

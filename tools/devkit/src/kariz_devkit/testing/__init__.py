@@ -21,8 +21,8 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
-from kariz_shared.envelope import Envelope
-from kariz_shared.events import Event
+from kariz_shared.contracts.envelope import Envelope
+from kariz_shared.contracts.events import Event
 from kariz_shared.service import Service
 
 

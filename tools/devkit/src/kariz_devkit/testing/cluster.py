@@ -20,10 +20,10 @@ import uvicorn
 from aiosmtpd.controller import Controller
 from fastapi import FastAPI, Request
 
-from kariz_shared.devstack import ServiceProcess, start_service, wait_ready
-from kariz_shared.embedded import free_port
-from kariz_shared.testing import Backends, unique
-from kariz_shared.webhooks import verify
+from kariz_devkit.devstack import ServiceProcess, start_service, wait_ready
+from kariz_devkit.embedded import free_port
+from kariz_devkit.testing import Backends, unique
+from kariz_shared.contracts.webhooks import verify
 
 SERVICES = ("leads", "qualification", "deals", "notifications")
 DELIVERY_ID = "X-Kariz-Delivery-Id"

@@ -24,10 +24,15 @@ from faststream.kafka import KafkaBroker
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from kariz_shared.messaging import ensure_topics
-from kariz_shared.metrics import events_published, outbox_backlog, outbox_oldest_age, outbox_relay_leader
-from kariz_shared.persistence import OUTBOX, Store
-from kariz_shared.settings import ServiceSettings
+from kariz_shared.messaging.broker import ensure_topics
+from kariz_shared.persistence.store import OUTBOX, Store
+from kariz_shared.runtime.metrics import (
+    events_published,
+    outbox_backlog,
+    outbox_oldest_age,
+    outbox_relay_leader,
+)
+from kariz_shared.runtime.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from pydantic import BaseModel
 from pymongo.errors import ConnectionFailure, PyMongoError
 from starlette.responses import Response
 
-from kariz_shared.errors import Conflict, DomainError, NotFound, RuleViolation
-from kariz_shared.logging import correlation_id
-from kariz_shared.metrics import http_request_seconds, http_requests
+from kariz_shared.contracts.errors import Conflict, DomainError, NotFound, RuleViolation
+from kariz_shared.runtime.logging import correlation_id
+from kariz_shared.runtime.metrics import http_request_seconds, http_requests
 
 T = TypeVar("T")
 

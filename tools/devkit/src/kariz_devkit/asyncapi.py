@@ -2,7 +2,7 @@
 
 ``kariz-asyncapi SERVICE... --out docs/asyncapi --events-out docs/events`` writes ``<service>.json`` for
 each, and the JSON Schema of every event version as ``<topic>.schema.json`` (see
-:mod:`kariz_shared.contracts`); ``make asyncapi`` does it for all four.
+:mod:`kariz_shared.contracts.compatibility`); ``make asyncapi`` does it for all four.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 
 from faststream.specification import AsyncAPI
 
-from kariz_shared.contracts import ContractBroken, write_event_schemas
-from kariz_shared.events import json_schema
+from kariz_shared.contracts.compatibility import ContractBroken, write_event_schemas
+from kariz_shared.contracts.events import json_schema
 from kariz_shared.service import Service
 
 SERVICES = ("leads", "qualification", "deals", "notifications")

@@ -10,10 +10,10 @@ from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 
-from kariz_shared.deadletters import DeadLetterReason, dead_letter_headers
-from kariz_shared.events import all_topics, dead_letter_topic
-from kariz_shared.metrics import registry
-from kariz_shared.settings import ServiceSettings
+from kariz_shared.contracts.deadletters import DeadLetterReason, dead_letter_headers
+from kariz_shared.contracts.events import all_topics, dead_letter_topic
+from kariz_shared.runtime.metrics import registry
+from kariz_shared.runtime.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 

@@ -26,17 +26,14 @@ from collections.abc import Sequence
 
 from aiokafka.errors import KafkaError
 
-from kariz_shared.deadletters import (
+from kariz_ops.deadletters import at_offsets, read_dead_letters, replay, select
+from kariz_shared.contracts.deadletters import (
     DeadLetter,
     DeadLetterError,
     DeadLetterReason,
-    at_offsets,
     dead_letter_topic_of,
-    read_dead_letters,
-    replay,
-    select,
 )
-from kariz_shared.settings import ServiceSettings
+from kariz_shared.runtime.settings import ServiceSettings
 
 COLUMNS = (
     "dead letter",

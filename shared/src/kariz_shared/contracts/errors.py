@@ -1,5 +1,5 @@
 """Errors the domain raises, named by what went wrong. Plain Python, no I/O: the HTTP adapter maps
-each kind to a status code (see :mod:`kariz_shared.http`), the consumer wrapper to a dead letter."""
+each kind to a status code (see :mod:`kariz_shared.runtime.http`), the consumer wrapper to a dead letter."""
 
 from __future__ import annotations
 

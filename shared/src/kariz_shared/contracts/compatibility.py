@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kariz_shared.events import EVENTS, Event, json_schema
+from kariz_shared.contracts.events import EVENTS, Event, json_schema
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 JSON_TYPES = ("array", "boolean", "integer", "null", "number", "object", "string")

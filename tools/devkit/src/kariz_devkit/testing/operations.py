@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
-from kariz_shared.events import EVENTS
+from kariz_shared.contracts.events import EVENTS
 
 
 def debian_tool(name: str) -> str:

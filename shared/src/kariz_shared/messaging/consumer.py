@@ -6,8 +6,8 @@ whole batch once, in order, in one transaction with their "handled" markers and 
 (``Store.handle_batch``); then commit the offsets. A batch that fails is taken apart and its events
 handled one per transaction, so one bad event costs only itself. What cannot be read, or what the
 handler rejects, goes to ``<topic>.dlq`` with the reason (a ``dlq_reason`` header, see
-:class:`kariz_shared.deadletters.DeadLetterReason`) and the partition keeps flowing. A failure of the
-database or the broker is retried, with backoff, until it passes; any other failure is retried
+:class:`kariz_shared.contracts.deadletters.DeadLetterReason`) and the partition keeps flowing. A
+failure of the database or the broker is retried, with backoff, until it passes; any other failure is retried
 ``consumer_max_attempts`` times, then dead-lettered.
 """
 
@@ -27,14 +27,14 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
-from kariz_shared.deadletters import DeadLetterReason
-from kariz_shared.envelope import Envelope, InvalidEnvelope, decode
-from kariz_shared.errors import RejectedEvent
-from kariz_shared.events import Event, dead_letter_topic
-from kariz_shared.logging import correlation_id
-from kariz_shared.messaging import send_to_dead_letters
-from kariz_shared.metrics import dead_letters, event_handle_seconds, events_consumed
-from kariz_shared.persistence import Transaction
+from kariz_shared.contracts.deadletters import DeadLetterReason
+from kariz_shared.contracts.envelope import Envelope, InvalidEnvelope, decode
+from kariz_shared.contracts.errors import RejectedEvent
+from kariz_shared.contracts.events import Event, dead_letter_topic
+from kariz_shared.messaging.broker import send_to_dead_letters
+from kariz_shared.persistence.store import Transaction
+from kariz_shared.runtime.logging import correlation_id
+from kariz_shared.runtime.metrics import dead_letters, event_handle_seconds, events_consumed
 
 if TYPE_CHECKING:
     from kariz_shared.service import Service

@@ -28,10 +28,10 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from kariz_shared.embedded import ChildProcess, EmbeddedBackends
-from kariz_shared.messaging import ensure_topics
-from kariz_shared.testing import EMBEDDED_CONSUMER_TUNING
-from kariz_shared.webhooks import verify
+from kariz_devkit.embedded import ChildProcess, EmbeddedBackends
+from kariz_devkit.testing import EMBEDDED_CONSUMER_TUNING
+from kariz_shared.contracts.webhooks import verify
+from kariz_shared.messaging.broker import ensure_topics
 
 SERVICE_PORTS = {"leads": 8001, "qualification": 8002, "deals": 8003, "notifications": 8004}
 KAFKA_PORT = 9092
