@@ -22,3 +22,11 @@ class RuleViolation(DomainError):
 
 class RejectedEvent(Exception):
     """A consumed event can never be applied (not a passing failure): it goes to the dead letters."""
+
+
+class DuplicateRecord(Conflict):
+    """A unique index refused a write: a concurrent change of the same thing committed first."""
+
+    def __init__(self, message: str, *, index: str = "") -> None:
+        super().__init__(message)
+        self.index = index

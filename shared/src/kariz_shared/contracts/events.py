@@ -128,6 +128,20 @@ class LeadCaptured(Event):
     captured_at: datetime
 
 
+class LeadResponseOverdue(Event):
+    description: ClassVar[str] = (
+        "A lead is still new, with no action by its owner, a response SLA after it was captured "
+        "(a timer of the leads service, armed at capture and cancelled when the lead leaves new)."
+    )
+    key_field: ClassVar[str] = "lead_id"
+
+    lead_id: str
+    owner: str = Field(description="The sales rep the lead is assigned to (their e-mail address)")
+    source: LeadSource
+    captured_at: datetime
+    due_at: datetime = Field(description="captured_at plus the response SLA: when the first action was due")
+
+
 # --- qualification --------------------------------------------------------------------------------
 
 
@@ -234,7 +248,16 @@ class DealLost(Event):
 #: Every event type, by name. A new event must be added here to get a topic.
 EVENTS: dict[str, type[Event]] = {
     cls.__name__: cls
-    for cls in (LeadCaptured, LeadQualified, LeadDisqualified, DealOpened, StageChanged, DealWon, DealLost)
+    for cls in (
+        LeadCaptured,
+        LeadResponseOverdue,
+        LeadQualified,
+        LeadDisqualified,
+        DealOpened,
+        StageChanged,
+        DealWon,
+        DealLost,
+    )
 }
 
 EVENTS_BY_TOPIC: dict[str, type[Event]] = {cls.topic(): cls for cls in EVENTS.values()}

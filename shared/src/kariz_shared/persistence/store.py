@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 OUTBOX = "outbox"
 PROCESSED_EVENTS = "processed_events"
+TIMERS = "timers"
 DUPLICATE_KEY = 11000
 
 
@@ -135,6 +136,10 @@ class Transaction:
         self._unless_present: set[str] = set()
         self._memo: dict[str, Any] = {}
         self._batch_reads: dict[tuple[str, str], _BatchRead] = {}
+        # By collection and _id: the document that replaces the stored one, or None to delete it.
+        self._replacements: dict[str, dict[Any, dict[str, Any] | None]] = {}
+        #: The earliest due time of a timer this transaction armed (the timer worker wakes for it).
+        self.armed_due: datetime | None = None
 
     def after_commit(self, action: Callable[[], None]) -> None:
         """Run ``action`` once this transaction committed (e.g. count a metric); never if it aborts."""
@@ -153,6 +158,21 @@ class Transaction:
         self._inserts.setdefault(collection, []).append(document)
         if unless_present:
             self._unless_present.add(collection)
+
+    def replace_later(self, collection: str, document: dict[str, Any]) -> None:
+        """Store ``document`` in place of the one with its ``_id``, or as a new one, just before commit:
+        the documents replaced or deleted in a batch cost one ``delete_many`` and one ``insert_many``
+        between them, not a command each. The last word on an ``_id`` wins."""
+        self._replacements.setdefault(collection, {})[document["_id"]] = document
+
+    def delete_later(self, collection: str, document_id: Any) -> None:
+        """Delete the document ``document_id`` just before commit (see :meth:`replace_later`)."""
+        self._replacements.setdefault(collection, {})[document_id] = None
+
+    def replaced(self, collection: str, document_id: Any) -> tuple[bool, dict[str, Any] | None]:
+        """Whether this transaction replaced or deleted ``document_id`` and, if so, what it will be."""
+        pending = self._replacements.get(collection, {})
+        return (document_id in pending), pending.get(document_id)
 
     def queued(self, collection: str) -> list[dict[str, Any]]:
         """The documents queued for ``collection`` by :meth:`insert_later` and not yet written."""
@@ -189,6 +209,16 @@ class Transaction:
             read.unused.discard(value)
             return read.found.get(value)
         return await self.db[collection].find_one({by: value}, session=self.session)
+
+    async def _flush_replacements(self) -> None:
+        for collection, pending in self._replacements.items():
+            if not pending:
+                continue
+            await self.db[collection].delete_many({"_id": {"$in": list(pending)}}, session=self.session)
+            documents = [d for d in pending.values() if d is not None]
+            if documents:
+                await self.db[collection].insert_many(documents, session=self.session, ordered=True)
+        self._replacements.clear()
 
     async def _flush_inserts(self) -> None:
         for collection, queued in self._inserts.items():
@@ -239,6 +269,22 @@ class Transaction:
         await self.db[OUTBOX].insert_many(docs, session=self.session, ordered=True)
 
 
+class Alarm:
+    """Wakes the timer worker when a timer is armed earlier than the worker planned to wake."""
+
+    def __init__(self) -> None:
+        self.wake = asyncio.Event()
+        self.planned: datetime | None = None
+
+    def plan(self, at: datetime | None) -> None:
+        self.wake.clear()
+        self.planned = at
+
+    def note(self, due_at: datetime) -> None:
+        if self.planned is None or due_at < self.planned:
+            self.wake.set()
+
+
 class Store:
     """A service's database, and the only way its code writes to it."""
 
@@ -249,6 +295,8 @@ class Store:
         self.source = f"/kariz/{settings.service_name}"
         # Set after a commit that wrote events, so the relay publishes at once instead of at its next poll.
         self.outbox_signal = asyncio.Event()
+        #: Told of timers armed by this process's transactions, so the timer worker wakes for them.
+        self.timer_alarm = Alarm()
 
     async def ping(self) -> bool:
         try:
@@ -259,6 +307,7 @@ class Store:
 
     async def ensure_indexes(self) -> None:
         await self.db[OUTBOX].create_index([("published_at", ASCENDING), ("order", ASCENDING)])
+        await self.db[TIMERS].create_index([("due_at", ASCENDING)])
 
     async def transaction(
         self,
@@ -279,6 +328,7 @@ class Store:
             last.clear()
             tx = Transaction(session, self.db, self.source, correlation_id, causation_id)
             value = await work(tx)
+            await tx._flush_replacements()
             await tx._flush_inserts()
             await tx._flush_outbox()
             result.append(value)
@@ -291,6 +341,8 @@ class Store:
         committed = last[0]
         if committed.emitted:
             self.outbox_signal.set()
+        if committed.armed_due is not None:
+            self.timer_alarm.note(committed.armed_due)
         for action in committed.after_commit_actions:
             action()
         return result[0]

@@ -1,0 +1,110 @@
+"""Units of work in memory, for the use-case tests: the same handlers, no database.
+
+A service's in-memory unit of work subclasses :class:`InMemoryUnitOfWork` and keeps its repositories'
+documents in plain attributes. :class:`InMemoryUnitsOfWork` runs a use case on it as one unit: what the
+use case changed is kept when it returns and put back as it was when it raises, its events are
+"published" (``units.published``) and its after-commit actions run only then. ``fire_due_timers``
+does what the timer worker does, at the fake clock's time.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+from kariz_shared.contracts.events import Event
+from kariz_shared.persistence.unit_of_work import Timer, UnitOfWork
+from kariz_shared.runtime.clock import Clock, FakeClock
+
+T = TypeVar("T")
+E = TypeVar("E", bound=Event)
+
+
+class InMemoryTimers:
+    def __init__(self) -> None:
+        self.armed: dict[str, Timer] = {}
+
+    def arm(self, key: str, due_at: datetime, event: Event, *, every: timedelta | None = None) -> None:
+        self.armed[key] = Timer.armed(key, due_at, event, None, every)
+
+    def cancel(self, key: str) -> None:
+        self.armed.pop(key, None)
+
+    async def get(self, key: str) -> Timer | None:
+        return self.armed.get(key)
+
+
+class InMemoryUnitOfWork(UnitOfWork):
+    #: Attributes that are not state: kept as they are when a unit is rolled back.
+    not_state = frozenset({"clock", "emitted", "actions"})
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock = clock or FakeClock()
+        self.timers = InMemoryTimers()
+        self.emitted: list[Event] = []
+        self.actions: list[Callable[[], None]] = []
+
+    def emit(self, event: Event, *, correlation_id: str | None = None) -> None:
+        self.emitted.append(event)
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        self.actions.append(action)
+
+
+U = TypeVar("U", bound=InMemoryUnitOfWork)
+
+
+class InMemoryUnitsOfWork(Generic[U]):
+    def __init__(self, uow: U) -> None:
+        self.uow = uow
+        #: Every event of every unit that completed, in order.
+        self.published: list[Event] = []
+
+    @property
+    def clock(self) -> Clock:
+        return self.uow.clock
+
+    async def run(self, work: Callable[[U], Awaitable[T]], *, correlation_id: str | None = None) -> T:
+        state = {k: v for k, v in vars(self.uow).items() if k not in self.uow.not_state}
+        saved: dict[str, Any] = copy.deepcopy(state)
+        self.uow.emitted, self.uow.actions = [], []
+        try:
+            value = await work(self.uow)
+        except BaseException:
+            self.uow.__dict__.update(saved)
+            raise
+        self.published.extend(self.uow.emitted)
+        for action in self.uow.actions:
+            action()
+        return value
+
+    async def handle(self, handle: Callable[[U, E], Awaitable[None]], event: E) -> None:
+        """Apply a consumer's handler to ``event`` in a unit of its own, as the consumer would."""
+        await self.run(lambda uow: handle(uow, event))
+
+    def of_type(self, cls: type[E]) -> list[E]:
+        return [e for e in self.published if isinstance(e, cls)]
+
+    async def fire_due_timers(self) -> list[Event]:
+        """Emit the events of the timers due at the clock's time, as the timer worker would."""
+
+        async def fire(uow: U) -> list[Event]:
+            now = uow.clock.now()
+            fired: list[Event] = []
+            timers = uow.timers
+            assert isinstance(timers, InMemoryTimers)
+            for key, timer in sorted(timers.armed.items(), key=lambda kv: kv[1].due_at):
+                if timer.due_at > now:
+                    continue
+                uow.emit(timer.event)
+                fired.append(timer.event)
+                if timer.every is None:
+                    del timers.armed[key]
+                else:
+                    again = timer.due_at + timer.every
+                    timers.armed[key] = Timer.armed(key, again, timer.event, None, timer.every)
+            return fired
+
+        return await self.run(fire)

@@ -1,0 +1,90 @@
+"""The one registry of Kariz's services: name, package, port, and the events each writes and reads.
+
+The dev stack, the deploy generator, the bench, the AsyncAPI generator and the docs all read this list;
+a new service is added here and nowhere else. Names only: ``shared`` imports no service (a tool that
+needs a service's code imports ``<package>.bootstrap`` by name).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kariz_shared.contracts.events import (
+    DealLost,
+    DealOpened,
+    DealWon,
+    Event,
+    LeadCaptured,
+    LeadDisqualified,
+    LeadQualified,
+    LeadResponseOverdue,
+    StageChanged,
+)
+
+
+@dataclass(frozen=True)
+class ServiceEntry:
+    name: str
+    #: Its port on a developer's machine (``make run``); in Kubernetes every service listens on 8000.
+    port: int
+    publishes: tuple[type[Event], ...]
+    consumes: tuple[type[Event], ...]
+    summary: str
+
+    @property
+    def package(self) -> str:
+        return f"kariz_{self.name}"
+
+    @property
+    def distribution(self) -> str:
+        return f"kariz-{self.name}"
+
+    @property
+    def bootstrap(self) -> str:
+        """Where its composition root is: ``build(settings) -> Service``."""
+        return f"{self.package}.bootstrap"
+
+    @property
+    def database(self) -> str:
+        return f"kariz_{self.name}"
+
+
+SERVICES: tuple[ServiceEntry, ...] = (
+    ServiceEntry(
+        "leads",
+        8001,
+        publishes=(LeadCaptured, LeadResponseOverdue),
+        consumes=(LeadQualified, LeadDisqualified),
+        summary="capture, normalisation, duplicates, assignment, response SLA",
+    ),
+    ServiceEntry(
+        "qualification",
+        8002,
+        publishes=(LeadQualified, LeadDisqualified),
+        consumes=(LeadCaptured,),
+        summary="scoring, BANT answers, thresholds, disqualification",
+    ),
+    ServiceEntry(
+        "deals",
+        8003,
+        publishes=(DealOpened, StageChanged, DealWon, DealLost),
+        consumes=(LeadQualified,),
+        summary="accounts, deals, pipeline stages, won and lost, forecast",
+    ),
+    ServiceEntry(
+        "notifications",
+        8004,
+        publishes=(),
+        consumes=(LeadQualified, StageChanged, DealWon, DealLost),
+        summary="rules that turn events into e-mails and signed webhooks, delivery log",
+    ),
+)
+
+SERVICE_NAMES: tuple[str, ...] = tuple(s.name for s in SERVICES)
+
+
+def service(name: str) -> ServiceEntry:
+    for entry in SERVICES:
+        if entry.name == name:
+            return entry
+    raise KeyError(f"no Kariz service named {name!r}; the services are {', '.join(SERVICE_NAMES)}")
