@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kariz_devkit.asyncapi import SERVICES, build_service, document, topics_of
+from kariz_devkit.asyncapi import build_service, document, topics_of
 from kariz_shared.contracts.events import (
     DealLost,
     DealOpened,
@@ -20,6 +20,7 @@ from kariz_shared.contracts.events import (
     StageChanged,
     dead_letter_topic,
 )
+from kariz_shared.system import SERVICE_NAMES as SERVICES
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "asyncapi"
 

@@ -30,15 +30,15 @@ import kariz_deals.service_layer
 import kariz_leads.services
 import kariz_notifications.service_layer
 import kariz_qualification.service_layer
-from kariz_deals.main import build as build_deals
+from kariz_deals.bootstrap import build as build_deals
 from kariz_deals.settings import DealsSettings
 from kariz_devkit.embedded import free_port
 from kariz_devkit.testing import Backends, Record, eventually, publish_raw, reading, running, unique
-from kariz_leads.main import build as build_leads
+from kariz_leads.bootstrap import build as build_leads
 from kariz_leads.settings import LeadsSettings
-from kariz_notifications.main import build as build_notifications
+from kariz_notifications.bootstrap import build as build_notifications
 from kariz_notifications.settings import NotificationsSettings
-from kariz_qualification.main import build as build_qualification
+from kariz_qualification.bootstrap import build as build_qualification
 from kariz_qualification.settings import QualificationSettings
 from kariz_shared.contracts.envelope import Envelope
 from kariz_shared.contracts.events import (

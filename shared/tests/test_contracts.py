@@ -38,6 +38,7 @@ from kariz_shared.contracts.events import (
     LeadCaptured,
     LeadDisqualified,
     LeadQualified,
+    LeadResponseOverdue,
     LeadSource,
     ScoreLine,
     StageChanged,
@@ -78,6 +79,13 @@ def examples() -> dict[str, Event]:
             owner="rep@kariz.example",
             assigned_by="territory",
             captured_at=NOW,
+        ),
+        "LeadResponseOverdue": LeadResponseOverdue(
+            lead_id="L-1",
+            owner="rep@kariz.example",
+            source=LeadSource.WEB_FORM,
+            captured_at=NOW,
+            due_at=NOW,
         ),
         "LeadQualified": LeadQualified(
             lead_id="L-1",

@@ -17,11 +17,11 @@ from typing import Any
 import httpx
 import pytest
 
-from kariz_deals.main import build as build_deals
+from kariz_deals.bootstrap import build as build_deals
 from kariz_deals.settings import DealsSettings
 from kariz_devkit.embedded import EmbeddedBackends
 from kariz_devkit.testing import EMBEDDED_CONSUMER_TUNING, eventually, publish, reading, running, unique
-from kariz_leads.main import build as build_leads
+from kariz_leads.bootstrap import build as build_leads
 from kariz_leads.settings import LeadsSettings
 from kariz_shared.contracts.envelope import Envelope
 from kariz_shared.contracts.events import (

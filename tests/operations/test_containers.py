@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 import yaml
 
-from kariz_devkit.asyncapi import SERVICES
+from kariz_shared.system import SERVICE_NAMES as SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "deploy" / "compose"

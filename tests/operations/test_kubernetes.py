@@ -24,8 +24,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from kariz_devkit.asyncapi import SERVICES, build_service
+from kariz_devkit.asyncapi import build_service
 from kariz_shared.contracts.events import all_topics
+from kariz_shared.system import SERVICE_NAMES as SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"

@@ -1,3 +1,11 @@
-from kariz_deals.main import main
+"""``python -m kariz_deals`` and ``kariz-deals``: the service, configured from the environment."""
 
-main()
+from kariz_deals.bootstrap import build
+
+
+def main() -> None:
+    build().run()
+
+
+if __name__ == "__main__":
+    main()

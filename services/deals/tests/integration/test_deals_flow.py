@@ -18,8 +18,8 @@ from prometheus_client import REGISTRY
 from kariz_deals import service_layer
 from kariz_deals.adapters import pipeline_totals
 from kariz_deals.adapters.mongo import DEALS
+from kariz_deals.bootstrap import build
 from kariz_deals.domain import Deal
-from kariz_deals.main import build
 from kariz_deals.settings import DealsSettings
 from kariz_devkit.testing import Backends, EventReader, eventually, publish, reading, running, unique
 from kariz_shared.contracts.envelope import Envelope

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from kariz_deals.api import StageMoveBody
-from kariz_deals.main import build
+from kariz_deals.bootstrap import build
 from kariz_deals.settings import DealsSettings
 
 

@@ -15,7 +15,8 @@ from pydantic import BaseModel, Field, field_validator
 
 from kariz_leads import services
 from kariz_leads.domain import AssignedBy, Lead, LeadFilter, LeadStatus, SalesTeam
-from kariz_leads.domain.normalisation import (
+from kariz_shared.contracts.events import Company, Contact, LeadSource
+from kariz_shared.contracts.normalisation import (
     normalise_country,
     normalise_domain,
     normalise_email,
@@ -24,7 +25,6 @@ from kariz_leads.domain.normalisation import (
     normalise_optional_text,
     normalise_phone,
 )
-from kariz_shared.contracts.events import Company, Contact, LeadSource
 from kariz_shared.persistence.store import Store
 from kariz_shared.runtime.http import Limit, Offset, Page
 from kariz_shared.runtime.logging import correlation_id

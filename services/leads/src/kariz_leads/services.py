@@ -19,14 +19,14 @@ from kariz_leads import metrics
 from kariz_leads.adapters.mongo import EMAIL_INDEX, LeadRepository
 from kariz_leads.domain import InvalidValue, Lead, LeadFilter, SalesTeam
 from kariz_leads.domain.lead import now
-from kariz_leads.domain.normalisation import (
+from kariz_shared.contracts.errors import NotFound, RuleViolation
+from kariz_shared.contracts.events import Company, Contact, LeadDisqualified, LeadQualified, LeadSource
+from kariz_shared.contracts.normalisation import (
     duplicate_key,
     normalise_company,
     normalise_contact,
     normalise_optional_text,
 )
-from kariz_shared.contracts.errors import NotFound, RuleViolation
-from kariz_shared.contracts.events import Company, Contact, LeadDisqualified, LeadQualified, LeadSource
 from kariz_shared.persistence.store import Store, Transaction
 
 T = TypeVar("T")

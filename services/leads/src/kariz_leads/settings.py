@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import field_validator
 from pydantic_settings import NoDecode
 
-from kariz_leads.domain.normalisation import normalise_country, normalise_email
+from kariz_shared.contracts.normalisation import normalise_country, normalise_email
 from kariz_shared.runtime.settings import ServiceSettings
 
 

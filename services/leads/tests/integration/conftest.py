@@ -18,7 +18,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from kariz_devkit.testing import Backends, running, unique
-from kariz_leads.main import build
+from kariz_leads.bootstrap import build
 from kariz_leads.settings import LeadsSettings
 from kariz_shared.service import Service
 

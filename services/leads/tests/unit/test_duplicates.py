@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from kariz_leads.domain import AssignedBy, Assignment, Lead, LeadStatus, Touch
-from kariz_leads.domain.normalisation import duplicate_key
 from kariz_shared.contracts.events import Company, Contact, LeadSource
+from kariz_shared.contracts.normalisation import duplicate_key
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 

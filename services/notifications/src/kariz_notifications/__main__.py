@@ -1,3 +1,12 @@
-from kariz_notifications.main import main
+"""``python -m kariz_notifications`` and ``kariz-notifications``: the service, configured from the
+environment."""
 
-main()
+from kariz_notifications.bootstrap import build
+
+
+def main() -> None:
+    build().run()
+
+
+if __name__ == "__main__":
+    main()

@@ -22,7 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from kariz_devkit.embedded import free_port
 from kariz_devkit.testing import Backends, eventually, publish, running, unique
-from kariz_notifications.main import build
+from kariz_notifications.bootstrap import build
 from kariz_notifications.settings import NotificationsSettings
 from kariz_shared.contracts.envelope import Envelope
 from kariz_shared.contracts.events import DealWon, Event

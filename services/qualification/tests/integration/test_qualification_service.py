@@ -14,8 +14,8 @@ from prometheus_client import REGISTRY
 from pymongo.asynchronous.database import AsyncDatabase
 
 from kariz_devkit.testing import Backends, EventReader, eventually, publish, reading, running, unique
+from kariz_qualification.bootstrap import build
 from kariz_qualification.domain.rules import DEFAULT_RULES
-from kariz_qualification.main import build
 from kariz_qualification.settings import QualificationSettings
 from kariz_shared.contracts.envelope import Envelope
 from kariz_shared.contracts.events import (

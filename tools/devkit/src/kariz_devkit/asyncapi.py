@@ -19,14 +19,13 @@ from faststream.specification import AsyncAPI
 from kariz_shared.contracts.compatibility import ContractBroken, write_event_schemas
 from kariz_shared.contracts.events import json_schema
 from kariz_shared.service import Service
-
-SERVICES = ("leads", "qualification", "deals", "notifications")
+from kariz_shared.system import SERVICE_NAMES, service
 
 
 def build_service(name: str) -> Service:
-    module = importlib.import_module(f"kariz_{name}.main")
-    service: Service = module.build()
-    return service
+    module = importlib.import_module(service(name).bootstrap)
+    built: Service = module.build()
+    return built
 
 
 def document(service: Service) -> dict[str, Any]:
@@ -121,7 +120,7 @@ def topics_of(doc: dict[str, Any]) -> dict[str, set[str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("services", nargs="*", default=list(SERVICES))
+    parser.add_argument("services", nargs="*", default=list(SERVICE_NAMES))
     parser.add_argument("--out", default="docs/asyncapi")
     parser.add_argument("--events-out", default="docs/events", help="where the event schemas go")
     parser.add_argument(

@@ -32,8 +32,9 @@ from kariz_devkit.embedded import ChildProcess, EmbeddedBackends
 from kariz_devkit.testing import EMBEDDED_CONSUMER_TUNING
 from kariz_shared.contracts.webhooks import verify
 from kariz_shared.messaging.broker import ensure_topics
+from kariz_shared.system import SERVICES, service
 
-SERVICE_PORTS = {"leads": 8001, "qualification": 8002, "deals": 8003, "notifications": 8004}
+SERVICE_PORTS = {entry.name: entry.port for entry in SERVICES}
 KAFKA_PORT = 9092
 MONGODB_PORT = 27017
 SMTP_PORT = 8025
@@ -60,7 +61,7 @@ def start_service(name: str, port: int, env: dict[str, str], log_dir: Path) -> S
     log = (log_dir / f"{name}.log").open("ab")
     full_env = {**os.environ, **env, "KARIZ_HTTP_PORT": str(port)}
     process = subprocess.Popen(
-        [sys.executable, "-m", f"kariz_{name}"],
+        [sys.executable, "-m", service(name).package],
         env=full_env,
         stdout=log,
         stderr=subprocess.STDOUT,

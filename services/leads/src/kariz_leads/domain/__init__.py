@@ -2,8 +2,8 @@
 
 from kariz_leads.domain.assignment import AssignedBy, Assignment, Rotation, SalesTeam
 from kariz_leads.domain.lead import Lead, LeadStatus, Touch
-from kariz_leads.domain.normalisation import InvalidValue
 from kariz_leads.domain.search import LeadFilter
+from kariz_shared.contracts.normalisation import InvalidValue
 
 __all__ = [
     "AssignedBy",

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from kariz_leads.domain.normalisation import normalise_country, normalise_email
+from kariz_shared.contracts.normalisation import normalise_country, normalise_email
 
 
 class AssignedBy(StrEnum):

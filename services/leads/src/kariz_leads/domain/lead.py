@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from kariz_leads.domain.assignment import AssignedBy, Assignment
-from kariz_leads.domain.normalisation import duplicate_key
 from kariz_shared.contracts.events import Company, Contact, LeadCaptured, LeadSource
+from kariz_shared.contracts.normalisation import duplicate_key
 
 
 class LeadStatus(StrEnum):

@@ -6,14 +6,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from kariz_leads.domain.lead import LeadStatus
-from kariz_leads.domain.normalisation import (
+from kariz_shared.contracts.errors import RuleViolation
+from kariz_shared.contracts.events import LeadSource
+from kariz_shared.contracts.normalisation import (
     InvalidValue,
     normalise_country,
     normalise_email,
     normalise_industry,
 )
-from kariz_shared.contracts.errors import RuleViolation
-from kariz_shared.contracts.events import LeadSource
 
 
 def as_utc(moment: datetime) -> datetime:

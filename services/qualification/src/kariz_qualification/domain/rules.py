@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from kariz_shared.contracts.events import BantAnswers, Company, Contact, LeadSource, ScoreLine
+from kariz_shared.contracts.normalisation import normalise_industry
 
 # --- vocabulary -----------------------------------------------------------------------------------
 
@@ -34,11 +35,6 @@ SENIORITY_KEYWORDS: tuple[tuple[Seniority, frozenset[str]], ...] = (
     ("manager", frozenset({"manager"})),
 )
 VICE_PRESIDENT = re.compile(r"\bvice[\s\-]+president\b")
-
-
-def normalise_industry(industry: str) -> str:
-    """``"Financial Services"`` and ``"financial-services"`` both mean ``financial_services``."""
-    return re.sub(r"[\s\-]+", "_", industry.strip().lower())
 
 
 def seniority_of(title: str | None) -> Seniority:
@@ -134,7 +130,7 @@ class RuleSet(BaseModel):
             return value
         result: dict[str, object] = {}
         for key, points in value.items():
-            name = normalise_industry(str(key))
+            name = normalise_industry(str(key)) or str(key)
             if not re.fullmatch(r"[a-z0-9_&]{1,64}", name):
                 raise ValueError(f"industry {key!r} is not a usable industry name")
             if name in result:
@@ -199,7 +195,7 @@ class RuleSet(BaseModel):
         """Lines for how well the lead fits: one per rule that matched something of the lead."""
         lines: list[ScoreLine] = []
         if company.industry:
-            industry = normalise_industry(company.industry)
+            industry = normalise_industry(company.industry) or ""
             if industry in self.industry:
                 lines.append(ScoreLine(rule="industry", matched=industry, points=self.industry[industry]))
         if company.size is not None:

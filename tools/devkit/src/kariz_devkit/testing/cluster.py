@@ -24,8 +24,9 @@ from kariz_devkit.devstack import ServiceProcess, start_service, wait_ready
 from kariz_devkit.embedded import free_port
 from kariz_devkit.testing import Backends, unique
 from kariz_shared.contracts.webhooks import verify
+from kariz_shared.system import SERVICE_NAMES
 
-SERVICES = ("leads", "qualification", "deals", "notifications")
+SERVICES = SERVICE_NAMES
 DELIVERY_ID = "X-Kariz-Delivery-Id"
 
 

@@ -43,7 +43,3 @@ def build(settings: DealsSettings | None = None) -> Service:
         "pipeline-gauges", refreshing("pipeline", measure_pipeline, settings.metrics_refresh_interval_s)
     )
     return service
-
-
-def main() -> None:
-    build().run()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kariz_leads.domain.normalisation import (
+from kariz_shared.contracts.events import Company, Contact
+from kariz_shared.contracts.normalisation import (
     InvalidValue,
     domain_from_email,
     is_free_mail,
@@ -17,7 +18,6 @@ from kariz_leads.domain.normalisation import (
     normalise_name,
     normalise_phone,
 )
-from kariz_shared.contracts.events import Company, Contact
 
 
 @pytest.mark.parametrize(
@@ -138,7 +138,12 @@ def test_country_must_be_an_assigned_iso_code(raw: str, why: str) -> None:
 
 
 def test_industry_is_trimmed_lower_case() -> None:
-    assert normalise_industry("  Financial   Services ") == "financial services"
+    assert normalise_industry("  Financial   Services ") == "financial_services"
+    assert (
+        normalise_industry("financial-services")
+        == normalise_industry("Financial_Services")
+        == "financial_services"
+    )
     assert normalise_industry("   ") is None
 
 

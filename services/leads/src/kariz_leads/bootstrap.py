@@ -40,7 +40,3 @@ def build(settings: LeadsSettings | None = None) -> Service:
         "capture-gauge", refreshing("capture", measure_newest_capture, settings.metrics_refresh_interval_s)
     )
     return service
-
-
-def main() -> None:
-    build().run()

@@ -1,13 +1,14 @@
 """How captured contact and company data is cleaned, so a lead from a trade-show scan and one from a web
-form look the same. Pure functions; a value that cannot be made valid raises :class:`InvalidValue` with
-a message for a person to read. Every function is idempotent: normalising twice changes nothing.
+form look the same, and every service means the same by the same words. Pure functions; a value that
+cannot be made valid raises :class:`InvalidValue` with a message for a person to read. Every function
+is idempotent: normalising twice changes nothing.
 """
 
 from __future__ import annotations
 
 import re
 
-from kariz_leads.domain.countries import ISO_COUNTRY_CODES
+from kariz_shared.contracts.countries import ISO_COUNTRY_CODES
 from kariz_shared.contracts.events import Company, Contact
 
 
@@ -170,7 +171,9 @@ def normalise_country(value: str) -> str:
 
 
 def normalise_industry(value: str) -> str | None:
-    cleaned = collapse_whitespace(value).lower()
+    """One industry, one spelling in every service: ``"Financial Services"``, ``"financial-services"``
+    and ``" financial  services"`` are all ``financial_services``."""
+    cleaned = re.sub(r"[\s\-_]+", "_", value.strip().lower()).strip("_")
     return cleaned or None
 
 

@@ -23,7 +23,3 @@ def build(settings: QualificationSettings | None = None) -> Service:
     service.subscribe(LeadCaptured, handlers.on_lead_captured)
     service.api.include_router(api.router(service.store))
     return service
-
-
-def main() -> None:
-    build().run()

@@ -49,7 +49,3 @@ def build(settings: NotificationsSettings | None = None) -> Service:
         service.subscribe(event_cls, handlers.notify)
     service.api.include_router(api.router(service.store))
     return service
-
-
-def main() -> None:
-    build().run()
