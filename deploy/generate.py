@@ -23,9 +23,10 @@ from typing import Any
 
 import yaml
 
-from kariz_devkit.asyncapi import SERVICES, build_service
+from kariz_devkit.asyncapi import build_service
 from kariz_shared.contracts.events import all_topics, dead_letter_topic
 from kariz_shared.runtime.settings import ServiceSettings
+from kariz_shared.system import SERVICE_NAMES as SERVICES
 
 DEPLOY = Path(__file__).resolve().parent
 DASHBOARDS = DEPLOY / "grafana" / "dashboards"
