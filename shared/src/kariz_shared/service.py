@@ -29,6 +29,7 @@ from kariz_shared.messaging.consumer import Handler, subscribe
 from kariz_shared.messaging.outbox import OutboxRelay
 from kariz_shared.persistence.store import Store
 from kariz_shared.runtime import http
+from kariz_shared.runtime.clock import Clock, SystemClock
 from kariz_shared.runtime.logging import configure_logging
 from kariz_shared.runtime.metrics import dependency_up, registry
 from kariz_shared.runtime.settings import ServiceSettings
@@ -51,8 +52,11 @@ class Service:
         description: str,
         publishes: Sequence[type[Event]] = (),
         version: str = "0.1.0",
+        clock: Clock | None = None,
     ) -> None:
         self.settings = settings
+        #: Where every piece of this service asks for the time (tests pass a FakeClock).
+        self.clock: Clock = clock or SystemClock()
         self.name = settings.service_name
         self.title = title
         self.description = description

@@ -22,6 +22,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from pymongo.errors import DuplicateKeyError
 
+from kariz_shared.contracts.aggregate import Aggregate
 from kariz_shared.contracts.errors import DuplicateRecord
 from kariz_shared.contracts.events import EVENTS_BY_TOPIC, Event
 from kariz_shared.persistence.store import TIMERS, Store, Transaction
@@ -109,6 +110,12 @@ class UnitOfWork:
 
     def after_commit(self, action: Callable[[], None]) -> None:
         raise NotImplementedError
+
+    def publish(self, *aggregates: Aggregate) -> None:
+        """Emit what each aggregate raised, in order, with this unit's correlation id."""
+        for aggregate in aggregates:
+            for event in aggregate.pull_events():
+                self.emit(event)
 
 
 U = TypeVar("U", bound=UnitOfWork)
