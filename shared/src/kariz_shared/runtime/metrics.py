@@ -46,3 +46,14 @@ dependency_up = Gauge(
     "1 when the dependency answered the last readiness check",
     ["service", "dependency"],
 )
+timers_pending = Gauge(
+    "kariz_timers_pending", "Timers armed and not yet fired (reminders, SLAs, expiries)", ["service"]
+)
+timers_oldest_overdue = Gauge(
+    "kariz_timers_oldest_overdue_seconds",
+    "How long the most overdue timer has been due without firing (0 when none is overdue)",
+    ["service"],
+)
+timers_fired = Counter(
+    "kariz_timers_fired_total", "Timers fired: their event written to the outbox", ["service"]
+)
