@@ -27,11 +27,13 @@ from kariz_shared.contracts.events import Event
 from kariz_shared.messaging.broker import ensure_topics, make_broker
 from kariz_shared.messaging.consumer import Handler, subscribe
 from kariz_shared.messaging.outbox import OutboxRelay
+from kariz_shared.messaging.timers import TimerWorker
 from kariz_shared.persistence.store import Store
 from kariz_shared.runtime import http
 from kariz_shared.runtime.clock import Clock, SystemClock
 from kariz_shared.runtime.logging import configure_logging
 from kariz_shared.runtime.metrics import dependency_up, registry
+from kariz_shared.runtime.periodic import refreshing
 from kariz_shared.runtime.settings import ServiceSettings
 
 E = TypeVar("E", bound=Event)
@@ -83,6 +85,13 @@ class Service:
         self._relay_task: asyncio.Task[None] | None = None
         self._workers: list[tuple[str, Worker]] = []
         self._worker_tasks: list[asyncio.Task[None]] = []
+        # Every service may arm timers; with none armed its worker costs a read per timer_idle_s.
+        self.timer_worker = TimerWorker(self.store, self.clock, settings)
+        self.add_worker("timers", self.timer_worker.run)
+        self.add_worker(
+            "timer-gauges",
+            refreshing("timers", self.timer_worker.measure, settings.metrics_refresh_interval_s),
+        )
         self.api = FastAPI(title=title, description=description, version=version, lifespan=self._lifespan)
         http.install(self.api, self.name)
         self._add_operational_routes()
@@ -91,7 +100,7 @@ class Service:
 
     def subscribe(self, event_cls: type[E], handler: Handler[E], *, group_id: str | None = None) -> None:
         self.consumes.append(event_cls)
-        subscribe(self, event_cls, handler, group_id=group_id)
+        subscribe(self.broker, self.store, self.settings, event_cls, handler, group_id=group_id)
 
     def on_startup(self, hook: StartupHook) -> StartupHook:
         """Run ``hook(store)`` at start-up, before consuming: indexes, seed data."""

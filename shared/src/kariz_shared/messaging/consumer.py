@@ -18,11 +18,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
@@ -32,12 +33,10 @@ from kariz_shared.contracts.envelope import Envelope, InvalidEnvelope, decode
 from kariz_shared.contracts.errors import RejectedEvent
 from kariz_shared.contracts.events import Event, dead_letter_topic
 from kariz_shared.messaging.broker import send_to_dead_letters
-from kariz_shared.persistence.store import Transaction
+from kariz_shared.persistence.store import Store, Transaction
 from kariz_shared.runtime.logging import correlation_id
 from kariz_shared.runtime.metrics import dead_letters, event_handle_seconds, events_consumed
-
-if TYPE_CHECKING:
-    from kariz_shared.service import Service
+from kariz_shared.runtime.settings import ServiceSettings
 
 E = TypeVar("E", bound=Event)
 Handler = Callable[[E, Transaction], Awaitable[None]]
@@ -82,10 +81,15 @@ async def _tolerant_parser(
 
 
 def subscribe(
-    service: Service, event_cls: type[E], handler: Handler[E], *, group_id: str | None = None
+    broker: KafkaBroker,
+    store: Store,
+    settings: ServiceSettings,
+    event_cls: type[E],
+    handler: Handler[E],
+    *,
+    group_id: str | None = None,
 ) -> None:
-    """Register ``handler`` for ``event_cls`` on ``service``'s broker, wrapped as described above."""
-    settings = service.settings
+    """Register ``handler`` for ``event_cls`` on ``broker``, wrapped as described above."""
     topic = event_cls.topic()
     group = group_id or settings.consumer_group(event_cls.kebab_name())
     name = settings.service_name
@@ -104,7 +108,7 @@ def subscribe(
         raw: ConsumerRecord[bytes, bytes], reason: DeadLetterReason, error: str, attempts: int
     ) -> None:
         await send_to_dead_letters(
-            service.broker,
+            broker,
             topic=topic,
             partition=raw.partition,
             offset=raw.offset,
@@ -188,7 +192,7 @@ def subscribe(
                 attempts += 1
                 started = time.perf_counter()
                 try:
-                    counted(await service.store.handle_batch(group, [envelope], apply), started)
+                    counted(await store.handle_batch(group, [envelope], apply), started)
                     break
                 except RejectedEvent as exc:
                     error = f"{type(exc).__name__}: {exc}"
@@ -210,14 +214,14 @@ def subscribe(
                     await backoff(attempts)
 
     # Declared so the AsyncAPI document shows where this consumer's dead letters go.
-    service.broker.publisher(
+    broker.publisher(
         dead_letter_topic(topic),
         title=f"{dead_letter_topic(topic)}:{group}",
         description=f"Dead letters of {group}: original key, value and headers plus dlq_* headers "
         "(original topic, partition, offset, consumer group, reason, error, attempts, failed_at)",
     )
 
-    @service.broker.subscriber(
+    @broker.subscriber(
         topic,
         group_id=group,
         auto_offset_reset="earliest",
@@ -255,7 +259,7 @@ def subscribe(
             for start in range(0, len(readable), per_transaction):
                 part = [e for _, e in readable[start : start + per_transaction]]
                 started = time.perf_counter()
-                counted(await service.store.handle_batch(group, part, apply), started)
+                counted(await store.handle_batch(group, part, apply), started)
             outages.clear()
             # Back towards whole batches, slowly: each timeout costs a whole transaction's time.
             per_transaction = min(per_transaction + 1, settings.consumer_batch_max_records)

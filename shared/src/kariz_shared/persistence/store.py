@@ -276,8 +276,13 @@ class Alarm:
         self.wake = asyncio.Event()
         self.planned: datetime | None = None
 
-    def plan(self, at: datetime | None) -> None:
+    def listen(self) -> None:
+        """Before the worker reads its next due time: from now on every arming wakes it."""
         self.wake.clear()
+        self.planned = None
+
+    def plan(self, at: datetime) -> None:
+        """The worker will wake at ``at``: only an earlier arming wakes it before."""
         self.planned = at
 
     def note(self, due_at: datetime) -> None:

@@ -82,6 +82,14 @@ class ServiceSettings(BaseSettings):
     startup_retry_max_s: float = 5.0
     # How often gauges read from the database (pipeline value, newest lead) are refreshed.
     metrics_refresh_interval_s: float = 15.0
+    # Timers (reminders, SLAs, expiries): a worker that claimed due timers and died leaves them to another
+    # replica once this lease runs out.
+    timer_lease_s: float = Field(default=30.0, gt=0)
+    # Due timers fired in one transaction.
+    timer_batch_max: int = Field(default=100, ge=1)
+    # The longest a timer worker sleeps unwoken: a timer that another replica armed earlier than this
+    # replica's next one waits at most this long. Timers armed by this process wake its worker at once.
+    timer_idle_s: float = Field(default=30.0, gt=0)
 
     def consumer_group(self, event_kebab_name: str) -> str:
         return f"{self.kafka_group_prefix}-{self.service_name}.{event_kebab_name}"
