@@ -25,7 +25,7 @@ from starlette.responses import Response
 
 from kariz_shared.contracts.events import Event
 from kariz_shared.messaging.broker import ensure_topics, make_broker
-from kariz_shared.messaging.consumer import Handler, subscribe
+from kariz_shared.messaging.consumer import Consumer, Handler
 from kariz_shared.messaging.outbox import OutboxRelay
 from kariz_shared.messaging.timers import TimerWorker
 from kariz_shared.persistence.store import Store
@@ -100,7 +100,7 @@ class Service:
 
     def subscribe(self, event_cls: type[E], handler: Handler[E], *, group_id: str | None = None) -> None:
         self.consumes.append(event_cls)
-        subscribe(self.broker, self.store, self.settings, event_cls, handler, group_id=group_id)
+        Consumer(self.broker, self.store, self.settings, event_cls, handler, group_id=group_id).register()
 
     def on_startup(self, hook: StartupHook) -> StartupHook:
         """Run ``hook(store)`` at start-up, before consuming: indexes, seed data."""

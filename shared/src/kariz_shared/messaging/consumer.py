@@ -3,9 +3,9 @@
 Records come in batches: whatever has arrived, up to ``consumer_batch_max_records``. For each record,
 read the envelope (CloudEvents headers + JSON value) into the event model; apply the handlers of the
 whole batch once, in order, in one transaction with their "handled" markers and any events they emit
-(``Store.handle_batch``); then commit the offsets. A batch that fails is taken apart and its events
-handled one per transaction, so one bad event costs only itself. What cannot be read, or what the
-handler rejects, goes to ``<topic>.dlq`` with the reason (a ``dlq_reason`` header, see
+(:func:`kariz_shared.messaging.inbox.handle_once`); then commit the offsets. A batch that fails is
+taken apart and its events handled one per transaction, so one bad event costs only itself. What
+cannot be read, or what the handler rejects, goes to ``<topic>.dlq`` with the reason (a ``dlq_reason`` header, see
 :class:`kariz_shared.contracts.deadletters.DeadLetterReason`) and the partition keeps flowing. A
 failure of the database or the broker is retried, with backoff, until it passes; any other failure is retried
 ``consumer_max_attempts`` times, then dead-lettered.
@@ -33,6 +33,7 @@ from kariz_shared.contracts.envelope import Envelope, InvalidEnvelope, decode
 from kariz_shared.contracts.errors import RejectedEvent
 from kariz_shared.contracts.events import Event, dead_letter_topic
 from kariz_shared.messaging.broker import send_to_dead_letters
+from kariz_shared.messaging.inbox import handle_once
 from kariz_shared.persistence.store import Store, Transaction
 from kariz_shared.runtime.logging import correlation_id
 from kariz_shared.runtime.metrics import dead_letters, event_handle_seconds, events_consumed
@@ -80,36 +81,73 @@ async def _tolerant_parser(
         return await parse(escaped)
 
 
-def subscribe(
-    broker: KafkaBroker,
-    store: Store,
-    settings: ServiceSettings,
-    event_cls: type[E],
-    handler: Handler[E],
-    *,
-    group_id: str | None = None,
-) -> None:
-    """Register ``handler`` for ``event_cls`` on ``broker``, wrapped as described above."""
-    topic = event_cls.topic()
-    group = group_id or settings.consumer_group(event_cls.kebab_name())
-    name = settings.service_name
-    # Consecutive passing failures at the same batch, for the backoff.
-    outages: dict[tuple[int, int], int] = {}
-    # Events per transaction: a batch is split when transactions of its size time out (see consume).
-    per_transaction = settings.consumer_batch_max_records
-    # Records already dead-lettered: a batch that comes again after a passing failure skips them, so each
-    # goes to the dead letters once (bounded; forgetting only risks a repeated dead letter).
-    dead: set[tuple[int, int]] = set()
-    # Every series exists from the start at 0, so increase() and alerts see the first dead letter.
-    for known in DeadLetterReason:
-        dead_letters.labels(name, topic, known.value)
+class Consumer:
+    """One consumer group on one topic: reads, applies once, dead-letters, retries (see the module)."""
+
+    def __init__(
+        self,
+        broker: KafkaBroker,
+        store: Store,
+        settings: ServiceSettings,
+        event_cls: type[E],
+        handler: Handler[E],
+        *,
+        group_id: str | None = None,
+    ) -> None:
+        self.broker = broker
+        self.store = store
+        self.settings = settings
+        self.handler: Handler[Any] = handler
+        self.event_cls = event_cls
+        self.topic = event_cls.topic()
+        self.group = group_id or settings.consumer_group(event_cls.kebab_name())
+        self.name = settings.service_name
+        # Consecutive passing failures at the same batch, for the backoff.
+        self.outages: dict[tuple[int, int], int] = {}
+        # Events per transaction: a batch is split when transactions of its size time out (see consume).
+        self.per_transaction = settings.consumer_batch_max_records
+        # Records already dead-lettered: a batch that comes again after a passing failure skips them, so
+        # each goes to the dead letters once (bounded; forgetting only risks a repeated dead letter).
+        self.dead: set[tuple[int, int]] = set()
+        # Every series exists from the start at 0, so increase() and alerts see the first dead letter.
+        for known in DeadLetterReason:
+            dead_letters.labels(self.name, self.topic, known.value)
+
+    def register(self) -> None:
+        """Declare the subscriber (and, for the AsyncAPI document, where its dead letters go)."""
+        settings, topic, group = self.settings, self.topic, self.group
+        self.broker.publisher(
+            dead_letter_topic(topic),
+            title=f"{dead_letter_topic(topic)}:{group}",
+            description=f"Dead letters of {group}: original key, value and headers plus dlq_* headers "
+            "(original topic, partition, offset, consumer group, reason, error, attempts, failed_at)",
+        )
+        self.broker.subscriber(
+            topic,
+            group_id=group,
+            auto_offset_reset="earliest",
+            session_timeout_ms=settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            # Whatever has arrived, up to max_records, is handled in one transaction (the inbox).
+            batch=True,
+            max_records=settings.consumer_batch_max_records,
+            batch_timeout_ms=settings.consumer_batch_timeout_ms,
+            # Offsets are committed only after the transaction committed; a raise seeks back to the
+            # batch's first record on each partition and the batch comes again.
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            parser=_tolerant_parser,
+            decoder=_raw_records,
+            title=f"{topic}:{group}",
+            description=f"{settings.service_name} handles {self.event_cls.__name__}",
+        )(self.consume)
 
     async def dead_letter(
-        raw: ConsumerRecord[bytes, bytes], reason: DeadLetterReason, error: str, attempts: int
+        self, raw: ConsumerRecord[bytes, bytes], reason: DeadLetterReason, error: str, attempts: int
     ) -> None:
         await send_to_dead_letters(
-            broker,
-            topic=topic,
+            self.broker,
+            topic=self.topic,
             partition=raw.partition,
             offset=raw.offset,
             key=raw.key,
@@ -118,20 +156,20 @@ def subscribe(
                 k: (v.decode(errors="backslashreplace") if isinstance(v, bytes) else str(v))
                 for k, v in (raw.headers or [])
             },
-            consumer_group=group,
+            consumer_group=self.group,
             reason=reason,
             error=error,
             attempts=attempts,
         )
-        if len(dead) > 10_000:
-            dead.clear()
-        dead.add((raw.partition, raw.offset))
-        dead_letters.labels(name, topic, reason.value).inc()
-        events_consumed.labels(name, topic, "dead_lettered").inc()
+        if len(self.dead) > 10_000:
+            self.dead.clear()
+        self.dead.add((raw.partition, raw.offset))
+        dead_letters.labels(self.name, self.topic, reason.value).inc()
+        events_consumed.labels(self.name, self.topic, "dead_lettered").inc()
         log.error(
             "dead-lettered a message",
             extra={
-                "topic": topic,
+                "topic": self.topic,
                 "partition": raw.partition,
                 "offset": raw.offset,
                 "reason": reason.value,
@@ -140,27 +178,28 @@ def subscribe(
             },
         )
 
-    def read(raw: ConsumerRecord[bytes, bytes]) -> Envelope[Any] | tuple[DeadLetterReason, str]:
-        """The record's envelope, or why it can never be one. Reading is pure: what fails once fails every
-        time, so retrying would only stop the partition."""
+    def read(self, raw: ConsumerRecord[bytes, bytes]) -> Envelope[Any] | tuple[DeadLetterReason, str]:
+        """The record's envelope, or why it can never be one. Reading is pure: what fails once fails
+        every time, so retrying would only stop the partition."""
         headers = {k: v for k, v in (raw.headers or [])}
         try:
-            return decode(topic, raw.key, raw.value or b"", headers)
+            return decode(self.topic, raw.key, raw.value or b"", headers)
         except InvalidEnvelope as exc:
             return exc.reason, str(exc)
         except Exception as exc:
             return DeadLetterReason.INVALID_ENVELOPE, f"{type(exc).__name__}: {exc}"
 
-    async def apply(envelope: Envelope[Any], tx: Transaction) -> None:
+    async def apply(self, envelope: Envelope[Any], tx: Transaction) -> None:
         token = correlation_id.set(envelope.correlation_id)
         try:
-            await handler(envelope.event, tx)
+            await self.handler(envelope.event, tx)
         finally:
             correlation_id.reset(token)
+        topic = self.topic
 
         def logged() -> None:
-            # One line per event with its correlation id (FastStream's own lines are per batch), once its
-            # transaction committed: an attempt that was rolled back applied nothing.
+            # One line per event with its correlation id (FastStream's own lines are per batch), once
+            # its transaction committed: an attempt that was rolled back applied nothing.
             token = correlation_id.set(envelope.correlation_id)
             try:
                 log.info(
@@ -171,131 +210,105 @@ def subscribe(
 
         tx.after_commit(logged)
 
-    async def backoff(attempts: int) -> None:
-        await asyncio.sleep(min(settings.consumer_retry_backoff_s * 2 ** min(attempts, 6), 10.0))
+    async def backoff(self, attempts: int) -> None:
+        await asyncio.sleep(min(self.settings.consumer_retry_backoff_s * 2 ** min(attempts, 6), 10.0))
 
-    def counted(applied: list[bool], started: float) -> None:
+    def counted(self, applied: list[bool], started: float) -> None:
         share = (time.perf_counter() - started) / len(applied)
         for first in applied:
-            events_consumed.labels(name, topic, "processed" if first else "duplicate").inc()
-            event_handle_seconds.labels(name, topic).observe(share)
+            events_consumed.labels(self.name, self.topic, "processed" if first else "duplicate").inc()
+            event_handle_seconds.labels(self.name, self.topic).observe(share)
 
-    async def one_by_one(readable: list[tuple[ConsumerRecord[bytes, bytes], Envelope[Any]]]) -> None:
+    async def one_by_one(self, readable: list[tuple[ConsumerRecord[bytes, bytes], Envelope[Any]]]) -> None:
         """A batch that failed, taken apart: each event in a transaction of its own, so only the one that
-        is rejected, or keeps failing, goes to the dead letters. A passing failure still retries the batch
-        (those already applied here are then duplicates)."""
+        is rejected, or keeps failing, goes to the dead letters. A passing failure still retries the
+        batch (those already applied here are then duplicates)."""
         for raw, envelope in readable:
-            if (raw.partition, raw.offset) in dead:
+            if (raw.partition, raw.offset) in self.dead:
                 continue
             attempts = 0
             while True:
                 attempts += 1
                 started = time.perf_counter()
                 try:
-                    counted(await store.handle_batch(group, [envelope], apply), started)
+                    self.counted(await handle_once(self.store, self.group, [envelope], self.apply), started)
                     break
                 except RejectedEvent as exc:
                     error = f"{type(exc).__name__}: {exc}"
-                    await dead_letter(raw, DeadLetterReason.REJECTED, error, attempts)
+                    await self.dead_letter(raw, DeadLetterReason.REJECTED, error, attempts)
                     break
                 except Exception as exc:
                     if is_transient(exc):
                         raise
-                    if attempts >= settings.consumer_max_attempts:
+                    if attempts >= self.settings.consumer_max_attempts:
                         error = f"{type(exc).__name__}: {exc}"
-                        await dead_letter(raw, DeadLetterReason.HANDLER_FAILED, error, attempts)
+                        await self.dead_letter(raw, DeadLetterReason.HANDLER_FAILED, error, attempts)
                         break
-                    events_consumed.labels(name, topic, "retried").inc()
+                    events_consumed.labels(self.name, self.topic, "retried").inc()
                     log.warning(
                         "handling failed; retrying",
-                        extra={"topic": topic, "offset": raw.offset, "attempt": attempts},
+                        extra={"topic": self.topic, "offset": raw.offset, "attempt": attempts},
                         exc_info=True,
                     )
-                    await backoff(attempts)
+                    await self.backoff(attempts)
 
-    # Declared so the AsyncAPI document shows where this consumer's dead letters go.
-    broker.publisher(
-        dead_letter_topic(topic),
-        title=f"{dead_letter_topic(topic)}:{group}",
-        description=f"Dead letters of {group}: original key, value and headers plus dlq_* headers "
-        "(original topic, partition, offset, consumer group, reason, error, attempts, failed_at)",
-    )
-
-    @broker.subscriber(
-        topic,
-        group_id=group,
-        auto_offset_reset="earliest",
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
-        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-        # Whatever has arrived, up to max_records, is handled in one transaction (Store.handle_batch).
-        batch=True,
-        max_records=settings.consumer_batch_max_records,
-        batch_timeout_ms=settings.consumer_batch_timeout_ms,
-        # Offsets are committed only after the transaction committed; a raise seeks back to the batch's
-        # first record on each partition and the batch comes again.
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        parser=_tolerant_parser,
-        decoder=_raw_records,
-        title=f"{topic}:{group}",
-        description=f"{settings.service_name} handles {event_cls.__name__}",
-    )
-    async def consume(msg: KafkaMessage) -> None:
+    async def consume(self, msg: KafkaMessage) -> None:
         records: tuple[ConsumerRecord[bytes, bytes], ...] = msg.raw_message
         readable: list[tuple[ConsumerRecord[bytes, bytes], Envelope[Any]]] = []
         for raw in records:
-            if (raw.partition, raw.offset) in dead:
+            if (raw.partition, raw.offset) in self.dead:
                 continue
-            envelope = read(raw)
+            envelope = self.read(raw)
             if isinstance(envelope, Envelope):
                 readable.append((raw, envelope))
             else:
                 reason, error = envelope
-                await dead_letter(raw, reason, error, 1)
+                await self.dead_letter(raw, reason, error, 1)
         if not readable:
             return
-        nonlocal per_transaction
         try:
-            for start in range(0, len(readable), per_transaction):
-                part = [e for _, e in readable[start : start + per_transaction]]
+            for start in range(0, len(readable), self.per_transaction):
+                part = [e for _, e in readable[start : start + self.per_transaction]]
                 started = time.perf_counter()
-                counted(await store.handle_batch(group, part, apply), started)
-            outages.clear()
+                self.counted(await handle_once(self.store, self.group, part, self.apply), started)
+            self.outages.clear()
             # Back towards whole batches, slowly: each timeout costs a whole transaction's time.
-            per_transaction = min(per_transaction + 1, settings.consumer_batch_max_records)
-            log.debug("handled a batch", extra={"topic": topic, "events": len(readable)})
+            self.per_transaction = min(self.per_transaction + 1, self.settings.consumer_batch_max_records)
+            log.debug("handled a batch", extra={"topic": self.topic, "events": len(readable)})
             return
         except Exception as exc:
             if is_transient(exc):
-                if isinstance(exc, PyMongoError) and exc.timeout and per_transaction > 1:
+                if isinstance(exc, PyMongoError) and exc.timeout and self.per_transaction > 1:
                     # An overloaded database: a transaction this large may never finish in time, and
                     # retrying it whole would never end. Halve it (the parts already done are skipped
                     # as duplicates when the batch comes again).
-                    per_transaction = max(1, per_transaction // 2)
-                    log.warning("transaction timed out; smaller ones", extra={"events": per_transaction})
-                await retry_later(exc, readable)
+                    self.per_transaction = max(1, self.per_transaction // 2)
+                    log.warning("transaction timed out; smaller ones", extra={"events": self.per_transaction})
+                await self.retry_later(exc, readable)
                 raise
             log.info(
                 "a batch failed; handling its events one by one",
-                extra={"topic": topic, "events": len(readable), "error": repr(exc)},
+                extra={"topic": self.topic, "events": len(readable), "error": repr(exc)},
             )
         try:
-            await one_by_one(readable)
-            outages.clear()
+            await self.one_by_one(readable)
+            self.outages.clear()
         except Exception as exc:
-            await retry_later(exc, readable)
+            await self.retry_later(exc, readable)
             raise
 
-    async def retry_later(exc: Exception, readable: list[tuple[ConsumerRecord[bytes, bytes], Any]]) -> None:
-        """The database or the broker is away or busy: the batch comes again after a pause, for as long as
-        that lasts (nothing is dead-lettered for an outage)."""
+    async def retry_later(
+        self, exc: Exception, readable: list[tuple[ConsumerRecord[bytes, bytes], Any]]
+    ) -> None:
+        """The database or the broker is away or busy: the batch comes again after a pause, for as long
+        as that lasts (nothing is dead-lettered for an outage)."""
         position = (readable[0][0].partition, readable[0][0].offset)
-        attempts = outages.get(position, 0) + 1
-        outages.clear()
-        outages[position] = attempts
-        events_consumed.labels(name, topic, "retried").inc(len(readable))
+        attempts = self.outages.get(position, 0) + 1
+        self.outages.clear()
+        self.outages[position] = attempts
+        events_consumed.labels(self.name, self.topic, "retried").inc(len(readable))
         log.warning(
             "handling failed; retrying",
-            extra={"topic": topic, "offset": position[1], "attempt": attempts, "error": repr(exc)},
+            extra={"topic": self.topic, "offset": position[1], "attempt": attempts, "error": repr(exc)},
         )
-        await backoff(attempts)
+        await self.backoff(attempts)

@@ -1,7 +1,8 @@
 """The outbox relay: publishes what transactions wrote to the ``outbox`` collection, in order.
 
 At-least-once: an event is marked published only after Kafka acknowledged it, so a crash between the
-two publishes it again, with the same ``ce_id``; consumers drop the repeat (see ``Store.handle_batch``).
+two publishes it again, with the same ``ce_id``; consumers drop the repeat
+(:mod:`kariz_shared.messaging.inbox`).
 Order per key holds because a batch is read in outbox order and sent in that order, and the next batch
 is read only after the whole batch was acknowledged.
 

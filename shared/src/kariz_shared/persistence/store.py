@@ -130,7 +130,8 @@ class Transaction:
         self.causation_id = causation_id
         self.emitted: list[Envelope[Event]] = []
         self.after_commit_actions: list[Callable[[], None]] = []
-        # The events this transaction applies, in order (set by Store.handle_batch; none for an HTTP write).
+        # The events this transaction applies, in order (set by kariz_shared.messaging.inbox; none for an
+        # HTTP write).
         self.events: list[Event] = []
         self._inserts: dict[str, list[dict[str, Any]]] = {}
         self._unless_present: set[str] = set()
@@ -351,61 +352,6 @@ class Store:
         for action in committed.after_commit_actions:
             action()
         return result[0]
-
-    async def handle_batch(
-        self,
-        consumer: str,
-        envelopes: list[Envelope[Event]],
-        work: Callable[[Envelope[Event], Transaction], Awaitable[None]],
-    ) -> list[bool]:
-        """Apply ``work`` to each event, in order, in one transaction, skipping those this consumer already
-        handled; their "handled" markers are written in the same transaction. Returns, per envelope,
-        whether it was applied (False: a duplicate). Any failure aborts the whole batch.
-
-        One look for the markers already there, one write of the new ones, one outbox write and one
-        commit for the whole batch: the per-event cost is the handler's own reads and writes."""
-        markers = [f"{consumer}:{envelope.id}" for envelope in envelopes]
-
-        async def apply_all(tx: Transaction) -> list[bool]:
-            done = {
-                doc["_id"]
-                async for doc in tx.db[PROCESSED_EVENTS].find(
-                    {"_id": {"$in": markers}}, projection={"_id": 1}, session=tx.session
-                )
-            }
-            applied: list[bool] = []
-            fresh: list[Envelope[Event]] = []
-            for marker, envelope in zip(markers, envelopes, strict=True):
-                first = marker not in done
-                done.add(marker)  # the same event twice in one batch (republished) counts once
-                applied.append(first)
-                if first:
-                    fresh.append(envelope)
-            if fresh:
-                now = datetime.now(UTC)
-                await tx.db[PROCESSED_EVENTS].insert_many(
-                    [
-                        {
-                            "_id": f"{consumer}:{envelope.id}",
-                            "consumer": consumer,
-                            "event_id": envelope.id,
-                            "type": envelope.event.ce_type(),
-                            "subject": envelope.key,
-                            "handled_at": now,
-                        }
-                        for envelope in fresh
-                    ],
-                    session=tx.session,
-                )
-            tx.events = [envelope.event for envelope in fresh]
-            for envelope in fresh:
-                # What the handler emits continues this event's story.
-                tx.correlation_id, tx.causation_id = envelope.correlation_id, envelope.id
-                await work(envelope, tx)
-            return applied
-
-        # A consumer retries anyway; a longer limit saves redoing work that was merely slow under load.
-        return await self.transaction(apply_all, timeout_s=self.settings.consumer_transaction_timeout_s)
 
     async def close(self) -> None:
         await self.client.close()
