@@ -1,14 +1,14 @@
-"""The consumer wrapper: how every Kariz service takes events from Kafka.
+"""The consumer: how every Kariz service takes events from Kafka.
 
 Records come in batches: whatever has arrived, up to ``consumer_batch_max_records``. For each record,
 read the envelope (CloudEvents headers + JSON value) into the event model; apply the handlers of the
 whole batch once, in order, in one transaction with their "handled" markers and any events they emit
 (:func:`kariz_shared.messaging.inbox.handle_once`); then commit the offsets. A batch that fails is
 taken apart and its events handled one per transaction, so one bad event costs only itself. What
-cannot be read, or what the handler rejects, goes to ``<topic>.dlq`` with the reason (a ``dlq_reason`` header, see
-:class:`kariz_shared.contracts.deadletters.DeadLetterReason`) and the partition keeps flowing. A
-failure of the database or the broker is retried, with backoff, until it passes; any other failure is retried
-``consumer_max_attempts`` times, then dead-lettered.
+cannot be read, or what the handler rejects, goes to ``<topic>.dlq`` with the reason (a
+``dlq_reason`` header, see :class:`kariz_shared.contracts.deadletters.DeadLetterReason`) and the
+partition keeps flowing. A failure of the database or the broker is retried, with backoff, until it
+passes; any other failure is retried ``consumer_max_attempts`` times, then dead-lettered.
 """
 
 from __future__ import annotations
