@@ -1,5 +1,6 @@
 """Each service's AsyncAPI document is generated from its code, lists every topic the registry
-(``kariz_shared.system``) says it reads and writes, and the committed copy in docs/asyncapi/ is current (run `make asyncapi` after changing events)."""
+(``kariz_shared.system``) says it reads and writes, and the committed copy in docs/asyncapi/ is
+current (run `make asyncapi` after changing events)."""
 
 from __future__ import annotations
 
