@@ -27,9 +27,9 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 import kariz_deals.service_layer
-import kariz_leads.services
-import kariz_notifications.service_layer
-import kariz_qualification.service_layer
+import kariz_leads.service_layer.handlers
+import kariz_notifications.service_layer.handlers
+import kariz_qualification.service_layer.handlers
 from kariz_deals.bootstrap import build as build_deals
 from kariz_deals.settings import DealsSettings
 from kariz_devkit.embedded import free_port
@@ -225,10 +225,12 @@ def key_in(partition: int, partitions: int, prefix: str) -> str:
 def failing_for(event_ids: set[str], real: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     """``real``, except that it fails every time for these events: a bug that only some data triggers."""
 
-    async def dependency(tx: Transaction, *args: Any, **kwargs: Any) -> Any:
+    async def dependency(uow: Any, *args: Any, **kwargs: Any) -> Any:
+        # The handler's unit of work runs in the consumer's transaction, which knows the event it applies.
+        tx: Transaction = uow.tx
         if tx.causation_id in event_ids:
             raise RuntimeError(f"injected failure for event {tx.causation_id}")
-        return await real(tx, *args, **kwargs)
+        return await real(uow, *args, **kwargs)
 
     return dependency
 
@@ -389,11 +391,11 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
 
         # One service-layer function of each consumer fails every time for these events, and only them.
         for module, name in [
-            (kariz_qualification.service_layer, "capture"),
-            (kariz_leads.services, "record_qualified"),
-            (kariz_leads.services, "record_disqualified"),
+            (kariz_qualification.service_layer.handlers, "capture_lead"),
+            (kariz_leads.service_layer.handlers, "record_qualified"),
+            (kariz_leads.service_layer.handlers, "record_disqualified"),
             (kariz_deals.service_layer, "open_deal"),
-            (kariz_notifications.service_layer, "record_notifications"),
+            (kariz_notifications.service_layer.handlers, "record_notifications"),
         ]:
             monkeypatch.setattr(module, name, failing_for(failing, getattr(module, name)))
 

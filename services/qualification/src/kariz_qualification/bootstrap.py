@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from kariz_qualification import api, handlers, service_layer
+from kariz_qualification.adapters.mongo.indexes import prepare
+from kariz_qualification.adapters.mongo.unit_of_work import MongoQualificationUnitOfWork
+from kariz_qualification.entrypoints import http, kafka
 from kariz_qualification.settings import QualificationSettings
-from kariz_shared.contracts.events import LeadCaptured, LeadDisqualified, LeadQualified
+from kariz_shared.persistence.store import Store
+from kariz_shared.persistence.unit_of_work import MongoUnitsOfWork
+from kariz_shared.runtime.clock import Clock
 from kariz_shared.service import Service
+from kariz_shared.system import service as registered
 
 
-def build(settings: QualificationSettings | None = None) -> Service:
+def build(settings: QualificationSettings | None = None, clock: Clock | None = None) -> Service:
     settings = settings or QualificationSettings()
     service = Service(
         settings,
@@ -17,9 +22,16 @@ def build(settings: QualificationSettings | None = None) -> Service:
             "Scores captured leads for fit (and, after a qualification call, BANT answers) with an editable "
             "rule set, and decides once: qualified, disqualified with a reason, or nurtured until it can."
         ),
-        publishes=[LeadQualified, LeadDisqualified],
+        publishes=registered("qualification").publishes,
+        clock=clock,
     )
-    service.on_startup(service_layer.prepare)
-    service.subscribe(LeadCaptured, handlers.on_lead_captured)
-    service.api.include_router(api.router(service.store))
+    units = MongoUnitsOfWork(service.store, service.clock, MongoQualificationUnitOfWork)
+
+    async def prepare_database(store: Store) -> None:
+        await prepare(store, service.clock)
+
+    service.on_startup(prepare_database)
+    for subscription in kafka.SUBSCRIPTIONS:
+        service.subscribe(subscription.event, units.handler(subscription.handle))
+    service.api.include_router(http.router(units))
     return service

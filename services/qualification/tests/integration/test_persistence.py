@@ -1,18 +1,62 @@
-"""Against the real database: start-up seeding and indexes."""
+"""Against the real database: start-up seeding and indexes, and the MongoDB repositories — their
+documents, their queries and the batching of a consumed batch (one read of its leads, one read of the
+rule set, one insert of its new leads)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pymongo.asynchronous.collection import AsyncCollection
 
-from kariz_qualification import service_layer
+from kariz_qualification.adapters.mongo.indexes import prepare
+from kariz_qualification.adapters.mongo.unit_of_work import MongoQualificationUnitOfWork
+from kariz_qualification.domain.lead import Lead
+from kariz_qualification.domain.queries import LeadsByStatus
 from kariz_qualification.domain.rules import DEFAULT_RULES, RuleSet
+from kariz_qualification.service_layer import handlers, views
+from kariz_qualification.service_layer.commands import RecordAnswers, ReplaceRules
 from kariz_qualification.settings import QualificationSettings
-from kariz_shared.persistence.store import Store
+from kariz_shared.contracts.envelope import Envelope
+from kariz_shared.contracts.errors import Conflict
+from kariz_shared.contracts.events import (
+    BantAnswers,
+    Company,
+    Contact,
+    Event,
+    LeadCaptured,
+    LeadQualified,
+    LeadSource,
+)
+from kariz_shared.messaging.inbox import handle_once
+from kariz_shared.persistence.store import Store, Transaction
+from kariz_shared.persistence.unit_of_work import MongoUnitsOfWork
+from kariz_shared.runtime.clock import FakeClock
+from kariz_shared.runtime.logging import correlation_id
 
 pytestmark = pytest.mark.integration
+
+Units = MongoUnitsOfWork[MongoQualificationUnitOfWork]
+CAPTURED_AT = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+
+
+def captured(
+    lead_id: str, *, size: int = 500, owner: str = "rep@kariz.test", captured_at: datetime = CAPTURED_AT
+) -> LeadCaptured:
+    """software 20 + DE 10 + VP 15 + referral 15, and 20 for 200-999 employees (80: qualified) or 5 for
+    10-49 (65: nurture)."""
+    return LeadCaptured(
+        lead_id=lead_id,
+        contact=Contact(first_name="Ada", last_name="Lovelace", email="ada@example.com", title="VP Sales"),
+        company=Company(name=f"Acme {lead_id}", industry="software", size=size, country="DE"),
+        source=LeadSource.REFERRAL,
+        owner=owner,
+        assigned_by="round_robin",
+        captured_at=captured_at,
+    )
 
 
 @pytest.fixture
@@ -25,15 +69,164 @@ async def store(settings_for: Callable[..., Any]) -> AsyncIterator[Store]:
         await store.close()
 
 
-async def test_start_up_seeds_defaults_once_and_creates_the_indexes(store: Store) -> None:
-    await service_layer.prepare(store)
-    assert await service_layer.current_rules(store) == DEFAULT_RULES
-    edited = RuleSet.model_validate({**DEFAULT_RULES.model_dump(mode="json"), "country": {"SE": 10}})
-    await service_layer.replace_rules(store, edited)
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime(2026, 1, 5, 9, 0, tzinfo=UTC))
 
-    await service_layer.prepare(store)  # a restart keeps what was edited
-    assert await service_layer.current_rules(store) == edited
+
+@pytest.fixture
+async def units(store: Store, clock: FakeClock) -> Units:
+    await store.ensure_indexes()
+    await prepare(store, clock)
+    return MongoUnitsOfWork(store, clock, MongoQualificationUnitOfWork)
+
+
+@pytest.fixture
+def commands(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[tuple[str, str]]]:
+    """Counts the database commands by (method, collection)."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for method in ("find", "find_one", "insert_one", "insert_many", "update_one"):
+        real = getattr(AsyncCollection, method)
+
+        def counting(
+            self: AsyncCollection[Any], *args: Any, _real: Any = real, _m: str = method, **kw: Any
+        ) -> Any:
+            counts[(_m, self.name)] += 1
+            return _real(self, *args, **kw)
+
+        monkeypatch.setattr(AsyncCollection, method, counting)
+    yield counts
+
+
+async def consume(store: Store, units: Units, *events: Event) -> list[bool]:
+    """Apply ``events`` as one consumed batch, as the consumer does."""
+    handle = units.handler(handlers.capture_lead)
+
+    async def work(envelope: Envelope[Event], tx: Transaction) -> None:
+        assert isinstance(envelope.event, LeadCaptured)
+        token = correlation_id.set(envelope.correlation_id)  # as the consumer does, per event
+        try:
+            await handle(envelope.event, tx)
+        finally:
+            correlation_id.reset(token)
+
+    envelopes = [
+        Envelope(event=e, source="/kariz/leads", correlation_id=f"corr-{i}") for i, e in enumerate(events)
+    ]
+    return await handle_once(store, "qualification-test", envelopes, work)
+
+
+async def test_start_up_seeds_defaults_once_and_creates_the_indexes(store: Store, units: Units) -> None:
+    assert await views.current_rules(units) == DEFAULT_RULES
+    edited = RuleSet.model_validate({**DEFAULT_RULES.model_dump(mode="json"), "country": {"SE": 10}})
+    await handlers.replace_rules(units, ReplaceRules(edited))
+
+    await prepare(store, units.clock)  # a restart keeps what was edited
+    assert await views.current_rules(units) == edited
     doc = await store.db.rule_sets.find_one({"_id": "current"})
     assert doc is not None and doc["version"] == 2
     names = {index["name"] async for index in await store.db.leads.list_indexes()}
     assert {"status_captured", "status_owner_captured"} <= names
+
+
+async def test_a_batch_reads_its_leads_and_the_rules_once_and_inserts_its_new_leads_at_once(
+    store: Store, units: Units, commands: Counter[tuple[str, str]]
+) -> None:
+    await consume(store, units, captured("L-0"))
+    commands.clear()
+
+    # L-0 is known from an earlier batch; L-1 comes twice (a re-publication); L-2 and L-3 are new.
+    batch = [
+        captured("L-0", size=20),
+        captured("L-1"),
+        captured("L-1", size=20),
+        captured("L-2"),
+        captured("L-3", size=20),
+    ]
+    assert await consume(store, units, *batch) == [True] * 5
+
+    assert commands[("find", "leads")] == 1 and commands[("find_one", "leads")] == 0
+    assert commands[("find_one", "rule_sets")] == 1
+    assert commands[("insert_many", "leads")] == 1 and commands[("insert_one", "leads")] == 0
+    docs = {doc["_id"]: doc async for doc in store.db.leads.find({})}
+    assert {k: (d["status"], d["score"], d["version"]) for k, d in docs.items()} == {
+        "L-0": ("qualified", 80, 1),
+        "L-1": ("qualified", 80, 1),
+        "L-2": ("qualified", 80, 1),
+        "L-3": ("nurture", 65, 1),
+    }
+    outbox = await store.db.outbox.find({}).sort("order", 1).to_list()
+    assert [(d["key"], d["topic"]) for d in outbox] == [
+        ("L-0", LeadQualified.topic()),
+        ("L-1", LeadQualified.topic()),
+        ("L-2", LeadQualified.topic()),
+    ]
+
+
+async def test_a_lead_round_trips_through_its_document(store: Store, units: Units, clock: FakeClock) -> None:
+    await consume(store, units, captured("L-1", size=20))
+    clock.advance(timedelta(hours=2))
+    answers = BantAnswers(
+        budget="confirmed",
+        budget_amount="48000.50",
+        authority="influencer",
+        need="confirmed",
+        timeline="later",
+    )
+    recorded = await handlers.record_answers(units, RecordAnswers("L-1", answers))
+
+    loaded = await views.qualification_of(units, "L-1")
+    assert loaded == recorded
+    assert isinstance(loaded, Lead) and loaded.version == 2
+    assert (loaded.status, [s.trigger for s in loaded.scorings], loaded.correlation_id) == (
+        "qualified",
+        ["captured", "bant"],
+        "corr-0",
+    )
+    assert loaded.decision is not None and loaded.decision.at == clock.now()
+    doc = await store.db.leads.find_one({"_id": "L-1"})
+    assert doc is not None and (doc["status"], doc["score"], doc["version"]) == ("qualified", 100, 2)
+    [event] = await store.db.outbox.find({"key": "L-1"}).to_list()
+    # Emitted under the lead's own story (its capture's), not the HTTP request's.
+    assert event["headers"]["ce_correlationid"] == "corr-0"
+
+
+async def test_a_stale_copy_is_refused(store: Store, units: Units) -> None:
+    await consume(store, units, captured("L-1", size=20))
+    stale = await views.qualification_of(units, "L-1")
+    await handlers.record_answers(
+        units,
+        RecordAnswers(
+            "L-1", BantAnswers(budget="unknown", authority="unknown", need="unknown", timeline="unknown")
+        ),
+    )
+
+    stale.disqualify("too late", stale.captured_at)
+    with pytest.raises(Conflict, match="changed by another request"):
+        await units.run(lambda uow: uow.leads.save(stale))
+    doc = await store.db.leads.find_one({"_id": "L-1"})
+    assert doc is not None and (doc["status"], doc["version"]) == ("nurture", 2)
+
+
+async def test_the_review_queue_query(store: Store, units: Units) -> None:
+    hour = timedelta(hours=1)
+    events = [
+        captured(f"N-{i}", size=20, owner=owner, captured_at=CAPTURED_AT + i * hour)
+        for i, owner in enumerate(["a@kariz.test", "b@kariz.test", "a@kariz.test", "a@kariz.test"])
+    ]
+    await consume(store, units, *events, captured("Q-1"))
+
+    rows, total = await views.leads_by_status(units, LeadsByStatus(), 50, 0)
+    assert ([r.lead_id for r in rows], total) == (["N-3", "N-2", "N-1", "N-0"], 4)
+    rows, total = await views.leads_by_status(units, LeadsByStatus("nurture", "a@kariz.test"), 2, 1)
+    assert ([r.lead_id for r in rows], total) == (["N-2", "N-0"], 3)
+    [row], total = await views.leads_by_status(units, LeadsByStatus("qualified"), 50, 0)
+    assert (row.lead_id, row.owner, row.company, row.status, row.score, total) == (
+        "Q-1",
+        "rep@kariz.test",
+        "Acme Q-1",
+        "qualified",
+        80,
+        1,
+    )
+    assert row.captured_at == CAPTURED_AT and row.decided_at == units.clock.now()

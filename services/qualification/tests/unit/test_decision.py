@@ -87,7 +87,7 @@ def middling() -> LeadCaptured:
 def test_strong_fit_qualifies_at_capture_with_one_event() -> None:
     lead = Lead.capture(captured(), "corr-1", DEFAULT_RULES, AT)
     assert (lead.status, lead.score, lead.correlation_id) == ("qualified", 80, "corr-1")
-    [event] = lead.events
+    [event] = lead.pull_events()
     assert isinstance(event, LeadQualified)
     assert (event.score, event.threshold, event.qualified_at, event.answers) == (80, 70, AT, None)
     assert [line.rule for line in event.breakdown] == [
@@ -101,11 +101,11 @@ def test_strong_fit_qualifies_at_capture_with_one_event() -> None:
 
 def test_middling_lead_is_nurtured_then_qualified_by_its_answers() -> None:
     lead = Lead.capture(middling(), "c", DEFAULT_RULES, AT)
-    assert (lead.status, lead.score, lead.events) == ("nurture", 44, [])
+    assert (lead.status, lead.score, lead.pull_events()) == ("nurture", 44, [])
     lead.record_answers(FULL_BANT, DEFAULT_RULES, AT)
     assert (lead.status, lead.score) == ("qualified", 104)
     assert [s.trigger for s in lead.scorings] == ["captured", "bant"]
-    [event] = lead.events
+    [event] = lead.pull_events()
     assert isinstance(event, LeadQualified) and event.answers == FULL_BANT
 
 
@@ -113,7 +113,7 @@ def test_answers_can_be_corrected_while_nurtured() -> None:
     lead = Lead.capture(middling(), "c", DEFAULT_RULES, AT)
     lead.record_answers(answers(need="possible"), DEFAULT_RULES, AT)
     lead.record_answers(answers(need="confirmed"), DEFAULT_RULES, AT)
-    assert (lead.status, lead.score, len(lead.scorings), lead.events) == ("nurture", 59, 3, [])
+    assert (lead.status, lead.score, len(lead.scorings), lead.pull_events()) == ("nurture", 59, 3, [])
 
 
 def test_no_need_disqualifies_despite_a_high_score() -> None:
@@ -121,7 +121,7 @@ def test_no_need_disqualifies_despite_a_high_score() -> None:
     lead.record_answers(
         answers(budget="confirmed", authority="decision_maker", need="none"), DEFAULT_RULES, AT
     )
-    [event] = lead.events
+    [event] = lead.pull_events()
     assert isinstance(event, LeadDisqualified)
     assert (event.reason, event.score, event.disqualified_at) == ("no need", 74, AT)
     assert lead.decision is not None and not lead.decision.manual
@@ -142,7 +142,7 @@ def test_poor_fit_is_disqualified_at_capture() -> None:
 def test_manual_disqualification() -> None:
     lead = Lead.capture(middling(), "c", DEFAULT_RULES, AT)
     lead.disqualify("chose a competitor", AT)
-    [event] = lead.events
+    [event] = lead.pull_events()
     assert isinstance(event, LeadDisqualified) and event.reason == "chose a competitor" and event.score == 44
     assert lead.decision is not None and lead.decision.manual
 
@@ -162,10 +162,12 @@ def test_a_decision_is_final(first: str, second) -> None:  # type: ignore[no-unt
     if first == "disqualified":
         lead.disqualify("no fit", AT)
     assert lead.status == first
-    before = (lead.status, list(lead.scorings), lead.answers, lead.decision, list(lead.events))
+    [_decided] = lead.pull_events()
+    before = (lead.status, list(lead.scorings), lead.answers, lead.decision)
     with pytest.raises(Conflict, match=f"already {first}.*decision is final"):
         second(lead)
-    assert (lead.status, list(lead.scorings), lead.answers, lead.decision, list(lead.events)) == before
+    assert (lead.status, list(lead.scorings), lead.answers, lead.decision) == before
+    assert lead.pull_events() == [], "a refused change raises nothing"
 
 
 def test_rule_changes_affect_later_scorings_only() -> None:

@@ -80,6 +80,14 @@ class InMemoryUnitsOfWork(Generic[U]):
             action()
         return value
 
+    async def read(self, work: Callable[[U], Awaitable[T]]) -> T:
+        """A query: what it emits is dropped, as a read on MongoDB flushes nothing."""
+        emitted = self.uow.emitted
+        try:
+            return await work(self.uow)
+        finally:
+            self.uow.emitted = emitted
+
     async def handle(self, handle: Callable[[U, E], Awaitable[None]], event: E) -> None:
         """Apply a consumer's handler to ``event`` in a unit of its own, as the consumer would."""
         await self.run(lambda uow: handle(uow, event))

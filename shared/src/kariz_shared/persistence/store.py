@@ -117,7 +117,7 @@ class Transaction:
 
     def __init__(
         self,
-        session: AsyncClientSession,
+        session: AsyncClientSession | None,
         db: AsyncDatabase[dict[str, Any]],
         source: str,
         correlation_id: str | None,

@@ -127,6 +127,10 @@ class UnitsOfWork(Protocol[U_co]):
 
     async def run(self, work: Callable[[U_co], Awaitable[T]], *, correlation_id: str | None = None) -> T: ...
 
+    async def read(self, work: Callable[[U_co], Awaitable[T]]) -> T:
+        """Run a query: the repositories' reads, outside any transaction; it may change nothing."""
+        ...
+
     @property
     def clock(self) -> Clock: ...
 
@@ -195,6 +199,12 @@ class MongoUnitsOfWork(Generic[M]):
         except DuplicateKeyError as exc:
             # A unique index said no (a concurrent write got there first): the domain's word for it.
             raise DuplicateRecord(str(exc), index=_index_of(exc)) from exc
+
+    async def read(self, work: Callable[[M], Awaitable[T]]) -> T:
+        # No session: a query costs its reads and no commit. What it writes or emits is never flushed.
+        return await work(
+            self.make(Transaction(None, self.store.db, self.store.source, None, None), self._clock)
+        )
 
     def handler(
         self, handle: Callable[[M, E], Awaitable[None]]

@@ -2,7 +2,8 @@
 
 The decision is final. A lead is scored when it is captured and again when answers are recorded; each
 scoring may decide it (qualified or disqualified) and a decided lead refuses any further scoring or
-decision, so it gets exactly one ``LeadQualified`` or ``LeadDisqualified``, ever.
+decision, so it gets exactly one ``LeadQualified`` or ``LeadDisqualified``, ever. The lead raises that
+event itself; its use case hands it to the unit of work (``uow.publish(lead)``).
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from datetime import datetime
 from typing import Literal
 
 from kariz_qualification.domain.rules import RuleSet, Thresholds
+from kariz_shared.contracts.aggregate import Aggregate
 from kariz_shared.contracts.errors import Conflict
 from kariz_shared.contracts.events import (
     BantAnswers,
     Company,
     Contact,
-    Event,
     LeadCaptured,
     LeadDisqualified,
     LeadQualified,
@@ -78,7 +79,7 @@ class Decision:
 
 
 @dataclass
-class Lead:
+class Lead(Aggregate):
     lead_id: str
     owner: str
     contact: Contact
@@ -92,8 +93,6 @@ class Lead:
     decision: Decision | None = None
     # Optimistic concurrency: the version this copy was loaded at.
     version: int = 0
-    # Events raised by the last changes, for the service layer to emit in the same transaction.
-    events: list[Event] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
     def capture(cls, event: LeadCaptured, correlation_id: str, rules: RuleSet, at: datetime) -> Lead:
@@ -167,7 +166,7 @@ class Lead:
 
     def _qualify(self, threshold: int, at: datetime) -> None:
         self.decision = Decision(outcome="qualified", at=at, threshold=threshold)
-        self.events.append(
+        self.raise_event(
             LeadQualified(
                 lead_id=self.lead_id,
                 owner=self.owner,
@@ -184,7 +183,7 @@ class Lead:
 
     def _disqualify(self, reason: str, at: datetime, *, manual: bool) -> None:
         self.decision = Decision(outcome="disqualified", at=at, reason=reason, manual=manual)
-        self.events.append(
+        self.raise_event(
             LeadDisqualified(
                 lead_id=self.lead_id,
                 owner=self.owner,

@@ -1,4 +1,5 @@
-"""Business metrics of qualification. Observed only after the transaction that made the fact committed."""
+"""Business metrics of qualification in Prometheus. Observed only after the transaction that made the
+fact committed (the handlers see to it)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import get_args
 
 from prometheus_client import Counter, Histogram
 
-from kariz_qualification.domain.lead import Outcome, Trigger
+from kariz_qualification.domain.lead import Outcome, Scoring, Trigger
 from kariz_shared.runtime.metrics import registry
 
 decisions = Counter(
@@ -28,3 +29,13 @@ for _outcome in get_args(Outcome):
     decisions.labels(_outcome)
 for _trigger in get_args(Trigger):
     scores.labels(_trigger)
+
+
+class PrometheusMetrics:
+    """The ``QualificationMetrics`` of a running service."""
+
+    def scored(self, scoring: Scoring) -> None:
+        scores.labels(scoring.trigger).observe(scoring.score)
+
+    def decided(self, outcome: Outcome) -> None:
+        decisions.labels(outcome).inc()

@@ -10,11 +10,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from kariz_qualification import service_layer
 from kariz_qualification.domain.lead import Lead, Outcome, Status, Trigger
+from kariz_qualification.domain.queries import LeadsByStatus
 from kariz_qualification.domain.rules import Authority, Budget, Need, RuleSet, Timeline
+from kariz_qualification.service_layer import handlers, views
+from kariz_qualification.service_layer.commands import DisqualifyLead, RecordAnswers, ReplaceRules
+from kariz_qualification.service_layer.unit_of_work import QualificationUnitOfWork
 from kariz_shared.contracts.events import BantAnswers, ScoreLine
-from kariz_shared.persistence.store import Store
+from kariz_shared.persistence.unit_of_work import UnitsOfWork
 from kariz_shared.runtime.http import Limit, Offset, Page
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -28,10 +31,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-# --- bodies ---------------------------------------------------------------------------------------
+# --- requests -------------------------------------------------------------------------------------
 
 
-class BantBody(BaseModel):
+class BantRequest(BaseModel):
     """The answers of a qualification call (the fields of the ``BantAnswers`` event value)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -49,13 +52,13 @@ class BantBody(BaseModel):
         return BantAnswers(**self.model_dump())
 
 
-class DisqualifyBody(BaseModel):
+class DisqualifyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 
 
-# --- answers --------------------------------------------------------------------------------------
+# --- views ----------------------------------------------------------------------------------------
 
 
 class DecisionView(BaseModel):
@@ -109,7 +112,9 @@ class QualificationView(BaseModel):
         )
 
 
-class LeadSummary(BaseModel):
+class LeadSummaryView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     lead_id: str
     owner: str
     company: str
@@ -119,12 +124,12 @@ class LeadSummary(BaseModel):
     decided_at: datetime | None
 
 
-def router(store: Store) -> APIRouter:
+def router(units: UnitsOfWork[QualificationUnitOfWork]) -> APIRouter:
     api = APIRouter()
 
     @api.get("/rules", tags=["rules"], summary="The scoring rule set in force")
     async def get_rules() -> RuleSet:
-        return await service_layer.current_rules(store)
+        return await views.current_rules(units)
 
     @api.put(
         "/rules",
@@ -133,7 +138,7 @@ def router(store: Store) -> APIRouter:
         responses={422: ERRORS[422]},
     )
     async def put_rules(rules: RuleSet) -> RuleSet:
-        return await service_layer.replace_rules(store, rules)
+        return await handlers.replace_rules(units, ReplaceRules(rules))
 
     @api.get(
         "/leads/{lead_id}/qualification",
@@ -142,7 +147,7 @@ def router(store: Store) -> APIRouter:
         responses={404: ERRORS[404]},
     )
     async def get_qualification(lead_id: LeadId) -> QualificationView:
-        return QualificationView.of(await service_layer.qualification_of(store, lead_id))
+        return QualificationView.of(await views.qualification_of(units, lead_id))
 
     @api.put(
         "/leads/{lead_id}/bant",
@@ -150,8 +155,9 @@ def router(store: Store) -> APIRouter:
         summary="Record the qualification call's answers (BANT); the lead is rescored and may be decided",
         responses=ERRORS,
     )
-    async def put_bant(lead_id: LeadId, body: BantBody) -> QualificationView:
-        return QualificationView.of(await service_layer.record_answers(store, lead_id, body.to_answers()))
+    async def put_bant(lead_id: LeadId, body: BantRequest) -> QualificationView:
+        lead = await handlers.record_answers(units, RecordAnswers(lead_id, body.to_answers()))
+        return QualificationView.of(lead)
 
     @api.post(
         "/leads/{lead_id}/disqualify",
@@ -159,8 +165,10 @@ def router(store: Store) -> APIRouter:
         summary="Disqualify a lead by hand, with a reason",
         responses=ERRORS,
     )
-    async def post_disqualify(lead_id: LeadId, body: DisqualifyBody) -> QualificationView:
-        return QualificationView.of(await service_layer.disqualify(store, lead_id, body.reason))
+    async def post_disqualify(lead_id: LeadId, body: DisqualifyRequest) -> QualificationView:
+        return QualificationView.of(
+            await handlers.disqualify_lead(units, DisqualifyLead(lead_id, body.reason))
+        )
 
     @api.get("/leads", tags=["leads"], summary="Leads by status (the nurture queue by default), newest first")
     async def list_leads(
@@ -168,9 +176,9 @@ def router(store: Store) -> APIRouter:
         owner: Annotated[str | None, Query(max_length=320)] = None,
         limit: Limit = 50,
         offset: Offset = 0,
-    ) -> Page[LeadSummary]:
-        rows, total = await service_layer.leads_by_status(store, status, owner, limit, offset)
-        items = [LeadSummary.model_validate(row) for row in rows]
-        return Page[LeadSummary](items=items, total=total, limit=limit, offset=offset)
+    ) -> Page[LeadSummaryView]:
+        rows, total = await views.leads_by_status(units, LeadsByStatus(status, owner), limit, offset)
+        items = [LeadSummaryView.model_validate(row) for row in rows]
+        return Page[LeadSummaryView](items=items, total=total, limit=limit, offset=offset)
 
     return api

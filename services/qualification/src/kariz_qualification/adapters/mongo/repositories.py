@@ -1,0 +1,100 @@
+"""The repositories of qualification on MongoDB, inside one transaction.
+
+A consumed batch of ``LeadCaptured`` events is one transaction: the repositories read the batch's leads
+with one ``$in``, insert its new leads with one ``insert_many`` and read the rule set once (the
+transaction's batch helpers), which is what keeps a batch cheap on the embedded database.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo import DESCENDING
+
+from kariz_qualification.adapters.mongo.documents import (
+    CURRENT,
+    LEADS,
+    RULE_SETS,
+    SUMMARY_FIELDS,
+    lead_from_document,
+    lead_to_document,
+    rules_from_document,
+    rules_to_document,
+    summary_from_document,
+)
+from kariz_qualification.domain.lead import Lead
+from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
+from kariz_qualification.domain.rules import DEFAULT_RULES, RuleSet
+from kariz_shared.contracts.errors import Conflict
+from kariz_shared.contracts.events import lead_id_of
+from kariz_shared.persistence.store import Transaction, find_page
+
+
+class MongoLeadRepository:
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+        self.collection = tx.db[LEADS]
+
+    async def get(self, lead_id: str) -> Lead | None:
+        doc = await self.collection.find_one({"_id": lead_id}, session=self.tx.session)
+        return None if doc is None else lead_from_document(doc)
+
+    async def is_known(self, lead_id: str) -> bool:
+        # Queued inserts first: reads do not see them yet, and a repeat in the batch need not read.
+        if any(doc["_id"] == lead_id for doc in self.tx.queued(LEADS)):
+            return True
+        doc = await self.tx.find_one_for_batch(LEADS, "_id", lead_id, of_event=lead_id_of)
+        return doc is not None
+
+    def add(self, lead: Lead) -> None:
+        self.tx.insert_later(LEADS, {**lead_to_document(lead), "version": 1})
+        lead.version = 1
+
+    async def save(self, lead: Lead) -> None:
+        result = await self.collection.update_one(
+            {"_id": lead.lead_id, "version": lead.version},
+            {"$set": {**lead_to_document(lead), "version": lead.version + 1}},
+            session=self.tx.session,
+        )
+        if result.matched_count == 0:
+            raise Conflict(f"lead {lead.lead_id} was changed by another request meanwhile; reload and retry")
+        lead.version += 1
+
+    async def page(self, query: LeadsByStatus, limit: int, offset: int) -> tuple[list[LeadSummary], int]:
+        # Served by the status_captured and status_owner_captured indexes.
+        selector: dict[str, Any] = {"status": query.status}
+        if query.owner is not None:
+            selector["owner"] = query.owner
+        docs, total = await find_page(
+            self.collection,
+            selector,
+            sort=[("captured_at", DESCENDING)],
+            limit=limit,
+            offset=offset,
+            projection=dict.fromkeys(SUMMARY_FIELDS, 1),
+            session=self.tx.session,
+        )
+        return [summary_from_document(doc) for doc in docs], total
+
+
+class MongoRuleSetRepository:
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+        self.collection = tx.db[RULE_SETS]
+
+    async def current(self) -> RuleSet:
+        async def load() -> RuleSet:
+            doc = await self.collection.find_one({"_id": CURRENT}, session=self.tx.session)
+            # Seeded at start-up; the defaults only matter if someone deleted the document meanwhile.
+            return DEFAULT_RULES if doc is None else rules_from_document(doc)
+
+        return await self.tx.once("rule_set", load)
+
+    async def replace(self, rules: RuleSet, at: datetime) -> None:
+        await self.collection.update_one(
+            {"_id": CURRENT},
+            {"$set": {"rules": rules_to_document(rules), "updated_at": at}, "$inc": {"version": 1}},
+            upsert=True,
+            session=self.tx.session,
+        )

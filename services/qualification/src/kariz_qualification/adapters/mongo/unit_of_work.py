@@ -1,0 +1,20 @@
+"""Qualification's unit of work on MongoDB: one transaction, its repositories built on it."""
+
+from __future__ import annotations
+
+from kariz_qualification.adapters.metrics import PrometheusMetrics
+from kariz_qualification.adapters.mongo.repositories import MongoLeadRepository, MongoRuleSetRepository
+from kariz_qualification.service_layer.unit_of_work import QualificationMetrics, QualificationUnitOfWork
+from kariz_shared.persistence.store import Transaction
+from kariz_shared.persistence.unit_of_work import MongoUnitOfWork
+from kariz_shared.runtime.clock import Clock
+
+PROMETHEUS = PrometheusMetrics()
+
+
+class MongoQualificationUnitOfWork(MongoUnitOfWork, QualificationUnitOfWork):
+    def __init__(self, tx: Transaction, clock: Clock, metrics: QualificationMetrics = PROMETHEUS) -> None:
+        super().__init__(tx, clock)
+        self.leads = MongoLeadRepository(tx)
+        self.rules = MongoRuleSetRepository(tx)
+        self.metrics = metrics

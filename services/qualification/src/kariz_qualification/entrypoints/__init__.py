@@ -1,0 +1,1 @@
+"""How the world reaches qualification: the HTTP API and the consumed Kafka events."""

@@ -1,0 +1,102 @@
+"""One function per command and per consumed event: load through the unit of work's repositories, let
+the lead decide, add or save it, publish what it raised.
+
+Events raised for a lead carry the correlation id stored with it, so a decision taken over HTTP days
+later still belongs to the lead's original story.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from kariz_qualification.domain.lead import Lead, Scoring
+from kariz_qualification.domain.rules import RuleSet
+from kariz_qualification.service_layer.commands import DisqualifyLead, RecordAnswers, ReplaceRules
+from kariz_qualification.service_layer.unit_of_work import QualificationUnitOfWork
+from kariz_qualification.service_layer.views import lead_or_not_found
+from kariz_shared.contracts.events import LeadCaptured
+from kariz_shared.persistence.unit_of_work import UnitsOfWork
+from kariz_shared.runtime.logging import correlation_id as current_correlation_id
+
+log = logging.getLogger(__name__)
+
+
+# --- consumed events ------------------------------------------------------------------------------
+
+
+async def capture_lead(uow: QualificationUnitOfWork, event: LeadCaptured) -> None:
+    """Take a captured lead into qualification: snapshot, score, and decide if the score says so."""
+    if await uow.leads.is_known(event.lead_id):
+        # The same lead captured again (a re-publication with a new event id): it has been scored already
+        # and may be decided; scoring it again could decide it twice.
+        log.info("lead already under qualification; ignoring", extra={"lead_id": event.lead_id})
+        return
+    rules = await uow.rules.current()
+    # The consumer sets the incoming event's correlation id; the lead id is a last resort.
+    story = current_correlation_id.get() or event.lead_id
+    lead = Lead.capture(event, story, rules, uow.clock.now())
+    uow.leads.add(lead)
+    _publish_and_observe(uow, lead, lead.scorings[-1])
+
+
+# --- commands -------------------------------------------------------------------------------------
+
+
+async def record_answers(units: UnitsOfWork[QualificationUnitOfWork], command: RecordAnswers) -> Lead:
+    async def work(uow: QualificationUnitOfWork) -> Lead:
+        lead = await lead_or_not_found(uow, command.lead_id)
+        rules = await uow.rules.current()
+        scoring = lead.record_answers(command.answers, rules, uow.clock.now())
+        await uow.leads.save(lead)
+        _publish_and_observe(uow, lead, scoring)
+        return lead
+
+    return await units.run(work, correlation_id=await _story_of(units, command.lead_id))
+
+
+async def disqualify_lead(units: UnitsOfWork[QualificationUnitOfWork], command: DisqualifyLead) -> Lead:
+    async def work(uow: QualificationUnitOfWork) -> Lead:
+        lead = await lead_or_not_found(uow, command.lead_id)
+        lead.disqualify(command.reason, uow.clock.now())
+        await uow.leads.save(lead)
+        _publish_and_observe(uow, lead, None)
+        return lead
+
+    return await units.run(work, correlation_id=await _story_of(units, command.lead_id))
+
+
+async def replace_rules(units: UnitsOfWork[QualificationUnitOfWork], command: ReplaceRules) -> RuleSet:
+    """Replace the rule set; leads already scored keep their scorings, later scorings use the new one."""
+
+    async def work(uow: QualificationUnitOfWork) -> None:
+        await uow.rules.replace(command.rules, uow.clock.now())
+
+    await units.run(work)
+    return command.rules
+
+
+# --- internals ------------------------------------------------------------------------------------
+
+
+async def _story_of(units: UnitsOfWork[QualificationUnitOfWork], lead_id: str) -> str:
+    """The correlation id stored with the lead at capture: its events continue that story."""
+
+    async def read(uow: QualificationUnitOfWork) -> str:
+        return (await lead_or_not_found(uow, lead_id)).correlation_id
+
+    return await units.read(read)
+
+
+def _publish_and_observe(uow: QualificationUnitOfWork, lead: Lead, scoring: Scoring | None) -> None:
+    uow.publish(lead)
+    # A decision is final and a decided lead refuses every change, so a decision here was made just now.
+    decided = lead.decision.outcome if lead.decision is not None else None
+    metrics = uow.metrics
+
+    def observe() -> None:
+        if scoring is not None:
+            metrics.scored(scoring)
+        if decided is not None:
+            metrics.decided(decided)
+
+    uow.after_commit(observe)

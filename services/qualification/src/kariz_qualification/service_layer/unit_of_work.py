@@ -1,0 +1,70 @@
+"""What the use cases see of qualification's storage: the unit of work and its repositories' contracts.
+
+The MongoDB adapter (:mod:`kariz_qualification.adapters.mongo`) and the in-memory one
+(:mod:`kariz_qualification.adapters.in_memory`) both honour these contracts; the use-case tests run on
+the second.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from kariz_qualification.domain.lead import Lead, Outcome, Scoring
+from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
+from kariz_qualification.domain.rules import RuleSet
+from kariz_shared.persistence.unit_of_work import UnitOfWork
+
+
+class LeadRepository(Protocol):
+    """Leads under qualification, by lead id."""
+
+    async def get(self, lead_id: str) -> Lead | None:
+        """The lead as stored, or None."""
+        ...
+
+    async def is_known(self, lead_id: str) -> bool:
+        """Whether the lead is under qualification already: stored, or added earlier in this unit.
+
+        Meant for the consumed ``LeadCaptured`` events of a batch: on MongoDB the first call reads the
+        leads of all the batch's events at once."""
+        ...
+
+    def add(self, lead: Lead) -> None:
+        """Take a new lead in; it is written when the unit commits (with the batch's other new leads)."""
+        ...
+
+    async def save(self, lead: Lead) -> None:
+        """Write a loaded lead back; raises ``Conflict`` if someone changed it since it was loaded."""
+        ...
+
+    async def page(self, query: LeadsByStatus, limit: int, offset: int) -> tuple[list[LeadSummary], int]:
+        """One page of the leads ``query`` selects, newest capture first, and how many it selects."""
+        ...
+
+
+class RuleSetRepository(Protocol):
+    """The one scoring rule set in force."""
+
+    async def current(self) -> RuleSet:
+        """The rule set in force (the defaults if none is stored), read once per unit: a batch of
+        captures is scored under one rule set."""
+        ...
+
+    async def replace(self, rules: RuleSet, at: datetime) -> None:
+        """Put ``rules`` in force from ``at`` on; scorings already made keep the rules they used."""
+        ...
+
+
+class QualificationMetrics(Protocol):
+    """The business metrics; observed only once the unit that made the fact committed."""
+
+    def scored(self, scoring: Scoring) -> None: ...
+
+    def decided(self, outcome: Outcome) -> None: ...
+
+
+class QualificationUnitOfWork(UnitOfWork):
+    leads: LeadRepository
+    rules: RuleSetRepository
+    metrics: QualificationMetrics

@@ -1,0 +1,43 @@
+"""The read side: what the HTTP API answers with."""
+
+from __future__ import annotations
+
+from kariz_qualification.domain.lead import Lead
+from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
+from kariz_qualification.domain.rules import RuleSet
+from kariz_qualification.service_layer.unit_of_work import QualificationUnitOfWork
+from kariz_shared.contracts.errors import NotFound
+from kariz_shared.persistence.unit_of_work import UnitsOfWork
+
+
+async def qualification_of(units: UnitsOfWork[QualificationUnitOfWork], lead_id: str) -> Lead:
+    async def read(uow: QualificationUnitOfWork) -> Lead:
+        return await lead_or_not_found(uow, lead_id)
+
+    return await units.read(read)
+
+
+async def current_rules(units: UnitsOfWork[QualificationUnitOfWork]) -> RuleSet:
+    async def read(uow: QualificationUnitOfWork) -> RuleSet:
+        return await uow.rules.current()
+
+    return await units.read(read)
+
+
+async def leads_by_status(
+    units: UnitsOfWork[QualificationUnitOfWork], query: LeadsByStatus, limit: int, offset: int
+) -> tuple[list[LeadSummary], int]:
+    async def read(uow: QualificationUnitOfWork) -> tuple[list[LeadSummary], int]:
+        return await uow.leads.page(query, limit, offset)
+
+    return await units.read(read)
+
+
+async def lead_or_not_found(uow: QualificationUnitOfWork, lead_id: str) -> Lead:
+    lead = await uow.leads.get(lead_id)
+    if lead is None:
+        raise NotFound(
+            f"lead {lead_id} is not under qualification: its LeadCaptured event has not arrived "
+            "(yet); if the lead was captured just now, try again in a moment"
+        )
+    return lead
