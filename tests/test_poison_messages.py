@@ -26,7 +26,7 @@ from aiokafka.partitioner import murmur2
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-import kariz_deals.service_layer
+import kariz_deals.service_layer.handlers
 import kariz_leads.service_layer.handlers
 import kariz_notifications.service_layer.handlers
 import kariz_qualification.service_layer.handlers
@@ -394,7 +394,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             (kariz_qualification.service_layer.handlers, "capture_lead"),
             (kariz_leads.service_layer.handlers, "record_qualified"),
             (kariz_leads.service_layer.handlers, "record_disqualified"),
-            (kariz_deals.service_layer, "open_deal"),
+            (kariz_deals.service_layer.handlers, "open_deal_for"),
             (kariz_notifications.service_layer.handlers, "record_notifications"),
         ]:
             monkeypatch.setattr(module, name, failing_for(failing, getattr(module, name)))

@@ -1,19 +1,27 @@
-"""Wires the deals service: consumer, API routes, indexes. ``build()`` does no I/O."""
+"""Wires the deals service: consumer, API routes, indexes, the pipeline gauges. ``build()`` does no I/O.
+
+This is where the default pipeline is handed out: deals are opened in it, the API reports it and the
+metrics know its stages.
+"""
 
 from __future__ import annotations
 
-from kariz_deals import handlers, metrics, service_layer
-from kariz_deals.adapters import pipeline_totals
-from kariz_deals.adapters.mongo import ensure_indexes, ensure_pipeline_totals
-from kariz_deals.api import make_router
-from kariz_deals.domain.pipeline import PIPELINES
+from kariz_deals.adapters.metrics import PrometheusDealsMetrics
+from kariz_deals.adapters.mongo import pipeline_totals
+from kariz_deals.adapters.mongo.indexes import ensure_indexes
+from kariz_deals.adapters.mongo.repositories import MongoDealReads
+from kariz_deals.adapters.mongo.unit_of_work import MongoDealsUnitOfWork
+from kariz_deals.domain import DEFAULT_PIPELINE, PIPELINES
+from kariz_deals.entrypoints import http, kafka, workers
 from kariz_deals.settings import DealsSettings
-from kariz_shared.contracts.events import DealLost, DealOpened, DealWon, LeadQualified, StageChanged
-from kariz_shared.runtime.periodic import refreshing
+from kariz_shared.persistence.store import Store, Transaction
+from kariz_shared.persistence.unit_of_work import MongoUnitsOfWork
+from kariz_shared.runtime.clock import Clock
 from kariz_shared.service import Service
+from kariz_shared.system import service as registered
 
 
-def build(settings: DealsSettings | None = None) -> Service:
+def build(settings: DealsSettings | None = None, clock: Clock | None = None) -> Service:
     settings = settings or DealsSettings()
     service = Service(
         settings,
@@ -22,24 +30,35 @@ def build(settings: DealsSettings | None = None) -> Service:
             "Opens an account and a deal for every qualified lead, moves deals through the pipeline "
             "(forward, back, won, lost) and reports the pipeline and its forecast."
         ),
-        publishes=[DealOpened, StageChanged, DealWon, DealLost],
+        publishes=registered("deals").publishes,
+        clock=clock,
     )
+    pipeline, currency = DEFAULT_PIPELINE, settings.deal_currency
+    metrics = PrometheusDealsMetrics(pipeline)
+
+    def unit_of_work(tx: Transaction, clock: Clock) -> MongoDealsUnitOfWork:
+        return MongoDealsUnitOfWork(tx, clock, metrics)
+
+    units = MongoUnitsOfWork(service.store, service.clock, unit_of_work)
+    reads = MongoDealReads(service.store)
+
+    async def count_pipeline_totals(store: Store) -> None:
+        # A database of a version before the totals: its deals are counted once.
+        await pipeline_totals.build(store, service.clock)
+
     service.on_startup(ensure_indexes)
-    service.on_startup(ensure_pipeline_totals)
-    service.subscribe(LeadQualified, handlers.on_lead_qualified(settings))
-    service.api.include_router(make_router(service.store, settings))
-
-    async def measure_pipeline() -> None:
-        # The deltas since the last round are folded into the totals first, so the reads stay short.
-        while await pipeline_totals.compact(service.store) == pipeline_totals.COMPACT_BATCH:
-            pass
-        for pipeline in PIPELINES:
-            summary = await service_layer.pipeline_summary(
-                service.store, pipeline=pipeline, currency=settings.deal_currency
-            )
-            metrics.record_pipeline(summary)
-
+    service.on_startup(count_pipeline_totals)
+    for subscription in kafka.subscriptions(pipeline=pipeline, currency=currency):
+        service.subscribe(subscription.event, units.handler(subscription.handle))
+    service.api.include_router(http.router(units, reads, pipeline=pipeline, default_currency=currency))
     service.add_worker(
-        "pipeline-gauges", refreshing("pipeline", measure_pipeline, settings.metrics_refresh_interval_s)
+        "pipeline-gauges",
+        workers.pipeline_gauges(
+            reads,
+            PIPELINES.values(),
+            currency=currency,
+            record=metrics.record_pipeline,
+            interval_s=settings.metrics_refresh_interval_s,
+        ),
     )
     return service

@@ -1,5 +1,6 @@
 """The deals service against the real broker and database: a qualified lead opens one deal, moves go
-out as events with the lead's correlation id, bad requests change nothing, the pipeline adds up."""
+out as events with the lead's correlation id, the repositories' queries and batch reads, the pipeline
+totals against a count over the deals. The rules themselves are tested in memory (tests/unit)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,17 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import pymongo.monitoring
 import pytest
 import pytest_asyncio
 from prometheus_client import REGISTRY
 
-from kariz_deals import service_layer
-from kariz_deals.adapters import pipeline_totals
-from kariz_deals.adapters.mongo import DEALS
+from kariz_deals.adapters.in_memory import RecordingDealsMetrics
+from kariz_deals.adapters.mongo import pipeline_totals
+from kariz_deals.adapters.mongo.unit_of_work import MongoDealsUnitOfWork
 from kariz_deals.bootstrap import build
-from kariz_deals.domain import Deal
+from kariz_deals.domain import DEFAULT_PIPELINE
+from kariz_deals.entrypoints import kafka
 from kariz_deals.settings import DealsSettings
 from kariz_devkit.testing import Backends, EventReader, eventually, publish, reading, running, unique
 from kariz_shared.contracts.envelope import Envelope
@@ -36,7 +39,12 @@ from kariz_shared.contracts.events import (
     StageChanged,
     dead_letter_topic,
 )
+from kariz_shared.messaging.inbox import handle_once
+from kariz_shared.persistence import store as store_module
 from kariz_shared.persistence.store import Store, Transaction, connect
+from kariz_shared.persistence.unit_of_work import MongoUnitsOfWork
+from kariz_shared.runtime.clock import SystemClock
+from kariz_shared.runtime.logging import correlation_id
 
 pytestmark = pytest.mark.integration
 
@@ -246,70 +254,10 @@ async def test_a_qualified_lead_opens_one_deal_that_moves_back_and_forth_to_won(
     assert [doc["topic"] for doc in reversed(last_two)] == [StageChanged.topic(), DealWon.topic()]
 
 
-async def test_bad_requests_change_nothing_and_a_lost_deal_says_why(deals: Running) -> None:
-    http, db = deals.http, deals.db
-    lead, corr = unique("L"), unique("corr")
-    lost_before = counted("kariz_deals_lost_total", lost_at_stage="discovery", reason="other")
-    async with reading(deals.bootstrap, *DEAL_TOPICS) as reader:
-        await publish(deals.bootstrap, from_qualification(qualified(lead, budget=None), corr))
-        deal_id = (await deal_for(http, lead))["id"]
-        await reader.wait_for(lambda r: r.topic == DealOpened.topic() and r.key == deal_id)
-        before = await snapshot(db, deal_id)
-
-        unknown = await move(http, deal_id, stage="closing")
-        assert unknown.status_code == 422
-        assert "valid stages are: qualification, discovery, demo, proposal" in unknown.json()["message"]
-        no_amount = await move(http, deal_id, stage="proposal")
-        assert no_amount.status_code == 422 and "a proposal needs an amount" in no_amount.json()["message"]
-        assert (await move(http, deal_id, stage="won")).status_code == 422
-        for reason in ({}, {"reason": "   "}):
-            no_reason = await move(http, deal_id, stage="lost", **reason)
-            assert no_reason.status_code == 422 and "needs a reason" in no_reason.json()["message"]
-        same = await move(http, deal_id, stage="qualification")
-        assert same.status_code == 409 and "already in stage" in same.json()["message"]
-        negative = await move(http, deal_id, stage="proposal", amount=-5)
-        assert negative.status_code == 422 and "amount" in negative.json()["message"]
-        assert negative.json()["error"] == "invalid_request"
-        extra = await move(http, deal_id, stage="demo", colour="red")
-        assert extra.status_code == 422 and "colour" in extra.json()["message"]
-        missing = await move(http, "D-does-not-exist", stage="demo")
-        assert missing.status_code == 404 and "D-does-not-exist" in missing.json()["message"]
-        assert (await http.get("/deals/D-does-not-exist")).status_code == 404
-        assert (await http.get("/accounts/A-does-not-exist")).status_code == 404
-        assert (await http.get("/pipelines/enterprise")).status_code == 404
-        bad_filter = await http.get("/deals", params={"stage": "closing"})
-        assert bad_filter.status_code == 422 and "valid stages" in bad_filter.json()["message"]
-        for limit in (0, 201):
-            assert (await http.get("/deals", params={"limit": limit})).status_code == 422
-        assert await snapshot(db, deal_id) == before
-
-        assert (await move(http, deal_id, stage="discovery")).status_code == 200
-        lost = await move(http, deal_id, stage="lost", reason="chose a competitor", note="price")
-        assert lost.status_code == 200
-        assert lost.json()["lost_reason"] == "chose a competitor" and lost.json()["closed_at"]
-        after_loss = await snapshot(db, deal_id)
-        assert (await move(http, deal_id, stage="demo")).status_code == 409
-        assert await snapshot(db, deal_id) == after_loss
-
-        [dl] = await reader.wait_for(lambda r: r.topic == DealLost.topic() and r.key == deal_id)
-        changes = await reader.wait_for(
-            lambda r: r.topic == StageChanged.topic() and r.key == deal_id, count=2
-        )
-        await asyncio.sleep(1.0)  # time for any stray event to reach the reader
-        assert len(reader.of(StageChanged.topic(), deal_id)) == 2
-        assert reader.of(DealWon.topic(), deal_id) == []
-
-    assert (dl.body["reason"], dl.body["lost_at_stage"]) == ("chose a competitor", "discovery")
-    assert dl.headers["ce_correlationid"] == corr and dl.headers["ce_type"] == "kariz.deal-lost.v1"
-    assert counted("kariz_deals_lost_total", lost_at_stage="discovery", reason="other") == lost_before + 1
-    assert dl.body["cycle_seconds"] > 0 and dl.body["amount"] is None
-    assert [(c.body["to_stage"], c.body["direction"]) for c in changes] == [
-        ("discovery", "forward"),
-        ("lost", "forward"),
-    ]
-
-
-async def test_accounts_are_reused_and_the_pipeline_adds_up(deals: Running) -> None:
+async def test_accounts_lists_and_the_pipeline_through_mongodb(deals: Running) -> None:
+    """The repositories' queries on MongoDB: accounts found again by their normalised domain (the batch
+    read) and by their name (the oldest of that name), the list's filters and pages on its indexes, and
+    the summary from the pipeline totals."""
     http = deals.http
     owner = f"{unique('rep')}@kariz.test"  # the topic is shared: count only this test's deals
     leads = {name: unique("L") for name in ("a", "b", "c", "d", "e", "f")}
@@ -398,32 +346,79 @@ async def test_a_lead_without_company_name_or_domain_is_dead_lettered_with_the_r
     assert await deals.db.accounts.count_documents({"name": ""}) == 0
 
 
-async def test_one_batch_opens_one_deal_per_lead_and_one_account_per_company(
-    settings_for: Callable[..., Any],
+class CommandCounter(pymongo.monitoring.CommandListener):
+    """The commands a client sent, by name and collection."""
+
+    def __init__(self) -> None:
+        self.commands: list[tuple[str, str]] = []
+
+    def started(self, event: pymongo.monitoring.CommandStartedEvent) -> None:
+        target = event.command.get(event.command_name)
+        self.commands.append((event.command_name, target if isinstance(target, str) else ""))
+
+    def succeeded(self, event: pymongo.monitoring.CommandSucceededEvent) -> None: ...
+
+    def failed(self, event: pymongo.monitoring.CommandFailedEvent) -> None: ...
+
+    def count(self, name: str, collection: str) -> int:
+        return self.commands.count((name, collection))
+
+
+async def test_one_batch_reads_its_deals_and_accounts_once_and_writes_them_together(
+    settings_for: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A consumer batch applies its events in one transaction whose new deals and accounts are written at
-    commit: an event later in the batch must still see what an earlier one opened."""
+    """A consumed batch in one transaction: its leads' deals and its companies' accounts are read with
+    one query each, the new ones written with one insert each at commit, and an event later in the batch
+    still sees what an earlier one opened (one deal per lead, one account per company)."""
+    counter = CommandCounter()
+    client = store_module.AsyncMongoClient
+    monkeypatch.setattr(
+        store_module, "AsyncMongoClient", lambda *a, **kw: client(*a, event_listeners=[counter], **kw)
+    )
     store = Store(settings_for(DealsSettings, service_name="deals"))
+    metrics = RecordingDealsMetrics()
+    units = MongoUnitsOfWork(store, SystemClock(), lambda tx, clock: MongoDealsUnitOfWork(tx, clock, metrics))
+    [subscription] = kafka.subscriptions(pipeline=DEFAULT_PIPELINE, currency="EUR")
+    handle = units.handler(subscription.handle)
     same, other = unique("L"), unique("L")
     domain = f"{unique('co')}.example"
-    batch = [
+    nameless = f"Nameless {unique('co')}"
+    events = [
         qualified(same, company="Batch Co", domain=domain),
         qualified(other, company="Batch Co Ltd", domain=domain),
         qualified(same, company="Batch Co", domain=domain),  # the same lead again, e.g. re-sent
+        *(qualified(unique("L"), company=f"Co {i}", domain=f"{unique('co')}.example") for i in range(5)),
+        qualified(unique("L"), company=nameless, domain=None),
+        qualified(unique("L"), company=nameless.upper(), domain=None),
     ]
+    envelopes = [from_qualification(event, unique("corr")) for event in events]
 
-    async def work(tx: Transaction) -> list[Deal | None]:
-        tx.correlation_id = unique("corr")
-        return [
-            await service_layer.open_deal(tx, event, currency="EUR", at=datetime.now(UTC)) for event in batch
-        ]
+    async def apply(envelope: Envelope[Any], tx: Transaction) -> None:
+        token = correlation_id.set(envelope.correlation_id)
+        try:
+            await handle(envelope.event, tx)
+        finally:
+            correlation_id.reset(token)
 
     try:
-        first, second, again = await store.transaction(work)
-        assert first is not None and second is not None and again is None
-        assert first.account.id == second.account.id
+        counter.commands.clear()
+        assert await handle_once(store, unique("deals"), envelopes, apply) == [True] * len(events)
+        # One read of the deals for the batch's leads; one of the accounts by domain, and one more for
+        # the domain asked again; one per company without a domain (by its name).
+        assert counter.count("find", "deals") == 1
+        assert counter.count("find", "accounts") == 1 + 1 + 2
+        assert counter.count("insert", "deals") == counter.count("insert", "accounts") == 1
+        assert counter.count("insert", pipeline_totals.DELTAS) == 1
+        assert counter.count("insert", "outbox") == 1
+        assert metrics.opened_count == len(events) - 1
+
         assert await store.db.accounts.count_documents({"key": f"domain:{domain}"}) == 1
         assert await store.db.deals.count_documents({"lead_id": {"$in": [same, other]}}) == 2
+        [first, second] = await store.db.deals.find({"lead_id": {"$in": [same, other]}}).to_list()
+        assert first["account"]["id"] == second["account"]["id"]
+        no_domain = await store.db.deals.find({"account.domain": None}).to_list()
+        assert len(no_domain) == 2 and len({d["account"]["id"] for d in no_domain}) == 1
+        assert await store.db.outbox.count_documents({"topic": DealOpened.topic()}) == len(events) - 1
     finally:
         await store.close()
 
@@ -468,13 +463,13 @@ async def test_the_pipeline_totals_agree_with_the_deals_through_moves_compaction
             assert (await move(http, deal_id, **body)).status_code == 200
         assert await pipeline_of(http, owner) == await counted_over_the_deals(deals.db, owner)
 
-        await pipeline_totals.compact(stores[0])
+        await pipeline_totals.compact_all(stores[0])
         assert await pipeline_of(http, owner) == await counted_over_the_deals(deals.db, owner)
 
         for deal_id, body in moves[2:]:
             assert (await move(http, deal_id, **body)).status_code == 200
         # Two replicas folding the same deltas at once: one of them retries, nothing is counted twice.
-        await asyncio.gather(*(pipeline_totals.compact(store) for store in stores))
+        await asyncio.gather(*(pipeline_totals.compact_all(store) for store in stores))
         assert await deals.db[pipeline_totals.DELTAS].count_documents({}) == 0
         expected = await counted_over_the_deals(deals.db, owner)
         assert expected == {
@@ -487,8 +482,8 @@ async def test_the_pipeline_totals_agree_with_the_deals_through_moves_compaction
 
         # A database of a version before the totals: they are counted once from the deals at start-up.
         await deals.db[pipeline_totals.TOTALS].delete_many({})
-        assert await pipeline_totals.build(stores[0], DEALS) is True
-        assert await pipeline_totals.build(stores[1], DEALS) is False
+        assert await pipeline_totals.build(stores[0], SystemClock()) is True
+        assert await pipeline_totals.build(stores[1], SystemClock()) is False
         assert await pipeline_of(http, owner) == expected
     finally:
         for store in stores:

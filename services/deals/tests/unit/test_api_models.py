@@ -5,13 +5,14 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from kariz_deals.api import StageMoveBody
 from kariz_deals.bootstrap import build
+from kariz_deals.entrypoints.http import StageMoveRequest
 from kariz_deals.settings import DealsSettings
+from kariz_shared.runtime.clock import FakeClock
 
 
 def test_a_valid_body() -> None:
-    body = StageMoveBody.model_validate({"stage": " proposal ", "amount": "1250.50", "note": "sent"})
+    body = StageMoveRequest.model_validate({"stage": " proposal ", "amount": "1250.50", "note": "sent"})
     assert (body.stage, body.amount, body.note, body.reason) == ("proposal", Decimal("1250.50"), "sent", None)
 
 
@@ -31,7 +32,7 @@ def test_a_valid_body() -> None:
 )
 def test_invalid_bodies_name_the_field(payload: dict[str, object], field: str) -> None:
     with pytest.raises(ValidationError) as exc:
-        StageMoveBody.model_validate(payload)
+        StageMoveRequest.model_validate(payload)
     assert field in {str(err["loc"][0]) for err in exc.value.errors()}
 
 
@@ -61,3 +62,8 @@ def test_build_wires_routes_consumer_and_publishers_without_io() -> None:
         "DealWon",
         "DealLost",
     ]
+
+
+def test_build_takes_the_clock_it_is_given() -> None:
+    clock = FakeClock()
+    assert build(DealsSettings(), clock=clock).clock is clock

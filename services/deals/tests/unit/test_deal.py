@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from kariz_deals.domain import AccountRef, Deal, Direction, StageVisit
+from kariz_deals.domain import DEFAULT_PIPELINE, AccountRef, Deal, Direction, StageVisit
 from kariz_shared.contracts.errors import Conflict, RuleViolation
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
@@ -27,6 +27,7 @@ def new_deal(amount: Decimal | None = None) -> Deal:
         currency="EUR",
         correlation_id="corr-1",
         at=T0,
+        pipeline=DEFAULT_PIPELINE,
     )
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
-from kariz_deals import metrics
+from kariz_deals.adapters import metrics
 from kariz_deals.domain import DEFAULT_PIPELINE
+
+# What bootstrap does for the pipeline deals are opened in.
+metrics.PrometheusDealsMetrics(DEFAULT_PIPELINE)
 
 
 def test_every_loss_series_is_exported_before_the_first_loss() -> None:

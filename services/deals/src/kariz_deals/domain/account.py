@@ -4,6 +4,7 @@ its web domain when known, else by its name written the same way."""
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -59,6 +60,10 @@ def normalise_name(raw: str) -> str:
     words = re.sub(r"[^\w]+", " ", raw.casefold()).split()
     significant = [w for w in words if w not in LEGAL_FORMS]
     return " ".join(significant or words)
+
+
+def new_account_id() -> str:
+    return f"A-{uuid.uuid4().hex}"
 
 
 def account_key(domain: str | None, name_key: str) -> str:

@@ -1,13 +1,19 @@
-"""The deal (opportunity): where it stands in its pipeline, what it is worth, how it got there."""
+"""The deal (opportunity): where it stands in its pipeline, what it is worth, how it got there.
+
+A deal raises its own events: ``DealOpened`` when opened, ``StageChanged`` on every move, then
+``DealWon`` or ``DealLost`` when the move closed it. Its use case publishes them with the change."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from kariz_deals.domain.pipeline import DEFAULT_PIPELINE, LOST, WON, Direction, Pipeline, Stage
+from kariz_deals.domain.pipeline import LOST, WON, Direction, Pipeline, Stage
+from kariz_shared.contracts.aggregate import Aggregate
 from kariz_shared.contracts.errors import Conflict, RuleViolation
+from kariz_shared.contracts.events import DealLost, DealOpened, DealWon, StageChanged
 
 CENT = Decimal("0.01")
 
@@ -19,6 +25,10 @@ def to_cents(value: Decimal) -> Decimal:
 def seconds_between(start: datetime, end: datetime) -> float:
     # Two replicas' clocks may disagree by a little; a duration is never negative.
     return max((end - start).total_seconds(), 0.0)
+
+
+def new_deal_id() -> str:
+    return f"D-{uuid.uuid4().hex}"
 
 
 @dataclass(frozen=True)
@@ -38,7 +48,7 @@ class StageVisit:
 
 @dataclass(frozen=True)
 class StageMove:
-    """What one move did; the service layer turns it into events."""
+    """What one move did (the metrics count it)."""
 
     from_stage: str
     to_stage: str
@@ -61,7 +71,7 @@ class StageMove:
 
 
 @dataclass
-class Deal:
+class Deal(Aggregate):
     id: str
     lead_id: str
     account: AccountRef
@@ -92,14 +102,14 @@ class Deal:
         currency: str,
         correlation_id: str,
         at: datetime,
-        pipeline: Pipeline = DEFAULT_PIPELINE,
+        pipeline: Pipeline,
         contact: dict[str, str | None] | None = None,
         source: str | None = None,
     ) -> Deal:
         if amount is not None and amount <= 0:
             raise RuleViolation(f"a deal's amount must be greater than 0, got {amount}")
         first = pipeline.first
-        return cls(
+        deal = cls(
             id=deal_id,
             lead_id=lead_id,
             account=account,
@@ -114,6 +124,21 @@ class Deal:
             contact=contact or {},
             source=source,
         )
+        deal.raise_event(
+            DealOpened(
+                deal_id=deal.id,
+                lead_id=deal.lead_id,
+                account_id=deal.account.id,
+                account_name=deal.account.name,
+                owner=deal.owner,
+                pipeline=deal.pipeline.name,
+                stage=deal.stage,
+                amount=deal.amount,
+                currency=deal.currency,
+                opened_at=deal.opened_at,
+            )
+        )
+        return deal
 
     # --- what the deal is worth now ----------------------------------------------------------------
 
@@ -153,7 +178,8 @@ class Deal:
         reason: str | None = None,
         note: str | None = None,
     ) -> StageMove:
-        """Move to ``stage`` (forward, back or a jump forward) if its criteria are met.
+        """Move to ``stage`` (forward, back or a jump forward) if its criteria are met; raises
+        ``StageChanged``, then ``DealWon`` or ``DealLost`` when the move closes the deal.
 
         Checks everything before changing anything, so a refused move leaves the deal as it was.
         """
@@ -194,7 +220,59 @@ class Deal:
             self.closed_at = at
         if target.name == LOST:
             self.lost_reason = clean_reason
+        self._raise_events_of(move)
         return move
+
+    def _raise_events_of(self, move: StageMove) -> None:
+        self.raise_event(
+            StageChanged(
+                deal_id=self.id,
+                lead_id=self.lead_id,
+                owner=self.owner,
+                pipeline=self.pipeline.name,
+                from_stage=move.from_stage,
+                to_stage=move.to_stage,
+                direction=move.direction.value,
+                seconds_in_from_stage=move.seconds_in_from_stage,
+                amount=move.amount,
+                currency=self.currency,
+                note=move.note,
+                changed_at=move.changed_at,
+            )
+        )
+        if move.won:
+            # advance_to refused a win without an amount; a closing move always has its cycle time.
+            assert move.amount is not None and move.cycle_seconds is not None
+            self.raise_event(
+                DealWon(
+                    deal_id=self.id,
+                    lead_id=self.lead_id,
+                    account_id=self.account.id,
+                    account_name=self.account.name,
+                    owner=self.owner,
+                    amount=move.amount,
+                    currency=self.currency,
+                    cycle_seconds=move.cycle_seconds,
+                    won_at=move.changed_at,
+                )
+            )
+        elif move.lost:
+            assert move.reason is not None and move.cycle_seconds is not None
+            self.raise_event(
+                DealLost(
+                    deal_id=self.id,
+                    lead_id=self.lead_id,
+                    account_id=self.account.id,
+                    account_name=self.account.name,
+                    owner=self.owner,
+                    reason=move.reason,
+                    lost_at_stage=move.from_stage,
+                    amount=move.amount,
+                    currency=self.currency,
+                    cycle_seconds=move.cycle_seconds,
+                    lost_at=move.changed_at,
+                )
+            )
 
     def win(self, at: datetime, amount: Decimal | None = None, note: str | None = None) -> StageMove:
         return self.advance_to(WON, at, amount=amount, note=note)

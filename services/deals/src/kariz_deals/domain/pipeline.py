@@ -1,5 +1,8 @@
 """Pipelines and their stages: the order a deal usually follows, each stage's win probability and the
-forecast category a deal in it counts towards."""
+forecast category a deal in it counts towards.
+
+The one place that knows which pipeline is the default: everything else is handed the pipeline it works
+with (a deal knows its own; bootstrap hands the default to the consumer, the API and the metrics)."""
 
 from __future__ import annotations
 

@@ -9,11 +9,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from kariz_deals import service_layer
-from kariz_deals.adapters.mongo import DealFilter
-from kariz_deals.domain import DEFAULT_PIPELINE, Account, Deal, Pipeline, PipelineSummary, pipeline_named
-from kariz_deals.settings import DealsSettings
-from kariz_shared.persistence.store import Store
+from kariz_deals.domain import Account, Deal, DealCriteria, Pipeline, PipelineSummary, pipeline_named
+from kariz_deals.service_layer import handlers, views
+from kariz_deals.service_layer.commands import MoveDeal
+from kariz_deals.service_layer.unit_of_work import DealsUnitOfWork
+from kariz_deals.service_layer.views import DealReads
+from kariz_shared.persistence.unit_of_work import UnitsOfWork
 from kariz_shared.runtime.http import Limit, Offset, Page
 
 # Amounts are Decimals and serialise as JSON strings ("1250.00"); probabilities are plain numbers.
@@ -23,7 +24,7 @@ Amount = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=2)]
 # --- requests -------------------------------------------------------------------------------------
 
 
-class StageMoveBody(BaseModel):
+class StageMoveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     stage: str = Field(min_length=1, max_length=50, description="The stage to move to, e.g. proposal")
@@ -210,31 +211,33 @@ ERRORS: dict[int | str, dict[str, str]] = {
 }
 
 
-def make_router(store: Store, settings: DealsSettings) -> APIRouter:
-    router = APIRouter(tags=["deals"])
+def router(
+    units: UnitsOfWork[DealsUnitOfWork], reads: DealReads, *, pipeline: Pipeline, default_currency: str
+) -> APIRouter:
+    """The deals API. ``pipeline`` is the one deals are opened in (``/pipeline``, ``/pipeline/stages``);
+    ``default_currency`` the one summaries are in unless asked for another."""
+    api = APIRouter(tags=["deals"])
 
-    @router.get("/pipelines/{pipeline_name}", summary="A pipeline's stages, in order")
+    @api.get("/pipelines/{pipeline_name}", summary="A pipeline's stages, in order")
     async def get_pipeline(pipeline_name: str) -> PipelineView:
         return PipelineView.of(pipeline_named(pipeline_name))
 
-    @router.get("/pipeline/stages", summary="The default pipeline's stages, in order")
+    @api.get("/pipeline/stages", summary="The default pipeline's stages, in order")
     async def get_default_stages() -> PipelineView:
-        return PipelineView.of(DEFAULT_PIPELINE)
+        return PipelineView.of(pipeline)
 
-    @router.get("/pipeline", summary="Deals and value per stage, weighted by win probability")
+    @api.get("/pipeline", summary="Deals and value per stage, weighted by win probability")
     async def get_pipeline_summary(
         owner: Annotated[str | None, Query(max_length=320, description="Only this rep's deals")] = None,
         currency: Annotated[
             str | None, Query(pattern="^[A-Z]{3}$", description="Default: the deal currency")
         ] = None,
     ) -> PipelineSummaryView:
-        cur = currency or settings.deal_currency
-        summary = await service_layer.pipeline_summary(
-            store, pipeline=DEFAULT_PIPELINE.name, currency=cur, owner=owner
-        )
+        cur = currency or default_currency
+        summary = await views.pipeline_summary(reads, pipeline, currency=cur, owner=owner)
         return PipelineSummaryView.of(summary, currency=cur, owner=owner)
 
-    @router.get("/deals", summary="Deals, newest first", responses={422: ERRORS[422]})
+    @api.get("/deals", summary="Deals, newest first", responses={422: ERRORS[422]})
     async def list_deals(
         lead_id: Annotated[str | None, Query(max_length=200)] = None,
         owner: Annotated[str | None, Query(max_length=320)] = None,
@@ -243,27 +246,27 @@ def make_router(store: Store, settings: DealsSettings) -> APIRouter:
         limit: Limit = 50,
         offset: Offset = 0,
     ) -> Page[DealView]:
-        where = DealFilter(lead_id=lead_id, owner=owner, stage=stage, account_id=account_id)
-        deals, total = await service_layer.find_deals(store, where, limit=limit, offset=offset)
+        where = DealCriteria(lead_id=lead_id, owner=owner, stage=stage, account_id=account_id)
+        deals, total = await views.deals(reads, where, pipeline, limit=limit, offset=offset)
         return Page[DealView](items=[DealView.of(d) for d in deals], total=total, limit=limit, offset=offset)
 
-    @router.get("/deals/{deal_id}", summary="One deal", responses={404: ERRORS[404]})
+    @api.get("/deals/{deal_id}", summary="One deal", responses={404: ERRORS[404]})
     async def get_deal(deal_id: str) -> DealView:
-        return DealView.of(await service_layer.get_deal(store, deal_id))
+        return DealView.of(await views.deal(reads, deal_id))
 
-    @router.post(
+    @api.post(
         "/deals/{deal_id}/stage",
         summary="Move a deal to another stage (forward, back, won or lost)",
         responses=ERRORS,
     )
-    async def move_deal(deal_id: str, body: StageMoveBody) -> DealView:
-        request = service_layer.MoveRequest(
-            stage=body.stage, amount=body.amount, reason=body.reason, note=body.note or None
+    async def move_deal(deal_id: str, body: StageMoveRequest) -> DealView:
+        command = MoveDeal(
+            deal_id=deal_id, stage=body.stage, amount=body.amount, reason=body.reason, note=body.note or None
         )
-        return DealView.of(await service_layer.move_deal(store, deal_id, request))
+        return DealView.of(await handlers.move_deal(units, command))
 
-    @router.get("/accounts/{account_id}", summary="One account", tags=["accounts"], responses={404: {}})
+    @api.get("/accounts/{account_id}", summary="One account", tags=["accounts"], responses={404: {}})
     async def get_account(account_id: str) -> AccountView:
-        return AccountView.of(await service_layer.get_account(store, account_id))
+        return AccountView.of(await views.account(reads, account_id))
 
-    return router
+    return api

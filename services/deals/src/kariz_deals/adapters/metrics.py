@@ -7,7 +7,7 @@ import re
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from kariz_deals.domain import DEFAULT_PIPELINE, PipelineSummary, StageMove
+from kariz_deals.domain import Pipeline, PipelineSummary, StageMove
 
 # A stage can last minutes (a demo booked at once) or months (an enterprise contract).
 DURATION_BUCKETS = tuple(
@@ -74,19 +74,10 @@ pipeline_weighted_value = Gauge(
     ["pipeline", "stage"],
 )
 
-# Known label values start at 0, so increase() and rates see the first occurrence too.
+# Known label values start at 0, so increase() and rates see the first occurrence too (the stages' own
+# are set up by PrometheusDealsMetrics for the pipeline it is given).
 for _outcome in ("won", "lost"):
     cycle_duration.labels(_outcome)
-for _stage in DEFAULT_PIPELINE.open_stages:
-    stage_duration.labels(_stage.name)
-    # A deal moves from an open stage to any other (forward, back, or to a close).
-    for _to in DEFAULT_PIPELINE.stages:
-        if _to.name != _stage.name:
-            stage_transitions.labels(_stage.name, _to.name)
-    # A deal is lost from an open stage; without these, the first loss after a restart would be a new
-    # series whose first sample is 1, which increase() does not count (the win rate would show no data).
-    for _reason in (*sorted(LOSS_REASONS), "other"):
-        deals_lost.labels(_stage.name, _reason)
 
 
 def reason_code(reason: str | None) -> str:
@@ -94,8 +85,35 @@ def reason_code(reason: str | None) -> str:
     return code if code in LOSS_REASONS else "other"
 
 
+class PrometheusDealsMetrics:
+    """The deals metrics of one pipeline (the one deals are opened in). Prometheus keeps one registry per
+    process, so every instance counts into the same series."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        for stage in pipeline.open_stages:
+            stage_duration.labels(stage.name)
+            # A deal moves from an open stage to any other (forward, back, or to a close).
+            for to in pipeline.stages:
+                if to.name != stage.name:
+                    stage_transitions.labels(stage.name, to.name)
+            # A deal is lost from an open stage; without these, the first loss after a restart would be a
+            # new series whose first sample is 1, which increase() does not count (the win rate would
+            # show no data).
+            for reason in (*sorted(LOSS_REASONS), "other"):
+                deals_lost.labels(stage.name, reason)
+
+    def opened(self) -> None:
+        deals_opened.inc()
+
+    def moved(self, move: StageMove) -> None:
+        record_move(move)
+
+    def record_pipeline(self, summary: PipelineSummary) -> None:
+        record_pipeline(summary)
+
+
 def record_move(move: StageMove) -> None:
-    """Count a move; registered with ``tx.after_commit`` so only a committed move counts."""
+    """Count a committed move."""
     stage_transitions.labels(move.from_stage, move.to_stage).inc()
     stage_duration.labels(move.from_stage).observe(move.seconds_in_from_stage)
     if move.won:

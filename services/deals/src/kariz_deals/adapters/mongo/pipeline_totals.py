@@ -14,13 +14,16 @@ thread) it held up every other command for 0.5 s at 20,000 deals. Now:
 - a read takes the totals and the deltas not yet folded from one snapshot;
 - :func:`build` counts the deals once where no totals were ever built (a database of an earlier
   version); deltas the count already covers are deleted with it, later ones are kept.
+
+The repositories and the read side (:mod:`kariz_deals.adapters.mongo.repositories`) use this module,
+and bootstrap runs :func:`build` at start-up: the use cases save deals and read summaries, and never see
+a delta.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -28,8 +31,10 @@ from bson import ObjectId
 from pymongo import ASCENDING, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 
-from kariz_deals.domain import StageTotal
+from kariz_deals.adapters.mongo.documents import DEALS
+from kariz_deals.domain import PipelineScope, StageTotal
 from kariz_shared.persistence.store import Store, Transaction
+from kariz_shared.runtime.clock import Clock
 
 TOTALS = "pipeline_totals"
 DELTAS = "pipeline_deltas"
@@ -85,13 +90,11 @@ def _add(into: dict[Key, list[Any]], key: Key, count: int, value: Decimal) -> No
     total[1] += value
 
 
-async def stage_totals(
-    db: AsyncDatabase[Document], pipeline: str, currency: str, owner: str | None = None
-) -> dict[str, StageTotal]:
-    """Deals and value per stage of ``pipeline`` in ``currency`` (of ``owner`` alone, if given)."""
-    where: Document = {"pipeline": pipeline, "currency": currency}
-    if owner is not None:
-        where["owner"] = owner
+async def stage_totals(db: AsyncDatabase[Document], scope: PipelineScope) -> dict[str, StageTotal]:
+    """Deals and value per stage of the deals in ``scope``."""
+    where: Document = {"pipeline": scope.pipeline, "currency": scope.currency}
+    if scope.owner is not None:
+        where["owner"] = scope.owner
     by_stage: dict[str, list[Any]] = defaultdict(lambda: [0, Decimal(0)])
     # One snapshot: a compaction committing between the two reads would count its deltas twice or not
     # at all.
@@ -150,9 +153,14 @@ async def compact(store: Store) -> int:
     return await store.transaction(fold, timeout_s=60)
 
 
-async def build(store: Store, deals: str) -> bool:
-    """Count the ``deals`` collection into the totals where that was never done. Returns whether it
-    counted."""
+async def compact_all(store: Store) -> None:
+    """Fold every delta there is, a batch per transaction."""
+    while await compact(store) == COMPACT_BATCH:
+        pass
+
+
+async def build(store: Store, clock: Clock) -> bool:
+    """Count the deals into the totals where that was never done. Returns whether it counted."""
     if await store.db[TOTALS].find_one({"_id": BUILT}) is not None:
         return False
 
@@ -160,7 +168,7 @@ async def build(store: Store, deals: str) -> bool:
         if await tx.db[TOTALS].find_one({"_id": BUILT}, session=tx.session) is not None:
             return False  # another replica counted meanwhile
         group = {f: f"${f}" for f in LINE_FIELDS}
-        cursor = await tx.db[deals].aggregate(
+        cursor = await tx.db[DEALS].aggregate(
             [{"$group": {"_id": group, "count": {"$sum": 1}, "value": {"$sum": "$amount"}}}],
             session=tx.session,
         )
@@ -172,7 +180,7 @@ async def build(store: Store, deals: str) -> bool:
         await tx.db[DELTAS].delete_many({}, session=tx.session)
         await tx.db[TOTALS].delete_many({}, session=tx.session)
         await tx.db[TOTALS].insert_many(
-            [*totals, {"_id": BUILT, "built_at": datetime.now(UTC)}], session=tx.session
+            [*totals, {"_id": BUILT, "built_at": clock.now()}], session=tx.session
         )
         return True
 

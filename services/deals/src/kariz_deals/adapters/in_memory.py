@@ -1,0 +1,126 @@
+"""The deals service's unit of work in memory, for the use-case tests: the same contracts as MongoDB
+(one deal per lead, one account per company, a save over a stale version refused), no database.
+
+Repositories keep copies, as a database would: a deal taken out is not the one stored, and what a deal
+raised stays with the use case that made it.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from kariz_deals.domain import Account, Deal, DealCriteria, PipelineScope, StageMove, StageTotal
+from kariz_deals.service_layer.unit_of_work import DealsUnitOfWork
+from kariz_shared.contracts.errors import Conflict, DuplicateRecord
+from kariz_shared.persistence.in_memory import InMemoryUnitOfWork
+from kariz_shared.runtime.clock import Clock
+
+
+def _stored(deal: Deal) -> Deal:
+    kept = copy.deepcopy(deal)
+    kept.pull_events()
+    return kept
+
+
+class InMemoryDealRepository:
+    def __init__(self) -> None:
+        self.by_id: dict[str, Deal] = {}
+
+    async def get(self, deal_id: str) -> Deal | None:
+        deal = self.by_id.get(deal_id)
+        return copy.deepcopy(deal) if deal is not None else None
+
+    async def for_lead(self, lead_id: str) -> Deal | None:
+        deal = next((d for d in self.by_id.values() if d.lead_id == lead_id), None)
+        return copy.deepcopy(deal) if deal is not None else None
+
+    def add(self, deal: Deal) -> None:
+        if any(d.lead_id == deal.lead_id for d in self.by_id.values()):
+            raise DuplicateRecord(f"lead {deal.lead_id} has a deal already", index="lead_id_unique")
+        self.by_id[deal.id] = _stored(deal)
+
+    async def save(self, deal: Deal) -> None:
+        stored = self.by_id.get(deal.id)
+        if stored is None or stored.version != deal.version:
+            raise Conflict(
+                f"deal {deal.id} was changed by another request meanwhile; reload it and try again"
+            )
+        deal.version += 1
+        self.by_id[deal.id] = _stored(deal)
+
+
+class InMemoryAccountRepository:
+    def __init__(self) -> None:
+        self.by_id: dict[str, Account] = {}
+
+    async def of_company(self, domain: str | None, name_key: str) -> Account | None:
+        if domain:
+            return next((a for a in self.by_id.values() if a.domain == domain), None)
+        # As on MongoDB: the oldest account whose name reads the same, with a domain or without.
+        named = [a for a in self.by_id.values() if a.name_key == name_key]
+        return min(named, key=lambda a: (a.created_at, a.id), default=None)
+
+    def add(self, account: Account) -> None:
+        if any(a.key == account.key for a in self.by_id.values()):
+            raise DuplicateRecord(f"an account for {account.key} exists already", index="key_unique")
+        self.by_id[account.id] = account
+
+
+@dataclass
+class RecordingDealsMetrics:
+    """What the metrics were told, once each unit committed."""
+
+    opened_count: int = 0
+    moves: list[StageMove] = field(default_factory=list)
+
+    def opened(self) -> None:
+        self.opened_count += 1
+
+    def moved(self, move: StageMove) -> None:
+        self.moves.append(move)
+
+
+class InMemoryDealsUnitOfWork(InMemoryUnitOfWork, DealsUnitOfWork):
+    not_state = InMemoryUnitOfWork.not_state | {"metrics"}
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        super().__init__(clock)
+        self.deals: InMemoryDealRepository = InMemoryDealRepository()
+        self.accounts: InMemoryAccountRepository = InMemoryAccountRepository()
+        self.metrics: RecordingDealsMetrics = RecordingDealsMetrics()
+
+
+class InMemoryDealReads:
+    """The read side over an in-memory unit of work's deals and accounts; totals are counted over the
+    deals (what MongoDB's totals must agree with)."""
+
+    def __init__(self, uow: InMemoryDealsUnitOfWork) -> None:
+        self.uow = uow
+
+    async def deal(self, deal_id: str) -> Deal | None:
+        return await self.uow.deals.get(deal_id)
+
+    async def deals(self, where: DealCriteria, *, limit: int, offset: int) -> tuple[list[Deal], int]:
+        selected = sorted(
+            (d for d in self.uow.deals.by_id.values() if where.matches(d)),
+            key=lambda d: (d.opened_at, d.id),
+            reverse=True,
+        )
+        return [copy.deepcopy(d) for d in selected[offset : offset + limit]], len(selected)
+
+    async def account(self, account_id: str) -> Account | None:
+        return self.uow.accounts.by_id.get(account_id)
+
+    async def stage_totals(self, scope: PipelineScope) -> Mapping[str, StageTotal]:
+        counted: dict[str, tuple[int, Decimal]] = {}
+        for deal in self.uow.deals.by_id.values():
+            if scope.counts(deal):
+                count, value = counted.get(deal.stage, (0, Decimal(0)))
+                counted[deal.stage] = (count + 1, value + (deal.amount or Decimal(0)))
+        return {stage: StageTotal(count, value) for stage, (count, value) in counted.items()}
+
+    async def fold_totals(self) -> None:
+        """Nothing to fold: the totals are counted on each read."""

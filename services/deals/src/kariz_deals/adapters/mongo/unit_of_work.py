@@ -1,0 +1,17 @@
+"""The deals service's unit of work on MongoDB: its repositories on the transaction."""
+
+from __future__ import annotations
+
+from kariz_deals.adapters.mongo.repositories import MongoAccountRepository, MongoDealRepository
+from kariz_deals.service_layer.unit_of_work import DealsMetrics, DealsUnitOfWork
+from kariz_shared.persistence.store import Transaction
+from kariz_shared.persistence.unit_of_work import MongoUnitOfWork
+from kariz_shared.runtime.clock import Clock
+
+
+class MongoDealsUnitOfWork(MongoUnitOfWork, DealsUnitOfWork):
+    def __init__(self, tx: Transaction, clock: Clock, metrics: DealsMetrics) -> None:
+        super().__init__(tx, clock)
+        self.deals = MongoDealRepository(tx)
+        self.accounts = MongoAccountRepository(tx)
+        self.metrics = metrics

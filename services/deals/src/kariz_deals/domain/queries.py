@@ -1,0 +1,53 @@
+"""What the read side asks for: which deals a list shows, and whose deals a pipeline's totals count.
+
+Plain criteria: the MongoDB adapter translates them into filters, the in-memory one applies
+``matches``/``counts`` to each deal. Both must select the same deals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kariz_deals.domain.deal import Deal
+from kariz_deals.domain.pipeline import Pipeline
+
+
+@dataclass(frozen=True)
+class DealCriteria:
+    """Deals of one lead, owner, stage or account (each optional, all must hold); newest first."""
+
+    lead_id: str | None = None
+    owner: str | None = None
+    stage: str | None = None
+    account_id: str | None = None
+
+    def checked_against(self, pipeline: Pipeline) -> DealCriteria:
+        """These criteria, if their stage is one of ``pipeline``'s: an unknown stage is a mistake, not an
+        empty page (a RuleViolation that lists the valid stages)."""
+        if self.stage is not None:
+            pipeline.stage(self.stage)
+        return self
+
+    def matches(self, deal: Deal) -> bool:
+        wanted = (
+            (self.lead_id, deal.lead_id),
+            (self.owner, deal.owner),
+            (self.stage, deal.stage),
+            (self.account_id, deal.account.id),
+        )
+        return all(want is None or want == have for want, have in wanted)
+
+
+@dataclass(frozen=True)
+class PipelineScope:
+    """The deals a pipeline summary adds up: one pipeline, one currency, optionally one owner."""
+
+    pipeline: str
+    currency: str
+    owner: str | None = None
+
+    def counts(self, deal: Deal) -> bool:
+        return (
+            deal.pipeline.name == self.pipeline
+            and deal.currency == self.currency
+            and (self.owner is None or deal.owner == self.owner)
+        )

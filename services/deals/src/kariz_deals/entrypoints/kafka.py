@@ -1,0 +1,40 @@
+"""The subscriptions table: which consumed event goes to which handler.
+
+Each entry runs as ``handle(uow, event)`` in the consumer's batch transaction, once per event id
+(bootstrap wraps it with ``MongoUnitsOfWork.handler``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from kariz_deals.domain import Pipeline
+from kariz_deals.service_layer import handlers
+from kariz_deals.service_layer.unit_of_work import DealsUnitOfWork
+from kariz_shared.contracts.errors import RejectedEvent, RuleViolation
+from kariz_shared.contracts.events import Event, LeadQualified
+
+E = TypeVar("E", bound=Event)
+
+
+@dataclass(frozen=True)
+class Subscription(Generic[E]):
+    event: type[E]
+    handle: Callable[[DealsUnitOfWork, E], Awaitable[None]]
+
+
+def subscriptions(*, pipeline: Pipeline, currency: str) -> tuple[Subscription[Any], ...]:
+    """What deals consumes; new deals are opened in ``pipeline``, priced in ``currency``."""
+
+    async def on_lead_qualified(uow: DealsUnitOfWork, event: LeadQualified) -> None:
+        try:
+            # Looked up on each event, not bound at build: a test may replace it in a running service
+            # (tests/test_poison_messages.py makes it fail for chosen events).
+            await handlers.open_deal_for(uow, event, pipeline=pipeline, currency=currency)
+        except RuleViolation as exc:
+            # The event itself is unusable (no company, bad amount): retrying cannot help.
+            raise RejectedEvent(str(exc)) from exc
+
+    return (Subscription(LeadQualified, on_lead_qualified),)

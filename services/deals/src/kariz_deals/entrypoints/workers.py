@@ -1,0 +1,31 @@
+"""The deals service's background loop: the pipeline gauges."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any
+
+from kariz_deals.domain import Pipeline, PipelineSummary
+from kariz_deals.service_layer import views
+from kariz_deals.service_layer.views import DealReads
+from kariz_shared.runtime.periodic import refreshing
+
+
+def pipeline_gauges(
+    reads: DealReads,
+    pipelines: Iterable[Pipeline],
+    *,
+    currency: str,
+    record: Callable[[PipelineSummary], None],
+    interval_s: float,
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    """Every ``interval_s``, each pipeline's summary in ``currency`` handed to ``record`` (the gauges)."""
+    measured = tuple(pipelines)
+
+    async def measure() -> None:
+        # The totals' deltas since the last round are folded first, so the reads stay short.
+        await reads.fold_totals()
+        for pipeline in measured:
+            record(await views.pipeline_summary(reads, pipeline, currency=currency))
+
+    return refreshing("pipeline", measure, interval_s)

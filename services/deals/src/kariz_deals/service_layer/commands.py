@@ -1,0 +1,20 @@
+"""What a rep asks of deals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+
+@dataclass(frozen=True)
+class MoveDeal:
+    """Move a deal to another stage: forward, back, ahead a few stages, to won or to lost."""
+
+    deal_id: str
+    stage: str
+    #: The deal's amount from now on; a proposal and every later stage need one.
+    amount: Decimal | None = None
+    #: Why the deal was lost; needed for lost.
+    reason: str | None = None
+    #: What happened, for the stage history.
+    note: str | None = None

@@ -1,0 +1,113 @@
+"""One function per command and per consumed event: load through the unit of work's repositories, let
+the deal decide, add or save it, publish what it raised, count it once committed."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from kariz_deals.domain import (
+    Account,
+    AccountRef,
+    Deal,
+    Pipeline,
+    new_account_id,
+    new_deal_id,
+)
+from kariz_deals.service_layer.commands import MoveDeal
+from kariz_deals.service_layer.unit_of_work import DealsUnitOfWork
+from kariz_shared.contracts.errors import NotFound, RuleViolation
+from kariz_shared.contracts.events import Company, LeadQualified
+from kariz_shared.persistence.unit_of_work import UnitsOfWork
+from kariz_shared.runtime.logging import correlation_id as current_correlation_id
+
+log = logging.getLogger(__name__)
+
+
+# --- consumed events ------------------------------------------------------------------------------
+
+
+async def open_deal_for(
+    uow: DealsUnitOfWork, lead: LeadQualified, *, pipeline: Pipeline, currency: str
+) -> Deal | None:
+    """Open the deal of a qualified lead in ``pipeline``, with its company's account (found or new);
+    None when the lead has its deal already.
+
+    The deal keeps the consumed event's correlation id for every event it raises later.
+    """
+    if await uow.deals.for_lead(lead.lead_id) is not None:
+        # Qualified again under a new event id (e.g. re-sent): the lead's deal already exists.
+        log.info("lead already has a deal; nothing to open", extra={"lead_id": lead.lead_id})
+        return None
+    # The consumer sets the consumed event's correlation id for its handler.
+    story = current_correlation_id.get()
+    if not story:
+        raise RuleViolation(f"LeadQualified for {lead.lead_id} carries no correlation id")
+    now = uow.clock.now()
+    account = await _account_for(uow, lead.company, now)
+    budget = lead.answers.budget_amount if lead.answers else None
+    contact = lead.contact
+    deal = Deal.open(
+        deal_id=new_deal_id(),
+        lead_id=lead.lead_id,
+        account=AccountRef(account.id, account.name, account.domain),
+        owner=lead.owner,
+        # A budget of 0 or less is no price to plan with.
+        amount=budget if budget is not None and budget > 0 else None,
+        currency=currency,
+        correlation_id=story,
+        at=now,
+        pipeline=pipeline,
+        contact={
+            "first_name": contact.first_name,
+            "last_name": contact.last_name,
+            "email": contact.email,
+            "phone": contact.phone,
+            "title": contact.title,
+        },
+        source=lead.source.value,
+    )
+    uow.deals.add(deal)
+    uow.publish(deal)
+    uow.after_commit(uow.metrics.opened)
+    log.info("opening a deal", extra={"deal_id": deal.id, "lead_id": deal.lead_id, "account_id": account.id})
+    return deal
+
+
+async def _account_for(uow: DealsUnitOfWork, company: Company, at: datetime) -> Account:
+    """The company's account: the existing one, or a new one."""
+    # Made first: a company without name or domain is refused before anything is looked up.
+    wanted = Account.for_company(
+        account_id=new_account_id(),
+        name=company.name,
+        domain=company.domain,
+        at=at,
+        industry=company.industry,
+        size=company.size,
+        country=company.country,
+    )
+    existing = await uow.accounts.of_company(wanted.domain, wanted.name_key)
+    if existing is not None:
+        return existing
+    uow.accounts.add(wanted)
+    return wanted
+
+
+# --- commands -------------------------------------------------------------------------------------
+
+
+async def move_deal(units: UnitsOfWork[DealsUnitOfWork], command: MoveDeal) -> Deal:
+    """Move a deal to another stage; its StageChanged (and DealWon or DealLost) go out with the move."""
+
+    async def work(uow: DealsUnitOfWork) -> Deal:
+        deal = await uow.deals.get(command.deal_id)
+        if deal is None:
+            raise NotFound(f"no deal {command.deal_id!r}")
+        move = deal.advance_to(command.stage, uow.clock.now(), command.amount, command.reason, command.note)
+        await uow.deals.save(deal)
+        uow.publish(deal)
+        metrics = uow.metrics
+        uow.after_commit(lambda: metrics.moved(move))
+        return deal
+
+    return await units.run(work)

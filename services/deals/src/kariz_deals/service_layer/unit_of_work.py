@@ -1,0 +1,76 @@
+"""What the use cases see of the deals service's storage: the unit of work and its repositories'
+contracts.
+
+The MongoDB adapter (:mod:`kariz_deals.adapters.mongo`) and the in-memory one
+(:mod:`kariz_deals.adapters.in_memory`) both honour these contracts; the use-case tests run on the
+second.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from kariz_deals.domain import Account, Deal, StageMove
+from kariz_shared.contracts.aggregate import Aggregate
+from kariz_shared.persistence.unit_of_work import UnitOfWork
+
+
+class DealRepository(Protocol):
+    """Deals, by id and by the lead they were opened for (one deal per lead)."""
+
+    async def get(self, deal_id: str) -> Deal | None:
+        """The deal as stored, or None."""
+        ...
+
+    async def for_lead(self, lead_id: str) -> Deal | None:
+        """The lead's deal: stored, or added earlier in this unit; None if it has none.
+
+        Meant for the consumed ``LeadQualified`` events of a batch: on MongoDB the first call reads the
+        deals of all the batch's leads at once."""
+        ...
+
+    def add(self, deal: Deal) -> None:
+        """Take a new deal in; it is written when the unit commits (with the batch's other new deals).
+        A second deal for the same lead fails the unit with ``DuplicateRecord``."""
+        ...
+
+    async def save(self, deal: Deal) -> None:
+        """Write a loaded deal back; ``Conflict`` if it changed since it was loaded."""
+        ...
+
+
+class AccountRepository(Protocol):
+    """Accounts: one per company, known by its web domain or, without one, by its name."""
+
+    async def of_company(self, domain: str | None, name_key: str) -> Account | None:
+        """The company's account: by ``domain`` when there is one, else the oldest whose name reads
+        ``name_key``; accounts added earlier in this unit count too. On MongoDB the first ask by domain
+        reads the accounts of all the batch's companies at once."""
+        ...
+
+    def add(self, account: Account) -> None:
+        """Take a new account in; it is written when the unit commits. A second account for the same
+        domain (or name, without one) fails the unit with ``DuplicateRecord``."""
+        ...
+
+
+class DealsMetrics(Protocol):
+    """The business metrics; observed only once the unit that made the fact committed."""
+
+    def opened(self) -> None: ...
+
+    def moved(self, move: StageMove) -> None: ...
+
+
+class DealsUnitOfWork(UnitOfWork):
+    deals: DealRepository
+    accounts: AccountRepository
+    metrics: DealsMetrics
+
+    def publish(self, *aggregates: Aggregate) -> None:
+        """Emit what each aggregate raised. A deal's events continue its lead's story whoever moved it
+        (a rep over HTTP, days later): they carry the correlation id kept with the deal."""
+        for aggregate in aggregates:
+            story = aggregate.correlation_id if isinstance(aggregate, Deal) else None
+            for event in aggregate.pull_events():
+                self.emit(event, correlation_id=story)

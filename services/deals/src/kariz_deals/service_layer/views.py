@@ -1,0 +1,69 @@
+"""The read side: what the HTTP API and the pipeline gauges answer with.
+
+Reads go to a :class:`DealReads` outside any unit of work (a page of deals needs no transaction); the
+pipeline's totals are kept as the deals change, so a summary never counts over every deal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from kariz_deals.domain import (
+    Account,
+    Deal,
+    DealCriteria,
+    Pipeline,
+    PipelineScope,
+    PipelineSummary,
+    StageTotal,
+    summarise,
+)
+from kariz_shared.contracts.errors import NotFound
+
+
+class DealReads(Protocol):
+    """The stored deals and accounts, as the read side sees them."""
+
+    async def deal(self, deal_id: str) -> Deal | None: ...
+
+    async def deals(self, where: DealCriteria, *, limit: int, offset: int) -> tuple[list[Deal], int]:
+        """One page of the deals ``where`` selects, newest opened first, and how many it selects."""
+        ...
+
+    async def account(self, account_id: str) -> Account | None: ...
+
+    async def stage_totals(self, scope: PipelineScope) -> Mapping[str, StageTotal]:
+        """Deals and value per stage of the deals in ``scope`` (stages with none may be left out)."""
+        ...
+
+    async def fold_totals(self) -> None:
+        """Fold what the writes since the last fold added to the totals, so the next reads stay short."""
+        ...
+
+
+async def deal(reads: DealReads, deal_id: str) -> Deal:
+    found = await reads.deal(deal_id)
+    if found is None:
+        raise NotFound(f"no deal {deal_id!r}")
+    return found
+
+
+async def deals(
+    reads: DealReads, where: DealCriteria, pipeline: Pipeline, *, limit: int, offset: int
+) -> tuple[list[Deal], int]:
+    return await reads.deals(where.checked_against(pipeline), limit=limit, offset=offset)
+
+
+async def account(reads: DealReads, account_id: str) -> Account:
+    found = await reads.account(account_id)
+    if found is None:
+        raise NotFound(f"no account {account_id!r}")
+    return found
+
+
+async def pipeline_summary(
+    reads: DealReads, pipeline: Pipeline, *, currency: str, owner: str | None = None
+) -> PipelineSummary:
+    totals = await reads.stage_totals(PipelineScope(pipeline.name, currency, owner))
+    return summarise(pipeline, totals)
