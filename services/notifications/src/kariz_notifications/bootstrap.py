@@ -4,18 +4,26 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from kariz_notifications import api
 from kariz_notifications.adapters.email import SmtpMailer
-from kariz_notifications.adapters.repository import ensure_indexes
+from kariz_notifications.adapters.metrics import PrometheusDeliveryMetrics
+from kariz_notifications.adapters.mongo.indexes import ensure_indexes
+from kariz_notifications.adapters.mongo.repositories import MongoDeliveryQueue, MongoNotificationsReads
+from kariz_notifications.adapters.mongo.unit_of_work import MongoNotificationsUnitOfWork
 from kariz_notifications.adapters.webhook import WebhookPoster
-from kariz_notifications.domain.model import NOTIFYING_EVENTS, Channel
-from kariz_notifications.handlers import EventHandlers
-from kariz_notifications.service_layer import DeliveryWorker, Sender
+from kariz_notifications.domain.model import Channel
+from kariz_notifications.domain.schedule import RetryPolicy
+from kariz_notifications.entrypoints import http, kafka
+from kariz_notifications.entrypoints.workers import DeliveryWorker
+from kariz_notifications.service_layer.handlers import Sender
 from kariz_notifications.settings import NotificationsSettings
+from kariz_shared import system
+from kariz_shared.persistence.store import Transaction
+from kariz_shared.persistence.unit_of_work import MongoUnitsOfWork
+from kariz_shared.runtime.clock import Clock
 from kariz_shared.service import Service
 
 
-def build(settings: NotificationsSettings | None = None) -> Service:
+def build(settings: NotificationsSettings | None = None, clock: Clock | None = None) -> Service:
     """The notifications service, ready to run. No I/O happens here."""
     settings = settings or NotificationsSettings()
     service = Service(
@@ -25,27 +33,39 @@ def build(settings: NotificationsSettings | None = None) -> Service:
             "Turns sales events into messages: e-mails to owners, the sales team and onboarding, and signed "
             "webhooks to subscribers; every delivery and attempt is logged."
         ),
+        publishes=system.service("notifications").publishes,
+        clock=clock,
     )
     service.on_startup(ensure_indexes)
     senders: dict[Channel, Sender] = {
         Channel.EMAIL: SmtpMailer(
-            settings.smtp_host, settings.smtp_port, settings.smtp_sender, settings.smtp_timeout_s
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_sender,
+            settings.smtp_timeout_s,
+            service.clock,
         ),
         Channel.WEBHOOK: WebhookPoster(settings.subscriber_secret, settings.webhook_timeout_s),
     }
     worker = DeliveryWorker(
-        service.store,
+        MongoDeliveryQueue(service.store.db),
         senders,
-        max_attempts=settings.delivery_max_attempts,
-        backoff_s=settings.delivery_backoff_s,
+        clock=service.clock,
+        policy=RetryPolicy(settings.delivery_max_attempts, settings.delivery_backoff_s),
+        metrics=PrometheusDeliveryMetrics(),
         poll_interval_s=settings.delivery_poll_interval_s,
         concurrency=settings.delivery_concurrency,
         batch=settings.delivery_batch,
         lease=timedelta(seconds=settings.delivery_lease_s),
     )
     service.add_worker("delivery", worker.run)
-    handlers = EventHandlers(settings.audience(), on_recorded=worker.wake)
-    for event_cls in NOTIFYING_EVENTS:
-        service.subscribe(event_cls, handlers.notify)
-    service.api.include_router(api.router(service.store))
+    audience = settings.audience()
+
+    def unit_of_work(tx: Transaction, clock: Clock) -> MongoNotificationsUnitOfWork:
+        return MongoNotificationsUnitOfWork(tx, clock, audience)
+
+    units = MongoUnitsOfWork(service.store, service.clock, unit_of_work)
+    for event_cls, handle in kafka.subscriptions(on_recorded=worker.wake).items():
+        service.subscribe(event_cls, units.handler(handle))
+    service.api.include_router(http.router(MongoNotificationsReads(service.store.db)))
     return service

@@ -15,7 +15,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from kariz_devkit.testing import Backends, unique
-from kariz_notifications.adapters.repository import DeliveryRepository
+from kariz_notifications.adapters.mongo.repositories import MongoDeliveryQueue
 from kariz_notifications.domain.model import Attempt, Channel, Delivery, DeliveryStatus, Email
 from kariz_notifications.domain.schedule import NextStep
 
@@ -62,7 +62,7 @@ async def test_a_claim_takes_a_batch_orphans_first_and_concurrent_claims_never_s
     leased = delivery("leased", "sending", due=NOW, lease_until=NOW + timedelta(minutes=5))
     later = delivery("later", "pending", due=NOW + timedelta(minutes=5))
     await db.deliveries.insert_many([*due, orphan, leased, later])
-    repo = DeliveryRepository(db)
+    repo = MongoDeliveryQueue(db)
 
     first = await repo.claim(NOW, NOW + timedelta(minutes=1), "lane-1", limit=3)
     # The dead sender's delivery first, then the due ones, earliest first.
@@ -93,7 +93,7 @@ async def test_a_new_delivery_is_taken_by_id_once_and_then_never_by_a_look(
     fresh = {**delivery("fresh", "pending", due=NOW), "claims": 0}
     taken_before = {**delivery("taken", "sending", due=NOW, lease_until=NOW + timedelta(minutes=5))}
     await db.deliveries.insert_many([fresh, taken_before])
-    repo = DeliveryRepository(db)
+    repo = MongoDeliveryQueue(db)
     wanted = [
         Delivery(
             key=key,
@@ -109,11 +109,11 @@ async def test_a_new_delivery_is_taken_by_id_once_and_then_never_by_a_look(
     ]
     lease = NOW + timedelta(minutes=1)
 
-    first = await repo.claim_new(wanted, NOW, lease, "lane-1")
+    first = await repo.claim_new(wanted, lease, "lane-1")
     # Only the one nobody had claimed; the other stays with its sender.
     assert [(r.delivery.key, r.status.value, r.claims) for r in first] == [("fresh", "sending", 1)]
     assert not first[0].resumed_after_crash
-    assert await repo.claim_new(wanted, NOW, lease, "lane-2") == []
+    assert await repo.claim_new(wanted, lease, "lane-2") == []
     assert await repo.claim(NOW, lease, "lane-3", limit=10) == []
     tokens = {doc["_id"]: doc.get("lease_token") async for doc in db.deliveries.find()}
     assert tokens == {"fresh": "lane-1", "taken": "dead"}
@@ -128,7 +128,7 @@ async def test_a_batch_records_only_the_deliveries_its_sender_still_holds(
             for key in ("kept", "lost")
         ]
     )
-    repo = DeliveryRepository(db)
+    repo = MongoDeliveryQueue(db)
     # lane-1 takes both with a lease that has already run out, so lane-2 takes "lost" over as an orphan.
     taken = await repo.claim(NOW, NOW - timedelta(milliseconds=1), "lane-1", limit=2)
     assert sorted(r.delivery.key for r in taken) == ["kept", "lost"]

@@ -20,7 +20,6 @@ from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from kariz_devkit.embedded import free_port
 from kariz_devkit.testing import Backends, eventually, publish, running, unique
 from kariz_notifications.bootstrap import build
 from kariz_notifications.settings import NotificationsSettings
@@ -30,13 +29,7 @@ from kariz_shared.contracts.webhooks import verify
 
 pytestmark = pytest.mark.integration
 
-SECRETS = {
-    "finance": "finance-secret",
-    "audit": "audit-secret",
-    "flaky": "flaky-secret",
-    "silent": "s",
-    "gone": "g",
-}
+SECRETS = {"finance": "finance-secret", "audit": "audit-secret", "flaky": "flaky-secret"}
 MAX_ATTEMPTS = 3
 
 
@@ -77,17 +70,7 @@ async def notifications(
             {"name": "finance", "url": hook("/ok"), "secret": SECRETS["finance"], "events": ["DealWon"]},
             {"name": "audit", "url": hook("/ok"), "secret": SECRETS["audit"], "events": ["*"]},
             {"name": "flaky", "url": hook("/flaky"), "secret": SECRETS["flaky"], "events": ["DealLost"]},
-            {"name": "silent", "url": hook("/silent"), "secret": SECRETS["silent"], "events": ["DealLost"]},
-            {
-                "name": "gone",
-                "url": f"http://127.0.0.1:{free_port()}/",
-                "secret": "g",
-                "events": ["DealLost"],
-            },
         ],
-        # Short, for the silent subscriber; not shorter: the receiver shares this process with the
-        # service, and a lane sends its batch side by side.
-        webhook_timeout_s=1.0,
         delivery_max_attempts=MAX_ATTEMPTS,
         delivery_backoff_s=0.05,
         # Long on purpose: a commit wakes the worker, and it sleeps only until the next retry is due.
@@ -216,7 +199,7 @@ async def test_failing_webhook_is_retried_until_delivered(  # type: ignore[no-un
     env = envelope(sample.deal_lost(deal_id=deal, owner=owner, reason="no budget this year"))
     await publish(backends.kafka_bootstrap, env)
     # The owner's e-mail, and the subscribers to DealLost or to everything.
-    items = await eventually(lambda: svc.settled(5, subject=deal), timeout=30)
+    items = await eventually(lambda: svc.settled(3, subject=deal), timeout=30)
     by_recipient = {i["recipient"]: i for i in items}
 
     flaky = by_recipient["flaky"]
@@ -248,32 +231,6 @@ async def test_failing_webhook_is_retried_until_delivered(  # type: ignore[no-un
 
     metrics = (await svc.http.get("/metrics")).text
     assert 'kariz_notifications_failed_total{channel="webhook"}' in metrics
-
-
-async def test_subscriber_that_never_answers_fails_after_the_last_attempt(  # type: ignore[no-untyped-def]
-    notifications: Notifications, backends: Backends, inbox, receiver, sample
-) -> None:
-    svc = notifications
-    deal = unique("D")
-    env = envelope(sample.deal_lost(deal_id=deal, owner=f"{unique('rep')}@kariz.test"))
-    await publish(backends.kafka_bootstrap, env)
-    items = await eventually(lambda: svc.settled(5, subject=deal), timeout=30)
-    by_recipient = {i["recipient"]: i for i in items}
-
-    for name in ("silent", "gone"):
-        hook = by_recipient[name]
-        assert hook["status"] == "failed", name
-        assert hook["sent_at"] is None and hook["next_attempt_at"] is None
-        assert [a["outcome"] for a in hook["attempts"]] == ["failed"] * MAX_ATTEMPTS
-        assert all(a["status_code"] is None for a in hook["attempts"])
-    assert {a["error"] for a in by_recipient["silent"]["attempts"]} == {"no answer within 1 s"}
-    assert all("ConnectError" in a["error"] for a in by_recipient["gone"]["attempts"])
-    assert len(receiver.about(env.id, "/silent")) == MAX_ATTEMPTS
-    assert {i["recipient"] for i in await svc.log(status="failed", subject=deal)} == {"silent", "gone"}
-    # Given up for good: nothing is tried again.
-    await asyncio.sleep(0.5)
-    assert len(receiver.about(env.id, "/silent")) == MAX_ATTEMPTS
-    assert len(inbox.about(env.id)) == 1
 
 
 async def test_stage_changes_and_qualified_leads(  # type: ignore[no-untyped-def]
@@ -363,35 +320,3 @@ async def test_a_delivery_whose_sender_died_is_taken_over(  # type: ignore[no-un
     assert mail["To"] == crashed
     still = (await svc.http.get(f"/notifications/{event_id}:email:{busy}")).json()
     assert still["status"] == "sending" and still["attempts"] == []
-
-
-@pytest.mark.parametrize(
-    ("path", "params", "field"),
-    [
-        ("/notifications", {"status": "delivered"}, "status"),
-        ("/notifications", {"channel": "sms"}, "channel"),
-        ("/notifications", {"event_type": "LeadCaptured"}, "event_type"),
-        ("/notifications", {"limit": 0}, "limit"),
-        ("/notifications", {"limit": 201}, "limit"),
-        ("/notifications", {"limit": "many"}, "limit"),
-        ("/notifications", {"offset": -1}, "offset"),
-        ("/notifications", {"recipient": ""}, "recipient"),
-        ("/handovers", {"limit": 500}, "limit"),
-        ("/handovers", {"status": "closed"}, "status"),
-    ],
-)
-async def test_invalid_query_parameters_are_refused(
-    notifications: Notifications, path: str, params: dict[str, Any], field: str
-) -> None:
-    response = await notifications.http.get(path, params=params)
-    assert response.status_code == 422, response.text
-    body = response.json()
-    assert body["error"] == "invalid_request"
-    assert [f["field"] for f in body["fields"]] == [field]
-    assert field in body["message"]
-
-
-async def test_unknown_delivery_is_404(notifications: Notifications) -> None:
-    missing = await notifications.http.get("/notifications/no-such-delivery")
-    assert missing.status_code == 404
-    assert missing.json() == {"error": "not_found", "message": "no notification 'no-such-delivery'"}

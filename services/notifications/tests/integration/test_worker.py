@@ -1,5 +1,6 @@
-"""The delivery worker on its own (no broker): a commit wakes it, a retry waits only for its backoff,
-an aborted transaction neither stores deliveries nor wakes anyone, and idle lanes leave the queue alone."""
+"""The delivery worker on its own against the real database, SMTP server and webhook receiver (no
+broker): a commit wakes it, a retry waits only for its backoff, a backlog goes at once, and idle lanes
+leave the queue alone."""
 
 from __future__ import annotations
 
@@ -14,17 +15,26 @@ from pymongo import AsyncMongoClient, monitoring
 
 from kariz_devkit.testing import eventually, unique
 from kariz_notifications.adapters.email import SmtpMailer
-from kariz_notifications.adapters.repository import ensure_indexes
+from kariz_notifications.adapters.metrics import PrometheusDeliveryMetrics
+from kariz_notifications.adapters.mongo.indexes import ensure_indexes
+from kariz_notifications.adapters.mongo.repositories import MongoDeliveryQueue
+from kariz_notifications.adapters.mongo.unit_of_work import MongoNotificationsUnitOfWork
 from kariz_notifications.adapters.webhook import WebhookPoster
-from kariz_notifications.domain.model import Channel
-from kariz_notifications.handlers import EventHandlers
-from kariz_notifications.service_layer import DeliveryWorker, Sender
+from kariz_notifications.domain.model import Channel, Delivery
+from kariz_notifications.domain.schedule import RetryPolicy
+from kariz_notifications.entrypoints import kafka
+from kariz_notifications.entrypoints.workers import DeliveryWorker
+from kariz_notifications.service_layer.handlers import Sender
 from kariz_notifications.settings import NotificationsSettings
+from kariz_shared.contracts.events import Event
 from kariz_shared.persistence.store import Store, Transaction
+from kariz_shared.persistence.unit_of_work import MongoUnitsOfWork
+from kariz_shared.runtime.clock import Clock, SystemClock
 
 pytestmark = pytest.mark.integration
 
 POLL_S = 30.0  # so long that only a wake-up or a due retry can explain a prompt delivery
+CLOCK = SystemClock()
 
 
 @pytest.fixture
@@ -52,14 +62,15 @@ async def working(
     settings = store.settings
     assert isinstance(settings, NotificationsSettings)
     senders: dict[Channel, Sender] = {
-        Channel.EMAIL: SmtpMailer("127.0.0.1", settings.smtp_port, settings.smtp_sender, 5.0),
+        Channel.EMAIL: SmtpMailer("127.0.0.1", settings.smtp_port, settings.smtp_sender, 5.0, CLOCK),
         Channel.WEBHOOK: WebhookPoster(settings.subscriber_secret, 2.0),
     }
     worker = DeliveryWorker(
-        store,
+        MongoDeliveryQueue(store.db),
         senders,
-        max_attempts=3,
-        backoff_s=0.05,
+        clock=CLOCK,
+        policy=RetryPolicy(max_attempts=3, backoff_s=0.05),
+        metrics=PrometheusDeliveryMetrics(),
         poll_interval_s=poll_interval_s,
         concurrency=concurrency,
     )
@@ -73,19 +84,31 @@ async def working(
             await task
 
 
+async def commit(
+    store: Store, event: Event, event_id: str, on_recorded: Callable[[list[Delivery]], None] = lambda d: None
+) -> None:
+    """Apply ``event`` as the consumer does: its handler in a transaction that knows the event's id."""
+    assert isinstance(store.settings, NotificationsSettings)
+    audience = store.settings.audience()
+
+    def unit_of_work(tx: Transaction, clock: Clock) -> MongoNotificationsUnitOfWork:
+        return MongoNotificationsUnitOfWork(tx, clock, audience)
+
+    handle = MongoUnitsOfWork(store, CLOCK, unit_of_work).handler(
+        kafka.subscriptions(on_recorded)[type(event)]
+    )
+    await store.transaction(
+        lambda tx: handle(event, tx), correlation_id=unique("corr"), causation_id=event_id
+    )
+
+
 async def test_a_commit_wakes_the_worker_and_retries_follow_their_backoff(  # type: ignore[no-untyped-def]
     store: Store, inbox, receiver, sample
 ) -> None:
     event_id, deal = unique("evt"), unique("D")
     async with working(store) as worker:
-        assert isinstance(store.settings, NotificationsSettings)
-        handlers = EventHandlers(store.settings.audience(), on_recorded=worker.wake)
         started = time.monotonic()
-        await store.transaction(
-            lambda tx: handlers.notify(sample.deal_won(deal_id=deal), tx),
-            correlation_id=unique("corr"),
-            causation_id=event_id,
-        )
+        await commit(store, sample.deal_won(deal_id=deal), event_id, worker.wake)
         await eventually(lambda: len(inbox.about(event_id)) == 2, timeout=10, interval=0.02)
 
         async def all_sent() -> bool:
@@ -100,46 +123,13 @@ async def test_a_commit_wakes_the_worker_and_retries_follow_their_backoff(  # ty
     assert hook is not None and [a["outcome"] for a in hook["attempts"]] == ["failed", "failed", "sent"]
 
 
-async def test_an_aborted_transaction_stores_nothing_and_wakes_nobody(  # type: ignore[no-untyped-def]
-    store: Store, sample
-) -> None:
-    event_id = unique("evt")
-    wakes: list[bool] = []
-    assert isinstance(store.settings, NotificationsSettings)
-    handlers = EventHandlers(store.settings.audience(), on_recorded=lambda deliveries: wakes.append(True))
-
-    async def notify_then_fail(tx: Transaction) -> None:
-        await handlers.notify(sample.deal_won(), tx)
-        raise RuntimeError("the rest of the work failed")
-
-    with pytest.raises(RuntimeError, match="the rest of the work failed"):
-        await store.transaction(notify_then_fail, correlation_id="c", causation_id=event_id)
-    assert wakes == []
-    assert await store.db.deliveries.count_documents({"event_id": event_id}) == 0
-    assert await store.db.handovers.count_documents({}) == 0
-
-    # The same work committed: stored once, and one wake-up.
-    await store.transaction(
-        lambda tx: handlers.notify(sample.deal_won(), tx), correlation_id="c", causation_id=event_id
-    )
-    assert wakes == [True]
-    assert await store.db.deliveries.count_documents({"event_id": event_id}) == 3
-    assert await store.db.handovers.count_documents({}) == 1
-
-
 async def test_a_backlog_left_by_a_restart_is_sent_at_once_not_a_batch_per_poll_interval(  # type: ignore[no-untyped-def]
     store: Store, inbox, sample
 ) -> None:
     # Committed while no worker ran (nobody was woken); the worker then starts with a 30 s poll interval.
-    assert isinstance(store.settings, NotificationsSettings)
-    handlers = EventHandlers(store.settings.audience())
     events = [unique("evt") for _ in range(8)]
     for event_id in events:
-        await store.transaction(
-            lambda tx: handlers.notify(sample.deal_won(deal_id=unique("D")), tx),
-            correlation_id=unique("corr"),
-            causation_id=event_id,
-        )
+        await commit(store, sample.deal_won(deal_id=unique("D")), event_id)
     async with working(store):
         # Two e-mails an event, taken one batch at a time by lanes that look again while batches are full.
         await eventually(lambda: all(len(inbox.about(e)) == 2 for e in events), timeout=10, interval=0.05)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from kariz_notifications.adapters.email import compose, message_id
 from kariz_notifications.adapters.webhook import headers_for
 from kariz_notifications.domain.model import Audience, Channel, EventContext, Subscriber
@@ -9,12 +11,13 @@ from kariz_notifications.domain.rules import plan
 from kariz_shared.contracts import webhooks
 
 CTX = EventContext(event_id="evt-42", correlation_id="corr-42")
+NOW = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
 
 
 def test_email_carries_stable_message_id_and_delivery_id(sample) -> None:  # type: ignore[no-untyped-def]
     [delivery] = plan(sample.deal_lost(), CTX, Audience()).deliveries
-    msg = compose(delivery, "kariz@kariz.example")
-    again = compose(delivery, "kariz@kariz.example")
+    msg = compose(delivery, "kariz@kariz.example", NOW)
+    again = compose(delivery, "kariz@kariz.example", NOW + timedelta(minutes=5))
     assert (
         msg["Message-ID"]
         == again["Message-ID"]
@@ -26,6 +29,8 @@ def test_email_carries_stable_message_id_and_delivery_id(sample) -> None:  # typ
     assert msg["X-Kariz-Event-Type"] == "kariz.deal-lost.v1"
     assert (msg["From"], msg["To"]) == ("kariz@kariz.example", "rep@kariz.test")
     assert msg["Subject"] == "Deal lost: Initech (chose a competitor)"
+    # Dated by the clock the mailer is given, not the machine's.
+    assert msg["Date"] == "Fri, 14 Mar 2025 09:30:00 +0000"
     assert "Reason:    chose a competitor" in msg.get_content()
 
 

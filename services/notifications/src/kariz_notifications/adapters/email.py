@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import smtplib
+from datetime import datetime
 from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate
 
 from kariz_notifications.domain.model import Delivery, Email, SendResult
 from kariz_shared.contracts.events import EVENTS
+from kariz_shared.runtime.clock import Clock
 
 DELIVERY_ID_HEADER = "X-Kariz-Delivery-Id"
 # Long ids stay on one header line (SMTP allows 998 characters), so a receiver reads them back exactly.
@@ -32,7 +34,8 @@ def message_id(delivery_key: str, sender: str) -> str:
     return f"<{digest}@{sender.rsplit('@', 1)[-1]}>"
 
 
-def compose(delivery: Delivery, sender: str) -> EmailMessage:
+def compose(delivery: Delivery, sender: str, at: datetime) -> EmailMessage:
+    """The message of an e-mail delivery, dated ``at``."""
     if not isinstance(delivery.message, Email):
         raise TypeError(f"delivery {delivery.key} is not an e-mail")
     mail = delivery.message
@@ -40,7 +43,7 @@ def compose(delivery: Delivery, sender: str) -> EmailMessage:
     msg["From"] = sender
     msg["To"] = mail.to
     msg["Subject"] = mail.subject
-    msg["Date"] = formatdate(usegmt=True)
+    msg["Date"] = formatdate(at.timestamp(), usegmt=True)
     msg["Message-ID"] = message_id(delivery.key, sender)
     msg[DELIVERY_ID_HEADER] = delivery.key
     msg["X-Kariz-Event-Id"] = delivery.event_id
@@ -52,15 +55,16 @@ def compose(delivery: Delivery, sender: str) -> EmailMessage:
 
 
 class SmtpMailer:
-    def __init__(self, host: str, port: int, sender: str, timeout_s: float) -> None:
+    def __init__(self, host: str, port: int, sender: str, timeout_s: float, clock: Clock) -> None:
         self.host = host
         self.port = port
         self.sender = sender
         self.timeout_s = timeout_s
+        self.clock = clock
 
     async def send(self, delivery: Delivery) -> SendResult:
         try:
-            msg = compose(delivery, self.sender)
+            msg = compose(delivery, self.sender, self.clock.now())
             await asyncio.to_thread(self._send, msg)
         except smtplib.SMTPResponseException as exc:
             return SendResult(

@@ -7,14 +7,14 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from kariz_shared.contracts.events import DealLost, DealWon, Event, LeadQualified, StageChanged
+from kariz_shared.contracts.events import DealLost, DealWon, LeadQualified, StageChanged
 
-#: The events that turn into messages. A webhook subscriber may subscribe only to these (or to all).
-NOTIFYING_EVENTS: tuple[type[Event], ...] = (LeadQualified, StageChanged, DealWon, DealLost)
 ALL_EVENTS = "*"
 
 
 class EventType(StrEnum):
+    """The events that turn into messages. A webhook subscriber may subscribe only to these (or to all)."""
+
     LEAD_QUALIFIED = LeadQualified.__name__
     STAGE_CHANGED = StageChanged.__name__
     DEAL_WON = DealWon.__name__
@@ -111,6 +111,14 @@ class Handover:
 
 
 @dataclass(frozen=True)
+class HandoverRecord:
+    """A hand-over as the log keeps it: when it was opened."""
+
+    handover: Handover
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class Attempt:
     at: datetime
     succeeded: bool
@@ -121,6 +129,17 @@ class Attempt:
     @property
     def outcome(self) -> str:
         return "sent" if self.succeeded else "failed"
+
+    @classmethod
+    def of(cls, result: SendResult, *, at: datetime, seconds: float) -> Attempt:
+        """What the log keeps of a send that started at ``at`` and took ``seconds``."""
+        return cls(
+            at=at,
+            succeeded=result.ok,
+            duration_ms=round(seconds * 1000),
+            error=result.error,
+            status_code=result.status_code,
+        )
 
 
 @dataclass(frozen=True)

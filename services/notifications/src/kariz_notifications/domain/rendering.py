@@ -1,13 +1,27 @@
-"""The words: what each event says in an e-mail, and the JSON a webhook subscriber receives."""
+"""The words: what each event says in an e-mail, and the JSON a webhook subscriber receives.
+
+Every e-mail has one shape, so each kind is a :class:`Template` (its subject, its first sentence, its
+facts, any sections after them) and :func:`render` lays them all out the same way.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Generic, TypeVar
 
 from kariz_notifications.domain.model import Email, EventContext
 from kariz_shared.contracts.events import DealLost, DealWon, Event, LeadQualified, StageChanged
+
+E = TypeVar("E", bound=Event)
+
+#: "Label: value"; a value of None leaves the line out.
+Fact = tuple[str, str | None]
+#: Labels and their colon are padded to this width, so the values start in one column.
+LABEL_WIDTH = 10
 
 
 def one_line(text: str) -> str:
@@ -49,97 +63,117 @@ def occurred_at(event: Event) -> datetime:
     raise TypeError(f"{type(event).__name__} does not notify anyone")
 
 
-def _email(to: str, subject: str, lines: list[str]) -> Email:
-    return Email(to=to, subject=one_line(subject), body="\n".join(lines) + "\n")
+def _no_sections(event: Event) -> list[list[str]]:
+    return []
 
 
-def lead_qualified(event: LeadQualified, to: str) -> Email:
-    contact, company = event.contact, event.company
-    name = f"{contact.first_name} {contact.last_name}"
-    lines = [
-        f"{name} at {company.name} reached the qualification threshold and is yours to work.",
-        "",
-        f"Lead:      {event.lead_id}",
-        f"Contact:   {name}" + (f", {contact.title}" if contact.title else ""),
-        f"E-mail:    {contact.email}",
-    ]
-    if contact.phone:
-        lines.append(f"Phone:     {contact.phone}")
+@dataclass(frozen=True)
+class Template(Generic[E]):
+    """One kind of e-mail about events of type ``E``."""
+
+    subject: Callable[[E], str]
+    headline: Callable[[E], str]
+    facts: Callable[[E], list[Fact]]
+    #: Blocks of lines after the facts, each after a blank line; an empty block is left out.
+    sections: Callable[[E], list[list[str]]] = _no_sections
+
+
+def render(template: Template[E], event: E, to: str) -> Email:
+    """The e-mail ``template`` makes of ``event`` for ``to``."""
+    lines = [template.headline(event), ""]
     lines += [
-        f"Company:   {company.name}" + (f" ({company.industry})" if company.industry else ""),
-        f"Source:    {event.source.value}",
-        f"Score:     {event.score} (threshold {event.threshold})",
-        "",
-        "Why:",
-        *(f"  {line.rule}: {line.matched} ({line.points:+d})" for line in event.breakdown),
+        f"{label + ':':<{LABEL_WIDTH}} {value}" for label, value in template.facts(event) if value is not None
     ]
-    if event.answers is not None:
-        a = event.answers
-        lines += [
-            "",
-            "BANT:",
-            f"  budget: {a.budget}" + (f" ({a.budget_amount})" if a.budget_amount is not None else ""),
-            f"  authority: {a.authority}" + (f" ({a.decision_maker})" if a.decision_maker else ""),
-            f"  need: {a.need}" + (f" ({a.pain})" if a.pain else ""),
-            f"  timeline: {a.timeline}",
-        ]
-    return _email(to, f"Lead qualified: {name} at {company.name}, score {event.score}", lines)
+    for section in template.sections(event):
+        if section:
+            lines += ["", *section]
+    return Email(to=to, subject=one_line(template.subject(event)), body="\n".join(lines) + "\n")
 
 
-def deal_moved_back(event: StageChanged, to: str) -> Email:
-    lines = [
-        f"Deal {event.deal_id} moved back from {event.from_stage} to {event.to_stage}.",
-        "",
-        f"Pipeline:  {event.pipeline}",
-        f"Amount:    {money(event.amount, event.currency)}",
-        f"Time in {event.from_stage}: {duration(event.seconds_in_from_stage)}",
-        f"Lead:      {event.lead_id}",
+def _name(event: LeadQualified) -> str:
+    return f"{event.contact.first_name} {event.contact.last_name}"
+
+
+def _why(event: LeadQualified) -> list[str]:
+    return ["Why:", *(f"  {line.rule}: {line.matched} ({line.points:+d})" for line in event.breakdown)]
+
+
+def _bant(event: LeadQualified) -> list[str]:
+    a = event.answers
+    if a is None:
+        return []
+    return [
+        "BANT:",
+        f"  budget: {a.budget}" + (f" ({a.budget_amount})" if a.budget_amount is not None else ""),
+        f"  authority: {a.authority}" + (f" ({a.decision_maker})" if a.decision_maker else ""),
+        f"  need: {a.need}" + (f" ({a.pain})" if a.pain else ""),
+        f"  timeline: {a.timeline}",
     ]
-    if event.note:
-        lines += ["", f"Note: {event.note}"]
-    return _email(to, f"Deal moved back: {event.deal_id} from {event.from_stage} to {event.to_stage}", lines)
 
 
-def deal_won(event: DealWon, to: str) -> Email:
-    lines = [
-        f"{event.account_name} signed: deal {event.deal_id} is closed won.",
-        "",
-        f"Account:   {event.account_name} ({event.account_id})",
-        f"Amount:    {money(event.amount, event.currency)}",
-        f"Owner:     {event.owner}",
-        f"Cycle:     {duration(event.cycle_seconds)}",
-        f"Won at:    {timestamp(event.won_at)}",
-    ]
-    return _email(to, f"Deal won: {event.account_name}, {money(event.amount, event.currency)}", lines)
+LEAD_QUALIFIED: Template[LeadQualified] = Template(
+    subject=lambda e: f"Lead qualified: {_name(e)} at {e.company.name}, score {e.score}",
+    headline=lambda e: (
+        f"{_name(e)} at {e.company.name} reached the qualification threshold and is yours to work."
+    ),
+    facts=lambda e: [
+        ("Lead", e.lead_id),
+        ("Contact", _name(e) + (f", {e.contact.title}" if e.contact.title else "")),
+        ("E-mail", e.contact.email),
+        ("Phone", e.contact.phone or None),
+        ("Company", e.company.name + (f" ({e.company.industry})" if e.company.industry else "")),
+        ("Source", e.source.value),
+        ("Score", f"{e.score} (threshold {e.threshold})"),
+    ],
+    sections=lambda e: [_why(e), _bant(e)],
+)
 
+DEAL_MOVED_BACK: Template[StageChanged] = Template(
+    subject=lambda e: f"Deal moved back: {e.deal_id} from {e.from_stage} to {e.to_stage}",
+    headline=lambda e: f"Deal {e.deal_id} moved back from {e.from_stage} to {e.to_stage}.",
+    facts=lambda e: [
+        ("Pipeline", e.pipeline),
+        ("Amount", money(e.amount, e.currency)),
+        (f"Time in {e.from_stage}", duration(e.seconds_in_from_stage)),
+        ("Lead", e.lead_id),
+    ],
+    sections=lambda e: [[f"Note: {e.note}"] if e.note else []],
+)
 
-def handover(event: DealWon, to: str) -> Email:
-    lines = [
-        f"{event.account_name} is a new customer. Please start onboarding and set up support.",
-        "",
-        f"Account:   {event.account_name} ({event.account_id})",
-        f"Amount:    {money(event.amount, event.currency)}",
-        f"Owner:     {event.owner} (the sales rep who knows the account)",
-        f"Deal:      {event.deal_id}",
-        f"Won at:    {timestamp(event.won_at)}",
-    ]
-    return _email(
-        to,
-        f"Hand-over: {event.account_name}, {money(event.amount, event.currency)}, owner {event.owner}",
-        lines,
-    )
+DEAL_WON: Template[DealWon] = Template(
+    subject=lambda e: f"Deal won: {e.account_name}, {money(e.amount, e.currency)}",
+    headline=lambda e: f"{e.account_name} signed: deal {e.deal_id} is closed won.",
+    facts=lambda e: [
+        ("Account", f"{e.account_name} ({e.account_id})"),
+        ("Amount", money(e.amount, e.currency)),
+        ("Owner", e.owner),
+        ("Cycle", duration(e.cycle_seconds)),
+        ("Won at", timestamp(e.won_at)),
+    ],
+)
 
+HANDOVER: Template[DealWon] = Template(
+    subject=lambda e: f"Hand-over: {e.account_name}, {money(e.amount, e.currency)}, owner {e.owner}",
+    headline=lambda e: f"{e.account_name} is a new customer. Please start onboarding and set up support.",
+    facts=lambda e: [
+        ("Account", f"{e.account_name} ({e.account_id})"),
+        ("Amount", money(e.amount, e.currency)),
+        ("Owner", f"{e.owner} (the sales rep who knows the account)"),
+        ("Deal", e.deal_id),
+        ("Won at", timestamp(e.won_at)),
+    ],
+)
 
-def deal_lost(event: DealLost, to: str) -> Email:
-    lines = [
-        f"Deal {event.deal_id} with {event.account_name} is closed lost at {event.lost_at_stage}.",
-        "",
-        f"Reason:    {event.reason}",
-        f"Account:   {event.account_name} ({event.account_id})",
-        f"Amount:    {money(event.amount, event.currency)}",
-        f"Cycle:     {duration(event.cycle_seconds)}",
-    ]
-    return _email(to, f"Deal lost: {event.account_name} ({event.reason})", lines)
+DEAL_LOST: Template[DealLost] = Template(
+    subject=lambda e: f"Deal lost: {e.account_name} ({e.reason})",
+    headline=lambda e: f"Deal {e.deal_id} with {e.account_name} is closed lost at {e.lost_at_stage}.",
+    facts=lambda e: [
+        ("Reason", e.reason),
+        ("Account", f"{e.account_name} ({e.account_id})"),
+        ("Amount", money(e.amount, e.currency)),
+        ("Cycle", duration(e.cycle_seconds)),
+    ],
+)
 
 
 def webhook_body(event: Event, context: EventContext) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from kariz_notifications.domain import rendering
 from kariz_notifications.domain.model import (
@@ -14,6 +16,7 @@ from kariz_notifications.domain.model import (
     Handover,
     WebhookPost,
 )
+from kariz_notifications.domain.rendering import Template
 from kariz_shared.contracts.events import DealLost, DealWon, Event, LeadQualified, StageChanged
 
 
@@ -28,28 +31,34 @@ class Plan:
     handover: Handover | None = None
 
 
+Recipients = Callable[[Any, Audience], Sequence[str]]
+
+#: The e-mails each event causes, in order: a template and whom it goes to.
+EMAILS: dict[type[Event], list[tuple[Template[Any], Recipients]]] = {
+    LeadQualified: [(rendering.LEAD_QUALIFIED, lambda e, audience: [e.owner])],
+    # Moving forward is the normal course of a deal; only a setback needs the owner's attention.
+    StageChanged: [
+        (rendering.DEAL_MOVED_BACK, lambda e, audience: [e.owner] if e.direction == "back" else [])
+    ],
+    # Hand-over first: it carries everything the won notice does, plus what onboarding must do.
+    DealWon: [
+        (rendering.HANDOVER, lambda e, audience: audience.handover),
+        (rendering.DEAL_WON, lambda e, audience: [*audience.team, e.owner]),
+    ],
+    DealLost: [(rendering.DEAL_LOST, lambda e, audience: [e.owner])],
+}
+
+
 def emails_for(event: Event, audience: Audience) -> list[Email]:
     """The e-mails an event causes, at most one per address (the first rule naming an address wins)."""
-    emails: list[Email] = []
-    if isinstance(event, LeadQualified):
-        emails = [rendering.lead_qualified(event, event.owner)]
-    elif isinstance(event, StageChanged):
-        # Moving forward is the normal course of a deal; only a setback needs the owner's attention.
-        if event.direction == "back":
-            emails = [rendering.deal_moved_back(event, event.owner)]
-    elif isinstance(event, DealWon):
-        # Hand-over first: it carries everything the won notice does, plus what onboarding must do.
-        emails = [rendering.handover(event, to) for to in audience.handover]
-        emails += [rendering.deal_won(event, to) for to in (*audience.team, event.owner)]
-    elif isinstance(event, DealLost):
-        emails = [rendering.deal_lost(event, event.owner)]
     seen: set[str] = set()
-    unique: list[Email] = []
-    for email in emails:
-        if email.to.lower() not in seen:
-            seen.add(email.to.lower())
-            unique.append(email)
-    return unique
+    emails: list[Email] = []
+    for template, recipients in EMAILS.get(type(event), []):
+        for to in recipients(event, audience):
+            if to.lower() not in seen:
+                seen.add(to.lower())
+                emails.append(rendering.render(template, event, to))
+    return emails
 
 
 def handover_for(event: Event) -> Handover | None:

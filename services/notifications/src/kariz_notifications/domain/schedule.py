@@ -36,3 +36,15 @@ def after_attempt(attempt: Attempt, attempts_made: int, *, max_attempts: int, ba
     if attempts_made >= max_attempts:
         return NextStep(DeliveryStatus.FAILED, None)
     return NextStep(DeliveryStatus.PENDING, finished + timedelta(seconds=backoff(attempts_made, backoff_s)))
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often a delivery is tried, and how long it waits between tries."""
+
+    max_attempts: int
+    backoff_s: float
+
+    def next_step(self, attempt: Attempt, attempts_made: int) -> NextStep:
+        """Sent, retried after its backoff, or given up: ``attempts_made`` counts ``attempt``."""
+        return after_attempt(attempt, attempts_made, max_attempts=self.max_attempts, backoff_s=self.backoff_s)

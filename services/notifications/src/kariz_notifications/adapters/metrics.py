@@ -6,8 +6,8 @@ from prometheus_client import Counter, Histogram
 
 from kariz_notifications.domain.model import Channel
 
-sent = Counter("kariz_notifications_sent_total", "Deliveries that reached their recipient", ["channel"])
-failed = Counter(
+sent_total = Counter("kariz_notifications_sent_total", "Deliveries that reached their recipient", ["channel"])
+failed_total = Counter(
     "kariz_notifications_failed_total", "Delivery attempts that failed (each retry counts)", ["channel"]
 )
 delivery_seconds = Histogram(
@@ -16,16 +16,34 @@ delivery_seconds = Histogram(
     ["channel"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0),
 )
-resumed = Counter(
+resumed_total = Counter(
     "kariz_notifications_resumed_total",
     "Deliveries taken over after their sender died mid-send (the recipient may see them twice)",
     ["channel"],
 )
-gave_up = Counter(
+gave_up_total = Counter(
     "kariz_notifications_gave_up_total", "Deliveries that failed for good after the last attempt", ["channel"]
 )
 
 # Every channel starts at 0, so increase() and rates see the first delivery (or failure) too.
 for _channel in Channel:
-    for _counter in (sent, failed, gave_up):
+    for _counter in (sent_total, failed_total, gave_up_total):
         _counter.labels(_channel.value)
+
+
+class PrometheusDeliveryMetrics:
+    """The sending's counts (``service_layer.handlers.DeliveryMetrics``) as the metrics above."""
+
+    def resumed(self, channel: Channel) -> None:
+        resumed_total.labels(channel.value).inc()
+
+    def took(self, channel: Channel, seconds: float) -> None:
+        delivery_seconds.labels(channel.value).observe(seconds)
+
+    def sent(self, channel: Channel) -> None:
+        sent_total.labels(channel.value).inc()
+
+    def failed(self, channel: Channel, *, gave_up: bool) -> None:
+        failed_total.labels(channel.value).inc()
+        if gave_up:
+            gave_up_total.labels(channel.value).inc()

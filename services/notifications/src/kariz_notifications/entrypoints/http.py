@@ -1,4 +1,4 @@
-"""HTTP API: the delivery log and the hand-overs."""
+"""The HTTP API: the delivery log and the hand-overs, with their response models."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
-from kariz_notifications import service_layer
-from kariz_notifications.adapters.repository import DeliveryFilter
 from kariz_notifications.domain.model import (
     Attempt,
     Channel,
@@ -18,14 +16,16 @@ from kariz_notifications.domain.model import (
     DeliveryStatus,
     Email,
     EventType,
-    Handover,
+    HandoverRecord,
     HandoverStatus,
 )
-from kariz_shared.persistence.store import Store
+from kariz_notifications.domain.queries import DeliveryCriteria
+from kariz_notifications.service_layer import views
+from kariz_notifications.service_layer.views import NotificationsReads
 from kariz_shared.runtime.http import Limit, Offset, Page
 
 
-class AttemptOut(BaseModel):
+class AttemptView(BaseModel):
     at: datetime
     outcome: str = Field(description="sent | failed")
     error: str | None = None
@@ -33,13 +33,13 @@ class AttemptOut(BaseModel):
     duration_ms: int
 
     @classmethod
-    def of(cls, a: Attempt) -> AttemptOut:
+    def of(cls, a: Attempt) -> AttemptView:
         return cls(
             at=a.at, outcome=a.outcome, error=a.error, status_code=a.status_code, duration_ms=a.duration_ms
         )
 
 
-class NotificationOut(BaseModel):
+class NotificationView(BaseModel):
     id: str = Field(description="The delivery key: <event id>:<channel>:<recipient>")
     channel: Channel
     recipient: str = Field(description="An e-mail address, or a webhook subscriber's name")
@@ -47,7 +47,7 @@ class NotificationOut(BaseModel):
     event_id: str
     subject: str = Field(description="The id of the lead or deal the event is about")
     status: DeliveryStatus
-    attempts: list[AttemptOut]
+    attempts: list[AttemptView]
     created_at: datetime
     sent_at: datetime | None
     next_attempt_at: datetime | None
@@ -57,7 +57,7 @@ class NotificationOut(BaseModel):
     )
 
     @classmethod
-    def of(cls, r: DeliveryRecord) -> NotificationOut:
+    def of(cls, r: DeliveryRecord) -> NotificationView:
         d = r.delivery
         return cls(
             id=d.key,
@@ -67,7 +67,7 @@ class NotificationOut(BaseModel):
             event_id=d.event_id,
             subject=d.subject,
             status=r.status,
-            attempts=[AttemptOut.of(a) for a in r.attempts],
+            attempts=[AttemptView.of(a) for a in r.attempts],
             created_at=r.created_at,
             sent_at=r.sent_at,
             next_attempt_at=r.next_attempt_at,
@@ -75,45 +75,45 @@ class NotificationOut(BaseModel):
         )
 
 
-class EmailOut(BaseModel):
+class EmailView(BaseModel):
     to: str
     subject: str
     body: str
 
 
-class WebhookOut(BaseModel):
+class WebhookView(BaseModel):
     url: str
     subscriber: str
     body: str = Field(description="The JSON text that was (or will be) signed and posted")
 
 
-class NotificationDetail(NotificationOut):
+class NotificationDetailView(NotificationView):
     correlation_id: str
-    email: EmailOut | None = None
-    webhook: WebhookOut | None = None
+    email: EmailView | None = None
+    webhook: WebhookView | None = None
 
     @classmethod
-    def detail(cls, r: DeliveryRecord) -> NotificationDetail:
+    def detail(cls, r: DeliveryRecord) -> NotificationDetailView:
         m = r.delivery.message
         return cls(
-            **NotificationOut.of(r).model_dump(),
+            **NotificationView.of(r).model_dump(),
             correlation_id=r.delivery.correlation_id,
-            email=EmailOut(to=m.to, subject=m.subject, body=m.body) if isinstance(m, Email) else None,
+            email=EmailView(to=m.to, subject=m.subject, body=m.body) if isinstance(m, Email) else None,
             webhook=None
             if isinstance(m, Email)
-            else WebhookOut(url=m.url, subscriber=m.subscriber, body=m.body),
+            else WebhookView(url=m.url, subscriber=m.subscriber, body=m.body),
         )
 
 
-class AccountOut(BaseModel):
+class AccountView(BaseModel):
     id: str
     name: str
 
 
-class HandoverOut(BaseModel):
+class HandoverView(BaseModel):
     deal_id: str
     lead_id: str
-    account: AccountOut
+    account: AccountView
     owner: str
     amount: Decimal
     currency: str
@@ -122,24 +122,25 @@ class HandoverOut(BaseModel):
     created_at: datetime
 
     @classmethod
-    def of(cls, h: Handover, created_at: datetime) -> HandoverOut:
+    def of(cls, record: HandoverRecord) -> HandoverView:
+        h = record.handover
         return cls(
             deal_id=h.deal_id,
             lead_id=h.lead_id,
-            account=AccountOut(id=h.account_id, name=h.account_name),
+            account=AccountView(id=h.account_id, name=h.account_name),
             owner=h.owner,
             amount=h.amount,
             currency=h.currency,
             won_at=h.won_at,
             status=h.status,
-            created_at=created_at,
+            created_at=record.created_at,
         )
 
 
 Text = Annotated[str | None, Query(min_length=1, max_length=320)]
 
 
-def router(store: Store) -> APIRouter:
+def router(reads: NotificationsReads) -> APIRouter:
     api = APIRouter(tags=["notifications"])
 
     @api.get("/notifications", summary="The delivery log, newest first")
@@ -151,30 +152,30 @@ def router(store: Store) -> APIRouter:
         subject: Text = None,
         limit: Limit = 50,
         offset: Offset = 0,
-    ) -> Page[NotificationOut]:
-        where = DeliveryFilter(
+    ) -> Page[NotificationView]:
+        where = DeliveryCriteria(
             status=status,
             channel=channel,
             event_type=event_type.value if event_type else None,
             recipient=recipient,
             subject=subject,
         )
-        records, total = await service_layer.delivery_log(store, where, limit=limit, offset=offset)
-        return Page(items=[NotificationOut.of(r) for r in records], total=total, limit=limit, offset=offset)
+        records, total = await views.delivery_log(reads, where, limit=limit, offset=offset)
+        return Page(items=[NotificationView.of(r) for r in records], total=total, limit=limit, offset=offset)
 
     @api.get(
         "/notifications/{delivery_id}",
         summary="One delivery with its message and every attempt",
         responses={404: {"description": "No such delivery"}},
     )
-    async def get_notification(delivery_id: Annotated[str, Path(min_length=1)]) -> NotificationDetail:
-        return NotificationDetail.detail(await service_layer.delivery(store, delivery_id))
+    async def get_notification(delivery_id: Annotated[str, Path(min_length=1)]) -> NotificationDetailView:
+        return NotificationDetailView.detail(await views.delivery(reads, delivery_id))
 
     @api.get("/handovers", summary="Post-sale hand-overs to onboarding and support, newest first")
     async def list_handovers(
         status: HandoverStatus | None = None, limit: Limit = 50, offset: Offset = 0
-    ) -> Page[HandoverOut]:
-        found, total = await service_layer.handovers(store, status=status, limit=limit, offset=offset)
-        return Page(items=[HandoverOut.of(h, at) for h, at in found], total=total, limit=limit, offset=offset)
+    ) -> Page[HandoverView]:
+        found, total = await views.handovers(reads, status=status, limit=limit, offset=offset)
+        return Page(items=[HandoverView.of(h) for h in found], total=total, limit=limit, offset=offset)
 
     return api

@@ -1,0 +1,175 @@
+"""Notifications' storage in memory, for the use-case tests: the same contract as ``adapters.mongo``
+(one delivery per key, one hand-over per deal, claims under a lease token, records kept only by the
+lease holder, the log newest first), no database."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from kariz_notifications.domain.model import (
+    Attempt,
+    Audience,
+    Delivery,
+    DeliveryRecord,
+    DeliveryStatus,
+    Handover,
+    HandoverRecord,
+    HandoverStatus,
+)
+from kariz_notifications.domain.queries import DeliveryCriteria
+from kariz_notifications.domain.schedule import NextStep
+from kariz_notifications.service_layer.unit_of_work import NotificationsUnitOfWork
+from kariz_shared.persistence.in_memory import InMemoryUnitOfWork
+from kariz_shared.runtime.clock import Clock
+
+
+@dataclass
+class StoredDelivery:
+    record: DeliveryRecord
+    lease_until: datetime | None = None
+    lease_token: str | None = None
+
+
+class InMemoryDeliveries:
+    def __init__(self) -> None:
+        #: By key, in the order they were recorded.
+        self.stored: dict[str, StoredDelivery] = {}
+
+    def add(self, delivery: Delivery, at: datetime) -> None:
+        if delivery.key not in self.stored:
+            self.stored[delivery.key] = StoredDelivery(
+                DeliveryRecord(
+                    delivery=delivery,
+                    status=DeliveryStatus.PENDING,
+                    attempts=(),
+                    created_at=at,
+                    next_attempt_at=at,
+                    sent_at=None,
+                )
+            )
+
+
+class InMemoryHandovers:
+    def __init__(self) -> None:
+        self.opened: dict[str, HandoverRecord] = {}
+
+    async def open(self, handover: Handover, correlation_id: str, at: datetime) -> None:
+        self.opened.setdefault(handover.deal_id, HandoverRecord(handover, created_at=at))
+
+
+class InMemoryNotificationsUnitOfWork(InMemoryUnitOfWork, NotificationsUnitOfWork):
+    def __init__(self, clock: Clock | None = None, audience: Audience | None = None) -> None:
+        super().__init__(clock)
+        self.deliveries = InMemoryDeliveries()
+        self.handovers = InMemoryHandovers()
+        self.audience = audience or Audience()
+        self.causation_id: str | None = None
+        self.correlation_id: str | None = None
+
+
+class InMemoryDeliveryQueue:
+    """The senders' side of the deliveries of ``uow`` (found through it on every call: a rolled-back
+    unit puts a copy of its state in place)."""
+
+    def __init__(self, uow: InMemoryNotificationsUnitOfWork) -> None:
+        self.uow = uow
+
+    def _stored(self) -> list[StoredDelivery]:
+        return list(self.uow.deliveries.stored.values())
+
+    async def claim(
+        self, now: datetime, lease_until: datetime, token: str, *, limit: int = 1
+    ) -> list[DeliveryRecord]:
+        orphaned = sorted(
+            (
+                s
+                for s in self._stored()
+                if s.record.status is DeliveryStatus.SENDING
+                and s.lease_until is not None
+                and s.lease_until <= now
+            ),
+            key=lambda s: s.lease_until or now,
+        )
+        due = sorted(
+            (
+                s
+                for s in self._stored()
+                if s.record.status is DeliveryStatus.PENDING
+                and s.record.next_attempt_at is not None
+                and s.record.next_attempt_at <= now
+            ),
+            key=lambda s: s.record.next_attempt_at or now,
+        )
+        return [self._take(s, token, lease_until) for s in [*orphaned, *due][:limit]]
+
+    async def claim_new(
+        self, deliveries: Sequence[Delivery], lease_until: datetime, token: str
+    ) -> list[DeliveryRecord]:
+        stored = self.uow.deliveries.stored
+        fresh = [stored[d.key] for d in deliveries if d.key in stored and stored[d.key].record.claims == 0]
+        return [self._take(s, token, lease_until) for s in fresh]
+
+    @staticmethod
+    def _take(stored: StoredDelivery, token: str, lease_until: datetime) -> DeliveryRecord:
+        stored.record = dataclasses.replace(
+            stored.record, status=DeliveryStatus.SENDING, claims=stored.record.claims + 1
+        )
+        stored.lease_until, stored.lease_token = lease_until, token
+        return stored.record
+
+    async def next_due(self) -> datetime | None:
+        return min(
+            (
+                s.record.next_attempt_at
+                for s in self._stored()
+                if s.record.status is DeliveryStatus.PENDING and s.record.next_attempt_at is not None
+            ),
+            default=None,
+        )
+
+    async def record(self, outcomes: Sequence[tuple[str, Attempt, NextStep]], token: str) -> set[str]:
+        recorded: set[str] = set()
+        for key, attempt, step in outcomes:
+            stored = self.uow.deliveries.stored.get(key)
+            if stored is None or stored.lease_token != token:
+                continue
+            stored.record = dataclasses.replace(
+                stored.record,
+                status=step.status,
+                attempts=(*stored.record.attempts, attempt),
+                next_attempt_at=step.next_attempt_at,
+                sent_at=step.sent_at,
+            )
+            stored.lease_until = stored.lease_token = None
+            recorded.add(key)
+        return recorded
+
+
+class InMemoryNotificationsReads:
+    def __init__(self, uow: InMemoryNotificationsUnitOfWork) -> None:
+        self.uow = uow
+
+    async def deliveries(
+        self, where: DeliveryCriteria, *, limit: int, offset: int
+    ) -> tuple[list[DeliveryRecord], int]:
+        # Newest first; those of one moment in the reverse order they were recorded in, as in MongoDB.
+        records = [s.record for s in reversed(self.uow.deliveries.stored.values()) if where.matches(s.record)]
+        records.sort(key=lambda r: r.created_at, reverse=True)
+        return records[offset : offset + limit], len(records)
+
+    async def delivery(self, key: str) -> DeliveryRecord | None:
+        stored = self.uow.deliveries.stored.get(key)
+        return stored.record if stored is not None else None
+
+    async def handovers(
+        self, status: HandoverStatus | None, *, limit: int, offset: int
+    ) -> tuple[list[HandoverRecord], int]:
+        found = sorted(
+            (h for h in self.uow.handovers.opened.values() if status is None or h.handover.status is status),
+            key=lambda h: (h.created_at, h.handover.deal_id),
+            reverse=True,
+        )
+        return found[offset : offset + limit], len(found)

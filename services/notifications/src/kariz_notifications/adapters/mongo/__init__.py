@@ -1,0 +1,1 @@
+"""Deliveries and hand-overs in MongoDB: documents, indexes, repositories, the unit of work."""

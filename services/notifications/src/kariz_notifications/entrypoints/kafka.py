@@ -1,0 +1,29 @@
+"""The consumed events: which event goes to which handler. Each runs in the consumer's batch
+transaction (``MongoUnitsOfWork.handler`` in bootstrap)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from kariz_notifications.domain.model import Delivery
+from kariz_notifications.service_layer import handlers
+from kariz_notifications.service_layer.unit_of_work import NotificationsUnitOfWork
+from kariz_shared.contracts.events import DealLost, DealWon, Event, LeadQualified, StageChanged
+
+Handle = Callable[[NotificationsUnitOfWork, Event], Awaitable[None]]
+
+
+def subscriptions(
+    on_recorded: Callable[[list[Delivery]], None] = lambda deliveries: None,
+) -> dict[type[Event], Handle]:
+    """Every event that notifies someone records its deliveries; once they are committed,
+    ``on_recorded`` hands them to this process's sender, which takes them at once by id."""
+
+    async def notify(uow: NotificationsUnitOfWork, event: Event) -> None:
+        # The handler is looked up on each call, not bound here: a test may stand in for it.
+        deliveries = await handlers.record_notifications(uow, event)
+        if deliveries:
+            # Only once committed: before that the sender could not see them.
+            uow.after_commit(lambda: on_recorded(deliveries))
+
+    return {LeadQualified: notify, StageChanged: notify, DealWon: notify, DealLost: notify}

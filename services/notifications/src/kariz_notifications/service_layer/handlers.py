@@ -1,0 +1,141 @@
+"""The use cases: record the deliveries an event causes (inside the consumer's transaction), and send a
+claimed batch of deliveries and record what became of each (the worker's rounds call this)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from kariz_notifications.domain import rules
+from kariz_notifications.domain.model import (
+    Attempt,
+    Channel,
+    Delivery,
+    DeliveryRecord,
+    DeliveryStatus,
+    EventContext,
+    SendResult,
+)
+from kariz_notifications.domain.schedule import NextStep, RetryPolicy
+from kariz_notifications.service_layer.commands import Deliver
+from kariz_notifications.service_layer.unit_of_work import DeliveryQueue, NotificationsUnitOfWork
+from kariz_shared.contracts.events import Event
+
+log = logging.getLogger(__name__)
+
+
+class Sender(Protocol):
+    """One channel's way out: an SMTP server, webhook subscribers."""
+
+    async def send(self, delivery: Delivery) -> SendResult: ...
+
+    async def aclose(self) -> None: ...
+
+
+class DeliveryMetrics(Protocol):
+    """What the sending counts, by channel."""
+
+    def resumed(self, channel: Channel) -> None: ...
+
+    def took(self, channel: Channel, seconds: float) -> None: ...
+
+    def sent(self, channel: Channel) -> None: ...
+
+    def failed(self, channel: Channel, *, gave_up: bool) -> None: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One delivery of a batch after its attempt; ``recorded`` is False when its sender had lost it."""
+
+    delivery: Delivery
+    attempt: Attempt
+    step: NextStep
+    recorded: bool
+
+
+async def record_notifications(uow: NotificationsUnitOfWork, event: Event) -> list[Delivery]:
+    """Write the deliveries (and the hand-over) an event causes. Nothing is sent here: sending is a side
+    effect that must not happen inside a transaction that may be retried or rolled back."""
+    if uow.causation_id is None or uow.correlation_id is None:
+        raise ValueError("recording notifications needs the event's id and correlation id")
+    context = EventContext(event_id=uow.causation_id, correlation_id=uow.correlation_id)
+    plan = rules.plan(event, context, uow.audience)
+    at = uow.clock.now()
+    for delivery in plan.deliveries:
+        uow.deliveries.add(delivery, at)
+    if plan.handover is not None:
+        await uow.handovers.open(plan.handover, context.correlation_id, at)
+    return plan.deliveries
+
+
+async def deliver(
+    command: Deliver,
+    *,
+    queue: DeliveryQueue,
+    senders: Mapping[Channel, Sender],
+    policy: RetryPolicy,
+    metrics: DeliveryMetrics,
+) -> list[Outcome]:
+    """Send the claimed deliveries side by side, then record every attempt with one write (the
+    database's cost is per command): sent, retried after its backoff, or given up."""
+    tried = await asyncio.gather(
+        *(send_one(record, command.at, senders, policy, metrics) for record in command.claimed)
+    )
+    recorded = await queue.record(
+        [
+            (record.delivery.key, attempt, step)
+            for record, (attempt, step) in zip(command.claimed, tried, strict=True)
+        ],
+        command.token,
+    )
+    outcomes: list[Outcome] = []
+    for record, (attempt, step) in zip(command.claimed, tried, strict=True):
+        delivery = record.delivery
+        outcome = Outcome(delivery, attempt, step, recorded=delivery.key in recorded)
+        outcomes.append(outcome)
+        if not outcome.recorded:
+            log.warning(
+                "lost the lease on a delivery; its new sender records it", extra={"delivery": delivery.key}
+            )
+        elif attempt.succeeded:
+            metrics.sent(delivery.channel)
+        else:
+            metrics.failed(delivery.channel, gave_up=step.status is DeliveryStatus.FAILED)
+            log.warning(
+                "delivery attempt failed",
+                extra={"delivery": delivery.key, "status": step.status.value, "error": attempt.error},
+            )
+    return outcomes
+
+
+async def send_one(
+    record: DeliveryRecord,
+    at: datetime,
+    senders: Mapping[Channel, Sender],
+    policy: RetryPolicy,
+    metrics: DeliveryMetrics,
+) -> tuple[Attempt, NextStep]:
+    """Send one claimed delivery over its channel: the attempt, and where the delivery goes after it."""
+    delivery = record.delivery
+    if record.resumed_after_crash:
+        # At least once: the dead sender may have delivered it; the same delivery id lets the
+        # recipient (and the crash test) drop the repeat.
+        metrics.resumed(delivery.channel)
+        log.warning("resending a delivery whose sender died mid-send", extra={"delivery": delivery.key})
+    started = time.perf_counter()  # how long the send took, not a business time
+    try:
+        result = await senders[delivery.channel].send(delivery)
+    except Exception as exc:
+        # A sender bug must still count as an attempt, or the delivery would be retried for ever.
+        log.exception("sender failed unexpectedly", extra={"delivery": delivery.key})
+        result = SendResult(ok=False, error=f"{type(exc).__name__}: {exc}")
+    elapsed = time.perf_counter() - started
+    metrics.took(delivery.channel, elapsed)
+    attempt = Attempt.of(result, at=at, seconds=elapsed)
+    return attempt, policy.next_step(attempt, len(record.attempts) + 1)

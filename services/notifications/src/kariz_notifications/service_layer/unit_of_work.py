@@ -1,0 +1,68 @@
+"""What the use cases see of notifications' storage: the unit of work a consumed event is applied in,
+and the deliveries as their senders claim and record them.
+
+The implementations are in ``adapters.mongo`` (MongoDB) and ``adapters.in_memory`` (the use-case tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from kariz_notifications.domain.model import Attempt, Audience, Delivery, DeliveryRecord, Handover
+from kariz_notifications.domain.schedule import NextStep
+from kariz_shared.persistence.unit_of_work import UnitOfWork
+
+
+class Deliveries(Protocol):
+    """The deliveries a unit of work records."""
+
+    def add(self, delivery: Delivery, at: datetime) -> None:
+        """Record ``delivery`` as pending, due at once, when the unit commits; one whose key is already
+        recorded (in this unit or before) stays as it is, so a replayed event adds nothing."""
+        ...
+
+
+class Handovers(Protocol):
+    async def open(self, handover: Handover, correlation_id: str, at: datetime) -> None:
+        """Open the hand-over of a won deal. One per deal: a second win of it (a replay) changes nothing."""
+        ...
+
+
+class NotificationsUnitOfWork(UnitOfWork):
+    deliveries: Deliveries
+    handovers: Handovers
+    #: Who hears about what besides the owner (team, onboarding, webhook subscribers): the rules in force.
+    audience: Audience
+    #: The id and correlation id of the event this unit applies (None outside a consumer).
+    causation_id: str | None
+    correlation_id: str | None
+
+
+class DeliveryQueue(Protocol):
+    """The deliveries as their senders see them, outside any unit of work: a claim hands each delivery
+    to one sender under a lease token until the lease runs out; a record is kept only while the sender
+    still holds the lease, so a sender that lost it cannot overwrite its successor's result."""
+
+    async def claim(
+        self, now: datetime, lease_until: datetime, token: str, *, limit: int = 1
+    ) -> list[DeliveryRecord]:
+        """Up to ``limit`` deliveries for ``token`` alone: those whose sender's lease ran out first (under a
+        steady stream of new ones they would starve), then the due ones, earliest first."""
+        ...
+
+    async def claim_new(
+        self, deliveries: Sequence[Delivery], lease_until: datetime, token: str
+    ) -> list[DeliveryRecord]:
+        """These just-recorded deliveries, each if no sender has claimed it yet, in their order."""
+        ...
+
+    async def next_due(self) -> datetime | None:
+        """When the earliest pending delivery falls due."""
+        ...
+
+    async def record(self, outcomes: Sequence[tuple[str, Attempt, NextStep]], token: str) -> set[str]:
+        """Log each delivery's attempt and move it on. Returns the keys recorded: a delivery ``token`` no
+        longer holds is left to its new sender."""
+        ...
