@@ -34,10 +34,10 @@ from kariz_shared.contracts.events import (
     StageChanged,
 )
 from kariz_shared.contracts.webhooks import verify
+from kariz_shared.system import SERVICE_NAMES as SERVICES
 
 pytestmark = pytest.mark.e2e
 
-SERVICES = ("leads", "qualification", "deals", "notifications")
 SECRET = "e2e-secret"
 CE_HEADERS = {"ce_id", "ce_source", "ce_type", "ce_specversion", "ce_time", "ce_subject", "content-type"}
 

@@ -11,6 +11,7 @@ non-root read-only container, and each service's companions.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import importlib.util
 import shutil
@@ -27,6 +28,7 @@ import yaml
 from kariz_devkit.asyncapi import build_service
 from kariz_shared.contracts.events import all_topics
 from kariz_shared.system import SERVICE_NAMES as SERVICES
+from kariz_shared.system import service as registered
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -170,18 +172,23 @@ def test_each_service_has_its_companions_and_its_own_database_user(overlay: str)
         [container] = named(docs, "Deployment", name)["spec"]["template"]["spec"]["containers"]
         [uri] = [e for e in container["env"] if e["name"] == "KARIZ_MONGODB_URI"]
         user = users[uri["valueFrom"]["secretKeyRef"]["name"]]
-        assert user["roles"] == [{"name": "readWrite", "db": f"kariz_{name}"}], (
+        assert user["roles"] == [{"name": "readWrite", "db": registered(name).database}], (
             f"{name} reaches only its own db"
         )
     policy = named(docs, "NetworkPolicy", "notifications-egress")
     assert {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]} >= {587, 443}
 
 
+@functools.cache
 def _generator() -> Any:
-    spec = importlib.util.spec_from_file_location("kariz_deploy_generate", ROOT / "deploy" / "generate.py")
+    """The package deploy/generator, imported by path (deploy/ is not on sys.path here)."""
+    package = ROOT / "deploy" / "generator"
+    spec = importlib.util.spec_from_file_location(
+        "kariz_deploy_generator", package / "__init__.py", submodule_search_locations=[str(package)]
+    )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    sys.modules[spec.name] = module  # its dataclasses and relative imports look their package up there
     spec.loader.exec_module(module)
     return module
 
@@ -190,3 +197,10 @@ def test_generated_deployment_files_are_current() -> None:
     for path, text in _generator().files().items():
         assert path.exists(), f"{path} is missing: run `make k8s-files`"
         assert path.read_text() == text, f"{path} is stale: run `make k8s-files`"
+
+
+def test_the_generator_refuses_a_registry_that_disagrees_with_the_code() -> None:
+    generator = _generator()
+    deals = registered("deals")
+    with pytest.raises(generator.kubernetes.RegistryMismatch, match="deals consumes nothing"):
+        generator.kubernetes.service_resources(dataclasses.replace(deals, consumes=()))

@@ -8,6 +8,10 @@ them every second with the alert rules loaded. Then every PromQL expression of b
 rules is evaluated through Prometheus's HTTP API: it must parse, every metric it names must exist, and
 every dashboard expression must return data. The rules must load and evaluate without error, and the
 alerts this traffic should raise (dead letters, deliveries given up) are firing while the others are not.
+A timer armed due in the leads service fires, so the timer panels have data too.
+
+Alerts that need minutes of a condition (timers behind) are checked with `promtool test rules` on
+synthetic series instead, and so are the timer panels' expressions.
 """
 
 from __future__ import annotations
@@ -28,16 +32,21 @@ from aiosmtpd.controller import Controller
 
 from kariz_devkit.devstack import ServiceProcess, start_service, wait_ready
 from kariz_devkit.embedded import ChildProcess, free_port, wait_for_port
+from kariz_devkit.sinks import Inbox
 from kariz_devkit.testing import Backends, eventually, publish_raw, unique
 from kariz_devkit.testing.operations import ConsumerLagExporter, debian_tool, metric_names
-from kariz_shared.contracts.events import LeadCaptured
+from kariz_shared.contracts.events import LeadCaptured, LeadResponseOverdue, LeadSource
+from kariz_shared.persistence.store import Store
+from kariz_shared.persistence.unit_of_work import MongoUnitOfWork, MongoUnitsOfWork
+from kariz_shared.runtime.clock import SystemClock
+from kariz_shared.runtime.settings import ServiceSettings
+from kariz_shared.system import SERVICE_NAMES as SERVICES
 
 pytestmark = pytest.mark.integration
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 DASHBOARDS = DEPLOY / "grafana" / "dashboards"
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"
-SERVICES = ("leads", "qualification", "deals", "notifications")
 # What Grafana puts in place of its variables; the test prefix stands in for the production "kariz".
 RATE_INTERVAL = "30s"
 RANGE = "10m"
@@ -48,11 +57,6 @@ class Observed:
     prometheus: str
     group_prefix: str
     logs: Path
-
-
-class Inbox:
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        return "250 OK"
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +101,8 @@ async def observed(
         "KARIZ_SMTP_PORT": str(smtp_port),
         "KARIZ_DELIVERY_MAX_ATTEMPTS": "2",
         "KARIZ_DELIVERY_BACKOFF_S": "0.1",
+        # A timer armed by another process (this test) is found within a second.
+        "KARIZ_TIMER_IDLE_S": "1",
         # A subscriber that is down: its deliveries fail, are retried, and are given up.
         "KARIZ_WEBHOOK_SUBSCRIBERS": json.dumps(
             [{"name": "down", "url": f"http://127.0.0.1:{free_port()}/hook", "secret": "s", "events": ["*"]}]
@@ -104,9 +110,10 @@ async def observed(
     }
     processes: list[ServiceProcess] = []
     prometheus: ChildProcess | None = None
+    databases = {name: unique(f"ops_{name}") for name in SERVICES}
     try:
         for name in SERVICES:
-            env = {**common, "KARIZ_MONGODB_DATABASE": unique(f"ops_{name}")}
+            env = {**common, "KARIZ_MONGODB_DATABASE": databases[name]}
             processes.append(start_service(name, free_port(), env, work / "logs"))
         lag = ConsumerLagExporter(backends.kafka_bootstrap, group_prefix, free_port())
         config = work / "prometheus.yml"
@@ -117,6 +124,7 @@ async def observed(
         async with lag.serving():
             urls = {p.name: p.url for p in processes}
             await _sales_traffic(urls, backends)
+            await _arm_a_due_timer(backends, databases["leads"])
             yield Observed(f"http://127.0.0.1:{port}", group_prefix, work)
     finally:
         for p in processes:
@@ -198,6 +206,29 @@ async def _sales_traffic(urls: dict[str, str], backends: Backends) -> None:
     await publish_raw(backends.kafka_bootstrap, LeadCaptured.topic(), b"ops-garbage", b"{not json")
 
 
+async def _arm_a_due_timer(backends: Backends, database: str) -> None:
+    """A timer due now in the leads service's database, armed as a use case arms one (through the unit of
+    work): the service's timer worker fires it."""
+    store = Store(ServiceSettings(**backends.settings(), service_name="leads", mongodb_database=database))
+    try:
+        units = MongoUnitsOfWork(store, SystemClock(), MongoUnitOfWork)
+        now = units.clock.now()
+        overdue = LeadResponseOverdue(
+            lead_id=unique("L"),
+            owner="ana@kariz.test",
+            source=LeadSource("web_form"),
+            captured_at=now,
+            due_at=now,
+        )
+
+        async def arm(uow: MongoUnitOfWork) -> None:
+            uow.timers.arm(f"lead:{overdue.lead_id}:response", now, overdue)
+
+        await units.run(arm)
+    finally:
+        await store.close()
+
+
 async def _query(prometheus: str, expr: str) -> list[dict[str, Any]]:
     async with httpx.AsyncClient(timeout=15) as http:
         answer = await http.get(f"{prometheus}/api/v1/query", params={"query": expr})
@@ -245,6 +276,8 @@ async def _traffic_seen(prometheus: str) -> bool:
         'sum(kariz_notifications_sent_total{channel="email"}) >= 1',
         'sum(kariz_notifications_gave_up_total{channel="webhook"}) >= 1',
         "count(kafka_consumergroup_lag) >= 1",
+        f"count(kariz_timers_pending) >= {len(SERVICES)}",
+        'sum(kariz_timers_fired_total{service="leads"}) >= 1',
     ]
     for check in checks:
         if not await _query(prometheus, check):
@@ -310,3 +343,121 @@ def test_promtool_accepts_the_alert_rules() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(_alert_rules())} rules found" in result.stdout
+
+
+def test_the_service_missing_alert_watches_every_service_of_the_registry() -> None:
+    [missing] = [rule for rule in _alert_rules() if rule["alert"] == "KarizServiceMissing"]
+    watched = re.findall(r'absent\(up\{job="kariz", service="([^"]+)"\}\)', missing["expr"])
+    assert sorted(watched) == sorted(SERVICES), "KarizServiceMissing must name each service once"
+
+
+def _panel_expr(board_title: str, panel_title: str) -> str:
+    """A panel's only expression, with Grafana's variables as ``promtool test rules`` evaluates them."""
+    for path in sorted(DASHBOARDS.glob("*.json")):
+        board = json.loads(path.read_text())
+        if board["title"] == board_title:
+            [panel] = [p for p in board["panels"] if p["title"] == panel_title]
+            [target] = panel["targets"]
+            return str(target["expr"]).replace("$__rate_interval", "5m")
+    raise AssertionError(f"no dashboard {board_title!r}")
+
+
+def test_timers_behind_fires_after_five_minutes_over_a_minute_and_the_timer_panels_read_per_service(
+    tmp_path: Path,
+) -> None:
+    """`promtool test rules` on synthetic series, a sample a minute. The overdue gauge of leads (both of its
+    replicas read the same timers) is above 60 s from minute 2; of qualification from minute 0, but it drops
+    below at minute 3; of deals it stays at 60 s, which is not behind."""
+    [rule] = [rule for rule in _alert_rules() if rule["alert"] == "KarizTimersBehind"]
+    description = rule["annotations"]["description"]
+    overdue = "kariz_timers_oldest_overdue_seconds"
+
+    def alerts(*firing: tuple[str, str]) -> list[dict[str, Any]]:
+        return [
+            {
+                "exp_labels": {"severity": "warning", "service": service},
+                "exp_annotations": {
+                    "summary": f"Kariz {service}: a timer has waited {waited} past its due time",
+                    "description": description,
+                },
+            }
+            for service, waited in firing
+        ]
+
+    def at(minute: int, *firing: tuple[str, str]) -> dict[str, Any]:
+        return {"eval_time": f"{minute}m", "alertname": "KarizTimersBehind", "exp_alerts": alerts(*firing)}
+
+    tests = {
+        "rule_files": [str(ALERTS)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {
+                        "series": f'{overdue}{{job="kariz", service="leads", instance="a"}}',
+                        "values": "0 30 120+60x8",
+                    },
+                    {
+                        "series": f'{overdue}{{job="kariz", service="leads", instance="b"}}',
+                        "values": "0 30 120+60x8",
+                    },
+                    {
+                        "series": f'{overdue}{{job="kariz", service="qualification"}}',
+                        "values": "90 90 90 10 90x6",
+                    },
+                    {"series": f'{overdue}{{job="kariz", service="deals"}}', "values": "60x10"},
+                    {"series": 'kariz_timers_pending{service="leads", instance="a"}', "values": "5x10"},
+                    {"series": 'kariz_timers_pending{service="leads", instance="b"}', "values": "5x10"},
+                    {"series": 'kariz_timers_pending{service="deals"}', "values": "0x10"},
+                    {
+                        "series": 'kariz_timers_fired_total{service="leads", instance="a"}',
+                        "values": "0+60x10",
+                    },
+                    {
+                        "series": 'kariz_timers_fired_total{service="leads", instance="b"}',
+                        "values": "0+30x10",
+                    },
+                ],
+                "alert_rule_test": [
+                    at(6),  # leads has been behind for 4 minutes: pending, not firing
+                    at(7, ("leads", "7m 0s")),  # 5 minutes: firing, once for the service, not per replica
+                    at(9, ("leads", "9m 0s"), ("qualification", "1m 30s")),  # behind again since minute 4
+                    at(10, ("leads", "10m 0s"), ("qualification", "1m 30s")),  # deals at 60 s never fires
+                ],
+                "promql_expr_test": [
+                    {
+                        "expr": _panel_expr("Kariz / Service health", "Oldest overdue timer"),
+                        "eval_time": "7m",
+                        "exp_samples": [
+                            {"labels": '{service="leads"}', "value": 420},
+                            {"labels": '{service="qualification"}', "value": 90},
+                            {"labels": '{service="deals"}', "value": 60},
+                        ],
+                    },
+                    {
+                        # Both replicas count the same timers: 5, not 10.
+                        "expr": _panel_expr("Kariz / Service health", "Timers pending"),
+                        "eval_time": "7m",
+                        "exp_samples": [
+                            {"labels": '{service="leads"}', "value": 5},
+                            {"labels": '{service="deals"}', "value": 0},
+                        ],
+                    },
+                    {
+                        # Each replica fires its own: 1/s and 0.5/s.
+                        "expr": _panel_expr("Kariz / Service health", "Timers fired per second"),
+                        "eval_time": "10m",
+                        "exp_samples": [{"labels": '{service="leads"}', "value": 1.5}],
+                    },
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "timers.test.yml"
+    path.write_text(yaml.safe_dump(tests, sort_keys=False))
+    result = subprocess.run(
+        [debian_tool("promtool"), "test", "rules", str(path)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 
+from kariz_bench import raw
 from kariz_bench.cli import Latency, Throughput, percentiles, summary, table
 from kariz_bench.stack import Usage
 from kariz_bench.traffic import hot_leads
 
 from kariz_qualification.domain.rules import DEFAULT_RULES
 from kariz_shared.contracts.events import Company, Contact, LeadSource
+from kariz_shared.system import SERVICE_NAMES
 
 
 def test_every_hot_lead_qualifies_on_its_fit_alone() -> None:
@@ -56,3 +58,9 @@ def test_the_summary_divides_what_was_measured() -> None:
     }
     printed = table(out)
     assert "Kariz / raw" in printed and "0.25" in printed and "busiest process: database" in printed
+
+
+def test_the_raw_path_models_every_service_of_the_registry() -> None:
+    """A service added to kariz_shared.system needs its raw counterpart (hops, collections, indexes)."""
+    assert set(raw.SERVICES) == set(SERVICE_NAMES)
+    assert set(raw.COLLECTIONS) == set(raw.KARIZ_INDEXES) == set(SERVICE_NAMES)

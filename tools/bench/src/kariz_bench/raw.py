@@ -78,13 +78,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
 
 from kariz_shared.messaging.broker import ensure_topics
+from kariz_shared.system import SERVICE_NAMES as SERVICES
 
 log = logging.getLogger(__name__)
 
 Document = dict[str, Any]
 Records = list[ConsumerRecord[bytes, bytes]]
 
-SERVICES = ("leads", "qualification", "deals", "notifications")
 LEAD_CAPTURED, LEAD_QUALIFIED, DEAL_OPENED = "lead-captured", "lead-qualified", "deal-opened"
 OUTBOX, PROCESSED_EVENTS = "outbox", "processed_events"
 # The scoring lines a default rule set gives a well-fitting lead (industry, size, country, seniority, source).
@@ -347,7 +347,10 @@ def _markers(records: Records, group: str) -> list[Document]:
     return docs
 
 
-def _events(records: Records) -> list[tuple[Document, dict[str, str]]]:
+Events = list[tuple[Document, dict[str, str]]]
+
+
+def _events(records: Records) -> Events:
     return [(json.loads(r.value), {k: v.decode() for k, v in r.headers}) for r in records]
 
 
@@ -469,6 +472,31 @@ class _Run:
         for client in self.clients.values():
             await client.close()
 
+    async def _handle_once(
+        self,
+        service: str,
+        records: Records,
+        work: Callable[[AsyncClientSession, Events], Awaitable[None]],
+        *,
+        reads: int,
+        written: int,
+    ) -> None:
+        """A consumed batch as a Kariz consumer handles it: one transaction that writes a processed_events
+        marker per record, then ``work``; counted as ``reads`` reads and ``written`` documents written."""
+        db = self.dbs[service]
+        markers = _markers(records, self.groups[service])
+        events = _events(records)
+
+        async def in_transaction(session: AsyncClientSession) -> None:
+            await db[PROCESSED_EVENTS].insert_many(markers, session=session)
+            await work(session, events)
+
+        await _in_transaction(self.clients[service], in_transaction)
+        if reads:
+            self.tally.reads[db.name] += reads
+        self.tally.written[db.name] += written
+        self.tally.transactions[db.name] += 1
+
     # --- stages -------------------------------------------------------------------------------------
 
     async def capture(self) -> None:
@@ -549,23 +577,16 @@ class _Run:
             await consumer.commit()
 
     async def qualification(self) -> None:
-        db, client, outbox = (
-            self.dbs["qualification"],
-            self.clients["qualification"],
-            self.outboxes["qualification"],
-        )
-        group, source = self.groups["qualification"], "/kariz/qualification"
+        db, outbox = self.dbs["qualification"], self.outboxes["qualification"]
+        source = "/kariz/qualification"
         seen = 0
 
         async def handle(records: Records) -> None:
             nonlocal seen
             first = seen
             seen += len(records)
-            events = _events(records)
-            markers = _markers(records, group)
 
-            async def work(session: AsyncClientSession) -> None:
-                await db[PROCESSED_EVENTS].insert_many(markers, session=session)
+            async def work(session: AsyncClientSession, events: Events) -> None:
                 ids = [e["lead_id"] for e, _ in events]
                 await (
                     db["leads"].find({"_id": {"$in": ids}}, projection={"_id": 1}, session=session).to_list()
@@ -622,24 +643,16 @@ class _Run:
                 await db["leads"].insert_many(docs, session=session)
                 await outbox.write(emitted, session)
 
-            await _in_transaction(client, work)
-            self.tally.reads[db.name] += 2
-            self.tally.written[db.name] += 2 * len(records)
-            self.tally.transactions[db.name] += 1
+            await self._handle_once("qualification", records, work, reads=2, written=2 * len(records))
             outbox.signal.set()
 
         await self._consume("qualification", handle)
 
     async def deals(self) -> None:
-        db, client, outbox = self.dbs["deals"], self.clients["deals"], self.outboxes["deals"]
-        group, source = self.groups["deals"], "/kariz/deals"
+        db, outbox, source = self.dbs["deals"], self.outboxes["deals"], "/kariz/deals"
 
         async def handle(records: Records) -> None:
-            events = _events(records)
-            markers = _markers(records, group)
-
-            async def work(session: AsyncClientSession) -> None:
-                await db[PROCESSED_EVENTS].insert_many(markers, session=session)
+            async def work(session: AsyncClientSession, events: Events) -> None:
                 ids = [e["lead_id"] for e, _ in events]
                 await (
                     db["deals"]
@@ -720,26 +733,20 @@ class _Run:
                 )
                 await outbox.write(emitted, session)
 
-            await _in_transaction(client, work)
-            self.tally.reads[db.name] += 2
-            self.tally.written[db.name] += 3 * len(records) + 1
-            self.tally.transactions[db.name] += 1
+            await self._handle_once("deals", records, work, reads=2, written=3 * len(records) + 1)
             outbox.signal.set()
 
         await self._consume("deals", handle)
 
     async def verdicts(self) -> None:
         """Leads records qualification's verdict (beside the path)."""
-        db, client, group = self.dbs["leads"], self.clients["leads"], self.groups["leads"]
+        db = self.dbs["leads"]
         handled = 0
 
         async def handle(records: Records) -> None:
             nonlocal handled
-            events = _events(records)
-            markers = _markers(records, group)
 
-            async def work(session: AsyncClientSession) -> None:
-                await db[PROCESSED_EVENTS].insert_many(markers, session=session)
+            async def work(session: AsyncClientSession, events: Events) -> None:
                 ids = [e["lead_id"] for e, _ in events]
                 await db["leads"].find({"_id": {"$in": ids}}, session=session).to_list()
                 at = _now()
@@ -759,10 +766,7 @@ class _Run:
                 ]
                 await db["leads"].bulk_write(updates, ordered=True, session=session)
 
-            await _in_transaction(client, work)
-            self.tally.reads[db.name] += 1
-            self.tally.written[db.name] += 2 * len(records)
-            self.tally.transactions[db.name] += 1
+            await self._handle_once("leads", records, work, reads=1, written=2 * len(records))
             handled += len(records)
             if handled >= self.qualified:
                 self.side_done["leads"].set()
@@ -771,21 +775,14 @@ class _Run:
 
     async def notifications(self) -> None:
         """Notifications records the owner's e-mail for each qualified lead (beside the path)."""
-        db, client, group = (
-            self.dbs["notifications"],
-            self.clients["notifications"],
-            self.groups["notifications"],
-        )
+        db = self.dbs["notifications"]
         handled = 0
         recorded = asyncio.Event()
 
         async def handle(records: Records) -> None:
             nonlocal handled
-            events = _events(records)
-            markers = _markers(records, group)
 
-            async def work(session: AsyncClientSession) -> None:
-                await db[PROCESSED_EVENTS].insert_many(markers, session=session)
+            async def work(session: AsyncClientSession, events: Events) -> None:
                 at = datetime.now(UTC)
                 upserts = []
                 for e, headers in events:
@@ -833,9 +830,7 @@ class _Run:
                     upserts.append(UpdateOne({"_id": key}, {"$setOnInsert": doc}, upsert=True))
                 await db["deliveries"].bulk_write(upserts, ordered=True, session=session)
 
-            await _in_transaction(client, work)
-            self.tally.written[db.name] += 2 * len(records)
-            self.tally.transactions[db.name] += 1
+            await self._handle_once("notifications", records, work, reads=0, written=2 * len(records))
             handled += len(records)
             recorded.set()
             if handled >= self.qualified:

@@ -22,9 +22,10 @@ from pymongo import AsyncMongoClient
 from kariz_devkit.devstack import ServiceProcess, start_service, wait_ready
 from kariz_devkit.embedded import EmbeddedBackends, free_port
 from kariz_devkit.testing import Backends, unique
-from kariz_devkit.testing.cluster import SERVICES, Sinks, standard_environment
+from kariz_devkit.testing.cluster import Sinks, standard_environment
 from kariz_shared.contracts.events import EVENTS, Event
 from kariz_shared.messaging.broker import ensure_topics
+from kariz_shared.system import SERVICE_NAMES as SERVICES
 
 PARTITIONS = 6  # enough for two replicas of every consumer to share work evenly
 

@@ -18,19 +18,13 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from email import message_from_bytes
-from email.policy import default as default_policy
 from pathlib import Path
-from typing import Any
 
 import httpx
-import uvicorn
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 
 from kariz_devkit.embedded import ChildProcess, EmbeddedBackends
+from kariz_devkit.sinks import WEBHOOK_PATH, Sinks
 from kariz_devkit.testing import EMBEDDED_CONSUMER_TUNING
-from kariz_shared.contracts.webhooks import verify
 from kariz_shared.messaging.broker import ensure_topics
 from kariz_shared.system import SERVICES, service
 
@@ -86,58 +80,6 @@ async def wait_ready(services: list[ServiceProcess], timeout: float = 120.0) -> 
             await asyncio.sleep(0.25)
 
 
-# --- sinks, so a person (or a test) can see what notifications sent -----------------------------
-
-
-class MailSink:
-    """An SMTP server that keeps each message as an .eml file."""
-
-    def __init__(self, folder: Path, port: int = SMTP_PORT) -> None:
-        from aiosmtpd.controller import Controller
-
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
-        self.controller = Controller(self, hostname="127.0.0.1", port=port)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        message = message_from_bytes(envelope.content, policy=default_policy)
-        name = f"{time.time_ns()}.eml"
-        (self.folder / name).write_bytes(envelope.content)
-        print(f"  mail  -> {', '.join(envelope.rcpt_tos)}: {message['Subject']}", flush=True)
-        return "250 Message accepted for delivery"
-
-    def start(self) -> None:
-        self.controller.start()
-
-    def stop(self) -> None:
-        self.controller.stop()
-
-
-def webhook_sink_app(folder: Path, secret: str = WEBHOOK_SECRET) -> FastAPI:
-    """A webhook subscriber that checks the signature and keeps each delivery as a JSON file."""
-    folder.mkdir(parents=True, exist_ok=True)
-    app = FastAPI(title="Kariz dev webhook sink")
-
-    @app.post("/webhooks/kariz")
-    async def receive(request: Request) -> JSONResponse:
-        body = await request.body()
-        headers = dict(request.headers)
-        valid = verify(secret, body, headers)
-        record = {"signature_valid": valid, "headers": headers, "body": json.loads(body or b"null")}
-        (folder / f"{time.time_ns()}.json").write_text(json.dumps(record, indent=2))
-        print(
-            f"  hook  <- {headers.get('x-kariz-event-type')} signature {'ok' if valid else 'INVALID'}",
-            flush=True,
-        )
-        return JSONResponse({"received": valid}, status_code=200 if valid else 401)
-
-    @app.get("/webhooks/kariz")
-    async def received() -> list[dict[str, Any]]:
-        return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
-
-    return app
-
-
 # --- the commands -------------------------------------------------------------------------------
 
 
@@ -157,9 +99,7 @@ async def _run(args: argparse.Namespace, with_services: bool) -> None:
     data = Path(args.data_dir).resolve()
     embedded: EmbeddedBackends | None = None
     services: list[ServiceProcess] = []
-    sink: MailSink | None = None
-    hook_server: uvicorn.Server | None = None
-    hook_task: asyncio.Task[None] | None = None
+    sinks: Sinks | None = None
     try:
         if _backends_wanted():
             print(
@@ -183,34 +123,12 @@ async def _run(args: argparse.Namespace, with_services: bool) -> None:
         print(f"topics ready ({len(created)} created)")
 
         if with_services:
-            sink = MailSink(data / "mail", port=args.smtp_port)
-            sink.start()
-            hook_server = uvicorn.Server(
-                uvicorn.Config(
-                    webhook_sink_app(data / "webhooks"),
-                    host="127.0.0.1",
-                    port=args.webhook_port,
-                    log_level="warning",
-                )
-            )
-            hook_task = asyncio.create_task(hook_server.serve())
-            env |= {
-                "KARIZ_SMTP_HOST": "127.0.0.1",
-                "KARIZ_SMTP_PORT": str(args.smtp_port),
-                "KARIZ_WEBHOOK_SUBSCRIBERS": json.dumps(
-                    [
-                        {
-                            "name": "dev-sink",
-                            "url": f"http://127.0.0.1:{args.webhook_port}/webhooks/kariz",
-                            "secret": WEBHOOK_SECRET,
-                            "events": ["*"],
-                        }
-                    ]
-                ),
-            }
+            ports = {"smtp_port": args.smtp_port, "webhook_port": args.webhook_port}
+            sinks = await Sinks(WEBHOOK_SECRET, **ports, folder=data, echo=True).start()
+            env |= sinks.environment(subscriber="dev-sink")
             for name, port in SERVICE_PORTS.items():
                 services.append(start_service(name, port, env, data / "logs"))
-            print("starting leads, qualification, deals, notifications ...")
+            print(f"starting {', '.join(SERVICE_PORTS)} ...")
             await wait_ready(services)
 
         _print_summary(data, bootstrap, env, services, args, with_services)
@@ -219,11 +137,8 @@ async def _run(args: argparse.Namespace, with_services: bool) -> None:
     finally:
         for svc in reversed(services):
             await asyncio.to_thread(svc.stop)
-        if hook_server is not None and hook_task is not None:
-            hook_server.should_exit = True
-            await hook_task
-        if sink is not None:
-            sink.stop()
+        if sinks is not None:
+            await sinks.stop()
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
         print("stopped")
@@ -244,7 +159,7 @@ def _print_summary(
     print(f"  {'mongodb':<14} {env.get('KARIZ_MONGODB_URI') or os.environ.get('KARIZ_MONGODB_URI')}")
     if with_services:
         print(f"  {'mail sink':<14} smtp://127.0.0.1:{args.smtp_port}  -> {data / 'mail'}")
-        hook_url = f"http://127.0.0.1:{args.webhook_port}/webhooks/kariz"
+        hook_url = f"http://127.0.0.1:{args.webhook_port}{WEBHOOK_PATH}"
         print(f"  {'webhook sink':<14} {hook_url}  -> {data / 'webhooks'}")
     print(f"  {'data':<14} {data}\n\nCtrl-C stops everything.", flush=True)
 

@@ -18,13 +18,10 @@ from typing import Any
 import httpx
 
 from kariz_loadgen.population import SyntheticLead
+from kariz_shared.system import SERVICES
 
-DEFAULT_URLS = {
-    "leads": "http://127.0.0.1:8001",
-    "qualification": "http://127.0.0.1:8002",
-    "deals": "http://127.0.0.1:8003",
-    "notifications": "http://127.0.0.1:8004",
-}
+# Where `make run` serves each service.
+DEFAULT_URLS = {entry.name: f"http://127.0.0.1:{entry.port}" for entry in SERVICES}
 RETRYABLE = (httpx.TransportError,)
 
 

@@ -1,5 +1,6 @@
 """The four services as separate processes, with an SMTP server and a webhook receiver that record
-every delivery, for the end-to-end and fault tests. Processes can be killed (SIGKILL) and restarted.
+every delivery (:mod:`kariz_devkit.sinks`), for the end-to-end and fault tests. Processes can be killed
+(SIGKILL) and restarted.
 """
 
 from __future__ import annotations
@@ -10,104 +11,26 @@ import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email import message_from_bytes
-from email.message import EmailMessage
-from email.policy import default as default_policy
 from pathlib import Path
-from typing import Any
-
-import uvicorn
-from aiosmtpd.controller import Controller
-from fastapi import FastAPI, Request
 
 from kariz_devkit.devstack import ServiceProcess, start_service, wait_ready
 from kariz_devkit.embedded import free_port
+from kariz_devkit.sinks import DELIVERY_ID, Hooks, Inbox, Sinks
 from kariz_devkit.testing import Backends, unique
-from kariz_shared.contracts.webhooks import verify
 from kariz_shared.system import SERVICE_NAMES
 
+# The tests import these from here.
+__all__ = [
+    "DELIVERY_ID",
+    "SERVICES",
+    "Cluster",
+    "Hooks",
+    "Inbox",
+    "Sinks",
+    "standard_environment",
+]
+
 SERVICES = SERVICE_NAMES
-DELIVERY_ID = "X-Kariz-Delivery-Id"
-
-
-@dataclass
-class Inbox:
-    """An SMTP server's mailbox: every message received, repeats included."""
-
-    messages: list[EmailMessage] = field(default_factory=list)
-    port: int = 0
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(message_from_bytes(envelope.content, policy=default_policy))
-        return "250 OK"
-
-    def delivery_ids(self) -> Counter[str]:
-        return Counter(str(m[DELIVERY_ID]) for m in self.messages)
-
-
-@dataclass
-class Hooks:
-    """A webhook subscriber: every POST received, with whether its signature checked."""
-
-    secret: str
-    received: list[tuple[dict[str, str], bytes, bool]] = field(default_factory=list)
-    port: int = 0
-
-    def delivery_ids(self) -> Counter[str]:
-        return Counter(headers[DELIVERY_ID.lower()] for headers, _, _ in self.received)
-
-
-class Sinks:
-    """An SMTP server (own thread) and a webhook receiver (this event loop) on free ports."""
-
-    def __init__(self, secret: str = "fault-secret") -> None:
-        self.inbox = Inbox(port=free_port())
-        self.hooks = Hooks(secret=secret, port=free_port())
-        self._smtp = Controller(self.inbox, hostname="127.0.0.1", port=self.inbox.port)
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> Sinks:
-        self._smtp.start()
-        app = FastAPI()
-        hooks = self.hooks
-
-        @app.post("/hook")
-        async def hook(request: Request) -> dict[str, bool]:
-            body = await request.body()
-            headers = dict(request.headers)
-            hooks.received.append((headers, body, verify(hooks.secret, body, headers)))
-            return {"ok": True}
-
-        self._server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.hooks.port, log_level="warning")
-        )
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            await asyncio.sleep(0.05)
-        return self
-
-    async def stop(self) -> None:
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            await self._task
-        self._smtp.stop()
-
-    def environment(self, events: list[str]) -> dict[str, str]:
-        """Notifications settings that send to these sinks; the webhook subscribes to ``events``."""
-        return {
-            "KARIZ_SMTP_PORT": str(self.inbox.port),
-            "KARIZ_WEBHOOK_SUBSCRIBERS": json.dumps(
-                [
-                    {
-                        "name": "finance",
-                        "url": f"http://127.0.0.1:{self.hooks.port}/hook",
-                        "secret": self.hooks.secret,
-                        "events": events,
-                    }
-                ]
-            ),
-        }
 
 
 @dataclass
