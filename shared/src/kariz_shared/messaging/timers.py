@@ -50,6 +50,8 @@ class TimerWorker:
         self.batch = settings.timer_batch_max
         self.idle = timedelta(seconds=settings.timer_idle_s)
         self._retry_s = settings.startup_retry_initial_s
+        # The series exist from the start at 0, so increase() counts the first timer fired.
+        timers_fired.labels(self.service)
 
     @property
     def timers(self) -> Any:
