@@ -29,6 +29,7 @@ from kariz_shared.messaging.consumer import Consumer, Handler
 from kariz_shared.messaging.outbox import OutboxRelay
 from kariz_shared.messaging.timers import TimerWorker
 from kariz_shared.persistence.store import Store
+from kariz_shared.persistence.unit_of_work import MongoUnitsOfWork, Subscriptions
 from kariz_shared.runtime import http
 from kariz_shared.runtime.clock import Clock, SystemClock
 from kariz_shared.runtime.logging import configure_logging
@@ -101,6 +102,11 @@ class Service:
     def subscribe(self, event_cls: type[E], handler: Handler[E], *, group_id: str | None = None) -> None:
         self.consumes.append(event_cls)
         Consumer(self.broker, self.store, self.settings, event_cls, handler, group_id=group_id).register()
+
+    def subscribe_all(self, units: MongoUnitsOfWork[Any], table: Subscriptions[Any]) -> None:
+        """Subscribe each ``handle(uow, event)`` of a service's table, in the consumer's transaction."""
+        for event_cls, handle in table.items():
+            self.subscribe(event_cls, units.handler(handle))
 
     def on_startup(self, hook: StartupHook) -> StartupHook:
         """Run ``hook(store)`` at start-up, before consuming: indexes, seed data."""

@@ -48,8 +48,7 @@ def build(settings: DealsSettings | None = None, clock: Clock | None = None) -> 
 
     service.on_startup(ensure_indexes)
     service.on_startup(count_pipeline_totals)
-    for subscription in kafka.subscriptions(pipeline=pipeline, currency=currency):
-        service.subscribe(subscription.event, units.handler(subscription.handle))
+    service.subscribe_all(units, kafka.subscriptions(pipeline=pipeline, currency=currency))
     service.api.include_router(http.router(units, reads, pipeline=pipeline, default_currency=currency))
     service.add_worker(
         "pipeline-gauges",

@@ -378,8 +378,8 @@ async def test_one_batch_reads_its_deals_and_accounts_once_and_writes_them_toget
     store = Store(settings_for(DealsSettings, service_name="deals"))
     metrics = RecordingDealsMetrics()
     units = MongoUnitsOfWork(store, SystemClock(), lambda tx, clock: MongoDealsUnitOfWork(tx, clock, metrics))
-    [subscription] = kafka.subscriptions(pipeline=DEFAULT_PIPELINE, currency="EUR")
-    handle = units.handler(subscription.handle)
+    on_lead_qualified = kafka.subscriptions(pipeline=DEFAULT_PIPELINE, currency="EUR")[LeadQualified]
+    handle = units.handler(on_lead_qualified)
     same, other = unique("L"), unique("L")
     domain = f"{unique('co')}.example"
     nameless = f"Nameless {unique('co')}"

@@ -35,7 +35,7 @@ from kariz_shared.runtime.logging import correlation_id
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 Units: TypeAlias = InMemoryUnitsOfWork[InMemoryDealsUnitOfWork]
-[ON_LEAD_QUALIFIED] = kafka.subscriptions(pipeline=DEFAULT_PIPELINE, currency="EUR")
+ON_LEAD_QUALIFIED = kafka.subscriptions(pipeline=DEFAULT_PIPELINE, currency="EUR")[LeadQualified]
 
 
 @pytest.fixture
@@ -86,8 +86,8 @@ def qualified(
 
 async def consume(units: Units, event: LeadQualified) -> None:
     """As the consumer applies it: through the subscriptions table, in a unit of its own."""
-    assert ON_LEAD_QUALIFIED.event is LeadQualified
-    await units.handle(ON_LEAD_QUALIFIED.handle, event)
+    assert set(kafka.subscriptions(pipeline=DEFAULT_PIPELINE, currency="EUR")) == {LeadQualified}
+    await units.handle(ON_LEAD_QUALIFIED, event)
 
 
 def stored(units: Units) -> list[Deal]:

@@ -25,7 +25,7 @@ from kariz_shared.runtime.logging import correlation_id
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 Units: TypeAlias = InMemoryUnitsOfWork[InMemoryDealsUnitOfWork]
-[ON_LEAD_QUALIFIED] = kafka.subscriptions(pipeline=DEFAULT_PIPELINE, currency="EUR")
+ON_LEAD_QUALIFIED = kafka.subscriptions(pipeline=DEFAULT_PIPELINE, currency="EUR")[LeadQualified]
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ async def open_deal(
     )
     token = correlation_id.set(f"corr-{lead_id}")
     try:
-        await units.handle(ON_LEAD_QUALIFIED.handle, event)
+        await units.handle(ON_LEAD_QUALIFIED, event)
     finally:
         correlation_id.reset(token)
     return next(d for d in units.uow.deals.by_id.values() if d.lead_id == lead_id)

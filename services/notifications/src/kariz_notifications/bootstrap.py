@@ -65,7 +65,6 @@ def build(settings: NotificationsSettings | None = None, clock: Clock | None = N
         return MongoNotificationsUnitOfWork(tx, clock, audience)
 
     units = MongoUnitsOfWork(service.store, service.clock, unit_of_work)
-    for event_cls, handle in kafka.subscriptions(on_recorded=worker.wake).items():
-        service.subscribe(event_cls, units.handler(handle))
+    service.subscribe_all(units, kafka.subscriptions(on_recorded=worker.wake))
     service.api.include_router(http.router(MongoNotificationsReads(service.store.db)))
     return service

@@ -31,7 +31,6 @@ def build(settings: QualificationSettings | None = None, clock: Clock | None = N
         await prepare(store, service.clock)
 
     service.on_startup(prepare_database)
-    for subscription in kafka.SUBSCRIPTIONS:
-        service.subscribe(subscription.event, units.handler(subscription.handle))
+    service.subscribe_all(units, kafka.SUBSCRIPTIONS)
     service.api.include_router(http.router(units))
     return service

@@ -15,7 +15,7 @@ holds is cancelled by the state change: the worker checks nothing but the time.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
@@ -133,6 +133,10 @@ class UnitsOfWork(Protocol[U_co]):
 
     @property
     def clock(self) -> Clock: ...
+
+
+#: A service's consumed events: which event goes to which ``handle(uow, event)``.
+Subscriptions = Mapping[type[Event], Callable[[U, Any], Awaitable[None]]]
 
 
 # --- MongoDB -------------------------------------------------------------------------------------

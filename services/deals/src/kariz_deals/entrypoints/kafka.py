@@ -6,26 +6,15 @@ Each entry runs as ``handle(uow, event)`` in the consumer's batch transaction, o
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
-
 from kariz_deals.domain import Pipeline
 from kariz_deals.service_layer import handlers
 from kariz_deals.service_layer.unit_of_work import DealsUnitOfWork
 from kariz_shared.contracts.errors import RejectedEvent, RuleViolation
-from kariz_shared.contracts.events import Event, LeadQualified
-
-E = TypeVar("E", bound=Event)
-
-
-@dataclass(frozen=True)
-class Subscription(Generic[E]):
-    event: type[E]
-    handle: Callable[[DealsUnitOfWork, E], Awaitable[None]]
+from kariz_shared.contracts.events import LeadQualified
+from kariz_shared.persistence.unit_of_work import Subscriptions
 
 
-def subscriptions(*, pipeline: Pipeline, currency: str) -> tuple[Subscription[Any], ...]:
+def subscriptions(*, pipeline: Pipeline, currency: str) -> Subscriptions[DealsUnitOfWork]:
     """What deals consumes; new deals are opened in ``pipeline``, priced in ``currency``."""
 
     async def on_lead_qualified(uow: DealsUnitOfWork, event: LeadQualified) -> None:
@@ -37,4 +26,4 @@ def subscriptions(*, pipeline: Pipeline, currency: str) -> tuple[Subscription[An
             # The event itself is unusable (no company, bad amount): retrying cannot help.
             raise RejectedEvent(str(exc)) from exc
 
-    return (Subscription(LeadQualified, on_lead_qualified),)
+    return {LeadQualified: on_lead_qualified}

@@ -3,19 +3,18 @@ transaction (``MongoUnitsOfWork.handler`` in bootstrap)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from kariz_notifications.domain.model import Delivery
 from kariz_notifications.service_layer import handlers
 from kariz_notifications.service_layer.unit_of_work import NotificationsUnitOfWork
 from kariz_shared.contracts.events import DealLost, DealWon, Event, LeadQualified, StageChanged
-
-Handle = Callable[[NotificationsUnitOfWork, Event], Awaitable[None]]
+from kariz_shared.persistence.unit_of_work import Subscriptions
 
 
 def subscriptions(
     on_recorded: Callable[[list[Delivery]], None] = lambda deliveries: None,
-) -> dict[type[Event], Handle]:
+) -> Subscriptions[NotificationsUnitOfWork]:
     """Every event that notifies someone records its deliveries; once they are committed,
     ``on_recorded`` hands them to this process's sender, which takes them at once by id."""
 

@@ -6,21 +6,10 @@ Each entry runs as ``handle(uow, event)`` in the consumer's batch transaction, o
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
-
 from kariz_qualification.service_layer import handlers
 from kariz_qualification.service_layer.unit_of_work import QualificationUnitOfWork
-from kariz_shared.contracts.events import Event, LeadCaptured
-
-E = TypeVar("E", bound=Event)
-
-
-@dataclass(frozen=True)
-class Subscription(Generic[E]):
-    event: type[E]
-    handle: Callable[[QualificationUnitOfWork, E], Awaitable[None]]
+from kariz_shared.contracts.events import LeadCaptured
+from kariz_shared.persistence.unit_of_work import Subscriptions
 
 
 async def on_lead_captured(uow: QualificationUnitOfWork, event: LeadCaptured) -> None:
@@ -29,4 +18,4 @@ async def on_lead_captured(uow: QualificationUnitOfWork, event: LeadCaptured) ->
     await handlers.capture_lead(uow, event)
 
 
-SUBSCRIPTIONS: tuple[Subscription[Any], ...] = (Subscription(LeadCaptured, on_lead_captured),)
+SUBSCRIPTIONS: Subscriptions[QualificationUnitOfWork] = {LeadCaptured: on_lead_captured}
