@@ -2,41 +2,39 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from kariz_leads import handlers, metrics
-from kariz_leads.adapters.mongo import ensure_indexes, newest_capture
-from kariz_leads.api import make_router
-from kariz_leads.domain import SalesTeam
+from kariz_leads.adapters.metrics import NewestCaptureGauge
+from kariz_leads.adapters.mongo.indexes import ensure_indexes
+from kariz_leads.adapters.mongo.unit_of_work import MongoLeadsUnitOfWork
+from kariz_leads.domain import ResponseSla, SalesTeam
+from kariz_leads.entrypoints import http, kafka
 from kariz_leads.settings import LeadsSettings
-from kariz_shared.contracts.events import LeadCaptured, LeadDisqualified, LeadQualified
+from kariz_shared.persistence.unit_of_work import MongoUnitsOfWork
+from kariz_shared.runtime.clock import Clock
 from kariz_shared.runtime.periodic import refreshing
 from kariz_shared.service import Service
+from kariz_shared.system import service as registered
 
 
-def build(settings: LeadsSettings | None = None) -> Service:
+def build(settings: LeadsSettings | None = None, clock: Clock | None = None) -> Service:
     settings = settings or LeadsSettings()
     team = SalesTeam.of(settings.reps, settings.territories)
+    sla = ResponseSla(settings.lead_response_sla)
     service = Service(
         settings,
         title="Kariz leads",
         description="Captures leads from every source, normalises them, folds duplicates into touches, "
-        "assigns an owner by territory or round robin, and publishes LeadCaptured.",
-        publishes=[LeadCaptured],
+        "assigns an owner by territory or round robin, and publishes LeadCaptured; a lead still new a "
+        "response SLA after capture is published as LeadResponseOverdue.",
+        publishes=registered("leads").publishes,
+        clock=clock,
     )
+    units = MongoUnitsOfWork(service.store, service.clock, MongoLeadsUnitOfWork)
     service.on_startup(ensure_indexes)
-    service.subscribe(LeadQualified, handlers.on_lead_qualified)
-    service.subscribe(LeadDisqualified, handlers.on_lead_disqualified)
-    service.api.include_router(make_router(service.store, team))
-
-    newest: datetime | None = None
-
-    async def measure_newest_capture() -> None:
-        nonlocal newest
-        newest = await newest_capture(service.store.db, since=newest)
-        metrics.last_captured.set(newest.timestamp() if newest else 0)
-
+    for event, handle in kafka.SUBSCRIPTIONS.items():
+        service.subscribe(event, units.handler(handle))
+    service.api.include_router(http.router(units, team, sla))
+    gauge = NewestCaptureGauge(service.store)
     service.add_worker(
-        "capture-gauge", refreshing("capture", measure_newest_capture, settings.metrics_refresh_interval_s)
+        "capture-gauge", refreshing("capture", gauge.refresh, settings.metrics_refresh_interval_s)
     )
     return service

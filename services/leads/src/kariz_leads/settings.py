@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Annotated, Any
 
 from pydantic import field_validator
@@ -20,6 +21,9 @@ class LeadsSettings(ServiceSettings):
     reps: Annotated[list[str], NoDecode] = ["alex@kariz.example", "sam@kariz.example"]
     # KARIZ_TERRITORIES: a JSON object, ISO country code -> list of rep addresses, e.g. {"DE": ["kim@..."]}.
     territories: dict[str, list[str]] = {}
+    # KARIZ_LEAD_RESPONSE_SLA: how long a new lead may wait for its owner before LeadResponseOverdue;
+    # ISO 8601 (``PT4H``, ``P1D``) or seconds.
+    lead_response_sla: timedelta = timedelta(hours=4)
 
     @field_validator("reps", mode="before")
     @classmethod
@@ -37,6 +41,24 @@ class LeadsSettings(ServiceSettings):
         if isinstance(value, str):
             return json.loads(value) if value.strip() else {}
         return value
+
+    @field_validator("lead_response_sla", mode="before")
+    @classmethod
+    def _sla_from_seconds(cls, value: Any) -> Any:
+        # An environment variable is text, and pydantic reads "14400" as no duration: take it as seconds.
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                return value
+        return value
+
+    @field_validator("lead_response_sla")
+    @classmethod
+    def _sla_is_positive(cls, sla: timedelta) -> timedelta:
+        if sla <= timedelta(0):
+            raise ValueError("the lead response SLA must be a positive time, e.g. PT4H")
+        return sla
 
     @field_validator("reps")
     @classmethod

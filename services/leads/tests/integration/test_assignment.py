@@ -1,5 +1,5 @@
-"""Assignment of new leads on the running service: round robin over the reps, territory teams, and
-the turn counters kept in the database."""
+"""Assignment of new leads on the running service: the turn counters kept in the database, one per
+rotation, and the owner in the published event. (The rotation rule itself: tests/unit.)"""
 
 from __future__ import annotations
 
@@ -13,38 +13,34 @@ from kariz_shared.contracts.events import LeadCaptured
 pytestmark = pytest.mark.integration
 
 
-async def capture_owners(leads: Any, lead_body: Any, countries: list[str | None]) -> list[dict[str, Any]]:
-    captured = []
-    for country in countries:
-        response = await leads.http.post("/leads", json=lead_body(company={"country": country}))
-        assert response.status_code == 201, response.text
-        captured.append(response.json())
-    return captured
-
-
-async def test_round_robin_takes_the_reps_in_turn(leads: Any, lead_body: Any) -> None:
-    reps = leads.settings.reps
-    turns = await leads.db.assignment_turns.find_one({"_id": "round_robin"})
-    taken = turns["taken"] if turns else 0
-    captured = await capture_owners(leads, lead_body, [None, "FR", None, "US"])
-    # France and the US have no team of their own, so they take a turn in the general rotation.
-    assert [lead["owner"] for lead in captured] == [reps[(taken + i) % len(reps)] for i in range(4)]
-    assert {lead["assigned_by"] for lead in captured} == {"round_robin"}
-    assert (await leads.db.assignment_turns.find_one({"_id": "round_robin"}))["taken"] == taken + 4
-
-
-async def test_a_territory_team_gets_its_countrys_leads_in_turn(
+async def test_each_rotation_takes_its_turns_from_its_own_counter(
     leads: Any, lead_body: Any, backends: Backends
 ) -> None:
-    team = leads.settings.territories["DE"]
-    turns = await leads.db.assignment_turns.find_one({"_id": "territory:DE"})
-    taken = turns["taken"] if turns else 0
-    general = await leads.db.assignment_turns.find_one({"_id": "round_robin"})
+    reps, team = leads.settings.reps, leads.settings.territories["DE"]
+
+    async def taken(key: str) -> int:
+        turns = await leads.db.assignment_turns.find_one({"_id": key})
+        return int(turns["taken"]) if turns else 0
+
+    general, territory = await taken("round_robin"), await taken("territory:DE")
     async with reading(backends.kafka_bootstrap, LeadCaptured.topic()) as reader:
-        captured = await capture_owners(leads, lead_body, ["de", "DE", "DE"])
-        records = await reader.wait_for(lambda r: r.key in {lead["id"] for lead in captured}, count=3)
-    assert [lead["owner"] for lead in captured] == [team[(taken + i) % len(team)] for i in range(3)]
-    assert {lead["assigned_by"] for lead in captured} == {"territory"}
-    assert {(r.body["owner"], r.body["assigned_by"]) for r in records} == {(o, "territory") for o in team}
-    # The general rotation did not move.
-    assert await leads.db.assignment_turns.find_one({"_id": "round_robin"}) == general
+        captured = []
+        for country in [None, "de", "FR", "DE", "US"]:
+            response = await leads.http.post("/leads", json=lead_body(company={"country": country}))
+            assert response.status_code == 201, response.text
+            captured.append(response.json())
+        records = await reader.wait_for(lambda r: r.key in {lead["id"] for lead in captured}, count=5)
+
+    # France and the US have no team of their own, so they take a turn in the general rotation.
+    assert [(lead["owner"], lead["assigned_by"]) for lead in captured] == [
+        (reps[general % len(reps)], "round_robin"),
+        (team[territory % len(team)], "territory"),
+        (reps[(general + 1) % len(reps)], "round_robin"),
+        (team[(territory + 1) % len(team)], "territory"),
+        (reps[(general + 2) % len(reps)], "round_robin"),
+    ]
+    events = {r.key: r.body for r in records}
+    assert [(events[lead["id"]]["owner"], events[lead["id"]]["assigned_by"]) for lead in captured] == [
+        (lead["owner"], lead["assigned_by"]) for lead in captured
+    ]
+    assert (await taken("round_robin"), await taken("territory:DE")) == (general + 3, territory + 2)

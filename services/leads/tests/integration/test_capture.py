@@ -1,15 +1,19 @@
-"""Capturing leads against the real broker and database: the event, duplicates, refused input, 404."""
+"""Capturing leads against the real broker and database: the event and its response timer, duplicates
+and the race on the unique e-mail index, refused input, 404."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any
 
 import pytest
 
 from kariz_devkit.testing import Backends, reading, unique
-from kariz_leads.adapters.mongo import LeadRepository
-from kariz_shared.contracts.events import LeadCaptured
+from kariz_leads.adapters.mongo.repositories import MongoLeadRepository
+from kariz_shared.contracts.events import LeadCaptured, LeadResponseOverdue
+from kariz_shared.messaging.timers import TimerWorker
+from kariz_shared.runtime.clock import FakeClock
 
 pytestmark = pytest.mark.integration
 
@@ -77,11 +81,35 @@ async def test_capture_stores_the_normalised_lead_and_publishes_lead_captured(
     assert (stored["contact"]["email"], stored["correlation_id"], stored["status"]) == (email, cid, "new")
     assert 'kariz_leads_captured_total{source="trade_show"}' in metrics
 
+    # The response timer was armed in the capture's transaction, due a response SLA after capture.
+    timer = await leads.db.timers.find_one({"_id": f"lead:{lead['id']}:response"})
+    assert timer is not None
+    assert timer["due_at"] == stored["created_at"] + leads.settings.lead_response_sla
+    assert (timer["topic"], timer["correlation_id"], timer["event"]["owner"]) == (
+        LeadResponseOverdue.topic(),
+        cid,
+        lead["owner"],
+    )
 
-async def test_free_mail_leaves_the_company_domain_empty(leads: Any, lead_body: Any) -> None:
-    response = await leads.http.post("/leads", json=lead_body(f"{unique('ada')}@GMail.com"))
-    assert response.status_code == 201
-    assert response.json()["company"]["domain"] is None
+
+async def test_a_lead_still_new_when_its_sla_ran_out_is_published_as_overdue(
+    leads: Any, lead_body: Any, backends: Backends
+) -> None:
+    lead = (await leads.http.post("/leads", json=lead_body())).json()
+    due = datetime.fromisoformat(lead["created_at"]) + leads.settings.lead_response_sla
+    # A timer worker whose clock reached the due time (the service's own runs on the real clock); only
+    # timers due by then fire: those of this test's lead and of leads captured before it.
+    worker = TimerWorker(leads.service.store, FakeClock(due), leads.settings)
+    topic = LeadResponseOverdue.topic()
+    async with reading(backends.kafka_bootstrap, topic) as reader:
+        while await worker.fire_due() >= worker.batch:
+            pass
+        [record] = await reader.wait_for(lambda r: r.key == lead["id"])
+        assert await worker.fire_due() == 0  # fired once: the timer is gone
+    assert record.headers["ce_correlationid"] == lead["correlation_id"]
+    overdue = LeadResponseOverdue.model_validate(record.body)
+    assert (overdue.owner, overdue.source, overdue.due_at) == (lead["owner"], "web_form", due)
+    assert await leads.db.timers.find_one({"_id": f"lead:{lead['id']}:response"}) is None
 
 
 async def test_a_second_capture_of_the_same_address_is_a_touch_not_a_lead(
@@ -178,15 +206,15 @@ async def test_the_unique_index_turns_a_lost_race_into_a_touch(
     first = await leads.http.post("/leads", json=lead_body(email))
     assert first.status_code == 201
     # The duplicate check misses once, as when a concurrent capture commits between check and insert.
-    real_lookup = LeadRepository.with_email
+    real_lookup = MongoLeadRepository.with_emails
     misses = [True]
 
-    async def stale_lookup(self: LeadRepository, address: str) -> Any:
+    async def stale_lookup(self: MongoLeadRepository, addresses: list[str]) -> Any:
         if misses and misses.pop():
-            return None
-        return await real_lookup(self, address)
+            return {}
+        return await real_lookup(self, addresses)
 
-    monkeypatch.setattr(LeadRepository, "with_email", stale_lookup)
+    monkeypatch.setattr(MongoLeadRepository, "with_emails", stale_lookup)
     outbox_before = await leads.db.outbox.count_documents({})
     second = await leads.http.post("/leads", json=lead_body(email, source="referral"))
     assert second.status_code == 200, second.text

@@ -1,4 +1,4 @@
-"""Qualification's verdicts, consumed from Kafka, become the lead's status."""
+"""Qualification's verdicts, consumed from Kafka, become the lead's status and stop its response timer."""
 
 from __future__ import annotations
 
@@ -54,6 +54,8 @@ async def test_verdicts_set_status_and_an_unknown_lead_is_dead_lettered(
 ) -> None:
     http = leads.http
     good, bad = [(await http.post("/leads", json=lead_body())).json() for _ in range(2)]
+    timers = [f"lead:{lead['id']}:response" for lead in (good, bad)]
+    assert await leads.db.timers.count_documents({"_id": {"$in": timers}}) == 2
     ghost = unique("L")
     with_verdict = Envelope(
         event=qualified(good, 85), source="/kariz/qualification", correlation_id=good["correlation_id"]
@@ -90,6 +92,8 @@ async def test_verdicts_set_status_and_an_unknown_lead_is_dead_lettered(
         20,
         "no budget this year",
     )
+    # Both left new: their response timers were cancelled with the verdict.
+    assert await leads.db.timers.count_documents({"_id": {"$in": timers}}) == 0
     assert "LeadQualified for a lead leads never captured" in dead.headers["dlq_error"]
     assert ghost in dead.headers["dlq_error"]
     assert dead.headers["dlq_reason"] == "rejected"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from kariz_devkit.testing import unique
-from kariz_leads.adapters.mongo import newest_capture
+from kariz_leads.adapters.mongo.repositories import newest_capture
 
 pytestmark = pytest.mark.integration
 

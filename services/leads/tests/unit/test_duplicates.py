@@ -76,6 +76,15 @@ def test_qualification_verdicts_set_status_score_and_reason() -> None:
     assert (lead.status, lead.score, lead.disqualification_reason) == (LeadStatus.QUALIFIED, 80, None)
 
 
+def test_a_new_lead_raises_lead_captured_once() -> None:
+    lead = a_lead()
+    assert lead.pull_events() == [lead.captured()]
+    assert lead.pull_events() == []
+    lead.touch(LeadSource.EVENT, None, T0 + timedelta(days=1))
+    lead.qualify(80, T0 + timedelta(days=2))
+    assert lead.pull_events() == []
+
+
 def test_the_captured_event_carries_the_lead() -> None:
     event = a_lead().captured()
     assert event.key() == "L-1"

@@ -57,6 +57,18 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (settings.service_name, settings.http_port) == ("leads", 8001)
     assert settings.reps == ["alex@kariz.example", "sam@kariz.example"]
     assert settings.territories == {}
+    assert settings.lead_response_sla == timedelta(hours=4)
+
+
+@pytest.mark.parametrize(
+    ("value", "sla"),
+    [("PT4H", timedelta(hours=4)), ("P1DT30M", timedelta(days=1, minutes=30)), ("90", timedelta(seconds=90))],
+)
+def test_the_response_sla_comes_as_iso_8601_or_seconds(
+    monkeypatch: pytest.MonkeyPatch, value: str, sla: timedelta
+) -> None:
+    monkeypatch.setenv("KARIZ_LEAD_RESPONSE_SLA", value)
+    assert LeadsSettings().lead_response_sla == sla
 
 
 @pytest.mark.parametrize(
@@ -66,6 +78,8 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
         ("KARIZ_REPS", "alex", "not an e-mail address"),
         ("KARIZ_TERRITORIES", '{"Germany": ["a@kariz.example"]}', "not a country code"),
         ("KARIZ_TERRITORIES", '{"DE": []}', "has no reps"),
+        ("KARIZ_LEAD_RESPONSE_SLA", "PT0S", "positive time"),
+        ("KARIZ_LEAD_RESPONSE_SLA", "four hours", "valid timedelta"),
     ],
 )
 def test_bad_assignment_settings_are_refused(

@@ -79,6 +79,10 @@ from pymongo.errors import OperationFailure
 
 from kariz_shared.messaging.broker import ensure_topics
 from kariz_shared.system import SERVICE_NAMES as SERVICES
+from kariz_shared.system import SERVICES as ENTRIES
+
+# The services with an outbox of their own: those that publish.
+PUBLISHERS = tuple(entry.name for entry in ENTRIES if entry.publishes)
 
 log = logging.getLogger(__name__)
 
@@ -414,13 +418,13 @@ class _Run:
             for collection, indexes in (KARIZ_INDEXES[service] if self.kariz_indexes else {}).items():
                 for keys, options in indexes:
                     await db[collection].create_index(keys, **options)
-            if service in ("leads", "qualification", "deals"):
+            if service in PUBLISHERS:
                 await db[OUTBOX].create_index([("published_at", ASCENDING), ("order", ASCENDING)])
         # Qualification seeds its rule set at start-up; each transaction reads it.
         await self.dbs["qualification"]["rule_sets"].insert_one(
             {"_id": "current", "rules": {"lines": BREAKDOWN, "qualify": THRESHOLD}, "version": 1}
         )
-        for service in ("leads", "qualification", "deals"):
+        for service in PUBLISHERS:
             producer = AIOKafkaProducer(
                 bootstrap_servers=self.bootstrap,
                 client_id=f"kariz-raw-{service}",

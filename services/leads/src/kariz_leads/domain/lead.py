@@ -4,10 +4,11 @@ qualification left them."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 
 from kariz_leads.domain.assignment import AssignedBy, Assignment
+from kariz_shared.contracts.aggregate import Aggregate
 from kariz_shared.contracts.events import Company, Contact, LeadCaptured, LeadSource
 from kariz_shared.contracts.normalisation import duplicate_key
 
@@ -16,13 +17,6 @@ class LeadStatus(StrEnum):
     NEW = "new"
     QUALIFIED = "qualified"
     DISQUALIFIED = "disqualified"
-
-
-def now() -> datetime:
-    """The current UTC time at the database's precision (milliseconds), so what a response shows at
-    capture equals what a later read returns."""
-    t = datetime.now(UTC)
-    return t.replace(microsecond=t.microsecond // 1000 * 1000)
 
 
 @dataclass(frozen=True)
@@ -35,7 +29,7 @@ class Touch:
 
 
 @dataclass
-class Lead:
+class Lead(Aggregate):
     id: str
     contact: Contact
     company: Company
@@ -66,8 +60,8 @@ class Lead:
         correlation_id: str,
         at: datetime,
     ) -> Lead:
-        """A new lead from already normalised contact and company data."""
-        return cls(
+        """A new lead from already normalised contact and company data; it raises ``LeadCaptured``."""
+        lead = cls(
             id=lead_id,
             contact=contact,
             company=company,
@@ -81,10 +75,21 @@ class Lead:
             updated_at=at,
             touches=[Touch(source=source, campaign=campaign, at=at)],
         )
+        lead.raise_event(lead.captured())
+        return lead
 
     @property
     def email(self) -> str:
         return self.contact.email
+
+    @property
+    def awaits_response(self) -> bool:
+        """Still new: nobody has acted on the lead yet (qualification's verdict counts as an action)."""
+        return self.status is LeadStatus.NEW
+
+    def response_timer_key(self) -> str:
+        """The key of the timer that says the lead waited too long for a response (see ResponseSla)."""
+        return f"lead:{self.id}:response"
 
     def is_same_contact(self, email: str) -> bool:
         """The duplicate rule: another capture with this address is this lead again."""

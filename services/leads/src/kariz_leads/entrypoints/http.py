@@ -1,7 +1,7 @@
-"""The HTTP API of leads: capture a lead, read one, find leads by criteria.
+"""The HTTP API of leads: capture a lead, import many, read one, find leads by criteria.
 
-Request models apply the domain's normalisation rules as validators, so a bad value is refused with a
-422 naming its field before anything is stored.
+Request models apply Kariz's normalisation rules as validators, so a bad value is refused with a 422
+naming its field before anything is stored.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field, field_validator
 
-from kariz_leads import services
-from kariz_leads.domain import AssignedBy, Lead, LeadFilter, LeadStatus, SalesTeam
+from kariz_leads.domain import AssignedBy, Lead, LeadFilter, LeadStatus, ResponseSla, SalesTeam
+from kariz_leads.service_layer import handlers, views
+from kariz_leads.service_layer.commands import CaptureLead, ImportLeads
+from kariz_leads.service_layer.unit_of_work import LeadsUnitOfWork
 from kariz_shared.contracts.events import Company, Contact, LeadSource
 from kariz_shared.contracts.normalisation import (
     normalise_country,
@@ -25,14 +27,14 @@ from kariz_shared.contracts.normalisation import (
     normalise_optional_text,
     normalise_phone,
 )
-from kariz_shared.persistence.store import Store
+from kariz_shared.persistence.unit_of_work import UnitsOfWork
 from kariz_shared.runtime.http import Limit, Offset, Page
 from kariz_shared.runtime.logging import correlation_id
 
 # --- requests -------------------------------------------------------------------------------------
 
 
-class ContactIn(BaseModel):
+class ContactRequest(BaseModel):
     first_name: str = Field(max_length=100, examples=["Ada"])
     last_name: str = Field(max_length=100, examples=["Lovelace"])
     email: str = Field(max_length=320, examples=["ada@analytical.example"])
@@ -60,7 +62,7 @@ class ContactIn(BaseModel):
         return normalise_optional_text(value)
 
 
-class CompanyIn(BaseModel):
+class CompanyRequest(BaseModel):
     name: str = Field(max_length=200, examples=["Analytical Engines Ltd"])
     domain: str | None = Field(
         default=None,
@@ -92,15 +94,15 @@ class CompanyIn(BaseModel):
         return normalise_country(value) if value and value.strip() else None
 
 
-class CaptureLeadIn(BaseModel):
-    contact: ContactIn
-    company: CompanyIn
+class CaptureLeadRequest(BaseModel):
+    contact: ContactRequest
+    company: CompanyRequest
     source: LeadSource
     campaign: str | None = Field(default=None, max_length=200, examples=["spring-webinar-2025"])
     consent: bool = Field(default=False, description="The contact agreed to be contacted")
 
-    def command(self) -> services.CaptureLead:
-        return services.CaptureLead(
+    def command(self) -> CaptureLead:
+        return CaptureLead(
             contact=Contact(**self.contact.model_dump()),
             company=Company(**self.company.model_dump()),
             source=self.source,
@@ -112,22 +114,25 @@ class CaptureLeadIn(BaseModel):
 IMPORT_MAX = 1000
 
 
-class ImportLeadsIn(BaseModel):
-    leads: list[CaptureLeadIn] = Field(
+class ImportLeadsRequest(BaseModel):
+    leads: list[CaptureLeadRequest] = Field(
         min_length=1, max_length=IMPORT_MAX, description=f"At most {IMPORT_MAX} leads per import"
     )
 
+    def command(self) -> ImportLeads:
+        return ImportLeads(tuple(line.command() for line in self.leads))
 
-# --- responses ------------------------------------------------------------------------------------
+
+# --- views ----------------------------------------------------------------------------------------
 
 
-class TouchOut(BaseModel):
+class TouchView(BaseModel):
     source: LeadSource
     campaign: str | None
     at: datetime
 
 
-class LeadOut(BaseModel):
+class LeadView(BaseModel):
     id: str
     contact: Contact
     company: Company
@@ -139,35 +144,35 @@ class LeadOut(BaseModel):
     status: LeadStatus
     score: int | None = None
     disqualification_reason: str | None = None
-    touches: list[TouchOut] = Field(description="Every capture of this contact, the first one included")
+    touches: list[TouchView] = Field(description="Every capture of this contact, the first one included")
     correlation_id: str
     created_at: datetime
     updated_at: datetime
 
     @classmethod
-    def of(cls, lead: Lead) -> LeadOut:
+    def of(cls, lead: Lead) -> LeadView:
         return cls(**_lead_fields(lead))
 
 
-class CapturedLeadOut(LeadOut):
+class CapturedLeadView(LeadView):
     duplicate: bool = Field(description="True when the address was already a lead: this capture was a touch")
 
     @classmethod
-    def of_capture(cls, captured: services.Captured) -> CapturedLeadOut:
+    def of_capture(cls, captured: handlers.Captured) -> CapturedLeadView:
         return cls(**_lead_fields(captured.lead), duplicate=captured.duplicate)
 
 
-class ImportedLeadOut(BaseModel):
+class ImportedLeadView(BaseModel):
     id: str
     email: str
     owner: str
     duplicate: bool = Field(description="True when the address was already a lead: this line was a touch")
 
 
-class ImportedOut(BaseModel):
+class ImportView(BaseModel):
     imported: int = Field(description="New leads")
     touches: int = Field(description="Lines whose address was already a lead, or repeated in the import")
-    leads: list[ImportedLeadOut] = Field(description="One per line of the import, in its order")
+    leads: list[ImportedLeadView] = Field(description="One per line of the import, in its order")
 
 
 def _lead_fields(lead: Lead) -> dict[str, Any]:
@@ -183,86 +188,84 @@ def _lead_fields(lead: Lead) -> dict[str, Any]:
         "status": lead.status,
         "score": lead.score,
         "disqualification_reason": lead.disqualification_reason,
-        "touches": [TouchOut(source=t.source, campaign=t.campaign, at=t.at) for t in lead.touches],
+        "touches": [TouchView(source=t.source, campaign=t.campaign, at=t.at) for t in lead.touches],
         "correlation_id": lead.correlation_id,
         "created_at": lead.created_at,
         "updated_at": lead.updated_at,
     }
 
 
-class FieldErrorOut(BaseModel):
+class FieldErrorView(BaseModel):
     field: str
     message: str
 
 
-class ErrorOut(BaseModel):
+class ErrorView(BaseModel):
     error: str
     message: str
-    fields: list[FieldErrorOut] | None = Field(default=None, description="For an invalid request: per field")
+    fields: list[FieldErrorView] | None = Field(default=None, description="For an invalid request: per field")
 
 
 # --- routes ---------------------------------------------------------------------------------------
 
 
-def make_router(store: Store, team: SalesTeam) -> APIRouter:
-    router = APIRouter(tags=["leads"])
+def router(units: UnitsOfWork[LeadsUnitOfWork], team: SalesTeam, sla: ResponseSla) -> APIRouter:
+    routes = APIRouter(tags=["leads"])
 
-    @router.post(
+    @routes.post(
         "/leads",
         status_code=201,
         summary="Capture a lead",
         responses={
             200: {
-                "model": CapturedLeadOut,
+                "model": CapturedLeadView,
                 "description": "The address is already a lead: a touch was recorded",
             },
-            422: {"model": ErrorOut, "description": "Invalid lead data; nothing was stored"},
+            422: {"model": ErrorView, "description": "Invalid lead data; nothing was stored"},
         },
     )
-    async def capture(body: CaptureLeadIn, response: Response) -> CapturedLeadOut:
+    async def capture(body: CaptureLeadRequest, response: Response) -> CapturedLeadView:
         cid = correlation_id.get() or str(uuid.uuid4())
-        captured = await services.capture_lead(store, team, body.command(), correlation_id=cid)
+        captured = await handlers.capture_lead(units, team, sla, body.command(), correlation_id=cid)
         if captured.duplicate:
             response.status_code = 200
-        return CapturedLeadOut.of_capture(captured)
+        return CapturedLeadView.of_capture(captured)
 
-    @router.post(
+    @routes.post(
         "/leads/import",
         summary="Capture many leads at once (a trade-show list, a partner's file)",
         description="All lines are stored or, when one is invalid, none. Each new lead gets its own "
         "`LeadCaptured`; a known address, or one repeated in the list, is recorded as a touch.",
         responses={
-            422: {"model": ErrorOut, "description": "Invalid lines, named by index; nothing was stored"}
+            422: {"model": ErrorView, "description": "Invalid lines, named by index; nothing was stored"}
         },
     )
-    async def import_leads(body: ImportLeadsIn) -> ImportedOut:
+    async def import_leads(body: ImportLeadsRequest) -> ImportView:
         cid = correlation_id.get() or str(uuid.uuid4())
-        captured = await services.import_leads(
-            store, team, [line.command() for line in body.leads], correlation_id=cid
-        )
-        return ImportedOut(
+        captured = await handlers.import_leads(units, team, sla, body.command(), correlation_id=cid)
+        return ImportView(
             imported=sum(not c.duplicate for c in captured),
             touches=sum(c.duplicate for c in captured),
             leads=[
-                ImportedLeadOut(
+                ImportedLeadView(
                     id=c.lead.id, email=c.lead.contact.email, owner=c.lead.owner, duplicate=c.duplicate
                 )
                 for c in captured
             ],
         )
 
-    @router.get(
+    @routes.get(
         "/leads/{lead_id}",
         summary="One lead",
-        responses={404: {"model": ErrorOut, "description": "No lead with this id"}},
+        responses={404: {"model": ErrorView, "description": "No lead with this id"}},
     )
-    async def get(lead_id: str) -> LeadOut:
-        return LeadOut.of(await services.get_lead(store, lead_id))
+    async def get(lead_id: str) -> LeadView:
+        return LeadView.of(await views.lead(units, lead_id))
 
-    @router.get(
+    @routes.get(
         "/leads",
         summary="Find leads, newest first",
-        responses={422: {"model": ErrorOut, "description": "An invalid filter value"}},
+        responses={422: {"model": ErrorView, "description": "An invalid filter value"}},
     )
     async def find(
         source: LeadSource | None = None,
@@ -274,7 +277,7 @@ def make_router(store: Store, team: SalesTeam) -> APIRouter:
         created_to: Annotated[datetime | None, Query(description="ISO 8601; without a zone, UTC")] = None,
         limit: Limit = 50,
         offset: Offset = 0,
-    ) -> Page[LeadOut]:
+    ) -> Page[LeadView]:
         criteria = LeadFilter.of(
             source=source,
             status=status,
@@ -284,8 +287,8 @@ def make_router(store: Store, team: SalesTeam) -> APIRouter:
             created_from=created_from,
             created_to=created_to,
         )
-        leads, total = await services.find_leads(store, criteria, limit=limit, offset=offset)
-        items = [LeadOut.of(lead) for lead in leads]
-        return Page[LeadOut](items=items, total=total, limit=limit, offset=offset)
+        leads, total = await views.leads_matching(units, criteria, limit=limit, offset=offset)
+        items = [LeadView.of(lead) for lead in leads]
+        return Page[LeadView](items=items, total=total, limit=limit, offset=offset)
 
-    return router
+    return routes

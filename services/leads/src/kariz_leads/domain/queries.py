@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from kariz_leads.domain.lead import LeadStatus
+from kariz_leads.domain.lead import Lead, LeadStatus
 from kariz_shared.contracts.errors import RuleViolation
 from kariz_shared.contracts.events import LeadSource
 from kariz_shared.contracts.normalisation import (
@@ -17,8 +17,10 @@ from kariz_shared.contracts.normalisation import (
 
 
 def as_utc(moment: datetime) -> datetime:
-    """A moment without a zone is read as UTC, the zone every lead is stored in."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    """A moment without a zone is read as UTC, the zone every lead is stored in; cut to the millisecond,
+    the precision capture times have, so "from t" includes a lead captured in t's millisecond."""
+    utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
 
 
 @dataclass(frozen=True)
@@ -70,4 +72,16 @@ class LeadFilter:
             country=country_code,
             created_from=start,
             created_to=end,
+        )
+
+    def matches(self, lead: Lead) -> bool:
+        """Whether ``lead`` meets every criterion (both ends of the capture range included)."""
+        return (
+            (self.source is None or lead.source == self.source)
+            and (self.status is None or lead.status == self.status)
+            and (self.owner is None or lead.owner == self.owner)
+            and (self.industry is None or lead.company.industry == self.industry)
+            and (self.country is None or lead.company.country == self.country)
+            and (self.created_from is None or lead.created_at >= self.created_from)
+            and (self.created_to is None or lead.created_at <= self.created_to)
         )

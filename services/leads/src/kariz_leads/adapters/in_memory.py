@@ -1,0 +1,107 @@
+"""The leads' unit of work in memory: the use-case tests run the real handlers on it.
+
+Its repositories keep the same contract as the MongoDB ones: a loaded lead is a copy (a change is stored
+only by ``add_all``, ``add_touch`` or ``save_verdict``), a second lead with a known address is refused
+as the unique index refuses it, events are never stored, and taken turns stay taken when a unit fails.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from dataclasses import dataclass, field
+
+from kariz_leads.domain.lead import Lead, Touch
+from kariz_leads.domain.queries import LeadFilter
+from kariz_leads.service_layer.unit_of_work import ONE_LEAD_PER_ADDRESS, LeadsUnitOfWork
+from kariz_shared.contracts.errors import DuplicateRecord
+from kariz_shared.contracts.events import LeadSource
+from kariz_shared.persistence.in_memory import InMemoryUnitOfWork
+from kariz_shared.runtime.clock import Clock
+
+
+def _stored(lead: Lead) -> Lead:
+    """A copy to keep: what a database would hold, without the events the lead raised."""
+    kept = copy.deepcopy(lead)
+    kept.pull_events()
+    return kept
+
+
+class InMemoryLeadRepository:
+    def __init__(self) -> None:
+        self.leads: dict[str, Lead] = {}
+
+    async def get(self, lead_id: str) -> Lead | None:
+        lead = self.leads.get(lead_id)
+        return None if lead is None else copy.deepcopy(lead)
+
+    async def get_for_event(self, lead_id: str) -> Lead | None:
+        return await self.get(lead_id)
+
+    async def with_emails(self, emails: list[str]) -> dict[str, Lead]:
+        wanted = set(emails)
+        return {lead.email: copy.deepcopy(lead) for lead in self.leads.values() if lead.email in wanted}
+
+    async def add_all(self, leads: list[Lead]) -> None:
+        known = {lead.email for lead in self.leads.values()}
+        for lead in leads:
+            if lead.id in self.leads:
+                raise DuplicateRecord(f"lead {lead.id} exists", index="_id_")
+            if lead.email in known:
+                raise DuplicateRecord(f"{lead.email} is a lead already", index=ONE_LEAD_PER_ADDRESS)
+            known.add(lead.email)
+            self.leads[lead.id] = _stored(lead)
+
+    async def add_touch(self, lead: Lead, touch: Touch) -> None:
+        stored = self.leads[lead.id]
+        stored.touches.append(touch)
+        stored.updated_at = lead.updated_at
+
+    async def save_verdict(self, lead: Lead) -> None:
+        stored = self.leads[lead.id]
+        stored.status, stored.score = lead.status, lead.score
+        stored.disqualification_reason, stored.updated_at = lead.disqualification_reason, lead.updated_at
+
+    async def search(self, criteria: LeadFilter, *, limit: int, offset: int) -> tuple[list[Lead], int]:
+        matching = sorted(
+            (lead for lead in self.leads.values() if criteria.matches(lead)),
+            key=lambda lead: (lead.created_at, lead.id),
+            reverse=True,
+        )
+        return [copy.deepcopy(lead) for lead in matching[offset : offset + limit]], len(matching)
+
+
+class InMemoryTurnCounters:
+    def __init__(self) -> None:
+        self.taken: Counter[str] = Counter()
+
+    async def take(self, rotation_key: str, count: int) -> range:
+        start = self.taken[rotation_key]
+        self.taken[rotation_key] += count
+        return range(start, start + count)
+
+
+@dataclass
+class RecordedMetrics:
+    """What a test can look at instead of Prometheus."""
+
+    captures: list[LeadSource] = field(default_factory=list)
+    touches: list[LeadSource] = field(default_factory=list)
+
+    def captured(self, source: LeadSource) -> None:
+        self.captures.append(source)
+
+    def touched(self, source: LeadSource) -> None:
+        self.touches.append(source)
+
+
+class InMemoryLeadsUnitOfWork(InMemoryUnitOfWork, LeadsUnitOfWork):
+    # Turns are taken outside the unit (see TurnCounters.take) and metrics observed after it committed:
+    # a rolled-back unit gives neither back.
+    not_state = InMemoryUnitOfWork.not_state | {"turns", "metrics"}
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        super().__init__(clock)
+        self.leads: InMemoryLeadRepository = InMemoryLeadRepository()
+        self.turns: InMemoryTurnCounters = InMemoryTurnCounters()
+        self.metrics: RecordedMetrics = RecordedMetrics()

@@ -1,0 +1,56 @@
+"""Business metrics of lead capture in Prometheus. Labels are bounded: the source is one of a fixed set.
+Counted only after the unit of work that made the fact committed (the handlers see to it)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from prometheus_client import Counter, Gauge
+
+from kariz_leads.adapters.mongo.repositories import newest_capture
+from kariz_shared.contracts.events import LeadSource
+from kariz_shared.persistence.store import Store
+from kariz_shared.runtime.metrics import registry
+
+captured = Counter(
+    "kariz_leads_captured_total", "New leads captured, by source", ["source"], registry=registry
+)
+duplicates = Counter(
+    "kariz_leads_duplicates_total",
+    "Captures of a contact that already was a lead (recorded as a touch), by source",
+    ["source"],
+    registry=registry,
+)
+last_captured = Gauge(
+    "kariz_leads_last_captured_timestamp_seconds",
+    "Unix time of the newest lead captured (read from the database; 0 before the first lead)",
+    registry=registry,
+)
+
+# Every source starts at 0, so increase() and rates see a lead's first capture from a source too.
+for _source in LeadSource:
+    captured.labels(_source.value)
+    duplicates.labels(_source.value)
+
+
+class PrometheusMetrics:
+    """The ``LeadsMetrics`` of a running service."""
+
+    def captured(self, source: LeadSource) -> None:
+        captured.labels(source.value).inc()
+
+    def touched(self, source: LeadSource) -> None:
+        duplicates.labels(source.value).inc()
+
+
+class NewestCaptureGauge:
+    """``kariz_leads_last_captured_timestamp_seconds``, refreshed from the database. It remembers its
+    last answer and looks only at leads captured since (leads are never deleted)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.newest: datetime | None = None
+
+    async def refresh(self) -> None:
+        self.newest = await newest_capture(self.store.db, since=self.newest)
+        last_captured.set(self.newest.timestamp() if self.newest else 0)

@@ -1,0 +1,104 @@
+"""The mapping between leads and their MongoDB documents, and from lead filters to queries."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from kariz_leads.domain.assignment import AssignedBy
+from kariz_leads.domain.lead import Lead, LeadStatus, Touch
+from kariz_leads.domain.queries import LeadFilter
+from kariz_shared.contracts.events import Company, Contact, LeadSource
+
+LEADS = "leads"
+TURNS = "assignment_turns"
+ONE_MILLISECOND = timedelta(milliseconds=1)
+
+Document = dict[str, Any]
+
+
+def utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC)
+
+
+def lead_to_document(lead: Lead) -> Document:
+    return {
+        "_id": lead.id,
+        "contact": lead.contact.model_dump(),
+        "company": lead.company.model_dump(),
+        "source": lead.source.value,
+        "campaign": lead.campaign,
+        "consent": lead.consent,
+        "owner": lead.owner,
+        "assigned_by": lead.assigned_by.value,
+        "status": lead.status.value,
+        "score": lead.score,
+        "disqualification_reason": lead.disqualification_reason,
+        "touches": [touch_to_document(t) for t in lead.touches],
+        "correlation_id": lead.correlation_id,
+        "created_at": lead.created_at,
+        "updated_at": lead.updated_at,
+    }
+
+
+def touch_to_document(touch: Touch) -> Document:
+    return {"source": touch.source.value, "campaign": touch.campaign, "at": touch.at}
+
+
+def lead_from_document(doc: Document) -> Lead:
+    return Lead(
+        id=doc["_id"],
+        contact=Contact.model_validate(doc["contact"]),
+        company=Company.model_validate(doc["company"]),
+        source=LeadSource(doc["source"]),
+        campaign=doc.get("campaign"),
+        consent=bool(doc.get("consent", False)),
+        owner=doc["owner"],
+        assigned_by=AssignedBy(doc["assigned_by"]),
+        status=LeadStatus(doc["status"]),
+        score=doc.get("score"),
+        disqualification_reason=doc.get("disqualification_reason"),
+        touches=[
+            Touch(source=LeadSource(t["source"]), campaign=t.get("campaign"), at=utc(t["at"]))
+            for t in doc.get("touches", [])
+        ],
+        correlation_id=doc["correlation_id"],
+        created_at=utc(doc["created_at"]),
+        updated_at=utc(doc["updated_at"]),
+    )
+
+
+def verdict_to_document(lead: Lead) -> Document:
+    return {
+        "status": lead.status.value,
+        "score": lead.score,
+        "disqualification_reason": lead.disqualification_reason,
+        "updated_at": lead.updated_at,
+    }
+
+
+def selector(criteria: LeadFilter) -> Document:
+    """The query of the leads ``criteria`` match (each served by an index of :mod:`.indexes`)."""
+    query: Document = {}
+    if criteria.source is not None:
+        query["source"] = criteria.source.value
+    if criteria.status is not None:
+        query["status"] = criteria.status.value
+    if criteria.owner is not None:
+        query["owner"] = criteria.owner
+    if criteria.industry is not None:
+        query["company.industry"] = criteria.industry
+    if criteria.country is not None:
+        query["company.country"] = criteria.country
+    # BSON dates count milliseconds (and the filter's bounds are cut to them), so "at or after t" is
+    # exactly "after t minus one millisecond". Written with strict bounds because the embedded SecantusDB
+    # drops the boundary value of an inclusive range on a compound index with a field after the range
+    # (our filter indexes).
+    created: Document = {}
+    if criteria.created_from is not None:
+        created["$gt"] = criteria.created_from - ONE_MILLISECOND
+    if criteria.created_to is not None:
+        created["$lt"] = criteria.created_to + ONE_MILLISECOND
+    if created:
+        query["created_at"] = created
+    return query

@@ -1,0 +1,39 @@
+"""What the database needs before the service works: one index per query the service runs, and the
+turn counters' collection."""
+
+from __future__ import annotations
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.errors import CollectionInvalid, OperationFailure
+
+from kariz_leads.adapters.mongo.documents import LEADS, TURNS
+from kariz_leads.service_layer.unit_of_work import ONE_LEAD_PER_ADDRESS
+from kariz_shared.persistence.store import Store
+
+NAMESPACE_EXISTS = 48
+
+
+async def ensure_indexes(store: Store) -> None:
+    """The duplicate check (unique, the last word when two captures of one address race) and each list
+    filter with the newest-first order."""
+    leads = store.db[LEADS]
+    await leads.create_index([("contact.email", ASCENDING)], unique=True, name=ONE_LEAD_PER_ADDRESS)
+    await leads.create_index([("created_at", DESCENDING), ("_id", DESCENDING)], name="newest_first")
+    for name, key in (
+        ("source", "source"),
+        ("status", "status"),
+        ("owner", "owner"),
+        ("industry", "company.industry"),
+        ("country", "company.country"),
+    ):
+        await leads.create_index(
+            [(key, ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)], name=f"{name}_newest_first"
+        )
+    # A counter may be upserted while a transaction is open; its collection must exist before.
+    try:
+        await store.db.create_collection(TURNS)
+    except CollectionInvalid:
+        pass
+    except OperationFailure as exc:
+        if exc.code != NAMESPACE_EXISTS:
+            raise

@@ -1,0 +1,1 @@
+"""How the outside reaches leads: the HTTP API and the consumed events."""

@@ -1,0 +1,215 @@
+"""One function per command and per consumed event: load through the unit of work's repositories, let
+the lead decide, store it, publish what it raised, arm or stop its timers.
+
+A capture's unit of work may be retried whole, so it only reads, writes and emits through the unit; its
+metrics are counted after commit, for the attempt that committed only.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+from kariz_leads.domain.assignment import Rotation, SalesTeam
+from kariz_leads.domain.intake import InvalidField, InvalidImport, LeadDetails
+from kariz_leads.domain.lead import Lead
+from kariz_leads.domain.response import ResponseSla
+from kariz_leads.service_layer.commands import CaptureLead, ImportLeads
+from kariz_leads.service_layer.unit_of_work import ONE_LEAD_PER_ADDRESS, LeadsUnitOfWork
+from kariz_shared.contracts.errors import DuplicateRecord, NotFound, RuleViolation
+from kariz_shared.contracts.events import LeadDisqualified, LeadQualified, LeadSource
+from kariz_shared.persistence.unit_of_work import UnitsOfWork
+
+
+@dataclass(frozen=True)
+class Captured:
+    """What became of one capture: a new lead, or a touch of the lead its address already was."""
+
+    lead: Lead
+    duplicate: bool
+
+
+def new_lead_id() -> str:
+    return str(uuid.uuid4())
+
+
+# --- commands -------------------------------------------------------------------------------------
+
+
+async def capture_lead(
+    units: UnitsOfWork[LeadsUnitOfWork],
+    team: SalesTeam,
+    sla: ResponseSla,
+    command: CaptureLead,
+    *,
+    correlation_id: str,
+) -> Captured:
+    """A new lead (assigned, ``LeadCaptured`` published, its response timer armed) or, for a known
+    address, a touch of the existing one."""
+    try:
+        details = LeadDetails.clean(command.contact, command.company, command.campaign)
+    except InvalidField as exc:
+        raise RuleViolation(str(exc)) from exc
+    line = _Line(details, command.source, command.consent, new_lead_id(), correlation_id)
+    [captured] = await _capture(units, team, sla, [line], correlation_id)
+    return captured
+
+
+async def import_leads(
+    units: UnitsOfWork[LeadsUnitOfWork],
+    team: SalesTeam,
+    sla: ResponseSla,
+    command: ImportLeads,
+    *,
+    correlation_id: str,
+) -> list[Captured]:
+    """Capture a list of leads at once: all of them or, when one line breaks a rule, none
+    (``InvalidImport`` naming each bad line and field). Each new lead starts a story of its own (its own
+    correlation id, its own ``LeadCaptured``); a known address, or one repeated in the list, is a
+    touch, as for one capture. One unit of work and a few bulk writes for the whole list."""
+    problems: dict[int, InvalidField] = {}
+    lines: list[_Line] = []
+    for n, lead in enumerate(command.leads):
+        try:
+            details = LeadDetails.clean(lead.contact, lead.company, lead.campaign)
+        except InvalidField as exc:
+            problems[n] = exc
+            continue
+        lines.append(_Line(details, lead.source, lead.consent, new_lead_id(), str(uuid.uuid4())))
+    if problems:
+        raise InvalidImport(problems)
+    return await _capture(units, team, sla, lines, correlation_id)
+
+
+# --- consumed events ------------------------------------------------------------------------------
+
+
+async def record_qualified(uow: LeadsUnitOfWork, event: LeadQualified) -> None:
+    lead = await _lead_of(uow, event.lead_id)
+    lead.qualify(event.score, uow.clock.now())
+    await uow.leads.save_verdict(lead)
+    _stop_response_timer_if_answered(uow, lead)
+
+
+async def record_disqualified(uow: LeadsUnitOfWork, event: LeadDisqualified) -> None:
+    lead = await _lead_of(uow, event.lead_id)
+    lead.disqualify(event.reason, event.score, uow.clock.now())
+    await uow.leads.save_verdict(lead)
+    _stop_response_timer_if_answered(uow, lead)
+
+
+# --- internals ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Line:
+    """One lead to capture, cleaned, with the id and story it gets if it turns out new."""
+
+    details: LeadDetails
+    source: LeadSource
+    consent: bool
+    lead_id: str
+    correlation_id: str
+
+
+class _Turns:
+    """The rotation turns taken for one command, kept across the retries of its unit of work: a retry
+    hands out the same turns again rather than taking (and skipping) new ones."""
+
+    def __init__(self) -> None:
+        self.taken: dict[str, list[int]] = {}
+
+    async def hand_out(self, uow: LeadsUnitOfWork, wanted: Counter[str]) -> dict[str, Iterator[int]]:
+        """``wanted[key]`` turns of each rotation, one increment per rotation that needs more."""
+        for key, count in wanted.items():
+            have = self.taken.setdefault(key, [])
+            if len(have) < count:
+                have.extend(await uow.turns.take(key, count - len(have)))
+        return {key: iter(self.taken[key][:count]) for key, count in wanted.items()}
+
+
+async def _capture(
+    units: UnitsOfWork[LeadsUnitOfWork],
+    team: SalesTeam,
+    sla: ResponseSla,
+    lines: Sequence[_Line],
+    correlation_id: str,
+) -> list[Captured]:
+    turns = _Turns()
+
+    async def work(uow: LeadsUnitOfWork) -> list[Captured]:
+        return await _capture_in(uow, team, sla, lines, turns)
+
+    try:
+        return await units.run(work, correlation_id=correlation_id)
+    except DuplicateRecord as exc:
+        if exc.index != ONE_LEAD_PER_ADDRESS:
+            raise
+        # A concurrent capture of one of these addresses committed first: the address is known now, so
+        # running it again makes this capture a touch.
+        return await units.run(work, correlation_id=correlation_id)
+
+
+async def _capture_in(
+    uow: LeadsUnitOfWork, team: SalesTeam, sla: ResponseSla, lines: Sequence[_Line], turns: _Turns
+) -> list[Captured]:
+    at = uow.clock.now()
+    # Addresses are normalised, so equal addresses are one lead (the duplicate rule).
+    known = await uow.leads.with_emails(list(dict.fromkeys(line.details.email for line in lines)))
+    rotations: dict[str, Rotation] = {}  # by address: the first line of each unknown one makes its lead
+    for line in lines:
+        if line.details.email not in known and line.details.email not in rotations:
+            rotations[line.details.email] = team.rotation_for(line.details.company.country)
+    # A known address takes no turn.
+    turns_of = await turns.hand_out(uow, Counter(rotation.key for rotation in rotations.values()))
+    new: dict[str, Lead] = {}  # by address: inserted together at the end
+    results: list[Captured] = []
+    for line in lines:
+        email = line.details.email
+        lead = known.get(email) or new.get(email)
+        if lead is not None:
+            touch = lead.touch(line.source, line.details.campaign, at)
+            if email not in new:  # a lead of this unit carries its touches into its insert
+                await uow.leads.add_touch(lead, touch)
+            uow.after_commit(partial(uow.metrics.touched, line.source))
+            results.append(Captured(lead, duplicate=True))
+            continue
+        rotation = rotations[email]
+        lead = Lead.capture(
+            lead_id=line.lead_id,
+            contact=line.details.contact,
+            company=line.details.company,
+            source=line.source,
+            campaign=line.details.campaign,
+            consent=line.consent,
+            assignment=rotation.pick(next(turns_of[rotation.key])),
+            correlation_id=line.correlation_id,
+            at=at,
+        )
+        new[email] = lead
+        timer = sla.timer_for(lead)
+        if timer is not None:
+            uow.timers.arm(timer.key, timer.due_at, timer.overdue)
+        # Each lead's events belong to its own story (an import's leads each start one).
+        for event in lead.pull_events():
+            uow.emit(event, correlation_id=lead.correlation_id)
+        uow.after_commit(partial(uow.metrics.captured, line.source))
+        results.append(Captured(lead, duplicate=False))
+    await uow.leads.add_all(list(new.values()))
+    return results
+
+
+async def _lead_of(uow: LeadsUnitOfWork, lead_id: str) -> Lead:
+    lead = await uow.leads.get_for_event(lead_id)
+    if lead is None:
+        raise NotFound(f"no lead with id {lead_id!r}")
+    return lead
+
+
+def _stop_response_timer_if_answered(uow: LeadsUnitOfWork, lead: Lead) -> None:
+    # A timer whose lead left new is stopped here, by the change; the timer worker checks nothing.
+    if not lead.awaits_response:
+        uow.timers.cancel(lead.response_timer_key())

@@ -1,0 +1,77 @@
+"""What the use cases see of the leads' storage: the unit of work and its repositories' contracts.
+
+The MongoDB adapter (:mod:`kariz_leads.adapters.mongo`) and the in-memory one
+(:mod:`kariz_leads.adapters.in_memory`) both honour these contracts; the use-case tests run on the second.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from kariz_leads.domain.lead import Lead, Touch
+from kariz_leads.domain.queries import LeadFilter
+from kariz_shared.contracts.events import LeadSource
+from kariz_shared.persistence.unit_of_work import UnitOfWork
+
+#: The name under which storage refuses a second lead with one address: ``DuplicateRecord.index`` when
+#: two captures of a new address race and the other one committed first (a unique index on MongoDB).
+ONE_LEAD_PER_ADDRESS = "contact_email_unique"
+
+
+class LeadRepository(Protocol):
+    """Leads by id, and by their normalised e-mail address (unique)."""
+
+    async def get(self, lead_id: str) -> Lead | None:
+        """The lead as stored, or None."""
+        ...
+
+    async def get_for_event(self, lead_id: str) -> Lead | None:
+        """The lead a consumed event is about: on MongoDB the first call reads the leads of every event
+        of the consumed batch with one query."""
+        ...
+
+    async def with_emails(self, emails: list[str]) -> dict[str, Lead]:
+        """The stored leads among these normalised addresses, by address: one query for a whole import."""
+        ...
+
+    async def add_all(self, leads: list[Lead]) -> None:
+        """Store new leads, together; ``DuplicateRecord(index=ONE_LEAD_PER_ADDRESS)`` when an address is
+        a lead already (a concurrent capture got there first)."""
+        ...
+
+    async def add_touch(self, lead: Lead, touch: Touch) -> None:
+        """Record a stored lead's new touch; two touches at once never overwrite each other."""
+        ...
+
+    async def save_verdict(self, lead: Lead) -> None:
+        """Write qualification's verdict on a stored lead: status, score, reason."""
+        ...
+
+    async def search(self, criteria: LeadFilter, *, limit: int, offset: int) -> tuple[list[Lead], int]:
+        """One page of the leads matching ``criteria``, newest first, and how many match in all."""
+        ...
+
+
+class TurnCounters(Protocol):
+    """The assignment rotations' turn counters, shared by every replica."""
+
+    async def take(self, rotation_key: str, count: int) -> range:
+        """Take ``count`` consecutive turns of a rotation (its first lead has turn 0). Taken at once and
+        kept whatever becomes of the unit of work: on MongoDB outside its transaction, since inside every
+        capture would write the one counter document and concurrent captures would conflict and retry
+        each other into timeouts. A turn whose capture then fails is skipped; the rotation stays fair."""
+        ...
+
+
+class LeadsMetrics(Protocol):
+    """The business metrics; observed only once the unit that made the fact committed."""
+
+    def captured(self, source: LeadSource) -> None: ...
+
+    def touched(self, source: LeadSource) -> None: ...
+
+
+class LeadsUnitOfWork(UnitOfWork):
+    leads: LeadRepository
+    turns: TurnCounters
+    metrics: LeadsMetrics

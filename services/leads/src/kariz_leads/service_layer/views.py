@@ -1,0 +1,34 @@
+"""The read side: what the HTTP API answers with, read outside any transaction (``units.read``)."""
+
+from __future__ import annotations
+
+from kariz_leads.domain.lead import Lead
+from kariz_leads.domain.queries import LeadFilter
+from kariz_leads.service_layer.unit_of_work import LeadsUnitOfWork
+from kariz_shared.contracts.errors import NotFound
+from kariz_shared.persistence.unit_of_work import UnitsOfWork
+
+
+async def lead(units: UnitsOfWork[LeadsUnitOfWork], lead_id: str) -> Lead:
+    async def read(uow: LeadsUnitOfWork) -> Lead:
+        return await lead_or_not_found(uow, lead_id)
+
+    return await units.read(read)
+
+
+async def leads_matching(
+    units: UnitsOfWork[LeadsUnitOfWork], criteria: LeadFilter, *, limit: int, offset: int
+) -> tuple[list[Lead], int]:
+    """Leads matching every criterion, newest first, one page of them, and how many match in all."""
+
+    async def read(uow: LeadsUnitOfWork) -> tuple[list[Lead], int]:
+        return await uow.leads.search(criteria, limit=limit, offset=offset)
+
+    return await units.read(read)
+
+
+async def lead_or_not_found(uow: LeadsUnitOfWork, lead_id: str) -> Lead:
+    found = await uow.leads.get(lead_id)
+    if found is None:
+        raise NotFound(f"no lead with id {lead_id!r}")
+    return found
