@@ -26,7 +26,10 @@ class InMemoryTimers:
     def __init__(self) -> None:
         self.armed: dict[str, Timer] = {}
 
-    def arm(self, key: str, due_at: datetime, event: Event, *, every: timedelta | None = None) -> None:
+    def arm(
+        self, key: str, due_at: datetime, event: Event, *, every: timedelta | None = None, first: bool = False
+    ) -> None:
+        # ``first`` only spares MongoDB a look-up; in memory arming always replaces.
         self.armed[key] = Timer.armed(key, due_at, event, None, every)
 
     def cancel(self, key: str) -> None:

@@ -163,12 +163,19 @@ class Transaction:
     def replace_later(self, collection: str, document: dict[str, Any]) -> None:
         """Store ``document`` in place of the one with its ``_id``, or as a new one, just before commit:
         the documents replaced or deleted in a batch cost one ``delete_many`` and one ``insert_many``
-        between them, not a command each. The last word on an ``_id`` wins."""
+        between them, not a command each. The last word on an ``_id`` wins, over a queued insert too."""
+        self._unqueue(collection, document["_id"])
         self._replacements.setdefault(collection, {})[document["_id"]] = document
 
     def delete_later(self, collection: str, document_id: Any) -> None:
         """Delete the document ``document_id`` just before commit (see :meth:`replace_later`)."""
+        self._unqueue(collection, document_id)
         self._replacements.setdefault(collection, {})[document_id] = None
+
+    def _unqueue(self, collection: str, document_id: Any) -> None:
+        queued = self._inserts.get(collection)
+        if queued:
+            queued[:] = [d for d in queued if d.get("_id") != document_id]
 
     def replaced(self, collection: str, document_id: Any) -> tuple[bool, dict[str, Any] | None]:
         """Whether this transaction replaced or deleted ``document_id`` and, if so, what it will be."""

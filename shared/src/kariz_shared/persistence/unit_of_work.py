@@ -86,8 +86,12 @@ class Timer:
 
 
 class Timers(Protocol):
-    def arm(self, key: str, due_at: datetime, event: Event, *, every: timedelta | None = None) -> None:
-        """Arm ``key`` to emit ``event`` at ``due_at``; arming a key that is armed replaces it."""
+    def arm(
+        self, key: str, due_at: datetime, event: Event, *, every: timedelta | None = None, first: bool = False
+    ) -> None:
+        """Arm ``key`` to emit ``event`` at ``due_at``; arming a key that is armed replaces it. ``first``:
+        nothing can be armed under ``key`` yet (a timer of an aggregate this unit creates), so it is
+        written with the unit's inserts and nothing is looked up or deleted for it."""
         ...
 
     def cancel(self, key: str) -> None:
@@ -148,9 +152,15 @@ class MongoTimers:
     def __init__(self, tx: Transaction) -> None:
         self.tx = tx
 
-    def arm(self, key: str, due_at: datetime, event: Event, *, every: timedelta | None = None) -> None:
+    def arm(
+        self, key: str, due_at: datetime, event: Event, *, every: timedelta | None = None, first: bool = False
+    ) -> None:
         timer = Timer.armed(key, due_at, event, self.tx.correlation_id, every)
-        self.tx.replace_later(TIMERS, timer.to_document())
+        if first:
+            # One insert_many with the batch's other new documents; an armed key would fail the unit.
+            self.tx.insert_later(TIMERS, timer.to_document())
+        else:
+            self.tx.replace_later(TIMERS, timer.to_document())
         if self.tx.armed_due is None or timer.due_at < self.tx.armed_due:
             self.tx.armed_due = timer.due_at
 
@@ -160,6 +170,8 @@ class MongoTimers:
     async def get(self, key: str) -> Timer | None:
         pending, doc = self.tx.replaced(TIMERS, key)
         if not pending:
+            doc = next((d for d in self.tx.queued(TIMERS) if d["_id"] == key), None)
+        if not pending and doc is None:
             doc = await self.tx.db[TIMERS].find_one({"_id": key}, session=self.tx.session)
         return Timer.from_document(doc) if doc else None
 
