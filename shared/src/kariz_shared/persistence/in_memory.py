@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
+from kariz_shared.contracts.aggregate import Aggregate
 from kariz_shared.contracts.events import Event
 from kariz_shared.persistence.unit_of_work import Timer, UnitOfWork
 from kariz_shared.runtime.clock import Clock, FakeClock
@@ -119,3 +120,14 @@ class InMemoryUnitsOfWork(Generic[U]):
             return fired
 
         return await self.run(fire)
+
+
+A = TypeVar("A", bound=Aggregate)
+
+
+def as_stored(aggregate: A) -> A:
+    """A copy to keep in an in-memory repository: what a database would hold, without the events the
+    aggregate raised (those go out through the unit of work, once)."""
+    kept = copy.deepcopy(aggregate)
+    kept.pull_events()
+    return kept

@@ -15,14 +15,8 @@ from decimal import Decimal
 from kariz_deals.domain import Account, Deal, DealCriteria, PipelineScope, StageMove, StageTotal
 from kariz_deals.service_layer.unit_of_work import DealsUnitOfWork
 from kariz_shared.contracts.errors import Conflict, DuplicateRecord
-from kariz_shared.persistence.in_memory import InMemoryUnitOfWork
+from kariz_shared.persistence.in_memory import InMemoryUnitOfWork, as_stored
 from kariz_shared.runtime.clock import Clock
-
-
-def _stored(deal: Deal) -> Deal:
-    kept = copy.deepcopy(deal)
-    kept.pull_events()
-    return kept
 
 
 class InMemoryDealRepository:
@@ -40,7 +34,7 @@ class InMemoryDealRepository:
     def add(self, deal: Deal) -> None:
         if any(d.lead_id == deal.lead_id for d in self.by_id.values()):
             raise DuplicateRecord(f"lead {deal.lead_id} has a deal already", index="lead_id_unique")
-        self.by_id[deal.id] = _stored(deal)
+        self.by_id[deal.id] = as_stored(deal)
 
     async def save(self, deal: Deal) -> None:
         stored = self.by_id.get(deal.id)
@@ -49,7 +43,7 @@ class InMemoryDealRepository:
                 f"deal {deal.id} was changed by another request meanwhile; reload it and try again"
             )
         deal.version += 1
-        self.by_id[deal.id] = _stored(deal)
+        self.by_id[deal.id] = as_stored(deal)
 
 
 class InMemoryAccountRepository:

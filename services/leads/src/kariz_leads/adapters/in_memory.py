@@ -16,15 +16,8 @@ from kariz_leads.domain.queries import LeadFilter
 from kariz_leads.service_layer.unit_of_work import ONE_LEAD_PER_ADDRESS, LeadsUnitOfWork
 from kariz_shared.contracts.errors import DuplicateRecord
 from kariz_shared.contracts.events import LeadSource
-from kariz_shared.persistence.in_memory import InMemoryUnitOfWork
+from kariz_shared.persistence.in_memory import InMemoryUnitOfWork, as_stored
 from kariz_shared.runtime.clock import Clock
-
-
-def _stored(lead: Lead) -> Lead:
-    """A copy to keep: what a database would hold, without the events the lead raised."""
-    kept = copy.deepcopy(lead)
-    kept.pull_events()
-    return kept
 
 
 class InMemoryLeadRepository:
@@ -50,7 +43,7 @@ class InMemoryLeadRepository:
             if lead.email in known:
                 raise DuplicateRecord(f"{lead.email} is a lead already", index=ONE_LEAD_PER_ADDRESS)
             known.add(lead.email)
-            self.leads[lead.id] = _stored(lead)
+            self.leads[lead.id] = as_stored(lead)
 
     async def add_touch(self, lead: Lead, touch: Touch) -> None:
         stored = self.leads[lead.id]

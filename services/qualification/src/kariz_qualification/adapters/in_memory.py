@@ -15,15 +15,8 @@ from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
 from kariz_qualification.domain.rules import DEFAULT_RULES, RuleSet
 from kariz_qualification.service_layer.unit_of_work import QualificationUnitOfWork
 from kariz_shared.contracts.errors import Conflict
-from kariz_shared.persistence.in_memory import InMemoryUnitOfWork
+from kariz_shared.persistence.in_memory import InMemoryUnitOfWork, as_stored
 from kariz_shared.runtime.clock import Clock
-
-
-def _stored(lead: Lead) -> Lead:
-    """A copy to keep: what a database would hold, without the events the lead raised."""
-    kept = copy.deepcopy(lead)
-    kept.pull_events()
-    return kept
 
 
 class InMemoryLeadRepository:
@@ -41,14 +34,14 @@ class InMemoryLeadRepository:
         if lead.lead_id in self.leads:
             raise Conflict(f"lead {lead.lead_id} is already under qualification")
         lead.version = 1
-        self.leads[lead.lead_id] = _stored(lead)
+        self.leads[lead.lead_id] = as_stored(lead)
 
     async def save(self, lead: Lead) -> None:
         stored = self.leads.get(lead.lead_id)
         if stored is None or stored.version != lead.version:
             raise Conflict(f"lead {lead.lead_id} was changed by another request meanwhile; reload and retry")
         lead.version += 1
-        self.leads[lead.lead_id] = _stored(lead)
+        self.leads[lead.lead_id] = as_stored(lead)
 
     async def page(self, query: LeadsByStatus, limit: int, offset: int) -> tuple[list[LeadSummary], int]:
         selected = sorted(
