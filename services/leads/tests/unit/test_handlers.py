@@ -426,6 +426,8 @@ async def test_an_import_arms_one_response_timer_per_new_lead(units: Units, cloc
     for lead in new:
         timer = await units.uow.timers.get(lead.response_timer_key())
         assert timer is not None and timer.due_at == clock.now() + timedelta(hours=4)
+        # Its overdue event continues the lead's own story, not the import request's.
+        assert timer.correlation_id == lead.correlation_id
     # The known lead's timer still counts from its own capture.
     known_timer = await units.uow.timers.get(known.response_timer_key())
     assert known_timer is not None and known_timer.due_at == known.created_at + timedelta(hours=4)

@@ -28,10 +28,17 @@ class InMemoryTimers:
         self.armed: dict[str, Timer] = {}
 
     def arm(
-        self, key: str, due_at: datetime, event: Event, *, every: timedelta | None = None, first: bool = False
+        self,
+        key: str,
+        due_at: datetime,
+        event: Event,
+        *,
+        every: timedelta | None = None,
+        first: bool = False,
+        correlation_id: str | None = None,
     ) -> None:
         # ``first`` only spares MongoDB a look-up; in memory arming always replaces.
-        self.armed[key] = Timer.armed(key, due_at, event, None, every)
+        self.armed[key] = Timer.armed(key, due_at, event, correlation_id, every)
 
     def cancel(self, key: str) -> None:
         self.armed.pop(key, None)

@@ -87,11 +87,19 @@ class Timer:
 
 class Timers(Protocol):
     def arm(
-        self, key: str, due_at: datetime, event: Event, *, every: timedelta | None = None, first: bool = False
+        self,
+        key: str,
+        due_at: datetime,
+        event: Event,
+        *,
+        every: timedelta | None = None,
+        first: bool = False,
+        correlation_id: str | None = None,
     ) -> None:
         """Arm ``key`` to emit ``event`` at ``due_at``; arming a key that is armed replaces it. ``first``:
         nothing can be armed under ``key`` yet (a timer of an aggregate this unit creates), so it is
-        written with the unit's inserts and nothing is looked up or deleted for it."""
+        written with the unit's inserts and nothing is looked up or deleted for it. ``correlation_id``:
+        the story its event continues (default: the unit's)."""
         ...
 
     def cancel(self, key: str) -> None:
@@ -153,9 +161,16 @@ class MongoTimers:
         self.tx = tx
 
     def arm(
-        self, key: str, due_at: datetime, event: Event, *, every: timedelta | None = None, first: bool = False
+        self,
+        key: str,
+        due_at: datetime,
+        event: Event,
+        *,
+        every: timedelta | None = None,
+        first: bool = False,
+        correlation_id: str | None = None,
     ) -> None:
-        timer = Timer.armed(key, due_at, event, self.tx.correlation_id, every)
+        timer = Timer.armed(key, due_at, event, correlation_id or self.tx.correlation_id, every)
         if first:
             # One insert_many with the batch's other new documents; an armed key would fail the unit.
             self.tx.insert_later(TIMERS, timer.to_document())

@@ -193,7 +193,9 @@ async def _capture_in(
         timer = sla.timer_for(lead)
         if timer is not None:
             # A lead new in this unit has no timer yet: armed with an insert alone.
-            uow.timers.arm(timer.key, timer.due_at, timer.overdue, first=True)
+            uow.timers.arm(
+                timer.key, timer.due_at, timer.overdue, first=True, correlation_id=lead.correlation_id
+            )
         # Each lead's events belong to its own story (an import's leads each start one).
         for event in lead.pull_events():
             uow.emit(event, correlation_id=lead.correlation_id)
