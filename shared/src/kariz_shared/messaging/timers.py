@@ -103,7 +103,9 @@ class TimerWorker:
             {"_id": {"$in": candidates}, **_claimable(now)},
             {"$set": {"claimed_by": token, "claim_until": now + self.lease}},
         )
-        return token, [doc["_id"] async for doc in self.timers.find({"claimed_by": token}, {"_id": 1})]
+        # Read back by id (the _id index), not by token alone, which no index serves.
+        held = self.timers.find({"_id": {"$in": candidates}, "claimed_by": token}, {"_id": 1})
+        return token, [doc["_id"] async for doc in held]
 
     async def fire_claimed(self, token: str, keys: list[str]) -> int:
         """Write the events of the timers this claim still holds and delete (or re-arm) them, at once."""
