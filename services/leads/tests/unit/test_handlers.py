@@ -176,7 +176,7 @@ async def test_a_known_address_is_a_touch_of_its_lead_and_takes_no_turn(
     ]
     stored = await views.lead(units, first.lead.id)
     assert stored.touches == again.lead.touches and stored.updated_at == clock.now()
-    assert len(units.uow.leads.leads) == 1
+    assert len(units.uow.leads.by_id) == 1
     assert len(units.of_type(LeadCaptured)) == 1
     assert units.uow.turns.taken == {"round_robin": 1}
     assert (units.uow.metrics.captures, units.uow.metrics.touches) == (
@@ -192,7 +192,7 @@ async def test_an_invalid_capture_is_refused_naming_the_field(units: Units) -> N
         await capture(units, a_lead(country="Germany"))
     with pytest.raises(RuleViolation, match=r"^company\.size: "):
         await capture(units, a_lead(size=0))
-    assert units.uow.leads.leads == {} and units.published == []
+    assert units.uow.leads.by_id == {} and units.published == []
 
 
 async def test_a_capture_that_loses_the_race_for_a_new_address_becomes_a_touch(
@@ -213,7 +213,7 @@ async def test_a_capture_that_loses_the_race_for_a_new_address_becomes_a_touch(
     assert not misses
     assert second.duplicate and second.lead.id == first.lead.id
     assert [t.source for t in second.lead.touches] == [LeadSource.WEB_FORM, LeadSource.REFERRAL]
-    assert len(units.uow.leads.leads) == 1
+    assert len(units.uow.leads.by_id) == 1
     assert len(units.of_type(LeadCaptured)) == 1
     assert (await units.uow.timers.get(first.lead.response_timer_key())) is not None
 
@@ -234,7 +234,7 @@ async def test_a_refusal_by_another_unique_index_is_not_taken_for_a_race(
         await capture(units, a_lead("grace@navy.example"))
     assert refused.value.index == "_id_"
     assert len(tries) == 1  # not run again: only a known address turns a capture into a touch
-    assert len(units.uow.leads.leads) == 1
+    assert len(units.uow.leads.by_id) == 1
 
 
 async def test_an_import_run_again_after_a_lost_race_reuses_the_turns_it_took(
@@ -301,7 +301,7 @@ async def test_an_import_with_bad_lines_stores_nothing_and_names_each_line_and_f
     message = str(refused.value)
     assert message.startswith("leads.1.contact.email: 'not-an-address' is not an e-mail address")
     assert "; leads.3.company.country: 'XX' is not an assigned ISO 3166-1 alpha-2 country code" in message
-    assert units.uow.leads.leads == {}
+    assert units.uow.leads.by_id == {}
     assert units.published == [] and units.uow.timers.armed == {}
     assert units.uow.turns.taken == {} and units.uow.metrics.captures == []
 
@@ -315,7 +315,7 @@ async def test_an_import_that_fails_in_storage_leaves_nothing_behind(
     monkeypatch.setattr(InMemoryLeadRepository, "add_all", broken)
     with pytest.raises(RuntimeError):
         await import_(units, a_lead("one@acme.example"), a_lead("two@acme.example"))
-    assert units.uow.leads.leads == {} and units.published == []
+    assert units.uow.leads.by_id == {} and units.published == []
     assert units.uow.timers.armed == {}
     assert units.uow.metrics.captures == []
 

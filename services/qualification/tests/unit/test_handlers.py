@@ -198,7 +198,7 @@ async def test_a_repeat_capture_in_one_batch_opens_one_lead(units: Units) -> Non
 
     await units.run(batch)
 
-    assert sorted(units.uow.leads.leads) == ["L-1", "L-2"]
+    assert sorted(units.uow.leads.by_id) == ["L-1", "L-2"]
     lead = await views.qualification_of(units, "L-1")
     assert (lead.score, len(lead.scorings), lead.company.size) == (80, 1, 500)
     assert [(type(e), e.lead_id) for e in units.published] == [(LeadQualified, "L-1")]
@@ -345,7 +345,7 @@ async def test_an_unknown_lead_is_not_found_and_nothing_happens(units: Units) ->
     ):
         with pytest.raises(NotFound, match="LeadCaptured"):
             await attempt
-    assert units.uow.leads.leads == {}
+    assert units.uow.leads.by_id == {}
     assert units.published == []
 
 

@@ -11,34 +11,24 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
-from kariz_shared.contracts.aggregate import Aggregate
+from kariz_shared.contracts.errors import Conflict
 from kariz_shared.contracts.events import Event
-from kariz_shared.persistence.unit_of_work import Timer, UnitOfWork
+from kariz_shared.persistence.unit_of_work import Timer, Timers, UnitOfWork
 from kariz_shared.runtime.clock import Clock, FakeClock
 
 T = TypeVar("T")
 E = TypeVar("E", bound=Event)
 
 
-class InMemoryTimers:
+class InMemoryTimers(Timers):
     def __init__(self) -> None:
         self.armed: dict[str, Timer] = {}
 
-    def arm(
-        self,
-        key: str,
-        due_at: datetime,
-        event: Event,
-        *,
-        every: timedelta | None = None,
-        first: bool = False,
-        correlation_id: str | None = None,
-    ) -> None:
+    def keep(self, timer: Timer, *, first: bool) -> None:
         # ``first`` only spares MongoDB a look-up; in memory arming always replaces.
-        self.armed[key] = Timer.armed(key, due_at, event, correlation_id, every)
+        self.armed[timer.key] = timer
 
     def cancel(self, key: str) -> None:
         self.armed.pop(key, None)
@@ -129,7 +119,18 @@ class InMemoryUnitsOfWork(Generic[U]):
         return await self.run(fire)
 
 
-A = TypeVar("A", bound=Aggregate)
+class Raising(Protocol):
+    """An aggregate as a repository keeps it: the events it raised are not part of it."""
+
+    def pull_events(self) -> list[Event]: ...
+
+
+class Versioned(Raising, Protocol):
+    version: int
+
+
+A = TypeVar("A", bound=Raising)
+VA = TypeVar("VA", bound=Versioned)
 
 
 def as_stored(aggregate: A) -> A:
@@ -138,3 +139,43 @@ def as_stored(aggregate: A) -> A:
     kept = copy.deepcopy(aggregate)
     kept.pull_events()
     return kept
+
+
+class InMemoryAggregates(Generic[A]):
+    """Aggregates kept by id as a database keeps documents: what goes in and what comes out are copies,
+    so a change reaches the repository only through its own writes."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, A] = {}
+
+    async def get(self, aggregate_id: str) -> A | None:
+        kept = self.by_id.get(aggregate_id)
+        return None if kept is None else copy.deepcopy(kept)
+
+    def first(self, matches: Callable[[A], bool]) -> A | None:
+        """A copy of the first kept aggregate that ``matches``."""
+        return next((copy.deepcopy(a) for a in self.by_id.values() if matches(a)), None)
+
+    def select(
+        self, matches: Callable[[A], bool], order: Callable[[A], Any], *, limit: int, offset: int
+    ) -> tuple[list[A], int]:
+        """Copies of one page of the kept aggregates that ``matches``, newest ``order`` first, and how
+        many match in all."""
+        selected = sorted((a for a in self.by_id.values() if matches(a)), key=order, reverse=True)
+        return [copy.deepcopy(a) for a in selected[offset : offset + limit]], len(selected)
+
+    def keep(self, aggregate_id: str, aggregate: A) -> None:
+        self.by_id[aggregate_id] = as_stored(aggregate)
+
+
+class InMemoryVersionedAggregates(InMemoryAggregates[VA]):
+    """Aggregates saved over the version they were loaded at, as a versioned save on MongoDB does."""
+
+    def keep_version(self, aggregate_id: str, aggregate: VA, *, stale: str) -> None:
+        """Keep ``aggregate`` one version on; a save over a version that moved on meanwhile is refused
+        with ``stale``."""
+        kept = self.by_id.get(aggregate_id)
+        if kept is None or kept.version != aggregate.version:
+            raise Conflict(stale)
+        aggregate.version += 1
+        self.keep(aggregate_id, aggregate)

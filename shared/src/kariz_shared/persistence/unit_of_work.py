@@ -15,6 +15,7 @@ holds is cancelled by the state change: the worker checks nothing but the time.
 from __future__ import annotations
 
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -85,7 +86,9 @@ class Timer:
         )
 
 
-class Timers(Protocol):
+class Timers(ABC):
+    """A unit of work's timers. ``arm`` is the same everywhere; a backend says how a timer is kept."""
+
     def arm(
         self,
         key: str,
@@ -100,15 +103,24 @@ class Timers(Protocol):
         nothing can be armed under ``key`` yet (a timer of an aggregate this unit creates), so it is
         written with the unit's inserts and nothing is looked up or deleted for it. ``correlation_id``:
         the story its event continues (default: the unit's)."""
-        ...
+        self.keep(Timer.armed(key, due_at, event, correlation_id or self.correlation_id, every), first=first)
 
+    @property
+    def correlation_id(self) -> str | None:
+        """The unit's story, for a timer armed without one of its own."""
+        return None
+
+    @abstractmethod
+    def keep(self, timer: Timer, *, first: bool) -> None:
+        """Keep ``timer`` with the unit's other changes, in place of any timer under its key."""
+
+    @abstractmethod
     def cancel(self, key: str) -> None:
         """Disarm ``key``; nothing if it is not armed."""
-        ...
 
+    @abstractmethod
     async def get(self, key: str) -> Timer | None:
         """The timer armed under ``key``, as this unit of work will leave it."""
-        ...
 
 
 class UnitOfWork:
@@ -154,23 +166,17 @@ Subscriptions = Mapping[type[Event], Callable[[U, Any], Awaitable[None]]]
 # --- MongoDB -------------------------------------------------------------------------------------
 
 
-class MongoTimers:
+class MongoTimers(Timers):
     """Timers in the ``timers`` collection, written with the transaction's other changes at commit."""
 
     def __init__(self, tx: Transaction) -> None:
         self.tx = tx
 
-    def arm(
-        self,
-        key: str,
-        due_at: datetime,
-        event: Event,
-        *,
-        every: timedelta | None = None,
-        first: bool = False,
-        correlation_id: str | None = None,
-    ) -> None:
-        timer = Timer.armed(key, due_at, event, correlation_id or self.tx.correlation_id, every)
+    @property
+    def correlation_id(self) -> str | None:
+        return self.tx.correlation_id
+
+    def keep(self, timer: Timer, *, first: bool) -> None:
         if first:
             # One insert_many with the batch's other new documents; an armed key would fail the unit.
             self.tx.insert_later(TIMERS, timer.to_document())

@@ -7,43 +7,29 @@ raised stays with the use case that made it.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from kariz_deals.domain import Account, Deal, DealCriteria, PipelineScope, StageMove, StageTotal
 from kariz_deals.service_layer.unit_of_work import DealsUnitOfWork
-from kariz_shared.contracts.errors import Conflict, DuplicateRecord
-from kariz_shared.persistence.in_memory import InMemoryUnitOfWork, as_stored
+from kariz_shared.contracts.errors import DuplicateRecord
+from kariz_shared.persistence.in_memory import InMemoryUnitOfWork, InMemoryVersionedAggregates
 from kariz_shared.runtime.clock import Clock
 
 
-class InMemoryDealRepository:
-    def __init__(self) -> None:
-        self.by_id: dict[str, Deal] = {}
-
-    async def get(self, deal_id: str) -> Deal | None:
-        deal = self.by_id.get(deal_id)
-        return copy.deepcopy(deal) if deal is not None else None
-
+class InMemoryDealRepository(InMemoryVersionedAggregates[Deal]):
     async def for_lead(self, lead_id: str) -> Deal | None:
-        deal = next((d for d in self.by_id.values() if d.lead_id == lead_id), None)
-        return copy.deepcopy(deal) if deal is not None else None
+        return self.first(lambda d: d.lead_id == lead_id)
 
     def add(self, deal: Deal) -> None:
         if any(d.lead_id == deal.lead_id for d in self.by_id.values()):
             raise DuplicateRecord(f"lead {deal.lead_id} has a deal already", index="lead_id_unique")
-        self.by_id[deal.id] = as_stored(deal)
+        self.keep(deal.id, deal)
 
     async def save(self, deal: Deal) -> None:
-        stored = self.by_id.get(deal.id)
-        if stored is None or stored.version != deal.version:
-            raise Conflict(
-                f"deal {deal.id} was changed by another request meanwhile; reload it and try again"
-            )
-        deal.version += 1
-        self.by_id[deal.id] = as_stored(deal)
+        stale = f"deal {deal.id} was changed by another request meanwhile; reload it and try again"
+        self.keep_version(deal.id, deal, stale=stale)
 
 
 class InMemoryAccountRepository:
@@ -98,12 +84,7 @@ class InMemoryDealReads:
         return await self.uow.deals.get(deal_id)
 
     async def deals(self, where: DealCriteria, *, limit: int, offset: int) -> tuple[list[Deal], int]:
-        selected = sorted(
-            (d for d in self.uow.deals.by_id.values() if where.matches(d)),
-            key=lambda d: (d.opened_at, d.id),
-            reverse=True,
-        )
-        return [copy.deepcopy(d) for d in selected[offset : offset + limit]], len(selected)
+        return self.uow.deals.select(where.matches, lambda d: (d.opened_at, d.id), limit=limit, offset=offset)
 
     async def account(self, account_id: str) -> Account | None:
         return self.uow.accounts.by_id.get(account_id)

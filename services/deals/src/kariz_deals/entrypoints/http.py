@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kariz_deals.domain import Account, Deal, DealCriteria, Pipeline, PipelineSummary, pipeline_named
 from kariz_deals.service_layer import handlers, views
@@ -68,12 +68,16 @@ class PipelineView(BaseModel):
 
 
 class AccountRefView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     name: str
     domain: str | None
 
 
 class StageVisitView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     stage: str
     entered_at: datetime
     left_at: datetime | None
@@ -89,6 +93,9 @@ class ContactView(BaseModel):
 
 
 class DealView(BaseModel):
+    # Read from the aggregate's attributes by name: no hand-kept mapping of a deal's fields.
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     lead_id: str
     pipeline: str
@@ -108,34 +115,19 @@ class DealView(BaseModel):
     contact: ContactView
     source: str | None
 
+    @field_validator("pipeline", mode="before")
+    @classmethod
+    def _pipeline_name(cls, pipeline: object) -> object:
+        return pipeline.name if isinstance(pipeline, Pipeline) else pipeline
+
     @classmethod
     def of(cls, deal: Deal) -> DealView:
-        return cls(
-            id=deal.id,
-            lead_id=deal.lead_id,
-            pipeline=deal.pipeline.name,
-            account=AccountRefView(id=deal.account.id, name=deal.account.name, domain=deal.account.domain),
-            owner=deal.owner,
-            stage=deal.stage,
-            amount=deal.amount,
-            currency=deal.currency,
-            probability=float(deal.probability),
-            forecast_category=deal.forecast_category,
-            weighted_amount=deal.weighted_amount,
-            history=[
-                StageVisitView(stage=v.stage, entered_at=v.entered_at, left_at=v.left_at, note=v.note)
-                for v in deal.history
-            ],
-            opened_at=deal.opened_at,
-            closed_at=deal.closed_at,
-            lost_reason=deal.lost_reason,
-            correlation_id=deal.correlation_id,
-            contact=ContactView(**deal.contact),
-            source=deal.source,
-        )
+        return cls.model_validate(deal)
 
 
 class AccountView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     name: str
     domain: str | None
@@ -146,15 +138,7 @@ class AccountView(BaseModel):
 
     @classmethod
     def of(cls, account: Account) -> AccountView:
-        return cls(
-            id=account.id,
-            name=account.name,
-            domain=account.domain,
-            industry=account.industry,
-            size=account.size,
-            country=account.country,
-            created_at=account.created_at,
-        )
+        return cls.model_validate(account)
 
 
 class StageSummaryView(BaseModel):

@@ -16,52 +16,42 @@ from kariz_leads.domain.queries import LeadFilter
 from kariz_leads.service_layer.unit_of_work import ONE_LEAD_PER_ADDRESS, LeadsUnitOfWork
 from kariz_shared.contracts.errors import DuplicateRecord
 from kariz_shared.contracts.events import LeadSource
-from kariz_shared.persistence.in_memory import InMemoryUnitOfWork, as_stored
+from kariz_shared.persistence.in_memory import InMemoryAggregates, InMemoryUnitOfWork
 from kariz_shared.runtime.clock import Clock
 
 
-class InMemoryLeadRepository:
-    def __init__(self) -> None:
-        self.leads: dict[str, Lead] = {}
-
-    async def get(self, lead_id: str) -> Lead | None:
-        lead = self.leads.get(lead_id)
-        return None if lead is None else copy.deepcopy(lead)
-
+class InMemoryLeadRepository(InMemoryAggregates[Lead]):
     async def get_for_event(self, lead_id: str) -> Lead | None:
         return await self.get(lead_id)
 
     async def with_emails(self, emails: list[str]) -> dict[str, Lead]:
         wanted = set(emails)
-        return {lead.email: copy.deepcopy(lead) for lead in self.leads.values() if lead.email in wanted}
+        return {lead.email: copy.deepcopy(lead) for lead in self.by_id.values() if lead.email in wanted}
 
     async def add_all(self, leads: list[Lead]) -> None:
-        known = {lead.email for lead in self.leads.values()}
+        known = {lead.email for lead in self.by_id.values()}
         for lead in leads:
-            if lead.id in self.leads:
+            if lead.id in self.by_id:
                 raise DuplicateRecord(f"lead {lead.id} exists", index="_id_")
             if lead.email in known:
                 raise DuplicateRecord(f"{lead.email} is a lead already", index=ONE_LEAD_PER_ADDRESS)
             known.add(lead.email)
-            self.leads[lead.id] = as_stored(lead)
+            self.keep(lead.id, lead)
 
     async def add_touch(self, lead: Lead, touch: Touch) -> None:
-        stored = self.leads[lead.id]
+        stored = self.by_id[lead.id]
         stored.touches.append(touch)
         stored.updated_at = lead.updated_at
 
     async def save_verdict(self, lead: Lead) -> None:
-        stored = self.leads[lead.id]
+        stored = self.by_id[lead.id]
         stored.status, stored.score = lead.status, lead.score
         stored.disqualification_reason, stored.updated_at = lead.disqualification_reason, lead.updated_at
 
     async def search(self, criteria: LeadFilter, *, limit: int, offset: int) -> tuple[list[Lead], int]:
-        matching = sorted(
-            (lead for lead in self.leads.values() if criteria.matches(lead)),
-            key=lambda lead: (lead.created_at, lead.id),
-            reverse=True,
+        return self.select(
+            criteria.matches, lambda lead: (lead.created_at, lead.id), limit=limit, offset=offset
         )
-        return [copy.deepcopy(lead) for lead in matching[offset : offset + limit]], len(matching)
 
 
 class InMemoryTurnCounters:

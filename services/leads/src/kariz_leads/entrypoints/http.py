@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kariz_leads.domain import AssignedBy, Lead, LeadFilter, LeadStatus, ResponseSla, SalesTeam
 from kariz_leads.service_layer import handlers, views
@@ -127,12 +127,17 @@ class ImportLeadsRequest(BaseModel):
 
 
 class TouchView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     source: LeadSource
     campaign: str | None
     at: datetime
 
 
 class LeadView(BaseModel):
+    # Read from the aggregate's attributes by name: no hand-kept mapping of a lead's fields.
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     contact: Contact
     company: Company
@@ -151,7 +156,7 @@ class LeadView(BaseModel):
 
     @classmethod
     def of(cls, lead: Lead) -> LeadView:
-        return cls(**_lead_fields(lead))
+        return cls.model_validate(lead)
 
 
 class CapturedLeadView(LeadView):
@@ -159,7 +164,7 @@ class CapturedLeadView(LeadView):
 
     @classmethod
     def of_capture(cls, captured: handlers.Captured) -> CapturedLeadView:
-        return cls(**_lead_fields(captured.lead), duplicate=captured.duplicate)
+        return cls(**dict(LeadView.of(captured.lead)), duplicate=captured.duplicate)
 
 
 class ImportedLeadView(BaseModel):
@@ -173,26 +178,6 @@ class ImportView(BaseModel):
     imported: int = Field(description="New leads")
     touches: int = Field(description="Lines whose address was already a lead, or repeated in the import")
     leads: list[ImportedLeadView] = Field(description="One per line of the import, in its order")
-
-
-def _lead_fields(lead: Lead) -> dict[str, Any]:
-    return {
-        "id": lead.id,
-        "contact": lead.contact,
-        "company": lead.company,
-        "source": lead.source,
-        "campaign": lead.campaign,
-        "consent": lead.consent,
-        "owner": lead.owner,
-        "assigned_by": lead.assigned_by,
-        "status": lead.status,
-        "score": lead.score,
-        "disqualification_reason": lead.disqualification_reason,
-        "touches": [TouchView(source=t.source, campaign=t.campaign, at=t.at) for t in lead.touches],
-        "correlation_id": lead.correlation_id,
-        "created_at": lead.created_at,
-        "updated_at": lead.updated_at,
-    }
 
 
 class FieldErrorView(BaseModel):

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from kariz_notifications.domain.model import (
     Attempt,
@@ -26,6 +26,8 @@ from kariz_shared.runtime.http import Limit, Offset, Page
 
 
 class AttemptView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     at: datetime
     outcome: str = Field(description="sent | failed")
     error: str | None = None
@@ -34,9 +36,7 @@ class AttemptView(BaseModel):
 
     @classmethod
     def of(cls, a: Attempt) -> AttemptView:
-        return cls(
-            at=a.at, outcome=a.outcome, error=a.error, status_code=a.status_code, duration_ms=a.duration_ms
-        )
+        return cls.model_validate(a)
 
 
 class NotificationView(BaseModel):

@@ -6,7 +6,6 @@ stored only by ``add``/``save``), a save of a stale copy is refused, events are 
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -15,41 +14,27 @@ from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
 from kariz_qualification.domain.rules import DEFAULT_RULES, RuleSet
 from kariz_qualification.service_layer.unit_of_work import QualificationUnitOfWork
 from kariz_shared.contracts.errors import Conflict
-from kariz_shared.persistence.in_memory import InMemoryUnitOfWork, as_stored
+from kariz_shared.persistence.in_memory import InMemoryUnitOfWork, InMemoryVersionedAggregates
 from kariz_shared.runtime.clock import Clock
 
 
-class InMemoryLeadRepository:
-    def __init__(self) -> None:
-        self.leads: dict[str, Lead] = {}
-
-    async def get(self, lead_id: str) -> Lead | None:
-        lead = self.leads.get(lead_id)
-        return None if lead is None else copy.deepcopy(lead)
-
+class InMemoryLeadRepository(InMemoryVersionedAggregates[Lead]):
     async def is_known(self, lead_id: str) -> bool:
-        return lead_id in self.leads
+        return lead_id in self.by_id
 
     def add(self, lead: Lead) -> None:
-        if lead.lead_id in self.leads:
+        if lead.lead_id in self.by_id:
             raise Conflict(f"lead {lead.lead_id} is already under qualification")
         lead.version = 1
-        self.leads[lead.lead_id] = as_stored(lead)
+        self.keep(lead.lead_id, lead)
 
     async def save(self, lead: Lead) -> None:
-        stored = self.leads.get(lead.lead_id)
-        if stored is None or stored.version != lead.version:
-            raise Conflict(f"lead {lead.lead_id} was changed by another request meanwhile; reload and retry")
-        lead.version += 1
-        self.leads[lead.lead_id] = as_stored(lead)
+        stale = f"lead {lead.lead_id} was changed by another request meanwhile; reload and retry"
+        self.keep_version(lead.lead_id, lead, stale=stale)
 
     async def page(self, query: LeadsByStatus, limit: int, offset: int) -> tuple[list[LeadSummary], int]:
-        selected = sorted(
-            (lead for lead in self.leads.values() if query.matches(lead)),
-            key=lambda lead: lead.captured_at,
-            reverse=True,
-        )
-        return [LeadSummary.of(lead) for lead in selected[offset : offset + limit]], len(selected)
+        leads, total = self.select(query.matches, lambda lead: lead.captured_at, limit=limit, offset=offset)
+        return [LeadSummary.of(lead) for lead in leads], total
 
 
 @dataclass

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from kariz_qualification.domain.lead import Lead, Outcome, Status, Trigger
-from kariz_qualification.domain.queries import LeadsByStatus
+from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
 from kariz_qualification.domain.rules import Authority, Budget, Need, RuleSet, Timeline
 from kariz_qualification.service_layer import handlers, views
 from kariz_qualification.service_layer.commands import DisqualifyLead, RecordAnswers, ReplaceRules
@@ -112,18 +112,6 @@ class QualificationView(BaseModel):
         )
 
 
-class LeadSummaryView(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    lead_id: str
-    owner: str
-    company: str
-    status: Status
-    score: int
-    captured_at: datetime
-    decided_at: datetime | None
-
-
 def router(units: UnitsOfWork[QualificationUnitOfWork]) -> APIRouter:
     api = APIRouter()
 
@@ -176,9 +164,9 @@ def router(units: UnitsOfWork[QualificationUnitOfWork]) -> APIRouter:
         owner: Annotated[str | None, Query(max_length=320)] = None,
         limit: Limit = 50,
         offset: Offset = 0,
-    ) -> Page[LeadSummaryView]:
+    ) -> Page[LeadSummary]:
+        # The queue's row is the domain's summary as it is: one definition of what a row shows.
         rows, total = await views.leads_by_status(units, LeadsByStatus(status, owner), limit, offset)
-        items = [LeadSummaryView.model_validate(row) for row in rows]
-        return Page[LeadSummaryView](items=items, total=total, limit=limit, offset=offset)
+        return Page[LeadSummary](items=rows, total=total, limit=limit, offset=offset)
 
     return api
