@@ -3,6 +3,10 @@ each kind to a status code (see :mod:`kariz_shared.runtime.http`), the consumer 
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+T = TypeVar("T")
+
 
 class DomainError(Exception):
     """A request the domain refuses. The message says what is wrong, for a person to read."""
@@ -10,6 +14,13 @@ class DomainError(Exception):
 
 class NotFound(DomainError):
     """The thing asked for does not exist (HTTP 404)."""
+
+
+def found(thing: T | None, missing: str) -> T:
+    """``thing`` as it was found, or :class:`NotFound` saying what is ``missing``."""
+    if thing is None:
+        raise NotFound(missing)
+    return thing
 
 
 class Conflict(DomainError):

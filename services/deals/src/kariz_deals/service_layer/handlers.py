@@ -16,7 +16,7 @@ from kariz_deals.domain import (
 )
 from kariz_deals.service_layer.commands import MoveDeal
 from kariz_deals.service_layer.unit_of_work import DealsUnitOfWork
-from kariz_shared.contracts.errors import NotFound, RuleViolation
+from kariz_shared.contracts.errors import RuleViolation, found
 from kariz_shared.contracts.events import Company, LeadQualified
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
 from kariz_shared.runtime.logging import correlation_id as current_correlation_id
@@ -100,9 +100,7 @@ async def move_deal(units: UnitsOfWork[DealsUnitOfWork], command: MoveDeal) -> D
     """Move a deal to another stage; its StageChanged (and DealWon or DealLost) go out with the move."""
 
     async def work(uow: DealsUnitOfWork) -> Deal:
-        deal = await uow.deals.get(command.deal_id)
-        if deal is None:
-            raise NotFound(f"no deal {command.deal_id!r}")
+        deal = found(await uow.deals.get(command.deal_id), f"no deal {command.deal_id!r}")
         move = deal.advance_to(command.stage, uow.clock.now(), command.amount, command.reason, command.note)
         await uow.deals.save(deal)
         uow.publish(deal)

@@ -19,7 +19,7 @@ from kariz_deals.domain import (
     StageTotal,
     summarise,
 )
-from kariz_shared.contracts.errors import NotFound
+from kariz_shared.contracts.errors import found
 
 
 class DealReads(Protocol):
@@ -43,10 +43,7 @@ class DealReads(Protocol):
 
 
 async def deal(reads: DealReads, deal_id: str) -> Deal:
-    found = await reads.deal(deal_id)
-    if found is None:
-        raise NotFound(f"no deal {deal_id!r}")
-    return found
+    return found(await reads.deal(deal_id), f"no deal {deal_id!r}")
 
 
 async def deals(
@@ -56,10 +53,7 @@ async def deals(
 
 
 async def account(reads: DealReads, account_id: str) -> Account:
-    found = await reads.account(account_id)
-    if found is None:
-        raise NotFound(f"no account {account_id!r}")
-    return found
+    return found(await reads.account(account_id), f"no account {account_id!r}")
 
 
 async def pipeline_summary(

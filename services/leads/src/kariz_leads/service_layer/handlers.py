@@ -19,7 +19,7 @@ from kariz_leads.domain.lead import Lead
 from kariz_leads.domain.response import ResponseSla
 from kariz_leads.service_layer.commands import CaptureLead, ImportLeads
 from kariz_leads.service_layer.unit_of_work import ONE_LEAD_PER_ADDRESS, LeadsUnitOfWork
-from kariz_shared.contracts.errors import DuplicateRecord, NotFound, RuleViolation
+from kariz_shared.contracts.errors import DuplicateRecord, RuleViolation, found
 from kariz_shared.contracts.events import LeadDisqualified, LeadQualified, LeadSource
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
 
@@ -206,10 +206,7 @@ async def _capture_in(
 
 
 async def _lead_of(uow: LeadsUnitOfWork, lead_id: str) -> Lead:
-    lead = await uow.leads.get_for_event(lead_id)
-    if lead is None:
-        raise NotFound(f"no lead with id {lead_id!r}")
-    return lead
+    return found(await uow.leads.get_for_event(lead_id), f"no lead with id {lead_id!r}")
 
 
 def _stop_response_timer_if_answered(uow: LeadsUnitOfWork, lead: Lead) -> None:

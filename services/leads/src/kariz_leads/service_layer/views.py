@@ -5,7 +5,7 @@ from __future__ import annotations
 from kariz_leads.domain.lead import Lead
 from kariz_leads.domain.queries import LeadFilter
 from kariz_leads.service_layer.unit_of_work import LeadsUnitOfWork
-from kariz_shared.contracts.errors import NotFound
+from kariz_shared.contracts.errors import found
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
 
 
@@ -28,7 +28,4 @@ async def leads_matching(
 
 
 async def lead_or_not_found(uow: LeadsUnitOfWork, lead_id: str) -> Lead:
-    found = await uow.leads.get(lead_id)
-    if found is None:
-        raise NotFound(f"no lead with id {lead_id!r}")
-    return found
+    return found(await uow.leads.get(lead_id), f"no lead with id {lead_id!r}")

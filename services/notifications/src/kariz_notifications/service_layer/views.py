@@ -7,7 +7,7 @@ from typing import Protocol
 
 from kariz_notifications.domain.model import DeliveryRecord, HandoverRecord, HandoverStatus
 from kariz_notifications.domain.queries import DeliveryCriteria
-from kariz_shared.contracts.errors import NotFound
+from kariz_shared.contracts.errors import found
 
 
 class NotificationsReads(Protocol):
@@ -33,10 +33,7 @@ async def delivery_log(
 
 
 async def delivery(reads: NotificationsReads, key: str) -> DeliveryRecord:
-    found = await reads.delivery(key)
-    if found is None:
-        raise NotFound(f"no notification {key!r}")
-    return found
+    return found(await reads.delivery(key), f"no notification {key!r}")
 
 
 async def handovers(

@@ -6,7 +6,7 @@ from kariz_qualification.domain.lead import Lead
 from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
 from kariz_qualification.domain.rules import RuleSet
 from kariz_qualification.service_layer.unit_of_work import QualificationUnitOfWork
-from kariz_shared.contracts.errors import NotFound
+from kariz_shared.contracts.errors import found
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
 
 
@@ -34,10 +34,8 @@ async def leads_by_status(
 
 
 async def lead_or_not_found(uow: QualificationUnitOfWork, lead_id: str) -> Lead:
-    lead = await uow.leads.get(lead_id)
-    if lead is None:
-        raise NotFound(
-            f"lead {lead_id} is not under qualification: its LeadCaptured event has not arrived "
-            "(yet); if the lead was captured just now, try again in a moment"
-        )
-    return lead
+    return found(
+        await uow.leads.get(lead_id),
+        f"lead {lead_id} is not under qualification: its LeadCaptured event has not arrived "
+        "(yet); if the lead was captured just now, try again in a moment",
+    )
