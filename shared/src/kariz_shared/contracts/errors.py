@@ -23,6 +23,18 @@ def found(thing: T | None, missing: str) -> T:
     return thing
 
 
+class Unauthenticated(DomainError):
+    """No credential, or one that does not verify (HTTP 401 with ``WWW-Authenticate: Bearer``)."""
+
+
+class Forbidden(DomainError):
+    """The caller is known but their role or scope does not allow this change (HTTP 403)."""
+
+
+class Unavailable(DomainError):
+    """Something this request needs cannot be reached now; nothing was changed (HTTP 503)."""
+
+
 class Conflict(DomainError):
     """The request clashes with the current state, e.g. moving a closed deal (HTTP 409)."""
 

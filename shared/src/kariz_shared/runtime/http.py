@@ -14,7 +14,15 @@ from pydantic import BaseModel
 from pymongo.errors import ConnectionFailure, PyMongoError
 from starlette.responses import Response
 
-from kariz_shared.contracts.errors import Conflict, DomainError, NotFound, RuleViolation
+from kariz_shared.contracts.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    NotFound,
+    RuleViolation,
+    Unauthenticated,
+    Unavailable,
+)
 from kariz_shared.runtime.logging import correlation_id
 from kariz_shared.runtime.metrics import http_request_seconds, http_requests
 
@@ -60,7 +68,19 @@ def install(app: FastAPI, service: str) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
         status, kind = 400, "bad_request"
-        if isinstance(exc, NotFound):
+        if isinstance(exc, Unauthenticated):
+            return JSONResponse(
+                status_code=401,
+                content=error_body("unauthenticated", str(exc)),
+                headers={"WWW-Authenticate": 'Bearer realm="kariz"'},
+            )
+        if isinstance(exc, Unavailable):
+            return JSONResponse(
+                status_code=503, content=error_body("unavailable", str(exc)), headers={"Retry-After": "5"}
+            )
+        if isinstance(exc, Forbidden):
+            status, kind = 403, "forbidden"
+        elif isinstance(exc, NotFound):
             status, kind = 404, "not_found"
         elif isinstance(exc, Conflict):
             status, kind = 409, "conflict"

@@ -91,6 +91,26 @@ class ServiceSettings(BaseSettings):
     # replica's next one waits at most this long. Timers armed by this process wake its worker at once.
     timer_idle_s: float = Field(default=30.0, gt=0)
 
+    # Signing in (OIDC; README, "Signing in"). A token must come from this issuer (its ``iss``) for this
+    # audience (``aud``); its keys are read from KARIZ_AUTH_JWKS_URL or, when that is empty, from the
+    # issuer's discovery document. Empty issuer: nothing is accepted (there is no "auth off").
+    auth_issuer: str = ""
+    auth_audience: str = "kariz"
+    auth_jwks_url: str = ""
+    # Where the token carries the person (their e-mail address: the owner of their leads and deals), their
+    # roles and their team; a dotted path reaches into an object (Keycloak: ``realm_access.roles``).
+    auth_subject_claim: str = "sub"
+    auth_roles_claim: str = "roles"
+    auth_team_claim: str = "team"
+    # Clock skew allowed on exp/nbf, and how long the issuer's key set is kept before it is read again.
+    auth_leeway_s: float = Field(default=30.0, ge=0, le=300)
+    auth_jwks_cache_s: float = Field(default=300.0, gt=0)
+    # KARIZ_TEAMS: the roster, team -> rep addresses (JSON), e.g. {"emea": ["alex@kariz.example"]}; a
+    # manager sees the leads and deals of their team's reps.
+    teams: dict[str, list[str]] = {}
+    # /docs and /openapi.json: on in dev (`make run`), off unless asked for elsewhere.
+    api_docs: bool = False
+
     def consumer_group(self, event_kebab_name: str) -> str:
         return f"{self.kafka_group_prefix}-{self.service_name}.{event_kebab_name}"
 

@@ -1,0 +1,112 @@
+"""Who asks, and what they may see: the caller of a request and the record-level rules. No I/O: the
+token check that makes a :class:`Caller` lives in :mod:`kariz_shared.runtime.auth`.
+
+A ``rep`` reads and changes their own leads and deals (owner = the token's subject); a ``manager`` those
+of their team (the reps the roster puts in the team named by the token); an ``admin`` everything and the
+configuration. Lists are filtered in the query by :class:`Owners`, never padded; a record the caller may
+not see answers 404 (its existence is not confirmed), a change the caller's role may not make 403.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from kariz_shared.contracts.errors import Forbidden, NotFound
+
+
+def same_person(address: str) -> str:
+    """An owner or subject as records compare them (owners are stored trimmed and lower-case)."""
+    return address.strip().lower()
+
+
+class Role(StrEnum):
+    REP = "rep"
+    MANAGER = "manager"
+    ADMIN = "admin"
+
+
+#: The people's roles, in the order of what they may see.
+PEOPLE = (Role.REP, Role.MANAGER, Role.ADMIN)
+
+
+@dataclass(frozen=True)
+class Roster:
+    """Which reps make up each team (team name -> rep addresses). Configuration today (``KARIZ_TEAMS``)."""
+
+    teams: Mapping[str, frozenset[str]]
+
+    @classmethod
+    def of(cls, teams: Mapping[str, Iterable[str]]) -> Roster:
+        return cls({team: frozenset(same_person(rep) for rep in reps) for team, reps in teams.items()})
+
+    def members(self, team: str | None) -> frozenset[str]:
+        return self.teams.get(team, frozenset()) if team else frozenset()
+
+
+@dataclass(frozen=True)
+class Owners:
+    """Whose records a caller sees: ``everyone`` or exactly ``these`` owners (the query's filter)."""
+
+    these: frozenset[str] | None
+
+    @property
+    def everyone(self) -> bool:
+        return self.these is None
+
+    def include(self, owner: str) -> bool:
+        return self.these is None or owner in self.these
+
+    def narrowed_to(self, owner: str | None) -> Owners:
+        """The caller's owners and, when the query names one, only that one (nobody if out of reach)."""
+        if owner is None:
+            return self
+        owner = same_person(owner)
+        return Owners(frozenset({owner}) if self.include(owner) else frozenset())
+
+
+EVERYONE = Owners(None)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The verified caller of one request: a person with ``roles``, signed in with the identity provider,
+    and whose records they see (``seen``, from their roles, their team and the roster)."""
+
+    subject: str
+    roles: frozenset[Role]
+    team: str | None
+    seen: Owners
+
+    @classmethod
+    def signed_in(cls, subject: str, roles: frozenset[Role], team: str | None, roster: Roster) -> Caller:
+        me = same_person(subject)
+        if Role.ADMIN in roles:
+            seen = EVERYONE
+        else:
+            owners = {me} if roles & {Role.REP, Role.MANAGER} else set()
+            if Role.MANAGER in roles:
+                owners |= roster.members(team)
+            seen = Owners(frozenset(owners))
+        return cls(me, roles, team, seen)
+
+    @property
+    def actor(self) -> str:
+        """Who did a change, as the change and its events record it."""
+        return self.subject
+
+    def has(self, *roles: Role) -> bool:
+        return bool(self.roles.intersection(roles))
+
+    def require(self, *roles: Role) -> None:
+        """Refuse (403) unless the caller has one of ``roles``."""
+        if not self.has(*roles):
+            wanted = " or ".join(r.value for r in roles)
+            held = ", ".join(sorted(r.value for r in self.roles)) or "no Kariz role"
+            raise Forbidden(f"this needs the role {wanted}; {self.subject} has {held}")
+
+    def sees(self, owner: str, missing: str) -> None:
+        """Refuse a record of ``owner`` this caller may not see as if it did not exist (404 ``missing``)."""
+        if not self.seen.include(owner):
+            raise NotFound(missing)

@@ -1,0 +1,143 @@
+"""Sign-in: every API route but health, readiness and metrics needs ``Authorization: Bearer <JWT>``.
+
+A token is accepted when its signature verifies against the issuer's published keys (the JWKS, fetched
+and cached by PyJWT's ``PyJWKClient``, fetched again when a token names a key it has not seen, so a
+rotated key is followed), its ``iss`` is the configured issuer, its ``aud`` names the configured audience,
+and ``exp``/``nbf`` hold within a small leeway. RS256 and ES256 only. The claims that carry the subject,
+the roles and the team are settings, so the same code runs against Keycloak, Entra ID, Okta or the dev
+stack's local issuer (README, "Signing in").
+
+With no issuer configured nothing is accepted: there is no switch that turns authentication off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import jwt
+from fastapi import Depends, FastAPI, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from kariz_shared.contracts.errors import Unauthenticated, Unavailable
+from kariz_shared.contracts.identity import Caller, Role, Roster
+from kariz_shared.runtime.settings import ServiceSettings
+
+ALGORITHMS = ("RS256", "ES256")
+
+
+def claim(claims: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted claim path (``realm_access.roles`` for Keycloak), or None."""
+    value: Any = claims
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+class TokenVerifier:
+    """Checks bearer tokens against one issuer and makes the request's :class:`Caller`."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.issuer = settings.auth_issuer.rstrip("/")
+        self.audience = settings.auth_audience
+        self.leeway_s = settings.auth_leeway_s
+        self.subject_claim = settings.auth_subject_claim
+        self.roles_claim = settings.auth_roles_claim
+        self.team_claim = settings.auth_team_claim
+        self.roster = Roster.of(settings.teams)
+        self._jwks_url = settings.auth_jwks_url
+        self._jwks_cache_s = settings.auth_jwks_cache_s
+        self._client: jwt.PyJWKClient | None = None
+
+    def _keys(self) -> jwt.PyJWKClient:
+        if self._client is None:
+            url = self._jwks_url or self._discover_jwks_url()
+            # lifespan: the key set is read again after this long; an unknown kid reads it at once.
+            self._client = jwt.PyJWKClient(url, lifespan=self._jwks_cache_s, timeout=5)
+        return self._client
+
+    def _discover_jwks_url(self) -> str:
+        """The issuer's ``jwks_uri``, from its OpenID Connect discovery document."""
+        with urllib.request.urlopen(f"{self.issuer}/.well-known/openid-configuration", timeout=5) as answer:
+            document = json.load(answer)
+        return str(document["jwks_uri"])
+
+    def _signing_key(self, token: str) -> jwt.PyJWK:
+        return self._keys().get_signing_key_from_jwt(token)
+
+    async def caller(self, token: str) -> Caller:
+        if not self.issuer:
+            raise Unauthenticated(
+                "sign-in is not configured on this service (KARIZ_AUTH_ISSUER): no token can be checked"
+            )
+        try:
+            key = await asyncio.to_thread(self._signing_key, token)
+        except jwt.PyJWKClientConnectionError as exc:
+            raise Unavailable(f"the identity provider's keys cannot be read: {exc}") from exc
+        except OSError as exc:  # the discovery document
+            raise Unavailable(f"the identity provider cannot be reached: {exc}") from exc
+        except (jwt.PyJWKClientError, jwt.InvalidTokenError) as exc:
+            raise Unauthenticated(f"the token does not verify: {exc}") from exc
+        try:
+            claims = jwt.decode(
+                token,
+                key.key,
+                algorithms=list(ALGORITHMS),
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway_s,
+                options={"require": ["exp", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthenticated("the token has expired: sign in again") from exc
+        except jwt.InvalidAudienceError as exc:
+            raise Unauthenticated(f"the token is not for this audience ({self.audience})") from exc
+        except jwt.InvalidIssuerError as exc:
+            raise Unauthenticated(f"the token is not from the issuer {self.issuer}") from exc
+        except jwt.InvalidTokenError as exc:
+            raise Unauthenticated(f"the token does not verify: {exc}") from exc
+        return self.caller_of(claims)
+
+    def caller_of(self, claims: Mapping[str, Any]) -> Caller:
+        subject = claim(claims, self.subject_claim)
+        if not isinstance(subject, str) or not subject.strip():
+            raise Unauthenticated(f"the token has no subject in its {self.subject_claim!r} claim")
+        named = claim(claims, self.roles_claim)
+        names = [named] if isinstance(named, str) else named if isinstance(named, list) else []
+        roles = frozenset(Role(n) for n in names if n in Role.__members__.values())
+        team = claim(claims, self.team_claim)
+        return Caller.signed_in(subject, roles, team if isinstance(team, str) else None, self.roster)
+
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="A token from the organisation's identity provider (OIDC); `kariz-dev token` in dev",
+)
+
+
+async def authenticate(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Caller:
+    """The FastAPI dependency every service router carries: the verified caller, or 401."""
+    if credentials is None:
+        raise Unauthenticated("this needs a credential: send Authorization: Bearer <token>")
+    verifier: TokenVerifier = request.app.state.verifier
+    caller = await verifier.caller(credentials.credentials)
+    request.state.caller = caller
+    return caller
+
+
+#: A route's parameter for the verified caller (``caller: Authenticated``).
+Authenticated = Annotated[Caller, Depends(authenticate)]
+
+
+def install(app: FastAPI, settings: ServiceSettings) -> TokenVerifier:
+    """Give ``app`` the verifier its routes' ``authenticate`` uses."""
+    verifier = TokenVerifier(settings)
+    app.state.verifier = verifier
+    return verifier
