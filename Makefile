@@ -34,6 +34,7 @@ LEADS ?= 300
 CONCURRENCY ?= 16
 SEED ?= 7
 demo: install ## drive synthetic leads through the running Kariz (`make run`) and print the funnel it recorded
+	KARIZ_TOKEN=$${KARIZ_TOKEN:-$$($(VENV)/bin/kariz-dev token --user demo@kariz.example --role admin)} \
 	$(VENV)/bin/kariz-load --leads $(LEADS) --concurrency $(CONCURRENCY) --seed $(SEED) $(ARGS)
 
 backends: install ## start only the embedded broker and database

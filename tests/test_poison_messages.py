@@ -237,7 +237,7 @@ def failing_for(event_ids: set[str], real: Callable[..., Awaitable[Any]]) -> Cal
 
 @contextlib.asynccontextmanager
 async def the_four_services(
-    backends: Backends, settings_for: Callable[..., Any]
+    backends: Backends, settings_for: Callable[..., Any], token: str
 ) -> AsyncIterator[dict[str, Running]]:
     tuning = {"consumer_max_attempts": MAX_ATTEMPTS, "consumer_retry_backoff_s": 0.01}
     settings: dict[str, ServiceSettings] = {
@@ -264,7 +264,7 @@ async def the_four_services(
         services = {}
         for name, s in settings.items():
             service = builders[name](s)
-            http = await stack.enter_async_context(running(service))
+            http = await stack.enter_async_context(running(service, token=token))
             services[name] = Running(service, s, http, client[s.database_name])
         yield services
     await client.close()
@@ -327,7 +327,10 @@ async def known_leads(leads: Running, count: int, partitions: int) -> list[dict[
 
 
 async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around_them_are_handled(
-    backends: Backends, settings_for: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+    backends: Backends,
+    settings_for: Callable[..., Any],
+    admin_token: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     consumed = [LeadCaptured, LeadQualified, LeadDisqualified, StageChanged, DealWon, DealLost]
     topics = [cls.topic() for cls in consumed]
@@ -336,7 +339,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
     count = partitions[topics[0]]
 
     async with (
-        the_four_services(backends, settings_for) as svc,
+        the_four_services(backends, settings_for, admin_token) as svc,
         reading(backends.kafka_bootstrap, *topics, *map(dead_letter_topic, topics)) as reader,
     ):
         leads, qualification, deals, notifications = (

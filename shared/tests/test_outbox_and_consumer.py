@@ -40,7 +40,9 @@ def make_service(settings: ServiceSettings) -> Service:
     return service
 
 
-async def test_consumed_once_emitted_through_outbox_and_poison_dead_lettered(settings_for, backends) -> None:  # type: ignore[no-untyped-def]
+async def test_consumed_once_emitted_through_outbox_and_poison_dead_lettered(
+    settings_for, backends, admin_token
+) -> None:  # type: ignore[no-untyped-def]
     settings = settings_for(ServiceSettings, service_name="probe")
     service = make_service(settings)
     lead = unique("L")
@@ -51,7 +53,7 @@ async def test_consumed_once_emitted_through_outbox_and_poison_dead_lettered(set
     )
     out = LeadDisqualified.topic()
     async with reading(backends.kafka_bootstrap, out, dead_letter_topic(LeadCaptured.topic())) as reader:
-        async with running(service) as http:
+        async with running(service, token=admin_token) as http:
             await publish_raw(backends.kafka_bootstrap, LeadCaptured.topic(), lead.encode(), b"{not json", {})
             await publish(backends.kafka_bootstrap, env)
             await publish(backends.kafka_bootstrap, env)  # redelivery of the same event id

@@ -24,7 +24,8 @@ from pymongo import AsyncMongoClient
 
 from kariz_devkit.devstack import ServiceProcess, start_service, wait_ready
 from kariz_devkit.embedded import free_port
-from kariz_devkit.testing import Backends, eventually, reading, unique
+from kariz_devkit.issuer import LocalIssuer
+from kariz_devkit.testing import Backends, bearer, eventually, reading, unique
 from kariz_devkit.testing.cluster import Inbox
 from kariz_shared.contracts.events import (
     DealOpened,
@@ -56,6 +57,9 @@ class Stack:
     hooks: Hooks
     backends: Backends
     rep: str
+    #: The rep signs in with the identity provider; the delivery log is a manager's or an admin's view.
+    rep_token: str
+    admin_token: str
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +93,12 @@ async def hooks() -> AsyncIterator[tuple[Hooks, int]]:
 
 @pytest.fixture(scope="module")
 async def stack(
-    backends: Backends, inbox: Inbox, hooks: tuple[Hooks, int], tmp_path_factory: pytest.TempPathFactory
+    backends: Backends,
+    inbox: Inbox,
+    hooks: tuple[Hooks, int],
+    tmp_path_factory: pytest.TempPathFactory,
+    issuer: LocalIssuer,
+    admin_token: str,
 ) -> AsyncIterator[Stack]:
     hook_store, hook_port = hooks
     rep = f"{unique('rep')}@kariz.test"
@@ -123,7 +132,9 @@ async def stack(
             env = {**common, "KARIZ_MONGODB_DATABASE": databases[name]}
             processes.append(start_service(name, free_port(), env, logs))
         await wait_ready(processes)
-        yield Stack(logs, {p.name: p.url for p in processes}, databases, inbox, hook_store, backends, rep)
+        urls = {p.name: p.url for p in processes}
+        rep_token = issuer.token(rep, ["rep"])
+        yield Stack(logs, urls, databases, inbox, hook_store, backends, rep, rep_token, admin_token)
     finally:
         for p in processes:
             code = await asyncio.to_thread(p.stop)
@@ -164,7 +175,7 @@ async def test_a_lead_goes_from_capture_to_won_with_email_and_signed_webhook(sta
     }
     async with (
         reading(stack.backends.kafka_bootstrap, *_topics()) as reader,
-        httpx.AsyncClient(timeout=15) as http,
+        httpx.AsyncClient(timeout=15, headers=bearer(stack.rep_token)) as http,
     ):
         created = await http.post(
             f"{stack.urls['leads']}/leads", json=lead_body, headers={"X-Correlation-Id": correlation_id}
@@ -269,7 +280,11 @@ async def test_a_lead_goes_from_capture_to_won_with_email_and_signed_webhook(sta
 
         # Notifications shows what it delivered, and to whom.
         log = (
-            await http.get(f"{stack.urls['notifications']}/notifications", params={"subject": deal_id})
+            await http.get(
+                f"{stack.urls['notifications']}/notifications",
+                params={"subject": deal_id},
+                headers=bearer(stack.admin_token),
+            )
         ).json()
         assert {(d["channel"], d["status"]) for d in log["items"]} == {("email", "sent"), ("webhook", "sent")}
 

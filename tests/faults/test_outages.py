@@ -20,6 +20,7 @@ import pytest
 from kariz_deals.bootstrap import build as build_deals
 from kariz_deals.settings import DealsSettings
 from kariz_devkit.embedded import EmbeddedBackends
+from kariz_devkit.issuer import LocalIssuer
 from kariz_devkit.testing import EMBEDDED_CONSUMER_TUNING, eventually, publish, reading, running, unique
 from kariz_leads.bootstrap import build as build_leads
 from kariz_leads.settings import LeadsSettings
@@ -41,7 +42,9 @@ from kariz_shared.runtime.settings import ServiceSettings
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 
-def settings_on(backends: EmbeddedBackends, cls: type[ServiceSettings], **overrides: Any) -> Any:
+def settings_on(
+    backends: EmbeddedBackends, issuer: LocalIssuer, cls: type[ServiceSettings], **overrides: Any
+) -> Any:
     values: dict[str, Any] = {
         "kafka_bootstrap_servers": backends.kafka_bootstrap,
         "mongodb_uri": backends.mongodb_uri,
@@ -56,6 +59,7 @@ def settings_on(backends: EmbeddedBackends, cls: type[ServiceSettings], **overri
         "outbox_lease_s": 3,
         "startup_retry_max_s": 1,
         **EMBEDDED_CONSUMER_TUNING,
+        **{"auth_issuer": issuer.url, "auth_audience": issuer.audience},
         **overrides,
     }
     return cls(**values)
@@ -74,10 +78,12 @@ async def ready(http: httpx.AsyncClient) -> bool:
     return (await http.get("/readyz")).status_code == 200
 
 
-async def test_starts_while_the_database_is_down_and_recovers(own_backends: EmbeddedBackends) -> None:
+async def test_starts_while_the_database_is_down_and_recovers(
+    own_backends: EmbeddedBackends, issuer: LocalIssuer, admin_token: str
+) -> None:
     own_backends.take_down("database")
-    settings = settings_on(own_backends, LeadsSettings)
-    async with running(build_leads(settings), wait=False) as http:
+    settings = settings_on(own_backends, issuer, LeadsSettings)
+    async with running(build_leads(settings), wait=False, token=admin_token) as http:
         assert (await http.get("/healthz")).status_code == 200  # alive: do not restart it
         answer = await http.get("/readyz")
         assert answer.status_code == 503
@@ -97,10 +103,12 @@ async def test_starts_while_the_database_is_down_and_recovers(own_backends: Embe
             await reader.wait_for(lambda r: r.key == lead_id)
 
 
-async def test_starts_while_the_broker_is_down_and_recovers(own_backends: EmbeddedBackends) -> None:
+async def test_starts_while_the_broker_is_down_and_recovers(
+    own_backends: EmbeddedBackends, issuer: LocalIssuer, admin_token: str
+) -> None:
     own_backends.take_down("broker")
-    settings = settings_on(own_backends, LeadsSettings)
-    async with running(build_leads(settings), wait=False) as http:
+    settings = settings_on(own_backends, issuer, LeadsSettings)
+    async with running(build_leads(settings), wait=False, token=admin_token) as http:
         answer = await http.get("/readyz")
         assert answer.status_code == 503
         assert answer.json()["checks"]["broker"] is False
@@ -118,11 +126,13 @@ async def test_starts_while_the_broker_is_down_and_recovers(own_backends: Embedd
 
 async def test_writes_during_a_database_outage_answer_503_and_leave_nothing(
     own_backends: EmbeddedBackends,
+    issuer: LocalIssuer,
+    admin_token: str,
 ) -> None:
-    settings = settings_on(own_backends, LeadsSettings)
+    settings = settings_on(own_backends, issuer, LeadsSettings)
     email = f"{unique('outage')}@globex.example"
     async with reading(own_backends.kafka_bootstrap, LeadCaptured.topic()) as reader:
-        async with running(build_leads(settings)) as http:
+        async with running(build_leads(settings), token=admin_token) as http:
             own_backends.take_down("database", kill=True)
             refused = await http.post("/leads", json=lead_body(email))
             assert refused.status_code == 503, refused.text
@@ -146,12 +156,14 @@ async def test_writes_during_a_database_outage_answer_503_and_leave_nothing(
 
 async def test_publishing_pauses_while_the_broker_is_away_and_resumes_without_loss(
     own_backends: EmbeddedBackends,
+    issuer: LocalIssuer,
+    admin_token: str,
 ) -> None:
-    settings = settings_on(own_backends, LeadsSettings)
+    settings = settings_on(own_backends, issuer, LeadsSettings)
     client = connect(settings)
     outbox = client[settings.database_name][OUTBOX]
     try:
-        async with running(build_leads(settings)) as http:
+        async with running(build_leads(settings), token=admin_token) as http:
             own_backends.take_down("broker", kill=True)
             ids = []
             for n in range(20):
@@ -194,6 +206,8 @@ def qualified(lead_id: str) -> LeadQualified:
 
 async def test_replicas_share_the_outbox_one_publisher_at_a_time_order_kept(
     own_backends: EmbeddedBackends,
+    issuer: LocalIssuer,
+    admin_token: str,
 ) -> None:
     """Two deals replicas on one database; a deal is moved through its stages by requests alternating
     between them. The StageChanged events come out once each, in the deal's order; when the leading
@@ -201,10 +215,10 @@ async def test_replicas_share_the_outbox_one_publisher_at_a_time_order_kept(
     database = unique("faults_deals")
     group = unique("faults")
     first = build_deals(
-        settings_on(own_backends, DealsSettings, mongodb_database=database, kafka_group_prefix=group)
+        settings_on(own_backends, issuer, DealsSettings, mongodb_database=database, kafka_group_prefix=group)
     )
     second = build_deals(
-        settings_on(own_backends, DealsSettings, mongodb_database=database, kafka_group_prefix=group)
+        settings_on(own_backends, issuer, DealsSettings, mongodb_database=database, kafka_group_prefix=group)
     )
     lead_id = str(uuid.uuid4())
     envelope = Envelope(
@@ -214,7 +228,7 @@ async def test_replicas_share_the_outbox_one_publisher_at_a_time_order_kept(
     client = connect(first.settings)
     leases = client[database][RELAY_LEASE]
     async with reading(own_backends.kafka_bootstrap, StageChanged.topic()) as reader:
-        async with running(first) as a, running(second) as b:
+        async with running(first, token=admin_token) as a, running(second, token=admin_token) as b:
             await publish(own_backends.kafka_bootstrap, envelope)
             deal = await eventually(lambda: _first_deal(a, lead_id), timeout=60)
             for n, stage in enumerate(stages[:4]):

@@ -37,7 +37,8 @@ from kariz_loadgen.population import Population
 from pymongo import AsyncMongoClient
 
 from kariz_devkit.embedded import EmbeddedBackends
-from kariz_devkit.testing import Backends, EventReader, Record, eventually, reading, unique
+from kariz_devkit.issuer import LocalIssuer
+from kariz_devkit.testing import Backends, EventReader, Record, bearer, eventually, reading, unique
 from kariz_devkit.testing.cluster import SERVICES, Cluster, Sinks, standard_environment
 from kariz_shared.contracts.events import (
     DealLost,
@@ -302,11 +303,20 @@ async def settle_and_audit(
 
 @pytest.mark.timeout(900)
 async def test_crashes_lose_nothing_and_do_nothing_twice(
-    own_backends: EmbeddedBackends, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    own_backends: EmbeddedBackends,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    issuer: LocalIssuer,
+    admin_token: str,
 ) -> None:
     # A broker and database of its own: hundreds of killed consumers must not slow the session's.
     backends = Backends(
-        own_backends.kafka_bootstrap, own_backends.mongodb_uri, kafka_idempotence=False, embedded=True
+        own_backends.kafka_bootstrap,
+        own_backends.mongodb_uri,
+        kafka_idempotence=False,
+        embedded=True,
+        auth_issuer=issuer.url,
+        auth_audience=issuer.audience,
     )
     leads = Population(seed=2026, run_tag=unique("crash"), brisk=True).leads(LEADS)
     started = time.monotonic()
@@ -322,7 +332,7 @@ async def test_crashes_lose_nothing_and_do_nothing_twice(
                 cluster.chaos(random.Random(7), kills=KILLS, progress=lambda: done / LEADS, down_s=(0.2, 2))
             )
             try:
-                async with httpx.AsyncClient(timeout=10) as http:
+                async with httpx.AsyncClient(timeout=10, headers=bearer(admin_token)) as http:
                     tally = await drive_all(
                         Kariz(http, cluster.urls, patience_s=300, poll_s=0.3),
                         leads,
@@ -365,7 +375,11 @@ async def drained(tally: Tally, readers: list[EventReader], cluster: Cluster, si
 
 @pytest.mark.timeout(900)
 async def test_database_and_broker_restarts_lose_nothing(
-    own_backends: EmbeddedBackends, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    own_backends: EmbeddedBackends,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    issuer: LocalIssuer,
+    admin_token: str,
 ) -> None:
     """The database is stopped and restarted during traffic; later the broker is killed and comes back
     empty, and traffic goes on on the new broker.
@@ -379,14 +393,19 @@ async def test_database_and_broker_restarts_lose_nothing(
     tests/faults/test_outages.py (one service: they wait in the outbox and go out when it returns).
     """
     backends = Backends(
-        own_backends.kafka_bootstrap, own_backends.mongodb_uri, kafka_idempotence=False, embedded=True
+        own_backends.kafka_bootstrap,
+        own_backends.mongodb_uri,
+        kafka_idempotence=False,
+        embedded=True,
+        auth_issuer=issuer.url,
+        auth_audience=issuer.audience,
     )
     population = Population(seed=11, run_tag=unique("deps"), brisk=True)
     first, second = population.leads(LEADS // 10), population.leads(LEADS // 10)
     started = time.monotonic()
     async with reading(backends.kafka_bootstrap, *TOPICS, *DLQ_TOPICS) as reader:
         async with cluster_on(backends, tmp_path / "logs") as (cluster, sinks):
-            async with httpx.AsyncClient(timeout=10) as http:
+            async with httpx.AsyncClient(timeout=10, headers=bearer(admin_token)) as http:
                 kariz = Kariz(http, cluster.urls, patience_s=300, poll_s=0.3)
                 traffic = asyncio.create_task(drive_all(kariz, first, concurrency=20))
                 await asyncio.sleep(8)

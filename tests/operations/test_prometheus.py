@@ -33,7 +33,7 @@ from aiosmtpd.controller import Controller
 from kariz_devkit.devstack import ServiceProcess, start_service, wait_ready
 from kariz_devkit.embedded import ChildProcess, free_port, wait_for_port
 from kariz_devkit.sinks import Inbox
-from kariz_devkit.testing import Backends, eventually, publish_raw, unique
+from kariz_devkit.testing import Backends, bearer, eventually, publish_raw, unique
 from kariz_devkit.testing.operations import ConsumerLagExporter, debian_tool, metric_names
 from kariz_shared.contracts.events import LeadCaptured, LeadResponseOverdue, LeadSource
 from kariz_shared.persistence.store import Store
@@ -89,7 +89,7 @@ def _prometheus_config(targets: dict[str, int], lag_port: int) -> dict[str, Any]
 
 @pytest.fixture(scope="module")
 async def observed(
-    backends: Backends, smtp_port: int, tmp_path_factory: pytest.TempPathFactory
+    backends: Backends, smtp_port: int, tmp_path_factory: pytest.TempPathFactory, admin_token: str
 ) -> AsyncIterator[Observed]:
     work = Path(tmp_path_factory.mktemp("operations"))
     group_prefix = unique("ops")
@@ -123,7 +123,7 @@ async def observed(
         await wait_ready(processes)
         async with lag.serving():
             urls = {p.name: p.url for p in processes}
-            await _sales_traffic(urls, backends)
+            await _sales_traffic(urls, backends, admin_token)
             await _arm_a_due_timer(backends, databases["leads"])
             yield Observed(f"http://127.0.0.1:{port}", group_prefix, work)
     finally:
@@ -146,8 +146,8 @@ def _start_prometheus(config: Path, work: Path, port: int) -> ChildProcess:
     return ChildProcess("prometheus", process, log)
 
 
-async def _sales_traffic(urls: dict[str, str], backends: Backends) -> None:
-    async with httpx.AsyncClient(timeout=15) as http:
+async def _sales_traffic(urls: dict[str, str], backends: Backends, token: str) -> None:
+    async with httpx.AsyncClient(timeout=15, headers=bearer(token)) as http:
 
         async def capture(source: str, industry: str, size: int, country: str, title: str) -> str:
             body = {

@@ -30,7 +30,7 @@ from kariz_shared.messaging.outbox import OutboxRelay
 from kariz_shared.messaging.timers import TimerWorker
 from kariz_shared.persistence.store import Store
 from kariz_shared.persistence.unit_of_work import MongoUnitsOfWork, Subscriptions
-from kariz_shared.runtime import http
+from kariz_shared.runtime import auth, http
 from kariz_shared.runtime.clock import Clock, SystemClock
 from kariz_shared.runtime.logging import configure_logging
 from kariz_shared.runtime.metrics import dependency_up, registry
@@ -93,8 +93,19 @@ class Service:
             "timer-gauges",
             refreshing("timers", self.timer_worker.measure, settings.metrics_refresh_interval_s),
         )
-        self.api = FastAPI(title=title, description=description, version=version, lifespan=self._lifespan)
+        docs = settings.api_docs
+        self.api = FastAPI(
+            title=title,
+            description=description,
+            version=version,
+            lifespan=self._lifespan,
+            docs_url="/docs" if docs else None,
+            redoc_url=None,
+            openapi_url="/openapi.json" if docs else None,
+        )
         http.install(self.api, self.name)
+        #: Checks the bearer token every service router asks for (``auth.Authenticated``).
+        self.verifier = auth.install(self.api, settings)
         self._add_operational_routes()
 
     # --- composition -----------------------------------------------------------------------------

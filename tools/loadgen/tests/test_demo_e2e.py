@@ -32,10 +32,14 @@ async def cluster(backends: Backends, tmp_path: Path) -> AsyncIterator[Cluster]:
         await sinks.stop()
 
 
-async def test_the_demo_report_read_from_kariz_agrees_with_the_driver(cluster: Cluster) -> None:
+async def test_the_demo_report_read_from_kariz_agrees_with_the_driver(
+    cluster: Cluster, admin_token: str
+) -> None:
     assert await not_ready(cluster.urls) == []
     progress = io.StringIO()
-    result = await run_demo(cluster.urls, leads=LEADS, concurrency=8, seed=5, progress_to=progress)
+    result = await run_demo(
+        cluster.urls, leads=LEADS, concurrency=8, seed=5, token=admin_token, progress_to=progress
+    )
 
     tally, funnel = result.tally, result.funnel
     print("\n" + result.report())

@@ -61,12 +61,14 @@ class Running:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def deals(backends: Backends, settings_for: Callable[..., Any]) -> AsyncIterator[Running]:
+async def deals(
+    backends: Backends, settings_for: Callable[..., Any], admin_token: str
+) -> AsyncIterator[Running]:
     """One service for the module: joining the consumer group is the slow part of starting it. The
     tests keep apart by their own lead ids, deal ids and owners."""
     settings = settings_for(DealsSettings, service_name="deals")
     client = connect(settings)
-    async with running(build(settings)) as http:
+    async with running(build(settings), token=admin_token) as http:
         group = settings.consumer_group(LeadQualified.kebab_name())
         yield Running(http, client[settings.database_name], backends.kafka_bootstrap, group, settings)
     await client.close()

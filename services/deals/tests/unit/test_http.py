@@ -17,6 +17,8 @@ from kariz_deals.adapters.in_memory import InMemoryDealReads, InMemoryDealsUnitO
 from kariz_deals.domain import DEFAULT_PIPELINE, Deal
 from kariz_deals.entrypoints import kafka
 from kariz_deals.entrypoints.http import router
+from kariz_devkit.issuer import LocalIssuer
+from kariz_devkit.testing import accepting, bearer
 from kariz_shared.contracts.events import Company, Contact, LeadQualified, LeadSource, ScoreLine
 from kariz_shared.persistence.in_memory import InMemoryUnitsOfWork
 from kariz_shared.runtime import http as shared_http
@@ -24,6 +26,7 @@ from kariz_shared.runtime.clock import FakeClock
 from kariz_shared.runtime.logging import correlation_id
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+TEAMS = {"emea": ["rep@kariz.test", "kim@kariz.test"]}
 Units: TypeAlias = InMemoryUnitsOfWork[InMemoryDealsUnitOfWork]
 ON_LEAD_QUALIFIED = kafka.subscriptions(pipeline=DEFAULT_PIPELINE, currency="EUR")[LeadQualified]
 
@@ -39,13 +42,17 @@ def units(clock: FakeClock) -> Units:
 
 
 @pytest_asyncio.fixture
-async def api(units: Units) -> AsyncIterator[httpx.AsyncClient]:
+async def api(units: Units, issuer: LocalIssuer, admin_token: str) -> AsyncIterator[httpx.AsyncClient]:
     app = FastAPI()
     shared_http.install(app, "deals")
+    accepting(app, issuer, teams=TEAMS)
     app.include_router(
         router(units, InMemoryDealReads(units.uow), pipeline=DEFAULT_PIPELINE, default_currency="EUR")
     )
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://deals") as client:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://deals", headers=bearer(admin_token)
+    ) as client:
         yield client
 
 

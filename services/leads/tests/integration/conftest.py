@@ -35,11 +35,13 @@ class Leads:
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def leads(backends: Backends, settings_for: Callable[..., Any]) -> AsyncIterator[Leads]:
+async def leads(
+    backends: Backends, settings_for: Callable[..., Any], admin_token: str
+) -> AsyncIterator[Leads]:
     settings = settings_for(LeadsSettings, service_name="leads", reps=REPS, territories=TERRITORIES)
     service = build(settings)
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(backends.mongodb_uri, tz_aware=True)
-    async with running(service) as http:
+    async with running(service, token=admin_token) as http:
         yield Leads(service, settings, http, client[settings.database_name])
     await client.close()
 

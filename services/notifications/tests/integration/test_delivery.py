@@ -56,7 +56,7 @@ class Notifications:
 
 @pytest.fixture(scope="module")
 async def notifications(
-    settings_for: Callable[..., Any], backends: Backends, inbox: Any, receiver: Any
+    settings_for: Callable[..., Any], backends: Backends, inbox: Any, receiver: Any, admin_token: str
 ) -> AsyncIterator[Notifications]:
     team, onboarding = f"{unique('team')}@kariz.test", f"{unique('onboarding')}@kariz.test"
     hook = receiver.url
@@ -78,7 +78,7 @@ async def notifications(
     )
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(backends.mongodb_uri, tz_aware=True)
     try:
-        async with running(build(settings)) as http:
+        async with running(build(settings), token=admin_token) as http:
             yield Notifications(http, settings, client[settings.database_name], team, onboarding)
     finally:
         await client.close()

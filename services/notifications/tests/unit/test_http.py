@@ -11,6 +11,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from kariz_devkit.issuer import LocalIssuer
+from kariz_devkit.testing import accepting, bearer
 from kariz_notifications.adapters.in_memory import (
     InMemoryDeliveryQueue,
     InMemoryNotificationsReads,
@@ -32,7 +34,7 @@ ONBOARDING = "onboarding@kariz.test"
 
 
 @pytest.fixture
-async def api(sample) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
+async def api(sample, issuer: LocalIssuer, admin_token: str) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
     clock = FakeClock()
     uow = InMemoryNotificationsUnitOfWork(
         clock,
@@ -58,9 +60,10 @@ async def api(sample) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-un
     )
     app = FastAPI()
     runtime_http.install(app, "notifications")
+    accepting(app, issuer)
     app.include_router(http.router(InMemoryNotificationsReads(uow)))
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://kariz.test"
+        transport=httpx.ASGITransport(app=app), base_url="http://kariz.test", headers=bearer(admin_token)
     ) as client:
         yield client
 

@@ -114,13 +114,15 @@ class Harness:
 
 
 @pytest.fixture(scope="module")
-async def harness(backends: Backends, settings_for: Callable[..., Any]) -> AsyncIterator[Harness]:
+async def harness(
+    backends: Backends, settings_for: Callable[..., Any], admin_token: str
+) -> AsyncIterator[Harness]:
     """One service for the module: joining the consumer group takes seconds on the embedded broker.
     Tests use their own lead ids; the one that edits the rule set restores the defaults."""
     settings = settings_for(QualificationSettings, service_name="qualification")
     service = build(settings)
     async with reading(backends.kafka_bootstrap, QUALIFIED, DISQUALIFIED) as reader:
-        async with running(service) as http:
+        async with running(service, token=admin_token) as http:
             yield Harness(backends, service, http, reader)
 
 

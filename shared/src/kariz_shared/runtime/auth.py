@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any
 
 import jwt
@@ -132,8 +132,25 @@ async def authenticate(
     return caller
 
 
+#: What every signed-in route may answer besides its own codes (its OpenAPI ``responses``).
+SIGN_IN_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No credential, or a token that is expired, forged or for another audience"},
+    403: {"description": "The caller's role may not do this"},
+    503: {"description": "The identity provider's keys cannot be read now; nothing was changed"},
+}
+
 #: A route's parameter for the verified caller (``caller: Authenticated``).
 Authenticated = Annotated[Caller, Depends(authenticate)]
+
+
+def requiring(*roles: Role) -> Callable[[Caller], Awaitable[Caller]]:
+    """A dependency for a router (or route) only callers with one of ``roles`` may use (403 otherwise)."""
+
+    async def allowed(caller: Authenticated) -> Caller:
+        caller.require(*roles)
+        return caller
+
+    return allowed
 
 
 def install(app: FastAPI, settings: ServiceSettings) -> TokenVerifier:

@@ -131,7 +131,8 @@ async def on_stack(backend: Backend, replicas: int, logs: Path, work: Any) -> An
         await stack.start()
         observer = await Observer(backend.backends.kafka_bootstrap).start()
         try:
-            async with httpx.AsyncClient(timeout=120) as http:
+            headers = {"Authorization": f"Bearer {stack.token}"}
+            async with httpx.AsyncClient(timeout=120, headers=headers) as http:
                 return await work(http, stack, observer)
         finally:
             await observer.stop()

@@ -21,6 +21,7 @@ from pymongo import AsyncMongoClient
 
 from kariz_devkit.devstack import ServiceProcess, start_service, wait_ready
 from kariz_devkit.embedded import EmbeddedBackends, free_port
+from kariz_devkit.issuer import LocalIssuer
 from kariz_devkit.testing import Backends, unique
 from kariz_devkit.testing.cluster import Sinks, standard_environment
 from kariz_shared.contracts.events import EVENTS, Event
@@ -156,6 +157,12 @@ class Stack:
     replicas: int = 1
     processes: dict[str, list[ServiceProcess]] = field(default_factory=dict)
     databases: dict[str, str] = field(default_factory=lambda: {n: unique(f"bench_{n}") for n in SERVICES})
+    #: The identity provider the services accept; the bench drives them as an admin.
+    issuer: LocalIssuer = field(default_factory=LocalIssuer)
+
+    @property
+    def token(self) -> str:
+        return self.issuer.token("bench@kariz.test", ["admin"], ttl_s=24 * 3600)
 
     @property
     def leads_url(self) -> str:
@@ -171,10 +178,12 @@ class Stack:
             # A benchmark does not crash services on purpose: the production relay and lease timings.
             "KARIZ_OUTBOX_POLL_INTERVAL_S": "0.5",
             "KARIZ_OUTBOX_LEASE_S": "15",
+            **self.issuer.environment(),
         }
 
     async def start(self) -> Stack:
         await ensure_topics(self.backend.backends.kafka_bootstrap, partitions=PARTITIONS)
+        self.issuer.start()
         env = self.environment()
         await start_at_the_end(self.backend.backends.kafka_bootstrap, env["KARIZ_KAFKA_GROUP_PREFIX"])
         for name in SERVICES:
@@ -198,6 +207,7 @@ class Stack:
             for process in replicas:
                 await asyncio.to_thread(process.stop)
         await drop_databases(self.backend.backends.mongodb_uri, self.databases.values())
+        self.issuer.stop()
 
     async def until_idle(self, *, quiet_s: float = 5.0, timeout_s: float = 1800.0) -> float:
         """Wait until the stack has worked off what it was given: no event waits in any outbox, no

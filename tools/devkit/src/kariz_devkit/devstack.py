@@ -23,8 +23,10 @@ from pathlib import Path
 import httpx
 
 from kariz_devkit.embedded import ChildProcess, EmbeddedBackends
+from kariz_devkit.issuer import LocalIssuer
 from kariz_devkit.sinks import WEBHOOK_PATH, Sinks
 from kariz_devkit.testing import EMBEDDED_CONSUMER_TUNING
+from kariz_shared.contracts.identity import Role
 from kariz_shared.messaging.broker import ensure_topics
 from kariz_shared.system import SERVICES, service
 
@@ -33,6 +35,10 @@ KAFKA_PORT = 9092
 MONGODB_PORT = 27017
 SMTP_PORT = 8025
 WEBHOOK_PORT = 8005
+ISSUER_PORT = 8090
+ISSUER_FILE = "issuer.json"  # the dev issuer's keys, so `kariz-dev token` signs for the running stack
+# Who is on which team in dev: a manager of "emea" sees Alex's and Sam's leads and deals.
+DEV_TEAMS = {"emea": ["alex@kariz.example", "sam@kariz.example"]}
 WEBHOOK_SECRET = "kariz-dev-secret"  # the dev sink's secret; real subscribers configure their own
 DEFAULT_DATA_DIR = ".kariz-data"
 
@@ -100,6 +106,7 @@ async def _run(args: argparse.Namespace, with_services: bool) -> None:
     embedded: EmbeddedBackends | None = None
     services: list[ServiceProcess] = []
     sinks: Sinks | None = None
+    issuer: LocalIssuer | None = None
     try:
         if _backends_wanted():
             print(
@@ -123,6 +130,9 @@ async def _run(args: argparse.Namespace, with_services: bool) -> None:
         print(f"topics ready ({len(created)} created)")
 
         if with_services:
+            issuer = LocalIssuer(port=args.issuer_port).start()
+            issuer.save(data / ISSUER_FILE)
+            env |= issuer.environment() | {"KARIZ_TEAMS": json.dumps(DEV_TEAMS), "KARIZ_API_DOCS": "true"}
             ports = {"smtp_port": args.smtp_port, "webhook_port": args.webhook_port}
             sinks = await Sinks(WEBHOOK_SECRET, **ports, folder=data, echo=True).start()
             env |= sinks.environment(subscriber="dev-sink")
@@ -139,6 +149,8 @@ async def _run(args: argparse.Namespace, with_services: bool) -> None:
             await asyncio.to_thread(svc.stop)
         if sinks is not None:
             await sinks.stop()
+        if issuer is not None:
+            issuer.stop()
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
         print("stopped")
@@ -161,6 +173,8 @@ def _print_summary(
         print(f"  {'mail sink':<14} smtp://127.0.0.1:{args.smtp_port}  -> {data / 'mail'}")
         hook_url = f"http://127.0.0.1:{args.webhook_port}{WEBHOOK_PATH}"
         print(f"  {'webhook sink':<14} {hook_url}  -> {data / 'webhooks'}")
+        print(f"  {'sign-in':<14} {env.get('KARIZ_AUTH_ISSUER')}  (a local issuer; tokens from it:)")
+        print("                 kariz-dev token --user alex@kariz.example --role rep --team emea")
     print(f"  {'data':<14} {data}\n\nCtrl-C stops everything.", flush=True)
 
 
@@ -207,8 +221,9 @@ def main() -> None:
     )
     parser.add_argument(
         "command",
-        choices=["run", "backends", "tail"],
-        help="run: everything; backends: broker + database; tail TOPIC...: print records",
+        choices=["run", "backends", "tail", "token"],
+        help="run: everything; backends: broker + database; tail TOPIC...: print records; "
+        "token: print a bearer token from the running stack's issuer",
     )
     parser.add_argument("topics", nargs="*", help="with tail: the topics to print")
     parser.add_argument("--follow", action="store_true", help="with tail: keep waiting for new records")
@@ -218,7 +233,21 @@ def main() -> None:
     parser.add_argument("--smtp-port", type=int, default=SMTP_PORT)
     parser.add_argument("--webhook-port", type=int, default=WEBHOOK_PORT)
     parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument("--issuer-port", type=int, default=ISSUER_PORT)
+    parser.add_argument("--user", default="alex@kariz.example", help="with token: who signs in")
+    parser.add_argument(
+        "--role", action="append", choices=[r.value for r in Role], help="with token: a role (repeatable)"
+    )
+    parser.add_argument("--team", default=None, help="with token: the user's team, e.g. emea")
+    parser.add_argument("--ttl", type=float, default=8 * 3600, help="with token: seconds it is valid")
     args = parser.parse_args()
+    if args.command == "token":
+        saved = Path(args.data_dir) / ISSUER_FILE
+        if not saved.exists():
+            parser.error(f"no dev issuer at {saved}: start the stack first (make run)")
+        issuer = LocalIssuer.load(saved)
+        print(issuer.token(args.user, args.role or [Role.REP.value], team=args.team, ttl_s=args.ttl))
+        return
     if args.command == "tail":
         bootstrap = os.environ.get("KARIZ_KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{args.kafka_port}")
         asyncio.run(_tail(bootstrap, args.topics or ["kariz.deal-won.v1"], args.follow))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
 import time
 import uuid
@@ -66,14 +67,17 @@ async def run_demo(
     leads: int,
     concurrency: int,
     seed: int,
+    token: str,
     progress_to: TextIO | None = None,
 ) -> DemoRun:
-    """Drive ``leads`` synthetic captures through Kariz, then read the funnel back from it."""
+    """Drive ``leads`` synthetic captures through Kariz, then read the funnel back from it, signed in
+    with ``token`` (a bearer token from the identity provider; in dev ``kariz-dev token``)."""
     run_tag = uuid.uuid4().hex[:8]
     population = Population(seed, run_tag=run_tag).leads(leads)
     since = datetime.now(UTC)
     started = time.monotonic()
-    async with httpx.AsyncClient(timeout=30) as http:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(timeout=30, headers=headers) as http:
         kariz = Kariz(http, urls)
         t = kariz.tally
         progress = Progress(
@@ -110,7 +114,9 @@ async def run(args: argparse.Namespace) -> int:
         f" (seed {args.seed})"
     )
     try:
-        result = await run_demo(urls, leads=args.leads, concurrency=args.concurrency, seed=args.seed)
+        result = await run_demo(
+            urls, leads=args.leads, concurrency=args.concurrency, seed=args.seed, token=args.token
+        )
     except (GaveUp, httpx.HTTPError, ExceptionGroup) as exc:
         # Kariz did not recover in time or answered what the driver did not expect; anything else is a bug.
         failures = flat(exc)
@@ -132,7 +138,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7, help="the same seed draws the same leads (default 7)")
     for name, url in DEFAULT_URLS.items():
         parser.add_argument(f"--{name}-url", default=url, help=f"the {name} service (default {url})")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("KARIZ_TOKEN", ""),
+        help="a bearer token that may capture, read and move (default $KARIZ_TOKEN; `make demo` gets one "
+        "from the dev stack's issuer with `kariz-dev token`)",
+    )
     args = parser.parse_args()
+    if not args.token:
+        parser.error("a token is needed: --token or KARIZ_TOKEN (in dev: kariz-dev token --role admin)")
     if args.leads < 1 or args.concurrency < 1:
         parser.error("--leads and --concurrency must be at least 1")
     with contextlib.suppress(KeyboardInterrupt):

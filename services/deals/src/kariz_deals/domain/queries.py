@@ -5,10 +5,11 @@ Plain criteria: the MongoDB adapter translates them into filters, the in-memory 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from kariz_deals.domain.deal import Deal
 from kariz_deals.domain.pipeline import Pipeline
+from kariz_shared.contracts.identity import EVERYONE, Caller, Owners
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,11 @@ class DealCriteria:
     owner: str | None = None
     stage: str | None = None
     account_id: str | None = None
+    #: Whose deals the asker may see: applied in the query.
+    seen: Owners = EVERYONE
+
+    def seen_by(self, caller: Caller) -> DealCriteria:
+        return replace(self, seen=caller.seen.narrowed_to(self.owner))
 
     def checked_against(self, pipeline: Pipeline) -> DealCriteria:
         """These criteria, if their stage is one of ``pipeline``'s: an unknown stage is a mistake, not an
@@ -34,7 +40,7 @@ class DealCriteria:
             (self.stage, deal.stage),
             (self.account_id, deal.account.id),
         )
-        return all(want is None or want == have for want, have in wanted)
+        return self.seen.include(deal.owner) and all(want is None or want == have for want, have in wanted)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kariz_deals.domain import Account, Deal, DealCriteria, Pipeline, PipelineSummary, pipeline_named
@@ -14,7 +14,9 @@ from kariz_deals.service_layer import handlers, views
 from kariz_deals.service_layer.commands import MoveDeal
 from kariz_deals.service_layer.unit_of_work import DealsUnitOfWork
 from kariz_deals.service_layer.views import DealReads
+from kariz_shared.contracts.identity import PEOPLE, Caller, Role
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
+from kariz_shared.runtime.auth import SIGN_IN_ERRORS, Authenticated, authenticate
 from kariz_shared.runtime.http import Limit, Offset, Page
 
 # Amounts are Decimals and serialise as JSON strings ("1250.00"); probabilities are plain numbers.
@@ -200,7 +202,13 @@ def router(
 ) -> APIRouter:
     """The deals API. ``pipeline`` is the one deals are opened in (``/pipeline``, ``/pipeline/stages``);
     ``default_currency`` the one summaries are in unless asked for another."""
-    api = APIRouter(tags=["deals"])
+    # Every route needs a signed-in caller; a deal is seen and moved by its owner (and up).
+    api = APIRouter(tags=["deals"], dependencies=[Depends(authenticate)], responses=SIGN_IN_ERRORS)
+
+    async def deal_seen_by(caller: Caller, deal_id: str) -> Deal:
+        deal = await views.deal(reads, deal_id)
+        caller.sees(deal.owner, f"no deal {deal_id!r}")
+        return deal
 
     @api.get("/pipelines/{pipeline_name}", summary="A pipeline's stages, in order")
     async def get_pipeline(pipeline_name: str) -> PipelineView:
@@ -216,7 +224,13 @@ def router(
         currency: Annotated[
             str | None, Query(pattern="^[A-Z]{3}$", description="Default: the deal currency")
         ] = None,
+        *,
+        caller: Authenticated,
     ) -> PipelineSummaryView:
+        if not caller.has(Role.MANAGER, Role.ADMIN):
+            owner = caller.subject  # a rep's pipeline is their own
+        elif owner is not None:
+            caller.sees(owner, f"no rep {owner!r} in your reach")
         cur = currency or default_currency
         summary = await views.pipeline_summary(reads, pipeline, currency=cur, owner=owner)
         return PipelineSummaryView.of(summary, currency=cur, owner=owner)
@@ -227,23 +241,27 @@ def router(
         owner: Annotated[str | None, Query(max_length=320)] = None,
         stage: Annotated[str | None, Query(max_length=50)] = None,
         account_id: Annotated[str | None, Query(max_length=200)] = None,
+        *,
+        caller: Authenticated,
         limit: Limit = 50,
         offset: Offset = 0,
     ) -> Page[DealView]:
-        where = DealCriteria(lead_id=lead_id, owner=owner, stage=stage, account_id=account_id)
+        where = DealCriteria(lead_id=lead_id, owner=owner, stage=stage, account_id=account_id).seen_by(caller)
         deals, total = await views.deals(reads, where, pipeline, limit=limit, offset=offset)
         return Page[DealView](items=[DealView.of(d) for d in deals], total=total, limit=limit, offset=offset)
 
     @api.get("/deals/{deal_id}", summary="One deal", responses={404: ERRORS[404]})
-    async def get_deal(deal_id: str) -> DealView:
-        return DealView.of(await views.deal(reads, deal_id))
+    async def get_deal(deal_id: str, caller: Authenticated) -> DealView:
+        return DealView.of(await deal_seen_by(caller, deal_id))
 
     @api.post(
         "/deals/{deal_id}/stage",
         summary="Move a deal to another stage (forward, back, won or lost)",
         responses=ERRORS,
     )
-    async def move_deal(deal_id: str, body: StageMoveRequest) -> DealView:
+    async def move_deal(deal_id: str, body: StageMoveRequest, caller: Authenticated) -> DealView:
+        await deal_seen_by(caller, deal_id)
+        caller.require(*PEOPLE)
         command = MoveDeal(
             deal_id=deal_id, stage=body.stage, amount=body.amount, reason=body.reason, note=body.note or None
         )

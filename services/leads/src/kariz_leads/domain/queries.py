@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from kariz_leads.domain.lead import Lead, LeadStatus
 from kariz_shared.contracts.errors import RuleViolation
 from kariz_shared.contracts.events import LeadSource
+from kariz_shared.contracts.identity import EVERYONE, Caller, Owners
 from kariz_shared.contracts.normalisation import (
     InvalidValue,
     normalise_country,
@@ -35,6 +36,12 @@ class LeadFilter:
     country: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
+    #: Whose leads the asker may see (their roles, team and the roster): applied in the query.
+    seen: Owners = EVERYONE
+
+    def seen_by(self, caller: Caller) -> LeadFilter:
+        """These criteria, narrowed to the leads ``caller`` may see."""
+        return replace(self, seen=caller.seen.narrowed_to(self.owner))
 
     @classmethod
     def of(
@@ -80,6 +87,7 @@ class LeadFilter:
             (self.source is None or lead.source == self.source)
             and (self.status is None or lead.status == self.status)
             and (self.owner is None or lead.owner == self.owner)
+            and self.seen.include(lead.owner)
             and (self.industry is None or lead.company.industry == self.industry)
             and (self.country is None or lead.company.country == self.country)
             and (self.created_from is None or lead.created_at >= self.created_from)

@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kariz_leads.domain import AssignedBy, Lead, LeadFilter, LeadStatus, ResponseSla, SalesTeam
@@ -18,6 +18,7 @@ from kariz_leads.service_layer import handlers, views
 from kariz_leads.service_layer.commands import CaptureLead, ImportLeads
 from kariz_leads.service_layer.unit_of_work import LeadsUnitOfWork
 from kariz_shared.contracts.events import Company, Contact, LeadSource
+from kariz_shared.contracts.identity import PEOPLE, Role
 from kariz_shared.contracts.normalisation import (
     normalise_country,
     normalise_domain,
@@ -28,6 +29,7 @@ from kariz_shared.contracts.normalisation import (
     normalise_phone,
 )
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
+from kariz_shared.runtime.auth import SIGN_IN_ERRORS, Authenticated, authenticate
 from kariz_shared.runtime.http import Limit, Offset, Page
 from kariz_shared.runtime.logging import correlation_id
 
@@ -195,7 +197,8 @@ class ErrorView(BaseModel):
 
 
 def router(units: UnitsOfWork[LeadsUnitOfWork], team: SalesTeam, sla: ResponseSla) -> APIRouter:
-    routes = APIRouter(tags=["leads"])
+    # Every route needs a signed-in caller (401 without one); each says which roles may use it.
+    routes = APIRouter(tags=["leads"], dependencies=[Depends(authenticate)], responses=SIGN_IN_ERRORS)
 
     @routes.post(
         "/leads",
@@ -209,7 +212,10 @@ def router(units: UnitsOfWork[LeadsUnitOfWork], team: SalesTeam, sla: ResponseSl
             422: {"model": ErrorView, "description": "Invalid lead data; nothing was stored"},
         },
     )
-    async def capture(body: CaptureLeadRequest, response: Response) -> CapturedLeadView:
+    async def capture(
+        body: CaptureLeadRequest, response: Response, caller: Authenticated
+    ) -> CapturedLeadView:
+        caller.require(*PEOPLE)
         cid = correlation_id.get() or str(uuid.uuid4())
         captured = await handlers.capture_lead(units, team, sla, body.command(), correlation_id=cid)
         if captured.duplicate:
@@ -225,7 +231,8 @@ def router(units: UnitsOfWork[LeadsUnitOfWork], team: SalesTeam, sla: ResponseSl
             422: {"model": ErrorView, "description": "Invalid lines, named by index; nothing was stored"}
         },
     )
-    async def import_leads(body: ImportLeadsRequest) -> ImportView:
+    async def import_leads(body: ImportLeadsRequest, caller: Authenticated) -> ImportView:
+        caller.require(Role.MANAGER, Role.ADMIN)
         cid = correlation_id.get() or str(uuid.uuid4())
         captured = await handlers.import_leads(units, team, sla, body.command(), correlation_id=cid)
         return ImportView(
@@ -244,8 +251,10 @@ def router(units: UnitsOfWork[LeadsUnitOfWork], team: SalesTeam, sla: ResponseSl
         summary="One lead",
         responses={404: {"model": ErrorView, "description": "No lead with this id"}},
     )
-    async def get(lead_id: str) -> LeadView:
-        return LeadView.of(await views.lead(units, lead_id))
+    async def get(lead_id: str, caller: Authenticated) -> LeadView:
+        lead = await views.lead(units, lead_id)
+        caller.sees(lead.owner, f"no lead with id {lead_id!r}")
+        return LeadView.of(lead)
 
     @routes.get(
         "/leads",
@@ -260,6 +269,8 @@ def router(units: UnitsOfWork[LeadsUnitOfWork], team: SalesTeam, sla: ResponseSl
         country: Annotated[str | None, Query(max_length=100, description="ISO 3166-1 alpha-2 code")] = None,
         created_from: Annotated[datetime | None, Query(description="ISO 8601; without a zone, UTC")] = None,
         created_to: Annotated[datetime | None, Query(description="ISO 8601; without a zone, UTC")] = None,
+        *,
+        caller: Authenticated,
         limit: Limit = 50,
         offset: Offset = 0,
     ) -> Page[LeadView]:
@@ -271,7 +282,7 @@ def router(units: UnitsOfWork[LeadsUnitOfWork], team: SalesTeam, sla: ResponseSl
             country=country,
             created_from=created_from,
             created_to=created_to,
-        )
+        ).seen_by(caller)
         leads, total = await views.leads_matching(units, criteria, limit=limit, offset=offset)
         items = [LeadView.of(lead) for lead in leads]
         return Page[LeadView](items=items, total=total, limit=limit, offset=offset)

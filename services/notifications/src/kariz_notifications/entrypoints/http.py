@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from kariz_notifications.domain.model import (
@@ -22,6 +22,8 @@ from kariz_notifications.domain.model import (
 from kariz_notifications.domain.queries import DeliveryCriteria
 from kariz_notifications.service_layer import views
 from kariz_notifications.service_layer.views import NotificationsReads
+from kariz_shared.contracts.identity import Role
+from kariz_shared.runtime.auth import SIGN_IN_ERRORS, requiring
 from kariz_shared.runtime.http import Limit, Offset, Page
 
 
@@ -141,7 +143,12 @@ Text = Annotated[str | None, Query(min_length=1, max_length=320)]
 
 
 def router(reads: NotificationsReads) -> APIRouter:
-    api = APIRouter(tags=["notifications"])
+    # The delivery log names every recipient and message: a manager's or an admin's view.
+    api = APIRouter(
+        tags=["notifications"],
+        dependencies=[Depends(requiring(Role.MANAGER, Role.ADMIN))],
+        responses=SIGN_IN_ERRORS,
+    )
 
     @api.get("/notifications", summary="The delivery log, newest first")
     async def list_notifications(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from kariz_qualification.domain.lead import Lead, Status
+from kariz_shared.contracts.identity import EVERYONE, Caller, Owners
 
 
 @dataclass(frozen=True)
@@ -14,9 +15,18 @@ class LeadsByStatus:
 
     status: Status = "nurture"
     owner: str | None = None
+    #: Whose leads the asker may see: applied in the query.
+    seen: Owners = EVERYONE
+
+    def seen_by(self, caller: Caller) -> LeadsByStatus:
+        return replace(self, seen=caller.seen.narrowed_to(self.owner))
 
     def matches(self, lead: Lead) -> bool:
-        return lead.status == self.status and (self.owner is None or lead.owner == self.owner)
+        return (
+            lead.status == self.status
+            and (self.owner is None or lead.owner == self.owner)
+            and self.seen.include(lead.owner)
+        )
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from kariz_qualification.domain.lead import Lead, Outcome, Status, Trigger
@@ -17,7 +17,9 @@ from kariz_qualification.service_layer import handlers, views
 from kariz_qualification.service_layer.commands import DisqualifyLead, RecordAnswers, ReplaceRules
 from kariz_qualification.service_layer.unit_of_work import QualificationUnitOfWork
 from kariz_shared.contracts.events import BantAnswers, ScoreLine
+from kariz_shared.contracts.identity import PEOPLE, Caller, Role
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
+from kariz_shared.runtime.auth import SIGN_IN_ERRORS, Authenticated, authenticate
 from kariz_shared.runtime.http import Limit, Offset, Page
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -113,7 +115,13 @@ class QualificationView(BaseModel):
 
 
 def router(units: UnitsOfWork[QualificationUnitOfWork]) -> APIRouter:
-    api = APIRouter()
+    # Every route needs a signed-in caller; the rule set is an admin's, a lead its owner's (and up).
+    api = APIRouter(dependencies=[Depends(authenticate)], responses=SIGN_IN_ERRORS)
+
+    async def lead_seen_by(caller: Caller, lead_id: str) -> Lead:
+        lead = await views.qualification_of(units, lead_id)
+        caller.sees(lead.owner, f"lead {lead_id} is not under qualification")
+        return lead
 
     @api.get("/rules", tags=["rules"], summary="The scoring rule set in force")
     async def get_rules() -> RuleSet:
@@ -125,7 +133,8 @@ def router(units: UnitsOfWork[QualificationUnitOfWork]) -> APIRouter:
         summary="Replace the whole scoring rule set (later scorings use it; past ones stay)",
         responses={422: ERRORS[422]},
     )
-    async def put_rules(rules: RuleSet) -> RuleSet:
+    async def put_rules(rules: RuleSet, caller: Authenticated) -> RuleSet:
+        caller.require(Role.ADMIN)
         return await handlers.replace_rules(units, ReplaceRules(rules))
 
     @api.get(
@@ -134,8 +143,8 @@ def router(units: UnitsOfWork[QualificationUnitOfWork]) -> APIRouter:
         summary="A lead's status, score, breakdown, answers, decision and scoring history",
         responses={404: ERRORS[404]},
     )
-    async def get_qualification(lead_id: LeadId) -> QualificationView:
-        return QualificationView.of(await views.qualification_of(units, lead_id))
+    async def get_qualification(lead_id: LeadId, caller: Authenticated) -> QualificationView:
+        return QualificationView.of(await lead_seen_by(caller, lead_id))
 
     @api.put(
         "/leads/{lead_id}/bant",
@@ -143,7 +152,9 @@ def router(units: UnitsOfWork[QualificationUnitOfWork]) -> APIRouter:
         summary="Record the qualification call's answers (BANT); the lead is rescored and may be decided",
         responses=ERRORS,
     )
-    async def put_bant(lead_id: LeadId, body: BantRequest) -> QualificationView:
+    async def put_bant(lead_id: LeadId, body: BantRequest, caller: Authenticated) -> QualificationView:
+        await lead_seen_by(caller, lead_id)
+        caller.require(*PEOPLE)
         lead = await handlers.record_answers(units, RecordAnswers(lead_id, body.to_answers()))
         return QualificationView.of(lead)
 
@@ -153,7 +164,11 @@ def router(units: UnitsOfWork[QualificationUnitOfWork]) -> APIRouter:
         summary="Disqualify a lead by hand, with a reason",
         responses=ERRORS,
     )
-    async def post_disqualify(lead_id: LeadId, body: DisqualifyRequest) -> QualificationView:
+    async def post_disqualify(
+        lead_id: LeadId, body: DisqualifyRequest, caller: Authenticated
+    ) -> QualificationView:
+        await lead_seen_by(caller, lead_id)
+        caller.require(*PEOPLE)
         return QualificationView.of(
             await handlers.disqualify_lead(units, DisqualifyLead(lead_id, body.reason))
         )
@@ -162,11 +177,15 @@ def router(units: UnitsOfWork[QualificationUnitOfWork]) -> APIRouter:
     async def list_leads(
         status: Status = "nurture",
         owner: Annotated[str | None, Query(max_length=320)] = None,
+        *,
+        caller: Authenticated,
         limit: Limit = 50,
         offset: Offset = 0,
     ) -> Page[LeadSummary]:
         # The queue's row is the domain's summary as it is: one definition of what a row shows.
-        rows, total = await views.leads_by_status(units, LeadsByStatus(status, owner), limit, offset)
+        rows, total = await views.leads_by_status(
+            units, LeadsByStatus(status, owner).seen_by(caller), limit, offset
+        )
         return Page[LeadSummary](items=rows, total=total, limit=limit, offset=offset)
 
     return api

@@ -32,6 +32,9 @@ class Backends:
     mongodb_uri: str
     kafka_idempotence: bool
     embedded: bool = False
+    #: The identity provider whose tokens the services accept (the tests' ``LocalIssuer``).
+    auth_issuer: str = ""
+    auth_audience: str = "kariz"
 
     def settings(self) -> dict[str, Any]:
         """Service settings that point at these backends."""
@@ -39,6 +42,8 @@ class Backends:
             "kafka_bootstrap_servers": self.kafka_bootstrap,
             "mongodb_uri": self.mongodb_uri,
             "kafka_enable_idempotence": self.kafka_idempotence,
+            "auth_issuer": self.auth_issuer,
+            "auth_audience": self.auth_audience,
         }
         if self.embedded:
             values |= EMBEDDED_CONSUMER_TUNING
@@ -173,16 +178,37 @@ async def publish_raw(
 
 
 @contextlib.asynccontextmanager
-async def running(service: Service, *, wait: bool = True) -> AsyncIterator[httpx.AsyncClient]:
-    """Run a service in-process (consumers, relay, API) and give an HTTP client bound to its API. With
+async def running(
+    service: Service, *, wait: bool = True, token: str | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Run a service in-process (consumers, relay, API) and give an HTTP client bound to its API, sending
+    ``token`` as its bearer credential (the ``admin_token`` fixture, or one of ``issuer.token``). With
     ``wait=False`` the client comes at once, as a process serves while start-up waits for a dependency."""
     await service.start(wait=wait)
     try:
         transport = httpx.ASGITransport(app=service.api)
-        async with httpx.AsyncClient(transport=transport, base_url="http://kariz.test") as client:
+        headers = bearer(token) if token else {}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://kariz.test", headers=headers
+        ) as client:
             yield client
     finally:
         await service.stop()
+
+
+def accepting(app: Any, issuer: Any, *, teams: dict[str, list[str]] | None = None) -> None:
+    """Make ``app`` (a bare FastAPI app a unit test builds around one router) check tokens of ``issuer``
+    (a ``LocalIssuer``) as a service does, with ``teams`` as the roster."""
+    from kariz_shared.runtime import auth
+    from kariz_shared.runtime.settings import ServiceSettings
+
+    settings = ServiceSettings(auth_issuer=issuer.url, auth_audience=issuer.audience, teams=teams or {})
+    auth.install(app, settings)
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The header that carries ``token``."""
+    return {"Authorization": f"Bearer {token}"}
 
 
 async def eventually(check: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.1) -> Any:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from kariz_devkit.issuer import LocalIssuer
 from kariz_devkit.testing import Backends, unique
 from kariz_shared.messaging.broker import ensure_topics
 from kariz_shared.runtime.settings import ServiceSettings
@@ -80,14 +82,14 @@ def _external() -> Iterator[Backends]:
 
 
 @pytest.fixture(scope="session")
-def backends() -> Iterator[Backends]:
+def backends(issuer: LocalIssuer) -> Iterator[Backends]:
     kind = os.environ.get("KARIZ_TEST_BACKENDS", "embedded")
     factory = {"embedded": _embedded, "docker": docker_backends, "external": _external}.get(kind)
     if factory is None:
         raise pytest.UsageError(f"KARIZ_TEST_BACKENDS={kind!r}: use embedded, docker or external")
     for b in factory():
         asyncio.run(ensure_topics(b.kafka_bootstrap, partitions=3))
-        yield b
+        yield dataclasses.replace(b, auth_issuer=issuer.url, auth_audience=issuer.audience)
 
 
 @pytest.fixture
@@ -104,6 +106,21 @@ def own_backends(tmp_path: Path) -> Iterator[Any]:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture(scope="session")
+def issuer() -> Iterator[LocalIssuer]:
+    """The tests' identity provider: its JWKS over HTTP, tokens from ``issuer.token(user, roles)``."""
+    running = LocalIssuer().start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def admin_token(issuer: LocalIssuer) -> str:
+    return issuer.token("admin@kariz.test", ["admin"])
 
 
 @pytest.fixture(scope="session")

@@ -96,4 +96,7 @@ def deal_filter(where: DealCriteria) -> Document:
         "stage": where.stage,
         "account.id": where.account_id,
     }
-    return {k: v for k, v in fields.items() if v is not None}
+    selected: Document = {k: v for k, v in fields.items() if v is not None}
+    if where.seen.these is not None:  # narrowed_to kept the owner asked for, if it is in reach
+        selected["owner"] = {"$in": sorted(where.seen.these)}
+    return selected

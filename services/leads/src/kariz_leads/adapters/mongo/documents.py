@@ -86,6 +86,8 @@ def selector(criteria: LeadFilter) -> Document:
         query["status"] = criteria.status.value
     if criteria.owner is not None:
         query["owner"] = criteria.owner
+    if criteria.seen.these is not None:  # narrowed_to kept the owner asked for, if it is in reach
+        query["owner"] = {"$in": sorted(criteria.seen.these)}
     if criteria.industry is not None:
         query["company.industry"] = criteria.industry
     if criteria.country is not None:

@@ -66,6 +66,8 @@ class MongoLeadRepository:
         selector: dict[str, Any] = {"status": query.status}
         if query.owner is not None:
             selector["owner"] = query.owner
+        if query.seen.these is not None:
+            selector["owner"] = {"$in": sorted(query.seen.these)}
         docs, total = await find_page(
             self.collection,
             selector,
