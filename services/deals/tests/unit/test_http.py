@@ -213,3 +213,55 @@ async def test_an_account_and_the_pipeline_in_numbers(api: httpx.AsyncClient, un
         "closed": False,
     }
     assert Decimal(everyone["won_value"]) == Decimal("5000.50")
+
+
+# --- who sees what ---------------------------------------------------------------------------------
+
+
+async def test_a_rep_sees_and_moves_only_their_own_deals_a_manager_the_team_an_admin_all(
+    api: httpx.AsyncClient, units: Units, issuer: LocalIssuer
+) -> None:
+    mine = await open_deal(units, "L-mine", owner="rep@kariz.test", company="Mine Ltd", domain="mine.example")
+    teammate = await open_deal(
+        units, "L-kim", owner="kim@kariz.test", company="Kim Ltd", domain="kim.example"
+    )
+    other = await open_deal(units, "L-lee", owner="lee@kariz.test", company="Lee Ltd", domain="lee.example")
+    rep = bearer(issuer.token("rep@kariz.test", ["rep"], team="emea"))
+    manager = bearer(issuer.token("boss@kariz.test", ["manager"], team="emea"))
+
+    def ids(page: httpx.Response) -> set[str]:
+        assert page.status_code == 200, page.text
+        return {d["id"] for d in page.json()["items"]}
+
+    # Lists are filtered in the query: the totals count only what the caller may see.
+    listed = await api.get("/deals", headers=rep)
+    assert ids(listed) == {mine.id} and listed.json()["total"] == 1
+    assert ids(await api.get("/deals", params={"owner": "lee@kariz.test"}, headers=rep)) == set()
+    assert ids(await api.get("/deals", headers=manager)) == {mine.id, teammate.id}
+    assert ids(await api.get("/deals")) == {mine.id, teammate.id, other.id}  # the fixture's admin
+
+    # Another rep's deal does not exist for this rep: 404 on read and on move, and nothing changes.
+    assert (await api.get(f"/deals/{teammate.id}", headers=rep)).status_code == 404
+    published = len(units.published)
+    move = await api.post(f"/deals/{teammate.id}/stage", json={"stage": "demo"}, headers=rep)
+    assert move.status_code == 404 and "no deal" in move.json()["message"]
+    assert len(units.published) == published
+    assert (await api.get(f"/deals/{other.id}", headers=manager)).status_code == 404
+    # The manager moves a teammate's deal; the rep their own.
+    assert (await api.post(f"/deals/{teammate.id}/stage", json={"stage": "demo"}, headers=manager)).is_success
+    assert (await api.post(f"/deals/{mine.id}/stage", json={"stage": "demo"}, headers=rep)).is_success
+    # A rep's pipeline summary is their own, whatever owner they ask for.
+    summary = (await api.get("/pipeline", params={"owner": "lee@kariz.test"}, headers=rep)).json()
+    assert summary["owner"] == "rep@kariz.test" and summary["open_count"] == 1
+
+
+async def test_without_a_valid_token_nothing_answers_but_401(
+    api: httpx.AsyncClient, issuer: LocalIssuer
+) -> None:
+    for path in ("/deals", "/pipeline", "/pipeline/stages", "/accounts/A-1", "/deals/D-1"):
+        anonymous = await api.get(path, headers={"Authorization": ""})
+        assert anonymous.status_code == 401, path
+        expired = await api.get(path, headers=bearer(issuer.token("rep@kariz.test", ["rep"], ttl_s=-600)))
+        assert expired.status_code == 401, path
+    refused = await api.post("/deals/D-1/stage", json={"stage": "demo"}, headers={"Authorization": ""})
+    assert refused.status_code == 401

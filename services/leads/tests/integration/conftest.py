@@ -24,6 +24,7 @@ from kariz_shared.service import Service
 
 REPS = ["alex@kariz.example", "sam@kariz.example", "kim@kariz.example"]
 TERRITORIES = {"DE": ["jonas@kariz.example", "lena@kariz.example"]}
+TEAMS = {"dach": TERRITORIES["DE"]}
 
 
 @dataclass
@@ -38,7 +39,9 @@ class Leads:
 async def leads(
     backends: Backends, settings_for: Callable[..., Any], admin_token: str
 ) -> AsyncIterator[Leads]:
-    settings = settings_for(LeadsSettings, service_name="leads", reps=REPS, territories=TERRITORIES)
+    settings = settings_for(
+        LeadsSettings, service_name="leads", reps=REPS, territories=TERRITORIES, teams=TEAMS
+    )
     service = build(settings)
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(backends.mongodb_uri, tz_aware=True)
     async with running(service, token=admin_token) as http:

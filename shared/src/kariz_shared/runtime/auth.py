@@ -52,13 +52,16 @@ class TokenVerifier:
         self.roster = Roster.of(settings.teams)
         self._jwks_url = settings.auth_jwks_url
         self._jwks_cache_s = settings.auth_jwks_cache_s
+        self._jwks_refetch_s = settings.auth_jwks_refetch_s
         self._client: jwt.PyJWKClient | None = None
 
     def _keys(self) -> jwt.PyJWKClient:
         if self._client is None:
             url = self._jwks_url or self._discover_jwks_url()
             # lifespan: the key set is read again after this long; an unknown kid reads it at once.
-            self._client = jwt.PyJWKClient(url, lifespan=self._jwks_cache_s, timeout=5)
+            self._client = jwt.PyJWKClient(
+                url, lifespan=self._jwks_cache_s, timeout=5, cooldown_duration=self._jwks_refetch_s
+            )
         return self._client
 
     def _discover_jwks_url(self) -> str:

@@ -105,6 +105,9 @@ class ServiceSettings(BaseSettings):
     # Clock skew allowed on exp/nbf, and how long the issuer's key set is kept before it is read again.
     auth_leeway_s: float = Field(default=30.0, ge=0, le=300)
     auth_jwks_cache_s: float = Field(default=300.0, gt=0)
+    # A token naming a key the cached set lacks reads the set again (a rotated key), at most this often:
+    # a flood of made-up key ids does not become a flood of requests to the identity provider.
+    auth_jwks_refetch_s: float = Field(default=30.0, ge=0)
     # KARIZ_TEAMS: the roster, team -> rep addresses (JSON), e.g. {"emea": ["alex@kariz.example"]}; a
     # manager sees the leads and deals of their team's reps.
     teams: dict[str, list[str]] = {}

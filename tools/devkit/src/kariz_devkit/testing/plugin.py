@@ -1,5 +1,7 @@
-"""pytest fixtures: ``backends`` (a running broker and database for the whole session) and
-``settings_for`` (service settings pointing at them, with a database of the test's own)."""
+"""pytest fixtures: ``backends`` (a running broker and database for the whole session, and the identity
+provider the services accept), ``issuer`` (that provider: ``issuer.token(user, roles, team=...)``),
+``admin_token``, and ``settings_for`` (service settings pointing at them, with a database of the test's
+own)."""
 
 from __future__ import annotations
 
