@@ -20,15 +20,23 @@ def captured(lead_id: str = "L-1") -> LeadCaptured:
 
 
 def test_round_trip_keeps_every_attribute() -> None:
-    env = Envelope(event=captured(), source="/kariz/leads", correlation_id="c-1", causation_id="e-0")
+    env = Envelope(
+        event=captured(),
+        source="/kariz/leads",
+        correlation_id="c-1",
+        causation_id="e-0",
+        actor="rep@kariz.test",
+    )
     back = decode(env.topic, env.key.encode(), env.value(), env.headers())
     assert back.event == env.event
-    assert (back.id, back.source, back.correlation_id, back.causation_id) == (
+    assert (back.id, back.source, back.correlation_id, back.causation_id, back.actor) == (
         env.id,
         "/kariz/leads",
         "c-1",
         "e-0",
+        "rep@kariz.test",
     )
+    assert env.headers()["ce_actor"] == "rep@kariz.test"
     assert env.topic == "kariz.lead-captured.v1"
     assert env.headers()["ce_subject"] == "L-1"
 

@@ -118,6 +118,7 @@ async def test_a_re_armed_timer_fires_once_at_its_new_time(store: Store, setting
     assert events[0]["headers"]["ce_correlationid"] == "c-2", (
         "it continues the story of the change that armed it"
     )
+    assert events[0]["headers"]["ce_actor"].startswith("/kariz/"), "the service fired it, nobody signed in"
 
 
 async def test_a_repeating_timer_is_armed_again_when_it_fires(

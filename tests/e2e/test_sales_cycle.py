@@ -189,8 +189,11 @@ async def test_a_lead_goes_from_capture_to_won_with_email_and_signed_webhook(sta
 
         [captured] = await reader.wait_for(lambda r: r.topic == LeadCaptured.topic() and r.key == lead_id)
         _assert_cloudevent(captured, LeadCaptured.topic(), lead_id, correlation_id, "/kariz/leads")
+        # Who made each change: the rep who captured the lead; the services for what they did on their own.
+        assert captured.headers["ce_actor"] == stack.rep
         [qualified] = await reader.wait_for(lambda r: r.topic == LeadQualified.topic() and r.key == lead_id)
         _assert_cloudevent(qualified, LeadQualified.topic(), lead_id, correlation_id, "/kariz/qualification")
+        assert qualified.headers["ce_actor"] == "/kariz/qualification"
         assert qualified.headers["ce_causationid"] == captured.headers["ce_id"]
         assert qualified.body["score"] >= qualified.body["threshold"]
 
@@ -238,6 +241,7 @@ async def test_a_lead_goes_from_capture_to_won_with_email_and_signed_webhook(sta
             _assert_cloudevent(change, StageChanged.topic(), deal_id, correlation_id, "/kariz/deals")
         [won] = await reader.wait_for(lambda r: r.topic == DealWon.topic() and r.key == deal_id)
         _assert_cloudevent(won, DealWon.topic(), deal_id, correlation_id, "/kariz/deals")
+        assert won.headers["ce_actor"] == stack.rep and opened.headers["ce_actor"] == "/kariz/deals"
         assert won.body["amount"] in ("48000", "48000.00", 48000)
 
         deal = (await http.get(f"{stack.urls['deals']}/deals/{deal_id}")).json()

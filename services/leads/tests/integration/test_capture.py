@@ -68,6 +68,7 @@ async def test_capture_stores_the_normalised_lead_and_publishes_lead_captured(
     assert record.headers["ce_time"].endswith("Z")
     assert record.headers["ce_subject"] == lead["id"]
     assert record.headers["ce_correlationid"] == cid
+    assert record.headers["ce_actor"] == "admin@kariz.test", "the signed-in caller made the change"
     assert record.headers["content-type"] == "application/json"
     event = LeadCaptured.model_validate(record.body)
     assert event.lead_id == lead["id"]

@@ -3,7 +3,8 @@
 The Kafka value is the event's JSON; the CloudEvents attributes travel as headers (``ce_id``,
 ``ce_source``, ``ce_type``, ``ce_specversion``, ``ce_time``, ``ce_subject``, ``content-type``) plus two
 extension attributes: ``ce_correlationid`` (follows one lead through the whole cycle) and
-``ce_causationid`` (the id of the event that caused this one, when there is one).
+``ce_causationid`` (the id of the event that caused this one, when there is one) and ``ce_actor`` (who
+made the change: a person's subject, or the service's own source for what it did by itself).
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ class Envelope(Generic[E]):
     id: str = field(default_factory=new_event_id)
     time: datetime = field(default_factory=lambda: datetime.now(UTC))
     causation_id: str | None = None
+    #: Who made the change the event tells of: a signed-in person's subject, or the service itself
+    #: (its ``ce_source``) for what it did on its own (a consumed event, a timer).
+    actor: str | None = None
 
     @property
     def topic(self) -> str:
@@ -71,6 +75,8 @@ class Envelope(Generic[E]):
         }
         if self.causation_id:
             headers["ce_causationid"] = self.causation_id
+        if self.actor:
+            headers["ce_actor"] = self.actor
         return headers
 
     def value(self) -> bytes:
@@ -143,4 +149,5 @@ def decode(topic: str, key: bytes | None, value: bytes, headers: dict[str, Any])
         id=hdrs["ce_id"],
         time=time,
         causation_id=hdrs.get("ce_causationid"),
+        actor=hdrs.get("ce_actor"),
     )

@@ -29,6 +29,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from kariz_shared.contracts.envelope import Envelope
 from kariz_shared.contracts.events import Event
+from kariz_shared.runtime.logging import actor as current_actor
 from kariz_shared.runtime.logging import correlation_id as current_correlation_id
 from kariz_shared.runtime.settings import ServiceSettings
 
@@ -261,7 +262,11 @@ class Transaction:
         if not cid:
             raise ValueError("an event needs a correlation id: pass one, or work within a request or event")
         envelope: Envelope[Event] = Envelope(
-            event=event, source=self.source, correlation_id=cid, causation_id=self.causation_id
+            event=event,
+            source=self.source,
+            correlation_id=cid,
+            causation_id=self.causation_id,
+            actor=current_actor.get() or self.source,
         )
         self.emitted.append(envelope)
         return envelope

@@ -24,6 +24,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from kariz_shared.contracts.errors import Unauthenticated, Unavailable
 from kariz_shared.contracts.identity import Caller, Role, Roster
+from kariz_shared.runtime.logging import actor as current_actor
 from kariz_shared.runtime.settings import ServiceSettings
 
 ALGORITHMS = ("RS256", "ES256")
@@ -132,6 +133,8 @@ async def authenticate(
     verifier: TokenVerifier = request.app.state.verifier
     caller = await verifier.caller(credentials.credentials)
     request.state.caller = caller
+    # The changes this request makes, and their events (``ce_actor``) and log lines, name the caller.
+    current_actor.set(caller.actor)
     return caller
 
 

@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
+#: Who the work in hand is done for: the signed-in caller of a request (set by the sign-in check).
+actor: ContextVar[str | None] = ContextVar("actor", default=None)
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
@@ -30,6 +32,9 @@ class JsonFormatter(logging.Formatter):
         cid = correlation_id.get()
         if cid:
             entry["correlation_id"] = cid
+        who = actor.get()
+        if who:
+            entry["actor"] = who
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value

@@ -87,6 +87,11 @@ def _cloudevents_headers() -> dict[str, Any]:
             "ce_subject": {**string, "description": "The aggregate id, also the Kafka key"},
             "ce_correlationid": {**string, "description": "Follows one lead through the whole cycle"},
             "ce_causationid": {**string, "description": "ce_id of the event that caused this one"},
+            "ce_actor": {
+                **string,
+                "description": "Who made the change: a signed-in person's subject (their e-mail address), "
+                "or the service's own ce_source for what it did by itself (a consumed event, a timer)",
+            },
             "content-type": {**string, "const": "application/json"},
         },
     }
