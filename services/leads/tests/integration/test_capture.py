@@ -167,6 +167,7 @@ INVALID = [
     ({"company": {"country": "Germany"}}, "company.country", "ISO 3166-1 alpha-2"),
     ({"company": {"country": "XX"}}, "company.country", "not an assigned"),
     ({"company": {"size": 0}}, "company.size", "greater than or equal to 1"),
+    ({"company": {"size": 2**63}}, "company.size", "less than or equal to 100000000"),
     ({"company": {"domain": "not a domain"}}, "company.domain", "not a domain name"),
     ({"company": {"name": " "}}, "company.name", "must not be blank"),
     ({"contact": {"first_name": "   "}}, "contact.first_name", "must not be blank"),

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Generic, TypeVar
 
 from fastapi import FastAPI, Query, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from pymongo.errors import ConnectionFailure, PyMongoError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kariz_shared.contracts.errors import (
     Conflict,
@@ -33,7 +37,9 @@ CORRELATION_HEADER = "X-Correlation-Id"
 
 # The paging parameters of every list endpoint; the answer is a Page.
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size, 1..200")]
-Offset = Annotated[int, Query(ge=0, description="Items to skip")]
+# Bounded so no value overflows the database's 64-bit integers (an unbounded offset answered 500).
+OFFSET_MAX = 1_000_000_000
+Offset = Annotated[int, Query(ge=0, le=OFFSET_MAX, description=f"Items to skip, 0..{OFFSET_MAX}")]
 
 
 class Page(BaseModel, Generic[T]):
@@ -47,8 +53,60 @@ def error_body(error: str, message: str, **extra: object) -> dict[str, object]:
     return {"error": error, "message": message, **extra}
 
 
+#: A request body larger than this is refused with 413 before it is read whole (an import of 1,000 leads
+#: is about 400 KiB).
+BODY_MAX_BYTES = 2 * 1024 * 1024
+#: A correlation id a caller sends is copied into logs, events and e-mails: printable and short.
+CORRELATION_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
+#: The methods the request metrics name; anything else is counted as "other" (bounded label values).
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class BodyLimit:
+    """Refuses a body over ``max_bytes`` with 413: by its Content-Length at once, or while it streams."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = BODY_MAX_BYTES) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await self.too_large()(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # FastAPI passes an HTTPException raised while it reads the body on to its handler.
+                    raise StarletteHTTPException(413, self.message())
+            return message
+
+        await self.app(scope, counted, send)
+
+    def message(self) -> str:
+        return f"the request body is over {self.max_bytes} bytes; nothing was read or stored"
+
+    def too_large(self) -> JSONResponse:
+        return JSONResponse(status_code=413, content=error_body("too_large", self.message()))
+
+
 def install(app: FastAPI, service: str) -> None:
     """Error handlers and middleware: every error answers ``{"error", "message", ...}``."""
+
+    app.add_middleware(BodyLimit)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 413:
+            return JSONResponse(status_code=413, content=error_body("too_large", str(exc.detail)))
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -105,7 +163,16 @@ def install(app: FastAPI, service: str) -> None:
     async def correlation_and_metrics(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        cid = request.headers.get(CORRELATION_HEADER) or str(uuid.uuid4())
+        sent = request.headers.get(CORRELATION_HEADER)
+        if sent is not None and not CORRELATION_ID.match(sent):
+            return JSONResponse(
+                status_code=400,
+                content=error_body(
+                    "invalid_request",
+                    f"{CORRELATION_HEADER}: 1 to 128 printable characters without spaces; nothing was done",
+                ),
+            )
+        cid = sent or str(uuid.uuid4())
         token = correlation_id.set(cid)
         started = time.perf_counter()
         status = 500
@@ -117,8 +184,7 @@ def install(app: FastAPI, service: str) -> None:
         finally:
             route = request.scope.get("route")
             template = getattr(route, "path", "unmatched")
-            http_requests.labels(service, request.method, template, str(status)).inc()
-            http_request_seconds.labels(service, request.method, template).observe(
-                time.perf_counter() - started
-            )
+            method = request.method if request.method in METHODS else "other"
+            http_requests.labels(service, method, template, str(status)).inc()
+            http_request_seconds.labels(service, method, template).observe(time.perf_counter() - started)
             correlation_id.reset(token)

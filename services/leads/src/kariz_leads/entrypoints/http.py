@@ -72,7 +72,10 @@ class CompanyRequest(BaseModel):
         description="Taken from the contact's e-mail when absent (not for free mail)",
     )
     industry: str | None = Field(default=None, max_length=100, examples=["software"])
-    size: int | None = Field(default=None, ge=1, strict=True, description="Number of employees")
+    # The largest employer has about three million people; the bound keeps the value within int64.
+    size: int | None = Field(
+        default=None, ge=1, le=100_000_000, strict=True, description="Number of employees"
+    )
     country: str | None = Field(default=None, description="ISO 3166-1 alpha-2 code", examples=["GB"])
 
     @field_validator("name")
