@@ -13,7 +13,8 @@ import pytest
 from prometheus_client import REGISTRY
 from pymongo.asynchronous.database import AsyncDatabase
 
-from kariz_devkit.testing import Backends, EventReader, eventually, publish, reading, running, unique
+from kariz_devkit.issuer import LocalIssuer
+from kariz_devkit.testing import Backends, EventReader, bearer, eventually, publish, reading, running, unique
 from kariz_qualification.bootstrap import build
 from kariz_qualification.domain.rules import DEFAULT_RULES
 from kariz_qualification.settings import QualificationSettings
@@ -303,3 +304,30 @@ async def check_rule_set_changes(harness: Harness) -> None:
     doc = await harness.db.rule_sets.find_one({"_id": "current"})
     assert doc is not None and doc["rules"]["industry"]["mining"] == 30
     assert stored is not None and doc["version"] == stored["version"] + 1
+
+
+async def test_a_lead_is_its_owners_the_queue_is_filtered_and_the_rule_set_is_an_admins(
+    harness: Harness, issuer: LocalIssuer
+) -> None:
+    lead = unique("L")
+    env = from_leads(middling(lead))  # owner rep@kariz.test, left in nurture
+    await harness.feed(env)
+    await harness.handled(env)
+    owner = bearer(issuer.token("rep@kariz.test", ["rep"]))
+    other = bearer(issuer.token("lee@kariz.test", ["rep"]))
+
+    assert (await harness.http.get(f"/leads/{lead}/qualification", headers=owner)).status_code == 200
+    hidden = await harness.http.get(f"/leads/{lead}/qualification", headers=other)
+    assert hidden.status_code == 404
+    refused = await harness.http.put(f"/leads/{lead}/bant", json=FULL_BANT, headers=other)
+    assert refused.status_code == 404
+    assert (await harness.lead(lead))["status"] == "nurture", "the refused call changed nothing"
+    queue = (await harness.http.get("/leads", params={"owner": "rep@kariz.test"}, headers=other)).json()
+    assert queue["total"] == 0 and queue["items"] == []
+    mine = (await harness.http.get("/leads", headers=owner)).json()
+    assert lead in {row["lead_id"] for row in mine["items"]}
+
+    rules = (await harness.http.get("/rules", headers=owner)).json()
+    edit = await harness.http.put("/rules", json=rules, headers=owner)
+    assert edit.status_code == 403 and "admin" in edit.json()["message"]
+    assert (await harness.http.get("/rules", headers={"Authorization": ""})).status_code == 401
