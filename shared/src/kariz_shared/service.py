@@ -28,6 +28,7 @@ from kariz_shared.messaging.broker import ensure_topics, make_broker
 from kariz_shared.messaging.consumer import Consumer, Handler
 from kariz_shared.messaging.outbox import OutboxRelay
 from kariz_shared.messaging.timers import TimerWorker
+from kariz_shared.persistence.api_keys import MongoApiKeys
 from kariz_shared.persistence.store import Store
 from kariz_shared.persistence.unit_of_work import MongoUnitsOfWork, Subscriptions
 from kariz_shared.runtime import auth, http
@@ -123,6 +124,14 @@ class Service:
         """Run ``hook(store)`` at start-up, before consuming: indexes, seed data."""
         self._startup_hooks.append(hook)
         return hook
+
+    def accept_api_keys(self) -> MongoApiKeys:
+        """Let machines call this service with API keys an admin issues here (``/api-keys``)."""
+        keys = MongoApiKeys(self.store)
+        self.api.state.api_keys = keys
+        self.on_startup(keys.ensure_indexes)
+        self.api.include_router(auth.api_key_routes(self.clock))
+        return keys
 
     def add_worker(self, name: str, worker: Worker) -> None:
         """Run ``worker()`` in the background while the service runs (e.g. a delivery loop); it is

@@ -69,15 +69,35 @@ class Owners:
 EVERYONE = Owners(None)
 
 
+class Scope(StrEnum):
+    """What a machine's API key may do, and nothing else."""
+
+    LEADS_CAPTURE = "leads:capture"
+    LEADS_IMPORT = "leads:import"
+
+
+@dataclass(frozen=True)
+class KeyGrant:
+    """An API key as its caller presents it: which key, and the source and campaign it is bound to."""
+
+    key_id: str
+    name: str
+    source: str | None = None
+    campaign: str | None = None
+
+
 @dataclass(frozen=True)
 class Caller:
     """The verified caller of one request: a person with ``roles``, signed in with the identity provider,
-    and whose records they see (``seen``, from their roles, their team and the roster)."""
+    or a machine with an API key's ``scopes``; and whose records they see (``seen``: from a person's
+    roles, team and the roster; a key sees none)."""
 
     subject: str
     roles: frozenset[Role]
     team: str | None
     seen: Owners
+    scopes: frozenset[Scope] = frozenset()
+    key: KeyGrant | None = None
 
     @classmethod
     def signed_in(cls, subject: str, roles: frozenset[Role], team: str | None, roster: Roster) -> Caller:
@@ -91,20 +111,28 @@ class Caller:
             seen = Owners(frozenset(owners))
         return cls(me, roles, team, seen)
 
+    @classmethod
+    def with_key(cls, grant: KeyGrant, scopes: frozenset[Scope]) -> Caller:
+        return cls(f"key:{grant.key_id}", frozenset(), None, Owners(frozenset()), scopes, grant)
+
     @property
     def actor(self) -> str:
-        """Who did a change, as the change and its events record it."""
+        """Who did a change, as the change and its events record it (``key:<id>`` for a machine)."""
         return self.subject
 
     def has(self, *roles: Role) -> bool:
         return bool(self.roles.intersection(roles))
 
-    def require(self, *roles: Role) -> None:
-        """Refuse (403) unless the caller has one of ``roles``."""
-        if not self.has(*roles):
-            wanted = " or ".join(r.value for r in roles)
-            held = ", ".join(sorted(r.value for r in self.roles)) or "no Kariz role"
-            raise Forbidden(f"this needs the role {wanted}; {self.subject} has {held}")
+    def require(self, *roles: Role, scope: Scope | None = None) -> None:
+        """Refuse (403) unless the caller has one of ``roles`` or, for an API key, ``scope``."""
+        if self.has(*roles) or (scope is not None and scope in self.scopes):
+            return
+        wanted = " or ".join([r.value for r in roles] + ([f"the scope {scope.value}"] if scope else []))
+        if self.key is not None:
+            held = ", ".join(sorted(self.scopes)) or "no scope"
+            raise Forbidden(f"this needs the role {wanted}; API key {self.key.name!r} has {held}")
+        held = ", ".join(sorted(r.value for r in self.roles)) or "no Kariz role"
+        raise Forbidden(f"this needs the role {wanted}; {self.subject} has {held}")
 
     def sees(self, owner: str, missing: str) -> None:
         """Refuse a record of ``owner`` this caller may not see as if it did not exist (404 ``missing``)."""

@@ -16,14 +16,17 @@ import asyncio
 import json
 import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Protocol
 
 import jwt
-from fastapi import Depends, FastAPI, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import APIRouter, Depends, FastAPI, Path, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
 
 from kariz_shared.contracts.errors import Unauthenticated, Unavailable
-from kariz_shared.contracts.identity import Caller, Role, Roster
+from kariz_shared.contracts.identity import Caller, Role, Roster, Scope
+from kariz_shared.runtime.clock import Clock
 from kariz_shared.runtime.logging import actor as current_actor
 from kariz_shared.runtime.settings import ServiceSettings
 
@@ -118,6 +121,56 @@ class TokenVerifier:
         return Caller.signed_in(subject, roles, team if isinstance(team, str) else None, self.roster)
 
 
+# --- API keys (machines) ---------------------------------------------------------------------------
+
+
+class KeyRequest(BaseModel):
+    """What an admin asks for: a named key with scopes, optionally bound to one source and campaign."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=100, examples=["website contact form"])
+    scopes: list[Scope] = Field(min_length=1, max_length=len(Scope))
+    source: str | None = Field(
+        default=None, max_length=50, description="Leads it captures come from this source"
+    )
+    campaign: str | None = Field(default=None, max_length=200)
+
+
+class KeyView(BaseModel):
+    id: str
+    name: str
+    scopes: list[str]
+    source: str | None
+    campaign: str | None
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None
+    revoked_by: str | None
+
+
+class IssuedKey(KeyView):
+    key: str = Field(description="The secret, shown this once; send it as X-Api-Key")
+
+
+class ApiKeys(Protocol):
+    """Where a service keeps its machines' keys (``kariz_shared.persistence.api_keys``)."""
+
+    async def issue(self, request: KeyRequest, *, by: str, at: datetime) -> IssuedKey: ...
+
+    async def caller(self, secret: str) -> Caller | None: ...
+
+    async def revoke(self, key_id: str, *, by: str, at: datetime) -> KeyView: ...
+
+    async def listing(self) -> list[KeyView]: ...
+
+
+_api_key = APIKeyHeader(
+    name="X-Api-Key",
+    auto_error=False,
+    description="A machine's key (web form, partner feed), issued by an admin",
+)
+
 _bearer = HTTPBearer(
     auto_error=False,
     description="A token from the organisation's identity provider (OIDC); `kariz-dev token` in dev",
@@ -125,13 +178,22 @@ _bearer = HTTPBearer(
 
 
 async def authenticate(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key)],
 ) -> Caller:
     """The FastAPI dependency every service router carries: the verified caller, or 401."""
-    if credentials is None:
-        raise Unauthenticated("this needs a credential: send Authorization: Bearer <token>")
-    verifier: TokenVerifier = request.app.state.verifier
-    caller = await verifier.caller(credentials.credentials)
+    if credentials is not None:
+        verifier: TokenVerifier = request.app.state.verifier
+        caller = await verifier.caller(credentials.credentials)
+    elif api_key:
+        keys: ApiKeys | None = getattr(request.app.state, "api_keys", None)
+        known = await keys.caller(api_key) if keys is not None else None
+        if known is None:
+            raise Unauthenticated("the API key is not one of this service's, or it was revoked")
+        caller = known
+    else:
+        raise Unauthenticated("this needs a credential: send Authorization: Bearer <token> (or X-Api-Key)")
     request.state.caller = caller
     # The changes this request makes, and their events (``ce_actor``) and log lines, name the caller.
     current_actor.set(caller.actor)
@@ -157,6 +219,36 @@ def requiring(*roles: Role) -> Callable[[Caller], Awaitable[Caller]]:
         return caller
 
     return allowed
+
+
+def api_key_routes(clock: Clock) -> APIRouter:
+    """Issue, list and revoke the service's API keys: an admin's."""
+    routes = APIRouter(
+        prefix="/api-keys",
+        tags=["api keys"],
+        dependencies=[Depends(requiring(Role.ADMIN))],
+        responses=SIGN_IN_ERRORS,
+    )
+
+    def keys_of(request: Request) -> ApiKeys:
+        keys: ApiKeys = request.app.state.api_keys
+        return keys
+
+    @routes.post("", status_code=201, summary="Issue a key; its secret is in this answer only")
+    async def issue(body: KeyRequest, request: Request, caller: Authenticated) -> IssuedKey:
+        return await keys_of(request).issue(body, by=caller.actor, at=clock.now())
+
+    @routes.get("", summary="The keys, newest first, without their secrets")
+    async def listing(request: Request) -> list[KeyView]:
+        return await keys_of(request).listing()
+
+    @routes.delete("/{key_id}", summary="Revoke a key: it is refused from now on")
+    async def revoke(
+        key_id: Annotated[str, Path(min_length=1, max_length=40)], request: Request, caller: Authenticated
+    ) -> KeyView:
+        return await keys_of(request).revoke(key_id, by=caller.actor, at=clock.now())
+
+    return routes
 
 
 def install(app: FastAPI, settings: ServiceSettings) -> TokenVerifier:

@@ -17,8 +17,9 @@ from kariz_leads.domain import AssignedBy, Lead, LeadFilter, LeadStatus, Respons
 from kariz_leads.service_layer import handlers, views
 from kariz_leads.service_layer.commands import CaptureLead, ImportLeads
 from kariz_leads.service_layer.unit_of_work import LeadsUnitOfWork
+from kariz_shared.contracts.errors import RuleViolation
 from kariz_shared.contracts.events import Company, Contact, LeadSource
-from kariz_shared.contracts.identity import PEOPLE, Role
+from kariz_shared.contracts.identity import PEOPLE, Caller, Role, Scope
 from kariz_shared.contracts.normalisation import (
     normalise_country,
     normalise_domain,
@@ -106,6 +107,18 @@ class CaptureLeadRequest(BaseModel):
     campaign: str | None = Field(default=None, max_length=200, examples=["spring-webinar-2025"])
     consent: bool = Field(default=False, description="The contact agreed to be contacted")
 
+    def as_sent_by(self, caller: Caller) -> CaptureLeadRequest:
+        """This capture as ``caller`` may make it: a key bound to a source or campaign captures for that
+        one only (a body naming another is refused, naming the field; an absent campaign is the key's)."""
+        grant = caller.key
+        if grant is None:
+            return self
+        if grant.source and self.source.value != grant.source:
+            raise RuleViolation(f"source: this API key captures leads from {grant.source!r} only")
+        if grant.campaign and self.campaign not in (None, grant.campaign):
+            raise RuleViolation(f"campaign: this API key captures leads for {grant.campaign!r} only")
+        return self.model_copy(update={"campaign": grant.campaign or self.campaign})
+
     def command(self) -> CaptureLead:
         return CaptureLead(
             contact=Contact(**self.contact.model_dump()),
@@ -124,8 +137,8 @@ class ImportLeadsRequest(BaseModel):
         min_length=1, max_length=IMPORT_MAX, description=f"At most {IMPORT_MAX} leads per import"
     )
 
-    def command(self) -> ImportLeads:
-        return ImportLeads(tuple(line.command() for line in self.leads))
+    def command(self, caller: Caller) -> ImportLeads:
+        return ImportLeads(tuple(line.as_sent_by(caller).command() for line in self.leads))
 
 
 # --- views ----------------------------------------------------------------------------------------
@@ -170,6 +183,14 @@ class CapturedLeadView(LeadView):
     @classmethod
     def of_capture(cls, captured: handlers.Captured) -> CapturedLeadView:
         return cls(**dict(LeadView.of(captured.lead)), duplicate=captured.duplicate)
+
+
+class CaptureReceipt(BaseModel):
+    """What a machine's key gets back: the capture was taken. The same for a new lead and for a touch of
+    a known one, so a web form cannot be used to find out who is a lead already."""
+
+    accepted: int = Field(description="Captures taken (new leads and touches alike)")
+    correlation_id: str
 
 
 class ImportedLeadView(BaseModel):
@@ -217,10 +238,13 @@ def router(units: UnitsOfWork[LeadsUnitOfWork], team: SalesTeam, sla: ResponseSl
     )
     async def capture(
         body: CaptureLeadRequest, response: Response, caller: Authenticated
-    ) -> CapturedLeadView:
-        caller.require(*PEOPLE)
+    ) -> CapturedLeadView | CaptureReceipt:
+        caller.require(*PEOPLE, scope=Scope.LEADS_CAPTURE)
         cid = correlation_id.get() or str(uuid.uuid4())
-        captured = await handlers.capture_lead(units, team, sla, body.command(), correlation_id=cid)
+        command = body.as_sent_by(caller).command()
+        captured = await handlers.capture_lead(units, team, sla, command, correlation_id=cid)
+        if caller.key is not None:
+            return CaptureReceipt(accepted=1, correlation_id=cid)
         if captured.duplicate:
             response.status_code = 200
         return CapturedLeadView.of_capture(captured)
@@ -234,10 +258,12 @@ def router(units: UnitsOfWork[LeadsUnitOfWork], team: SalesTeam, sla: ResponseSl
             422: {"model": ErrorView, "description": "Invalid lines, named by index; nothing was stored"}
         },
     )
-    async def import_leads(body: ImportLeadsRequest, caller: Authenticated) -> ImportView:
-        caller.require(Role.MANAGER, Role.ADMIN)
+    async def import_leads(body: ImportLeadsRequest, caller: Authenticated) -> ImportView | CaptureReceipt:
+        caller.require(Role.MANAGER, Role.ADMIN, scope=Scope.LEADS_IMPORT)
         cid = correlation_id.get() or str(uuid.uuid4())
-        captured = await handlers.import_leads(units, team, sla, body.command(), correlation_id=cid)
+        captured = await handlers.import_leads(units, team, sla, body.command(caller), correlation_id=cid)
+        if caller.key is not None:
+            return CaptureReceipt(accepted=len(captured), correlation_id=cid)
         return ImportView(
             imported=sum(not c.duplicate for c in captured),
             touches=sum(c.duplicate for c in captured),
@@ -255,6 +281,7 @@ def router(units: UnitsOfWork[LeadsUnitOfWork], team: SalesTeam, sla: ResponseSl
         responses={404: {"model": ErrorView, "description": "No lead with this id"}},
     )
     async def get(lead_id: str, caller: Authenticated) -> LeadView:
+        caller.require(*PEOPLE)
         lead = await views.lead(units, lead_id)
         caller.sees(lead.owner, f"no lead with id {lead_id!r}")
         return LeadView.of(lead)
@@ -286,6 +313,7 @@ def router(units: UnitsOfWork[LeadsUnitOfWork], team: SalesTeam, sla: ResponseSl
             created_from=created_from,
             created_to=created_to,
         ).seen_by(caller)
+        caller.require(*PEOPLE)
         leads, total = await views.leads_matching(units, criteria, limit=limit, offset=offset)
         items = [LeadView.of(lead) for lead in leads]
         return Page[LeadView](items=items, total=total, limit=limit, offset=offset)

@@ -1,0 +1,62 @@
+"""Machines capture with API keys an admin issues: a capture key creates leads and nothing else, answers
+a repeat capture as it answers a new one (so a form cannot probe who is a lead), captures only for the
+source it is bound to, is stored hashed, and is refused once revoked; its events name the key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kariz_devkit.issuer import LocalIssuer
+from kariz_devkit.testing import bearer, unique
+
+from .conftest import Leads
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_capture_key_creates_leads_and_nothing_else(
+    leads: Leads, lead_body: Any, issuer: LocalIssuer
+) -> None:
+    rep = bearer(issuer.token("alex@kariz.example", ["rep"]))
+    assert (
+        await leads.http.post("/api-keys", json={"name": "x", "scopes": ["leads:capture"]}, headers=rep)
+    ).status_code == 403
+
+    issued = await leads.http.post(
+        "/api-keys", json={"name": "website form", "scopes": ["leads:capture"], "source": "web_form"}
+    )
+    assert issued.status_code == 201, issued.text
+    key = issued.json()
+    secret = key.pop("key")
+    assert secret.startswith("kariz_") and key["created_by"] == "admin@kariz.test"
+    stored = await leads.db.api_keys.find_one({"_id": key["id"]})
+    assert stored is not None and secret not in str(stored), "only a hash of the secret is kept"
+    listed = (await leads.http.get("/api-keys")).json()
+    assert key in listed and all("key" not in k for k in listed)
+
+    form = {"X-Api-Key": secret, "Authorization": ""}
+    email = f"{unique('form')}@acme.example"
+    first = await leads.http.post("/leads", json=lead_body(email), headers=form)
+    again = await leads.http.post("/leads", json=lead_body(email), headers=form)
+    assert first.status_code == again.status_code == 201
+    assert first.json().keys() == again.json().keys() == {"accepted", "correlation_id"}
+    doc = await leads.db.leads.find_one({"contact.email": email})
+    assert doc is not None and len(doc["touches"]) == 2, "the repeat was recorded as a touch"
+    [event] = await leads.db.outbox.find({"key": doc["_id"]}).to_list()
+    assert event["headers"]["ce_actor"] == f"key:{key['id']}"
+
+    wrong_source = await leads.http.post("/leads", json=lead_body(source="partner"), headers=form)
+    assert wrong_source.status_code == 422 and wrong_source.json()["message"].startswith("source:")
+    for method, path in (("GET", "/leads"), ("GET", f"/leads/{doc['_id']}"), ("GET", "/api-keys")):
+        assert (await leads.http.request(method, path, headers=form)).status_code == 403, path
+    bulk = await leads.http.post("/leads/import", json={"leads": [lead_body()]}, headers=form)
+    assert bulk.status_code == 403 and "leads:import" in bulk.json()["message"]
+
+    revoked = await leads.http.delete(f"/api-keys/{key['id']}")
+    assert revoked.status_code == 200 and revoked.json()["revoked_by"] == "admin@kariz.test"
+    after = await leads.http.post("/leads", json=lead_body(), headers=form)
+    assert after.status_code == 401
+    forged = await leads.http.post("/leads", json=lead_body(), headers={**form, "X-Api-Key": secret + "x"})
+    assert forged.status_code == 401
