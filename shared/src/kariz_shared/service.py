@@ -29,6 +29,7 @@ from kariz_shared.messaging.consumer import Consumer, Handler
 from kariz_shared.messaging.outbox import OutboxRelay
 from kariz_shared.messaging.timers import TimerWorker
 from kariz_shared.persistence.api_keys import MongoApiKeys
+from kariz_shared.persistence.rate_limits import MongoRateLimits
 from kariz_shared.persistence.store import Store
 from kariz_shared.persistence.unit_of_work import MongoUnitsOfWork, Subscriptions
 from kariz_shared.runtime import auth, http
@@ -132,6 +133,14 @@ class Service:
         self.on_startup(keys.ensure_indexes)
         self.api.include_router(auth.api_key_routes(self.clock))
         return keys
+
+    def limit_rates(self) -> MongoRateLimits:
+        """Count the requests of routes that carry ``auth.rate_limited``, per caller and client address."""
+        limits = MongoRateLimits(self.store, self.clock, per_minute=self.settings.rate_limit_per_minute)
+        self.api.state.rate_limits = limits
+        self.api.state.rate_limit_per_minute = self.settings.rate_limit_per_minute
+        self.on_startup(limits.ensure_indexes)
+        return limits
 
     def add_worker(self, name: str, worker: Worker) -> None:
         """Run ``worker()`` in the background while the service runs (e.g. a delivery loop); it is

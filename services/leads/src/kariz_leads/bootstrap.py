@@ -32,6 +32,7 @@ def build(settings: LeadsSettings | None = None, clock: Clock | None = None) -> 
     service.on_startup(ensure_indexes)
     # Web forms, partner feeds and scanners capture with keys (scopes leads:capture, leads:import).
     service.accept_api_keys()
+    service.limit_rates()
     for event, handle in kafka.SUBSCRIPTIONS.items():
         service.subscribe(event, units.handler(handle))
     service.api.include_router(http.router(units, team, sla))

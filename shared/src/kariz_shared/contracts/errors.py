@@ -35,6 +35,14 @@ class Unavailable(DomainError):
     """Something this request needs cannot be reached now; nothing was changed (HTTP 503)."""
 
 
+class TooManyRequests(DomainError):
+    """The caller sent more than its limit allows; try again after ``retry_after_s`` (HTTP 429)."""
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class Conflict(DomainError):
     """The request clashes with the current state, e.g. moving a closed deal (HTTP 409)."""
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
@@ -24,7 +25,7 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
-from kariz_shared.contracts.errors import Unauthenticated, Unavailable
+from kariz_shared.contracts.errors import TooManyRequests, Unauthenticated, Unavailable
 from kariz_shared.contracts.identity import Caller, Role, Roster, Scope
 from kariz_shared.runtime.clock import Clock
 from kariz_shared.runtime.logging import actor as current_actor
@@ -219,6 +220,27 @@ def requiring(*roles: Role) -> Callable[[Caller], Awaitable[Caller]]:
         return caller
 
     return allowed
+
+
+class RateLimits(Protocol):
+    async def take(self, bucket: str) -> float | None: ...
+
+
+async def rate_limited(request: Request, caller: Authenticated) -> None:
+    """A route dependency: one more request of this caller (an API key or a person) and of this client
+    address; 429 with Retry-After past either limit (``KARIZ_RATE_LIMIT_PER_MINUTE``)."""
+    limits: RateLimits | None = getattr(request.app.state, "rate_limits", None)
+    if limits is None:
+        return
+    address = request.client.host if request.client else "unknown"
+    for bucket in (f"caller:{caller.actor}", f"address:{address}"):
+        wait = await limits.take(bucket)
+        if wait is not None:
+            raise TooManyRequests(
+                f"too many requests from {bucket.partition(':')[2]}: the limit is "
+                f"{request.app.state.rate_limit_per_minute} a minute; try again in {math.ceil(wait)} s",
+                retry_after_s=wait,
+            )
 
 
 def api_key_routes(clock: Clock) -> APIRouter:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import time
 import uuid
@@ -24,6 +25,7 @@ from kariz_shared.contracts.errors import (
     Forbidden,
     NotFound,
     RuleViolation,
+    TooManyRequests,
     Unauthenticated,
     Unavailable,
 )
@@ -135,6 +137,12 @@ def install(app: FastAPI, service: str) -> None:
         if isinstance(exc, Unavailable):
             return JSONResponse(
                 status_code=503, content=error_body("unavailable", str(exc)), headers={"Retry-After": "5"}
+            )
+        if isinstance(exc, TooManyRequests):
+            return JSONResponse(
+                status_code=429,
+                content=error_body("too_many_requests", str(exc)),
+                headers={"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))},
             )
         if isinstance(exc, Forbidden):
             status, kind = 403, "forbidden"

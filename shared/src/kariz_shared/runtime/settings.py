@@ -111,6 +111,9 @@ class ServiceSettings(BaseSettings):
     # KARIZ_TEAMS: the roster, team -> rep addresses (JSON), e.g. {"emea": ["alex@kariz.example"]}; a
     # manager sees the leads and deals of their team's reps.
     teams: dict[str, list[str]] = {}
+    # Captures and imports a minute, per caller (person or API key) and per client address, shared by the
+    # replicas (counted in the service's database).
+    rate_limit_per_minute: int = Field(default=6000, ge=1)
     # /docs and /openapi.json: on in dev (`make run`), off unless asked for elsewhere.
     api_docs: bool = False
 

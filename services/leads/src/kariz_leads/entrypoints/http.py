@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -30,7 +30,7 @@ from kariz_shared.contracts.normalisation import (
     normalise_phone,
 )
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
-from kariz_shared.runtime.auth import SIGN_IN_ERRORS, Authenticated, authenticate
+from kariz_shared.runtime.auth import SIGN_IN_ERRORS, Authenticated, authenticate, rate_limited
 from kariz_shared.runtime.http import Limit, Offset, Page
 from kariz_shared.runtime.logging import correlation_id
 
@@ -219,6 +219,11 @@ class ErrorView(BaseModel):
 
 # --- routes ---------------------------------------------------------------------------------------
 
+LIMITED: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorView, "description": "The body is over 2 MiB; nothing was read"},
+    429: {"model": ErrorView, "description": "Over the caller's or the address's limit; see Retry-After"},
+}
+
 
 def router(units: UnitsOfWork[LeadsUnitOfWork], team: SalesTeam, sla: ResponseSla) -> APIRouter:
     # Every route needs a signed-in caller (401 without one); each says which roles may use it.
@@ -226,6 +231,7 @@ def router(units: UnitsOfWork[LeadsUnitOfWork], team: SalesTeam, sla: ResponseSl
 
     @routes.post(
         "/leads",
+        dependencies=[Depends(rate_limited)],
         status_code=201,
         summary="Capture a lead",
         responses={
@@ -234,6 +240,7 @@ def router(units: UnitsOfWork[LeadsUnitOfWork], team: SalesTeam, sla: ResponseSl
                 "description": "The address is already a lead: a touch was recorded",
             },
             422: {"model": ErrorView, "description": "Invalid lead data; nothing was stored"},
+            **LIMITED,
         },
     )
     async def capture(
@@ -251,11 +258,13 @@ def router(units: UnitsOfWork[LeadsUnitOfWork], team: SalesTeam, sla: ResponseSl
 
     @routes.post(
         "/leads/import",
+        dependencies=[Depends(rate_limited)],
         summary="Capture many leads at once (a trade-show list, a partner's file)",
         description="All lines are stored or, when one is invalid, none. Each new lead gets its own "
         "`LeadCaptured`; a known address, or one repeated in the list, is recorded as a touch.",
         responses={
-            422: {"model": ErrorView, "description": "Invalid lines, named by index; nothing was stored"}
+            422: {"model": ErrorView, "description": "Invalid lines, named by index; nothing was stored"},
+            **LIMITED,
         },
     )
     async def import_leads(body: ImportLeadsRequest, caller: Authenticated) -> ImportView | CaptureReceipt:
