@@ -58,6 +58,7 @@ from kariz_shared.contracts.events import (
 from kariz_shared.persistence.store import Transaction
 from kariz_shared.runtime.settings import ServiceSettings
 from kariz_shared.service import Service
+from kariz_shared.system import source_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -191,7 +192,7 @@ def deal_lost(deal_id: str) -> DealLost:
 
 
 def envelope(event: Event) -> Envelope[Event]:
-    return Envelope(event=event, source="/kariz/poison-test", correlation_id=unique("corr"))
+    return Envelope(event=event, source=source_of(type(event)), correlation_id=unique("corr"))
 
 
 # --- partitions ------------------------------------------------------------------------------------

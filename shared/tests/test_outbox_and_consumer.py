@@ -49,8 +49,13 @@ async def test_consumed_once_emitted_through_outbox_and_poison_dead_lettered(
     env = Envelope(event=captured(lead), source="/kariz/leads", correlation_id=f"corr-{lead}")
     bad = unique("L")
     rejected = Envelope(
-        event=captured(bad).model_copy(update={"campaign": "reject"}), source="/t", correlation_id="c"
+        event=captured(bad).model_copy(update={"campaign": "reject"}),
+        source="/kariz/leads",
+        correlation_id="c",
     )
+    # A LeadCaptured that claims to come from deals: only leads writes that topic.
+    forged_lead = unique("L")
+    forged = Envelope(event=captured(forged_lead), source="/kariz/deals", correlation_id="c-forged")
     out = LeadDisqualified.topic()
     async with reading(backends.kafka_bootstrap, out, dead_letter_topic(LeadCaptured.topic())) as reader:
         async with running(service, token=admin_token) as http:
@@ -58,8 +63,11 @@ async def test_consumed_once_emitted_through_outbox_and_poison_dead_lettered(
             await publish(backends.kafka_bootstrap, env)
             await publish(backends.kafka_bootstrap, env)  # redelivery of the same event id
             await publish(backends.kafka_bootstrap, rejected)
+            await publish(backends.kafka_bootstrap, forged)
             [rec] = await reader.wait_for(lambda r: r.topic == out and r.key == lead)
-            dlq = await reader.wait_for(lambda r: r.topic.endswith(".dlq") and r.key in (lead, bad), count=2)
+            dlq = await reader.wait_for(
+                lambda r: r.topic.endswith(".dlq") and r.key in (lead, bad, forged_lead), count=3
+            )
             assert (await http.get("/readyz")).json()["checks"] == {
                 "database": True,
                 "broker": True,
@@ -76,6 +84,8 @@ async def test_consumed_once_emitted_through_outbox_and_poison_dead_lettered(
         assert reasons[lead] == "invalid_envelope"
         assert "campaign says reject" in errors[bad]
         assert reasons[bad] == "rejected"
+        assert reasons[forged_lead] == "invalid_envelope"
+        assert "written by /kariz/leads only" in errors[forged_lead]
         assert all(r.headers["dlq_original_topic"] == LeadCaptured.topic() for r in dlq)
         assert len(reader.of(out, lead)) == 1
 

@@ -88,3 +88,12 @@ def service(name: str) -> ServiceEntry:
         if entry.name == name:
             return entry
     raise KeyError(f"no Kariz service named {name!r}; the services are {', '.join(SERVICE_NAMES)}")
+
+
+def source_of(event_cls: type[Event]) -> str:
+    """The ``ce_source`` of the one service that publishes ``event_cls``: consumers take it from no one
+    else (a record claiming another source is dead-lettered as ``invalid_envelope``)."""
+    owners = [s.name for s in SERVICES if event_cls in s.publishes]
+    if len(owners) != 1:
+        raise LookupError(f"{event_cls.__name__} must have exactly one publisher, has {owners}")
+    return f"/kariz/{owners[0]}"

@@ -38,6 +38,7 @@ from kariz_shared.persistence.store import Store, Transaction
 from kariz_shared.runtime.logging import correlation_id
 from kariz_shared.runtime.metrics import dead_letters, event_handle_seconds, events_consumed
 from kariz_shared.runtime.settings import ServiceSettings
+from kariz_shared.system import source_of
 
 E = TypeVar("E", bound=Event)
 Handler = Callable[[E, Transaction], Awaitable[None]]
@@ -100,6 +101,8 @@ class Consumer:
         self.handler: Handler[Any] = handler
         self.event_cls = event_cls
         self.topic = event_cls.topic()
+        #: The only service whose events this consumer takes (its ce_source).
+        self.owner = source_of(event_cls)
         self.group = group_id or settings.consumer_group(event_cls.kebab_name())
         self.name = settings.service_name
         # Consecutive passing failures at the same batch, for the backoff.
@@ -183,7 +186,13 @@ class Consumer:
         every time, so retrying would only stop the partition."""
         headers = {k: v for k, v in (raw.headers or [])}
         try:
-            return decode(self.topic, raw.key, raw.value or b"", headers)
+            envelope = decode(self.topic, raw.key, raw.value or b"", headers)
+            if envelope.source != self.owner:
+                return DeadLetterReason.INVALID_ENVELOPE, (
+                    f"ce_source {envelope.source!r} did not publish this: {self.topic} is written by "
+                    f"{self.owner} only"
+                )
+            return envelope
         except InvalidEnvelope as exc:
             return exc.reason, str(exc)
         except Exception as exc:
