@@ -39,7 +39,7 @@ from kariz_shared.system import SERVICE_NAMES as SERVICES
 
 pytestmark = pytest.mark.e2e
 
-SECRET = "e2e-secret"
+SECRET = "e2e-webhook-secret-at-least-32-bytes"
 CE_HEADERS = {"ce_id", "ce_source", "ce_type", "ce_specversion", "ce_time", "ce_subject", "content-type"}
 
 

@@ -105,7 +105,14 @@ async def observed(
         "KARIZ_TIMER_IDLE_S": "1",
         # A subscriber that is down: its deliveries fail, are retried, and are given up.
         "KARIZ_WEBHOOK_SUBSCRIBERS": json.dumps(
-            [{"name": "down", "url": f"http://127.0.0.1:{free_port()}/hook", "secret": "s", "events": ["*"]}]
+            [
+                {
+                    "name": "down",
+                    "url": f"http://127.0.0.1:{free_port()}/hook",
+                    "secret": "s" * 32,
+                    "events": ["*"],
+                }
+            ]
         ),
     }
     processes: list[ServiceProcess] = []

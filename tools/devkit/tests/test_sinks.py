@@ -15,6 +15,8 @@ import httpx
 from kariz_devkit.sinks import Sinks
 from kariz_shared.contracts.webhooks import DELIVERY_ID_HEADER, EVENT_TYPE_HEADER, sign
 
+SECRET = "sink-test-secret-of-at-least-32-bytes"
+
 
 def _send_mail(port: int) -> None:
     message = EmailMessage()
@@ -26,25 +28,25 @@ def _send_mail(port: int) -> None:
 
 
 async def test_the_sinks_keep_every_delivery_and_check_each_signature(tmp_path: Path) -> None:
-    sinks = await Sinks("s3cret", folder=tmp_path, echo=True).start()
+    sinks = await Sinks(SECRET, folder=tmp_path, echo=True).start()
     try:
         env = sinks.environment(["DealWon"], subscriber="finance")
         [subscriber] = json.loads(env["KARIZ_WEBHOOK_SUBSCRIBERS"])
         assert subscriber == {
             "name": "finance",
             "url": sinks.hooks.url,
-            "secret": "s3cret",
+            "secret": SECRET,
             "events": ["DealWon"],
         }
         assert env["KARIZ_SMTP_PORT"] == str(sinks.inbox.port)
 
         await asyncio.to_thread(_send_mail, sinks.inbox.port)
         body = json.dumps({"subject": "deal-1"}).encode()
-        headers = {**sign("s3cret", body), DELIVERY_ID_HEADER: "h-1", EVENT_TYPE_HEADER: "DealWon"}
+        headers = {**sign(SECRET, body, delivery_id="h-1"), EVENT_TYPE_HEADER: "DealWon"}
         async with httpx.AsyncClient(timeout=10) as http:
             good = await http.post(sinks.hooks.url, content=body, headers=headers)
             forged = await http.post(
-                sinks.hooks.url, content=body, headers={**headers, **sign("guess", body)}
+                sinks.hooks.url, content=body, headers={**headers, **sign("guess", body, delivery_id="h-1")}
             )
             listed = (await http.get(sinks.hooks.url)).json()
     finally:

@@ -45,7 +45,7 @@ def build(settings: NotificationsSettings | None = None, clock: Clock | None = N
             settings.smtp_timeout_s,
             service.clock,
         ),
-        Channel.WEBHOOK: WebhookPoster(settings.subscriber_secret, settings.webhook_timeout_s),
+        Channel.WEBHOOK: WebhookPoster(settings.subscriber_secrets, settings.webhook_timeout_s),
     }
     worker = DeliveryWorker(
         MongoDeliveryQueue(service.store.db),

@@ -11,6 +11,7 @@ from pydantic_settings import NoDecode
 
 from kariz_notifications.domain.model import ALL_EVENTS, Audience, EventType, Subscriber
 from kariz_notifications.domain.schedule import LEASE
+from kariz_shared.contracts import webhooks
 from kariz_shared.runtime.settings import ServiceSettings
 
 ADDRESS = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
@@ -40,8 +41,17 @@ class WebhookSubscriber(BaseModel):
     # The name is part of the delivery id, which is a path segment of GET /notifications/{id}.
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
     url: str
-    secret: SecretStr = Field(min_length=1)
+    secret: SecretStr
+    # While the subscriber moves to ``secret``, deliveries are signed with this one too (both verify).
+    previous_secret: SecretStr | None = None
     events: list[str] = Field(min_length=1, description='Event names such as "DealWon", or "*" for all')
+
+    @field_validator("secret", "previous_secret")
+    @classmethod
+    def _long_enough(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None and len(secret.get_secret_value().encode()) < webhooks.SECRET_MIN_BYTES:
+            raise ValueError(f"a webhook secret must be at least {webhooks.SECRET_MIN_BYTES} bytes")
+        return secret
 
     @field_validator("url")
     @classmethod
@@ -77,6 +87,8 @@ class NotificationsSettings(ServiceSettings):
     team_emails: Annotated[list[str], NoDecode] = ["sales-team@kariz.example"]
     handover_emails: Annotated[list[str], NoDecode] = ["onboarding@kariz.example"]
     webhook_subscribers: list[WebhookSubscriber] = []
+    # Subscribers' URLs must be https; plain http only where the receivers are local (dev, tests).
+    webhook_allow_http: bool = False
 
     delivery_max_attempts: int = Field(default=6, ge=1, le=50)
     delivery_backoff_s: float = Field(default=1.0, gt=0, le=60)
@@ -121,6 +133,12 @@ class NotificationsSettings(ServiceSettings):
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ValueError(f"webhook subscriber names must be unique: {', '.join(repeated)}")
+        plain = [s.name for s in self.webhook_subscribers if not s.url.startswith("https://")]
+        if plain and not self.webhook_allow_http:
+            raise ValueError(
+                f"webhook subscribers {', '.join(plain)}: the url must be https (signed events travel "
+                "in it); KARIZ_WEBHOOK_ALLOW_HTTP=true allows http for local receivers"
+            )
         return self
 
     def audience(self) -> Audience:
@@ -129,6 +147,13 @@ class NotificationsSettings(ServiceSettings):
             handover=tuple(self.handover_emails),
             subscribers=tuple(s.as_subscriber() for s in self.webhook_subscribers),
         )
+
+    def subscriber_secrets(self, name: str) -> list[str] | None:
+        """The secrets a subscriber's deliveries are signed with: the current one, then the previous."""
+        for s in self.webhook_subscribers:
+            if s.name == name:
+                return [x.get_secret_value() for x in (s.secret, s.previous_secret) if x is not None]
+        return None
 
     def subscriber_secret(self, name: str) -> str | None:
         for s in self.webhook_subscribers:

@@ -29,7 +29,11 @@ from kariz_shared.contracts.webhooks import verify
 
 pytestmark = pytest.mark.integration
 
-SECRETS = {"finance": "finance-secret", "audit": "audit-secret", "flaky": "flaky-secret"}
+SECRETS = {
+    "finance": "finance-secret-at-least-32-bytes-long",
+    "audit": "audit-secret-at-least-32-bytes-long!!",
+    "flaky": "flaky-secret-at-least-32-bytes-long!!",
+}
 MAX_ATTEMPTS = 3
 
 

@@ -13,7 +13,7 @@ from kariz_shared.contracts.webhooks import verify
 
 pytestmark = pytest.mark.integration
 
-SECRETS = {"hooks": "hooks-secret"}
+SECRETS = {"hooks": "hooks-secret-at-least-32-bytes-long!!"}
 
 
 def delivery(url: str, subscriber: str = "hooks") -> Delivery:

@@ -46,7 +46,7 @@ async def store(settings_for: Callable[..., Any], inbox: Any, receiver: Any) -> 
         team_emails=[f"{unique('team')}@kariz.test"],
         handover_emails=[],
         webhook_subscribers=[
-            {"name": "flaky", "url": receiver.url("/flaky"), "secret": "s", "events": ["*"]}
+            {"name": "flaky", "url": receiver.url("/flaky"), "secret": "s" * 32, "events": ["*"]}
         ],
     )
     store = Store(settings)

@@ -50,6 +50,15 @@ def test_webhook_headers_sign_the_exact_body(sample) -> None:  # type: ignore[no
     assert webhooks.verify("topsecret", body, headers)
     assert not webhooks.verify("wrong", body, headers)
     assert not webhooks.verify("topsecret", body + b" ", headers)
+    # The delivery id is signed: the same body and signature under another id do not verify.
+    assert not webhooks.verify("topsecret", body, {**headers, "X-Kariz-Delivery-Id": "evt-43:webhook:audit"})
+    # A subscriber still checking the first version finds a v1 signature of the same secret.
+    v1 = [p for p in headers["X-Kariz-Signature"].split(", ") if p.startswith("v1=")]
+    assert v1 == [webhooks.signature("topsecret", int(headers["X-Kariz-Timestamp"]), body)]
+    # During a rotation the new and the previous secret both verify.
+    rotating = headers_for(hook, ["new-secret", "old-secret"], body)
+    assert webhooks.verify("new-secret", body, rotating) and webhooks.verify("old-secret", body, rotating)
+    assert not webhooks.verify("topsecret", body, rotating)
     assert headers["X-Kariz-Delivery-Id"] == "evt-42:webhook:audit"
     assert headers["X-Kariz-Event-Id"] == "evt-42"
     assert headers["X-Kariz-Event-Type"] == "kariz.deal-won.v1"

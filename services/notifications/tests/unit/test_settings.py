@@ -11,6 +11,8 @@ from pydantic import ValidationError
 from kariz_notifications.domain.model import Subscriber
 from kariz_notifications.settings import NotificationsSettings
 
+SECRET = "finance-secret-of-at-least-32-bytes"
+
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("TEAM_EMAILS", "HANDOVER_EMAILS", "WEBHOOK_SUBSCRIBERS", "SMTP_PORT", "HTTP_PORT"):
@@ -32,15 +34,15 @@ def test_lists_from_the_environment_as_json_or_comma_separated(monkeypatch: pyte
     monkeypatch.setenv(
         "KARIZ_WEBHOOK_SUBSCRIBERS",
         json.dumps(
-            [{"name": "finance", "url": "https://fin.example/h", "secret": "s3cret", "events": ["DealWon"]}]
+            [{"name": "finance", "url": "https://fin.example/h", "secret": SECRET, "events": ["DealWon"]}]
         ),
     )
     s = NotificationsSettings()
     assert s.team_emails == ["a@kariz.test", "b@kariz.test"]
     assert s.handover_emails == ["onboarding@kariz.test", "support@kariz.test"]
-    assert s.subscriber_secret("finance") == "s3cret"
+    assert s.subscriber_secret("finance") == SECRET
     assert s.subscriber_secret("nobody") is None
-    assert "s3cret" not in repr(s)
+    assert SECRET not in repr(s)
     audience = s.audience()
     assert audience.team == ("a@kariz.test", "b@kariz.test")
     assert audience.subscribers == (Subscriber("finance", "https://fin.example/h", frozenset({"DealWon"})),)
@@ -50,7 +52,7 @@ def hook(**changes: object) -> dict[str, object]:
     return {
         "name": "finance",
         "url": "https://fin.example/h",
-        "secret": "s",
+        "secret": SECRET,
         "events": ["DealWon"],
         **changes,
     }
@@ -65,6 +67,9 @@ def hook(**changes: object) -> dict[str, object]:
         ([hook(url="ftp://fin.example/h")], "not an http(s) URL"),
         ([hook(name="has space")], "should match pattern"),
         ([hook(secret="")], "webhook_subscribers.0.secret"),
+        ([hook(secret="short-but-not-32")], "at least 32 bytes"),
+        ([hook(previous_secret="short")], "webhook_subscribers.0.previous_secret"),
+        ([hook(url="http://fin.example/h")], "the url must be https"),
         ([hook(), hook(url="https://other.example/")], "names must be unique: finance"),
         ([hook(colour="red")], "Extra inputs are not permitted"),
     ],
@@ -72,6 +77,15 @@ def hook(**changes: object) -> dict[str, object]:
 def test_bad_subscribers_are_refused_at_start(subscribers: list[dict[str, object]], message: str) -> None:
     with pytest.raises(ValidationError, match=re.escape(message)):
         NotificationsSettings(webhook_subscribers=subscribers)
+
+
+def test_http_is_allowed_only_where_asked_for_and_a_rotation_signs_with_both_secrets() -> None:
+    s = NotificationsSettings(
+        webhook_subscribers=[hook(url="http://127.0.0.1:9/h", previous_secret="p" * 32)],
+        webhook_allow_http=True,
+    )
+    assert s.subscriber_secrets("finance") == [SECRET, "p" * 32]
+    assert s.subscriber_secrets("nobody") is None
 
 
 def test_star_subscribes_to_everything() -> None:

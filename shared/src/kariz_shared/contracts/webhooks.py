@@ -2,8 +2,12 @@
 
 Headers on every delivery:
 - ``X-Kariz-Timestamp``: Unix seconds when it was signed;
-- ``X-Kariz-Signature``: ``v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>``;
 - ``X-Kariz-Delivery-Id``: one per (event, subscriber): the idempotency key a subscriber can dedupe on;
+- ``X-Kariz-Signature``: one or more signatures, comma-separated:
+  ``v2=<hex HMAC-SHA256(secret, "<timestamp>.<delivery id>.<body>")>`` (the delivery id is signed, so a
+  captured body cannot be replayed under another id) and, for subscribers written against the first
+  version, ``v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>``. While a subscriber's secret is being
+  rotated, each version is there twice: once with the new secret and once with the previous one.
 - ``X-Kariz-Event-Id`` and ``X-Kariz-Event-Type``.
 A subscriber recomputes the HMAC over the raw body and rejects timestamps older than a few minutes.
 """
@@ -13,32 +17,66 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from collections.abc import Sequence
 
 TIMESTAMP_HEADER = "X-Kariz-Timestamp"
 SIGNATURE_HEADER = "X-Kariz-Signature"
 DELIVERY_ID_HEADER = "X-Kariz-Delivery-Id"
 EVENT_ID_HEADER = "X-Kariz-Event-Id"
 EVENT_TYPE_HEADER = "X-Kariz-Event-Type"
+#: A subscriber's secret is at least this long (bytes of its text): a short one can be guessed.
+SECRET_MIN_BYTES = 32
+
+
+def _mac(secret: str, material: bytes) -> str:
+    return hmac.new(secret.encode(), material, hashlib.sha256).hexdigest()
 
 
 def signature(secret: str, timestamp: int, body: bytes) -> str:
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"v1={mac.hexdigest()}"
+    """The first version: over the timestamp and the body."""
+    return f"v1={_mac(secret, f'{timestamp}.'.encode() + body)}"
 
 
-def sign(secret: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+def signature_v2(secret: str, timestamp: int, delivery_id: str, body: bytes) -> str:
+    """Over the timestamp, the delivery id and the body."""
+    return f"v2={_mac(secret, f'{timestamp}.{delivery_id}.'.encode() + body)}"
+
+
+def sign(
+    secrets: str | Sequence[str], body: bytes, *, delivery_id: str, timestamp: int | None = None
+) -> dict[str, str]:
+    """The timestamp and signature headers: each secret (the current one first, then the previous one
+    while a rotation lasts) signs both versions."""
     ts = int(time.time()) if timestamp is None else timestamp
-    return {TIMESTAMP_HEADER: str(ts), SIGNATURE_HEADER: signature(secret, ts, body)}
+    keys = [secrets] if isinstance(secrets, str) else list(secrets)
+    signatures = [signature_v2(k, ts, delivery_id, body) for k in keys] + [
+        signature(k, ts, body) for k in keys
+    ]
+    return {
+        TIMESTAMP_HEADER: str(ts),
+        DELIVERY_ID_HEADER: delivery_id,
+        SIGNATURE_HEADER: ", ".join(signatures),
+    }
 
 
 def verify(secret: str, body: bytes, headers: dict[str, str], *, tolerance_s: int = 300) -> bool:
-    """True when the signature matches and the timestamp is recent. Header names are case-insensitive."""
+    """True when one of the signatures is this secret's and the timestamp is recent. A delivery that
+    carries v2 signatures is checked on them (its delivery id included); header names are
+    case-insensitive."""
     lower = {k.lower(): v for k, v in headers.items()}
     try:
         ts = int(lower[TIMESTAMP_HEADER.lower()])
-        given = lower[SIGNATURE_HEADER.lower()]
+        given = [part.strip() for part in lower[SIGNATURE_HEADER.lower()].split(",")]
     except (KeyError, ValueError):
         return False
     if abs(time.time() - ts) > tolerance_s:
         return False
-    return hmac.compare_digest(given, signature(secret, ts, body))
+    v2 = [g for g in given if g.startswith("v2=")]
+    if v2:
+        delivery_id = lower.get(DELIVERY_ID_HEADER.lower())
+        if delivery_id is None:
+            return False
+        wanted = signature_v2(secret, ts, delivery_id, body)
+        return any(hmac.compare_digest(g, wanted) for g in v2)
+    wanted = signature(secret, ts, body)
+    return any(hmac.compare_digest(g, wanted) for g in given)

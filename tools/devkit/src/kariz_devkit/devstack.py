@@ -39,7 +39,8 @@ ISSUER_PORT = 8090
 ISSUER_FILE = "issuer.json"  # the dev issuer's keys, so `kariz-dev token` signs for the running stack
 # Who is on which team in dev: a manager of "emea" sees Alex's and Sam's leads and deals.
 DEV_TEAMS = {"emea": ["alex@kariz.example", "sam@kariz.example"]}
-WEBHOOK_SECRET = "kariz-dev-secret"  # the dev sink's secret; real subscribers configure their own
+# The dev sink's secret (at least 32 bytes, as every subscriber's); real subscribers configure their own.
+WEBHOOK_SECRET = "kariz-dev-webhook-secret-0123456789"
 DEFAULT_DATA_DIR = ".kariz-data"
 
 
@@ -132,7 +133,11 @@ async def _run(args: argparse.Namespace, with_services: bool) -> None:
         if with_services:
             issuer = LocalIssuer(port=args.issuer_port).start()
             issuer.save(data / ISSUER_FILE)
-            env |= issuer.environment() | {"KARIZ_TEAMS": json.dumps(DEV_TEAMS), "KARIZ_API_DOCS": "true"}
+            env |= issuer.environment() | {
+                "KARIZ_TEAMS": json.dumps(DEV_TEAMS),
+                "KARIZ_API_DOCS": "true",
+                "KARIZ_WEBHOOK_ALLOW_HTTP": "true",  # the dev webhook sink is local, plain http
+            }
             ports = {"smtp_port": args.smtp_port, "webhook_port": args.webhook_port}
             sinks = await Sinks(WEBHOOK_SECRET, **ports, folder=data, echo=True).start()
             env |= sinks.environment(subscriber="dev-sink")

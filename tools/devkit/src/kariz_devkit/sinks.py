@@ -125,7 +125,7 @@ class Sinks:
 
     def __init__(
         self,
-        secret: str = "kariz-sink-secret",
+        secret: str = "kariz-sink-webhook-secret-0123456789",
         *,
         smtp_port: int = 0,
         webhook_port: int = 0,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import httpx
 
@@ -13,11 +13,10 @@ from kariz_shared.contracts import webhooks
 from kariz_shared.contracts.events import EVENTS
 
 
-def headers_for(delivery: Delivery, secret: str, body: bytes) -> dict[str, str]:
+def headers_for(delivery: Delivery, secrets: str | Sequence[str], body: bytes) -> dict[str, str]:
     event_cls = EVENTS.get(delivery.event_type)
     return {
-        **webhooks.sign(secret, body),
-        webhooks.DELIVERY_ID_HEADER: delivery.key,
+        **webhooks.sign(secrets, body, delivery_id=delivery.key),
         webhooks.EVENT_ID_HEADER: delivery.event_id,
         webhooks.EVENT_TYPE_HEADER: event_cls.ce_type() if event_cls else delivery.event_type,
         "Content-Type": "application/json",
@@ -26,7 +25,7 @@ def headers_for(delivery: Delivery, secret: str, body: bytes) -> dict[str, str]:
 
 
 class WebhookPoster:
-    def __init__(self, secret_for: Callable[[str], str | None], timeout_s: float) -> None:
+    def __init__(self, secret_for: Callable[[str], str | Sequence[str] | None], timeout_s: float) -> None:
         # The secret is looked up at send time: it is never written to the delivery log.
         self.secret_for = secret_for
         self.timeout_s = timeout_s

@@ -44,6 +44,8 @@ class Backends:
             "kafka_enable_idempotence": self.kafka_idempotence,
             "auth_issuer": self.auth_issuer,
             "auth_audience": self.auth_audience,
+            # The tests' webhook receivers listen on plain http, on this machine.
+            "webhook_allow_http": True,
         }
         if self.embedded:
             values |= EMBEDDED_CONSUMER_TUNING
