@@ -225,3 +225,23 @@ async def test_the_unique_index_turns_a_lost_race_into_a_touch(
     assert [t["source"] for t in second.json()["touches"]] == ["web_form", "referral"]
     assert await leads.db.leads.count_documents({"contact.email": email}) == 1
     assert await leads.db.outbox.count_documents({}) == outbox_before
+
+
+async def test_the_database_keeps_the_recent_touches_and_counts_them_all(
+    leads: Any, lead_body: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The stored list is cut by the update itself ($push with $slice): two kept here, to see it cut.
+    import kariz_leads.adapters.mongo.repositories as repositories
+
+    monkeypatch.setattr(repositories, "RECENT_TOUCHES", 2)
+    email = f"{unique('often')}@acme.example"
+    for source in ("web_form", "event", "event", "partner"):
+        answer = await leads.http.post("/leads", json=lead_body(email, source=source))
+        assert answer.status_code in (200, 201), answer.text
+    doc = await leads.db.leads.find_one({"contact.email": email})
+    assert doc is not None
+    assert [t["source"] for t in doc["touches"]] == ["event", "partner"]
+    assert doc["touch_count"] == 4
+    assert doc["touches_by_source"] == {"web_form": 1, "event": 2, "partner": 1}
+    shown = (await leads.http.get(f"/leads/{doc['_id']}")).json()
+    assert (shown["touch_count"], len(shown["touches"])) == (4, 2)

@@ -9,6 +9,7 @@ import pytest
 
 from kariz_leads.adapters.in_memory import InMemoryLeadRepository, InMemoryLeadsUnitOfWork
 from kariz_leads.domain import AssignedBy, InvalidImport, LeadFilter, LeadStatus, ResponseSla, SalesTeam
+from kariz_leads.domain.lead import RECENT_TOUCHES
 from kariz_leads.entrypoints import kafka
 from kariz_leads.service_layer import handlers, views
 from kariz_leads.service_layer.commands import CaptureLead, ImportLeads
@@ -479,3 +480,20 @@ async def test_leads_are_found_by_every_criterion_newest_first_a_page_at_a_time(
     assert await find(created_to=third_at) == [ids[2], ids[1], ids[0]]
     page, total = await views.leads_matching(units, LeadFilter.of(), limit=2, offset=2)
     assert ([lead.id for lead in page], total) == ([ids[1], ids[0]], 4)
+
+
+async def test_a_lead_keeps_its_recent_touches_and_counts_them_all(units: Units, clock: FakeClock) -> None:
+    first = await capture(units, a_lead(source=LeadSource.WEB_FORM))
+    for n in range(RECENT_TOUCHES + 4):
+        clock.advance(timedelta(minutes=1))
+        source = LeadSource.EVENT if n % 2 else LeadSource.WEB_FORM
+        again = await capture(units, a_lead(source=source))
+        assert again.duplicate
+    lead = await views.lead(units, first.lead.id)
+    assert len(lead.touches) == RECENT_TOUCHES, "the list is bounded"
+    assert lead.touches[-1].at == clock.now(), "the newest are kept"
+    assert lead.touch_count == RECENT_TOUCHES + 5
+    assert lead.touches_by_source == {
+        "web_form": 1 + (RECENT_TOUCHES + 4 + 1) // 2,
+        "event": (RECENT_TOUCHES + 4) // 2,
+    }

@@ -11,7 +11,7 @@ import copy
 from collections import Counter
 from dataclasses import dataclass, field
 
-from kariz_leads.domain.lead import Lead, Touch
+from kariz_leads.domain.lead import RECENT_TOUCHES, Lead, Touch
 from kariz_leads.domain.queries import LeadFilter
 from kariz_leads.service_layer.unit_of_work import ONE_LEAD_PER_ADDRESS, LeadsUnitOfWork
 from kariz_shared.contracts.errors import DuplicateRecord
@@ -40,7 +40,9 @@ class InMemoryLeadRepository(InMemoryAggregates[Lead]):
 
     async def add_touch(self, lead: Lead, touch: Touch) -> None:
         stored = self.by_id[lead.id]
-        stored.touches.append(touch)
+        stored.touches = [*stored.touches, touch][-RECENT_TOUCHES:]
+        stored.touch_count += 1
+        stored.touches_by_source[touch.source.value] = stored.touches_by_source.get(touch.source.value, 0) + 1
         stored.updated_at = lead.updated_at
 
     async def save_verdict(self, lead: Lead) -> None:

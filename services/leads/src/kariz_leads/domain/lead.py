@@ -12,6 +12,10 @@ from kariz_shared.contracts.aggregate import Aggregate
 from kariz_shared.contracts.events import Company, Contact, LeadCaptured, LeadSource
 from kariz_shared.contracts.normalisation import duplicate_key
 
+#: A lead keeps its most recent touches only, and counts them all (in all and by source): a contact who
+#: fills in a form every day must not grow their lead towards MongoDB's 16 MB document limit.
+RECENT_TOUCHES = 100
+
 
 class LeadStatus(StrEnum):
     NEW = "new"
@@ -44,7 +48,11 @@ class Lead(Aggregate):
     status: LeadStatus = LeadStatus.NEW
     score: int | None = None
     disqualification_reason: str | None = None
+    #: The most recent touches (at most RECENT_TOUCHES), oldest first; the first capture is the first.
     touches: list[Touch] = field(default_factory=list)
+    #: Every touch ever, the first capture included, in all and by source.
+    touch_count: int = 1
+    touches_by_source: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def capture(
@@ -74,6 +82,8 @@ class Lead(Aggregate):
             created_at=at,
             updated_at=at,
             touches=[Touch(source=source, campaign=campaign, at=at)],
+            touch_count=1,
+            touches_by_source={source.value: 1},
         )
         lead.raise_event(lead.captured())
         return lead
@@ -98,7 +108,9 @@ class Lead(Aggregate):
     def touch(self, source: LeadSource, campaign: str | None, at: datetime) -> Touch:
         """The contact came in again: record where from. Owner, first source and status stay."""
         touch = Touch(source=source, campaign=campaign, at=at)
-        self.touches.append(touch)
+        self.touches = [*self.touches, touch][-RECENT_TOUCHES:]
+        self.touch_count += 1
+        self.touches_by_source[source.value] = self.touches_by_source.get(source.value, 0) + 1
         self.updated_at = at
         return touch
 

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kariz_leads.domain import AssignedBy, Lead, LeadFilter, LeadStatus, ResponseSla, SalesTeam
+from kariz_leads.domain.lead import RECENT_TOUCHES
 from kariz_leads.service_layer import handlers, views
 from kariz_leads.service_layer.commands import CaptureLead, ImportLeads
 from kariz_leads.service_layer.unit_of_work import LeadsUnitOfWork
@@ -167,7 +168,11 @@ class LeadView(BaseModel):
     status: LeadStatus
     score: int | None = None
     disqualification_reason: str | None = None
-    touches: list[TouchView] = Field(description="Every capture of this contact, the first one included")
+    touches: list[TouchView] = Field(
+        description=f"The most recent captures of this contact (at most {RECENT_TOUCHES}), oldest first"
+    )
+    touch_count: int = Field(description="Every capture of this contact, the first one included")
+    touches_by_source: dict[str, int] = Field(description="The same count by source")
     correlation_id: str
     created_at: datetime
     updated_at: datetime

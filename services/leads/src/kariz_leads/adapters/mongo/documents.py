@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,6 +36,8 @@ def lead_to_document(lead: Lead) -> Document:
         "score": lead.score,
         "disqualification_reason": lead.disqualification_reason,
         "touches": [touch_to_document(t) for t in lead.touches],
+        "touch_count": lead.touch_count,
+        "touches_by_source": lead.touches_by_source,
         "correlation_id": lead.correlation_id,
         "created_at": lead.created_at,
         "updated_at": lead.updated_at,
@@ -46,6 +49,10 @@ def touch_to_document(touch: Touch) -> Document:
 
 
 def lead_from_document(doc: Document) -> Lead:
+    touches = [
+        Touch(source=LeadSource(t["source"]), campaign=t.get("campaign"), at=utc(t["at"]))
+        for t in doc.get("touches", [])
+    ]
     return Lead(
         id=doc["_id"],
         contact=Contact.model_validate(doc["contact"]),
@@ -58,10 +65,10 @@ def lead_from_document(doc: Document) -> Lead:
         status=LeadStatus(doc["status"]),
         score=doc.get("score"),
         disqualification_reason=doc.get("disqualification_reason"),
-        touches=[
-            Touch(source=LeadSource(t["source"]), campaign=t.get("campaign"), at=utc(t["at"]))
-            for t in doc.get("touches", [])
-        ],
+        touches=touches,
+        # Leads stored before touches were counted: their list was whole, so it is the count.
+        touch_count=doc.get("touch_count", len(touches)),
+        touches_by_source=doc.get("touches_by_source") or dict(Counter(t.source.value for t in touches)),
         correlation_id=doc["correlation_id"],
         created_at=utc(doc["created_at"]),
         updated_at=utc(doc["updated_at"]),

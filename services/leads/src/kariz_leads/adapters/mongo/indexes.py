@@ -29,6 +29,10 @@ async def ensure_indexes(store: Store) -> None:
         await leads.create_index(
             [(key, ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)], name=f"{name}_newest_first"
         )
+    # Leads stored before touches were counted: their whole list is the count (once; then none match).
+    await leads.update_many(
+        {"touch_count": {"$exists": False}}, [{"$set": {"touch_count": {"$size": "$touches"}}}]
+    )
     # A counter may be upserted while a transaction is open; its collection must exist before.
     try:
         await store.db.create_collection(TURNS)

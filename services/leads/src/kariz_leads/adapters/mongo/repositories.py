@@ -25,7 +25,7 @@ from kariz_leads.adapters.mongo.documents import (
     utc,
     verdict_to_document,
 )
-from kariz_leads.domain.lead import Lead, Touch
+from kariz_leads.domain.lead import RECENT_TOUCHES, Lead, Touch
 from kariz_leads.domain.queries import LeadFilter
 from kariz_shared.contracts.events import lead_id_of
 from kariz_shared.persistence.store import Transaction, find_page
@@ -57,9 +57,14 @@ class MongoLeadRepository:
 
     async def add_touch(self, lead: Lead, touch: Touch) -> None:
         # A push, not a rewrite of the lead: two touches of one lead never overwrite each other.
+        # The list keeps the most recent RECENT_TOUCHES; the counts keep every touch.
         await self.leads.update_one(
             {"_id": lead.id},
-            {"$push": {"touches": touch_to_document(touch)}, "$set": {"updated_at": lead.updated_at}},
+            {
+                "$push": {"touches": {"$each": [touch_to_document(touch)], "$slice": -RECENT_TOUCHES}},
+                "$inc": {"touch_count": 1, f"touches_by_source.{touch.source.value}": 1},
+                "$set": {"updated_at": lead.updated_at},
+            },
             session=self.tx.session,
         )
 
