@@ -4,6 +4,7 @@ fresh window once the clock moves on."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -71,3 +72,12 @@ async def test_past_the_limit_is_429_with_retry_after_shared_by_replicas_until_t
         assert (await two.post("/captures", headers=other)).status_code == 429
         clock.advance(timedelta(seconds=45))
         assert (await two.post("/captures", headers=form)).status_code == 200
+
+
+async def test_the_first_requests_of_a_window_racing_are_all_counted(store: Store) -> None:
+    clock = FakeClock(datetime(2026, 3, 2, 9, 5, 0, tzinfo=UTC))
+    limits = MongoRateLimits(store, clock, per_minute=1000)
+    answers = await asyncio.gather(*(limits.take("address:10.0.0.1") for _ in range(40)))
+    assert answers == [None] * 40
+    window = await store.db.rate_limits.find_one({"_id": {"$regex": "^address:10.0.0.1:"}})
+    assert window is not None and window["n"] == 40
