@@ -24,7 +24,8 @@ from kariz_deals.bootstrap import build
 from kariz_deals.domain import DEFAULT_PIPELINE
 from kariz_deals.entrypoints import kafka
 from kariz_deals.settings import DealsSettings
-from kariz_devkit.testing import Backends, EventReader, eventually, publish, reading, running, unique
+from kariz_devkit.issuer import LocalIssuer
+from kariz_devkit.testing import Backends, EventReader, bearer, eventually, publish, reading, running, unique
 from kariz_shared.contracts.envelope import Envelope
 from kariz_shared.contracts.events import (
     BantAnswers,
@@ -256,7 +257,7 @@ async def test_a_qualified_lead_opens_one_deal_that_moves_back_and_forth_to_won(
     assert [doc["topic"] for doc in reversed(last_two)] == [StageChanged.topic(), DealWon.topic()]
 
 
-async def test_accounts_lists_and_the_pipeline_through_mongodb(deals: Running) -> None:
+async def test_accounts_lists_and_the_pipeline_through_mongodb(deals: Running, issuer: LocalIssuer) -> None:
     """The repositories' queries on MongoDB: accounts found again by their normalised domain (the batch
     read) and by their name (the oldest of that name), the list's filters and pages on its indexes, and
     the summary from the pipeline totals."""
@@ -325,6 +326,11 @@ async def test_accounts_lists_and_the_pipeline_through_mongodb(deals: Running) -
     assert Decimal(summary["open_weighted_value"]) == Decimal("9100.00")
     assert Decimal(summary["won_value"]) == Decimal("5000.50") and summary["won_count"] == 1
     assert summary["currency"] == "EUR"
+    # The owner's own token sees the same summary; another rep's sees none of these deals.
+    mine = (await http.get("/pipeline", headers=bearer(issuer.token(owner, ["rep"])))).json()
+    assert (mine["open_count"], mine["won_count"], mine["stages"]) == (4, 1, summary["stages"])
+    other = await http.get("/pipeline", headers=bearer(issuer.token(f"{unique('rep')}@kariz.test", ["rep"])))
+    assert (other.json()["open_count"], other.json()["won_count"]) == (0, 0)
     assert [(s["name"], s["probability"], s["forecast_category"]) for s in stages["stages"]][3] == (
         "proposal",
         0.6,

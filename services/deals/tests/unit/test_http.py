@@ -253,6 +253,9 @@ async def test_a_rep_sees_and_moves_only_their_own_deals_a_manager_the_team_an_a
     # A rep's pipeline summary is their own, whatever owner they ask for.
     summary = (await api.get("/pipeline", params={"owner": "lee@kariz.test"}, headers=rep)).json()
     assert summary["owner"] == "rep@kariz.test" and summary["open_count"] == 1
+    # A manager's adds up the team's deals; an admin's everyone's.
+    assert (await api.get("/pipeline", headers=manager)).json()["open_count"] == 2
+    assert (await api.get("/pipeline")).json()["open_count"] == 3
 
 
 async def test_without_a_valid_token_nothing_answers_but_401(

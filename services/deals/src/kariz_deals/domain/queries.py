@@ -50,10 +50,13 @@ class PipelineScope:
     pipeline: str
     currency: str
     owner: str | None = None
+    #: Whose deals the asker may see: a manager's summary adds up their team's.
+    seen: Owners = EVERYONE
 
     def counts(self, deal: Deal) -> bool:
         return (
             deal.pipeline.name == self.pipeline
             and deal.currency == self.currency
             and (self.owner is None or deal.owner == self.owner)
+            and self.seen.include(deal.owner)
         )

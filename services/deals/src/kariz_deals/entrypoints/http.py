@@ -232,7 +232,7 @@ def router(
         elif owner is not None:
             caller.sees(owner, f"no rep {owner!r} in your reach")
         cur = currency or default_currency
-        summary = await views.pipeline_summary(reads, pipeline, currency=cur, owner=owner)
+        summary = await views.pipeline_summary(reads, pipeline, currency=cur, owner=owner, seen=caller.seen)
         return PipelineSummaryView.of(summary, currency=cur, owner=owner)
 
     @api.get("/deals", summary="Deals, newest first", responses={422: ERRORS[422]})

@@ -20,6 +20,7 @@ from kariz_deals.domain import (
     summarise,
 )
 from kariz_shared.contracts.errors import found
+from kariz_shared.contracts.identity import EVERYONE, Owners
 
 
 class DealReads(Protocol):
@@ -57,7 +58,12 @@ async def account(reads: DealReads, account_id: str) -> Account:
 
 
 async def pipeline_summary(
-    reads: DealReads, pipeline: Pipeline, *, currency: str, owner: str | None = None
+    reads: DealReads,
+    pipeline: Pipeline,
+    *,
+    currency: str,
+    owner: str | None = None,
+    seen: Owners = EVERYONE,
 ) -> PipelineSummary:
-    totals = await reads.stage_totals(PipelineScope(pipeline.name, currency, owner))
+    totals = await reads.stage_totals(PipelineScope(pipeline.name, currency, owner, seen))
     return summarise(pipeline, totals)
