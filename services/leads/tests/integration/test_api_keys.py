@@ -60,3 +60,16 @@ async def test_a_capture_key_creates_leads_and_nothing_else(
     assert after.status_code == 401
     forged = await leads.http.post("/leads", json=lead_body(), headers={**form, "X-Api-Key": secret + "x"})
     assert forged.status_code == 401
+
+
+async def test_a_key_is_issued_only_for_known_scopes_and_sources(leads: Leads) -> None:
+    for body, field in (
+        ({"name": "x", "scopes": ["leads:delete"]}, "scopes"),
+        ({"name": "x", "scopes": ["leads:capture"], "source": "carrier_pigeon"}, "source"),
+        ({"name": "", "scopes": ["leads:capture"]}, "name"),
+        ({"name": "x", "scopes": []}, "scopes"),
+    ):
+        answer = await leads.http.post("/api-keys", json=body)
+        assert answer.status_code == 422, body
+        assert answer.json()["fields"][0]["field"].startswith(field), answer.json()
+    assert (await leads.http.delete("/api-keys/no-such-key")).status_code == 404

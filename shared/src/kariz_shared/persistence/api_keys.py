@@ -46,7 +46,7 @@ class MongoApiKeys:
             "digest": _digest(secret),
             "name": request.name,
             "scopes": sorted(request.scopes),
-            "source": request.source,
+            "source": request.source.value if request.source else None,
             "campaign": request.campaign,
             "created_at": at,
             "created_by": by,

@@ -26,6 +26,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from pydantic import BaseModel, ConfigDict, Field
 
 from kariz_shared.contracts.errors import TooManyRequests, Unauthenticated, Unavailable
+from kariz_shared.contracts.events import LeadSource
 from kariz_shared.contracts.identity import Caller, Role, Roster, Scope
 from kariz_shared.runtime.clock import Clock
 from kariz_shared.runtime.logging import actor as current_actor
@@ -132,9 +133,7 @@ class KeyRequest(BaseModel):
 
     name: str = Field(min_length=1, max_length=100, examples=["website contact form"])
     scopes: list[Scope] = Field(min_length=1, max_length=len(Scope))
-    source: str | None = Field(
-        default=None, max_length=50, description="Leads it captures come from this source"
-    )
+    source: LeadSource | None = Field(default=None, description="Leads it captures come from this source")
     campaign: str | None = Field(default=None, max_length=200)
 
 
