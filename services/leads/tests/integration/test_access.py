@@ -46,6 +46,10 @@ async def test_a_rep_sees_their_own_leads_a_manager_the_team_and_nobody_else_any
 
     lenas = next(iter(by_owner["lena@kariz.example"]))
     assert (await leads.http.get(f"/leads/{lenas}", headers=jonas)).status_code == 404
+    # Capturing an address that is Lena's lead shows Jonas nothing of it: a receipt, as for a new lead.
+    lenas_email = next(c["contact"]["email"] for c in captured if c["id"] == lenas)
+    again = await leads.http.post("/leads", json=lead_body(lenas_email), headers=jonas)
+    assert again.status_code == 201 and again.json().keys() == {"accepted", "correlation_id"}
     assert (await leads.http.get(f"/leads/{lenas}", headers=manager)).status_code == 200
     # Importing is a manager's (or an admin's) work.
     one = {"leads": [lead_body(company={"industry": industry})]}

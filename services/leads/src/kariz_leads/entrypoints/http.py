@@ -255,7 +255,8 @@ def router(units: UnitsOfWork[LeadsUnitOfWork], team: SalesTeam, sla: ResponseSl
         cid = correlation_id.get() or str(uuid.uuid4())
         command = body.as_sent_by(caller).command()
         captured = await handlers.capture_lead(units, team, sla, command, correlation_id=cid)
-        if caller.key is not None:
+        if caller.key is not None or not caller.seen.include(captured.lead.owner):
+            # A machine, or a rep whose capture went to another rep (new or known): taken, not shown.
             return CaptureReceipt(accepted=1, correlation_id=cid)
         if captured.duplicate:
             response.status_code = 200
