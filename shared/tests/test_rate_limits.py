@@ -43,7 +43,6 @@ def replica(store: Store, clock: FakeClock, issuer: LocalIssuer) -> httpx.AsyncC
     shared_http.install(app, "limits")
     accepting(app, issuer)
     app.state.rate_limits = MongoRateLimits(store, clock, per_minute=LIMIT)
-    app.state.rate_limit_per_minute = LIMIT
     routes = APIRouter(dependencies=[Depends(auth.authenticate)])
 
     @routes.post("/captures", dependencies=[Depends(auth.rate_limited)])

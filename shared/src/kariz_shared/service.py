@@ -138,7 +138,6 @@ class Service:
         """Count the requests of routes that carry ``auth.rate_limited``, per caller and client address."""
         limits = MongoRateLimits(self.store, self.clock, per_minute=self.settings.rate_limit_per_minute)
         self.api.state.rate_limits = limits
-        self.api.state.rate_limit_per_minute = self.settings.rate_limit_per_minute
         self.on_startup(limits.ensure_indexes)
         return limits
 

@@ -318,7 +318,10 @@ async def test_a_lead_is_its_owners_the_queue_is_filtered_and_the_rule_set_is_an
 
     assert (await harness.http.get(f"/leads/{lead}/qualification", headers=owner)).status_code == 200
     hidden = await harness.http.get(f"/leads/{lead}/qualification", headers=other)
-    assert hidden.status_code == 404
+    absent = await harness.http.get("/leads/L-never-captured/qualification", headers=other)
+    assert hidden.status_code == absent.status_code == 404
+    # The same words as for a lead that does not exist: the answer does not confirm it is there.
+    assert hidden.json()["message"] == absent.json()["message"].replace("L-never-captured", lead)
     refused = await harness.http.put(f"/leads/{lead}/bant", json=FULL_BANT, headers=other)
     assert refused.status_code == 404
     assert (await harness.lead(lead))["status"] == "nurture", "the refused call changed nothing"

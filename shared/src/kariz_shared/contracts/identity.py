@@ -51,12 +51,14 @@ class Owners:
 
     these: frozenset[str] | None
 
-    @property
-    def everyone(self) -> bool:
-        return self.these is None
-
     def include(self, owner: str) -> bool:
         return self.these is None or owner in self.these
+
+    def sees(self, owner: str, missing: str) -> None:
+        """Refuse a record of ``owner`` out of reach as if it did not exist (404 ``missing``, the same
+        message an absent record gets)."""
+        if not self.include(owner):
+            raise NotFound(missing)
 
     def narrowed_to(self, owner: str | None) -> Owners:
         """The caller's owners and, when the query names one, only that one (nobody if out of reach)."""
@@ -136,5 +138,4 @@ class Caller:
 
     def sees(self, owner: str, missing: str) -> None:
         """Refuse a record of ``owner`` this caller may not see as if it did not exist (404 ``missing``)."""
-        if not self.seen.include(owner):
-            raise NotFound(missing)
+        self.seen.sees(owner, missing)

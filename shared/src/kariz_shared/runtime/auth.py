@@ -194,7 +194,6 @@ async def authenticate(
         caller = known
     else:
         raise Unauthenticated("this needs a credential: send Authorization: Bearer <token> (or X-Api-Key)")
-    request.state.caller = caller
     # The changes this request makes, and their events (``ce_actor``) and log lines, name the caller.
     current_actor.set(caller.actor)
     return caller
@@ -222,6 +221,8 @@ def requiring(*roles: Role) -> Callable[[Caller], Awaitable[Caller]]:
 
 
 class RateLimits(Protocol):
+    per_minute: int
+
     async def take(self, bucket: str) -> float | None: ...
 
 
@@ -237,7 +238,7 @@ async def rate_limited(request: Request, caller: Authenticated) -> None:
         if wait is not None:
             raise TooManyRequests(
                 f"too many requests from {bucket.partition(':')[2]}: the limit is "
-                f"{request.app.state.rate_limit_per_minute} a minute; try again in {math.ceil(wait)} s",
+                f"{limits.per_minute} a minute; try again in {math.ceil(wait)} s",
                 retry_after_s=wait,
             )
 

@@ -14,7 +14,7 @@ from kariz_deals.service_layer import handlers, views
 from kariz_deals.service_layer.commands import MoveDeal
 from kariz_deals.service_layer.unit_of_work import DealsUnitOfWork
 from kariz_deals.service_layer.views import DealReads
-from kariz_shared.contracts.identity import PEOPLE, Caller, Role
+from kariz_shared.contracts.identity import PEOPLE, Role
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
 from kariz_shared.runtime.auth import SIGN_IN_ERRORS, Authenticated, authenticate
 from kariz_shared.runtime.http import Limit, Offset, Page
@@ -205,11 +205,6 @@ def router(
     # Every route needs a signed-in caller; a deal is seen and moved by its owner (and up).
     api = APIRouter(tags=["deals"], dependencies=[Depends(authenticate)], responses=SIGN_IN_ERRORS)
 
-    async def deal_seen_by(caller: Caller, deal_id: str) -> Deal:
-        deal = await views.deal(reads, deal_id)
-        caller.sees(deal.owner, f"no deal {deal_id!r}")
-        return deal
-
     @api.get("/pipelines/{pipeline_name}", summary="A pipeline's stages, in order")
     async def get_pipeline(pipeline_name: str) -> PipelineView:
         return PipelineView.of(pipeline_named(pipeline_name))
@@ -252,7 +247,9 @@ def router(
 
     @api.get("/deals/{deal_id}", summary="One deal", responses={404: ERRORS[404]})
     async def get_deal(deal_id: str, caller: Authenticated) -> DealView:
-        return DealView.of(await deal_seen_by(caller, deal_id))
+        deal = await views.deal(reads, deal_id)
+        caller.sees(deal.owner, f"no deal {deal_id!r}")
+        return DealView.of(deal)
 
     @api.post(
         "/deals/{deal_id}/stage",
@@ -260,10 +257,14 @@ def router(
         responses=ERRORS,
     )
     async def move_deal(deal_id: str, body: StageMoveRequest, caller: Authenticated) -> DealView:
-        await deal_seen_by(caller, deal_id)
         caller.require(*PEOPLE)
         command = MoveDeal(
-            deal_id=deal_id, stage=body.stage, amount=body.amount, reason=body.reason, note=body.note or None
+            deal_id=deal_id,
+            stage=body.stage,
+            amount=body.amount,
+            reason=body.reason,
+            note=body.note or None,
+            seen=caller.seen,
         )
         return DealView.of(await handlers.move_deal(units, command))
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from kariz_shared.contracts.identity import EVERYONE, Owners
+
 
 @dataclass(frozen=True)
 class MoveDeal:
@@ -18,3 +20,5 @@ class MoveDeal:
     reason: str | None = None
     #: What happened, for the stage history.
     note: str | None = None
+    #: Whose deals the asker may move: one of another owner is not there for them (checked in the unit).
+    seen: Owners = EVERYONE

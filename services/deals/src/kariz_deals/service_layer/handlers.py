@@ -100,7 +100,9 @@ async def move_deal(units: UnitsOfWork[DealsUnitOfWork], command: MoveDeal) -> D
     """Move a deal to another stage; its StageChanged (and DealWon or DealLost) go out with the move."""
 
     async def work(uow: DealsUnitOfWork) -> Deal:
-        deal = found(await uow.deals.get(command.deal_id), f"no deal {command.deal_id!r}")
+        missing = f"no deal {command.deal_id!r}"
+        deal = found(await uow.deals.get(command.deal_id), missing)
+        command.seen.sees(deal.owner, missing)
         move = deal.advance_to(command.stage, uow.clock.now(), command.amount, command.reason, command.note)
         await uow.deals.save(deal)
         uow.publish(deal)

@@ -319,6 +319,7 @@ def router(units: UnitsOfWork[LeadsUnitOfWork], team: SalesTeam, sla: ResponseSl
         limit: Limit = 50,
         offset: Offset = 0,
     ) -> Page[LeadView]:
+        caller.require(*PEOPLE)
         criteria = LeadFilter.of(
             source=source,
             status=status,
@@ -328,7 +329,6 @@ def router(units: UnitsOfWork[LeadsUnitOfWork], team: SalesTeam, sla: ResponseSl
             created_from=created_from,
             created_to=created_to,
         ).seen_by(caller)
-        caller.require(*PEOPLE)
         leads, total = await views.leads_matching(units, criteria, limit=limit, offset=offset)
         items = [LeadView.of(lead) for lead in leads]
         return Page[LeadView](items=items, total=total, limit=limit, offset=offset)

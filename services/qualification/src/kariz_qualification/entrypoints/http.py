@@ -17,7 +17,7 @@ from kariz_qualification.service_layer import handlers, views
 from kariz_qualification.service_layer.commands import DisqualifyLead, RecordAnswers, ReplaceRules
 from kariz_qualification.service_layer.unit_of_work import QualificationUnitOfWork
 from kariz_shared.contracts.events import BantAnswers, ScoreLine
-from kariz_shared.contracts.identity import PEOPLE, Caller, Role
+from kariz_shared.contracts.identity import PEOPLE, Role
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
 from kariz_shared.runtime.auth import SIGN_IN_ERRORS, Authenticated, authenticate
 from kariz_shared.runtime.http import Limit, Offset, Page
@@ -118,11 +118,6 @@ def router(units: UnitsOfWork[QualificationUnitOfWork]) -> APIRouter:
     # Every route needs a signed-in caller; the rule set is an admin's, a lead its owner's (and up).
     api = APIRouter(dependencies=[Depends(authenticate)], responses=SIGN_IN_ERRORS)
 
-    async def lead_seen_by(caller: Caller, lead_id: str) -> Lead:
-        lead = await views.qualification_of(units, lead_id)
-        caller.sees(lead.owner, f"lead {lead_id} is not under qualification")
-        return lead
-
     @api.get("/rules", tags=["rules"], summary="The scoring rule set in force")
     async def get_rules() -> RuleSet:
         return await views.current_rules(units)
@@ -144,7 +139,7 @@ def router(units: UnitsOfWork[QualificationUnitOfWork]) -> APIRouter:
         responses={404: ERRORS[404]},
     )
     async def get_qualification(lead_id: LeadId, caller: Authenticated) -> QualificationView:
-        return QualificationView.of(await lead_seen_by(caller, lead_id))
+        return QualificationView.of(await views.qualification_of(units, lead_id, caller.seen))
 
     @api.put(
         "/leads/{lead_id}/bant",
@@ -153,9 +148,8 @@ def router(units: UnitsOfWork[QualificationUnitOfWork]) -> APIRouter:
         responses=ERRORS,
     )
     async def put_bant(lead_id: LeadId, body: BantRequest, caller: Authenticated) -> QualificationView:
-        await lead_seen_by(caller, lead_id)
         caller.require(*PEOPLE)
-        lead = await handlers.record_answers(units, RecordAnswers(lead_id, body.to_answers()))
+        lead = await handlers.record_answers(units, RecordAnswers(lead_id, body.to_answers(), caller.seen))
         return QualificationView.of(lead)
 
     @api.post(
@@ -167,10 +161,9 @@ def router(units: UnitsOfWork[QualificationUnitOfWork]) -> APIRouter:
     async def post_disqualify(
         lead_id: LeadId, body: DisqualifyRequest, caller: Authenticated
     ) -> QualificationView:
-        await lead_seen_by(caller, lead_id)
         caller.require(*PEOPLE)
         return QualificationView.of(
-            await handlers.disqualify_lead(units, DisqualifyLead(lead_id, body.reason))
+            await handlers.disqualify_lead(units, DisqualifyLead(lead_id, body.reason, caller.seen))
         )
 
     @api.get("/leads", tags=["leads"], summary="Leads by status (the nurture queue by default), newest first")

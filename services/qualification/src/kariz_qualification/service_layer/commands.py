@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from kariz_qualification.domain.rules import RuleSet
 from kariz_shared.contracts.events import BantAnswers
+from kariz_shared.contracts.identity import EVERYONE, Owners
 
 
 @dataclass(frozen=True)
@@ -14,6 +15,8 @@ class RecordAnswers:
 
     lead_id: str
     answers: BantAnswers
+    #: Whose leads the asker may change: another owner's is not there for them (checked in the unit).
+    seen: Owners = EVERYONE
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,7 @@ class DisqualifyLead:
 
     lead_id: str
     reason: str
+    seen: Owners = EVERYONE
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ async def capture_lead(uow: QualificationUnitOfWork, event: LeadCaptured) -> Non
 
 async def record_answers(units: UnitsOfWork[QualificationUnitOfWork], command: RecordAnswers) -> Lead:
     async def work(uow: QualificationUnitOfWork) -> Lead:
-        lead = await lead_or_not_found(uow, command.lead_id)
+        lead = await lead_or_not_found(uow, command.lead_id, command.seen)
         rules = await uow.rules.current()
         scoring = lead.record_answers(command.answers, rules, uow.clock.now())
         await uow.leads.save(lead)
@@ -56,7 +56,7 @@ async def record_answers(units: UnitsOfWork[QualificationUnitOfWork], command: R
 
 async def disqualify_lead(units: UnitsOfWork[QualificationUnitOfWork], command: DisqualifyLead) -> Lead:
     async def work(uow: QualificationUnitOfWork) -> Lead:
-        lead = await lead_or_not_found(uow, command.lead_id)
+        lead = await lead_or_not_found(uow, command.lead_id, command.seen)
         lead.disqualify(command.reason, uow.clock.now())
         await uow.leads.save(lead)
         _publish_and_observe(uow, lead, None)

@@ -7,12 +7,15 @@ from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
 from kariz_qualification.domain.rules import RuleSet
 from kariz_qualification.service_layer.unit_of_work import QualificationUnitOfWork
 from kariz_shared.contracts.errors import found
+from kariz_shared.contracts.identity import EVERYONE, Owners
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
 
 
-async def qualification_of(units: UnitsOfWork[QualificationUnitOfWork], lead_id: str) -> Lead:
+async def qualification_of(
+    units: UnitsOfWork[QualificationUnitOfWork], lead_id: str, seen: Owners = EVERYONE
+) -> Lead:
     async def read(uow: QualificationUnitOfWork) -> Lead:
-        return await lead_or_not_found(uow, lead_id)
+        return await lead_or_not_found(uow, lead_id, seen)
 
     return await units.read(read)
 
@@ -33,9 +36,15 @@ async def leads_by_status(
     return await units.read(read)
 
 
-async def lead_or_not_found(uow: QualificationUnitOfWork, lead_id: str) -> Lead:
-    return found(
-        await uow.leads.get(lead_id),
+def not_under_qualification(lead_id: str) -> str:
+    """What an absent lead answers, and a lead out of the asker's reach too (it is not there for them)."""
+    return (
         f"lead {lead_id} is not under qualification: its LeadCaptured event has not arrived "
-        "(yet); if the lead was captured just now, try again in a moment",
+        "(yet); if the lead was captured just now, try again in a moment"
     )
+
+
+async def lead_or_not_found(uow: QualificationUnitOfWork, lead_id: str, seen: Owners = EVERYONE) -> Lead:
+    lead = found(await uow.leads.get(lead_id), not_under_qualification(lead_id))
+    seen.sees(lead.owner, not_under_qualification(lead_id))
+    return lead
