@@ -29,6 +29,7 @@ from kariz_shared.contracts.events import (
     ScoreLine,
     StageChanged,
 )
+from kariz_shared.contracts.identity import Actor
 from kariz_shared.persistence.in_memory import InMemoryUnitsOfWork
 from kariz_shared.runtime.clock import FakeClock
 from kariz_shared.runtime.logging import correlation_id
@@ -100,7 +101,11 @@ async def open_one(units: Units, **kwargs: Any) -> Deal:
     return deal
 
 
+REP = Actor("rep@kariz.test")
+
+
 async def move(units: Units, deal_id: str, stage: str, **kwargs: Any) -> Deal:
+    kwargs.setdefault("by", REP)
     return await handlers.move_deal(units, MoveDeal(deal_id=deal_id, stage=stage, **kwargs))
 
 
@@ -326,7 +331,10 @@ async def test_a_win_closes_the_deal_and_publishes_stage_changed_then_deal_won(
         currency="EUR",
         cycle_seconds=3 * 86400,
         won_at=clock.now(),
+        actor="rep@kariz.test",
     )
+    assert changed.actor == "rep@kariz.test", "the events name who moved the deal"
+    assert won.history[-1].by == "rep@kariz.test", "and so does the stage history"
     [last] = [m for m in units.uow.metrics.moves if m.won]
     assert last.cycle_seconds == 3 * 86400
 
@@ -352,6 +360,7 @@ async def test_a_loss_keeps_its_reason_and_the_stage_it_was_lost_at(units: Units
         currency="EUR",
         cycle_seconds=5 * 3600.0,
         lost_at=clock.now(),
+        actor="rep@kariz.test",
     )
     assert isinstance(units.published[-2], StageChanged) and units.published[-2].note == "price"
     assert [m.reason for m in units.uow.metrics.moves if m.lost] == ["chose a competitor"]

@@ -73,3 +73,76 @@ async def test_a_key_is_issued_only_for_known_scopes_and_sources(leads: Leads) -
         assert answer.status_code == 422, body
         assert answer.json()["fields"][0]["field"].startswith(field), answer.json()
     assert (await leads.http.delete("/api-keys/no-such-key")).status_code == 404
+
+
+async def test_a_keys_changes_name_the_key_and_whom_it_acts_for_in_the_history_and_on_the_wire(
+    leads: Leads, lead_body: Any, issuer: LocalIssuer
+) -> None:
+    issued = await leads.http.post(
+        "/api-keys",
+        json={"name": "reseller feed", "scopes": ["leads:capture"], "on_behalf_of": "partner:acme"},
+    )
+    assert issued.status_code == 201 and issued.json()["on_behalf_of"] == "partner:acme"
+    key = issued.json()
+    rep = "alex@kariz.example"
+    email = f"{unique('feed')}@acme.example"
+    first = await leads.http.post("/leads", json=lead_body(email), headers=bearer(issuer.token(rep, ["rep"])))
+    assert first.status_code in (200, 201), first.text
+    again = await leads.http.post(
+        "/leads",
+        json=lead_body(email, source="partner"),
+        headers={"X-Api-Key": key["key"], "Authorization": ""},
+    )
+    assert again.status_code == 201
+    doc = await leads.db.leads.find_one({"contact.email": email})
+    assert doc is not None
+
+    history = await leads.http.get(f"/leads/{doc['_id']}/history")
+    assert history.status_code == 200, history.text
+    page = history.json()
+    assert page["total"] == 2
+    touched, captured = page["items"]
+    assert (touched["kind"], touched["by"], touched["on_behalf_of"]) == (
+        "touched",
+        f"key:{key['id']}",
+        "partner:acme",
+    )
+    assert touched["details"]["source"] == "partner"
+    assert (captured["kind"], captured["by"], captured["on_behalf_of"]) == ("captured", rep, None)
+    [event] = await leads.db.outbox.find({"key": doc["_id"]}).to_list()
+    assert event["headers"]["ce_actor"] == rep and "ce_onbehalfof" not in event["headers"]
+
+    owner = doc["owner"]
+    other = next(r for r in ("alex@kariz.example", "sam@kariz.example", "kim@kariz.example") if r != owner)
+    hidden = await leads.http.get(
+        f"/leads/{doc['_id']}/history", headers=bearer(issuer.token(other, ["rep"]))
+    )
+    assert hidden.status_code == 404, "another rep's lead has no history for them"
+    mine = await leads.http.get(f"/leads/{doc['_id']}/history", headers=bearer(issuer.token(owner, ["rep"])))
+    assert mine.status_code == 200 and mine.json()["total"] == 2
+    as_key = await leads.http.get(
+        f"/leads/{doc['_id']}/history", headers={"X-Api-Key": key["key"], "Authorization": ""}
+    )
+    assert as_key.status_code == 403
+
+
+async def test_a_new_lead_by_a_key_carries_whom_it_acts_for_on_its_event(
+    leads: Leads, lead_body: Any
+) -> None:
+    issued = await leads.http.post(
+        "/api-keys", json={"name": "scanner", "scopes": ["leads:capture"], "on_behalf_of": "team:events"}
+    )
+    key = issued.json()
+    email = f"{unique('scan')}@acme.example"
+    taken = await leads.http.post(
+        "/leads", json=lead_body(email), headers={"X-Api-Key": key["key"], "Authorization": ""}
+    )
+    assert taken.status_code == 201
+    doc = await leads.db.leads.find_one({"contact.email": email})
+    assert doc is not None and doc["captured_by"] == f"key:{key['id']}"
+    [event] = await leads.db.outbox.find({"key": doc["_id"]}).to_list()
+    assert event["headers"]["ce_actor"] == f"key:{key['id']}"
+    assert event["headers"]["ce_onbehalfof"] == "team:events"
+    assert b'"actor":"key:' + key["id"].encode() in event["value"], "and in the LeadCaptured body"
+    plain = await leads.http.post("/api-keys", json={"name": "plain", "scopes": ["leads:capture"]})
+    assert plain.json()["on_behalf_of"] == "admin@kariz.test", "a key acts for its issuer unless named"

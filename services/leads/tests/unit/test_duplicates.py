@@ -8,9 +8,11 @@ import pytest
 
 from kariz_leads.domain import AssignedBy, Assignment, Lead, LeadStatus, Touch
 from kariz_shared.contracts.events import Company, Contact, LeadSource
+from kariz_shared.contracts.identity import Actor
 from kariz_shared.contracts.normalisation import duplicate_key
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
+REP = Actor("alex@kariz.example")
 
 
 def a_lead(email: str = "ada@analytical.example") -> Lead:
@@ -24,6 +26,7 @@ def a_lead(email: str = "ada@analytical.example") -> Lead:
         assignment=Assignment("alex@kariz.example", AssignedBy.ROUND_ROBIN),
         correlation_id="corr-1",
         at=T0,
+        by=REP,
     )
 
 
@@ -52,7 +55,7 @@ def test_a_new_lead_starts_new_with_its_capture_as_first_touch() -> None:
 def test_a_repeated_capture_is_recorded_as_a_touch_and_changes_nothing_else() -> None:
     lead = a_lead()
     later = T0 + timedelta(days=3)
-    touch = lead.touch(LeadSource.TRADE_SHOW, "cebit", later)
+    touch = lead.touch(LeadSource.TRADE_SHOW, "cebit", later, REP)
     assert touch == Touch(LeadSource.TRADE_SHOW, "cebit", later)
     assert [t.source for t in lead.touches] == [LeadSource.WEB_FORM, LeadSource.TRADE_SHOW]
     assert (lead.source, lead.campaign, lead.owner, lead.status) == (
@@ -66,13 +69,13 @@ def test_a_repeated_capture_is_recorded_as_a_touch_and_changes_nothing_else() ->
 
 def test_qualification_verdicts_set_status_score_and_reason() -> None:
     lead = a_lead()
-    lead.disqualify("no budget", 12, T0 + timedelta(hours=1))
+    lead.disqualify("no budget", 12, T0 + timedelta(hours=1), REP)
     assert (lead.status, lead.score, lead.disqualification_reason) == (
         LeadStatus.DISQUALIFIED,
         12,
         "no budget",
     )
-    lead.qualify(80, T0 + timedelta(hours=2))
+    lead.qualify(80, T0 + timedelta(hours=2), REP)
     assert (lead.status, lead.score, lead.disqualification_reason) == (LeadStatus.QUALIFIED, 80, None)
 
 
@@ -80,8 +83,8 @@ def test_a_new_lead_raises_lead_captured_once() -> None:
     lead = a_lead()
     assert lead.pull_events() == [lead.captured()]
     assert lead.pull_events() == []
-    lead.touch(LeadSource.EVENT, None, T0 + timedelta(days=1))
-    lead.qualify(80, T0 + timedelta(days=2))
+    lead.touch(LeadSource.EVENT, None, T0 + timedelta(days=1), REP)
+    lead.qualify(80, T0 + timedelta(days=2), REP)
     assert lead.pull_events() == []
 
 

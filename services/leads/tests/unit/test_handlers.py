@@ -9,6 +9,7 @@ import pytest
 
 from kariz_leads.adapters.in_memory import InMemoryLeadRepository, InMemoryLeadsUnitOfWork
 from kariz_leads.domain import AssignedBy, InvalidImport, LeadFilter, LeadStatus, ResponseSla, SalesTeam
+from kariz_leads.domain.history import LeadChangeKind
 from kariz_leads.domain.lead import RECENT_TOUCHES
 from kariz_leads.entrypoints import kafka
 from kariz_leads.service_layer import handlers, views
@@ -24,6 +25,7 @@ from kariz_shared.contracts.events import (
     LeadSource,
     ScoreLine,
 )
+from kariz_shared.contracts.identity import EVERYONE, Actor, Owners
 from kariz_shared.persistence.in_memory import InMemoryUnitsOfWork
 from kariz_shared.runtime.clock import FakeClock
 
@@ -33,6 +35,8 @@ REPS = ("alex@kariz.example", "sam@kariz.example", "kim@kariz.example")
 DE_TEAM = ("jonas@kariz.example", "lena@kariz.example")
 TEAM = SalesTeam.of(REPS, {"DE": DE_TEAM})
 SLA = ResponseSla(timedelta(hours=4))
+#: Who makes the tests' captures and imports.
+REP = Actor("alex@kariz.example")
 BREAKDOWN = [ScoreLine(rule="industry", matched="software", points=30)]
 
 
@@ -64,11 +68,13 @@ def a_lead(
 
 
 async def capture(units: Units, command: CaptureLead, cid: str = "corr-1") -> handlers.Captured:
-    return await handlers.capture_lead(units, TEAM, SLA, command, correlation_id=cid)
+    return await handlers.capture_lead(units, TEAM, SLA, command, correlation_id=cid, by=REP)
 
 
 async def import_(units: Units, *commands: CaptureLead) -> list[handlers.Captured]:
-    return await handlers.import_leads(units, TEAM, SLA, ImportLeads(commands), correlation_id="import-1")
+    return await handlers.import_leads(
+        units, TEAM, SLA, ImportLeads(commands), correlation_id="import-1", by=REP
+    )
 
 
 def qualified(lead_id: str, owner: str, score: int = 85) -> LeadQualified:
@@ -497,3 +503,66 @@ async def test_a_lead_keeps_its_recent_touches_and_counts_them_all(units: Units,
         "web_form": 1 + (RECENT_TOUCHES + 4 + 1) // 2,
         "event": (RECENT_TOUCHES + 4) // 2,
     }
+
+
+# --- history --------------------------------------------------------------------------------------
+
+
+async def test_the_history_keeps_each_change_with_who_made_it_newest_first(
+    units: Units, clock: FakeClock
+) -> None:
+    lead = (await capture(units, a_lead(source=LeadSource.WEB_FORM, campaign="spring"))).lead
+    clock.advance(timedelta(minutes=5))
+    partner = Actor("key:abc123", on_behalf_of="partner:acme")
+    await handlers.capture_lead(
+        units, TEAM, SLA, a_lead(source=LeadSource.PARTNER), correlation_id="corr-2", by=partner
+    )
+    clock.advance(timedelta(minutes=5))
+    await units.handle(
+        kafka.on_lead_qualified, qualified(lead.id, lead.owner).model_copy(update={"actor": None})
+    )
+    clock.advance(timedelta(minutes=5))
+    by_hand = disqualified(lead.id, lead.owner).model_copy(update={"actor": "sam@kariz.example"})
+    await units.handle(kafka.on_lead_disqualified, by_hand)
+
+    changes, total = await views.history(units, lead.id, EVERYONE, limit=10, offset=0)
+
+    assert total == 4
+    assert [(c.kind, c.by, c.at) for c in changes] == [
+        (LeadChangeKind.DISQUALIFIED, Actor("sam@kariz.example"), clock.now()),
+        (LeadChangeKind.QUALIFIED, Actor("/kariz/qualification"), clock.now() - timedelta(minutes=5)),
+        (LeadChangeKind.TOUCHED, partner, clock.now() - timedelta(minutes=10)),
+        (LeadChangeKind.CAPTURED, REP, clock.now() - timedelta(minutes=15)),
+    ]
+    assert changes[0].details == {"score": 20, "reason": "no budget this year"}
+    assert changes[2].details == {"source": "partner", "campaign": None}
+    assert changes[3].details == {
+        "source": "web_form",
+        "campaign": "spring",
+        "owner": lead.owner,
+        "assigned_by": "round_robin",
+    }
+    [page] = (await views.history(units, lead.id, EVERYONE, limit=1, offset=1))[0]
+    assert page.kind is LeadChangeKind.QUALIFIED, "paged like every list"
+    [event] = units.of_type(LeadCaptured)
+    assert event.actor == REP.who, "LeadCaptured names who captured the lead"
+
+
+async def test_an_import_records_one_capture_per_new_lead_and_a_touch_per_repeat(units: Units) -> None:
+    [first, repeat] = await import_(units, a_lead("ada@acme.example"), a_lead("ADA@acme.example"))
+
+    changes, total = await views.history(units, first.lead.id, EVERYONE, limit=10, offset=0)
+
+    assert repeat.lead.id == first.lead.id and total == 2
+    assert {c.kind for c in changes} == {LeadChangeKind.CAPTURED, LeadChangeKind.TOUCHED}
+    assert changes[-1].kind is LeadChangeKind.CAPTURED, "the capture is the oldest change"
+
+
+async def test_the_history_of_a_lead_out_of_reach_is_not_there(units: Units) -> None:
+    lead = (await capture(units, a_lead())).lead
+    elsewhere = Owners(frozenset({"someone-else@kariz.example"}))
+
+    with pytest.raises(NotFound, match=f"no lead with id {lead.id!r}"):
+        await views.history(units, lead.id, elsewhere, limit=10, offset=0)
+    with pytest.raises(NotFound, match="no lead with id 'nope'"):
+        await views.history(units, "nope", EVERYONE, limit=10, offset=0)

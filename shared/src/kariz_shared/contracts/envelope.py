@@ -1,10 +1,11 @@
 """The envelope: CloudEvents 1.0 in Kafka binary mode.
 
 The Kafka value is the event's JSON; the CloudEvents attributes travel as headers (``ce_id``,
-``ce_source``, ``ce_type``, ``ce_specversion``, ``ce_time``, ``ce_subject``, ``content-type``) plus two
-extension attributes: ``ce_correlationid`` (follows one lead through the whole cycle) and
-``ce_causationid`` (the id of the event that caused this one, when there is one) and ``ce_actor`` (who
-made the change: a person's subject, or the service's own source for what it did by itself).
+``ce_source``, ``ce_type``, ``ce_specversion``, ``ce_time``, ``ce_subject``, ``content-type``) plus
+extension attributes: ``ce_correlationid`` (follows one lead through the whole cycle),
+``ce_causationid`` (the id of the event that caused this one, when there is one), ``ce_actor`` (who
+made the change: a person's subject, ``key:<id>`` for a machine, or the service's own source for what it
+did by itself) and, for a machine, ``ce_onbehalfof`` (whom its key acts for).
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class Envelope(Generic[E]):
     #: Who made the change the event tells of: a signed-in person's subject, or the service itself
     #: (its ``ce_source``) for what it did on its own (a consumed event, a timer).
     actor: str | None = None
+    #: For a machine's change (an API key's actor), whom the key acts for.
+    on_behalf_of: str | None = None
 
     @property
     def topic(self) -> str:
@@ -77,6 +80,8 @@ class Envelope(Generic[E]):
             headers["ce_causationid"] = self.causation_id
         if self.actor:
             headers["ce_actor"] = self.actor
+        if self.on_behalf_of:
+            headers["ce_onbehalfof"] = self.on_behalf_of
         return headers
 
     def value(self) -> bytes:
@@ -150,4 +155,5 @@ def decode(topic: str, key: bytes | None, value: bytes, headers: dict[str, Any])
         time=time,
         causation_id=hdrs.get("ce_causationid"),
         actor=hdrs.get("ce_actor"),
+        on_behalf_of=hdrs.get("ce_onbehalfof"),
     )

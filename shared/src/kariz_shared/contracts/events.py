@@ -47,6 +47,18 @@ class Event(BaseModel):
         return str(getattr(self, self.key_field))
 
 
+#: The body's ``actor``: who made the change, for consumers that keep it (an audit, a hand-over). The
+#: ``ce_actor`` header carries it on every event; the body carries it on the changes people make.
+ACTOR_DESCRIPTION = (
+    "Who made the change: a person's e-mail address, or key:<id> for a machine's API key; absent when "
+    "the service decided by itself (its ce_actor header then names the service)"
+)
+
+
+def actor_field() -> Any:
+    return Field(default=None, description=ACTOR_DESCRIPTION)
+
+
 # --- value objects carried by events -------------------------------------------------------------
 
 
@@ -126,6 +138,7 @@ class LeadCaptured(Event):
     owner: str = Field(description="The sales rep the lead is assigned to (their e-mail address)")
     assigned_by: str = Field(description="round_robin | territory")
     captured_at: datetime
+    actor: str | None = actor_field()
 
 
 class LeadResponseOverdue(Event):
@@ -159,6 +172,7 @@ class LeadQualified(Event):
     breakdown: list[ScoreLine]
     answers: BantAnswers | None = None
     qualified_at: datetime
+    actor: str | None = actor_field()
 
 
 class LeadDisqualified(Event):
@@ -172,6 +186,7 @@ class LeadDisqualified(Event):
     breakdown: list[ScoreLine]
     answers: BantAnswers | None = None
     disqualified_at: datetime
+    actor: str | None = actor_field()
 
 
 # --- deals ----------------------------------------------------------------------------------------
@@ -209,6 +224,7 @@ class StageChanged(Event):
     currency: str = "EUR"
     note: str | None = None
     changed_at: datetime
+    actor: str | None = actor_field()
 
 
 class DealWon(Event):
@@ -226,6 +242,7 @@ class DealWon(Event):
     currency: str = "EUR"
     cycle_seconds: float = Field(description="Time from deal opened to won")
     won_at: datetime
+    actor: str | None = actor_field()
 
 
 class DealLost(Event):
@@ -243,6 +260,7 @@ class DealLost(Event):
     currency: str = "EUR"
     cycle_seconds: float
     lost_at: datetime
+    actor: str | None = actor_field()
 
 
 #: Every event type, by name. A new event must be added here to get a topic.

@@ -80,12 +80,24 @@ class Scope(StrEnum):
 
 @dataclass(frozen=True)
 class KeyGrant:
-    """An API key as its caller presents it: which key, and the source and campaign it is bound to."""
+    """An API key as its caller presents it: which key, whom it acts for, and the source and campaign it
+    is bound to."""
 
     key_id: str
     name: str
     source: str | None = None
     campaign: str | None = None
+    #: The partner, team or person the machine acts for (the issuing admin unless the key names one).
+    on_behalf_of: str | None = None
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who made a change, as the change's record and its events keep it: a person's address or
+    ``key:<id>`` for a machine, and for a machine on whose behalf it acted."""
+
+    who: str
+    on_behalf_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +133,15 @@ class Caller:
     def actor(self) -> str:
         """Who did a change, as the change and its events record it (``key:<id>`` for a machine)."""
         return self.subject
+
+    @property
+    def on_behalf_of(self) -> str | None:
+        """For a machine, whom its key acts for; a person acts for themself (None)."""
+        return self.key.on_behalf_of if self.key is not None else None
+
+    @property
+    def as_actor(self) -> Actor:
+        return Actor(self.actor, self.on_behalf_of)
 
     def has(self, *roles: Role) -> bool:
         return bool(self.roles.intersection(roles))

@@ -47,6 +47,7 @@ class MongoApiKeys:
             "scopes": sorted(request.scopes),
             "source": request.source.value if request.source else None,
             "campaign": request.campaign,
+            "on_behalf_of": request.on_behalf_of or by,
             "created_at": at,
             "created_by": by,
             "revoked_at": None,
@@ -61,7 +62,7 @@ class MongoApiKeys:
         doc = await self.store.db[API_KEYS].find_one({"digest": _digest(secret), "revoked_at": None})
         if doc is None:
             return None
-        grant = KeyGrant(doc["_id"], doc["name"], doc.get("source"), doc.get("campaign"))
+        grant = KeyGrant(doc["_id"], doc["name"], doc.get("source"), doc.get("campaign"), _on_behalf_of(doc))
         return Caller.with_key(
             grant, frozenset(Scope(s) for s in doc["scopes"] if s in Scope.__members__.values())
         )
@@ -88,8 +89,14 @@ def _view(doc: dict[str, Any]) -> KeyView:
         scopes=doc["scopes"],
         source=doc.get("source"),
         campaign=doc.get("campaign"),
+        on_behalf_of=_on_behalf_of(doc),
         created_at=doc["created_at"],
         created_by=doc["created_by"],
         revoked_at=doc.get("revoked_at"),
         revoked_by=doc.get("revoked_by"),
     )
+
+
+def _on_behalf_of(doc: dict[str, Any]) -> str:
+    # Keys issued before keys named whom they act for act for the admin who issued them.
+    return str(doc.get("on_behalf_of") or doc["created_by"])

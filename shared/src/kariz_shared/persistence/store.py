@@ -31,6 +31,7 @@ from kariz_shared.contracts.envelope import Envelope
 from kariz_shared.contracts.events import Event
 from kariz_shared.runtime.logging import actor as current_actor
 from kariz_shared.runtime.logging import correlation_id as current_correlation_id
+from kariz_shared.runtime.logging import on_behalf_of as current_on_behalf_of
 from kariz_shared.runtime.settings import ServiceSettings
 
 T = TypeVar("T")
@@ -267,6 +268,7 @@ class Transaction:
             correlation_id=cid,
             causation_id=self.causation_id,
             actor=current_actor.get() or self.source,
+            on_behalf_of=current_on_behalf_of.get(),
         )
         self.emitted.append(envelope)
         return envelope

@@ -30,6 +30,7 @@ from kariz_shared.contracts.events import LeadSource
 from kariz_shared.contracts.identity import Caller, Role, Roster, Scope
 from kariz_shared.runtime.clock import Clock
 from kariz_shared.runtime.logging import actor as current_actor
+from kariz_shared.runtime.logging import on_behalf_of as current_on_behalf_of
 from kariz_shared.runtime.settings import ServiceSettings
 
 ALGORITHMS = ("RS256", "ES256")
@@ -135,6 +136,14 @@ class KeyRequest(BaseModel):
     scopes: list[Scope] = Field(min_length=1, max_length=len(Scope))
     source: LeadSource | None = Field(default=None, description="Leads it captures come from this source")
     campaign: str | None = Field(default=None, max_length=200)
+    on_behalf_of: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Whom the machine acts for (a partner, a team, the form's owner), as its changes and "
+        "events record it; the issuing admin when absent",
+        examples=["partner:acme-resellers"],
+    )
 
 
 class KeyView(BaseModel):
@@ -143,6 +152,7 @@ class KeyView(BaseModel):
     scopes: list[str]
     source: str | None
     campaign: str | None
+    on_behalf_of: str
     created_at: datetime
     created_by: str
     revoked_at: datetime | None
@@ -196,6 +206,7 @@ async def authenticate(
         raise Unauthenticated("this needs a credential: send Authorization: Bearer <token> (or X-Api-Key)")
     # The changes this request makes, and their events (``ce_actor``) and log lines, name the caller.
     current_actor.set(caller.actor)
+    current_on_behalf_of.set(caller.on_behalf_of)
     return caller
 
 

@@ -12,6 +12,8 @@ from typing import Any
 correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 #: Who the work in hand is done for: the signed-in caller of a request (set by the sign-in check).
 actor: ContextVar[str | None] = ContextVar("actor", default=None)
+#: For a machine's request, whom its API key acts for.
+on_behalf_of: ContextVar[str | None] = ContextVar("on_behalf_of", default=None)
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
@@ -35,6 +37,9 @@ class JsonFormatter(logging.Formatter):
         who = actor.get()
         if who:
             entry["actor"] = who
+        whom = on_behalf_of.get()
+        if whom:
+            entry["on_behalf_of"] = whom
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value

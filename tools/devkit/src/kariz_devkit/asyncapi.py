@@ -90,7 +90,12 @@ def _cloudevents_headers() -> dict[str, Any]:
             "ce_actor": {
                 **string,
                 "description": "Who made the change: a signed-in person's subject (their e-mail address), "
-                "or the service's own ce_source for what it did by itself (a consumed event, a timer)",
+                "key:<id> for a machine's API key, or the service's own ce_source for what it did by "
+                "itself (a consumed event, a timer)",
+            },
+            "ce_onbehalfof": {
+                **string,
+                "description": "For a machine's change (ce_actor key:<id>): whom its key acts for",
             },
             "content-type": {**string, "const": "application/json"},
         },

@@ -14,6 +14,7 @@ from kariz_deals.domain.pipeline import LOST, WON, Direction, Pipeline, Stage
 from kariz_shared.contracts.aggregate import Aggregate
 from kariz_shared.contracts.errors import Conflict, RuleViolation
 from kariz_shared.contracts.events import DealLost, DealOpened, DealWon, StageChanged
+from kariz_shared.contracts.identity import Actor
 
 CENT = Decimal("0.01")
 
@@ -44,6 +45,8 @@ class StageVisit:
     entered_at: datetime
     left_at: datetime | None = None
     note: str | None = None
+    #: Who moved the deal into the stage (None for the first: deals opened it on the lead's qualification).
+    by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,8 @@ class StageMove:
     # Set when the move closed the deal.
     cycle_seconds: float | None = None
     reason: str | None = None
+    #: Who made the move (a person, or key:<id>); None for the service's own.
+    by: str | None = None
 
     @property
     def won(self) -> bool:
@@ -177,11 +182,13 @@ class Deal(Aggregate):
         amount: Decimal | None = None,
         reason: str | None = None,
         note: str | None = None,
+        by: Actor | None = None,
     ) -> StageMove:
         """Move to ``stage`` (forward, back or a jump forward) if its criteria are met; raises
         ``StageChanged``, then ``DealWon`` or ``DealLost`` when the move closes the deal.
 
-        Checks everything before changing anything, so a refused move leaves the deal as it was.
+        Checks everything before changing anything, so a refused move leaves the deal as it was. ``by``
+        is who moves it (the stage history and the events keep it); None for a move by the service.
         """
         target = self.pipeline.stage(stage)
         if self.is_closed:
@@ -211,9 +218,10 @@ class Deal(Aggregate):
             changed_at=at,
             cycle_seconds=self.cycle_seconds(at) if target.is_closed else None,
             reason=clean_reason if target.name == LOST else None,
+            by=by.who if by else None,
         )
         self.history[-1].left_at = at
-        self.history.append(StageVisit(target.name, at, note=note))
+        self.history.append(StageVisit(target.name, at, note=note, by=move.by))
         self.stage = target.name
         self.amount = new_amount
         if target.is_closed:
@@ -238,6 +246,7 @@ class Deal(Aggregate):
                 currency=self.currency,
                 note=move.note,
                 changed_at=move.changed_at,
+                actor=move.by,
             )
         )
         if move.won:
@@ -254,6 +263,7 @@ class Deal(Aggregate):
                     currency=self.currency,
                     cycle_seconds=move.cycle_seconds,
                     won_at=move.changed_at,
+                    actor=move.by,
                 )
             )
         elif move.lost:
@@ -271,11 +281,14 @@ class Deal(Aggregate):
                     currency=self.currency,
                     cycle_seconds=move.cycle_seconds,
                     lost_at=move.changed_at,
+                    actor=move.by,
                 )
             )
 
-    def win(self, at: datetime, amount: Decimal | None = None, note: str | None = None) -> StageMove:
-        return self.advance_to(WON, at, amount=amount, note=note)
+    def win(
+        self, at: datetime, amount: Decimal | None = None, note: str | None = None, by: Actor | None = None
+    ) -> StageMove:
+        return self.advance_to(WON, at, amount=amount, note=note, by=by)
 
-    def lose(self, at: datetime, reason: str, note: str | None = None) -> StageMove:
-        return self.advance_to(LOST, at, reason=reason, note=note)
+    def lose(self, at: datetime, reason: str, note: str | None = None, by: Actor | None = None) -> StageMove:
+        return self.advance_to(LOST, at, reason=reason, note=note, by=by)

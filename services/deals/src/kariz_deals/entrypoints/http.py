@@ -84,6 +84,11 @@ class StageVisitView(BaseModel):
     entered_at: datetime
     left_at: datetime | None
     note: str | None
+    by: str | None = Field(
+        default=None,
+        description="Who moved the deal into this stage; none for the first (deals opened it when the "
+        "lead qualified)",
+    )
 
 
 class ContactView(BaseModel):
@@ -265,6 +270,7 @@ def router(
             reason=body.reason,
             note=body.note or None,
             seen=caller.seen,
+            by=caller.as_actor,
         )
         return DealView.of(await handlers.move_deal(units, command))
 

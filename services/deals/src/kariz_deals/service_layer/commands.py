@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
-from kariz_shared.contracts.identity import EVERYONE, Owners
+from kariz_shared.contracts.identity import EVERYONE, Actor, Owners
 
 
 @dataclass(frozen=True)
@@ -22,3 +22,5 @@ class MoveDeal:
     note: str | None = None
     #: Whose deals the asker may move: one of another owner is not there for them (checked in the unit).
     seen: Owners = EVERYONE
+    #: Who moves it, for the stage history and the events.
+    by: Actor = field(kw_only=True)

@@ -103,7 +103,9 @@ async def move_deal(units: UnitsOfWork[DealsUnitOfWork], command: MoveDeal) -> D
         missing = f"no deal {command.deal_id!r}"
         deal = found(await uow.deals.get(command.deal_id), missing)
         command.seen.sees(deal.owner, missing)
-        move = deal.advance_to(command.stage, uow.clock.now(), command.amount, command.reason, command.note)
+        move = deal.advance_to(
+            command.stage, uow.clock.now(), command.amount, command.reason, command.note, command.by
+        )
         await uow.deals.save(deal)
         uow.publish(deal)
         metrics = uow.metrics

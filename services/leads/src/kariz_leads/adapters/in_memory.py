@@ -11,6 +11,7 @@ import copy
 from collections import Counter
 from dataclasses import dataclass, field
 
+from kariz_leads.domain.history import LeadChange
 from kariz_leads.domain.lead import RECENT_TOUCHES, Lead, Touch
 from kariz_leads.domain.queries import LeadFilter
 from kariz_leads.service_layer.unit_of_work import ONE_LEAD_PER_ADDRESS, LeadsUnitOfWork
@@ -37,6 +38,7 @@ class InMemoryLeadRepository(InMemoryAggregates[Lead]):
                 raise DuplicateRecord(f"{lead.email} is a lead already", index=ONE_LEAD_PER_ADDRESS)
             known.add(lead.email)
             self.keep(lead.id, lead)
+            self.by_id[lead.id].pull_changes()  # a database stores the lead, its history apart
 
     async def add_touch(self, lead: Lead, touch: Touch) -> None:
         stored = self.by_id[lead.id]
@@ -54,6 +56,20 @@ class InMemoryLeadRepository(InMemoryAggregates[Lead]):
         return self.select(
             criteria.matches, lambda lead: (lead.created_at, lead.id), limit=limit, offset=offset
         )
+
+
+class InMemoryLeadHistory:
+    def __init__(self) -> None:
+        self.changes: list[LeadChange] = []
+
+    def add(self, changes: list[LeadChange]) -> None:
+        self.changes.extend(changes)
+
+    async def of(self, lead_id: str, *, limit: int, offset: int) -> tuple[list[LeadChange], int]:
+        # Newest first; changes at one instant in the reverse of their recording, as MongoDB's order does.
+        mine = [c for c in reversed(self.changes) if c.lead_id == lead_id]
+        mine.sort(key=lambda c: c.at, reverse=True)
+        return mine[offset : offset + limit], len(mine)
 
 
 class InMemoryTurnCounters:
@@ -88,5 +104,6 @@ class InMemoryLeadsUnitOfWork(InMemoryUnitOfWork, LeadsUnitOfWork):
     def __init__(self, clock: Clock | None = None) -> None:
         super().__init__(clock)
         self.leads: InMemoryLeadRepository = InMemoryLeadRepository()
+        self.history: InMemoryLeadHistory = InMemoryLeadHistory()
         self.turns: InMemoryTurnCounters = InMemoryTurnCounters()
         self.metrics: RecordedMetrics = RecordedMetrics()

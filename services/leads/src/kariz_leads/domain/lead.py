@@ -8,8 +8,10 @@ from datetime import datetime
 from enum import StrEnum
 
 from kariz_leads.domain.assignment import AssignedBy, Assignment
+from kariz_leads.domain.history import Detail, LeadChange, LeadChangeKind
 from kariz_shared.contracts.aggregate import Aggregate
 from kariz_shared.contracts.events import Company, Contact, LeadCaptured, LeadSource
+from kariz_shared.contracts.identity import Actor
 from kariz_shared.contracts.normalisation import duplicate_key
 
 #: A lead keeps its most recent touches only, and counts them all (in all and by source): a contact who
@@ -53,6 +55,8 @@ class Lead(Aggregate):
     #: Every touch ever, the first capture included, in all and by source.
     touch_count: int = 1
     touches_by_source: dict[str, int] = field(default_factory=dict)
+    #: Who captured it: a rep, an importing manager, a machine's key (None: stored before it was kept).
+    captured_by: str | None = None
 
     @classmethod
     def capture(
@@ -67,8 +71,10 @@ class Lead(Aggregate):
         assignment: Assignment,
         correlation_id: str,
         at: datetime,
+        by: Actor,
     ) -> Lead:
-        """A new lead from already normalised contact and company data; it raises ``LeadCaptured``."""
+        """A new lead from already normalised contact and company data; it raises ``LeadCaptured``
+        and records its capture by ``by``."""
         lead = cls(
             id=lead_id,
             contact=contact,
@@ -84,8 +90,18 @@ class Lead(Aggregate):
             touches=[Touch(source=source, campaign=campaign, at=at)],
             touch_count=1,
             touches_by_source={source.value: 1},
+            captured_by=by.who,
         )
         lead.raise_event(lead.captured())
+        lead._record(
+            LeadChangeKind.CAPTURED,
+            at,
+            by,
+            source=source.value,
+            campaign=campaign,
+            owner=lead.owner,
+            assigned_by=lead.assigned_by.value,
+        )
         return lead
 
     @property
@@ -105,27 +121,38 @@ class Lead(Aggregate):
         """The duplicate rule: another capture with this address is this lead again."""
         return duplicate_key(email) == duplicate_key(self.email)
 
-    def touch(self, source: LeadSource, campaign: str | None, at: datetime) -> Touch:
+    def touch(self, source: LeadSource, campaign: str | None, at: datetime, by: Actor) -> Touch:
         """The contact came in again: record where from. Owner, first source and status stay."""
         touch = Touch(source=source, campaign=campaign, at=at)
         self.touches = [*self.touches, touch][-RECENT_TOUCHES:]
         self.touch_count += 1
         self.touches_by_source[source.value] = self.touches_by_source.get(source.value, 0) + 1
         self.updated_at = at
+        self._record(LeadChangeKind.TOUCHED, at, by, source=source.value, campaign=campaign)
         return touch
 
-    def qualify(self, score: int, at: datetime) -> None:
+    def qualify(self, score: int, at: datetime, by: Actor) -> None:
         # Qualification owns the verdict and may re-qualify a lead, so the latest verdict wins.
         self.status = LeadStatus.QUALIFIED
         self.score = score
         self.disqualification_reason = None
         self.updated_at = at
+        self._record(LeadChangeKind.QUALIFIED, at, by, score=score)
 
-    def disqualify(self, reason: str, score: int, at: datetime) -> None:
+    def disqualify(self, reason: str, score: int, at: datetime, by: Actor) -> None:
         self.status = LeadStatus.DISQUALIFIED
         self.score = score
         self.disqualification_reason = reason
         self.updated_at = at
+        self._record(LeadChangeKind.DISQUALIFIED, at, by, score=score, reason=reason)
+
+    def _record(self, kind: LeadChangeKind, at: datetime, by: Actor, **details: Detail) -> None:
+        self.__dict__.setdefault("_changes", []).append(LeadChange(self.id, kind, at, by, details))
+
+    def pull_changes(self) -> list[LeadChange]:
+        """The changes recorded since the last pull, oldest first, for the lead's history."""
+        changes: list[LeadChange] = self.__dict__.pop("_changes", [])
+        return changes
 
     def captured(self) -> LeadCaptured:
         return LeadCaptured(
@@ -138,4 +165,5 @@ class Lead(Aggregate):
             owner=self.owner,
             assigned_by=self.assigned_by.value,
             captured_at=self.created_at,
+            actor=self.captured_by,
         )

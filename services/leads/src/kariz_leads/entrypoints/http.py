@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kariz_leads.domain import AssignedBy, Lead, LeadFilter, LeadStatus, ResponseSla, SalesTeam
+from kariz_leads.domain.history import Detail, LeadChange, LeadChangeKind
 from kariz_leads.domain.lead import RECENT_TOUCHES
 from kariz_leads.service_layer import handlers, views
 from kariz_leads.service_layer.commands import CaptureLead, ImportLeads
@@ -174,6 +175,9 @@ class LeadView(BaseModel):
     touch_count: int = Field(description="Every capture of this contact, the first one included")
     touches_by_source: dict[str, int] = Field(description="The same count by source")
     correlation_id: str
+    captured_by: str | None = Field(
+        default=None, description="Who captured it: a person, or key:<id> for a machine's API key"
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -209,6 +213,30 @@ class ImportView(BaseModel):
     imported: int = Field(description="New leads")
     touches: int = Field(description="Lines whose address was already a lead, or repeated in the import")
     leads: list[ImportedLeadView] = Field(description="One per line of the import, in its order")
+
+
+class LeadChangeView(BaseModel):
+    kind: LeadChangeKind
+    at: datetime
+    by: str = Field(
+        description="A person's address, key:<id> for a machine's API key, or /kariz/<service> for what "
+        "a service decided by itself (a verdict of the scoring)"
+    )
+    on_behalf_of: str | None = Field(default=None, description="For a machine: whom its key acts for")
+    details: dict[str, Detail] = Field(
+        description="captured: source, campaign, owner, assigned_by; touched: source, campaign; "
+        "qualified: score; disqualified: score, reason"
+    )
+
+    @classmethod
+    def of(cls, change: LeadChange) -> LeadChangeView:
+        return cls(
+            kind=change.kind,
+            at=change.at,
+            by=change.by.who,
+            on_behalf_of=change.by.on_behalf_of,
+            details=dict(change.details),
+        )
 
 
 class FieldErrorView(BaseModel):
@@ -254,7 +282,9 @@ def router(units: UnitsOfWork[LeadsUnitOfWork], team: SalesTeam, sla: ResponseSl
         caller.require(*PEOPLE, scope=Scope.LEADS_CAPTURE)
         cid = correlation_id.get() or str(uuid.uuid4())
         command = body.as_sent_by(caller).command()
-        captured = await handlers.capture_lead(units, team, sla, command, correlation_id=cid)
+        captured = await handlers.capture_lead(
+            units, team, sla, command, correlation_id=cid, by=caller.as_actor
+        )
         if caller.key is not None or not caller.seen.include(captured.lead.owner):
             # A machine, or a rep whose capture went to another rep (new or known): taken, not shown.
             return CaptureReceipt(accepted=1, correlation_id=cid)
@@ -276,7 +306,9 @@ def router(units: UnitsOfWork[LeadsUnitOfWork], team: SalesTeam, sla: ResponseSl
     async def import_leads(body: ImportLeadsRequest, caller: Authenticated) -> ImportView | CaptureReceipt:
         caller.require(Role.MANAGER, Role.ADMIN, scope=Scope.LEADS_IMPORT)
         cid = correlation_id.get() or str(uuid.uuid4())
-        captured = await handlers.import_leads(units, team, sla, body.command(caller), correlation_id=cid)
+        captured = await handlers.import_leads(
+            units, team, sla, body.command(caller), correlation_id=cid, by=caller.as_actor
+        )
         if caller.key is not None:
             return CaptureReceipt(accepted=len(captured), correlation_id=cid)
         return ImportView(
@@ -300,6 +332,21 @@ def router(units: UnitsOfWork[LeadsUnitOfWork], team: SalesTeam, sla: ResponseSl
         lead = await views.lead(units, lead_id)
         caller.sees(lead.owner, f"no lead with id {lead_id!r}")
         return LeadView.of(lead)
+
+    @routes.get(
+        "/leads/{lead_id}/history",
+        summary="Who changed the lead, what and when, newest first",
+        description="Its capture, every touch (also those beyond the lead's recent ones), and "
+        "qualification's verdicts, each with who made it.",
+        responses={404: {"model": ErrorView, "description": "No lead with this id"}},
+    )
+    async def history(
+        lead_id: str, caller: Authenticated, limit: Limit = 50, offset: Offset = 0
+    ) -> Page[LeadChangeView]:
+        caller.require(*PEOPLE)
+        changes, total = await views.history(units, lead_id, caller.seen, limit=limit, offset=offset)
+        items = [LeadChangeView.of(change) for change in changes]
+        return Page[LeadChangeView](items=items, total=total, limit=limit, offset=offset)
 
     @routes.get(
         "/leads",

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from kariz_leads.domain.assignment import Rotation, SalesTeam
+from kariz_leads.domain.history import LeadChange
 from kariz_leads.domain.intake import InvalidField, InvalidImport, LeadDetails
 from kariz_leads.domain.lead import Lead
 from kariz_leads.domain.response import ResponseSla
@@ -21,7 +22,9 @@ from kariz_leads.service_layer.commands import CaptureLead, ImportLeads
 from kariz_leads.service_layer.unit_of_work import ONE_LEAD_PER_ADDRESS, LeadsUnitOfWork
 from kariz_shared.contracts.errors import DuplicateRecord, RuleViolation, found
 from kariz_shared.contracts.events import LeadDisqualified, LeadQualified, LeadSource
+from kariz_shared.contracts.identity import Actor
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
+from kariz_shared.system import source_of
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ async def capture_lead(
     command: CaptureLead,
     *,
     correlation_id: str,
+    by: Actor,
 ) -> Captured:
     """A new lead (assigned, ``LeadCaptured`` published, its response timer armed) or, for a known
     address, a touch of the existing one."""
@@ -54,7 +58,7 @@ async def capture_lead(
     except InvalidField as exc:
         raise RuleViolation(str(exc)) from exc
     line = _Line(details, command.source, command.consent, new_lead_id(), correlation_id)
-    [captured] = await _capture(units, team, sla, [line], correlation_id)
+    [captured] = await _capture(units, team, sla, [line], correlation_id, by)
     return captured
 
 
@@ -65,6 +69,7 @@ async def import_leads(
     command: ImportLeads,
     *,
     correlation_id: str,
+    by: Actor,
 ) -> list[Captured]:
     """Capture a list of leads at once: all of them or, when one line breaks a rule, none
     (``InvalidImport`` naming each bad line and field). Each new lead starts a story of its own (its own
@@ -81,7 +86,7 @@ async def import_leads(
         lines.append(_Line(details, lead.source, lead.consent, new_lead_id(), str(uuid.uuid4())))
     if problems:
         raise InvalidImport(problems)
-    return await _capture(units, team, sla, lines, correlation_id)
+    return await _capture(units, team, sla, lines, correlation_id, by)
 
 
 # --- consumed events ------------------------------------------------------------------------------
@@ -89,16 +94,24 @@ async def import_leads(
 
 async def record_qualified(uow: LeadsUnitOfWork, event: LeadQualified) -> None:
     lead = await _lead_of(uow, event.lead_id)
-    lead.qualify(event.score, uow.clock.now())
+    lead.qualify(event.score, uow.clock.now(), _decided_by(event))
     await uow.leads.save_verdict(lead)
+    uow.history.add(lead.pull_changes())
     _stop_response_timer_if_answered(uow, lead)
 
 
 async def record_disqualified(uow: LeadsUnitOfWork, event: LeadDisqualified) -> None:
     lead = await _lead_of(uow, event.lead_id)
-    lead.disqualify(event.reason, event.score, uow.clock.now())
+    lead.disqualify(event.reason, event.score, uow.clock.now(), _decided_by(event))
     await uow.leads.save_verdict(lead)
+    uow.history.add(lead.pull_changes())
     _stop_response_timer_if_answered(uow, lead)
+
+
+def _decided_by(event: LeadQualified | LeadDisqualified) -> Actor:
+    """The person behind a verdict (a BANT call, a disqualification by hand), or qualification itself
+    for one its scoring made."""
+    return Actor(event.actor or source_of(type(event)))
 
 
 # --- internals ------------------------------------------------------------------------------------
@@ -137,11 +150,12 @@ async def _capture(
     sla: ResponseSla,
     lines: Sequence[_Line],
     correlation_id: str,
+    by: Actor,
 ) -> list[Captured]:
     turns = _Turns()
 
     async def work(uow: LeadsUnitOfWork) -> list[Captured]:
-        return await _capture_in(uow, team, sla, lines, turns)
+        return await _capture_in(uow, team, sla, lines, turns, by)
 
     try:
         return await units.run(work, correlation_id=correlation_id)
@@ -154,7 +168,12 @@ async def _capture(
 
 
 async def _capture_in(
-    uow: LeadsUnitOfWork, team: SalesTeam, sla: ResponseSla, lines: Sequence[_Line], turns: _Turns
+    uow: LeadsUnitOfWork,
+    team: SalesTeam,
+    sla: ResponseSla,
+    lines: Sequence[_Line],
+    turns: _Turns,
+    by: Actor,
 ) -> list[Captured]:
     at = uow.clock.now()
     # Addresses are normalised, so equal addresses are one lead (the duplicate rule).
@@ -171,7 +190,7 @@ async def _capture_in(
         email = line.details.email
         lead = known.get(email) or new.get(email)
         if lead is not None:
-            touch = lead.touch(line.source, line.details.campaign, at)
+            touch = lead.touch(line.source, line.details.campaign, at, by)
             if email not in new:  # a lead of this unit carries its touches into its insert
                 await uow.leads.add_touch(lead, touch)
             uow.after_commit(partial(uow.metrics.touched, line.source))
@@ -188,6 +207,7 @@ async def _capture_in(
             assignment=rotation.pick(next(turns_of[rotation.key])),
             correlation_id=line.correlation_id,
             at=at,
+            by=by,
         )
         new[email] = lead
         timer = sla.timer_for(lead)
@@ -202,6 +222,11 @@ async def _capture_in(
         uow.after_commit(partial(uow.metrics.captured, line.source))
         results.append(Captured(lead, duplicate=False))
     await uow.leads.add_all(list(new.values()))
+    # Each lead's changes in the order they happened: a capture, then its touches in this unit.
+    changes: list[LeadChange] = []
+    for lead in {id(c.lead): c.lead for c in results}.values():
+        changes.extend(lead.pull_changes())
+    uow.history.add(changes)
     return results
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from kariz_leads.domain.history import LeadChange
 from kariz_leads.domain.lead import Lead, Touch
 from kariz_leads.domain.queries import LeadFilter
 from kariz_shared.contracts.events import LeadSource
@@ -52,6 +53,18 @@ class LeadRepository(Protocol):
         ...
 
 
+class LeadHistory(Protocol):
+    """Every lead's changes, append-only: kept apart from the lead, which keeps bounded lists only."""
+
+    def add(self, changes: list[LeadChange]) -> None:
+        """Store these changes with the unit's other writes (one bulk insert at commit on MongoDB)."""
+        ...
+
+    async def of(self, lead_id: str, *, limit: int, offset: int) -> tuple[list[LeadChange], int]:
+        """One page of a lead's changes, newest first, and how many it has in all."""
+        ...
+
+
 class TurnCounters(Protocol):
     """The assignment rotations' turn counters, shared by every replica."""
 
@@ -73,5 +86,6 @@ class LeadsMetrics(Protocol):
 
 class LeadsUnitOfWork(UnitOfWork):
     leads: LeadRepository
+    history: LeadHistory
     turns: TurnCounters
     metrics: LeadsMetrics

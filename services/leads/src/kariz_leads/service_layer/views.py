@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from kariz_leads.domain.history import LeadChange
 from kariz_leads.domain.lead import Lead
 from kariz_leads.domain.queries import LeadFilter
 from kariz_leads.service_layer.unit_of_work import LeadsUnitOfWork
 from kariz_shared.contracts.errors import found
+from kariz_shared.contracts.identity import Owners
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
 
 
@@ -23,6 +25,19 @@ async def leads_matching(
 
     async def read(uow: LeadsUnitOfWork) -> tuple[list[Lead], int]:
         return await uow.leads.search(criteria, limit=limit, offset=offset)
+
+    return await units.read(read)
+
+
+async def history(
+    units: UnitsOfWork[LeadsUnitOfWork], lead_id: str, seen: Owners, *, limit: int, offset: int
+) -> tuple[list[LeadChange], int]:
+    """One page of a lead's changes, newest first, for a caller who sees the lead (404 otherwise)."""
+
+    async def read(uow: LeadsUnitOfWork) -> tuple[list[LeadChange], int]:
+        lead = await lead_or_not_found(uow, lead_id)
+        seen.sees(lead.owner, f"no lead with id {lead_id!r}")
+        return await uow.history.of(lead_id, limit=limit, offset=offset)
 
     return await units.read(read)
 

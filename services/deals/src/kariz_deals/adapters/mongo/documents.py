@@ -27,7 +27,7 @@ def deal_to_document(deal: Deal) -> Document:
         "closed_at": deal.closed_at,
         "lost_reason": deal.lost_reason,
         "history": [
-            {"stage": v.stage, "entered_at": v.entered_at, "left_at": v.left_at, "note": v.note}
+            {"stage": v.stage, "entered_at": v.entered_at, "left_at": v.left_at, "note": v.note, "by": v.by}
             for v in deal.history
         ],
         "contact": deal.contact,
@@ -53,7 +53,8 @@ def deal_from_document(doc: Document) -> Deal:
         closed_at=doc.get("closed_at"),
         lost_reason=doc.get("lost_reason"),
         history=[
-            StageVisit(v["stage"], v["entered_at"], v.get("left_at"), v.get("note")) for v in doc["history"]
+            StageVisit(v["stage"], v["entered_at"], v.get("left_at"), v.get("note"), v.get("by"))
+            for v in doc["history"]
         ],
         version=doc.get("version", 0),
         contact=doc.get("contact") or {},

@@ -1,5 +1,6 @@
 """Leads on MongoDB.
 
-Collections: ``leads`` (one document per lead, ``_id`` = lead id, unique on ``contact.email``) and
-``assignment_turns`` (one counter per rotation, ``_id`` = the rotation's key).
+Collections: ``leads`` (one document per lead, ``_id`` = lead id, unique on ``contact.email``),
+``assignment_turns`` (one counter per rotation, ``_id`` = the rotation's key) and ``lead_history``
+(append-only: one document per change of a lead, who made it and when).
 """

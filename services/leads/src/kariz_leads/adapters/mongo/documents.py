@@ -6,12 +6,17 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bson import ObjectId
+
 from kariz_leads.domain.assignment import AssignedBy
+from kariz_leads.domain.history import LeadChange, LeadChangeKind
 from kariz_leads.domain.lead import Lead, LeadStatus, Touch
 from kariz_leads.domain.queries import LeadFilter
 from kariz_shared.contracts.events import Company, Contact, LeadSource
+from kariz_shared.contracts.identity import Actor
 
 LEADS = "leads"
+HISTORY = "lead_history"
 TURNS = "assignment_turns"
 ONE_MILLISECOND = timedelta(milliseconds=1)
 
@@ -39,6 +44,7 @@ def lead_to_document(lead: Lead) -> Document:
         "touch_count": lead.touch_count,
         "touches_by_source": lead.touches_by_source,
         "correlation_id": lead.correlation_id,
+        "captured_by": lead.captured_by,
         "created_at": lead.created_at,
         "updated_at": lead.updated_at,
     }
@@ -70,8 +76,32 @@ def lead_from_document(doc: Document) -> Lead:
         touch_count=doc.get("touch_count", len(touches)),
         touches_by_source=doc.get("touches_by_source") or dict(Counter(t.source.value for t in touches)),
         correlation_id=doc["correlation_id"],
+        captured_by=doc.get("captured_by"),
         created_at=utc(doc["created_at"]),
         updated_at=utc(doc["updated_at"]),
+    )
+
+
+def change_to_document(change: LeadChange) -> Document:
+    # An ObjectId grows with time within a process: changes of one instant keep their order.
+    return {
+        "_id": ObjectId(),
+        "lead_id": change.lead_id,
+        "kind": change.kind.value,
+        "at": change.at,
+        "by": change.by.who,
+        "on_behalf_of": change.by.on_behalf_of,
+        "details": dict(change.details),
+    }
+
+
+def change_from_document(doc: Document) -> LeadChange:
+    return LeadChange(
+        lead_id=doc["lead_id"],
+        kind=LeadChangeKind(doc["kind"]),
+        at=utc(doc["at"]),
+        by=Actor(doc["by"], doc.get("on_behalf_of")),
+        details=doc.get("details") or {},
     )
 
 

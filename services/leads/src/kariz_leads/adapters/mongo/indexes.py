@@ -6,7 +6,7 @@ from __future__ import annotations
 from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import CollectionInvalid, OperationFailure
 
-from kariz_leads.adapters.mongo.documents import LEADS, TURNS
+from kariz_leads.adapters.mongo.documents import HISTORY, LEADS, TURNS
 from kariz_leads.service_layer.unit_of_work import ONE_LEAD_PER_ADDRESS
 from kariz_shared.persistence.store import Store
 
@@ -29,6 +29,10 @@ async def ensure_indexes(store: Store) -> None:
         await leads.create_index(
             [(key, ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)], name=f"{name}_newest_first"
         )
+    # A lead's history, newest first (GET /leads/{id}/history).
+    await store.db[HISTORY].create_index(
+        [("lead_id", ASCENDING), ("at", DESCENDING), ("_id", DESCENDING)], name="lead_newest_first"
+    )
     # Leads stored before touches were counted: their whole list is the count (once; then none match).
     await leads.update_many(
         {"touch_count": {"$exists": False}}, [{"$set": {"touch_count": {"$size": "$touches"}}}]

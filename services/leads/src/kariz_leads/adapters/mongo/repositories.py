@@ -15,9 +15,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from kariz_leads.adapters.mongo.documents import (
+    HISTORY,
     LEADS,
     TURNS,
     Document,
+    change_from_document,
+    change_to_document,
     lead_from_document,
     lead_to_document,
     selector,
@@ -25,6 +28,7 @@ from kariz_leads.adapters.mongo.documents import (
     utc,
     verdict_to_document,
 )
+from kariz_leads.domain.history import LeadChange
 from kariz_leads.domain.lead import RECENT_TOUCHES, Lead, Touch
 from kariz_leads.domain.queries import LeadFilter
 from kariz_shared.contracts.events import lead_id_of
@@ -84,6 +88,28 @@ class MongoLeadRepository:
             session=self.tx.session,
         )
         return [lead_from_document(doc) for doc in docs], total
+
+
+class MongoLeadHistory:
+    """The ``lead_history`` collection: written with the unit's other inserts, read newest first."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+
+    def add(self, changes: list[LeadChange]) -> None:
+        for change in changes:
+            self.tx.insert_later(HISTORY, change_to_document(change))
+
+    async def of(self, lead_id: str, *, limit: int, offset: int) -> tuple[list[LeadChange], int]:
+        docs, total = await find_page(
+            self.tx.db[HISTORY],
+            {"lead_id": lead_id},
+            sort=[("at", DESCENDING), ("_id", DESCENDING)],
+            limit=limit,
+            offset=offset,
+            session=self.tx.session,
+        )
+        return [change_from_document(doc) for doc in docs], total
 
 
 class MongoTurnCounters:

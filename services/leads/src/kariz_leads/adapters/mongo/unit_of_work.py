@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from kariz_leads.adapters.metrics import PrometheusMetrics
-from kariz_leads.adapters.mongo.repositories import MongoLeadRepository, MongoTurnCounters
+from kariz_leads.adapters.mongo.repositories import (
+    MongoLeadHistory,
+    MongoLeadRepository,
+    MongoTurnCounters,
+)
 from kariz_leads.service_layer.unit_of_work import LeadsMetrics, LeadsUnitOfWork
 from kariz_shared.persistence.store import Transaction
 from kariz_shared.persistence.unit_of_work import MongoUnitOfWork
@@ -16,5 +20,6 @@ class MongoLeadsUnitOfWork(MongoUnitOfWork, LeadsUnitOfWork):
     def __init__(self, tx: Transaction, clock: Clock, metrics: LeadsMetrics = PROMETHEUS) -> None:
         super().__init__(tx, clock)
         self.leads = MongoLeadRepository(tx)
+        self.history = MongoLeadHistory(tx)
         self.turns = MongoTurnCounters(tx.db)
         self.metrics = metrics

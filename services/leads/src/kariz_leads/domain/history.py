@@ -1,0 +1,36 @@
+"""A lead's audit trail: who changed what on it, and when (``GET /leads/{id}/history``).
+
+The lead records a change with each thing that happens to it; the use case stores them beside the lead,
+append-only, so the trail outlives the bounded lists the lead itself keeps (its last touches).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from kariz_shared.contracts.identity import Actor
+
+Detail = str | int | bool | None
+
+
+class LeadChangeKind(StrEnum):
+    CAPTURED = "captured"
+    TOUCHED = "touched"
+    QUALIFIED = "qualified"
+    DISQUALIFIED = "disqualified"
+
+
+@dataclass(frozen=True)
+class LeadChange:
+    """One change: what happened to which lead, when, by whom (a person, a machine for someone, or a
+    service deciding by itself), and the facts of it (source and campaign of a touch, a verdict's score
+    and reason)."""
+
+    lead_id: str
+    kind: LeadChangeKind
+    at: datetime
+    by: Actor
+    details: Mapping[str, Detail] = field(default_factory=dict)
