@@ -4,8 +4,10 @@ rule set, one insert of its new leads)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +18,7 @@ from kariz_qualification.adapters.mongo.indexes import prepare
 from kariz_qualification.adapters.mongo.unit_of_work import MongoQualificationUnitOfWork
 from kariz_qualification.domain.lead import Lead
 from kariz_qualification.domain.queries import LeadsByStatus
+from kariz_qualification.domain.rule_versions import SEEDED_BY, UNRECORDED, RuleSetVersion
 from kariz_qualification.domain.rules import DEFAULT_RULES, RuleSet
 from kariz_qualification.service_layer import handlers, views
 from kariz_qualification.service_layer.commands import RecordAnswers, ReplaceRules
@@ -41,6 +44,7 @@ pytestmark = pytest.mark.integration
 
 Units = MongoUnitsOfWork[MongoQualificationUnitOfWork]
 CAPTURED_AT = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+ADMIN = "admin@kariz.test"
 
 
 def captured(
@@ -116,17 +120,97 @@ async def consume(store: Store, units: Units, *events: Event) -> list[bool]:
     return await handle_once(store, "qualification-test", envelopes, work)
 
 
-async def test_start_up_seeds_defaults_once_and_creates_the_indexes(store: Store, units: Units) -> None:
-    assert await views.current_rules(units) == DEFAULT_RULES
+async def test_start_up_seeds_defaults_once_and_creates_the_indexes(
+    store: Store, units: Units, clock: FakeClock
+) -> None:
+    assert await views.current_rules(units) == RuleSetVersion(0, DEFAULT_RULES, clock.now(), SEEDED_BY)
     edited = RuleSet.model_validate({**DEFAULT_RULES.model_dump(mode="json"), "country": {"SE": 10}})
-    await handlers.replace_rules(units, ReplaceRules(edited))
+    await handlers.replace_rules(units, ReplaceRules(edited, ADMIN))
 
     await prepare(store, units.clock)  # a restart keeps what was edited
-    assert await views.current_rules(units) == edited
-    doc = await store.db.rule_sets.find_one({"_id": "current"})
-    assert doc is not None and doc["version"] == 2
+    in_force = await views.current_rules(units)
+    assert (in_force.number, in_force.rules, in_force.actor) == (1, edited, ADMIN)
+    docs = await store.db.rule_set_versions.find({}).sort("_id", 1).to_list()
+    assert [(d["_id"], d["actor"], d["changed"]) for d in docs] == [
+        (0, SEEDED_BY, None),
+        (1, ADMIN, ["country"]),
+    ]
     names = {index["name"] async for index in await store.db.leads.list_indexes()}
     assert {"status_captured", "status_owner_captured"} <= names
+
+
+def with_country(**points: int) -> RuleSet:
+    return RuleSet.model_validate({**DEFAULT_RULES.model_dump(mode="json"), "country": points})
+
+
+async def test_two_concurrent_edits_of_one_version_make_one_version_and_one_conflict(
+    store: Store, units: Units, clock: FakeClock
+) -> None:
+    edits = [
+        ReplaceRules(with_country(SE=10), "ada@kariz.test", edited_version=0),
+        ReplaceRules(with_country(NO=10), "lee@kariz.test", edited_version=0),
+    ]
+    outcomes = await asyncio.gather(
+        *(handlers.replace_rules(units, e) for e in edits), return_exceptions=True
+    )
+
+    [won] = [o for o in outcomes if isinstance(o, RuleSetVersion)]
+    [lost] = [o for o in outcomes if not isinstance(o, RuleSetVersion)]
+    assert isinstance(lost, Conflict), lost
+    assert "version 1" in str(lost)
+    assert won.number == 1
+
+    # A new unit of work on a new connection reads the versions as they were committed.
+    again = Store(store.settings)
+    try:
+        fresh = MongoUnitsOfWork(again, clock, MongoQualificationUnitOfWork)
+        versions, total = await views.rule_set_versions(fresh, 50, 0)
+        assert ([v.number for v in versions], total) == ([1, 0], 2)
+        assert await views.current_rules(fresh) == won
+        assert await views.rule_set_version(fresh, 0) == RuleSetVersion(
+            0, DEFAULT_RULES, clock.now(), SEEDED_BY
+        )
+        # The loser edits the version in force now, and becomes version 2; version 1 stays as it was.
+        clock.advance(timedelta(minutes=1))
+        loser = next(e for e in edits if e.actor != won.actor)
+        redone = await handlers.replace_rules(fresh, replace(loser, edited_version=1))
+        assert (redone.number, redone.actor, redone.took_effect_at) == (2, loser.actor, clock.now())
+        assert await views.rule_set_version(fresh, 1) == won
+    finally:
+        await again.close()
+
+
+async def test_two_concurrent_replacements_without_a_version_each_get_their_own_number(units: Units) -> None:
+    edits = [
+        ReplaceRules(with_country(SE=10), "ada@kariz.test"),
+        ReplaceRules(with_country(NO=10), "lee@kariz.test"),
+    ]
+    done = await asyncio.gather(*(handlers.replace_rules(units, e) for e in edits))
+
+    assert sorted(v.number for v in done) == [1, 2]
+    versions, _ = await views.rule_set_versions(units, 50, 0)
+    assert {(v.number, v.actor) for v in versions[:2]} == {(v.number, v.actor) for v in done}
+
+
+async def test_a_rule_set_from_before_versions_is_carried_over_as_its_number(
+    store: Store, clock: FakeClock
+) -> None:
+    # A database of the previous release: seeded at 1, replaced twice, so its counter says 3.
+    edited_at = clock.now() - timedelta(days=30)
+    legacy = with_country(SE=10)
+    await store.db.rule_sets.insert_one(
+        {"_id": "current", "rules": legacy.model_dump(mode="json"), "version": 3, "updated_at": edited_at}
+    )
+    await prepare(store, clock)
+    await prepare(store, clock)  # a second start-up (or replica) carries nothing over again
+    units = MongoUnitsOfWork(store, clock, MongoQualificationUnitOfWork)
+
+    assert await views.current_rules(units) == RuleSetVersion(2, legacy, edited_at, UNRECORDED)
+    assert (await views.rule_set_versions(units, 50, 0))[1] == 1
+    replaced = await handlers.replace_rules(units, ReplaceRules(DEFAULT_RULES, ADMIN, edited_version=2))
+    assert (replaced.number, replaced.changed) == (3, ("country",))
+    # The old document is left as it was: a previous release rolled back to still finds its rule set.
+    assert (await store.db.rule_sets.find_one({"_id": "current"}) or {}).get("version") == 3
 
 
 async def test_a_batch_reads_its_leads_and_the_rules_once_and_inserts_its_new_leads_at_once(
@@ -146,7 +230,7 @@ async def test_a_batch_reads_its_leads_and_the_rules_once_and_inserts_its_new_le
     assert await consume(store, units, *batch) == [True] * 5
 
     assert commands[("find", "leads")] == 1 and commands[("find_one", "leads")] == 0
-    assert commands[("find_one", "rule_sets")] == 1
+    assert commands[("find_one", "rule_set_versions")] == 1
     assert commands[("insert_many", "leads")] == 1 and commands[("insert_one", "leads")] == 0
     docs = {doc["_id"]: doc async for doc in store.db.leads.find({})}
     assert {k: (d["status"], d["score"], d["version"]) for k, d in docs.items()} == {
@@ -184,8 +268,15 @@ async def test_a_lead_round_trips_through_its_document(store: Store, units: Unit
         "corr-0",
     )
     assert loaded.decision is not None and loaded.decision.at == clock.now()
+    assert [s.rules_version for s in loaded.scorings] == [0, 0]
     doc = await store.db.leads.find_one({"_id": "L-1"})
     assert doc is not None and (doc["status"], doc["score"], doc["version"]) == ("qualified", 100, 2)
+
+    # A lead stored before scorings named their rule-set version still loads.
+    await store.db.leads.update_one({"_id": "L-1"}, {"$unset": {"scorings.$[].rules_version": ""}})
+    old = await views.qualification_of(units, "L-1")
+    assert [s.rules_version for s in old.scorings] == [None, None]
+    assert [s.score for s in old.scorings] == [s.score for s in loaded.scorings]
     [event] = await store.db.outbox.find({"key": "L-1"}).to_list()
     # Emitted under the lead's own story (its capture's), not the HTTP request's.
     assert event["headers"]["ce_correlationid"] == "corr-0"

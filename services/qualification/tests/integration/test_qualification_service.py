@@ -276,11 +276,12 @@ async def test_rule_set_is_validated_and_replaced_whole(harness: Harness) -> Non
 
 async def check_rule_set_changes(harness: Harness) -> None:
     """Which scorings a new rule set changes is a rule of the use case (tests/unit/test_handlers.py);
-    here, the route: validation, and what is stored."""
-    rules = (await harness.http.get("/rules")).json()
+    here, the route: validation, the versions stored, and If-Match."""
+    read = await harness.http.get("/rules")
+    rules, in_force = read.json(), int(read.headers["ETag"].strip('"'))
     assert rules == DEFAULT_RULES.model_dump(mode="json")
 
-    stored = await harness.db.rule_sets.find_one({"_id": "current"})
+    stored = await harness.db.rule_set_versions.find({}).to_list()
     for bad, message in [
         (
             {**rules, "company_size": [{"min": 1, "max": 50, "points": 0}, {"min": 50, "points": 5}]},
@@ -294,16 +295,24 @@ async def check_rule_set_changes(harness: Harness) -> None:
         response = await harness.http.put("/rules", json=bad)
         assert response.status_code == 422, bad
         assert message in response.json()["message"]
-    assert await harness.db.rule_sets.find_one({"_id": "current"}) == stored
+    assert await harness.db.rule_set_versions.find({}).to_list() == stored
 
     changed = {**rules, "industry": {**rules["industry"], "Mining": 30}}
-    response = await harness.http.put("/rules", json=changed)
+    response = await harness.http.put("/rules", json=changed, headers={"If-Match": read.headers["ETag"]})
     assert response.status_code == 200
     assert response.json()["industry"]["mining"] == 30
-    assert (await harness.http.get("/rules")).json() == response.json()
-    doc = await harness.db.rule_sets.find_one({"_id": "current"})
+    assert response.headers["ETag"] == f'"{in_force + 1}"'
+    again = await harness.http.get("/rules")
+    assert (again.json(), again.headers["ETag"]) == (response.json(), response.headers["ETag"])
+    doc = await harness.db.rule_set_versions.find_one({"_id": in_force + 1})
     assert doc is not None and doc["rules"]["industry"]["mining"] == 30
-    assert stored is not None and doc["version"] == stored["version"] + 1
+    assert (doc["actor"], doc["changed"]) == ("admin@kariz.test", ["industry"])
+
+    stale = await harness.http.put("/rules", json=rules, headers={"If-Match": read.headers["ETag"]})
+    assert stale.status_code == 409 and f"version {in_force + 1} is in force" in stale.json()["message"]
+    listing = (await harness.http.get("/rules/versions", params={"limit": 2})).json()
+    assert [row["version"] for row in listing["items"]] == [in_force + 1, in_force]
+    assert listing["total"] == len(stored) + 1
 
 
 async def test_a_lead_is_its_owners_the_queue_is_filtered_and_the_rule_set_is_an_admins(
@@ -333,4 +342,5 @@ async def test_a_lead_is_its_owners_the_queue_is_filtered_and_the_rule_set_is_an
     rules = (await harness.http.get("/rules", headers=owner)).json()
     edit = await harness.http.put("/rules", json=rules, headers=owner)
     assert edit.status_code == 403 and "admin" in edit.json()["message"]
+    assert (await harness.http.get("/rules/versions", headers=owner)).status_code == 403
     assert (await harness.http.get("/rules", headers={"Authorization": ""})).status_code == 401

@@ -9,6 +9,7 @@ import pytest
 
 from kariz_qualification.adapters.in_memory import InMemoryQualificationUnitOfWork
 from kariz_qualification.domain.queries import LeadsByStatus
+from kariz_qualification.domain.rule_versions import SEEDED_BY, RuleSetVersion
 from kariz_qualification.domain.rules import DEFAULT_RULES, RuleSet
 from kariz_qualification.service_layer import handlers, views
 from kariz_qualification.service_layer.commands import DisqualifyLead, RecordAnswers, ReplaceRules
@@ -34,6 +35,7 @@ FULL_BANT = BantAnswers(
     budget="confirmed", authority="decision_maker", need="confirmed", timeline="within_3_months"
 )
 UNKNOWN_BANT = BantAnswers(budget="unknown", authority="unknown", need="unknown", timeline="unknown")
+ADMIN = "admin@kariz.test"
 
 
 def captured(
@@ -363,8 +365,8 @@ async def test_a_stale_copy_is_not_saved(units: Units) -> None:
 # --- the rule set ---------------------------------------------------------------------------------
 
 
-async def test_the_defaults_are_in_force_until_an_admin_replaces_them(units: Units) -> None:
-    assert await views.current_rules(units) == DEFAULT_RULES
+async def test_the_defaults_are_in_force_until_an_admin_replaces_them(units: Units, clock: FakeClock) -> None:
+    assert await views.current_rules(units) == RuleSetVersion(0, DEFAULT_RULES, clock.now(), SEEDED_BY)
 
 
 async def test_a_replaced_rule_set_scores_later_scorings_only(units: Units, clock: FakeClock) -> None:
@@ -377,9 +379,9 @@ async def test_a_replaced_rule_set_scores_later_scorings_only(units: Units, cloc
     generous = RuleSet.model_validate(
         {**DEFAULT_RULES.model_dump(mode="json"), "industry": {**DEFAULT_RULES.industry, "Mining": 30}}
     )
-    assert await handlers.replace_rules(units, ReplaceRules(generous)) == generous
-    assert await views.current_rules(units) == generous
-    assert (units.uow.rules.version, units.uow.rules.updated_at) == (1, clock.now())
+    replaced = await handlers.replace_rules(units, ReplaceRules(generous, ADMIN))
+    assert (replaced.number, replaced.rules, replaced.took_effect_at) == (1, generous, clock.now())
+    assert await views.current_rules(units) == replaced
 
     # A lead captured now is scored with the new rules: 30 + 20 + 10 + 15 + 8 = 83.
     await units.handle(
@@ -391,23 +393,107 @@ async def test_a_replaced_rule_set_scores_later_scorings_only(units: Units, cloc
 
     # The earlier lead kept its scoring; its next scoring (a call with no firm answers) uses the new rules.
     early = await views.qualification_of(units, "L-early")
-    assert [s.score for s in early.scorings] == [53]
+    assert [(s.score, s.rules_version) for s in early.scorings] == [(53, 0)]
     early = await handlers.record_answers(units, RecordAnswers("L-early", UNKNOWN_BANT))
-    assert [s.score for s in early.scorings] == [53, 83]
+    assert [(s.score, s.rules_version) for s in early.scorings] == [(53, 0), (83, 1)]
     assert early.status == "qualified"
+    late = await views.qualification_of(units, "L-late")
+    assert [s.rules_version for s in late.scorings] == [1]
 
 
 async def test_the_thresholds_of_the_rule_set_in_force_decide(units: Units) -> None:
     strict = RuleSet.model_validate(
         {**DEFAULT_RULES.model_dump(mode="json"), "thresholds": {"qualify": 90, "disqualify_below": 50}}
     )
-    await handlers.replace_rules(units, ReplaceRules(strict))
+    await handlers.replace_rules(units, ReplaceRules(strict, ADMIN))
     await units.handle(handlers.capture_lead, captured("L-strong"))  # 80: nurture under these thresholds
     await units.handle(handlers.capture_lead, middling("L-mid"))  # 44: below 50, disqualified
     assert (await views.qualification_of(units, "L-strong")).status == "nurture"
     [event] = units.published
     assert isinstance(event, LeadDisqualified) and event.lead_id == "L-mid"
     assert event.reason == "fit score 44 is below the disqualification threshold 50"
+
+
+# --- the rule set's versions ----------------------------------------------------------------------
+
+
+def edited(**parts: object) -> RuleSet:
+    return RuleSet.model_validate({**DEFAULT_RULES.model_dump(mode="json"), **parts})
+
+
+async def test_each_replacement_is_a_new_version_with_its_time_and_actor(
+    units: Units, clock: FakeClock
+) -> None:
+    seeded_at = clock.now()
+    clock.advance(timedelta(hours=1))
+    first = await handlers.replace_rules(units, ReplaceRules(edited(country={"SE": 10}), ADMIN))
+    clock.advance(timedelta(days=2))
+    second = await handlers.replace_rules(
+        units,
+        ReplaceRules(
+            edited(country={"SE": 10}, thresholds={"qualify": 60, "disqualify_below": 10}),
+            "mia@kariz.test",
+            edited_version=1,
+        ),
+    )
+
+    assert (first.number, first.actor, first.took_effect_at) == (1, ADMIN, seeded_at + timedelta(hours=1))
+    assert (second.number, second.actor, second.took_effect_at) == (2, "mia@kariz.test", clock.now())
+    # What each changed from the version before; version 0 has none before it.
+    assert [v.changed for v in units.uow.rules.versions] == [None, ("country",), ("thresholds",)]
+    assert await views.current_rules(units) == second
+    # Past versions are kept as they were put in force.
+    assert await views.rule_set_version(units, 0) == RuleSetVersion(0, DEFAULT_RULES, seeded_at, SEEDED_BY)
+    assert await views.rule_set_version(units, 1) == first
+
+
+async def test_an_edit_of_a_version_no_longer_in_force_is_refused_and_changes_nothing(units: Units) -> None:
+    await handlers.replace_rules(units, ReplaceRules(edited(country={"SE": 10}), ADMIN, edited_version=0))
+    before = list(units.uow.rules.versions)
+
+    # A second admin edited version 0 too and saves after the first one.
+    for stale in (0, 7):
+        with pytest.raises(Conflict, match=f"edited version {stale} .* version 1 is in force"):
+            await handlers.replace_rules(
+                units, ReplaceRules(edited(country={"NO": 5}), "lee@kariz.test", stale)
+            )
+    assert units.uow.rules.versions == before
+    assert (await views.current_rules(units)).number == 1
+
+    # Without a version (today's clients) the replacement goes ahead.
+    replaced = await handlers.replace_rules(units, ReplaceRules(edited(country={"NO": 5}), "lee@kariz.test"))
+    assert replaced.number == 2
+
+
+async def test_a_version_number_taken_meanwhile_is_a_conflict_naming_it(
+    units: Units, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules = units.uow.rules
+    store = rules.add
+
+    async def rival_first(version: RuleSetVersion) -> None:
+        # Another replica committed the same number between this unit's read and its write.
+        await store(RuleSetVersion(version.number, DEFAULT_RULES, clock.now(), "rival@kariz.test"))
+        await store(version)
+
+    monkeypatch.setattr(rules, "add", rival_first)
+    with pytest.raises(Conflict, match="version 1 of the rule set was put in force by another replacement"):
+        await handlers.replace_rules(units, ReplaceRules(edited(country={"SE": 10}), ADMIN))
+    assert [v.number for v in units.uow.rules.versions] == [0], "the failed unit stored nothing"
+
+
+async def test_the_versions_list_newest_first_in_pages(units: Units) -> None:
+    for points in range(1, 6):
+        await handlers.replace_rules(units, ReplaceRules(edited(country={"SE": points}), ADMIN))
+
+    versions, total = await views.rule_set_versions(units, 50, 0)
+    assert ([v.number for v in versions], total) == ([5, 4, 3, 2, 1, 0], 6)
+    versions, total = await views.rule_set_versions(units, 2, 1)
+    assert ([v.number for v in versions], total) == ([4, 3], 6)
+    versions, total = await views.rule_set_versions(units, 10, 6)
+    assert (versions, total) == ([], 6)
+    with pytest.raises(NotFound, match="no version 6; version 5 is in force"):
+        await views.rule_set_version(units, 6)
 
 
 # --- the review queues ----------------------------------------------------------------------------

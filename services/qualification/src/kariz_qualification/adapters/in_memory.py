@@ -1,19 +1,20 @@
 """Qualification's unit of work in memory: the use-case tests run the real handlers on it.
 
 Its repositories keep the same contract as the MongoDB ones: a loaded lead is a copy (a change is
-stored only by ``add``/``save``), a save of a stale copy is refused, events are never stored.
+stored only by ``add``/``save``), a save of a stale copy is refused, a second rule-set version of one
+number is refused, events are never stored.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from kariz_qualification.domain.lead import Lead, Outcome, Scoring, Trigger
 from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
+from kariz_qualification.domain.rule_versions import RuleSetVersion
 from kariz_qualification.domain.rules import DEFAULT_RULES, RuleSet
 from kariz_qualification.service_layer.unit_of_work import QualificationUnitOfWork
-from kariz_shared.contracts.errors import Conflict
+from kariz_shared.contracts.errors import Conflict, DuplicateRecord
 from kariz_shared.persistence.in_memory import InMemoryUnitOfWork, InMemoryVersionedAggregates
 from kariz_shared.runtime.clock import Clock
 
@@ -39,15 +40,26 @@ class InMemoryLeadRepository(InMemoryVersionedAggregates[Lead]):
 
 @dataclass
 class InMemoryRuleSetRepository:
-    rules: RuleSet | None = None
-    version: int = 0
-    updated_at: datetime | None = None
+    """The rule set's versions in order, oldest first; version 0 kept from the start, as start-up seeds
+    it on MongoDB."""
 
-    async def current(self) -> RuleSet:
-        return self.rules or DEFAULT_RULES
+    versions: list[RuleSetVersion]
 
-    async def replace(self, rules: RuleSet, at: datetime) -> None:
-        self.rules, self.version, self.updated_at = rules, self.version + 1, at
+    async def current(self) -> RuleSetVersion:
+        return self.versions[-1]
+
+    async def get(self, number: int) -> RuleSetVersion | None:
+        return next((v for v in self.versions if v.number == number), None)
+
+    async def add(self, version: RuleSetVersion) -> None:
+        # What the unique _id of a version does on MongoDB.
+        if any(v.number == version.number for v in self.versions):
+            raise DuplicateRecord(f"version {version.number} of the rule set exists", index="_id_")
+        self.versions.append(version)
+
+    async def page(self, limit: int, offset: int) -> tuple[list[RuleSetVersion], int]:
+        newest_first = sorted(self.versions, key=lambda v: v.number, reverse=True)
+        return newest_first[offset : offset + limit], len(newest_first)
 
 
 @dataclass
@@ -71,5 +83,6 @@ class InMemoryQualificationUnitOfWork(InMemoryUnitOfWork, QualificationUnitOfWor
     def __init__(self, clock: Clock | None = None, rules: RuleSet | None = None) -> None:
         super().__init__(clock)
         self.leads: InMemoryLeadRepository = InMemoryLeadRepository()
-        self.rules: InMemoryRuleSetRepository = InMemoryRuleSetRepository(rules)
+        seeded = RuleSetVersion.seeded(rules or DEFAULT_RULES, self.clock.now())
+        self.rules: InMemoryRuleSetRepository = InMemoryRuleSetRepository([seeded])
         self.metrics: RecordedMetrics = RecordedMetrics()

@@ -2,6 +2,7 @@
 
 from kariz_qualification.domain.lead import Decision, Lead, Scoring, Verdict, decide
 from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
+from kariz_qualification.domain.rule_versions import RuleSetVersion
 from kariz_qualification.domain.rules import DEFAULT_RULES, RuleSet, SizeBand, Thresholds, seniority_of
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "LeadSummary",
     "LeadsByStatus",
     "RuleSet",
+    "RuleSetVersion",
     "Scoring",
     "SizeBand",
     "Thresholds",

@@ -66,6 +66,8 @@ class Scoring:
     score: int
     breakdown: tuple[ScoreLine, ...]
     trigger: Trigger
+    #: The version of the rule set it was scored with (None: scored before versions were kept).
+    rules_version: int | None = None
 
 
 @dataclass(frozen=True)
@@ -95,8 +97,17 @@ class Lead(Aggregate):
     version: int = 0
 
     @classmethod
-    def capture(cls, event: LeadCaptured, correlation_id: str, rules: RuleSet, at: datetime) -> Lead:
-        """Take a captured lead into qualification and score its fit straight away."""
+    def capture(
+        cls,
+        event: LeadCaptured,
+        correlation_id: str,
+        rules: RuleSet,
+        at: datetime,
+        *,
+        rules_version: int | None = None,
+    ) -> Lead:
+        """Take a captured lead into qualification and score its fit straight away with ``rules``
+        (version ``rules_version`` of the rule set)."""
         lead = cls(
             lead_id=event.lead_id,
             owner=event.owner,
@@ -107,7 +118,7 @@ class Lead(Aggregate):
             correlation_id=correlation_id,
             captured_at=event.captured_at,
         )
-        lead.rescore(rules, "captured", at)
+        lead.rescore(rules, "captured", at, rules_version=rules_version)
         return lead
 
     # --- state --------------------------------------------------------------------------------------
@@ -130,20 +141,26 @@ class Lead(Aggregate):
 
     # --- behaviour ----------------------------------------------------------------------------------
 
-    def record_answers(self, answers: BantAnswers, rules: RuleSet, at: datetime) -> Scoring:
+    def record_answers(
+        self, answers: BantAnswers, rules: RuleSet, at: datetime, *, rules_version: int | None = None
+    ) -> Scoring:
         """Record (or correct) the qualification call's answers, then rescore and decide."""
         self._refuse_if_decided("record answers for")
         self.answers = answers
-        return self.rescore(rules, "bant", at)
+        return self.rescore(rules, "bant", at, rules_version=rules_version)
 
-    def rescore(self, rules: RuleSet, trigger: Trigger, at: datetime) -> Scoring:
+    def rescore(
+        self, rules: RuleSet, trigger: Trigger, at: datetime, *, rules_version: int | None = None
+    ) -> Scoring:
         """Score with ``rules`` (fit, plus the answers if any), keep the scoring, and decide."""
         self._refuse_if_decided("rescore")
         lines = rules.score_fit(self.company, self.contact, self.source)
         if self.answers is not None:
             lines += rules.score_answers(self.answers)
         score = sum(line.points for line in lines)
-        scoring = Scoring(at=at, score=score, breakdown=tuple(lines), trigger=trigger)
+        scoring = Scoring(
+            at=at, score=score, breakdown=tuple(lines), trigger=trigger, rules_version=rules_version
+        )
         self.scorings.append(scoring)
         verdict = decide(scoring.score, rules.thresholds, self.answers)
         if verdict.status == "qualified":

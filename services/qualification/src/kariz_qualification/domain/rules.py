@@ -172,6 +172,11 @@ class RuleSet(BaseModel):
             )
         return self
 
+    def parts_changed_from(self, before: RuleSet) -> tuple[str, ...]:
+        """The top-level parts (``industry``, ``bant``, ``thresholds``, ...) that differ from ``before``,
+        in the order the rule set lists them."""
+        return tuple(part for part in type(self).model_fields if getattr(self, part) != getattr(before, part))
+
     def highest_possible_score(self) -> int:
         def best(points: list[int]) -> int:
             # A lead can always miss a rule (unknown industry, no answer), which is worth 0.

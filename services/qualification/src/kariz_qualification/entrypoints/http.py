@@ -3,15 +3,17 @@ disqualification, and the review queues."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from kariz_qualification.domain.lead import Lead, Outcome, Status, Trigger
 from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
+from kariz_qualification.domain.rule_versions import RuleSetVersion
 from kariz_qualification.domain.rules import Authority, Budget, Need, RuleSet, Timeline
 from kariz_qualification.service_layer import handlers, views
 from kariz_qualification.service_layer.commands import DisqualifyLead, RecordAnswers, ReplaceRules
@@ -31,6 +33,31 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"description": "The lead is already decided: a decision is final"},
     422: {"description": "The body is invalid; the message says which field and why"},
 }
+RULE_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "The rule set has no such version; the message names the version in force"},
+    409: {
+        "description": "If-Match names a version no longer in force (another admin replaced the rule set "
+        "first); the message names the version in force. Nothing was changed"
+    },
+    422: {"description": "The body or the If-Match header is invalid; the message says which and why"},
+}
+
+#: What ``If-Match`` may say: the version edited as its ETag (``"3"``, ``W/"3"`` or ``3``), or ``*``.
+IF_MATCH = r'^(\*|(W/)?"[0-9]{1,9}"|[0-9]{1,9})$'
+#: Version numbers as a path takes them: bounded, so none overflows the database's integers.
+VersionNumber = Annotated[int, Path(ge=0, le=999_999_999, description="The version's number")]
+
+
+def etag(version: RuleSetVersion) -> str:
+    """The ``ETag`` of a version of the rule set: its number, quoted."""
+    return f'"{version.number}"'
+
+
+def edited_version(if_match: str | None) -> int | None:
+    """The version an ``If-Match`` header names (already checked against :data:`IF_MATCH`); None for
+    none or ``*`` (any version in force)."""
+    digits = re.sub(r"[^0-9]", "", if_match or "")
+    return int(digits) if digits else None
 
 
 # --- requests -------------------------------------------------------------------------------------
@@ -76,6 +103,9 @@ class ScoringView(BaseModel):
     score: int
     breakdown: list[ScoreLine]
     trigger: Trigger
+    rules_version: int | None = Field(
+        description="The version of the rule set it was scored with (none: scored before versions were kept)"
+    )
 
 
 class QualificationView(BaseModel):
@@ -107,30 +137,121 @@ class QualificationView(BaseModel):
                 outcome=d.outcome, reason=d.reason, at=d.at, threshold=d.threshold, manual=d.manual
             ),
             scorings=[
-                ScoringView(at=s.at, score=s.score, breakdown=list(s.breakdown), trigger=s.trigger)
+                ScoringView(
+                    at=s.at,
+                    score=s.score,
+                    breakdown=list(s.breakdown),
+                    trigger=s.trigger,
+                    rules_version=s.rules_version,
+                )
                 for s in lead.scorings
             ],
             captured_at=lead.captured_at,
         )
 
 
+class RuleSetSummary(BaseModel):
+    changed: list[str] | None = Field(
+        description="The parts of the rule set that differ from the version before (industry, "
+        "company_size, country, seniority, source, bant, thresholds); none when no version before it is kept"
+    )
+    qualify: int = Field(description="The qualify threshold of this version")
+    disqualify_below: int = Field(description="The disqualification threshold of this version")
+
+
+class RuleSetVersionRow(BaseModel):
+    """One version in the list: who put it in force when, and what it changed."""
+
+    version: int = Field(description="0 is the rule set seeded at start-up; each replacement is the next")
+    took_effect_at: datetime
+    actor: str = Field(description="Who put it in force (kariz for the seeded defaults)")
+    summary: RuleSetSummary
+
+    @classmethod
+    def of(cls, version: RuleSetVersion) -> RuleSetVersionRow:
+        return cls(**cls.fields_of(version))
+
+    @staticmethod
+    def fields_of(version: RuleSetVersion) -> dict[str, Any]:
+        thresholds = version.rules.thresholds
+        return {
+            "version": version.number,
+            "took_effect_at": version.took_effect_at,
+            "actor": version.actor,
+            "summary": RuleSetSummary(
+                changed=None if version.changed is None else list(version.changed),
+                qualify=thresholds.qualify,
+                disqualify_below=thresholds.disqualify_below,
+            ),
+        }
+
+
+class RuleSetVersionView(RuleSetVersionRow):
+    """One version whole: the row and the rule set it put in force."""
+
+    rules: RuleSet
+
+    @classmethod
+    def of(cls, version: RuleSetVersion) -> RuleSetVersionView:
+        return cls(**cls.fields_of(version), rules=version.rules)
+
+
 def router(units: UnitsOfWork[QualificationUnitOfWork]) -> APIRouter:
-    # Every route needs a signed-in caller; the rule set is an admin's, a lead its owner's (and up).
+    # Every route needs a signed-in caller; the rule set is an admin's to change (its history a manager's
+    # to read too), a lead its owner's (and up).
     api = APIRouter(dependencies=[Depends(authenticate)], responses=SIGN_IN_ERRORS)
 
-    @api.get("/rules", tags=["rules"], summary="The scoring rule set in force")
-    async def get_rules() -> RuleSet:
-        return await views.current_rules(units)
+    @api.get("/rules", tags=["rules"], summary="The scoring rule set in force (its version in the ETag)")
+    async def get_rules(response: Response) -> RuleSet:
+        in_force = await views.current_rules(units)
+        response.headers["ETag"] = etag(in_force)
+        return in_force.rules
 
     @api.put(
         "/rules",
         tags=["rules"],
-        summary="Replace the whole scoring rule set (later scorings use it; past ones stay)",
-        responses={422: ERRORS[422]},
+        summary="Replace the whole scoring rule set: a new version (later scorings use it; past ones stay)",
+        responses={409: RULE_ERRORS[409], 422: RULE_ERRORS[422]},
     )
-    async def put_rules(rules: RuleSet, caller: Authenticated) -> RuleSet:
+    async def put_rules(
+        rules: RuleSet,
+        caller: Authenticated,
+        response: Response,
+        if_match: Annotated[
+            str | None,
+            Header(
+                pattern=IF_MATCH,
+                description='The ETag of the version edited (from GET /rules, e.g. "3"): refused with 409 '
+                "if another is in force by now. Without it, whatever is in force is replaced",
+            ),
+        ] = None,
+    ) -> RuleSet:
         caller.require(Role.ADMIN)
-        return await handlers.replace_rules(units, ReplaceRules(rules))
+        version = await handlers.replace_rules(
+            units, ReplaceRules(rules, caller.actor, edited_version(if_match))
+        )
+        response.headers["ETag"] = etag(version)
+        return version.rules
+
+    @api.get("/rules/versions", tags=["rules"], summary="The rule set's versions, newest first")
+    async def list_rule_set_versions(
+        caller: Authenticated, limit: Limit = 50, offset: Offset = 0
+    ) -> Page[RuleSetVersionRow]:
+        caller.require(Role.ADMIN, Role.MANAGER)
+        versions, total = await views.rule_set_versions(units, limit, offset)
+        return Page[RuleSetVersionRow](
+            items=[RuleSetVersionRow.of(v) for v in versions], total=total, limit=limit, offset=offset
+        )
+
+    @api.get(
+        "/rules/versions/{number}",
+        tags=["rules"],
+        summary="One version of the rule set, whole: when it took effect, who put it in force, its rules",
+        responses={404: RULE_ERRORS[404]},
+    )
+    async def get_rule_set_version(number: VersionNumber, caller: Authenticated) -> RuleSetVersionView:
+        caller.require(Role.ADMIN, Role.MANAGER)
+        return RuleSetVersionView.of(await views.rule_set_version(units, number))
 
     @api.get(
         "/leads/{lead_id}/qualification",

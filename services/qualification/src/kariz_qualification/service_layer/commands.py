@@ -30,6 +30,11 @@ class DisqualifyLead:
 
 @dataclass(frozen=True)
 class ReplaceRules:
-    """An admin replaces the whole scoring rule set."""
+    """An admin replaces the whole scoring rule set: a new version, recorded with who put it in force."""
 
     rules: RuleSet
+    #: Who replaces it (``Caller.actor``).
+    actor: str
+    #: The version the admin edited (HTTP ``If-Match``): refused if another is in force by now. None:
+    #: replace whatever is in force.
+    edited_version: int | None = None

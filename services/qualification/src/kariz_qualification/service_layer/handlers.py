@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 
 from kariz_qualification.domain.lead import Lead, Scoring
-from kariz_qualification.domain.rules import RuleSet
+from kariz_qualification.domain.rule_versions import RuleSetVersion
 from kariz_qualification.service_layer.commands import DisqualifyLead, RecordAnswers, ReplaceRules
 from kariz_qualification.service_layer.unit_of_work import QualificationUnitOfWork
 from kariz_qualification.service_layer.views import lead_or_not_found
+from kariz_shared.contracts.errors import Conflict, DuplicateRecord
 from kariz_shared.contracts.events import LeadCaptured
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
 from kariz_shared.runtime.logging import correlation_id as current_correlation_id
@@ -31,10 +32,10 @@ async def capture_lead(uow: QualificationUnitOfWork, event: LeadCaptured) -> Non
         # and may be decided; scoring it again could decide it twice.
         log.info("lead already under qualification; ignoring", extra={"lead_id": event.lead_id})
         return
-    rules = await uow.rules.current()
+    in_force = await uow.rules.current()
     # The consumer sets the incoming event's correlation id; the lead id is a last resort.
     story = current_correlation_id.get() or event.lead_id
-    lead = Lead.capture(event, story, rules, uow.clock.now())
+    lead = Lead.capture(event, story, in_force.rules, uow.clock.now(), rules_version=in_force.number)
     uow.leads.add(lead)
     _publish_and_observe(uow, lead, lead.scorings[-1])
 
@@ -45,8 +46,10 @@ async def capture_lead(uow: QualificationUnitOfWork, event: LeadCaptured) -> Non
 async def record_answers(units: UnitsOfWork[QualificationUnitOfWork], command: RecordAnswers) -> Lead:
     async def work(uow: QualificationUnitOfWork) -> Lead:
         lead = await lead_or_not_found(uow, command.lead_id, command.seen)
-        rules = await uow.rules.current()
-        scoring = lead.record_answers(command.answers, rules, uow.clock.now())
+        in_force = await uow.rules.current()
+        scoring = lead.record_answers(
+            command.answers, in_force.rules, uow.clock.now(), rules_version=in_force.number
+        )
         await uow.leads.save(lead)
         _publish_and_observe(uow, lead, scoring)
         return lead
@@ -65,14 +68,29 @@ async def disqualify_lead(units: UnitsOfWork[QualificationUnitOfWork], command: 
     return await units.run(work, correlation_id=await _story_of(units, command.lead_id))
 
 
-async def replace_rules(units: UnitsOfWork[QualificationUnitOfWork], command: ReplaceRules) -> RuleSet:
-    """Replace the rule set; leads already scored keep their scorings, later scorings use the new one."""
+async def replace_rules(units: UnitsOfWork[QualificationUnitOfWork], command: ReplaceRules) -> RuleSetVersion:
+    """Put the rule set in force as a new version; leads already scored keep their scorings, later
+    scorings use the new one. Refused (409) when the admin edited a version no longer in force, or when
+    a concurrent replacement took the same version number first."""
+    numbers: list[int] = []
 
-    async def work(uow: QualificationUnitOfWork) -> None:
-        await uow.rules.replace(command.rules, uow.clock.now())
+    async def work(uow: QualificationUnitOfWork) -> RuleSetVersion:
+        in_force = await uow.rules.current()
+        version = in_force.replaced_by(
+            command.rules, uow.clock.now(), command.actor, edited=command.edited_version
+        )
+        numbers.append(version.number)
+        await uow.rules.add(version)
+        return version
 
-    await units.run(work)
-    return command.rules
+    try:
+        return await units.run(work)
+    except DuplicateRecord as exc:
+        # Both read the same version in force; the other's new version committed first (a unique _id).
+        raise Conflict(
+            f"version {numbers[-1]} of the rule set was put in force by another replacement at the "
+            f"same time; reload version {numbers[-1]} and apply your edit to it"
+        ) from exc
 
 
 # --- internals ------------------------------------------------------------------------------------

@@ -7,12 +7,11 @@ the second.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Protocol
 
 from kariz_qualification.domain.lead import Lead, Outcome, Scoring
 from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
-from kariz_qualification.domain.rules import RuleSet
+from kariz_qualification.domain.rule_versions import RuleSetVersion
 from kariz_shared.persistence.unit_of_work import UnitOfWork
 
 
@@ -44,15 +43,25 @@ class LeadRepository(Protocol):
 
 
 class RuleSetRepository(Protocol):
-    """The one scoring rule set in force."""
+    """The versions of the scoring rule set, by number; the newest is in force. Append-only: a version
+    is added, never changed."""
 
-    async def current(self) -> RuleSet:
-        """The rule set in force (the defaults if none is stored), read once per unit: a batch of
-        captures is scored under one rule set."""
+    async def current(self) -> RuleSetVersion:
+        """The version in force (version 0, the defaults, if none is stored), read once per unit: a batch
+        of captures is scored under one rule set."""
         ...
 
-    async def replace(self, rules: RuleSet, at: datetime) -> None:
-        """Put ``rules`` in force from ``at`` on; scorings already made keep the rules they used."""
+    async def get(self, number: int) -> RuleSetVersion | None:
+        """Version ``number`` as stored, or None."""
+        ...
+
+    async def add(self, version: RuleSetVersion) -> None:
+        """Store a new version; one of the same number stored meanwhile (a concurrent replacement) fails
+        the unit with ``DuplicateRecord``. Scorings already made keep the version they used."""
+        ...
+
+    async def page(self, limit: int, offset: int) -> tuple[list[RuleSetVersion], int]:
+        """One page of the versions, newest first, and how many there are."""
         ...
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from kariz_qualification.domain.lead import Lead
 from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
-from kariz_qualification.domain.rules import RuleSet
+from kariz_qualification.domain.rule_versions import RuleSetVersion
 from kariz_qualification.service_layer.unit_of_work import QualificationUnitOfWork
-from kariz_shared.contracts.errors import found
+from kariz_shared.contracts.errors import NotFound, found
 from kariz_shared.contracts.identity import EVERYONE, Owners
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
 
@@ -20,9 +20,34 @@ async def qualification_of(
     return await units.read(read)
 
 
-async def current_rules(units: UnitsOfWork[QualificationUnitOfWork]) -> RuleSet:
-    async def read(uow: QualificationUnitOfWork) -> RuleSet:
+async def current_rules(units: UnitsOfWork[QualificationUnitOfWork]) -> RuleSetVersion:
+    """The version of the rule set in force."""
+
+    async def read(uow: QualificationUnitOfWork) -> RuleSetVersion:
         return await uow.rules.current()
+
+    return await units.read(read)
+
+
+async def rule_set_versions(
+    units: UnitsOfWork[QualificationUnitOfWork], limit: int, offset: int
+) -> tuple[list[RuleSetVersion], int]:
+    """One page of the rule set's versions, newest first, and how many there are."""
+
+    async def read(uow: QualificationUnitOfWork) -> tuple[list[RuleSetVersion], int]:
+        return await uow.rules.page(limit, offset)
+
+    return await units.read(read)
+
+
+async def rule_set_version(units: UnitsOfWork[QualificationUnitOfWork], number: int) -> RuleSetVersion:
+    async def read(uow: QualificationUnitOfWork) -> RuleSetVersion:
+        version = await uow.rules.get(number)
+        if version is None:
+            # Only on a miss: say where the numbers end, so the asker need not list them.
+            in_force = (await uow.rules.current()).number
+            raise NotFound(f"the rule set has no version {number}; version {in_force} is in force")
+        return version
 
     return await units.read(read)
 

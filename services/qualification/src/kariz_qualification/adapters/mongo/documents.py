@@ -2,28 +2,60 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from kariz_qualification.domain.lead import Decision, Lead, Scoring
 from kariz_qualification.domain.queries import LeadSummary
+from kariz_qualification.domain.rule_versions import SEEDED_BY, UNRECORDED, RuleSetVersion
 from kariz_qualification.domain.rules import RuleSet
 from kariz_shared.contracts.events import BantAnswers, Company, Contact, LeadSource, ScoreLine
 
 LEADS = "leads"
+#: One document per version of the rule set, ``_id`` = the version number (unique: two replacements
+#: cannot both become version n).
+RULE_SET_VERSIONS = "rule_set_versions"
+#: Before versions were kept: one document, ``_id`` = ``"current"``, with a counter ``version`` that the
+#: seed set to 1 and each replacement raised by 1. Read once at start-up, to carry it over; never written.
 RULE_SETS = "rule_sets"
-#: The ``_id`` of the one rule-set document.
 CURRENT = "current"
 
 #: The fields a review queue's row needs (see :func:`summary_from_document`).
 SUMMARY_FIELDS = ("owner", "company.name", "status", "score", "captured_at", "decision.at")
 
 
-def rules_to_document(rules: RuleSet) -> dict[str, Any]:
-    return rules.model_dump(mode="json")
+def version_to_document(version: RuleSetVersion) -> dict[str, Any]:
+    return {
+        "_id": version.number,
+        "rules": version.rules.model_dump(mode="json"),
+        "took_effect_at": version.took_effect_at,
+        "actor": version.actor,
+        "changed": None if version.changed is None else list(version.changed),
+    }
 
 
-def rules_from_document(doc: dict[str, Any]) -> RuleSet:
-    return RuleSet.model_validate(doc["rules"])
+def version_from_document(doc: dict[str, Any]) -> RuleSetVersion:
+    changed = doc.get("changed")
+    return RuleSetVersion(
+        number=doc["_id"],
+        rules=RuleSet.model_validate(doc["rules"]),
+        took_effect_at=doc["took_effect_at"],
+        actor=doc["actor"],
+        changed=None if changed is None else tuple(changed),
+    )
+
+
+def version_carried_over(legacy: dict[str, Any], at: datetime) -> RuleSetVersion:
+    """The rule set a database from before versions were kept had in force, as the version its counter
+    says (the seed was 1, so the number is the counter less one: as many as it was replaced). Who
+    replaced it was not recorded; nor were the versions before it."""
+    number = max(int(legacy.get("version", 1)) - 1, 0)
+    return RuleSetVersion(
+        number=number,
+        rules=RuleSet.model_validate(legacy["rules"]),
+        took_effect_at=legacy.get("updated_at") or at,
+        actor=SEEDED_BY if number == 0 else UNRECORDED,
+    )
 
 
 def lead_to_document(lead: Lead) -> dict[str, Any]:
@@ -44,6 +76,7 @@ def lead_to_document(lead: Lead) -> dict[str, Any]:
                 "score": s.score,
                 "breakdown": [line.model_dump() for line in s.breakdown],
                 "trigger": s.trigger,
+                "rules_version": s.rules_version,
             }
             for s in lead.scorings
         ],
@@ -80,6 +113,8 @@ def lead_from_document(doc: dict[str, Any]) -> Lead:
                 score=s["score"],
                 breakdown=tuple(ScoreLine.model_validate(line) for line in s["breakdown"]),
                 trigger=s["trigger"],
+                # Absent from scorings stored before versions were kept.
+                rules_version=s.get("rules_version"),
             )
             for s in doc.get("scorings", [])
         ],

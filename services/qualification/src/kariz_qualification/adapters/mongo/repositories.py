@@ -7,28 +7,28 @@ transaction's batch helpers), which is what keeps a batch cheap on the embedded 
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pymongo import DESCENDING
 
 from kariz_qualification.adapters.mongo.documents import (
-    CURRENT,
     LEADS,
-    RULE_SETS,
+    RULE_SET_VERSIONS,
     SUMMARY_FIELDS,
     lead_from_document,
     lead_to_document,
-    rules_from_document,
-    rules_to_document,
     summary_from_document,
+    version_from_document,
+    version_to_document,
 )
 from kariz_qualification.domain.lead import Lead
 from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
-from kariz_qualification.domain.rules import DEFAULT_RULES, RuleSet
+from kariz_qualification.domain.rule_versions import RuleSetVersion
+from kariz_qualification.domain.rules import DEFAULT_RULES
 from kariz_shared.contracts.errors import Conflict
 from kariz_shared.contracts.events import lead_id_of
 from kariz_shared.persistence.store import Transaction, find_page
+from kariz_shared.runtime.clock import Clock
 
 
 class MongoLeadRepository:
@@ -81,22 +81,37 @@ class MongoLeadRepository:
 
 
 class MongoRuleSetRepository:
-    def __init__(self, tx: Transaction) -> None:
+    def __init__(self, tx: Transaction, clock: Clock) -> None:
         self.tx = tx
-        self.collection = tx.db[RULE_SETS]
+        self.clock = clock
+        self.collection = tx.db[RULE_SET_VERSIONS]
 
-    async def current(self) -> RuleSet:
-        async def load() -> RuleSet:
-            doc = await self.collection.find_one({"_id": CURRENT}, session=self.tx.session)
-            # Seeded at start-up; the defaults only matter if someone deleted the document meanwhile.
-            return DEFAULT_RULES if doc is None else rules_from_document(doc)
+    async def current(self) -> RuleSetVersion:
+        async def load() -> RuleSetVersion:
+            doc = await self.collection.find_one({}, sort=[("_id", DESCENDING)], session=self.tx.session)
+            if doc is None:
+                # Seeded at start-up; the defaults only matter if someone emptied the collection meanwhile.
+                return RuleSetVersion.seeded(DEFAULT_RULES, self.clock.now())
+            return version_from_document(doc)
 
         return await self.tx.once("rule_set", load)
 
-    async def replace(self, rules: RuleSet, at: datetime) -> None:
-        await self.collection.update_one(
-            {"_id": CURRENT},
-            {"$set": {"rules": rules_to_document(rules), "updated_at": at}, "$inc": {"version": 1}},
-            upsert=True,
+    async def get(self, number: int) -> RuleSetVersion | None:
+        doc = await self.collection.find_one({"_id": number}, session=self.tx.session)
+        return None if doc is None else version_from_document(doc)
+
+    async def add(self, version: RuleSetVersion) -> None:
+        # A DuplicateKeyError on _id (a concurrent replacement took the number) becomes DuplicateRecord in
+        # MongoUnitsOfWork.run.
+        await self.collection.insert_one(version_to_document(version), session=self.tx.session)
+
+    async def page(self, limit: int, offset: int) -> tuple[list[RuleSetVersion], int]:
+        docs, total = await find_page(
+            self.collection,
+            {},
+            sort=[("_id", DESCENDING)],
+            limit=limit,
+            offset=offset,
             session=self.tx.session,
         )
+        return [version_from_document(doc) for doc in docs], total

@@ -16,5 +16,5 @@ class MongoQualificationUnitOfWork(MongoUnitOfWork, QualificationUnitOfWork):
     def __init__(self, tx: Transaction, clock: Clock, metrics: QualificationMetrics = PROMETHEUS) -> None:
         super().__init__(tx, clock)
         self.leads = MongoLeadRepository(tx)
-        self.rules = MongoRuleSetRepository(tx)
+        self.rules = MongoRuleSetRepository(tx, clock)
         self.metrics = metrics
