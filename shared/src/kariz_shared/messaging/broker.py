@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Iterable
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.security import BaseSecurity, SASLScram512
 
 from kariz_shared.contracts.deadletters import DeadLetterReason, dead_letter_headers
 from kariz_shared.contracts.events import all_topics, dead_letter_topic
@@ -21,10 +23,38 @@ log = logging.getLogger(__name__)
 FASTSTREAM_HEADERS = ("content-type", "correlation_id")
 
 
+def kafka_tls_context(settings: ServiceSettings) -> ssl.SSLContext | None:
+    """The TLS the brokers are spoken to with, or None for plaintext. Certificates and host names are
+    verified (the default context): against the given CA, else the system's."""
+    if not settings.kafka_tls:
+        return None
+    context = ssl.create_default_context(cafile=settings.kafka_tls_ca_file or None)
+    if settings.kafka_tls_cert_file:
+        context.load_cert_chain(settings.kafka_tls_cert_file, settings.kafka_tls_key_file or None)
+    return context
+
+
+def kafka_security(settings: ServiceSettings) -> BaseSecurity | None:
+    """FastStream's security for the settings: SCRAM-SHA-512 (over TLS when it is on), TLS alone, or
+    None: plaintext without authentication, as the embedded broker speaks."""
+    context = kafka_tls_context(settings)
+    if settings.kafka_sasl_username:
+        return SASLScram512(
+            settings.kafka_sasl_username,
+            settings.kafka_sasl_password.get_secret_value(),
+            ssl_context=context,
+            use_ssl=context is not None,
+        )
+    if context is not None:
+        return BaseSecurity(ssl_context=context)
+    return None
+
+
 def make_broker(settings: ServiceSettings) -> KafkaBroker:
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=f"kariz-{settings.service_name}",
+        security=kafka_security(settings),
         enable_idempotence=settings.kafka_enable_idempotence,
         acks="all",
         # Topics are created on purpose (dev stack, Strimzi), never as a side effect of a typo.

@@ -56,6 +56,23 @@ class DecimalCodec(TypeCodec):
         return value.to_decimal()
 
 
+def security_options(settings: ServiceSettings) -> dict[str, Any]:
+    """The client's TLS and credentials from the settings. Only what is set is passed: a keyword overrides
+    the URI's own option, so the URI's user and ``ssl=`` stand unless the settings say otherwise."""
+    options: dict[str, Any] = {}
+    if settings.mongodb_tls:
+        options["tls"] = True
+    if settings.mongodb_tls_ca_file:
+        options["tlsCAFile"] = settings.mongodb_tls_ca_file
+    if settings.mongodb_tls_certificate_key_file:
+        options["tlsCertificateKeyFile"] = settings.mongodb_tls_certificate_key_file
+    if settings.mongodb_username:
+        options["username"] = settings.mongodb_username
+        options["password"] = settings.mongodb_password.get_secret_value()
+        options["authSource"] = settings.mongodb_auth_source
+    return options
+
+
 def connect(settings: ServiceSettings) -> AsyncMongoClient[dict[str, Any]]:
     return AsyncMongoClient(
         settings.mongodb_uri,
@@ -64,6 +81,7 @@ def connect(settings: ServiceSettings) -> AsyncMongoClient[dict[str, Any]]:
         serverSelectionTimeoutMS=settings.mongodb_timeout_ms,
         connectTimeoutMS=settings.mongodb_timeout_ms,
         appname=f"kariz-{settings.service_name}",
+        **security_options(settings),
     )
 
 

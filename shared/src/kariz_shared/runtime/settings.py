@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 from uuid import uuid4
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "KARIZ_"
@@ -43,11 +44,39 @@ class ServiceSettings(BaseSettings):
     # (p50 129 ms a hop at 500, 4 ms at 10), but a shorter wait makes smaller batches and more polls, which
     # cost its database more per lead than the hops gain (README, Performance): the default stays.
     kafka_fetch_max_wait_ms: int = 500
+    # Transport security (README, "Production security settings"). All off by default: the embedded broker
+    # of `make run` and the tests speaks plaintext without authentication. Strimzi's listener: TLS + SCRAM.
+    kafka_tls: bool = False
+    # The CA that signed the brokers' certificates (Strimzi: <cluster>-cluster-ca-cert, key ca.crt); empty
+    # trusts the system's CAs. The brokers' host names are checked against their certificates either way.
+    kafka_tls_ca_file: str = ""
+    # A client certificate and key (PEM), for a listener that authenticates clients by TLS, not SASL.
+    kafka_tls_cert_file: str = ""
+    kafka_tls_key_file: str = ""
+    # SASL SCRAM-SHA-512, Strimzi's scram-sha-512 (the password never crosses the wire): on when a username
+    # is set. The password from KARIZ_KAFKA_SASL_PASSWORD, or read from the file named by
+    # KARIZ_KAFKA_SASL_PASSWORD_FILE (a mounted secret keeps it out of the process environment).
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr = SecretStr("")
+    kafka_sasl_password_file: str = ""
 
     mongodb_uri: str = "mongodb://127.0.0.1:27017/?directConnection=true"
     # Empty means "kariz_<service_name>": each service owns its own database.
     mongodb_database: str = ""
     mongodb_timeout_ms: int = 5000
+    # Transport security and credentials beside the URI (README, "Production security settings"); whatever
+    # the URI already says (the MongoDB operator's connection string carries the user and ssl=) stands
+    # unless set here. True forces TLS; a CA or client certificate file turns it on too (PyMongo's rule).
+    mongodb_tls: bool = False
+    mongodb_tls_ca_file: str = ""
+    # The client's certificate and key in one PEM file, for X.509 authentication or mutual TLS.
+    mongodb_tls_certificate_key_file: str = ""
+    # Set, these take precedence over credentials in the URI; the password as for Kafka (or its file).
+    mongodb_username: str = ""
+    mongodb_password: SecretStr = SecretStr("")
+    mongodb_password_file: str = ""
+    # Where the user is defined: the operator creates every user in ``admin``.
+    mongodb_auth_source: str = "admin"
     # Bounds one unit of work, retries on write conflicts included: an HTTP write during a database outage
     # answers 503 after this long instead of hanging (PyMongo's own limit is two minutes).
     mongodb_transaction_timeout_s: float = 10.0
@@ -117,9 +146,56 @@ class ServiceSettings(BaseSettings):
     # /docs and /openapi.json: on in dev (`make run`), off unless asked for elsewhere.
     api_docs: bool = False
 
+    @model_validator(mode="after")
+    def _transport_security_is_whole(self) -> ServiceSettings:
+        """Passwords read from their files, and no half-configured TLS or login: a mistake stops the start
+        with the setting to fix, not a handshake failure at the first connection."""
+        self.kafka_sasl_password = read_password(
+            self.kafka_sasl_password, self.kafka_sasl_password_file, "KAFKA_SASL"
+        )
+        self.mongodb_password = read_password(self.mongodb_password, self.mongodb_password_file, "MONGODB")
+        tls_files = {
+            "KAFKA_TLS_CA_FILE": self.kafka_tls_ca_file,
+            "KAFKA_TLS_CERT_FILE": self.kafka_tls_cert_file,
+            "KAFKA_TLS_KEY_FILE": self.kafka_tls_key_file,
+        }
+        given = [f"{ENV_PREFIX}{name}" for name, value in tls_files.items() if value]
+        if given and not self.kafka_tls:
+            raise ValueError(f"{', '.join(given)} set, but {ENV_PREFIX}KAFKA_TLS is off: turn it on")
+        if self.kafka_tls_key_file and not self.kafka_tls_cert_file:
+            raise ValueError(f"{ENV_PREFIX}KAFKA_TLS_KEY_FILE needs {ENV_PREFIX}KAFKA_TLS_CERT_FILE")
+        for user, password, what in (
+            (self.kafka_sasl_username, self.kafka_sasl_password, "KAFKA_SASL"),
+            (self.mongodb_username, self.mongodb_password, "MONGODB"),
+        ):
+            if user and not password.get_secret_value():
+                raise ValueError(
+                    f"{ENV_PREFIX}{what}_USERNAME is set without a password: set {ENV_PREFIX}{what}_PASSWORD "
+                    f"or {ENV_PREFIX}{what}_PASSWORD_FILE"
+                )
+        return self
+
     def consumer_group(self, event_kebab_name: str) -> str:
         return f"{self.kafka_group_prefix}-{self.service_name}.{event_kebab_name}"
 
     @property
     def database_name(self) -> str:
         return self.mongodb_database or f"kariz_{self.service_name}"
+
+
+def read_password(value: SecretStr, file: str, what: str) -> SecretStr:
+    """A password given as itself or as the path of a file holding it (a Kubernetes secret volume, Vault
+    agent), not both. Trailing line breaks in the file are not part of it."""
+    if not file:
+        return value
+    try:
+        text = Path(file).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"{ENV_PREFIX}{what}_PASSWORD_FILE: cannot read {file}: {exc.strerror}") from exc
+    secret = text.rstrip("\r\n")
+    if not secret:
+        raise ValueError(f"{ENV_PREFIX}{what}_PASSWORD_FILE: {file} is empty")
+    # Settings validated again (a copy of settings made from their values) carry the file's password.
+    if value.get_secret_value() not in ("", secret):
+        raise ValueError(f"set {ENV_PREFIX}{what}_PASSWORD or {ENV_PREFIX}{what}_PASSWORD_FILE, not both")
+    return SecretStr(secret)
