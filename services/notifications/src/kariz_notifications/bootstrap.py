@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from kariz_notifications.adapters.email import SmtpMailer
+from kariz_notifications.adapters.email import SmtpLogin, SmtpMailer
 from kariz_notifications.adapters.metrics import PrometheusDeliveryMetrics
 from kariz_notifications.adapters.mongo.indexes import ensure_indexes
 from kariz_notifications.adapters.mongo.repositories import MongoDeliveryQueue, MongoNotificationsReads
@@ -44,6 +44,12 @@ def build(settings: NotificationsSettings | None = None, clock: Clock | None = N
             settings.smtp_sender,
             settings.smtp_timeout_s,
             service.clock,
+            deadline_s=settings.smtp_deadline_s,
+            tls_mode=settings.smtp_tls_mode,
+            ca_file=settings.smtp_tls_ca_file,
+            login=SmtpLogin(settings.smtp_username, settings.smtp_password)
+            if settings.smtp_username
+            else None,
         ),
         Channel.WEBHOOK: WebhookPoster(settings.subscriber_secrets, settings.webhook_timeout_s),
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
@@ -12,7 +12,7 @@ from pydantic_settings import NoDecode
 from kariz_notifications.domain.model import ALL_EVENTS, Audience, EventType, Subscriber
 from kariz_notifications.domain.schedule import LEASE
 from kariz_shared.contracts import webhooks
-from kariz_shared.runtime.settings import ServiceSettings
+from kariz_shared.runtime.settings import ServiceSettings, read_password
 
 ADDRESS = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
 SUBSCRIBABLE = {e.value for e in EventType} | {ALL_EVENTS}
@@ -80,8 +80,22 @@ class NotificationsSettings(ServiceSettings):
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=8025, ge=1, le=65535)
     smtp_sender: str = "kariz@kariz.example"
-    # Each send must end well within the delivery lease (delivery_lease_s).
+    # Each send must end well within the delivery lease (delivery_lease_s). This bounds each step (connect,
+    # each command and reply); smtp_deadline_s bounds the whole conversation, so a server that answers
+    # every step just in time cannot stretch a send past the lease either.
     smtp_timeout_s: float = Field(default=10.0, gt=0, le=20)
+    smtp_deadline_s: float = Field(default=20.0, gt=0)
+    # "starttls": upgrade the submission port (587) before anything else is said; "implicit": TLS from the
+    # first byte (SMTPS, 465); "none" only for a relay on the same host or the dev sink. No fallback to
+    # plaintext: a server that offers no STARTTLS fails the send.
+    smtp_tls_mode: Literal["none", "starttls", "implicit"] = "none"
+    # The CA the server's certificate is checked against; empty trusts the system's CAs.
+    smtp_tls_ca_file: str = ""
+    # AUTH (LOGIN or PLAIN, whichever the server offers) when a username is set; the password from
+    # KARIZ_SMTP_PASSWORD or the file KARIZ_SMTP_PASSWORD_FILE names.
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_password_file: str = ""
     webhook_timeout_s: float = Field(default=10.0, gt=0, le=20)
 
     team_emails: Annotated[list[str], NoDecode] = ["sales-team@kariz.example"]
@@ -110,6 +124,28 @@ class NotificationsSettings(ServiceSettings):
                 f"delivery_lease_s ({self.delivery_lease_s}) must exceed 1.5 times the longest send timeout "
                 f"({longest}): a slow send must never outlive its lease"
             )
+        if self.smtp_deadline_s >= self.delivery_lease_s:
+            raise ValueError(
+                f"smtp_deadline_s ({self.smtp_deadline_s}) must be shorter than delivery_lease_s "
+                f"({self.delivery_lease_s}): an e-mail still being sent when its lease runs out is taken "
+                "over by another sender and sent twice"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _smtp_login_over_tls(self) -> NotificationsSettings:
+        self.smtp_password = read_password(self.smtp_password, self.smtp_password_file, "SMTP")
+        if self.smtp_username and not self.smtp_password.get_secret_value():
+            raise ValueError(
+                "KARIZ_SMTP_USERNAME is set without KARIZ_SMTP_PASSWORD or KARIZ_SMTP_PASSWORD_FILE"
+            )
+        if self.smtp_username and self.smtp_tls_mode == "none":
+            raise ValueError(
+                "KARIZ_SMTP_USERNAME needs KARIZ_SMTP_TLS_MODE starttls or implicit: AUTH would send the "
+                "password in the clear"
+            )
+        if self.smtp_tls_ca_file and self.smtp_tls_mode == "none":
+            raise ValueError("KARIZ_SMTP_TLS_CA_FILE is set, but KARIZ_SMTP_TLS_MODE is none")
         return self
 
     @field_validator("team_emails", "handover_emails", mode="before")

@@ -62,7 +62,14 @@ async def working(
     settings = store.settings
     assert isinstance(settings, NotificationsSettings)
     senders: dict[Channel, Sender] = {
-        Channel.EMAIL: SmtpMailer("127.0.0.1", settings.smtp_port, settings.smtp_sender, 5.0, CLOCK),
+        Channel.EMAIL: SmtpMailer(
+            "127.0.0.1",
+            settings.smtp_port,
+            settings.smtp_sender,
+            5.0,
+            CLOCK,
+            deadline_s=settings.smtp_deadline_s,
+        ),
         Channel.WEBHOOK: WebhookPoster(settings.subscriber_secret, 2.0),
     }
     worker = DeliveryWorker(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -107,3 +108,38 @@ def test_addresses_must_be_addresses(field: str) -> None:
 def test_numbers_out_of_range_are_refused(field: str, value: float) -> None:
     with pytest.raises(ValidationError, match=field):
         NotificationsSettings(**{field: value})
+
+
+def test_the_smtp_deadline_must_end_before_the_delivery_lease() -> None:
+    assert NotificationsSettings().smtp_deadline_s < NotificationsSettings().delivery_lease_s
+    with pytest.raises(ValidationError, match=re.escape("smtp_deadline_s (30.0) must be shorter than")):
+        NotificationsSettings(smtp_deadline_s=30, delivery_lease_s=30)
+    assert NotificationsSettings(smtp_deadline_s=50, delivery_lease_s=60).smtp_deadline_s == 50
+
+
+def test_smtp_defaults_are_the_dev_sinks_plaintext_without_login() -> None:
+    s = NotificationsSettings()
+    assert (s.smtp_tls_mode, s.smtp_username, s.smtp_tls_ca_file) == ("none", "", "")
+
+
+def test_smtp_login_needs_tls_and_a_password_which_may_come_from_a_file(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="AUTH would send the password in the clear"):
+        NotificationsSettings(smtp_username="kariz", smtp_password="pw")
+    with pytest.raises(ValidationError, match="KARIZ_SMTP_USERNAME is set without KARIZ_SMTP_PASSWORD"):
+        NotificationsSettings(smtp_username="kariz", smtp_tls_mode="starttls")
+    with pytest.raises(
+        ValidationError, match="KARIZ_SMTP_TLS_CA_FILE is set, but KARIZ_SMTP_TLS_MODE is none"
+    ):
+        NotificationsSettings(smtp_tls_ca_file="/etc/ssl/ca.pem")
+    secret = tmp_path / "password"
+    secret.write_text("from-the-file\n")
+    s = NotificationsSettings(smtp_username="kariz", smtp_tls_mode="starttls", smtp_password_file=str(secret))
+    assert s.smtp_password.get_secret_value() == "from-the-file"
+    assert "from-the-file" not in repr(s)
+    with pytest.raises(ValidationError, match="not both"):
+        NotificationsSettings(
+            smtp_username="kariz",
+            smtp_tls_mode="starttls",
+            smtp_password="other",
+            smtp_password_file=str(secret),
+        )
