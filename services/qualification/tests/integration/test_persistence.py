@@ -40,6 +40,8 @@ from kariz_shared.persistence.unit_of_work import MongoUnitsOfWork
 from kariz_shared.runtime.clock import FakeClock
 from kariz_shared.runtime.logging import correlation_id
 
+REP = "alex@kariz.example"
+
 pytestmark = pytest.mark.integration
 
 Units = MongoUnitsOfWork[MongoQualificationUnitOfWork]
@@ -257,7 +259,7 @@ async def test_a_lead_round_trips_through_its_document(store: Store, units: Unit
         need="confirmed",
         timeline="later",
     )
-    recorded = await handlers.record_answers(units, RecordAnswers("L-1", answers))
+    recorded = await handlers.record_answers(units, RecordAnswers("L-1", answers, by=REP))
 
     loaded = await views.qualification_of(units, "L-1")
     assert loaded == recorded
@@ -288,7 +290,9 @@ async def test_a_stale_copy_is_refused(store: Store, units: Units) -> None:
     await handlers.record_answers(
         units,
         RecordAnswers(
-            "L-1", BantAnswers(budget="unknown", authority="unknown", need="unknown", timeline="unknown")
+            "L-1",
+            BantAnswers(budget="unknown", authority="unknown", need="unknown", timeline="unknown"),
+            by=REP,
         ),
     )
 

@@ -247,10 +247,13 @@ async def test_a_rep_disqualifies_by_hand_and_an_unknown_lead_is_not_found(harne
         "at": None,
         "threshold": None,
         "manual": True,
+        "by": "admin@kariz.test",
     }
     record = await harness.decision_event(lead)
     assert record.topic == DISQUALIFIED and record.headers["ce_correlationid"] == env.correlation_id
-    assert LeadDisqualified.model_validate(record.body).reason == "went with a competitor"
+    decided = LeadDisqualified.model_validate(record.body)
+    assert decided.reason == "went with a competitor"
+    assert decided.actor == record.headers["ce_actor"] == "admin@kariz.test", "header and body name who"
     assert len(await harness.outbox(lead)) == 1
 
     unknown = unique("L")

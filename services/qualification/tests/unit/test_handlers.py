@@ -28,6 +28,9 @@ from kariz_shared.persistence.in_memory import InMemoryUnitsOfWork
 from kariz_shared.runtime.clock import FakeClock
 from kariz_shared.runtime.logging import correlation_id
 
+#: The rep who records the tests' answers and disqualifications.
+REP = "alex@kariz.example"
+
 Units = InMemoryUnitsOfWork[InMemoryQualificationUnitOfWork]
 
 CAPTURED_AT = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -223,7 +226,7 @@ async def test_answers_qualify_a_nurtured_lead(units: Units, clock: FakeClock) -
     await units.handle(handlers.capture_lead, middling())
     clock.advance(timedelta(days=3))
 
-    lead = await handlers.record_answers(units, RecordAnswers("L-1", FULL_BANT))
+    lead = await handlers.record_answers(units, RecordAnswers("L-1", FULL_BANT, by=REP))
 
     assert (lead.status, lead.score, lead.answers) == ("qualified", 104, FULL_BANT)
     assert [(s.trigger, s.score, s.at) for s in lead.scorings] == [
@@ -254,16 +257,16 @@ async def test_answers_can_be_corrected_while_nurtured_and_are_re_decided(units:
     await units.handle(handlers.capture_lead, middling())
 
     possible = UNKNOWN_BANT.model_copy(update={"need": "possible"})
-    lead = await handlers.record_answers(units, RecordAnswers("L-1", possible))
+    lead = await handlers.record_answers(units, RecordAnswers("L-1", possible, by=REP))
     assert (lead.status, lead.score, lead.answers) == ("nurture", 49, possible)
     confirmed = UNKNOWN_BANT.model_copy(update={"need": "confirmed", "timeline": "within_6_months"})
-    lead = await handlers.record_answers(units, RecordAnswers("L-1", confirmed))
+    lead = await handlers.record_answers(units, RecordAnswers("L-1", confirmed, by=REP))
     assert (lead.status, lead.score, lead.answers) == ("nurture", 69, confirmed)
     assert [s.score for s in lead.scorings] == [44, 49, 69]
     assert units.published == []
 
     firm = confirmed.model_copy(update={"budget": "planned"})
-    lead = await handlers.record_answers(units, RecordAnswers("L-1", firm))
+    lead = await handlers.record_answers(units, RecordAnswers("L-1", firm, by=REP))
     assert (lead.status, lead.score) == ("qualified", 74)
     assert [type(e) for e in units.published] == [LeadQualified]
 
@@ -278,7 +281,7 @@ async def test_a_no_from_the_call_disqualifies_despite_the_score(
     await units.handle(handlers.capture_lead, middling())
     answers = FULL_BANT.model_copy(update=answer)
 
-    lead = await handlers.record_answers(units, RecordAnswers("L-1", answers))
+    lead = await handlers.record_answers(units, RecordAnswers("L-1", answers, by=REP))
 
     assert lead.decision is not None
     assert (lead.status, lead.decision.reason, lead.decision.manual) == ("disqualified", reason, False)
@@ -291,13 +294,15 @@ async def test_a_no_from_the_call_disqualifies_despite_the_score(
         breakdown=list(lead.breakdown),
         answers=answers,
         disqualified_at=clock.now(),
-    )
+        actor=REP,
+    ), "the rep whose answers decided it is its actor"
+    assert lead.decision.by == REP
 
 
 async def test_a_rep_disqualifies_by_hand(units: Units, clock: FakeClock) -> None:
     await units.handle(handlers.capture_lead, middling())
 
-    lead = await handlers.disqualify_lead(units, DisqualifyLead("L-1", "went with a competitor"))
+    lead = await handlers.disqualify_lead(units, DisqualifyLead("L-1", "went with a competitor", by=REP))
 
     assert lead.decision is not None
     assert (lead.decision.outcome, lead.decision.reason, lead.decision.manual, lead.decision.threshold) == (
@@ -309,6 +314,7 @@ async def test_a_rep_disqualifies_by_hand(units: Units, clock: FakeClock) -> Non
     [event] = units.published
     assert isinstance(event, LeadDisqualified)
     assert (event.reason, event.score, event.disqualified_at) == ("went with a competitor", 44, clock.now())
+    assert event.actor == lead.decision.by == REP, "a disqualification by hand names the rep"
     # No scoring: only the decision is counted.
     assert units.uow.metrics.scores == [("captured", 44)]
     assert units.uow.metrics.decisions == ["disqualified"]
@@ -316,7 +322,11 @@ async def test_a_rep_disqualifies_by_hand(units: Units, clock: FakeClock) -> Non
 
 @pytest.mark.parametrize(
     "command",
-    [RecordAnswers("L-1", FULL_BANT), RecordAnswers("L-1", UNKNOWN_BANT), DisqualifyLead("L-1", "no")],
+    [
+        RecordAnswers("L-1", FULL_BANT, by=REP),
+        RecordAnswers("L-1", UNKNOWN_BANT, by=REP),
+        DisqualifyLead("L-1", "no", by=REP),
+    ],
     ids=["answers", "no-answers", "disqualify"],
 )
 @pytest.mark.parametrize("first", ["qualified", "disqualified"])
@@ -342,8 +352,8 @@ async def test_a_decision_is_final(units: Units, first: str, command: RecordAnsw
 async def test_an_unknown_lead_is_not_found_and_nothing_happens(units: Units) -> None:
     for attempt in (
         views.qualification_of(units, "L-404"),
-        handlers.record_answers(units, RecordAnswers("L-404", FULL_BANT)),
-        handlers.disqualify_lead(units, DisqualifyLead("L-404", "spam")),
+        handlers.record_answers(units, RecordAnswers("L-404", FULL_BANT, by=REP)),
+        handlers.disqualify_lead(units, DisqualifyLead("L-404", "spam", by=REP)),
     ):
         with pytest.raises(NotFound, match="LeadCaptured"):
             await attempt
@@ -354,7 +364,7 @@ async def test_an_unknown_lead_is_not_found_and_nothing_happens(units: Units) ->
 async def test_a_stale_copy_is_not_saved(units: Units) -> None:
     await units.handle(handlers.capture_lead, middling())
     stale = await views.qualification_of(units, "L-1")
-    await handlers.record_answers(units, RecordAnswers("L-1", UNKNOWN_BANT))
+    await handlers.record_answers(units, RecordAnswers("L-1", UNKNOWN_BANT, by=REP))
 
     stale.disqualify("too late", stale.captured_at)
     with pytest.raises(Conflict, match="changed by another request"):
@@ -394,7 +404,7 @@ async def test_a_replaced_rule_set_scores_later_scorings_only(units: Units, cloc
     # The earlier lead kept its scoring; its next scoring (a call with no firm answers) uses the new rules.
     early = await views.qualification_of(units, "L-early")
     assert [(s.score, s.rules_version) for s in early.scorings] == [(53, 0)]
-    early = await handlers.record_answers(units, RecordAnswers("L-early", UNKNOWN_BANT))
+    early = await handlers.record_answers(units, RecordAnswers("L-early", UNKNOWN_BANT, by=REP))
     assert [(s.score, s.rules_version) for s in early.scorings] == [(53, 0), (83, 1)]
     assert early.status == "qualified"
     late = await views.qualification_of(units, "L-late")

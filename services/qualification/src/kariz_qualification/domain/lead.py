@@ -78,6 +78,8 @@ class Decision:
     # The qualify threshold in force when the lead was decided (a rule-set change does not rewrite it).
     threshold: int | None = None
     manual: bool = False
+    #: Who decided: the rep whose answers or disqualification it was; None when the scoring decided.
+    by: str | None = None
 
 
 @dataclass
@@ -142,15 +144,28 @@ class Lead(Aggregate):
     # --- behaviour ----------------------------------------------------------------------------------
 
     def record_answers(
-        self, answers: BantAnswers, rules: RuleSet, at: datetime, *, rules_version: int | None = None
+        self,
+        answers: BantAnswers,
+        rules: RuleSet,
+        at: datetime,
+        *,
+        rules_version: int | None = None,
+        by: str | None = None,
     ) -> Scoring:
-        """Record (or correct) the qualification call's answers, then rescore and decide."""
+        """Record (or correct) the qualification call's answers, recorded ``by`` a rep, then rescore
+        and decide (the decision is theirs)."""
         self._refuse_if_decided("record answers for")
         self.answers = answers
-        return self.rescore(rules, "bant", at, rules_version=rules_version)
+        return self.rescore(rules, "bant", at, rules_version=rules_version, by=by)
 
     def rescore(
-        self, rules: RuleSet, trigger: Trigger, at: datetime, *, rules_version: int | None = None
+        self,
+        rules: RuleSet,
+        trigger: Trigger,
+        at: datetime,
+        *,
+        rules_version: int | None = None,
+        by: str | None = None,
     ) -> Scoring:
         """Score with ``rules`` (fit, plus the answers if any), keep the scoring, and decide."""
         self._refuse_if_decided("rescore")
@@ -164,15 +179,15 @@ class Lead(Aggregate):
         self.scorings.append(scoring)
         verdict = decide(scoring.score, rules.thresholds, self.answers)
         if verdict.status == "qualified":
-            self._qualify(rules.thresholds.qualify, at)
+            self._qualify(rules.thresholds.qualify, at, by)
         elif verdict.status == "disqualified":
-            self._disqualify(verdict.reason or "disqualified", at, manual=False)
+            self._disqualify(verdict.reason or "disqualified", at, manual=False, by=by)
         return scoring
 
-    def disqualify(self, reason: str, at: datetime) -> None:
+    def disqualify(self, reason: str, at: datetime, by: str | None = None) -> None:
         """Disqualify by hand, with the rep's reason."""
         self._refuse_if_decided("disqualify")
-        self._disqualify(reason, at, manual=True)
+        self._disqualify(reason, at, manual=True, by=by)
 
     def _refuse_if_decided(self, action: str) -> None:
         if self.decision is not None:
@@ -181,8 +196,8 @@ class Lead(Aggregate):
                 f"at {self.decision.at.isoformat()} and a decision is final"
             )
 
-    def _qualify(self, threshold: int, at: datetime) -> None:
-        self.decision = Decision(outcome="qualified", at=at, threshold=threshold)
+    def _qualify(self, threshold: int, at: datetime, by: str | None) -> None:
+        self.decision = Decision(outcome="qualified", at=at, threshold=threshold, by=by)
         self.raise_event(
             LeadQualified(
                 lead_id=self.lead_id,
@@ -195,11 +210,12 @@ class Lead(Aggregate):
                 breakdown=list(self.breakdown),
                 answers=self.answers,
                 qualified_at=at,
+                actor=by,
             )
         )
 
-    def _disqualify(self, reason: str, at: datetime, *, manual: bool) -> None:
-        self.decision = Decision(outcome="disqualified", at=at, reason=reason, manual=manual)
+    def _disqualify(self, reason: str, at: datetime, *, manual: bool, by: str | None) -> None:
+        self.decision = Decision(outcome="disqualified", at=at, reason=reason, manual=manual, by=by)
         self.raise_event(
             LeadDisqualified(
                 lead_id=self.lead_id,
@@ -209,5 +225,6 @@ class Lead(Aggregate):
                 breakdown=list(self.breakdown),
                 answers=self.answers,
                 disqualified_at=at,
+                actor=by,
             )
         )

@@ -96,6 +96,10 @@ class DecisionView(BaseModel):
     at: datetime
     threshold: int | None = Field(description="The qualify threshold in force when a lead qualified")
     manual: bool = Field(description="Decided by a rep (manual disqualification) rather than by the score")
+    by: str | None = Field(
+        default=None,
+        description="The rep whose BANT answers or disqualification decided it; none when the score did",
+    )
 
 
 class ScoringView(BaseModel):
@@ -134,7 +138,12 @@ class QualificationView(BaseModel):
             decision=None
             if d is None
             else DecisionView(
-                outcome=d.outcome, reason=d.reason, at=d.at, threshold=d.threshold, manual=d.manual
+                outcome=d.outcome,
+                reason=d.reason,
+                at=d.at,
+                threshold=d.threshold,
+                manual=d.manual,
+                by=d.by,
             ),
             scorings=[
                 ScoringView(
@@ -270,7 +279,9 @@ def router(units: UnitsOfWork[QualificationUnitOfWork]) -> APIRouter:
     )
     async def put_bant(lead_id: LeadId, body: BantRequest, caller: Authenticated) -> QualificationView:
         caller.require(*PEOPLE)
-        lead = await handlers.record_answers(units, RecordAnswers(lead_id, body.to_answers(), caller.seen))
+        lead = await handlers.record_answers(
+            units, RecordAnswers(lead_id, body.to_answers(), caller.seen, by=caller.actor)
+        )
         return QualificationView.of(lead)
 
     @api.post(
@@ -284,7 +295,9 @@ def router(units: UnitsOfWork[QualificationUnitOfWork]) -> APIRouter:
     ) -> QualificationView:
         caller.require(*PEOPLE)
         return QualificationView.of(
-            await handlers.disqualify_lead(units, DisqualifyLead(lead_id, body.reason, caller.seen))
+            await handlers.disqualify_lead(
+                units, DisqualifyLead(lead_id, body.reason, caller.seen, by=caller.actor)
+            )
         )
 
     @api.get("/leads", tags=["leads"], summary="Leads by status (the nurture queue by default), newest first")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kariz_qualification.domain.rules import RuleSet
 from kariz_shared.contracts.events import BantAnswers
@@ -17,6 +17,8 @@ class RecordAnswers:
     answers: BantAnswers
     #: Whose leads the asker may change: another owner's is not there for them (checked in the unit).
     seen: Owners = EVERYONE
+    #: Who records them (``Caller.actor``): a decision they bring about is theirs.
+    by: str = field(kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class DisqualifyLead:
     lead_id: str
     reason: str
     seen: Owners = EVERYONE
+    by: str = field(kw_only=True)
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ async def record_answers(units: UnitsOfWork[QualificationUnitOfWork], command: R
         lead = await lead_or_not_found(uow, command.lead_id, command.seen)
         in_force = await uow.rules.current()
         scoring = lead.record_answers(
-            command.answers, in_force.rules, uow.clock.now(), rules_version=in_force.number
+            command.answers, in_force.rules, uow.clock.now(), rules_version=in_force.number, by=command.by
         )
         await uow.leads.save(lead)
         _publish_and_observe(uow, lead, scoring)
@@ -60,7 +60,7 @@ async def record_answers(units: UnitsOfWork[QualificationUnitOfWork], command: R
 async def disqualify_lead(units: UnitsOfWork[QualificationUnitOfWork], command: DisqualifyLead) -> Lead:
     async def work(uow: QualificationUnitOfWork) -> Lead:
         lead = await lead_or_not_found(uow, command.lead_id, command.seen)
-        lead.disqualify(command.reason, uow.clock.now())
+        lead.disqualify(command.reason, uow.clock.now(), command.by)
         await uow.leads.save(lead)
         _publish_and_observe(uow, lead, None)
         return lead

@@ -88,6 +88,7 @@ def lead_to_document(lead: Lead) -> dict[str, Any]:
             "reason": lead.decision.reason,
             "threshold": lead.decision.threshold,
             "manual": lead.decision.manual,
+            "by": lead.decision.by,
         },
         # Denormalised for the queries that list leads.
         "status": lead.status,
@@ -126,6 +127,7 @@ def lead_from_document(doc: dict[str, Any]) -> Lead:
             reason=decision.get("reason"),
             threshold=decision.get("threshold"),
             manual=decision.get("manual", False),
+            by=decision.get("by"),
         ),
         version=doc.get("version", 0),
     )
