@@ -11,9 +11,11 @@ The services, what each publishes and consumes, come from the registry (:mod:`ka
   (:mod:`.alerts`).
 - ``deploy/k8s/base/kafka/topics.yaml``: a Strimzi KafkaTopic for every topic a service publishes, and its
   dead-letter topic (:mod:`.topics`).
+- ``deploy/k8s/base/kafka/users.yaml``: a Strimzi KafkaUser per service, SCRAM-SHA-512, with ACLs for
+  exactly the topics it writes and reads and its consumer groups (:mod:`.users`).
 - ``deploy/k8s/base/services/<service>.yaml``: each service's Deployment, Service, ServiceAccount,
   PodDisruptionBudget, ServiceMonitor and (for a consumer) KEDA ScaledObject on the lag of the consumer
-  groups it subscribes (:mod:`.kubernetes`).
+  groups it subscribes, with its TriggerAuthentication (:mod:`.kubernetes`).
 
 ``tests/operations/test_kubernetes.py`` fails when a committed file differs from what this makes.
 """
@@ -31,6 +33,7 @@ from .common import DASHBOARDS, DEPLOY, K8S_BASE
 from .dashboards import dashboard_configmaps, dashboards
 from .kubernetes import RegistryMismatch, service_resources
 from .topics import kafka_topics
+from .users import kafka_users
 
 
 def files() -> dict[Path, str]:
@@ -39,6 +42,7 @@ def files() -> dict[Path, str]:
     out[K8S_BASE / "monitoring" / "dashboards.yaml"] = dashboard_configmaps()
     out[K8S_BASE / "monitoring" / "prometheusrule.yaml"] = prometheus_rule()
     out[K8S_BASE / "kafka" / "topics.yaml"] = kafka_topics()
+    out[K8S_BASE / "kafka" / "users.yaml"] = kafka_users()
     for entry in SERVICES:
         out[K8S_BASE / "services" / f"{entry.name}.yaml"] = service_resources(entry)
     return out

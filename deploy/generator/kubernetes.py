@@ -1,5 +1,9 @@
 """Each service's Kubernetes resources: Deployment, Service, ServiceAccount, PodDisruptionBudget,
-ServiceMonitor and, for a service that consumes, a KEDA ScaledObject on the lag of its consumer groups.
+ServiceMonitor and, for a service that consumes, a KEDA ScaledObject on the lag of its consumer groups
+with the TriggerAuthentication it reads the lag with.
+
+Each Deployment speaks to Kafka as the service's KafkaUser (:mod:`.users`): TLS trusting Strimzi's
+cluster CA (mounted as a file), SCRAM-SHA-512 with the password Strimzi wrote to the user's Secret.
 
 What a service consumes comes from the registry (:mod:`kariz_shared.system`); its consumer groups' names
 from its settings, so the service is built (``kariz_<name>.bootstrap:build``), and what it subscribes in
@@ -9,6 +13,7 @@ named ``kariz-<name>`` here; each overlay's ``images:`` points the name at a reg
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from kariz_devkit.asyncapi import build_service
@@ -16,7 +21,15 @@ from kariz_shared.contracts.events import Event
 from kariz_shared.runtime.settings import ServiceSettings
 from kariz_shared.system import ServiceEntry
 
-from .common import KAFKA_CLUSTER, TOPIC_PARTITIONS, yaml_documents
+from .common import (
+    GROUP_PREFIX,
+    KAFKA_BOOTSTRAP,
+    KAFKA_CA_KEY,
+    KAFKA_CA_SECRET,
+    TOPIC_PARTITIONS,
+    kafka_user_name,
+    yaml_documents,
+)
 
 HTTP_PORT = 8000
 # Kubernetes waits this long after SIGTERM: the preStop pause, then the graceful shutdown
@@ -24,8 +37,7 @@ HTTP_PORT = 8000
 PRE_STOP_S = 5
 SHUTDOWN_GRACE_S = 20
 TERMINATION_GRACE_S = 40
-KAFKA_BOOTSTRAP = f"{KAFKA_CLUSTER}-kafka-bootstrap:9092"
-GROUP_PREFIX = "kariz"
+KAFKA_CA_DIR = "/etc/kariz/kafka-ca"
 # KEDA adds a replica per this many records of lag; more replicas than partitions would sit idle.
 LAG_THRESHOLD = 50
 UID = 10001
@@ -42,6 +54,21 @@ def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
         "timeoutSeconds": 3,
         "failureThreshold": failures,
     }
+
+
+def _kafka_env(name: str) -> list[dict[str, Any]]:
+    """Kafka as the service's own KafkaUser, over TLS. KARIZ_KAFKA_BOOTSTRAP_SERVERS (the TLS listener) is
+    in the kariz-config ConfigMap. The password comes as an environment variable from the Secret Strimzi
+    keeps, the way the MongoDB URI does; the CA as a file, which TLS needs."""
+    return [
+        {"name": "KARIZ_KAFKA_TLS", "value": "true"},
+        {"name": "KARIZ_KAFKA_TLS_CA_FILE", "value": f"{KAFKA_CA_DIR}/{KAFKA_CA_KEY}"},
+        {"name": "KARIZ_KAFKA_SASL_USERNAME", "value": kafka_user_name(name)},
+        {
+            "name": "KARIZ_KAFKA_SASL_PASSWORD",
+            "valueFrom": {"secretKeyRef": {"name": kafka_user_name(name), "key": "password"}},
+        },
+    ]
 
 
 def _deployment(name: str) -> dict[str, Any]:
@@ -62,7 +89,8 @@ def _deployment(name: str) -> dict[str, Any]:
                 "valueFrom": {
                     "secretKeyRef": {"name": f"kariz-mongodb-{name}", "key": "connectionString.standard"}
                 },
-            }
+            },
+            *_kafka_env(name),
         ],
         # /healthz is the process; /readyz also checks the broker and the database.
         "startupProbe": _probe("/healthz", 2, 30),
@@ -79,7 +107,10 @@ def _deployment(name: str) -> dict[str, Any]:
             "runAsNonRoot": True,
             "capabilities": {"drop": ["ALL"]},
         },
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": [
+            {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "kafka-ca", "mountPath": KAFKA_CA_DIR, "readOnly": True},
+        ],
     }
     return {
         "apiVersion": "apps/v1",
@@ -112,11 +143,41 @@ def _deployment(name: str) -> dict[str, Any]:
                         }
                     ],
                     "containers": [container],
-                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+                    "volumes": [
+                        {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+                        {
+                            "name": "kafka-ca",
+                            "secret": {
+                                "secretName": KAFKA_CA_SECRET,
+                                "items": [{"key": KAFKA_CA_KEY, "path": KAFKA_CA_KEY}],
+                            },
+                        },
+                    ],
                 },
             },
         },
     }
+
+
+def _trigger_authentication(name: str) -> dict[str, Any]:
+    """How KEDA reads the lag: as the service's own KafkaUser (whose Read on its groups covers it), its
+    username from the service's container, the password and the cluster CA from their Secrets."""
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "TriggerAuthentication",
+        "metadata": {"name": _trigger_authentication_name(name), "labels": _labels(name)},
+        "spec": {
+            "env": [{"parameter": "username", "name": "KARIZ_KAFKA_SASL_USERNAME", "containerName": name}],
+            "secretTargetRef": [
+                {"parameter": "password", "name": kafka_user_name(name), "key": "password"},
+                {"parameter": "ca", "name": KAFKA_CA_SECRET, "key": KAFKA_CA_KEY},
+            ],
+        },
+    }
+
+
+def _trigger_authentication_name(name: str) -> str:
+    return f"{name}-kafka"
 
 
 def _scaled_object(name: str, settings: ServiceSettings, consumes: list[type[Event]]) -> dict[str, Any]:
@@ -124,13 +185,17 @@ def _scaled_object(name: str, settings: ServiceSettings, consumes: list[type[Eve
         {
             "type": "kafka",
             "name": cls.kebab_name(),
+            # sasl and tls in the trigger's metadata: KEDA 2.10 and later.
             "metadata": {
                 "bootstrapServers": KAFKA_BOOTSTRAP,
                 "consumerGroup": settings.consumer_group(cls.kebab_name()),
                 "topic": cls.topic(),
                 "lagThreshold": str(LAG_THRESHOLD),
                 "offsetResetPolicy": "earliest",
+                "sasl": "scram_sha512",
+                "tls": "enable",
             },
+            "authenticationRef": {"name": _trigger_authentication_name(name)},
         }
         for cls in consumes
     ]
@@ -158,7 +223,8 @@ class RegistryMismatch(Exception):
     """The registry and a service's code disagree on what the service consumes."""
 
 
-def _settings(entry: ServiceEntry) -> ServiceSettings:
+@functools.cache
+def service_settings(entry: ServiceEntry) -> ServiceSettings:
     """The service's settings (its consumer groups' names), once its code is checked against the registry."""
     service = build_service(entry.name)
     coded, registered = set(service.consumes), set(entry.consumes)
@@ -176,7 +242,7 @@ def _names(events: set[type[Event]]) -> str:
 
 def service_resources(entry: ServiceEntry) -> str:
     name = entry.name
-    settings = _settings(entry)
+    settings = service_settings(entry)
     consumes = list(entry.consumes)
     docs: list[dict[str, Any]] = [
         {
@@ -215,5 +281,6 @@ def service_resources(entry: ServiceEntry) -> str:
         },
     ]
     if consumes:
+        docs.append(_trigger_authentication(name))
         docs.append(_scaled_object(name, settings, consumes))
     return yaml_documents(docs)

@@ -111,6 +111,8 @@ def test_compose_runs_every_service_of_the_registry_on_real_kafka_with_what_it_n
         env = service["environment"]
         assert env["KARIZ_KAFKA_ENABLE_IDEMPOTENCE"] == "true"
         assert env["KARIZ_KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+        # Its broker has only a PLAINTEXT listener: no TLS or SCRAM settings, whose defaults are off.
+        assert not [k for k in env if k.startswith(("KARIZ_KAFKA_TLS", "KARIZ_KAFKA_SASL"))]
         assert "replicaSet=" in env["KARIZ_MONGODB_URI"], "transactions need a replica set"
         assert set(service["depends_on"]) == {"kafka", "mongodb"}
     built = {name for name, service in services.items() if "build" in service}

