@@ -19,7 +19,7 @@ from faststream.kafka.security import parse_security
 from faststream.security import BaseSecurity, SASLScram512
 from pydantic import ValidationError
 
-from kariz_shared.messaging.broker import kafka_security, kafka_tls_context, make_broker
+from kariz_shared.messaging.broker import kafka_client_options, kafka_security, kafka_tls_context, make_broker
 from kariz_shared.persistence.store import connect, security_options
 from kariz_shared.runtime.settings import ServiceSettings
 
@@ -105,6 +105,21 @@ def test_scram_sha_512_over_tls_trusting_the_cluster_ca(pki: Pki) -> None:
         "sasl_plain_password": "strimzi-made-this",
     }
     assert "strimzi-made-this" not in repr(secured)
+
+
+def test_the_plain_clients_sign_in_as_the_broker_does(pki: Pki) -> None:
+    """The topic admin and ``kariz-dlq`` use aiokafka directly: they get the same SCRAM over TLS."""
+    secured = settings(
+        kafka_tls=True,
+        kafka_tls_ca_file=str(pki.ca_file),
+        kafka_sasl_username="kariz-ops-kafka",
+        kafka_sasl_password="ops-secret",
+    )
+    options = kafka_client_options(secured)
+    assert (options["security_protocol"], options["sasl_mechanism"]) == ("SASL_SSL", "SCRAM-SHA-512")
+    assert options["sasl_plain_username"] == "kariz-ops-kafka"
+    assert isinstance(options["ssl_context"], ssl.SSLContext)
+    assert kafka_client_options(settings()) == {}, "plaintext: nothing added"
 
 
 def test_the_broker_connects_with_the_security_of_the_settings(pki: Pki) -> None:

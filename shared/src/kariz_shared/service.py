@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from kariz_shared.contracts.events import Event
-from kariz_shared.messaging.broker import ensure_topics, make_broker
+from kariz_shared.messaging.broker import ensure_topics, kafka_client_options, make_broker
 from kariz_shared.messaging.consumer import Consumer, Handler
 from kariz_shared.messaging.outbox import OutboxRelay
 from kariz_shared.messaging.timers import TimerWorker
@@ -191,6 +191,7 @@ class Service:
                 self.settings.kafka_bootstrap_servers,
                 partitions=self.settings.kafka_topic_partitions,
                 replication_factor=self.settings.kafka_replication_factor,
+                client_options=kafka_client_options(self.settings),
             )
         await self.broker.start()
 

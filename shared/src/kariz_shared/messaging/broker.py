@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.kafka.security import parse_security
 from faststream.security import BaseSecurity, SASLScram512
 
 from kariz_shared.contracts.deadletters import DeadLetterReason, dead_letter_headers
@@ -50,6 +52,11 @@ def kafka_security(settings: ServiceSettings) -> BaseSecurity | None:
     return None
 
 
+def kafka_client_options(settings: ServiceSettings) -> dict[str, Any]:
+    """The same security as keyword arguments of a plain aiokafka client (the topic admin, ``kariz-dlq``)."""
+    return parse_security(kafka_security(settings))
+
+
 def make_broker(settings: ServiceSettings) -> KafkaBroker:
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
@@ -72,10 +79,14 @@ async def ensure_topics(
     *,
     partitions: int = 3,
     replication_factor: int = 1,
+    client_options: Mapping[str, Any] | None = None,
 ) -> list[str]:
-    """Create the topics that do not exist yet. Returns the ones created."""
+    """Create the topics that do not exist yet. Returns the ones created. ``client_options``: the
+    cluster's security (:func:`kafka_client_options`)."""
     wanted = list(topics if topics is not None else all_topics())
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="kariz-topics")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, client_id="kariz-topics", **(client_options or {})
+    )
     await admin.start()
     try:
         existing = set(await admin.list_topics())

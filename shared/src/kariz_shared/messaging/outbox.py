@@ -25,7 +25,7 @@ from faststream.kafka import KafkaBroker
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from kariz_shared.messaging.broker import ensure_topics
+from kariz_shared.messaging.broker import ensure_topics, kafka_client_options
 from kariz_shared.persistence.store import OUTBOX, Store
 from kariz_shared.runtime.metrics import (
     events_published,
@@ -173,6 +173,7 @@ class OutboxRelay:
                 self.settings.kafka_bootstrap_servers,
                 partitions=self.settings.kafka_topic_partitions,
                 replication_factor=self.settings.kafka_replication_factor,
+                client_options=kafka_client_options(self.settings),
             )
             if created:
                 log.warning("the broker had lost topics; created them again", extra={"topics": len(created)})

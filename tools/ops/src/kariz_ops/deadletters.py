@@ -5,8 +5,9 @@ original topic and partition. Safe to replay: every consumer group drops an even
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -14,11 +15,17 @@ from kariz_shared.contracts.deadletters import DLQ_SUFFIX, DeadLetter, DeadLette
 
 
 async def read_dead_letters(
-    bootstrap_servers: str, topics: Iterable[str] | None = None, *, timeout_s: float = 60.0
+    bootstrap_servers: str,
+    topics: Iterable[str] | None = None,
+    *,
+    timeout_s: float = 60.0,
+    client_options: Mapping[str, Any] | None = None,
 ) -> list[DeadLetter]:
     """Every record of the given dead-letter topics (default: every ``*.dlq`` topic), read from the
-    beginning up to the end offsets seen at the start. No consumer group: nothing is committed."""
+    beginning up to the end offsets seen at the start. No consumer group: nothing is committed.
+    ``client_options``: the cluster's security (``kafka_client_options`` of the settings)."""
     consumer = AIOKafkaConsumer(
+        **(client_options or {}),
         bootstrap_servers=bootstrap_servers,
         group_id=None,
         enable_auto_commit=False,
@@ -121,6 +128,7 @@ async def replay(
     *,
     enable_idempotence: bool,
     dry_run: bool = False,
+    client_options: Mapping[str, Any] | None = None,
 ) -> list[Replay]:
     """Publish each dead letter to its original topic and partition, once per original record.
 
@@ -132,6 +140,7 @@ async def replay(
     producer: AIOKafkaProducer | None = None
     if not dry_run and letters:
         producer = AIOKafkaProducer(
+            **(client_options or {}),
             bootstrap_servers=bootstrap_servers,
             enable_idempotence=enable_idempotence,
             acks="all",

@@ -13,7 +13,8 @@ by several groups is replayed once: every group reads the topic.
 
 Reasons: not_json, invalid_schema, unknown_version, invalid_envelope, rejected, handler_failed.
 The broker comes from KARIZ_KAFKA_BOOTSTRAP_SERVERS (or --bootstrap-servers), the producer's idempotence
-from KARIZ_KAFKA_ENABLE_IDEMPOTENCE (the embedded dev broker needs false).
+from KARIZ_KAFKA_ENABLE_IDEMPOTENCE (the embedded dev broker needs false), and the sign-in from the same
+KARIZ_KAFKA_TLS* and KARIZ_KAFKA_SASL_* settings the services use (README, Production security settings).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from kariz_shared.contracts.deadletters import (
     DeadLetterReason,
     dead_letter_topic_of,
 )
+from kariz_shared.messaging.broker import kafka_client_options
 from kariz_shared.runtime.settings import ServiceSettings
 
 COLUMNS = (
@@ -78,9 +80,10 @@ def print_table(letters: Sequence[DeadLetter]) -> None:
         print("  ".join([*(cell.ljust(w) for cell, w in zip(r, widths, strict=False)), r[-1]]).rstrip())
 
 
-async def list_command(args: argparse.Namespace, bootstrap: str) -> int:
+async def list_command(args: argparse.Namespace, bootstrap: str, settings: ServiceSettings) -> int:
     topics = [args.topic] if args.topic else None
-    letters = select(await read_dead_letters(bootstrap, topics), reason=args.reason, group=args.group)
+    found = await read_dead_letters(bootstrap, topics, client_options=kafka_client_options(settings))
+    letters = select(found, reason=args.reason, group=args.group)
     if args.json:
         for letter in letters:
             print(json.dumps(letter.to_dict()))
@@ -90,9 +93,10 @@ async def list_command(args: argparse.Namespace, bootstrap: str) -> int:
     return 0
 
 
-async def replay_command(args: argparse.Namespace, bootstrap: str, idempotence: bool) -> int:
+async def replay_command(args: argparse.Namespace, bootstrap: str, settings: ServiceSettings) -> int:
     topic = dead_letter_topic_of(args.topic)
-    letters = select(await read_dead_letters(bootstrap, [topic]), group=args.group)
+    options = kafka_client_options(settings)
+    letters = select(await read_dead_letters(bootstrap, [topic], client_options=options), group=args.group)
     if args.offset:
         chosen = at_offsets(letters, args.offset)
     else:
@@ -100,7 +104,14 @@ async def replay_command(args: argparse.Namespace, bootstrap: str, idempotence: 
     if not chosen:
         print(f"no dead letters in {topic} match", file=sys.stderr)
         return 1
-    for result in await replay(bootstrap, chosen, enable_idempotence=idempotence, dry_run=args.dry_run):
+    replays = await replay(
+        bootstrap,
+        chosen,
+        enable_idempotence=settings.kafka_enable_idempotence,
+        dry_run=args.dry_run,
+        client_options=options,
+    )
+    for result in replays:
         print(result.describe())
     return 0
 
@@ -149,9 +160,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     bootstrap = args.bootstrap_servers or settings.kafka_bootstrap_servers
     try:
         if args.command == "list":
-            code = asyncio.run(list_command(args, bootstrap))
+            code = asyncio.run(list_command(args, bootstrap, settings))
         else:
-            code = asyncio.run(replay_command(args, bootstrap, settings.kafka_enable_idempotence))
+            code = asyncio.run(replay_command(args, bootstrap, settings))
     except DeadLetterError as exc:
         print(f"kariz-dlq: {exc}", file=sys.stderr)
         code = 2
