@@ -10,15 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kariz_shared.contracts.events import (
+    ActivityLogged,
     DealLost,
     DealOpened,
     DealWon,
     Event,
+    FollowUpDue,
     LeadCaptured,
     LeadDisqualified,
     LeadQualified,
+    LeadReassigned,
     LeadResponseOverdue,
     StageChanged,
+    TaskRequested,
 )
 
 
@@ -53,9 +57,10 @@ SERVICES: tuple[ServiceEntry, ...] = (
     ServiceEntry(
         "leads",
         8001,
-        publishes=(LeadCaptured, LeadResponseOverdue),
-        consumes=(LeadQualified, LeadDisqualified),
-        summary="capture, normalisation, duplicates, assignment, response SLA",
+        publishes=(LeadCaptured, LeadResponseOverdue, ActivityLogged, FollowUpDue, LeadReassigned),
+        consumes=(LeadQualified, LeadDisqualified, TaskRequested),
+        summary="capture, normalisation, duplicates, assignment, response SLA, activities, follow-ups, "
+        "imports",
     ),
     ServiceEntry(
         "qualification",
@@ -74,7 +79,8 @@ SERVICES: tuple[ServiceEntry, ...] = (
     ServiceEntry(
         "notifications",
         8004,
-        publishes=(),
+        # TaskRequested is the task action of the automation rules (issue G); its contract is here now.
+        publishes=(TaskRequested,),
         consumes=(LeadQualified, StageChanged, DealWon, DealLost),
         summary="rules that turn events into e-mails and signed webhooks, delivery log",
     ),

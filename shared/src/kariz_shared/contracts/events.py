@@ -155,6 +155,127 @@ class LeadResponseOverdue(Event):
     due_at: datetime = Field(description="captured_at plus the response SLA: when the first action was due")
 
 
+class ActivityChannel(StrEnum):
+    CALL = "call"
+    EMAIL = "email"
+    MEETING = "meeting"
+    VIDEO = "video"
+    CHAT = "chat"
+    VISIT = "visit"
+    NOTE = "note"
+
+
+class ActivityDirection(StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class ActivityOutcome(StrEnum):
+    """What came of one activity. ``REACHING`` outcomes mean the rep spoke with the contact."""
+
+    REACHED = "reached"
+    NO_ANSWER = "no_answer"
+    LEFT_VOICEMAIL = "left_voicemail"
+    BOUNCED = "bounced"
+    MEETING_BOOKED = "meeting_booked"
+    NOT_INTERESTED = "not_interested"
+    WRONG_CONTACT = "wrong_contact"
+    CALL_BACK_LATER = "call_back_later"
+    DONE = "done"
+
+
+#: The outcomes in which the rep got through to the contact (the first sets a lead working).
+REACHING = frozenset(
+    {
+        ActivityOutcome.REACHED,
+        ActivityOutcome.MEETING_BOOKED,
+        ActivityOutcome.NOT_INTERESTED,
+        ActivityOutcome.CALL_BACK_LATER,
+    }
+)
+
+
+class TaskKind(StrEnum):
+    CALL_BACK = "call_back"
+    SEND_MATERIAL = "send_material"
+    MEETING = "meeting"
+    EMAIL = "email"
+    DEMO = "demo"
+    OTHER = "other"
+
+
+class ActivityLogged(Event):
+    description: ClassVar[str] = (
+        "A rep logged an activity on a lead (a call, an e-mail, a meeting, ...), optionally on one of its "
+        "deals: the channel, its outcome and what was agreed."
+    )
+    key_field: ClassVar[str] = "lead_id"
+
+    activity_id: str
+    lead_id: str
+    deal_id: str | None = Field(default=None, description="The lead's deal it was about, if any")
+    owner: str = Field(description="The lead's owner when it was logged")
+    channel: ActivityChannel
+    direction: ActivityDirection
+    outcome: ActivityOutcome
+    reaching: bool = Field(description="The rep got through to the contact (the outcome is a reaching one)")
+    duration_s: int | None = Field(default=None, description="How long it took, in seconds")
+    note: str | None = None
+    agreed: str | None = Field(default=None, description="What was agreed with the contact")
+    occurred_at: datetime = Field(description="When it happened (it may be logged later)")
+    logged_at: datetime
+    actor: str | None = actor_field()
+
+
+class FollowUpDue(Event):
+    description: ClassVar[str] = (
+        "An open follow-up (task) reached its due time: emitted once, by a timer of the leads service; "
+        "completing, cancelling or moving the follow-up first disarms or re-arms it."
+    )
+    key_field: ClassVar[str] = "lead_id"
+
+    task_id: str
+    lead_id: str
+    deal_id: str | None = None
+    assignee: str = Field(description="Who is to do it (their e-mail address)")
+    kind: TaskKind
+    title: str
+    due_at: datetime
+
+
+class TaskRequested(Event):
+    description: ClassVar[str] = (
+        "Another service asks for a follow-up on a lead (an automation rule's task action); the leads "
+        "service makes it a follow-up of the assignee, or of the lead's owner when none is named."
+    )
+    key_field: ClassVar[str] = "lead_id"
+
+    request_id: str = Field(description="Unique per request: a repeat of one request makes one follow-up")
+    lead_id: str
+    deal_id: str | None = None
+    assignee: str | None = Field(default=None, description="None: the lead's owner")
+    kind: TaskKind
+    title: str
+    due_at: datetime
+    note: str | None = None
+    requested_at: datetime
+
+
+class LeadReassigned(Event):
+    description: ClassVar[str] = (
+        "A lead changed owner: a manager reassigned it, or its response SLA's escalation handed it to the "
+        "next rep."
+    )
+    key_field: ClassVar[str] = "lead_id"
+
+    lead_id: str
+    from_owner: str
+    to_owner: str
+    reason: str
+    reassigned_at: datetime
+    actor: str | None = actor_field()
+
+
 # --- qualification --------------------------------------------------------------------------------
 
 
@@ -269,6 +390,10 @@ EVENTS: dict[str, type[Event]] = {
     for cls in (
         LeadCaptured,
         LeadResponseOverdue,
+        ActivityLogged,
+        FollowUpDue,
+        TaskRequested,
+        LeadReassigned,
         LeadQualified,
         LeadDisqualified,
         DealOpened,

@@ -19,6 +19,7 @@ from kariz_leads.domain.intake import InvalidField, InvalidImport, LeadDetails
 from kariz_leads.domain.lead import Lead
 from kariz_leads.domain.response import ResponseSla
 from kariz_leads.service_layer.commands import CaptureLead, ImportLeads
+from kariz_leads.service_layer.response import stop_response_timers_if_answered
 from kariz_leads.service_layer.unit_of_work import ONE_LEAD_PER_ADDRESS, LeadsUnitOfWork
 from kariz_shared.contracts.errors import DuplicateRecord, RuleViolation, found
 from kariz_shared.contracts.events import LeadDisqualified, LeadQualified, LeadSource
@@ -97,7 +98,7 @@ async def record_qualified(uow: LeadsUnitOfWork, event: LeadQualified) -> None:
     lead.qualify(event.score, uow.clock.now(), _decided_by(event))
     await uow.leads.save_verdict(lead)
     uow.history.add(lead.pull_changes())
-    _stop_response_timer_if_answered(uow, lead)
+    stop_response_timers_if_answered(uow, lead)
 
 
 async def record_disqualified(uow: LeadsUnitOfWork, event: LeadDisqualified) -> None:
@@ -105,7 +106,7 @@ async def record_disqualified(uow: LeadsUnitOfWork, event: LeadDisqualified) -> 
     lead.disqualify(event.reason, event.score, uow.clock.now(), _decided_by(event))
     await uow.leads.save_verdict(lead)
     uow.history.add(lead.pull_changes())
-    _stop_response_timer_if_answered(uow, lead)
+    stop_response_timers_if_answered(uow, lead)
 
 
 def _decided_by(event: LeadQualified | LeadDisqualified) -> Actor:
@@ -232,9 +233,3 @@ async def _capture_in(
 
 async def _lead_of(uow: LeadsUnitOfWork, lead_id: str) -> Lead:
     return found(await uow.leads.get_for_event(lead_id), f"no lead with id {lead_id!r}")
-
-
-def _stop_response_timer_if_answered(uow: LeadsUnitOfWork, lead: Lead) -> None:
-    # A timer whose lead left new is stopped here, by the change; the timer worker checks nothing.
-    if not lead.awaits_response:
-        uow.timers.cancel(lead.response_timer_key())
