@@ -141,6 +141,11 @@ class Service:
         self.on_startup(limits.ensure_indexes)
         return limits
 
+    def allow_body(self, path: str, max_bytes: int) -> None:
+        """Let requests to ``path`` carry bodies up to ``max_bytes`` (an upload), beyond the 2 MiB the
+        other routes may; the one body-limit middleware checks it."""
+        http.allow_body(self.api, path, max_bytes)
+
     def add_worker(self, name: str, worker: Worker) -> None:
         """Run ``worker()`` in the background while the service runs (e.g. a delivery loop); it is
         cancelled at shutdown, so it must keep its progress in the database, not in memory."""

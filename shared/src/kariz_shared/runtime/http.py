@@ -6,14 +6,14 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Generic, TypeVar
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel, Field
 from pymongo.errors import ConnectionFailure, PyMongoError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -29,6 +29,7 @@ from kariz_shared.contracts.errors import (
     Unauthenticated,
     Unavailable,
 )
+from kariz_shared.contracts.paging import CURSOR_MAX_CHARS, Cursor
 from kariz_shared.runtime.logging import correlation_id
 from kariz_shared.runtime.metrics import http_request_seconds, http_requests
 
@@ -51,6 +52,36 @@ class Page(BaseModel, Generic[T]):
     offset: int
 
 
+def _a_cursor(value: str | None) -> str | None:
+    if value is not None:
+        Cursor.decode(value)  # InvalidValue is a ValueError: 422 naming the parameter
+    return value
+
+
+# Keyset paging beside the offset (kariz_shared.contracts.paging): the route decodes it with Cursor.decode.
+CursorParam = Annotated[
+    str | None,
+    AfterValidator(_a_cursor),
+    Query(
+        max_length=CURSOR_MAX_CHARS,
+        description="The previous page's next_cursor: the page after it, in constant time however deep "
+        "(not with an offset)",
+    ),
+]
+
+
+class CursorPage(BaseModel, Generic[T]):
+    """A page that can be followed by cursor: ``next_cursor`` reads the page after it (None: the last)."""
+
+    items: list[T]
+    total: int | None = Field(
+        description="How many match in all; null on a page read by cursor, which counts nothing"
+    )
+    limit: int
+    offset: int
+    next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last page")
+
+
 def error_body(error: str, message: str, **extra: object) -> dict[str, object]:
     return {"error": error, "message": message, **extra}
 
@@ -65,18 +96,25 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 
 class BodyLimit:
-    """Refuses a body over ``max_bytes`` with 413: by its Content-Length at once, or while it streams."""
+    """Refuses a body over ``max_bytes`` with 413: by its Content-Length at once, or while it streams.
 
-    def __init__(self, app: ASGIApp, max_bytes: int = BODY_MAX_BYTES) -> None:
+    ``allowances`` gives named paths a limit of their own (an upload route), by exact path; a service
+    sets them with :func:`allow_body`, one middleware for every route."""
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int = BODY_MAX_BYTES, allowances: Mapping[str, int] | None = None
+    ) -> None:
         self.app, self.max_bytes = app, max_bytes
+        self.allowances = allowances if allowances is not None else {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.allowances.get(scope["path"], self.max_bytes)
         declared = dict(scope["headers"]).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            await self.too_large()(scope, receive, send)
+        if declared.isdigit() and int(declared) > limit:
+            await self.too_large(limit)(scope, receive, send)
             return
         received = 0
 
@@ -85,24 +123,31 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     # FastAPI passes an HTTPException raised while it reads the body on to its handler.
-                    raise StarletteHTTPException(413, self.message())
+                    raise StarletteHTTPException(413, self.message(limit))
             return message
 
         await self.app(scope, counted, send)
 
-    def message(self) -> str:
-        return f"the request body is over {self.max_bytes} bytes; nothing was read or stored"
+    def message(self, limit: int | None = None) -> str:
+        return f"the request body is over {limit or self.max_bytes} bytes; nothing was read or stored"
 
-    def too_large(self) -> JSONResponse:
-        return JSONResponse(status_code=413, content=error_body("too_large", self.message()))
+    def too_large(self, limit: int | None = None) -> JSONResponse:
+        return JSONResponse(status_code=413, content=error_body("too_large", self.message(limit)))
+
+
+def allow_body(app: FastAPI, path: str, max_bytes: int) -> None:
+    """Let requests to ``path`` (exactly) carry bodies up to ``max_bytes`` instead of
+    :data:`BODY_MAX_BYTES`: for an upload route. Call it before the app serves."""
+    app.state.body_allowances[path] = max_bytes
 
 
 def install(app: FastAPI, service: str) -> None:
     """Error handlers and middleware: every error answers ``{"error", "message", ...}``."""
 
-    app.add_middleware(BodyLimit)
+    app.state.body_allowances = {}
+    app.add_middleware(BodyLimit, allowances=app.state.body_allowances)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
