@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 from kariz_shared.contracts.errors import Conflict
 from kariz_shared.contracts.events import Event
+from kariz_shared.contracts.paging import Cursor
 from kariz_shared.persistence.unit_of_work import Timer, Timers, UnitOfWork
 from kariz_shared.runtime.clock import Clock, FakeClock
 
@@ -163,6 +165,28 @@ class InMemoryAggregates(Generic[A]):
         many match in all."""
         selected = sorted((a for a in self.by_id.values() if matches(a)), key=order, reverse=True)
         return [copy.deepcopy(a) for a in selected[offset : offset + limit]], len(selected)
+
+    def select_after(
+        self,
+        matches: Callable[[A], bool],
+        position: Callable[[A], tuple[datetime, str]],
+        *,
+        after: Cursor | None,
+        limit: int,
+    ) -> tuple[list[A], bool]:
+        """Keyset paging as :func:`kariz_shared.persistence.store.find_after` does it: copies of up to
+        ``limit`` aggregates that ``matches`` after the cursor, ``position`` (time, id) descending, and
+        whether more follow."""
+        selected = sorted(
+            (
+                a
+                for a in self.by_id.values()
+                if matches(a) and (after is None or after.next_page_has(*position(a)))
+            ),
+            key=position,
+            reverse=True,
+        )
+        return [copy.deepcopy(a) for a in selected[:limit]], len(selected) > limit
 
     def keep(self, aggregate_id: str, aggregate: A) -> None:
         self.by_id[aggregate_id] = as_stored(aggregate)

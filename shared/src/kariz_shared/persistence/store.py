@@ -29,6 +29,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from kariz_shared.contracts.envelope import Envelope
 from kariz_shared.contracts.events import Event
+from kariz_shared.contracts.paging import Cursor
 from kariz_shared.runtime.logging import actor as current_actor
 from kariz_shared.runtime.logging import correlation_id as current_correlation_id
 from kariz_shared.runtime.logging import on_behalf_of as current_on_behalf_of
@@ -94,17 +95,103 @@ async def find_page(
     offset: int,
     projection: dict[str, Any] | None = None,
     session: AsyncClientSession | None = None,
+    hint: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of a query's documents and how many match in all, for the list endpoints' ``Page``.
-    Two reads: a write between them can make the total run ahead of the items."""
-    docs = (
-        await collection.find(query, projection=projection, session=session)
-        .sort(sort)
-        .skip(offset)
-        .limit(limit)
-        .to_list()
-    )
-    return docs, await collection.count_documents(query, session=session)
+    Two reads: a write between them can make the total run ahead of the items. ``hint`` names the index
+    to read along (see :func:`find_after`)."""
+    cursor = collection.find(query, projection=projection, session=session).sort(sort)
+    if hint is not None:
+        cursor = cursor.hint(hint)
+    docs = await cursor.skip(offset).limit(limit).to_list()
+    counted = {"hint": hint} if hint is not None else {}
+    return docs, await collection.count_documents(query, session=session, **counted)
+
+
+async def find_after(
+    collection: AsyncCollection[dict[str, Any]],
+    query: dict[str, Any],
+    *,
+    order: str,
+    after: Cursor | None,
+    limit: int,
+    projection: dict[str, Any] | None = None,
+    session: AsyncClientSession | None = None,
+    hint: str | None = None,
+) -> tuple[list[dict[str, Any]], bool]:
+    """Keyset paging: up to ``limit`` documents of ``query`` after the cursor, ``order`` (a time) then
+    ``_id`` descending, and whether more follow. The cost does not grow with the depth of the page, and
+    a document inserted at the head meanwhile neither repeats nor hides one.
+
+    The index it reads along ends with ``(order, -1), ("_id", -1)`` and ``hint`` names it. Two reads
+    rather than one ``$or`` (``order < t`` or ``order == t and _id < id``): the documents of the
+    cursor's own instant, then the older ones. An ``$or`` (or ``$and``) makes the embedded SecantusDB
+    scan the collection, and its planner takes no index unless every field of the query is in the
+    index's key (the hint makes it read the chosen one, residual criteria filtered). The bounds are strict,
+    which is what the embedded database reads right on a compound index (see the leads' ``selector``)."""
+
+    def read(extra: dict[str, Any], count: int) -> Any:
+        cursor = collection.find(_both(query, extra), projection=projection, session=session)
+        cursor = cursor.sort([(order, pymongo.DESCENDING), ("_id", pymongo.DESCENDING)])
+        if hint is not None:
+            cursor = cursor.hint(hint)
+        return cursor.limit(count).to_list()
+
+    wanted = limit + 1  # one more tells whether a next page exists
+    if after is None:
+        docs: list[dict[str, Any]] = await read({}, wanted)
+    else:
+        docs = await read({order: after.at, "_id": {"$lt": after.id}}, wanted)
+        if len(docs) < wanted:
+            docs += await read({order: {"$lt": after.at}}, wanted - len(docs))
+    return docs[:limit], len(docs) > limit
+
+
+_RANGE = frozenset({"$gt", "$gte", "$lt", "$lte"})
+_LOWER = {"$gt": max, "$gte": max, "$lt": min, "$lte": min}
+NOTHING: dict[str, Any] = {"$in": []}
+
+
+def _both(query: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``query`` and ``extra`` in one document, without ``$and`` where the conditions on a field merge
+    (see :func:`find_after`): an equality and bounds, or bounds and bounds (the tighter holds)."""
+    both = dict(query)
+    rest: list[dict[str, Any]] = []
+    for key, condition in extra.items():
+        merged = _merged(both[key], condition) if key in both else condition
+        if merged is None:
+            rest.append({key: condition})
+        else:
+            both[key] = merged
+    return {"$and": [both, *rest]} if rest else both
+
+
+def _merged(kept: Any, new: Any) -> Any | None:
+    """One condition meaning both, or None when they do not merge simply."""
+    a, b = _operators(kept), _operators(new)
+    if a is None or b is None:
+        return None
+    ops = dict(a)
+    for op, value in b.items():
+        if op not in ops:
+            ops[op] = value
+        elif op in _LOWER:
+            ops[op] = _LOWER[op](ops[op], value)
+        elif ops[op] != value:
+            return NOTHING  # two different equalities
+    if "$eq" not in ops:
+        return ops
+    value = ops.pop("$eq")
+    tests = {"$gt": value.__gt__, "$gte": value.__ge__, "$lt": value.__lt__, "$lte": value.__le__}
+    return value if all(tests[op](bound) is True for op, bound in ops.items()) else NOTHING
+
+
+def _operators(condition: Any) -> dict[str, Any] | None:
+    if isinstance(condition, dict):
+        return condition if condition and set(condition) <= _RANGE else None
+    if isinstance(condition, list):
+        return None
+    return {"$eq": condition}
 
 
 _last_order = 0
