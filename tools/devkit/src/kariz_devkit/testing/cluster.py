@@ -113,6 +113,8 @@ def standard_environment(backends: Backends, sinks: Sinks, reps: list[str]) -> d
         "KARIZ_DELIVERY_BACKOFF_S": "0.2",
         "KARIZ_DELIVERY_LEASE_S": "5",
         "KARIZ_SMTP_TIMEOUT_S": "3",
+        # A whole send ends before its (short) lease runs out, or notifications refuses to start.
+        "KARIZ_SMTP_DEADLINE_S": "4",
         "KARIZ_WEBHOOK_TIMEOUT_S": "3",
         **sinks.environment(["DealWon"]),
     }
