@@ -32,6 +32,7 @@ from aiosmtpd.controller import Controller
 
 from kariz_devkit.devstack import ServiceProcess, start_service, wait_ready
 from kariz_devkit.embedded import ChildProcess, free_port, wait_for_port
+from kariz_devkit.orphans import guarded
 from kariz_devkit.sinks import Inbox
 from kariz_devkit.testing import Backends, bearer, eventually, publish_raw, unique
 from kariz_devkit.testing.operations import ConsumerLagExporter, debian_tool, metric_names
@@ -148,7 +149,7 @@ def _start_prometheus(config: Path, work: Path, port: int) -> ChildProcess:
         f"--storage.tsdb.path={work / 'tsdb'}",
         f"--web.listen-address=127.0.0.1:{port}",
     ]
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(guarded(command), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     wait_for_port("127.0.0.1", port, 60, process)
     return ChildProcess("prometheus", process, log)
 

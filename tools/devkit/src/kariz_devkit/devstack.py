@@ -24,6 +24,7 @@ import httpx
 
 from kariz_devkit.embedded import ChildProcess, EmbeddedBackends
 from kariz_devkit.issuer import LocalIssuer
+from kariz_devkit.orphans import guarded
 from kariz_devkit.sinks import WEBHOOK_PATH, Sinks
 from kariz_devkit.testing import EMBEDDED_CONSUMER_TUNING
 from kariz_shared.contracts.identity import Role
@@ -62,7 +63,7 @@ def start_service(name: str, port: int, env: dict[str, str], log_dir: Path) -> S
     log = (log_dir / f"{name}.log").open("ab")
     full_env = {**os.environ, **env, "KARIZ_HTTP_PORT": str(port)}
     process = subprocess.Popen(
-        [sys.executable, "-m", service(name).package],
+        guarded([sys.executable, "-m", service(name).package]),
         env=full_env,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from kariz_devkit.orphans import guarded
+
 
 def free_port() -> int:
     """A port nothing listens on, below Linux's ephemeral range (32768+): a server that takes a moment to
@@ -177,7 +179,7 @@ class EmbeddedBackends:
         logs.mkdir(parents=True, exist_ok=True)
         log = (logs / f"{name}.log").open("ab")
         proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(), start_new_session=True
+            guarded(argv), stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(), start_new_session=True
         )
         self.processes.append(ChildProcess(name, proc, log))
         wait_for_port(self.host, port, timeout=60, process=proc)
