@@ -381,8 +381,8 @@ async def test_database_and_broker_restarts_lose_nothing(
     issuer: LocalIssuer,
     admin_token: str,
 ) -> None:
-    """The database is stopped and restarted during traffic; later the broker is killed and comes back
-    empty, and traffic goes on on the new broker.
+    """The database is killed (SIGKILL) and restarted during traffic; later the broker is killed and
+    comes back empty, and traffic goes on on the new broker.
 
     What the embedded broker cannot survive: it keeps everything in memory, so a restart loses its
     topics, every record and every committed offset. Records published but not yet consumed would be
@@ -409,7 +409,8 @@ async def test_database_and_broker_restarts_lose_nothing(
                 kariz = Kariz(http, cluster.urls, patience_s=300, poll_s=0.3)
                 traffic = asyncio.create_task(drive_all(kariz, first, concurrency=20))
                 await asyncio.sleep(8)
-                own_backends.take_down("database")
+                # SIGKILL, as a node dies: every commit the database acknowledged must still be there.
+                own_backends.take_down("database", kill=True)
                 await asyncio.sleep(4)
                 own_backends.bring_up("database")
                 await traffic

@@ -114,8 +114,9 @@ async def _run(args: argparse.Namespace, with_services: bool) -> None:
             print(
                 f"starting the embedded broker (:{args.kafka_port}) and database (:{args.mongodb_port}) ..."
             )
+            # A developer's data survives a killed `make run` (the database syncs each commit).
             embedded = EmbeddedBackends(
-                kafka_port=args.kafka_port, mongodb_port=args.mongodb_port, data_dir=data
+                kafka_port=args.kafka_port, mongodb_port=args.mongodb_port, data_dir=data, sync_on_commit=True
             )
             await asyncio.to_thread(embedded.start)
             env = {

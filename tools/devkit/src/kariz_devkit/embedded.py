@@ -104,6 +104,10 @@ class EmbeddedBackends:
     mongodb_port: int
     data_dir: Path
     host: str = "127.0.0.1"
+    #: Sync the database's log on every commit: without it SecantusDB loses its last few acknowledged
+    #: commits on SIGKILL (393 and 396 of 400 in two runs; 400 of 400 with it, ~26 % slower). On where a
+    #: kill must lose nothing acknowledged: the dev stack and the tests that kill the database.
+    sync_on_commit: bool = False
     processes: list[ChildProcess] = field(default_factory=list)
 
     @property
@@ -141,6 +145,7 @@ class EmbeddedBackends:
                 str(storage),
                 "--log-level",
                 "WARNING",
+                *(["--sync-on-commit"] if self.sync_on_commit else []),
             ],
             self.mongodb_port,
         )

@@ -102,7 +102,10 @@ def own_backends(tmp_path: Path) -> Iterator[Any]:
 
     if os.environ.get("KARIZ_TEST_BACKENDS", "embedded") != "embedded":
         pytest.skip("restarting the broker or the database needs the embedded backends")
-    running = EmbeddedBackends(kafka_port=free_port(), mongodb_port=free_port(), data_dir=tmp_path).start()
+    # These tests kill the database: what it acknowledged must survive (README, embedded backends).
+    running = EmbeddedBackends(
+        kafka_port=free_port(), mongodb_port=free_port(), data_dir=tmp_path, sync_on_commit=True
+    ).start()
     try:
         asyncio.run(ensure_topics(running.kafka_bootstrap, partitions=3))
         yield running
