@@ -22,6 +22,7 @@ from kariz_devkit.issuer import LocalIssuer
 from kariz_devkit.testing import accepting, bearer
 from kariz_leads.adapters.in_memory import InMemoryLeadsUnitOfWork
 from kariz_leads.domain import ResponseSla, SalesTeam
+from kariz_leads.entrypoints import duplicates as leads_duplicates
 from kariz_leads.entrypoints import http as leads_http
 from kariz_notifications.adapters.in_memory import InMemoryNotificationsReads, InMemoryNotificationsUnitOfWork
 from kariz_notifications.entrypoints import http as notifications_http
@@ -38,12 +39,15 @@ def routers() -> dict[str, APIRouter]:
     clock = FakeClock(T0)
     deals = InMemoryDealsUnitOfWork(clock)
     notifications = InMemoryNotificationsUnitOfWork(clock)
+    leads_units = InMemoryUnitsOfWork(InMemoryLeadsUnitOfWork(clock))
+    leads = APIRouter()
+    for router in (
+        leads_http.router(leads_units, SalesTeam.of(["alex@kariz.example"]), ResponseSla(timedelta(hours=4))),
+        leads_duplicates.router(leads_units),
+    ):
+        leads.include_router(router)
     return {
-        "leads": leads_http.router(
-            InMemoryUnitsOfWork(InMemoryLeadsUnitOfWork(clock)),
-            SalesTeam.of(["alex@kariz.example"]),
-            ResponseSla(timedelta(hours=4)),
-        ),
+        "leads": leads,
         "qualification": qualification_http.router(
             InMemoryUnitsOfWork(InMemoryQualificationUnitOfWork(clock))
         ),

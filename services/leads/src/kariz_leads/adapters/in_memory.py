@@ -11,12 +11,15 @@ import copy
 from collections import Counter
 from dataclasses import dataclass, field
 
+from kariz_leads.domain.duplicates import DOMAIN_SCAN, PER_REASON, LookupKeys
 from kariz_leads.domain.history import LeadChange
 from kariz_leads.domain.lead import RECENT_TOUCHES, Lead, Touch
 from kariz_leads.domain.queries import LeadFilter
 from kariz_leads.service_layer.unit_of_work import ONE_LEAD_PER_ADDRESS, LeadsUnitOfWork
 from kariz_shared.contracts.errors import DuplicateRecord
 from kariz_shared.contracts.events import LeadSource
+from kariz_shared.contracts.identity import Owners
+from kariz_shared.contracts.paging import Cursor
 from kariz_shared.persistence.in_memory import InMemoryAggregates, InMemoryUnitOfWork
 from kariz_shared.runtime.clock import Clock
 
@@ -56,6 +59,30 @@ class InMemoryLeadRepository(InMemoryAggregates[Lead]):
         return self.select(
             criteria.matches, lambda lead: (lead.created_at, lead.id), limit=limit, offset=offset
         )
+
+    async def search_after(
+        self, criteria: LeadFilter, *, after: Cursor | None, limit: int
+    ) -> tuple[list[Lead], bool]:
+        return self.select_after(
+            criteria.matches, lambda lead: (lead.created_at, lead.id), after=after, limit=limit
+        )
+
+    async def candidates(self, lead: Lead, seen: Owners) -> list[Lead]:
+        # The same keys and bounds as MongoDB's reads (documents.candidate_queries), newest first.
+        keys = LookupKeys.of(lead)
+        newest = sorted(self.by_id.values(), key=lambda other: (other.created_at, other.id), reverse=True)
+        reachable = [other for other in newest if seen.include(other.owner) and other.id != lead.id]
+        by_phone = [o for o in reachable if keys.phone and LookupKeys.of(o).phone == keys.phone]
+        by_name = [
+            o
+            for o in reachable
+            if keys.name
+            and keys.company
+            and (LookupKeys.of(o).name, LookupKeys.of(o).company) == (keys.name, keys.company)
+        ]
+        by_domain = [o for o in reachable if lead.company.domain and o.company.domain == lead.company.domain]
+        found = {o.id: o for o in [*by_phone[:PER_REASON], *by_name[:PER_REASON], *by_domain[:DOMAIN_SCAN]]}
+        return [copy.deepcopy(o) for o in found.values()]
 
 
 class InMemoryLeadHistory:

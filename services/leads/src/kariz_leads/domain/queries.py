@@ -1,4 +1,5 @@
-"""Finding leads by criteria (source, status, owner, industry, geography, capture date)."""
+"""Finding leads by criteria (source, status, owner, industry, geography, company size, campaign,
+capture date, text)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from kariz_leads.domain.lead import Lead, LeadStatus
+from kariz_leads.domain.regions import Region
+from kariz_leads.domain.search import found_by, search_keys, search_terms
 from kariz_shared.contracts.errors import RuleViolation
 from kariz_shared.contracts.events import LeadSource
 from kariz_shared.contracts.identity import EVERYONE, Caller, Owners
@@ -14,6 +17,7 @@ from kariz_shared.contracts.normalisation import (
     normalise_country,
     normalise_email,
     normalise_industry,
+    normalise_optional_text,
 )
 
 
@@ -36,6 +40,14 @@ class LeadFilter:
     country: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
+    campaign: str | None = None
+    #: The company's number of employees, both ends included.
+    size_min: int | None = None
+    size_max: int | None = None
+    #: The company's country is one of the region's (and ``country``, when both are given).
+    region: Region | None = None
+    #: Words that each begin a word of the lead's name, company name or e-mail (see domain.search).
+    text: tuple[str, ...] = ()
     #: Whose leads the asker may see (their roles, team and the roster): applied in the query.
     seen: Owners = EVERYONE
 
@@ -54,6 +66,11 @@ class LeadFilter:
         country: str | None = None,
         created_from: datetime | None = None,
         created_to: datetime | None = None,
+        campaign: str | None = None,
+        size_min: int | None = None,
+        size_max: int | None = None,
+        region: Region | None = None,
+        text: str | None = None,
     ) -> LeadFilter:
         """Criteria from a query, or RuleViolation saying which one is wrong."""
         try:
@@ -71,6 +88,12 @@ class LeadFilter:
                 f"created_from ({start.isoformat()}) is after created_to ({end.isoformat()}): "
                 "no lead can match"
             )
+        if size_min is not None and size_max is not None and size_min > size_max:
+            raise RuleViolation(f"size_min ({size_min}) is above size_max ({size_max}): no lead can match")
+        try:
+            terms = search_terms(text) if text is not None and text.strip() else ()
+        except ValueError as exc:
+            raise RuleViolation(f"q: {exc}") from exc
         return cls(
             source=source,
             status=status,
@@ -79,7 +102,21 @@ class LeadFilter:
             country=country_code,
             created_from=start,
             created_to=end,
+            campaign=normalise_optional_text(campaign),
+            size_min=size_min,
+            size_max=size_max,
+            region=region,
+            text=terms,
         )
+
+    @property
+    def countries(self) -> frozenset[str] | None:
+        """The countries a lead's company may be in (None: any); empty when country and region disagree."""
+        if self.region is None:
+            return None if self.country is None else frozenset({self.country})
+        if self.country is None:
+            return self.region.countries
+        return self.region.countries & {self.country}
 
     def matches(self, lead: Lead) -> bool:
         """Whether ``lead`` meets every criterion (both ends of the capture range included)."""
@@ -89,7 +126,19 @@ class LeadFilter:
             and (self.owner is None or lead.owner == self.owner)
             and self.seen.include(lead.owner)
             and (self.industry is None or lead.company.industry == self.industry)
-            and (self.country is None or lead.company.country == self.country)
+            and (self.countries is None or lead.company.country in self.countries)
             and (self.created_from is None or lead.created_at >= self.created_from)
             and (self.created_to is None or lead.created_at <= self.created_to)
+            and (self.campaign is None or lead.campaign == self.campaign)
+            and self.size_fits(lead.company.size)
+            and (not self.text or found_by(search_keys(lead.contact, lead.company), self.text))
+        )
+
+    def size_fits(self, size: int | None) -> bool:
+        if self.size_min is None and self.size_max is None:
+            return True
+        return (
+            size is not None
+            and (self.size_min is None or size >= self.size_min)
+            and (self.size_max is None or size <= self.size_max)
         )

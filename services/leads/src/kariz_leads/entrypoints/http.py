@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from kariz_leads.domain import AssignedBy, Lead, LeadFilter, LeadStatus, ResponseSla, SalesTeam
 from kariz_leads.domain.history import Detail, LeadChange, LeadChangeKind
 from kariz_leads.domain.lead import RECENT_TOUCHES
+from kariz_leads.domain.regions import Region
+from kariz_leads.domain.search import MAX_TERMS
 from kariz_leads.service_layer import handlers, views
 from kariz_leads.service_layer.commands import CaptureLead, ImportLeads
 from kariz_leads.service_layer.unit_of_work import LeadsUnitOfWork
@@ -31,12 +33,16 @@ from kariz_shared.contracts.normalisation import (
     normalise_optional_text,
     normalise_phone,
 )
+from kariz_shared.contracts.paging import Cursor
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
 from kariz_shared.runtime.auth import SIGN_IN_ERRORS, Authenticated, authenticate, rate_limited
-from kariz_shared.runtime.http import Limit, Offset, Page
+from kariz_shared.runtime.http import CursorPage, CursorParam, Limit, Offset, Page
 from kariz_shared.runtime.logging import correlation_id
 
 # --- requests -------------------------------------------------------------------------------------
+
+#: The largest company size a capture or a filter takes (int64-safe; the largest employer has about 3M).
+SIZE_MAX = 100_000_000
 
 
 class ContactRequest(BaseModel):
@@ -351,6 +357,9 @@ def router(units: UnitsOfWork[LeadsUnitOfWork], team: SalesTeam, sla: ResponseSl
     @routes.get(
         "/leads",
         summary="Find leads, newest first",
+        description="Every filter given must hold. Page by `offset` (counted: `total`), or by `cursor`: "
+        "pass the previous page's `next_cursor` for the page after it, as cheap however deep, and a lead "
+        "captured meanwhile neither repeats nor hides one (`total` is null then: nothing is counted).",
         responses={422: {"model": ErrorView, "description": "An invalid filter value"}},
     )
     async def find(
@@ -359,13 +368,28 @@ def router(units: UnitsOfWork[LeadsUnitOfWork], team: SalesTeam, sla: ResponseSl
         owner: Annotated[str | None, Query(max_length=320, description="The owning rep's e-mail")] = None,
         industry: Annotated[str | None, Query(max_length=100)] = None,
         country: Annotated[str | None, Query(max_length=100, description="ISO 3166-1 alpha-2 code")] = None,
+        region: Annotated[
+            Region | None, Query(description="The company's country is in the region (see domain/regions.py)")
+        ] = None,
+        campaign: Annotated[str | None, Query(max_length=200)] = None,
+        size_min: Annotated[int | None, Query(ge=1, le=SIZE_MAX, description="Employees, at least")] = None,
+        size_max: Annotated[int | None, Query(ge=1, le=SIZE_MAX, description="Employees, at most")] = None,
+        q: Annotated[
+            str | None,
+            Query(
+                max_length=200,
+                description=f"Up to {MAX_TERMS} words, each the beginning of a word of the contact's name, "
+                "the company's name or the e-mail's local part; case and accents aside",
+            ),
+        ] = None,
         created_from: Annotated[datetime | None, Query(description="ISO 8601; without a zone, UTC")] = None,
         created_to: Annotated[datetime | None, Query(description="ISO 8601; without a zone, UTC")] = None,
         *,
         caller: Authenticated,
         limit: Limit = 50,
         offset: Offset = 0,
-    ) -> Page[LeadView]:
+        cursor: CursorParam = None,
+    ) -> CursorPage[LeadView]:
         caller.require(*PEOPLE)
         criteria = LeadFilter.of(
             source=source,
@@ -375,9 +399,28 @@ def router(units: UnitsOfWork[LeadsUnitOfWork], team: SalesTeam, sla: ResponseSl
             country=country,
             created_from=created_from,
             created_to=created_to,
+            campaign=campaign,
+            size_min=size_min,
+            size_max=size_max,
+            region=region,
+            text=q,
         ).seen_by(caller)
-        leads, total = await views.leads_matching(units, criteria, limit=limit, offset=offset)
-        items = [LeadView.of(lead) for lead in leads]
-        return Page[LeadView](items=items, total=total, limit=limit, offset=offset)
+        if cursor is not None:
+            if offset:
+                raise RuleViolation("offset: a page read by cursor starts right after it; leave offset out")
+            after = Cursor.decode(cursor)
+            leads, more = await views.leads_after(units, criteria, after=after, limit=limit)
+            total: int | None = None
+        else:
+            leads, counted = await views.leads_matching(units, criteria, limit=limit, offset=offset)
+            more, total = offset + len(leads) < counted, counted
+        last = leads[-1] if leads and more else None
+        return CursorPage[LeadView](
+            items=[LeadView.of(lead) for lead in leads],
+            total=total,
+            limit=limit,
+            offset=offset,
+            next_cursor=Cursor.after(last.created_at, last.id).encode() if last else None,
+        )
 
     return routes

@@ -12,6 +12,8 @@ from kariz_leads.domain.history import LeadChange
 from kariz_leads.domain.lead import Lead, Touch
 from kariz_leads.domain.queries import LeadFilter
 from kariz_shared.contracts.events import LeadSource
+from kariz_shared.contracts.identity import Owners
+from kariz_shared.contracts.paging import Cursor
 from kariz_shared.persistence.unit_of_work import UnitOfWork
 
 #: The name under which storage refuses a second lead with one address: ``DuplicateRecord.index`` when
@@ -50,6 +52,19 @@ class LeadRepository(Protocol):
 
     async def search(self, criteria: LeadFilter, *, limit: int, offset: int) -> tuple[list[Lead], int]:
         """One page of the leads matching ``criteria``, newest first, and how many match in all."""
+        ...
+
+    async def search_after(
+        self, criteria: LeadFilter, *, after: Cursor | None, limit: int
+    ) -> tuple[list[Lead], bool]:
+        """Keyset paging: up to ``limit`` leads matching ``criteria`` captured before the cursor's
+        (``created_at``, id), newest first, and whether more follow; nothing counted."""
+        ...
+
+    async def candidates(self, lead: Lead, seen: Owners) -> list[Lead]:
+        """The leads of ``seen`` (``lead`` left out) that share one of its lookup keys: its phone in
+        E.164, its name at its company name, or its company domain; a bounded number of the newest per
+        key (see domain.duplicates), read along their indexes."""
         ...
 
 

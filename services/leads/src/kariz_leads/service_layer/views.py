@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from kariz_leads.domain.duplicates import DuplicateCandidate, rank_duplicates
 from kariz_leads.domain.history import LeadChange
 from kariz_leads.domain.lead import Lead
 from kariz_leads.domain.queries import LeadFilter
 from kariz_leads.service_layer.unit_of_work import LeadsUnitOfWork
 from kariz_shared.contracts.errors import found
 from kariz_shared.contracts.identity import Owners
+from kariz_shared.contracts.paging import Cursor
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
 
 
@@ -25,6 +27,32 @@ async def leads_matching(
 
     async def read(uow: LeadsUnitOfWork) -> tuple[list[Lead], int]:
         return await uow.leads.search(criteria, limit=limit, offset=offset)
+
+    return await units.read(read)
+
+
+async def leads_after(
+    units: UnitsOfWork[LeadsUnitOfWork], criteria: LeadFilter, *, after: Cursor, limit: int
+) -> tuple[list[Lead], bool]:
+    """The page after ``after`` of the leads matching every criterion, newest first, and whether more
+    follow: keyset paging, as cheap however deep, nothing counted."""
+
+    async def read(uow: LeadsUnitOfWork) -> tuple[list[Lead], bool]:
+        return await uow.leads.search_after(criteria, after=after, limit=limit)
+
+    return await units.read(read)
+
+
+async def duplicate_candidates(
+    units: UnitsOfWork[LeadsUnitOfWork], lead_id: str, seen: Owners, *, limit: int
+) -> list[DuplicateCandidate]:
+    """The leads that may be ``lead_id``'s contact again, best first, at most ``limit``, among those
+    the caller sees; 404 for a lead out of their reach."""
+
+    async def read(uow: LeadsUnitOfWork) -> list[DuplicateCandidate]:
+        lead = await lead_or_not_found(uow, lead_id)
+        seen.sees(lead.owner, f"no lead with id {lead_id!r}")
+        return rank_duplicates(lead, await uow.leads.candidates(lead, seen), limit=limit)
 
     return await units.read(read)
 

@@ -9,11 +9,13 @@ from typing import Any
 from bson import ObjectId
 
 from kariz_leads.domain.assignment import AssignedBy
+from kariz_leads.domain.duplicates import DOMAIN_SCAN, PER_REASON, LookupKeys
 from kariz_leads.domain.history import LeadChange, LeadChangeKind
 from kariz_leads.domain.lead import Lead, LeadStatus, Touch
 from kariz_leads.domain.queries import LeadFilter
+from kariz_leads.domain.search import prefix_end, search_keys
 from kariz_shared.contracts.events import Company, Contact, LeadSource
-from kariz_shared.contracts.identity import Actor
+from kariz_shared.contracts.identity import Actor, Owners
 
 LEADS = "leads"
 HISTORY = "lead_history"
@@ -45,8 +47,27 @@ def lead_to_document(lead: Lead) -> Document:
         "touches_by_source": lead.touches_by_source,
         "correlation_id": lead.correlation_id,
         "captured_by": lead.captured_by,
+        **lookup_to_document(lead),
         "created_at": lead.created_at,
         "updated_at": lead.updated_at,
+    }
+
+
+#: The version of the lookup keys below: a lead stored with an older one (or none) gets them at start-up.
+LOOKUP_VERSION = 1
+
+
+def lookup_to_document(lead: Lead) -> Document:
+    """What leads are found by beyond their own fields, derived from them and stored with every write of
+    the whole lead (an update of the contact or company must write these again): the folded search
+    words, and the duplicate candidates' keys (phone in E.164, folded name and company name)."""
+    keys = LookupKeys.of(lead)
+    return {
+        "search": search_keys(lead.contact, lead.company),
+        "phone_e164": keys.phone,
+        "name_key": keys.name,
+        "company_key": keys.company,
+        "lookup_version": LOOKUP_VERSION,
     }
 
 
@@ -127,8 +148,25 @@ def selector(criteria: LeadFilter) -> Document:
         query["owner"] = {"$in": sorted(criteria.seen.these)}
     if criteria.industry is not None:
         query["company.industry"] = criteria.industry
-    if criteria.country is not None:
-        query["company.country"] = criteria.country
+    countries = criteria.countries
+    if countries is not None:
+        only = next(iter(countries)) if len(countries) == 1 else None
+        query["company.country"] = only or {"$in": sorted(countries)}
+    if criteria.campaign is not None:
+        query["campaign"] = criteria.campaign
+    # Whole numbers, so "at least n" is "more than n - 1": strict bounds, as for the dates below.
+    size: Document = {}
+    if criteria.size_min is not None:
+        size["$gt"] = criteria.size_min - 1
+    if criteria.size_max is not None:
+        size["$lt"] = criteria.size_max + 1
+    if size:
+        query["company.size"] = size
+    if criteria.text:
+        # Each word begins one of the lead's search keys: a prefix range on the indexed array, within one
+        # element ($elemMatch; two bare bounds on an array may hold for two different elements).
+        ranges = [{"$elemMatch": {"$gte": term, "$lt": prefix_end(term)}} for term in criteria.text]
+        query["search"] = ranges[0] if len(ranges) == 1 else {"$all": ranges}
     # BSON dates count milliseconds (and the filter's bounds are cut to them), so "at or after t" is
     # exactly "after t minus one millisecond". Written with strict bounds because the embedded SecantusDB
     # drops the boundary value of an inclusive range on a compound index with a field after the range
@@ -141,3 +179,54 @@ def selector(criteria: LeadFilter) -> Document:
     if created:
         query["created_at"] = created
     return query
+
+
+def candidate_queries(lead: Lead, seen: Owners) -> list[tuple[Document, str, int]]:
+    """The reads that find ``lead``'s duplicate candidates among the leads of ``seen``: the query, its
+    index and how many to read (newest first; the lead itself may be among them), one per reason the
+    lead has keys for."""
+    keys = LookupKeys.of(lead)
+    reach: Document = {} if seen.these is None else {"owner": {"$in": sorted(seen.these)}}
+    reads: list[tuple[Document, str, int]] = []
+    if keys.phone is not None:
+        reads.append(({"phone_e164": keys.phone, **reach}, "phone_newest_first", PER_REASON + 1))
+    if keys.name and keys.company:
+        reads.append(
+            (
+                {"name_key": keys.name, "company_key": keys.company, **reach},
+                "name_at_company_newest_first",
+                PER_REASON + 1,
+            )
+        )
+    if lead.company.domain:
+        domain = {"company.domain": lead.company.domain, **reach}
+        reads.append((domain, "domain_newest_first", DOMAIN_SCAN + 1))
+    return reads
+
+
+def index_for(criteria: LeadFilter) -> str:
+    """The index a search by ``criteria`` reads along (its hint), all of them ending in the newest-first
+    order: that of the criterion likely to match fewest leads, the others checked on what it finds.
+
+    Named rather than left to the planner because the embedded SecantusDB takes no index unless every
+    field of the query is in the index's key (a rep's search by country, a query on owner and country,
+    is a collection scan there), and reads a hinted one right."""
+    if criteria.text:
+        return "search_newest_first"
+    if criteria.campaign is not None:
+        return "campaign_newest_first"
+    if criteria.owner is not None:
+        return "owner_newest_first"
+    if criteria.industry is not None:
+        return "industry_newest_first"
+    if criteria.countries is not None:
+        return "country_newest_first"
+    if criteria.size_min is not None or criteria.size_max is not None:
+        return "size_newest_first"
+    if criteria.source is not None:
+        return "source_newest_first"
+    if criteria.status is not None:
+        return "status_newest_first"
+    if criteria.seen.these is not None:
+        return "owner_newest_first"
+    return "newest_first"

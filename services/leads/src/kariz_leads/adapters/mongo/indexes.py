@@ -3,10 +3,17 @@ turn counters' collection."""
 
 from __future__ import annotations
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.errors import CollectionInvalid, OperationFailure
 
-from kariz_leads.adapters.mongo.documents import HISTORY, LEADS, TURNS
+from kariz_leads.adapters.mongo.documents import (
+    HISTORY,
+    LEADS,
+    LOOKUP_VERSION,
+    TURNS,
+    lead_from_document,
+    lookup_to_document,
+)
 from kariz_leads.service_layer.unit_of_work import ONE_LEAD_PER_ADDRESS
 from kariz_shared.persistence.store import Store
 
@@ -25,10 +32,22 @@ async def ensure_indexes(store: Store) -> None:
         ("owner", "owner"),
         ("industry", "company.industry"),
         ("country", "company.country"),
+        ("campaign", "campaign"),
+        ("size", "company.size"),
+        # Text search: a prefix range on the folded words (a multikey index; adapters.mongo.documents).
+        ("search", "search"),
+        # Duplicate candidates: the same phone, the same company domain.
+        ("phone", "phone_e164"),
+        ("domain", "company.domain"),
     ):
         await leads.create_index(
             [(key, ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)], name=f"{name}_newest_first"
         )
+    # Duplicate candidates: the same name at the same company.
+    await leads.create_index(
+        [("name_key", ASCENDING), ("company_key", ASCENDING), ("created_at", DESCENDING), ("_id", -1)],
+        name="name_at_company_newest_first",
+    )
     # A lead's history, newest first (GET /leads/{id}/history).
     await store.db[HISTORY].create_index(
         [("lead_id", ASCENDING), ("at", DESCENDING), ("_id", DESCENDING)], name="lead_newest_first"
@@ -37,6 +56,7 @@ async def ensure_indexes(store: Store) -> None:
     await leads.update_many(
         {"touch_count": {"$exists": False}}, [{"$set": {"touch_count": {"$size": "$touches"}}}]
     )
+    await backfill_lookup_keys(store)
     # A counter may be upserted while a transaction is open; its collection must exist before.
     try:
         await store.db.create_collection(TURNS)
@@ -45,3 +65,23 @@ async def ensure_indexes(store: Store) -> None:
     except OperationFailure as exc:
         if exc.code != NAMESPACE_EXISTS:
             raise
+
+
+async def backfill_lookup_keys(store: Store, batch: int = 500) -> int:
+    """Give the leads stored before the lookup keys (search words, phone, name and company keys), or
+    with an older version of them, the current ones: once, in bulk writes of ``batch``; then none
+    match. Computed in Python (phone numbers need their library), outside any transaction, and
+    idempotent, so a start that stops halfway is finished by the next. Answers how many it wrote."""
+    leads = store.db[LEADS]
+    stale = {"lookup_version": {"$ne": LOOKUP_VERSION}}
+    written = 0
+    updates: list[UpdateOne] = []
+    async for doc in leads.find(stale):
+        keys = lookup_to_document(lead_from_document(doc))
+        updates.append(UpdateOne({"_id": doc["_id"], **stale}, {"$set": keys}))
+        if len(updates) >= batch:
+            written += (await leads.bulk_write(updates, ordered=False)).modified_count
+            updates = []
+    if updates:
+        written += (await leads.bulk_write(updates, ordered=False)).modified_count
+    return written

@@ -19,8 +19,10 @@ from kariz_leads.adapters.mongo.documents import (
     LEADS,
     TURNS,
     Document,
+    candidate_queries,
     change_from_document,
     change_to_document,
+    index_for,
     lead_from_document,
     lead_to_document,
     selector,
@@ -32,7 +34,11 @@ from kariz_leads.domain.history import LeadChange
 from kariz_leads.domain.lead import RECENT_TOUCHES, Lead, Touch
 from kariz_leads.domain.queries import LeadFilter
 from kariz_shared.contracts.events import lead_id_of
-from kariz_shared.persistence.store import Transaction, find_page
+from kariz_shared.contracts.identity import Owners
+from kariz_shared.contracts.paging import Cursor
+from kariz_shared.persistence.store import Transaction, find_after, find_page
+
+NEWEST_FIRST = [("created_at", DESCENDING), ("_id", DESCENDING)]
 
 
 class MongoLeadRepository:
@@ -86,8 +92,32 @@ class MongoLeadRepository:
             limit=limit,
             offset=offset,
             session=self.tx.session,
+            hint=index_for(criteria),
         )
         return [lead_from_document(doc) for doc in docs], total
+
+    async def search_after(
+        self, criteria: LeadFilter, *, after: Cursor | None, limit: int
+    ) -> tuple[list[Lead], bool]:
+        docs, more = await find_after(
+            self.leads,
+            selector(criteria),
+            order="created_at",
+            after=after,
+            limit=limit,
+            session=self.tx.session,
+            hint=index_for(criteria),
+        )
+        return [lead_from_document(doc) for doc in docs], more
+
+    async def candidates(self, lead: Lead, seen: Owners) -> list[Lead]:
+        found: dict[str, Lead] = {}
+        for query, index, count in candidate_queries(lead, seen):
+            docs = self.leads.find(query, session=self.tx.session).sort(NEWEST_FIRST).hint(index).limit(count)
+            async for doc in docs:
+                if doc["_id"] != lead.id and doc["_id"] not in found:
+                    found[doc["_id"]] = lead_from_document(doc)
+        return list(found.values())
 
 
 class MongoLeadHistory:
