@@ -69,7 +69,13 @@ class InMemoryUnitsOfWork(Generic[U]):
     def clock(self) -> Clock:
         return self.uow.clock
 
-    async def run(self, work: Callable[[U], Awaitable[T]], *, correlation_id: str | None = None) -> T:
+    async def run(
+        self,
+        work: Callable[[U], Awaitable[T]],
+        *,
+        correlation_id: str | None = None,
+        timeout_s: float | None = None,
+    ) -> T:
         state = {k: v for k, v in vars(self.uow).items() if k not in self.uow.not_state}
         saved: dict[str, Any] = copy.deepcopy(state)
         self.uow.emitted, self.uow.actions = [], []

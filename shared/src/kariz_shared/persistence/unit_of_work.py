@@ -149,7 +149,16 @@ U_co = TypeVar("U_co", bound=UnitOfWork, covariant=True)
 class UnitsOfWork(Protocol[U_co]):
     """Runs a use case in one unit of work of the service's own kind."""
 
-    async def run(self, work: Callable[[U_co], Awaitable[T]], *, correlation_id: str | None = None) -> T: ...
+    async def run(
+        self,
+        work: Callable[[U_co], Awaitable[T]],
+        *,
+        correlation_id: str | None = None,
+        timeout_s: float | None = None,
+    ) -> T:
+        """Run ``work`` in one unit; ``timeout_s`` bounds it, retries included (default: the HTTP-friendly
+        ``mongodb_transaction_timeout_s``; a background worker's larger unit may take longer)."""
+        ...
 
     async def read(self, work: Callable[[U_co], Awaitable[T]]) -> T:
         """Run a query: the repositories' reads, outside any transaction; it may change nothing."""
@@ -228,10 +237,18 @@ class MongoUnitsOfWork(Generic[M]):
     def clock(self) -> Clock:
         return self._clock
 
-    async def run(self, work: Callable[[M], Awaitable[T]], *, correlation_id: str | None = None) -> T:
+    async def run(
+        self,
+        work: Callable[[M], Awaitable[T]],
+        *,
+        correlation_id: str | None = None,
+        timeout_s: float | None = None,
+    ) -> T:
         try:
             return await self.store.transaction(
-                lambda tx: work(self.make(tx, self._clock)), correlation_id=correlation_id
+                lambda tx: work(self.make(tx, self._clock)),
+                correlation_id=correlation_id,
+                timeout_s=timeout_s,
             )
         except DuplicateKeyError as exc:
             # A unique index said no (a concurrent write got there first): the domain's word for it.

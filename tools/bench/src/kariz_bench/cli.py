@@ -4,6 +4,7 @@
 2. Kariz's sustained throughput, leads/s from capture to deal opened, one replica of each service;
 3. latency from capture to ``LeadQualified`` and to deal opened at half that throughput;
 4. the same throughput with two replicas of each consuming service;
+5. a CSV import of ``--import-rows`` generated rows (``POST /imports``), rows/s to done;
 
 with peak memory per service and CPU seconds per lead, printed as a table and written as JSON.
 """
@@ -28,6 +29,7 @@ from typing import Any
 import httpx
 import psutil
 
+from kariz_bench.csv_import import CsvImportRun, csv_import
 from kariz_bench.observer import Observer
 from kariz_bench.stack import PARTITIONS, Backend, Meter, Stack, Usage, backends, drop_databases
 from kariz_bench.traffic import Sent, capture_all, capture_at_rate, hot_leads, import_all
@@ -184,6 +186,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             two: Throughput = await on_stack(backend, 2, logs / "two", double)
         results["two_replicas"] = two
         say(f"  {two.leads_per_second:,.1f} leads/s end to end")
+    if "import" in phases:
+
+        async def upload(http: httpx.AsyncClient, stack: Stack, observer: Observer) -> CsvImportRun:
+            say(f"CSV import: {args.import_rows:,} rows through POST /imports ...")
+            return await csv_import(
+                http, stack.leads_url, rows=args.import_rows, tag=tag, stall_s=args.stall_s
+            )
+
+        async with backends() as backend:
+            results["backends"] = backend.kind
+            csv_run: CsvImportRun = await on_stack(backend, 1, logs / "import", upload)
+        results["csv_import"] = csv_run
+        per_s, worker_per_s = csv_run.rows_per_second, csv_run.worker_rows_per_second
+        say(f"  {per_s:,.1f} rows/s ({worker_per_s:,.1f}/s in the worker)")
     # Last: a failure of Kariz shows early, and the raw path does not warm the machine before Kariz.
     if "raw" in phases:
         from kariz_bench.raw import run_raw
@@ -226,12 +242,16 @@ def summary(results: dict[str, Any], args: argparse.Namespace, logs: Path) -> di
         if late
         else None,
         "cpu_seconds_per_lead": round(one.cpu_s_per_lead, 4) if one else None,
+        "csv_import_rows_per_second": results["csv_import"].rows_per_second
+        if results.get("csv_import")
+        else None,
         "limit": limit(one),
         "details": {
             "one_replica": _plain(one),
             "two_replicas": _plain(two),
             "latency": _plain(late),
             "raw": _plain(raw),
+            "csv_import": _plain(results.get("csv_import")),
         },
         "run": {
             "command": " ".join(["kariz-bench", *sys.argv[1:]]),
@@ -299,6 +319,14 @@ def table(out: dict[str, Any]) -> str:
         ("2 replicas / 1", out["two_replicas_speedup"]),
         ("CPU seconds per lead (all processes)", out["cpu_seconds_per_lead"]),
     ]
+    if d.get("csv_import"):
+        run = d["csv_import"]
+        rows.append(
+            (
+                f"CSV import rows/s ({run['rows']:,} rows, {run['megabytes']} MB)",
+                f"{run['rows_per_second']} to done, {run['worker_rows_per_second']} in the worker",
+            )
+        )
     if out["limit"]:
         busiest = out["limit"]
         rows.append(
@@ -364,7 +392,8 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=500, help="leads per import")
     parser.add_argument("--in-flight", type=int, default=2, help="imports at once")
     parser.add_argument("--concurrency", type=int, default=32, help="single captures at once")
-    parser.add_argument("--phases", default="raw,throughput,latency,replicas", help="which to run")
+    parser.add_argument("--phases", default="raw,throughput,latency,replicas,import", help="which to run")
+    parser.add_argument("--import-rows", type=int, default=100_000, help="rows of the CSV import phase")
     parser.add_argument("--warmup", type=int, default=50, help="leads sent (not measured) before a run")
     parser.add_argument(
         "--stall-s", type=float, default=120.0, help="give up after this long without progress"

@@ -22,11 +22,13 @@ def clock(seconds: float) -> str:
     return f"{minutes}:{secs:02d}"
 
 
-def progress_line(done: int, total: int, elapsed_s: float, *, width: int = 30, detail: str = "") -> str:
+def progress_line(
+    done: int, total: int, elapsed_s: float, *, width: int = 30, detail: str = "", unit: str = "leads"
+) -> str:
     """``[#########.........]  120/300 leads  14.2/s  0:08  <detail>``"""
     filled = width * done // total if total else width
     rate = done / elapsed_s if elapsed_s > 0 else 0.0
-    line = f"[{'#' * filled}{'.' * (width - filled)}] {done:>{len(str(total))}}/{total} leads"
+    line = f"[{'#' * filled}{'.' * (width - filled)}] {done:>{len(str(total))}}/{total} {unit}"
     line += f"  {rate:.1f}/s  {clock(elapsed_s)}"
     return f"{line}  {detail}" if detail else line
 
@@ -43,8 +45,10 @@ class Progress:
         tick_s: float = 0.2,
         every_s: float = 5.0,
         detail: Callable[[], str] | None = None,
+        unit: str = "leads",
     ) -> None:
         self.total = total
+        self.unit = unit
         self.done = 0
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty() if tty is None else tty
@@ -57,7 +61,9 @@ class Progress:
 
     def line(self) -> str:
         detail = self.detail() if self.detail else ""
-        return progress_line(self.done, self.total, time.monotonic() - self.started, detail=detail)
+        return progress_line(
+            self.done, self.total, time.monotonic() - self.started, detail=detail, unit=self.unit
+        )
 
     def draw(self, *, last: bool = False) -> None:
         if self.tty:

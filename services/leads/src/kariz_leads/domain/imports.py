@@ -245,6 +245,14 @@ def _header(text: str, delimiter: str) -> list[str]:
         return []
 
 
+def _with_delimiter_hint(exc: InvalidFile, header: list[str], used: str) -> InvalidFile:
+    """A header read as one column that holds another delimiter: say so."""
+    others = [d for d in DELIMITERS if d != used and len(header) == 1 and d in header[0]]
+    if not others:
+        return exc
+    return InvalidFile(f"{exc}; the delimiter may be {others[0]!r}, not {used!r}: pass delimiter=")
+
+
 def read_csv(
     data: bytes,
     *,
@@ -262,7 +270,10 @@ def read_csv(
         if len(delimiter) != 1 or delimiter in '"\r\n':
             raise InvalidFile(f"delimiter: {delimiter!r} is not one character (e.g. ',' ';' or a tab)")
         chosen = delimiter
-        columns = resolve_columns(_header(text, chosen), mapping)
+        try:
+            columns = resolve_columns(_header(text, chosen), mapping)
+        except InvalidFile as exc:
+            raise _with_delimiter_hint(exc, _header(text, chosen), chosen) from None
     else:
         sniffed = sniff_delimiter(text)
         order = [sniffed] if sniffed else []
@@ -278,7 +289,7 @@ def read_csv(
             break
         else:
             assert first is not None
-            raise first
+            raise _with_delimiter_hint(first, _header(text, order[0]), order[0]) from None
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=chosen, strict=True)
     rows: list[Row] = []
     try:

@@ -73,11 +73,9 @@ class ImportWorker:
                     except LeaseLost:
                         log.warning("import taken over by another worker", extra={"import_id": job.id})
                         return
-                    except (ConnectionFailure, PyMongoError) as exc:
-                        if isinstance(exc, ConnectionFailure) or exc.timeout:
-                            await asyncio.sleep(self.backoff_s)  # an outage: wait it out, not counted
-                            continue
-                        failures = await self._failed(job, failures, exc)
+                    except ConnectionFailure:
+                        await asyncio.sleep(self.backoff_s)  # an outage: waited out, not counted
+                        continue
                     except Exception as exc:
                         failures = await self._failed(job, failures, exc)
                     if failures >= ATTEMPTS:
@@ -125,7 +123,12 @@ def install(
 ) -> ImportWorker:
     """CSV imports in a leads service: the routes (with their 50 MB body allowance) and the worker."""
     runner = ImportRunner(
-        units, team, sla, lease=timedelta(seconds=settings.import_lease_s), metrics=PrometheusImportMetrics()
+        units,
+        team,
+        sla,
+        lease=timedelta(seconds=settings.import_lease_s),
+        metrics=PrometheusImportMetrics(),
+        chunk_timeout_s=settings.consumer_transaction_timeout_s,
     )
     worker = ImportWorker(runner, idle_s=settings.import_idle_s)
     service.allow_body(imports_http.PATH, MAX_BYTES)

@@ -141,8 +141,11 @@ class ImportRunner:
         *,
         lease: timedelta = timedelta(seconds=60),
         metrics: ImportMetrics | None = None,
+        chunk_timeout_s: float | None = None,
     ) -> None:
         self.units, self.team, self.sla, self.lease = units, team, sla, lease
+        #: A chunk's unit is larger than an HTTP write's: it may take longer on a loaded database.
+        self.chunk_timeout_s = chunk_timeout_s
         self.metrics = metrics or NoMetrics()
 
     async def claim(self, token: str) -> ImportJob | None:
@@ -192,12 +195,12 @@ class ImportRunner:
             return job
 
         try:
-            return await self.units.run(work)
+            return await self.units.run(work, timeout_s=self.chunk_timeout_s)
         except DuplicateRecord as exc:
             if exc.index != ONE_LEAD_PER_ADDRESS:
                 raise
             # A capture of one of these addresses committed meanwhile: it is known now, a touch.
-            return await self.units.run(work)
+            return await self.units.run(work, timeout_s=self.chunk_timeout_s)
 
     async def release(self, job_id: str, token: str) -> None:
         """Hand a job back at once (this worker stops); nothing if another holds it already."""
@@ -234,7 +237,12 @@ class ImportRunner:
             except InvalidRow as exc:
                 email = row.cells.get(Column.EMAIL, "").strip() or None
                 failures.append(RowFailure(row.number, str(exc), email))
-        known = await uow.leads.with_emails(list(dict.fromkeys(details.email for _, details in good)))
+        # Touching needs no look beforehand: the capture path tells new leads from known ones.
+        known = (
+            {}
+            if options.duplicates is DuplicatePolicy.TOUCH
+            else await uow.leads.with_emails(list(dict.fromkeys(details.email for _, details in good)))
+        )
         lines: list[_Line] = []  # in row order
         first_of: dict[str, int] = {}  # by address: its first line
         duplicates = 0
@@ -273,6 +281,8 @@ class ImportRunner:
         team = FixedOwner(reps=(options.owner,)) if options.owner else self.team
         captured = await _capture_in(uow, team, self.sla, lines, turns, by)
         created = sum(not c.duplicate for c in captured)
+        if options.duplicates is DuplicatePolicy.TOUCH:
+            duplicates = len(captured) - created
         return ChunkOutcome(created=created, duplicates=duplicates, failures=tuple(failures))
 
 
