@@ -22,8 +22,10 @@ from kariz_devkit.issuer import LocalIssuer
 from kariz_devkit.testing import accepting, bearer
 from kariz_leads.adapters.in_memory import InMemoryLeadsUnitOfWork
 from kariz_leads.domain import ResponseSla, SalesTeam
+from kariz_leads.entrypoints import activities as leads_activities
 from kariz_leads.entrypoints import duplicates as leads_duplicates
 from kariz_leads.entrypoints import http as leads_http
+from kariz_leads.entrypoints import tasks as leads_tasks
 from kariz_notifications.adapters.in_memory import InMemoryNotificationsReads, InMemoryNotificationsUnitOfWork
 from kariz_notifications.entrypoints import http as notifications_http
 from kariz_qualification.adapters.in_memory import InMemoryQualificationUnitOfWork
@@ -44,6 +46,8 @@ def routers() -> dict[str, APIRouter]:
     for router in (
         leads_http.router(leads_units, SalesTeam.of(["alex@kariz.example"]), ResponseSla(timedelta(hours=4))),
         leads_duplicates.router(leads_units),
+        leads_activities.router(leads_units),
+        leads_tasks.router(leads_units),
     ):
         leads.include_router(router)
     return {

@@ -6,7 +6,7 @@ from kariz_leads.adapters.metrics import NewestCaptureGauge
 from kariz_leads.adapters.mongo.indexes import ensure_indexes
 from kariz_leads.adapters.mongo.unit_of_work import MongoLeadsUnitOfWork
 from kariz_leads.domain import ResponseSla, SalesTeam
-from kariz_leads.entrypoints import duplicates, http, kafka
+from kariz_leads.entrypoints import activities, duplicates, http, kafka, tasks
 from kariz_leads.settings import LeadsSettings
 from kariz_shared.persistence.unit_of_work import MongoUnitsOfWork
 from kariz_shared.runtime.clock import Clock
@@ -37,6 +37,8 @@ def build(settings: LeadsSettings | None = None, clock: Clock | None = None) -> 
         service.subscribe(event, units.handler(handle))
     service.api.include_router(http.router(units, team, sla))
     service.api.include_router(duplicates.router(units))
+    service.api.include_router(activities.router(units))
+    service.api.include_router(tasks.router(units))
     gauge = NewestCaptureGauge(service.store)
     service.add_worker(
         "capture-gauge", refreshing("capture", gauge.refresh, settings.metrics_refresh_interval_s)

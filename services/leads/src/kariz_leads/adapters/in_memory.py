@@ -11,10 +11,12 @@ import copy
 from collections import Counter
 from dataclasses import dataclass, field
 
+from kariz_leads.domain.activity import Activity
 from kariz_leads.domain.duplicates import DOMAIN_SCAN, PER_REASON, LookupKeys
 from kariz_leads.domain.history import LeadChange
 from kariz_leads.domain.lead import RECENT_TOUCHES, Lead, Touch
 from kariz_leads.domain.queries import LeadFilter
+from kariz_leads.domain.task import Task, TaskFilter
 from kariz_leads.service_layer.unit_of_work import ONE_LEAD_PER_ADDRESS, LeadsUnitOfWork
 from kariz_shared.contracts.errors import DuplicateRecord
 from kariz_shared.contracts.events import LeadSource
@@ -84,6 +86,40 @@ class InMemoryLeadRepository(InMemoryAggregates[Lead]):
         found = {o.id: o for o in [*by_phone[:PER_REASON], *by_name[:PER_REASON], *by_domain[:DOMAIN_SCAN]]}
         return [copy.deepcopy(o) for o in found.values()]
 
+    async def save_activity(self, lead: Lead) -> None:
+        stored = self.by_id[lead.id]
+        stored.attempts, stored.first_contact_at = dict(lead.attempts), lead.first_contact_at
+        stored.status, stored.updated_at = lead.status, lead.updated_at
+
+
+class InMemoryActivityRepository(InMemoryAggregates[Activity]):
+    async def add(self, activity: Activity) -> None:
+        self.keep(activity.id, activity)
+
+    async def of_lead(self, lead_id: str, *, limit: int, offset: int) -> tuple[list[Activity], int]:
+        return self.select(
+            lambda a: a.lead_id == lead_id, lambda a: (a.occurred_at, a.id), limit=limit, offset=offset
+        )
+
+
+class InMemoryTaskRepository(InMemoryAggregates[Task]):
+    async def add(self, task: Task) -> None:
+        if task.id in self.by_id:
+            raise DuplicateRecord(f"follow-up {task.id} exists", index="_id_")
+        self.keep(task.id, task)
+        self.by_id[task.id].pull_changes()  # its changes go to the lead's history
+
+    async def save(self, task: Task) -> None:
+        self.keep(task.id, task)
+        self.by_id[task.id].pull_changes()
+
+    async def search(self, criteria: TaskFilter, *, limit: int, offset: int) -> tuple[list[Task], int]:
+        # Soonest due first: the reverse of select's newest-first order.
+        matching = sorted(
+            (t for t in self.by_id.values() if criteria.matches(t)), key=lambda t: (t.due_at, t.id)
+        )
+        return [copy.deepcopy(t) for t in matching[offset : offset + limit]], len(matching)
+
 
 class InMemoryLeadHistory:
     def __init__(self) -> None:
@@ -132,5 +168,7 @@ class InMemoryLeadsUnitOfWork(InMemoryUnitOfWork, LeadsUnitOfWork):
         super().__init__(clock)
         self.leads: InMemoryLeadRepository = InMemoryLeadRepository()
         self.history: InMemoryLeadHistory = InMemoryLeadHistory()
+        self.activities: InMemoryActivityRepository = InMemoryActivityRepository()
+        self.tasks: InMemoryTaskRepository = InMemoryTaskRepository()
         self.turns: InMemoryTurnCounters = InMemoryTurnCounters()
         self.metrics: RecordedMetrics = RecordedMetrics()

@@ -21,6 +21,14 @@ class LeadChangeKind(StrEnum):
     TOUCHED = "touched"
     QUALIFIED = "qualified"
     DISQUALIFIED = "disqualified"
+    # Issue C, the rep's working day (the timeline): activities, the status they moved, follow-ups.
+    ACTIVITY_LOGGED = "activity_logged"
+    STATUS_CHANGED = "status_changed"
+    FOLLOW_UP_OPENED = "follow_up_opened"
+    FOLLOW_UP_COMPLETED = "follow_up_completed"
+    FOLLOW_UP_SNOOZED = "follow_up_snoozed"
+    FOLLOW_UP_REASSIGNED = "follow_up_reassigned"
+    FOLLOW_UP_CANCELLED = "follow_up_cancelled"
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from kariz_leads.domain.activity import Activity
 from kariz_leads.domain.assignment import AssignedBy, Assignment
 from kariz_leads.domain.history import Detail, LeadChange, LeadChangeKind
 from kariz_shared.contracts.aggregate import Aggregate
@@ -21,6 +22,8 @@ RECENT_TOUCHES = 100
 
 class LeadStatus(StrEnum):
     NEW = "new"
+    #: A rep got through to the contact (a reaching activity) before qualification decided.
+    WORKING = "working"
     QUALIFIED = "qualified"
     DISQUALIFIED = "disqualified"
 
@@ -32,6 +35,18 @@ class Touch:
     source: LeadSource
     campaign: str | None
     at: datetime
+
+
+@dataclass(frozen=True)
+class ContactAttempts:
+    """The attempts to reach a lead's contact over one channel: how many, the first and the last."""
+
+    count: int
+    first_at: datetime
+    last_at: datetime
+
+    def and_one_at(self, at: datetime) -> ContactAttempts:
+        return ContactAttempts(self.count + 1, min(self.first_at, at), max(self.last_at, at))
 
 
 @dataclass
@@ -57,6 +72,10 @@ class Lead(Aggregate):
     touches_by_source: dict[str, int] = field(default_factory=dict)
     #: Who captured it: a rep, an importing manager, a machine's key (None: stored before it was kept).
     captured_by: str | None = None
+    #: The attempts to reach the contact (every activity but a note), by channel.
+    attempts: dict[str, ContactAttempts] = field(default_factory=dict)
+    #: When a rep first got through to the contact (the earliest reaching activity).
+    first_contact_at: datetime | None = None
 
     @classmethod
     def capture(
@@ -110,8 +129,44 @@ class Lead(Aggregate):
 
     @property
     def awaits_response(self) -> bool:
-        """Still new: nobody has acted on the lead yet (qualification's verdict counts as an action)."""
-        return self.status is LeadStatus.NEW
+        """Still new: nobody has acted on the lead yet (qualification's verdict counts as an action, and
+        so does an attempt to reach the contact)."""
+        return self.status is LeadStatus.NEW and not self.attempts
+
+    @property
+    def attempt_count(self) -> int:
+        """Every attempt to reach the contact, over all channels."""
+        return sum(a.count for a in self.attempts.values())
+
+    @property
+    def time_to_first_contact_s(self) -> float | None:
+        """Seconds from capture to the first time a rep got through (None until then)."""
+        if self.first_contact_at is None:
+            return None
+        return max(0.0, (self.first_contact_at - self.created_at).total_seconds())
+
+    def record_activity(self, activity: Activity) -> None:
+        """An activity on this lead: an attempt over its channel (a note is none), and the first reaching
+        one makes a new lead ``working`` and is its first contact. A verdict's status stays."""
+        self._record_change(activity.change())
+        if not activity.is_contact:
+            return
+        at, channel = activity.occurred_at, activity.channel.value
+        kept = self.attempts.get(channel)
+        self.attempts[channel] = kept.and_one_at(at) if kept else ContactAttempts(1, at, at)
+        self.updated_at = max(self.updated_at, activity.logged_at)
+        if not activity.reaching:
+            return
+        if self.first_contact_at is None or at < self.first_contact_at:
+            self.first_contact_at = at
+        if self.status is LeadStatus.NEW:
+            self.status = LeadStatus.WORKING
+            self._record(
+                LeadChangeKind.STATUS_CHANGED,
+                activity.logged_at,
+                activity.logged_by,
+                **{"from": LeadStatus.NEW.value, "to": LeadStatus.WORKING.value, "activity_id": activity.id},
+            )
 
     def response_timer_key(self) -> str:
         """The key of the timer that says the lead waited too long for a response (see ResponseSla)."""
@@ -147,7 +202,10 @@ class Lead(Aggregate):
         self._record(LeadChangeKind.DISQUALIFIED, at, by, score=score, reason=reason)
 
     def _record(self, kind: LeadChangeKind, at: datetime, by: Actor, **details: Detail) -> None:
-        self.__dict__.setdefault("_changes", []).append(LeadChange(self.id, kind, at, by, details))
+        self._record_change(LeadChange(self.id, kind, at, by, details))
+
+    def _record_change(self, change: LeadChange) -> None:
+        self.__dict__.setdefault("_changes", []).append(change)
 
     def pull_changes(self) -> list[LeadChange]:
         """The changes recorded since the last pull, oldest first, for the lead's history."""

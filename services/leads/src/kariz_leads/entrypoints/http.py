@@ -160,6 +160,14 @@ class TouchView(BaseModel):
     at: datetime
 
 
+class ContactAttemptsView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    count: int
+    first_at: datetime
+    last_at: datetime
+
+
 class LeadView(BaseModel):
     # Read from the aggregate's attributes by name: no hand-kept mapping of a lead's fields.
     model_config = ConfigDict(from_attributes=True)
@@ -184,6 +192,14 @@ class LeadView(BaseModel):
     captured_by: str | None = Field(
         default=None, description="Who captured it: a person, or key:<id> for a machine's API key"
     )
+    attempts: dict[str, ContactAttemptsView] = Field(
+        default_factory=dict, description="Attempts to reach the contact by channel (activities but notes)"
+    )
+    attempt_count: int = Field(default=0, description="The attempts over every channel")
+    first_contact_at: datetime | None = Field(
+        default=None, description="When a rep first got through to the contact (a reaching activity)"
+    )
+    time_to_first_contact_s: float | None = Field(default=None, description="Seconds from capture to it")
     created_at: datetime
     updated_at: datetime
 

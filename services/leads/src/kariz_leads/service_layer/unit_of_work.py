@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from kariz_leads.domain.activity import Activity
 from kariz_leads.domain.history import LeadChange
 from kariz_leads.domain.lead import Lead, Touch
 from kariz_leads.domain.queries import LeadFilter
+from kariz_leads.domain.task import Task, TaskFilter
 from kariz_shared.contracts.events import LeadSource
 from kariz_shared.contracts.identity import Owners
 from kariz_shared.contracts.paging import Cursor
@@ -50,6 +52,10 @@ class LeadRepository(Protocol):
         """Write qualification's verdict on a stored lead: status, score, reason."""
         ...
 
+    async def save_activity(self, lead: Lead) -> None:
+        """Write what an activity changed on a stored lead: its attempts, first contact and status."""
+        ...
+
     async def search(self, criteria: LeadFilter, *, limit: int, offset: int) -> tuple[list[Lead], int]:
         """One page of the leads matching ``criteria``, newest first, and how many match in all."""
         ...
@@ -80,6 +86,36 @@ class LeadHistory(Protocol):
         ...
 
 
+class ActivityRepository(Protocol):
+    """Activities logged on leads, never changed."""
+
+    async def get(self, activity_id: str) -> Activity | None: ...
+
+    async def add(self, activity: Activity) -> None: ...
+
+    async def of_lead(self, lead_id: str, *, limit: int, offset: int) -> tuple[list[Activity], int]:
+        """One page of a lead's activities, latest ``occurred_at`` first, and how many it has in all."""
+        ...
+
+
+class TaskRepository(Protocol):
+    """Follow-ups by id (a requested one's id is its request's, so a repeat is found)."""
+
+    async def get(self, task_id: str) -> Task | None:
+        """The follow-up as stored (or added in this unit), or None."""
+        ...
+
+    async def add(self, task: Task) -> None: ...
+
+    async def save(self, task: Task) -> None:
+        """Store a changed follow-up over the stored one."""
+        ...
+
+    async def search(self, criteria: TaskFilter, *, limit: int, offset: int) -> tuple[list[Task], int]:
+        """One page of the follow-ups matching ``criteria``, soonest due first, and how many in all."""
+        ...
+
+
 class TurnCounters(Protocol):
     """The assignment rotations' turn counters, shared by every replica."""
 
@@ -102,5 +138,7 @@ class LeadsMetrics(Protocol):
 class LeadsUnitOfWork(UnitOfWork):
     leads: LeadRepository
     history: LeadHistory
+    activities: ActivityRepository
+    tasks: TaskRepository
     turns: TurnCounters
     metrics: LeadsMetrics

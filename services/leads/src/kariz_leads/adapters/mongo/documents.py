@@ -11,7 +11,7 @@ from bson import ObjectId
 from kariz_leads.domain.assignment import AssignedBy
 from kariz_leads.domain.duplicates import DOMAIN_SCAN, PER_REASON, LookupKeys
 from kariz_leads.domain.history import LeadChange, LeadChangeKind
-from kariz_leads.domain.lead import Lead, LeadStatus, Touch
+from kariz_leads.domain.lead import ContactAttempts, Lead, LeadStatus, Touch
 from kariz_leads.domain.queries import LeadFilter
 from kariz_leads.domain.search import prefix_end, search_keys
 from kariz_shared.contracts.events import Company, Contact, LeadSource
@@ -48,6 +48,7 @@ def lead_to_document(lead: Lead) -> Document:
         "correlation_id": lead.correlation_id,
         "captured_by": lead.captured_by,
         **lookup_to_document(lead),
+        **contact_to_document(lead),
         "created_at": lead.created_at,
         "updated_at": lead.updated_at,
     }
@@ -68,6 +69,17 @@ def lookup_to_document(lead: Lead) -> Document:
         "name_key": keys.name,
         "company_key": keys.company,
         "lookup_version": LOOKUP_VERSION,
+    }
+
+
+def contact_to_document(lead: Lead) -> Document:
+    """What activities change on a lead: the attempts by channel, the first contact."""
+    return {
+        "attempts": {
+            channel: {"count": a.count, "first_at": a.first_at, "last_at": a.last_at}
+            for channel, a in lead.attempts.items()
+        },
+        "first_contact_at": lead.first_contact_at,
     }
 
 
@@ -98,6 +110,11 @@ def lead_from_document(doc: Document) -> Lead:
         touches_by_source=doc.get("touches_by_source") or dict(Counter(t.source.value for t in touches)),
         correlation_id=doc["correlation_id"],
         captured_by=doc.get("captured_by"),
+        attempts={
+            channel: ContactAttempts(int(a["count"]), utc(a["first_at"]), utc(a["last_at"]))
+            for channel, a in (doc.get("attempts") or {}).items()
+        },
+        first_contact_at=utc(doc["first_contact_at"]) if doc.get("first_contact_at") else None,
         created_at=utc(doc["created_at"]),
         updated_at=utc(doc["updated_at"]),
     )

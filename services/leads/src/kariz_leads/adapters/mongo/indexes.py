@@ -6,6 +6,7 @@ from __future__ import annotations
 from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.errors import CollectionInvalid, OperationFailure
 
+from kariz_leads.adapters.mongo.activities import ACTIVITIES, TASKS
 from kariz_leads.adapters.mongo.documents import (
     HISTORY,
     LEADS,
@@ -52,6 +53,20 @@ async def ensure_indexes(store: Store) -> None:
     await store.db[HISTORY].create_index(
         [("lead_id", ASCENDING), ("at", DESCENDING), ("_id", DESCENDING)], name="lead_newest_first"
     )
+    # A lead's activities, latest first (GET /leads/{id}/activities).
+    await store.db[ACTIVITIES].create_index(
+        [("lead_id", ASCENDING), ("occurred_at", DESCENDING), ("_id", DESCENDING)], name="lead_latest_first"
+    )
+    # Follow-ups, soonest due first (GET /tasks): of some assignees, of everyone; in a status or any.
+    tasks = store.db[TASKS]
+    for name, keys in (
+        ("assignee_status_due", ["assignee", "status"]),
+        ("status_due", ["status"]),
+        ("due", []),
+    ):
+        await tasks.create_index(
+            [*((key, ASCENDING) for key in keys), ("due_at", ASCENDING), ("_id", ASCENDING)], name=name
+        )
     # Leads stored before touches were counted: their whole list is the count (once; then none match).
     await leads.update_many(
         {"touch_count": {"$exists": False}}, [{"$set": {"touch_count": {"$size": "$touches"}}}]

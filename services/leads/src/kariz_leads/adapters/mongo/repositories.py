@@ -22,6 +22,7 @@ from kariz_leads.adapters.mongo.documents import (
     candidate_queries,
     change_from_document,
     change_to_document,
+    contact_to_document,
     index_for,
     lead_from_document,
     lead_to_document,
@@ -82,6 +83,20 @@ class MongoLeadRepository:
         # One update per verdict: one bulk write of a batch's verdicts was slower on the embedded database.
         await self.leads.update_one(
             {"_id": lead.id}, {"$set": verdict_to_document(lead)}, session=self.tx.session
+        )
+
+    async def save_activity(self, lead: Lead) -> None:
+        # Two activities of one lead at once conflict in their transactions; the one retried reads anew.
+        await self.leads.update_one(
+            {"_id": lead.id},
+            {
+                "$set": {
+                    **contact_to_document(lead),
+                    "status": lead.status.value,
+                    "updated_at": lead.updated_at,
+                }
+            },
+            session=self.tx.session,
         )
 
     async def search(self, criteria: LeadFilter, *, limit: int, offset: int) -> tuple[list[Lead], int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kariz_leads.adapters.metrics import PrometheusMetrics
+from kariz_leads.adapters.mongo.activities import MongoActivityRepository, MongoTaskRepository
 from kariz_leads.adapters.mongo.repositories import (
     MongoLeadHistory,
     MongoLeadRepository,
@@ -21,5 +22,7 @@ class MongoLeadsUnitOfWork(MongoUnitOfWork, LeadsUnitOfWork):
         super().__init__(tx, clock)
         self.leads = MongoLeadRepository(tx)
         self.history = MongoLeadHistory(tx)
+        self.activities = MongoActivityRepository(tx)
+        self.tasks = MongoTaskRepository(tx)
         self.turns = MongoTurnCounters(tx.db)
         self.metrics = metrics
