@@ -153,6 +153,9 @@ def test_bad_encodings_and_binary_files_are_refused_clearly() -> None:
         read_csv(text.encode("cp1252"), encoding="utf-8")
     with pytest.raises(InvalidFile, match="'klingon' is not an encoding"):
         read_csv(text.encode(), encoding="klingon")
+    for codec in ("rot13", "base64"):  # codecs, but not of text
+        with pytest.raises(InvalidFile, match="cannot be read as"):
+            read_csv(text.encode(), encoding=codec)
     with pytest.raises(InvalidFile, match="binary data"):
         read_csv(b"email,name\x00\x01\x02,company\n")
     with pytest.raises(InvalidFile, match="XLSX"):

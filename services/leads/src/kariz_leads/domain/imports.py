@@ -165,6 +165,8 @@ def decode(data: bytes, encoding: str | None = None) -> tuple[str, str]:
                     "save it as UTF-8 or name its encoding"
                 ) from None
             continue
+        except (UnicodeError, LookupError):  # a codec that is not a text encoding (base64, rot13)
+            raise InvalidFile(f"encoding: the file cannot be read as {encoding!r} text") from None
         if "\x00" in text or _CONTROL.search(text):
             raise InvalidFile(
                 "encoding: the file holds binary data, not CSV text: save it as CSV (UTF-8) or name its "
@@ -268,7 +270,9 @@ def read_csv(
         raise InvalidFile("the file is empty")
     if delimiter is not None:
         if len(delimiter) != 1 or delimiter in '"\r\n':
-            raise InvalidFile(f"delimiter: {delimiter!r} is not one character (e.g. ',' ';' or a tab)")
+            raise InvalidFile(
+                f"delimiter: {delimiter!r} is not a delimiter: one character, e.g. ',' ';' or a tab"
+            )
         chosen = delimiter
         try:
             columns = resolve_columns(_header(text, chosen), mapping)
