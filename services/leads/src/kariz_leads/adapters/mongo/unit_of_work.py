@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from kariz_leads.adapters.metrics import PrometheusMetrics
 from kariz_leads.adapters.mongo.activities import MongoActivityRepository, MongoTaskRepository
+from kariz_leads.adapters.mongo.imports import MongoImportJobs
 from kariz_leads.adapters.mongo.repositories import (
     MongoLeadHistory,
     MongoLeadRepository,
@@ -26,3 +27,4 @@ class MongoLeadsUnitOfWork(MongoUnitOfWork, LeadsUnitOfWork):
         self.tasks = MongoTaskRepository(tx)
         self.turns = MongoTurnCounters(tx.db)
         self.metrics = metrics
+        self.imports = MongoImportJobs(tx)
