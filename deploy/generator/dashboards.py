@@ -374,6 +374,13 @@ def sales_funnel() -> dict[str, Any]:
                     kind="bargauge",
                     width=6,
                 ),
+                Panel(
+                    "CSV import rows by outcome",
+                    [(f"sum by (outcome) (increase(kariz_leads_import_rows_total[{RANGE}]))", "{{outcome}}")],
+                    kind="bargauge",
+                    width=6,
+                    description="Rows of CSV imports (POST /imports): created (new leads), duplicate, failed",
+                ),
             ],
         ),
         Row(
