@@ -12,6 +12,8 @@ import pytest
 
 from kariz_devkit.issuer import LocalIssuer
 from kariz_devkit.testing import Backends, bearer, eventually, publish, reading, unique
+from kariz_leads.adapters.mongo.unit_of_work import MongoLeadsUnitOfWork
+from kariz_leads.service_layer import activities
 from kariz_shared.contracts.envelope import Envelope
 from kariz_shared.contracts.events import (
     ActivityLogged,
@@ -20,8 +22,10 @@ from kariz_shared.contracts.events import (
     TaskRequested,
     dead_letter_topic,
 )
+from kariz_shared.contracts.identity import Actor
 from kariz_shared.messaging.timers import TimerWorker
-from kariz_shared.runtime.clock import FakeClock
+from kariz_shared.persistence.unit_of_work import MongoUnitsOfWork
+from kariz_shared.runtime.clock import FakeClock, SystemClock
 
 from .conftest import Leads
 
@@ -183,3 +187,39 @@ async def test_a_task_requested_on_kafka_makes_one_follow_up_and_an_unknown_lead
     await eventually(lambda: handled(repeat))
     assert await leads.db.tasks.count_documents({"lead_id": lead["id"]}) == 1
     assert await leads.db.timers.count_documents({"_id": f"task:{request_id}:due"}) == 1
+
+
+async def test_a_reassigned_leads_open_follow_ups_move_on_the_real_database(
+    leads: Leads, lead_body: Any, issuer: LocalIssuer
+) -> None:
+    lead, owner = await a_lead_and_its_owner(leads, lead_body, issuer)
+    due = datetime.now(UTC) + timedelta(hours=1)
+    opened = [
+        (
+            await leads.http.post(
+                f"/leads/{lead['id']}/follow-ups",
+                json={"kind": "demo", "title": f"Demo {n}", "due_at": due.isoformat()},
+                headers=owner,
+            )
+        ).json()
+        for n in range(2)
+    ]
+    await leads.http.post(f"/tasks/{opened[1]['id']}/cancel", headers=owner)
+    units = MongoUnitsOfWork(leads.service.store, SystemClock(), MongoLeadsUnitOfWork)
+    new_owner = unique("next") + "@kariz.example"
+
+    async def reassigned(uow: MongoLeadsUnitOfWork) -> list[str]:
+        stored = await uow.leads.get(lead["id"])
+        assert stored is not None
+        stored.owner = new_owner  # as the reassignment's use case leaves it (not saved here)
+        moved = await activities.move_open_follow_ups(
+            uow, stored, lead["owner"], at=uow.clock.now(), by=Actor("maria@kariz.example")
+        )
+        return [t.id for t in moved]
+
+    assert await units.run(reassigned, correlation_id=lead["correlation_id"]) == [opened[0]["id"]]
+    stored = await leads.db.tasks.find_one({"_id": opened[0]["id"]})
+    timer = await leads.db.timers.find_one({"_id": f"task:{opened[0]['id']}:due"})
+    assert stored is not None and timer is not None
+    assert (stored["assignee"], timer["event"]["assignee"]) == (new_owner, new_owner)
+    assert (await leads.db.tasks.find_one({"_id": opened[1]["id"]}) or {})["assignee"] == lead["owner"]

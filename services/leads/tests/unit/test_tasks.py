@@ -355,3 +355,30 @@ async def test_a_request_for_an_unknown_lead_or_without_a_title_is_rejected(unit
     with pytest.raises(RejectedEvent, match="title"):
         await units.handle(kafka.on_task_requested, requested(lead.id, title="   "))
     assert units.uow.tasks.by_id == {}
+
+
+async def test_a_reassigned_leads_open_follow_ups_of_its_old_owner_move_to_the_new_one(
+    units: Units, clock: FakeClock
+) -> None:
+    lead = await a_lead(units)
+    mine = await a_follow_up(units, lead, clock.now() + timedelta(hours=1))
+    kims = await a_follow_up(units, lead, clock.now() + timedelta(hours=2), seen=EVERYONE, assignee=KIM)
+    done = await a_follow_up(units, lead, clock.now() + timedelta(hours=3))
+    await activities.complete_follow_up(units, done.id, CompleteFollowUp(), seen=ALEXS, by=BY_ALEX)
+
+    async def reassigned(uow: InMemoryLeadsUnitOfWork) -> list[Task]:
+        # As a reassignment's use case does, once the lead has its new owner.
+        stored = await uow.leads.get(lead.id)
+        assert stored is not None
+        stored.owner = SAM
+        return await activities.move_open_follow_ups(uow, stored, ALEX, at=clock.now(), by=BY_MARIA)
+
+    moved = await units.run(reassigned)
+    assert [t.id for t in moved] == [mine.id]
+    assert (await activities.follow_up(units, mine.id, SAMS)).assignee == SAM
+    assert (await activities.follow_up(units, kims.id, EVERYONE)).assignee == KIM
+    assert (await activities.follow_up(units, done.id, EVERYONE)).assignee == ALEX
+    clock.advance(timedelta(hours=2))
+    assert sorted((e.task_id, e.assignee) for e in due_events(await units.fire_due_timers())) == sorted(
+        [(mine.id, SAM), (kims.id, KIM)]
+    )

@@ -113,6 +113,10 @@ class InMemoryTaskRepository(InMemoryAggregates[Task]):
         self.keep(task.id, task)
         self.by_id[task.id].pull_changes()
 
+    async def open_of_lead(self, lead_id: str) -> list[Task]:
+        mine = [t for t in self.by_id.values() if t.lead_id == lead_id and t.is_open]
+        return [copy.deepcopy(t) for t in sorted(mine, key=lambda t: (t.due_at, t.id))]
+
     async def search(self, criteria: TaskFilter, *, limit: int, offset: int) -> tuple[list[Task], int]:
         # Soonest due first: the reverse of select's newest-first order.
         matching = sorted(

@@ -182,6 +182,19 @@ async def cancel_follow_up(
     return await units.run(work)
 
 
+async def move_open_follow_ups(
+    uow: LeadsUnitOfWork, lead: Lead, from_owner: str, *, at: datetime, by: Actor
+) -> list[Task]:
+    """After ``lead`` changed owner (in the caller's unit): its open follow-ups that were ``from_owner``'s
+    become its new owner's, each timer armed again to tell them. Others' follow-ups stay with them."""
+    moved = []
+    for task in await uow.tasks.open_of_lead(lead.id):
+        if task.assignee == from_owner and task.reassign(lead.owner, at, by):
+            await _save_and_arm(uow, task)
+            moved.append(task)
+    return moved
+
+
 # --- consumed events ------------------------------------------------------------------------------
 
 

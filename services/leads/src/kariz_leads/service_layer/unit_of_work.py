@@ -111,6 +111,10 @@ class TaskRepository(Protocol):
         """Store a changed follow-up over the stored one."""
         ...
 
+    async def open_of_lead(self, lead_id: str) -> list[Task]:
+        """A lead's open follow-ups, soonest due first."""
+        ...
+
     async def search(self, criteria: TaskFilter, *, limit: int, offset: int) -> tuple[list[Task], int]:
         """One page of the follow-ups matching ``criteria``, soonest due first, and how many in all."""
         ...

@@ -167,6 +167,12 @@ class MongoTaskRepository:
     async def save(self, task: Task) -> None:
         await self.tasks.replace_one({"_id": task.id}, task_to_document(task), session=self.tx.session)
 
+    async def open_of_lead(self, lead_id: str) -> list[Task]:
+        found = self.tasks.find(
+            {"lead_id": lead_id, "status": TaskStatus.OPEN.value}, session=self.tx.session
+        ).sort([("due_at", ASCENDING), ("_id", ASCENDING)])
+        return [task_from_document(doc) async for doc in found]
+
     async def search(self, criteria: TaskFilter, *, limit: int, offset: int) -> tuple[list[Task], int]:
         docs, total = await find_page(
             self.tasks,

@@ -57,12 +57,14 @@ async def ensure_indexes(store: Store) -> None:
     await store.db[ACTIVITIES].create_index(
         [("lead_id", ASCENDING), ("occurred_at", DESCENDING), ("_id", DESCENDING)], name="lead_latest_first"
     )
-    # Follow-ups, soonest due first (GET /tasks): of some assignees, of everyone; in a status or any.
+    # Follow-ups, soonest due first (GET /tasks): of some assignees, of everyone; in a status or any;
+    # a lead's open ones (they move with a reassigned lead).
     tasks = store.db[TASKS]
     for name, keys in (
         ("assignee_status_due", ["assignee", "status"]),
         ("status_due", ["status"]),
         ("due", []),
+        ("lead_status_due", ["lead_id", "status"]),
     ):
         await tasks.create_index(
             [*((key, ASCENDING) for key in keys), ("due_at", ASCENDING), ("_id", ASCENDING)], name=name
