@@ -316,3 +316,29 @@ async def test_a_dead_workers_job_is_taken_over_after_its_lease_each_row_once(
     finished = await heir.run(taken, "heir")
     assert (finished.status, finished.processed, finished.created) == (ImportStatus.DONE, 1000, 1000)
     await each_row_once(units, emails)
+
+
+async def test_a_partner_key_with_the_import_scope_imports_for_its_source_and_sees_its_own_jobs(
+    leads: Leads,
+) -> None:
+    issued = await leads.http.post(
+        "/api-keys",
+        json={"name": "partner feed", "scopes": ["leads:import"], "source": "partner", "campaign": "q3"},
+    )
+    assert issued.status_code == 201, issued.text
+    key = {"X-Api-Key": issued.json()["key"], "Authorization": "", "Content-Type": "text/csv"}
+    data, emails = a_file(unique("key"), 30)
+    wrong = await leads.http.post("/imports", params={"source": "event"}, content=data, headers=key)
+    assert wrong.status_code == 422 and "partner" in wrong.json()["message"]
+    answer = await leads.http.post("/imports", params={"source": "partner"}, content=data, headers=key)
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["campaign"] == "q3" and answer.json()["started_by"].startswith("key:")
+    done = await until_finished(leads, answer.json()["id"], key)
+    assert done["rows"]["created"] == 30
+    stored = [d async for d in leads.db.leads.find({"contact.email": {"$in": emails}})]
+    assert {(d["source"], d["campaign"], d["captured_by"]) for d in stored} == {
+        ("partner", "q3", answer.json()["started_by"])
+    }
+    # It sees its own jobs only, and no lead.
+    assert [j["id"] for j in (await leads.http.get("/imports", headers=key)).json()["items"]] == [done["id"]]
+    assert (await leads.http.get(f"/leads/{stored[0]['_id']}", headers=key)).status_code == 403

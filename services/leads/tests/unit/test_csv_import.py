@@ -101,7 +101,7 @@ def test_recognised_headers_with_synonyms_case_and_spacing_and_a_sniffed_semicol
 @pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
 def test_each_delimiter_is_sniffed(delimiter: str) -> None:
     text = delimiter.join(["Email", "First Name", "Last Name", "Company"]) + "\n"
-    text += delimiter.join(["ada@acme.example", "Ada", "Lovelace", "\"Acme, Inc.\""]) + "\n"
+    text += delimiter.join(["ada@acme.example", "Ada", "Lovelace", '"Acme, Inc."']) + "\n"
     read = read_csv(text.encode())
     assert read.delimiter == delimiter and read.rows[0].cells[Column.COMPANY] == "Acme, Inc."
 
@@ -241,6 +241,23 @@ async def test_a_full_name_is_split_and_sizes_with_separators_are_read(units: Un
     [lead] = units.uow.leads.by_id.values()
     assert (lead.contact.first_name, lead.contact.last_name) == ("Ada King", "Lovelace")
     assert lead.company.size == 1200 and lead.company.domain == "acme.example"
+
+
+async def test_a_consent_column_is_read_as_yes_or_no(units: Units) -> None:
+    text = (
+        "email,first name,last name,company,Opt-In\n"
+        "a@acme.example,A,A,Acme,yes\n"
+        "b@acme.example,B,B,Acme,0\n"
+        "c@acme.example,C,C,Acme,\n"
+        "d@acme.example,D,D,Acme,maybe\n"
+    )
+    await imported(units, text)
+    done = await run_all(units)
+    assert (done.created, done.failed) == (3, 1)
+    consent = {lead.email: lead.consent for lead in units.uow.leads.by_id.values()}
+    assert consent == {"a@acme.example": True, "b@acme.example": False, "c@acme.example": False}
+    [failure], _ = await units.uow.imports.failures(done.id)
+    assert (failure.row, failure.reason) == (5, "consent: 'maybe' is not yes or no")
 
 
 async def known_lead(units: Units) -> None:

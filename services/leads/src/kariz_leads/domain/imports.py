@@ -45,6 +45,7 @@ class Column(StrEnum):
     INDUSTRY = "industry"
     SIZE = "size"
     COUNTRY = "country"
+    CONSENT = "consent"
 
 
 def header_key(header: str) -> str:
@@ -93,6 +94,7 @@ _SYNONYMS: dict[Column, tuple[str, ...]] = {
         "headcount",
     ),
     Column.COUNTRY: ("country", "country code", "nation", "land"),
+    Column.CONSENT: ("consent", "opt in", "email opt in", "marketing consent", "gdpr consent", "permission"),
 }
 RECOGNISED: dict[str, Column] = {header_key(s): c for c, synonyms in _SYNONYMS.items() for s in synonyms}
 
@@ -347,7 +349,10 @@ _LONGEST = {
     Column.INDUSTRY: 100,
     Column.SIZE: 20,
     Column.COUNTRY: 60,
+    Column.CONSENT: 20,
 }
+_YES = frozenset({"1", "true", "yes", "y", "x", "ja", "j", "oui", "si", "optedin", "optin"})
+_NO = frozenset({"", "0", "false", "no", "n", "nein", "non", "optedout", "optout"})
 
 
 def _size(value: str) -> int | None:
@@ -394,6 +399,17 @@ def row_details(row: Row, campaign: str | None) -> LeadDetails:
         return LeadDetails.clean(contact, company, campaign)
     except InvalidField as exc:
         raise InvalidRow(_FIELD_OF_LEAD.get(exc.field, exc.field), exc.reason) from None
+
+
+def row_consent(row: Row) -> bool:
+    """Whether the row says the contact agreed to be contacted (yes/no, true/false, 1/0, x; blank: no)."""
+    value = row.cells.get(Column.CONSENT, "")
+    key = header_key(value)
+    if key in _YES:
+        return True
+    if key in _NO:
+        return False
+    raise InvalidRow("consent", f"{value.strip()!r} is not yes or no")
 
 
 def filled(known: Contact, known_company: Company, row: LeadDetails) -> tuple[Contact, Company, list[str]]:

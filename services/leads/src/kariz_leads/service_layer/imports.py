@@ -35,6 +35,7 @@ from kariz_leads.domain.imports import (
     chunked,
     filled,
     read_csv,
+    row_consent,
     row_details,
 )
 from kariz_leads.domain.intake import LeadDetails
@@ -231,12 +232,16 @@ class ImportRunner:
         by = Actor(job.started_by, job.on_behalf_of)
         failures: list[RowFailure] = []
         good: list[tuple[Row, LeadDetails]] = []
+        consent: dict[int, bool] = {}  # by row number
         for row in rows:
             try:
-                good.append((row, row_details(row, options.campaign)))
+                details, agreed = row_details(row, options.campaign), row_consent(row)
             except InvalidRow as exc:
                 email = row.cells.get(Column.EMAIL, "").strip() or None
                 failures.append(RowFailure(row.number, str(exc), email))
+                continue
+            good.append((row, details))
+            consent[row.number] = agreed
         # Touching needs no look beforehand: the capture path tells new leads from known ones.
         known = (
             {}
@@ -264,7 +269,7 @@ class ImportRunner:
                 _Line(
                     details=details,
                     source=options.source,
-                    consent=False,
+                    consent=consent[row.number],
                     lead_id=str(uuid.uuid5(IMPORT_IDS, f"{job.id}:{row.number}:lead")),
                     correlation_id=str(uuid.uuid5(IMPORT_IDS, f"{job.id}:{row.number}:story")),
                 )
