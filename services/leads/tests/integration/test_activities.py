@@ -73,6 +73,8 @@ async def test_an_activity_is_on_the_timeline_and_published_and_the_lead_is_work
     assert record.headers["ce_correlationid"] == lead["correlation_id"]
     assert record.headers["ce_actor"] == lead["owner"]
     assert await leads.db.outbox.count_documents({"key": lead["id"], "topic": ActivityLogged.topic()}) == 1
+    metrics = (await leads.http.get("/metrics")).text
+    assert 'kariz_leads_activities_total{channel="call",outcome="reached"}' in metrics
 
     timeline = (await leads.http.get(f"/leads/{lead['id']}/timeline", headers=owner)).json()
     assert [e["kind"] for e in timeline["items"]] == ["status_changed", "activity_logged", "captured"]

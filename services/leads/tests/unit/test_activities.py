@@ -118,6 +118,7 @@ async def test_an_activity_is_stored_and_published_as_activity_logged_in_its_lea
     )
     page, total = await activities.activities_of(units, lead.id, ALEXS, limit=10, offset=0)
     assert (page, total) == ([activity], 1)
+    assert units.uow.metrics.activities == [(ActivityChannel.CALL, ActivityOutcome.MEETING_BOOKED)]
 
 
 async def test_the_first_reaching_activity_sets_the_lead_working_with_its_first_contact(

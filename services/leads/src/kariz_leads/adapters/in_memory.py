@@ -19,7 +19,7 @@ from kariz_leads.domain.queries import LeadFilter
 from kariz_leads.domain.task import Task, TaskFilter
 from kariz_leads.service_layer.unit_of_work import ONE_LEAD_PER_ADDRESS, LeadsUnitOfWork
 from kariz_shared.contracts.errors import DuplicateRecord
-from kariz_shared.contracts.events import LeadSource
+from kariz_shared.contracts.events import ActivityChannel, ActivityOutcome, LeadSource
 from kariz_shared.contracts.identity import Owners
 from kariz_shared.contracts.paging import Cursor
 from kariz_shared.persistence.in_memory import InMemoryAggregates, InMemoryUnitOfWork
@@ -155,12 +155,16 @@ class RecordedMetrics:
 
     captures: list[LeadSource] = field(default_factory=list)
     touches: list[LeadSource] = field(default_factory=list)
+    activities: list[tuple[ActivityChannel, ActivityOutcome]] = field(default_factory=list)
 
     def captured(self, source: LeadSource) -> None:
         self.captures.append(source)
 
     def touched(self, source: LeadSource) -> None:
         self.touches.append(source)
+
+    def activity_logged(self, channel: ActivityChannel, outcome: ActivityOutcome) -> None:
+        self.activities.append((channel, outcome))
 
 
 class InMemoryLeadsUnitOfWork(InMemoryUnitOfWork, LeadsUnitOfWork):

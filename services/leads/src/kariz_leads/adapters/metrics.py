@@ -8,7 +8,7 @@ from datetime import datetime
 from prometheus_client import Counter, Gauge
 
 from kariz_leads.adapters.mongo.repositories import newest_capture
-from kariz_shared.contracts.events import LeadSource
+from kariz_shared.contracts.events import ActivityChannel, ActivityOutcome, LeadSource
 from kariz_shared.persistence.store import Store
 from kariz_shared.runtime.metrics import registry
 
@@ -27,10 +27,20 @@ last_captured = Gauge(
     registry=registry,
 )
 
+activities = Counter(
+    "kariz_leads_activities_total",
+    "Activities logged on leads, by channel and outcome",
+    ["channel", "outcome"],
+    registry=registry,
+)
+
 # Every source starts at 0, so increase() and rates see a lead's first capture from a source too.
 for _source in LeadSource:
     captured.labels(_source.value)
     duplicates.labels(_source.value)
+for _channel in ActivityChannel:
+    for _outcome in ActivityOutcome:
+        activities.labels(_channel.value, _outcome.value)
 
 
 class PrometheusMetrics:
@@ -41,6 +51,9 @@ class PrometheusMetrics:
 
     def touched(self, source: LeadSource) -> None:
         duplicates.labels(source.value).inc()
+
+    def activity_logged(self, channel: ActivityChannel, outcome: ActivityOutcome) -> None:
+        activities.labels(channel.value, outcome.value).inc()
 
 
 class NewestCaptureGauge:

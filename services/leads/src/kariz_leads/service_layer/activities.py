@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from kariz_leads.domain.activity import CLOCK_SKEW, Activity
 from kariz_leads.domain.history import LeadChange
@@ -305,6 +306,7 @@ async def _log_in(uow: LeadsUnitOfWork, lead: Lead, command: LogActivity, by: Ac
     for event in activity.pull_events():
         uow.emit(event, correlation_id=lead.correlation_id)
     stop_response_timers_if_answered(uow, lead)
+    uow.after_commit(partial(uow.metrics.activity_logged, activity.channel, activity.outcome))
     return activity
 
 

@@ -13,7 +13,7 @@ from kariz_leads.domain.history import LeadChange
 from kariz_leads.domain.lead import Lead, Touch
 from kariz_leads.domain.queries import LeadFilter
 from kariz_leads.domain.task import Task, TaskFilter
-from kariz_shared.contracts.events import LeadSource
+from kariz_shared.contracts.events import ActivityChannel, ActivityOutcome, LeadSource
 from kariz_shared.contracts.identity import Owners
 from kariz_shared.contracts.paging import Cursor
 from kariz_shared.persistence.unit_of_work import UnitOfWork
@@ -137,6 +137,8 @@ class LeadsMetrics(Protocol):
     def captured(self, source: LeadSource) -> None: ...
 
     def touched(self, source: LeadSource) -> None: ...
+
+    def activity_logged(self, channel: ActivityChannel, outcome: ActivityOutcome) -> None: ...
 
 
 class LeadsUnitOfWork(UnitOfWork):
