@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
 
+import openpyxl
 import pytest
 import pytest_asyncio
 
@@ -22,6 +23,7 @@ from kariz_leads.adapters.mongo.unit_of_work import MongoLeadsUnitOfWork
 from kariz_leads.domain import ResponseSla, SalesTeam
 from kariz_leads.domain.imports import ImportJob, ImportOptions, ImportStatus
 from kariz_leads.entrypoints.import_worker import ImportWorker
+from kariz_leads.entrypoints.imports import XLSX
 from kariz_leads.service_layer.imports import ImportRunner, Upload, start_import
 from kariz_leads.settings import LeadsSettings
 from kariz_shared.contracts.events import LeadCaptured, LeadSource
@@ -342,3 +344,28 @@ async def test_a_partner_key_with_the_import_scope_imports_for_its_source_and_se
     # It sees its own jobs only, and no lead.
     assert [j["id"] for j in (await leads.http.get("/imports", headers=key)).json()["items"]] == [done["id"]]
     assert (await leads.http.get(f"/leads/{stored[0]['_id']}", headers=key)).status_code == 403
+
+
+async def test_an_xlsx_workbook_is_imported_too(leads: Leads, issuer: LocalIssuer) -> None:
+    manager = bearer(issuer.token("greta@kariz.example", ["manager"], team="dach"))
+    tag = unique("xlsx")
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["E-Mail Address", "First Name", "Surname", "Organisation", "Country"])
+    emails = [f"{tag}-{n}@firm.example" for n in range(40)]
+    for n, email in enumerate(emails):
+        sheet.append([email, f"Ada{n}", "Lovelace", "Firm", "DE"])
+    out = io.BytesIO()
+    book.save(out)
+    answer = await leads.http.post(
+        "/imports",
+        params={"source": "event"},
+        content=out.getvalue(),
+        headers={**manager, "Content-Type": XLSX},
+    )
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["encoding"] == "xlsx"
+    done = await until_finished(leads, answer.json()["id"], manager)
+    assert done["rows"]["created"] == 40
+    assert await leads.db.leads.count_documents({"contact.email": {"$in": emails}}) == 40

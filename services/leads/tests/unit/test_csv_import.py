@@ -5,8 +5,10 @@ owner, and a worker that dies after chunk k: the next one resumes and every row 
 from __future__ import annotations
 
 import codecs
+import io
 from datetime import UTC, datetime, timedelta
 
+import openpyxl
 import pytest
 
 from kariz_leads.adapters.in_memory import InMemoryLeadsUnitOfWork
@@ -22,6 +24,7 @@ from kariz_leads.domain.imports import (
     InvalidFile,
     LeaseLost,
     read_csv,
+    read_file,
 )
 from kariz_leads.service_layer.imports import ImportRunner, Upload, start_import
 from kariz_shared.contracts.events import LeadCaptured, LeadSource
@@ -173,6 +176,38 @@ def test_a_file_over_the_row_limit_or_broken_csv_is_refused() -> None:
         read_csv(b'email,first name,last name,company\nada@acme.example,"Ada,Lovelace,Acme\n')
 
 
+def workbook(rows: list[list[object]]) -> bytes:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for row in rows:
+        sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def test_an_xlsx_workbooks_first_sheet_is_read_as_rows() -> None:
+    data = workbook(
+        [
+            ["E-Mail", "First Name", "Last Name", "Company", "Employees", "Opt-In", None],
+            ["ada@acme.example", "Ada", "Lovelace", "Acme", 1200, True],
+            [None, None, None, None, None, None],
+            ["bob@acme.example", "Bob", "Builder", "Acme", 12.0, False],
+        ]
+    )
+    read = read_file(data)
+    assert (read.encoding, read.delimiter) == ("xlsx", "")
+    assert [(r.number, r.cells[Column.SIZE], r.cells[Column.CONSENT]) for r in read.rows] == [
+        (2, "1200", "yes"),
+        (4, "12", "no"),
+    ]
+    with pytest.raises(InvalidFile, match="no column for company"):
+        read_file(workbook([["email", "first name", "last name"], ["a@b.example", "A", "B"]]))
+    with pytest.raises(InvalidFile, match="not an XLSX workbook"):
+        read_file(b"PK\x03\x04 not really a workbook")
+
+
 # --- importing -----------------------------------------------------------------------------------
 
 
@@ -241,6 +276,14 @@ async def test_a_full_name_is_split_and_sizes_with_separators_are_read(units: Un
     [lead] = units.uow.leads.by_id.values()
     assert (lead.contact.first_name, lead.contact.last_name) == ("Ada King", "Lovelace")
     assert lead.company.size == 1200 and lead.company.domain == "acme.example"
+
+
+async def test_an_xlsx_upload_is_imported_like_a_csv_file(units: Units) -> None:
+    rows: list[list[object]] = [["Email", "Vorname", "Nachname", "Firma"]]
+    rows += [[f"x{n}@acme.example", "X", f"N{n}", "Acme"] for n in range(25)]
+    await imported(units, workbook(rows), chunk_rows=10)
+    done = await run_all(units)
+    assert (done.encoding, done.chunks_total, done.created) == ("xlsx", 3, 25)
 
 
 async def test_a_consent_column_is_read_as_yes_or_no(units: Units) -> None:

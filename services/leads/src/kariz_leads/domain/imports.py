@@ -1,4 +1,5 @@
 """CSV imports: a file read into rows of lead fields, and the import job that captures them in chunks.
+An XLSX workbook's first sheet is read as a CSV file's rows are (openpyxl, read-only).
 
 Reading a file (:func:`read_csv`) decides everything that can be wrong with the file as a whole before
 anything is stored: its encoding (UTF-8, with or without a BOM, or else Windows-1252, the two that
@@ -15,10 +16,12 @@ import codecs
 import csv
 import io
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+
+import openpyxl
 
 from kariz_leads.domain.intake import InvalidField, LeadDetails
 from kariz_shared.contracts.errors import RuleViolation
@@ -31,6 +34,10 @@ MAX_BYTES = 50 * 1024 * 1024
 #: A cell is kept up to this many characters: longer than any lead field may be, so it still fails.
 CELL_KEPT = 1_000
 DELIMITERS = ",;\t|"
+#: How a zip archive starts, as an XLSX workbook does.
+ZIP = b"PK\x03\x04"
+#: Columns of a workbook's sheet looked at: far more than any export has.
+SHEET_COLUMNS = 200
 
 
 class Column(StrEnum):
@@ -144,8 +151,8 @@ def decode(data: bytes, encoding: str | None = None) -> tuple[str, str]:
     """The file's text and the encoding it was read with. Without ``encoding``: a UTF-16 or UTF-8 BOM
     says so; else UTF-8 if it decodes, else Windows-1252 (what Excel writes on Windows). Binary data (a
     spreadsheet's zip, a PDF) is refused, as is text that does not decode in the named encoding."""
-    if data.startswith(b"PK\x03\x04"):
-        raise InvalidFile("the file is a zip archive (an XLSX workbook?), not CSV text: save it as CSV")
+    if data.startswith(ZIP):
+        raise InvalidFile("the file is a zip archive, not CSV text or an XLSX workbook")
     if encoding is not None:
         try:
             name = codecs.lookup(encoding).name
@@ -297,21 +304,80 @@ def read_csv(
             assert first is not None
             raise _with_delimiter_hint(first, _header(text, order[0]), order[0]) from None
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=chosen, strict=True)
-    rows: list[Row] = []
     try:
         headers = next(reader)
-        for number, record in enumerate(reader, start=2):
-            if not any(cell.strip() for cell in record):
-                continue
-            if len(rows) == max_rows:
-                raise InvalidFile(f"the file has more than {max_rows} rows: split it")
-            cells = {c: record[n][:CELL_KEPT] if n < len(record) else "" for c, n in columns.items()}
-            rows.append(Row(number, cells))
+        rows = _rows(reader, columns, max_rows)
     except csv.Error as exc:
         raise InvalidFile(f"the file is not valid CSV at line {reader.line_num}: {exc}") from None
+    return CsvFile(used, chosen, {c: headers[n] for c, n in columns.items()}, rows)
+
+
+def _rows(records: Iterator[list[str]], columns: Mapping[Column, int], max_rows: int) -> tuple[Row, ...]:
+    """The data rows after the header, numbered as a spreadsheet numbers them (the header is row 1)."""
+    rows: list[Row] = []
+    for number, record in enumerate(records, start=2):
+        if not any(cell.strip() for cell in record):
+            continue
+        if len(rows) == max_rows:
+            raise InvalidFile(f"the file has more than {max_rows} rows: split it")
+        cells = {c: record[n][:CELL_KEPT] if n < len(record) else "" for c, n in columns.items()}
+        rows.append(Row(number, cells))
     if not rows:
         raise InvalidFile("the file has a header but no rows")
-    return CsvFile(used, chosen, {c: headers[n] for c, n in columns.items()}, tuple(rows))
+    return tuple(rows)
+
+
+def read_file(
+    data: bytes,
+    *,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    mapping: Mapping[str, str] | None = None,
+    max_rows: int = MAX_ROWS,
+) -> CsvFile:
+    """A CSV file (:func:`read_csv`), or an XLSX workbook's first sheet (:func:`read_xlsx`), told apart
+    by how the data starts."""
+    if data.startswith(ZIP):
+        return read_xlsx(data, mapping=mapping, max_rows=max_rows)
+    return read_csv(data, encoding=encoding, delimiter=delimiter, mapping=mapping, max_rows=max_rows)
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def read_xlsx(data: bytes, *, mapping: Mapping[str, str] | None = None, max_rows: int = MAX_ROWS) -> CsvFile:
+    """The first sheet of an XLSX workbook as rows (its first row the header), read with openpyxl in
+    read-only mode, values as Excel shows them (a number without its ``.0``)."""
+    try:
+        workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception:  # openpyxl raises what the zip and XML libraries raise for a broken file
+        raise InvalidFile(
+            "the file is a zip archive but not an XLSX workbook: save it as CSV or XLSX"
+        ) from None
+    try:
+        if not workbook.worksheets:
+            raise InvalidFile("the workbook has no sheet")
+        sheet = workbook.worksheets[0]
+        records = (
+            [_text(v) for v in values] for values in sheet.iter_rows(max_col=SHEET_COLUMNS, values_only=True)
+        )
+        headers = next(records, [])
+        while headers and not headers[-1].strip():
+            headers.pop()
+        if not headers:
+            raise InvalidFile("the workbook's first sheet is empty")
+        columns = resolve_columns(headers, mapping)
+        rows = _rows(records, columns, max_rows)
+    finally:
+        workbook.close()
+    return CsvFile("xlsx", "", {c: headers[n] for c, n in columns.items()}, rows)
 
 
 # --- one row -------------------------------------------------------------------------------------

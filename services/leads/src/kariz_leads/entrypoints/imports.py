@@ -42,6 +42,7 @@ from kariz_shared.runtime.http import Limit, Offset, Page
 from kariz_shared.runtime.logging import correlation_id
 
 PATH = "/imports"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 # --- views ----------------------------------------------------------------------------------------
 
@@ -131,7 +132,10 @@ UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "description": f"The CSV file itself, at most {MAX_ROWS:,} rows and {MAX_BYTES // 2**20} MB",
-        "content": {"text/csv": {"schema": {"type": "string"}}},
+        "content": {
+            "text/csv": {"schema": {"type": "string"}},
+            XLSX: {"schema": {"type": "string", "format": "binary"}},
+        },
     }
 }
 MAPPING_HELP = (
@@ -184,7 +188,8 @@ def router(
         dependencies=[Depends(rate_limited)],
         status_code=202,
         summary="Import a CSV file of leads (answers at once with the import job)",
-        description="The body is the file (`Content-Type: text/csv`). The file as a whole is checked "
+        description="The body is the file (`Content-Type: text/csv`; an XLSX workbook's first sheet is "
+        f"read too, `{XLSX}`). The file as a whole is checked "
         "first: its encoding (UTF-8 with or without BOM, else Windows-1252, or `encoding`), its delimiter "
         "(`delimiter`, or sniffed among , ; tab |) and its columns (e-mail, first and last name or a full "
         "name, and company are required); if it cannot be imported the answer is 422 and nothing is "

@@ -34,7 +34,7 @@ from kariz_leads.domain.imports import (
     RowFailure,
     chunked,
     filled,
-    read_csv,
+    read_file,
     row_consent,
     row_details,
 )
@@ -87,7 +87,7 @@ async def start_import(
     """Read the file (``InvalidFile`` when it cannot be imported; nothing is stored then), store its
     chunks and a queued job. Reading runs off the event loop: a 50 MB file takes a moment."""
     csv_file = await asyncio.to_thread(
-        read_csv, upload.data, encoding=upload.encoding, delimiter=upload.delimiter, mapping=upload.mapping
+        read_file, upload.data, encoding=upload.encoding, delimiter=upload.delimiter, mapping=upload.mapping
     )
     chunks = chunked(csv_file.rows, chunk_rows)
     now = units.clock.now()
