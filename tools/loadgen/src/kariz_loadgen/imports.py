@@ -1,4 +1,5 @@
-"""``kariz-import FILE --source trade_show``: upload a CSV file of leads to ``POST /imports`` and show
+"""``kariz-import FILE --source trade_show``: upload a CSV file (or an XLSX workbook) of leads to
+``POST /imports`` and show
 its progress until the import is done; then its counts, and where to get the failed rows.
 
     kariz-import visitors.csv --source trade_show --campaign cebit-2026 \\
@@ -24,6 +25,7 @@ import httpx
 from kariz_loadgen.progress import Progress
 
 DUPLICATE_POLICIES = ("skip", "touch", "update_empty")
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 async def run(args: argparse.Namespace, transport: httpx.AsyncBaseTransport | None = None) -> int:
@@ -37,7 +39,8 @@ async def run(args: argparse.Namespace, transport: httpx.AsyncBaseTransport | No
         if value:
             params.append((name, value))
     params += [("map", pair) for pair in args.map]
-    headers = {"Authorization": f"Bearer {args.token}", "Content-Type": "text/csv"}
+    kind = XLSX if path.suffix.lower() == ".xlsx" else "text/csv"
+    headers = {"Authorization": f"Bearer {args.token}", "Content-Type": kind}
     base = args.url.rstrip("/")
     async with httpx.AsyncClient(
         base_url=base, headers=headers, timeout=args.timeout, transport=transport
