@@ -1,6 +1,6 @@
 """``kariz-import FILE --source trade_show``: upload a CSV file (or an XLSX workbook) of leads to
-``POST /imports`` and show
-its progress until the import is done; then its counts, and where to get the failed rows.
+``POST /imports`` and show its progress until the import is done; then its counts, and where to get
+the failed rows.
 
     kariz-import visitors.csv --source trade_show --campaign cebit-2026 \\
         [--owner rep@...] [--on-duplicate skip|touch|update_empty] [--delimiter ';'] [--encoding cp1252] \\
