@@ -23,6 +23,7 @@ from kariz_devkit.testing import accepting, bearer
 from kariz_leads.adapters.in_memory import InMemoryLeadsUnitOfWork
 from kariz_leads.domain import ResponseSla, SalesTeam
 from kariz_leads.entrypoints import activities as leads_activities
+from kariz_leads.entrypoints import assignment as leads_assignment
 from kariz_leads.entrypoints import duplicates as leads_duplicates
 from kariz_leads.entrypoints import http as leads_http
 from kariz_leads.entrypoints import tasks as leads_tasks
@@ -30,6 +31,7 @@ from kariz_notifications.adapters.in_memory import InMemoryNotificationsReads, I
 from kariz_notifications.entrypoints import http as notifications_http
 from kariz_qualification.adapters.in_memory import InMemoryQualificationUnitOfWork
 from kariz_qualification.entrypoints import http as qualification_http
+from kariz_shared.contracts.identity import Roster
 from kariz_shared.persistence.in_memory import InMemoryUnitsOfWork
 from kariz_shared.runtime import http as shared_http
 from kariz_shared.runtime.clock import FakeClock
@@ -46,6 +48,9 @@ def routers() -> dict[str, APIRouter]:
     for router in (
         leads_http.router(leads_units, SalesTeam.of(["alex@kariz.example"]), ResponseSla(timedelta(hours=4))),
         leads_duplicates.router(leads_units),
+        leads_assignment.router(
+            leads_units, ResponseSla(timedelta(hours=4)), Roster.of({"emea": ["alex@kariz.example"]})
+        ),
         leads_activities.router(leads_units),
         leads_tasks.router(leads_units),
     ):

@@ -20,6 +20,7 @@ from kariz_shared.contracts.events import (
     LeadDisqualified,
     LeadQualified,
     LeadReassigned,
+    LeadResponseEscalationDue,
     LeadResponseOverdue,
     StageChanged,
     TaskRequested,
@@ -57,8 +58,16 @@ SERVICES: tuple[ServiceEntry, ...] = (
     ServiceEntry(
         "leads",
         8001,
-        publishes=(LeadCaptured, LeadResponseOverdue, ActivityLogged, FollowUpDue, LeadReassigned),
-        consumes=(LeadQualified, LeadDisqualified, TaskRequested),
+        publishes=(
+            LeadCaptured,
+            LeadResponseOverdue,
+            ActivityLogged,
+            FollowUpDue,
+            LeadReassigned,
+            LeadResponseEscalationDue,
+        ),
+        # LeadResponseEscalationDue is its own response timer's: it reassigns the lead when it fires.
+        consumes=(LeadQualified, LeadDisqualified, TaskRequested, LeadResponseEscalationDue),
         summary="capture, normalisation, duplicates, assignment, response SLA, activities, follow-ups, "
         "imports",
     ),

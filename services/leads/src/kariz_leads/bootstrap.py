@@ -5,9 +5,11 @@ from __future__ import annotations
 from kariz_leads.adapters.metrics import NewestCaptureGauge
 from kariz_leads.adapters.mongo.indexes import ensure_indexes
 from kariz_leads.adapters.mongo.unit_of_work import MongoLeadsUnitOfWork
-from kariz_leads.domain import ResponseSla, SalesTeam
-from kariz_leads.entrypoints import activities, duplicates, http, kafka, tasks
+from kariz_leads.domain import SalesTeam
+from kariz_leads.entrypoints import activities, assignment, duplicates, http, kafka, tasks
 from kariz_leads.settings import LeadsSettings
+from kariz_shared.contracts.events import LeadResponseEscalationDue
+from kariz_shared.contracts.identity import Roster
 from kariz_shared.persistence.unit_of_work import MongoUnitsOfWork
 from kariz_shared.runtime.clock import Clock
 from kariz_shared.runtime.periodic import refreshing
@@ -18,7 +20,8 @@ from kariz_shared.system import service as registered
 def build(settings: LeadsSettings | None = None, clock: Clock | None = None) -> Service:
     settings = settings or LeadsSettings()
     team = SalesTeam.of(settings.reps, settings.territories)
-    sla = ResponseSla(settings.lead_response_sla)
+    # Per source and priority, in the teams' business hours, with its escalation (README, "Time as events").
+    sla = settings.response_sla()
     service = Service(
         settings,
         title="Kariz leads",
@@ -35,7 +38,9 @@ def build(settings: LeadsSettings | None = None, clock: Clock | None = None) -> 
     service.limit_rates()
     for event, handle in kafka.SUBSCRIPTIONS.items():
         service.subscribe(event, units.handler(handle))
+    service.subscribe(LeadResponseEscalationDue, units.handler(kafka.on_response_escalation_due(team, sla)))
     service.api.include_router(http.router(units, team, sla))
+    service.api.include_router(assignment.router(units, sla, Roster.of(settings.teams)))
     service.api.include_router(duplicates.router(units))
     service.api.include_router(activities.router(units))
     service.api.include_router(tasks.router(units))

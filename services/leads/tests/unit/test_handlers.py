@@ -541,6 +541,7 @@ async def test_the_history_keeps_each_change_with_who_made_it_newest_first(
         "campaign": "spring",
         "owner": lead.owner,
         "assigned_by": "round_robin",
+        "priority": "normal",
     }
     [page] = (await views.history(units, lead.id, EVERYONE, limit=1, offset=1))[0]
     assert page.kind is LeadChangeKind.QUALIFIED, "paged like every list"

@@ -75,6 +75,15 @@ class LeadSource(StrEnum):
     OUTBOUND = "outbound"
 
 
+class LeadPriority(StrEnum):
+    """How urgent a lead is, as its source or the capturing person says; its response SLA may depend
+    on it."""
+
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
 class Contact(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -139,6 +148,9 @@ class LeadCaptured(Event):
     assigned_by: str = Field(description="round_robin | territory")
     captured_at: datetime
     actor: str | None = actor_field()
+    priority: LeadPriority = Field(
+        default=LeadPriority.NORMAL, description="high | normal | low; normal when the capture named none"
+    )
 
 
 class LeadResponseOverdue(Event):
@@ -152,7 +164,25 @@ class LeadResponseOverdue(Event):
     owner: str = Field(description="The sales rep the lead is assigned to (their e-mail address)")
     source: LeadSource
     captured_at: datetime
-    due_at: datetime = Field(description="captured_at plus the response SLA: when the first action was due")
+    due_at: datetime = Field(
+        description="When the first action was due: the response SLA after capture (or after the lead's "
+        "reassignment), counted in its team's business hours"
+    )
+
+
+class LeadResponseEscalationDue(Event):
+    description: ClassVar[str] = (
+        "A lead is still new, with no action by its owner, at its response SLA's escalation threshold (a "
+        "second timer of the leads service, armed at capture beside the overdue one and cancelled with "
+        "it); leads itself consumes it and hands the lead to the next rep of its rotation (LeadReassigned)."
+    )
+    key_field: ClassVar[str] = "lead_id"
+
+    lead_id: str
+    owner: str = Field(description="The sales rep the lead was assigned to when the timer was armed")
+    source: LeadSource
+    captured_at: datetime
+    due_at: datetime = Field(description="When the lead was to be escalated: past its response due time")
 
 
 class ActivityChannel(StrEnum):
@@ -390,6 +420,7 @@ EVENTS: dict[str, type[Event]] = {
     for cls in (
         LeadCaptured,
         LeadResponseOverdue,
+        LeadResponseEscalationDue,
         ActivityLogged,
         FollowUpDue,
         TaskRequested,

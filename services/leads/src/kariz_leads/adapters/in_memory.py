@@ -57,6 +57,10 @@ class InMemoryLeadRepository(InMemoryAggregates[Lead]):
         stored.status, stored.score = lead.status, lead.score
         stored.disqualification_reason, stored.updated_at = lead.disqualification_reason, lead.updated_at
 
+    async def save_owner(self, lead: Lead) -> None:
+        stored = self.by_id[lead.id]
+        stored.owner, stored.assigned_by, stored.updated_at = lead.owner, lead.assigned_by, lead.updated_at
+
     async def search(self, criteria: LeadFilter, *, limit: int, offset: int) -> tuple[list[Lead], int]:
         return self.select(
             criteria.matches, lambda lead: (lead.created_at, lead.id), limit=limit, offset=offset

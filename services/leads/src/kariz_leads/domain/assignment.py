@@ -13,6 +13,10 @@ from kariz_shared.contracts.normalisation import normalise_country, normalise_em
 class AssignedBy(StrEnum):
     TERRITORY = "territory"
     ROUND_ROBIN = "round_robin"
+    #: Reassigned by a manager or an admin (``POST /leads/{id}/assign``).
+    MANUAL = "manual"
+    #: Handed to the next rep of its rotation when its response SLA's escalation threshold passed.
+    ESCALATION = "escalation"
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,16 @@ class Rotation:
         if turn < 0:
             raise ValueError(f"a turn counts from 0, got {turn}")
         return Assignment(owner=self.reps[turn % len(self.reps)], assigned_by=self.assigned_by)
+
+    def after(self, owner: str) -> str | None:
+        """The rep who comes after ``owner`` in this rotation (its first when ``owner`` is not in it);
+        None when there is nobody else to hand a lead to."""
+        start = self.reps.index(owner) + 1 if owner in self.reps else 0
+        for n in range(len(self.reps)):
+            rep = self.reps[(start + n) % len(self.reps)]
+            if rep != owner:
+                return rep
+        return None
 
 
 ROUND_ROBIN_KEY = "round_robin"

@@ -21,6 +21,8 @@ class LeadChangeKind(StrEnum):
     TOUCHED = "touched"
     QUALIFIED = "qualified"
     DISQUALIFIED = "disqualified"
+    #: Another rep owns the lead: a manager's reassignment or the response SLA's escalation.
+    REASSIGNED = "reassigned"
     # Issue C, the rep's working day (the timeline): activities, the status they moved, follow-ups.
     ACTIVITY_LOGGED = "activity_logged"
     STATUS_CHANGED = "status_changed"

@@ -11,7 +11,15 @@ from kariz_leads.domain.activity import Activity
 from kariz_leads.domain.assignment import AssignedBy, Assignment
 from kariz_leads.domain.history import Detail, LeadChange, LeadChangeKind
 from kariz_shared.contracts.aggregate import Aggregate
-from kariz_shared.contracts.events import Company, Contact, LeadCaptured, LeadSource
+from kariz_shared.contracts.errors import RuleViolation
+from kariz_shared.contracts.events import (
+    Company,
+    Contact,
+    LeadCaptured,
+    LeadPriority,
+    LeadReassigned,
+    LeadSource,
+)
 from kariz_shared.contracts.identity import Actor
 from kariz_shared.contracts.normalisation import duplicate_key
 
@@ -63,6 +71,8 @@ class Lead(Aggregate):
     created_at: datetime
     updated_at: datetime
     status: LeadStatus = LeadStatus.NEW
+    #: How urgent the capture said it is (its response SLA may depend on it).
+    priority: LeadPriority = LeadPriority.NORMAL
     score: int | None = None
     disqualification_reason: str | None = None
     #: The most recent touches (at most RECENT_TOUCHES), oldest first; the first capture is the first.
@@ -91,6 +101,7 @@ class Lead(Aggregate):
         correlation_id: str,
         at: datetime,
         by: Actor,
+        priority: LeadPriority = LeadPriority.NORMAL,
     ) -> Lead:
         """A new lead from already normalised contact and company data; it raises ``LeadCaptured``
         and records its capture by ``by``."""
@@ -110,6 +121,7 @@ class Lead(Aggregate):
             touch_count=1,
             touches_by_source={source.value: 1},
             captured_by=by.who,
+            priority=priority,
         )
         lead.raise_event(lead.captured())
         lead._record(
@@ -120,6 +132,7 @@ class Lead(Aggregate):
             campaign=campaign,
             owner=lead.owner,
             assigned_by=lead.assigned_by.value,
+            priority=priority.value,
         )
         return lead
 
@@ -171,6 +184,38 @@ class Lead(Aggregate):
     def response_timer_key(self) -> str:
         """The key of the timer that says the lead waited too long for a response (see ResponseSla)."""
         return f"lead:{self.id}:response"
+
+    def escalation_timer_key(self) -> str:
+        """The key of the timer that hands a lead still unanswered to the next rep (see ResponseSla)."""
+        return f"lead:{self.id}:response-escalation"
+
+    def reassign(
+        self, to_owner: str, reason: str, at: datetime, by: Actor, *, assigned_by: AssignedBy
+    ) -> None:
+        """Another rep works the lead from now on (a manager's choice, or the response SLA's escalation):
+        it raises ``LeadReassigned`` and records the change. The lead's status and history stay."""
+        if to_owner == self.owner:
+            raise RuleViolation(f"owner: {to_owner} already owns lead {self.id}")
+        from_owner, self.owner, self.assigned_by, self.updated_at = self.owner, to_owner, assigned_by, at
+        self.raise_event(
+            LeadReassigned(
+                lead_id=self.id,
+                from_owner=from_owner,
+                to_owner=to_owner,
+                reason=reason,
+                reassigned_at=at,
+                actor=by.who if assigned_by is AssignedBy.MANUAL else None,
+            )
+        )
+        self._record(
+            LeadChangeKind.REASSIGNED,
+            at,
+            by,
+            from_owner=from_owner,
+            to_owner=to_owner,
+            reason=reason,
+            assigned_by=assigned_by.value,
+        )
 
     def is_same_contact(self, email: str) -> bool:
         """The duplicate rule: another capture with this address is this lead again."""
@@ -224,4 +269,5 @@ class Lead(Aggregate):
             assigned_by=self.assigned_by.value,
             captured_at=self.created_at,
             actor=self.captured_by,
+            priority=self.priority,
         )

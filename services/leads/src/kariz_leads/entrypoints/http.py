@@ -22,7 +22,7 @@ from kariz_leads.service_layer import handlers, views
 from kariz_leads.service_layer.commands import CaptureLead, ImportLeads
 from kariz_leads.service_layer.unit_of_work import LeadsUnitOfWork
 from kariz_shared.contracts.errors import RuleViolation
-from kariz_shared.contracts.events import Company, Contact, LeadSource
+from kariz_shared.contracts.events import Company, Contact, LeadPriority, LeadSource
 from kariz_shared.contracts.identity import PEOPLE, Caller, Role, Scope
 from kariz_shared.contracts.normalisation import (
     normalise_country,
@@ -114,6 +114,9 @@ class CaptureLeadRequest(BaseModel):
     source: LeadSource
     campaign: str | None = Field(default=None, max_length=200, examples=["spring-webinar-2025"])
     consent: bool = Field(default=False, description="The contact agreed to be contacted")
+    priority: LeadPriority = Field(
+        default=LeadPriority.NORMAL, description="How urgent the lead is; its response SLA may depend on it"
+    )
 
     def as_sent_by(self, caller: Caller) -> CaptureLeadRequest:
         """This capture as ``caller`` may make it: a key bound to a source or campaign captures for that
@@ -134,6 +137,7 @@ class CaptureLeadRequest(BaseModel):
             source=self.source,
             campaign=self.campaign,
             consent=self.consent,
+            priority=self.priority,
         )
 
 
@@ -181,6 +185,7 @@ class LeadView(BaseModel):
     owner: str
     assigned_by: AssignedBy
     status: LeadStatus
+    priority: LeadPriority = LeadPriority.NORMAL
     score: int | None = None
     disqualification_reason: str | None = None
     touches: list[TouchView] = Field(
@@ -246,8 +251,9 @@ class LeadChangeView(BaseModel):
     )
     on_behalf_of: str | None = Field(default=None, description="For a machine: whom its key acts for")
     details: dict[str, Detail] = Field(
-        description="captured: source, campaign, owner, assigned_by; touched: source, campaign; "
-        "qualified: score; disqualified: score, reason"
+        description="captured: source, campaign, owner, assigned_by, priority; touched: source, campaign; "
+        "qualified: score; disqualified: score, reason; reassigned: from_owner, to_owner, reason, "
+        "assigned_by (manual or escalation)"
     )
 
     @classmethod
@@ -398,6 +404,9 @@ def router(units: UnitsOfWork[LeadsUnitOfWork], team: SalesTeam, sla: ResponseSl
                 "the company's name or the e-mail's local part; case and accents aside",
             ),
         ] = None,
+        has_open_follow_up: Annotated[
+            bool | None, Query(description="true: a follow-up of the lead is open; false: none is")
+        ] = None,
         created_from: Annotated[datetime | None, Query(description="ISO 8601; without a zone, UTC")] = None,
         created_to: Annotated[datetime | None, Query(description="ISO 8601; without a zone, UTC")] = None,
         *,
@@ -420,6 +429,7 @@ def router(units: UnitsOfWork[LeadsUnitOfWork], team: SalesTeam, sla: ResponseSl
             size_max=size_max,
             region=region,
             text=q,
+            has_open_follow_up=has_open_follow_up,
         ).seen_by(caller)
         if cursor is not None:
             if offset:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kariz_shared.contracts.events import Company, Contact, LeadSource
+from kariz_shared.contracts.events import Company, Contact, LeadPriority, LeadSource
 
 
 @dataclass(frozen=True)
@@ -16,6 +16,7 @@ class CaptureLead:
     source: LeadSource
     campaign: str | None = None
     consent: bool = False
+    priority: LeadPriority = LeadPriority.NORMAL
 
 
 @dataclass(frozen=True)
@@ -23,3 +24,14 @@ class ImportLeads:
     """Many leads at once (a trade-show list, a partner's nightly file): all of them stored, or none."""
 
     leads: tuple[CaptureLead, ...]
+
+
+@dataclass(frozen=True)
+class AssignLead:
+    """A manager (within their team) or an admin hands a lead to another rep, saying why; its open
+    follow-ups go with it unless ``keep_tasks``."""
+
+    lead_id: str
+    owner: str
+    reason: str
+    keep_tasks: bool = False

@@ -19,10 +19,10 @@ from kariz_leads.domain.intake import InvalidField, InvalidImport, LeadDetails
 from kariz_leads.domain.lead import Lead
 from kariz_leads.domain.response import ResponseSla
 from kariz_leads.service_layer.commands import CaptureLead, ImportLeads
-from kariz_leads.service_layer.response import stop_response_timers_if_answered
+from kariz_leads.service_layer.response import arm_response_timers, stop_response_timers_if_answered
 from kariz_leads.service_layer.unit_of_work import ONE_LEAD_PER_ADDRESS, LeadsUnitOfWork
 from kariz_shared.contracts.errors import DuplicateRecord, RuleViolation, found
-from kariz_shared.contracts.events import LeadDisqualified, LeadQualified, LeadSource
+from kariz_shared.contracts.events import LeadDisqualified, LeadPriority, LeadQualified, LeadSource
 from kariz_shared.contracts.identity import Actor
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
 from kariz_shared.system import source_of
@@ -58,7 +58,7 @@ async def capture_lead(
         details = LeadDetails.clean(command.contact, command.company, command.campaign)
     except InvalidField as exc:
         raise RuleViolation(str(exc)) from exc
-    line = _Line(details, command.source, command.consent, new_lead_id(), correlation_id)
+    line = _Line(details, command.source, command.consent, new_lead_id(), correlation_id, command.priority)
     [captured] = await _capture(units, team, sla, [line], correlation_id, by)
     return captured
 
@@ -84,7 +84,9 @@ async def import_leads(
         except InvalidField as exc:
             problems[n] = exc
             continue
-        lines.append(_Line(details, lead.source, lead.consent, new_lead_id(), str(uuid.uuid4())))
+        lines.append(
+            _Line(details, lead.source, lead.consent, new_lead_id(), str(uuid.uuid4()), lead.priority)
+        )
     if problems:
         raise InvalidImport(problems)
     return await _capture(units, team, sla, lines, correlation_id, by)
@@ -127,6 +129,7 @@ class _Line:
     consent: bool
     lead_id: str
     correlation_id: str
+    priority: LeadPriority = LeadPriority.NORMAL
 
 
 class _Turns:
@@ -209,14 +212,10 @@ async def _capture_in(
             correlation_id=line.correlation_id,
             at=at,
             by=by,
+            priority=line.priority,
         )
         new[email] = lead
-        timer = sla.timer_for(lead)
-        if timer is not None:
-            # A lead new in this unit has no timer yet: armed with an insert alone.
-            uow.timers.arm(
-                timer.key, timer.due_at, timer.overdue, first=True, correlation_id=lead.correlation_id
-            )
+        arm_response_timers(uow, sla, lead)
         # Each lead's events belong to its own story (an import's leads each start one).
         for event in lead.pull_events():
             uow.emit(event, correlation_id=lead.correlation_id)

@@ -56,6 +56,10 @@ class LeadRepository(Protocol):
         """Write what an activity changed on a stored lead: its attempts, first contact and status."""
         ...
 
+    async def save_owner(self, lead: Lead) -> None:
+        """Write a reassignment on a stored lead: its owner and how it was assigned."""
+        ...
+
     async def search(self, criteria: LeadFilter, *, limit: int, offset: int) -> tuple[list[Lead], int]:
         """One page of the leads matching ``criteria``, newest first, and how many match in all."""
         ...

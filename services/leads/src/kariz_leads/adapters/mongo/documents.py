@@ -14,7 +14,7 @@ from kariz_leads.domain.history import LeadChange, LeadChangeKind
 from kariz_leads.domain.lead import ContactAttempts, Lead, LeadStatus, Touch
 from kariz_leads.domain.queries import LeadFilter
 from kariz_leads.domain.search import prefix_end, search_keys
-from kariz_shared.contracts.events import Company, Contact, LeadSource
+from kariz_shared.contracts.events import Company, Contact, LeadPriority, LeadSource
 from kariz_shared.contracts.identity import Actor, Owners
 
 LEADS = "leads"
@@ -40,6 +40,7 @@ def lead_to_document(lead: Lead) -> Document:
         "owner": lead.owner,
         "assigned_by": lead.assigned_by.value,
         "status": lead.status.value,
+        "priority": lead.priority.value,
         "score": lead.score,
         "disqualification_reason": lead.disqualification_reason,
         "touches": [touch_to_document(t) for t in lead.touches],
@@ -102,6 +103,8 @@ def lead_from_document(doc: Document) -> Lead:
         owner=doc["owner"],
         assigned_by=AssignedBy(doc["assigned_by"]),
         status=LeadStatus(doc["status"]),
+        # Leads stored before priorities were kept: normal, as a capture naming none.
+        priority=LeadPriority(doc.get("priority") or LeadPriority.NORMAL.value),
         score=doc.get("score"),
         disqualification_reason=doc.get("disqualification_reason"),
         touches=touches,
@@ -141,6 +144,11 @@ def change_from_document(doc: Document) -> LeadChange:
         by=Actor(doc["by"], doc.get("on_behalf_of")),
         details=doc.get("details") or {},
     )
+
+
+def owner_to_document(lead: Lead) -> Document:
+    """What a reassignment changes on a lead."""
+    return {"owner": lead.owner, "assigned_by": lead.assigned_by.value, "updated_at": lead.updated_at}
 
 
 def verdict_to_document(lead: Lead) -> Document:

@@ -26,6 +26,7 @@ from kariz_leads.adapters.mongo.documents import (
     index_for,
     lead_from_document,
     lead_to_document,
+    owner_to_document,
     selector,
     touch_to_document,
     utc,
@@ -97,6 +98,11 @@ class MongoLeadRepository:
                 }
             },
             session=self.tx.session,
+        )
+
+    async def save_owner(self, lead: Lead) -> None:
+        await self.leads.update_one(
+            {"_id": lead.id}, {"$set": owner_to_document(lead)}, session=self.tx.session
         )
 
     async def search(self, criteria: LeadFilter, *, limit: int, offset: int) -> tuple[list[Lead], int]:
