@@ -14,10 +14,13 @@ from kariz_leads.domain import ResponseSla, SalesTeam
 from kariz_leads.domain.business_hours import BusinessHours
 from kariz_leads.domain.response import Calendars
 from kariz_leads.entrypoints import kafka
-from kariz_leads.service_layer import handlers
+from kariz_leads.service_layer import activities, handlers
+from kariz_leads.service_layer.activities import LogActivity
 from kariz_leads.service_layer.commands import CaptureLead
 from kariz_leads.settings import LeadsSettings
 from kariz_shared.contracts.events import (
+    ActivityChannel,
+    ActivityOutcome,
     Company,
     Contact,
     LeadCaptured,
@@ -27,7 +30,7 @@ from kariz_shared.contracts.events import (
     LeadResponseOverdue,
     LeadSource,
 )
-from kariz_shared.contracts.identity import Actor
+from kariz_shared.contracts.identity import EVERYONE, Actor
 from kariz_shared.persistence.in_memory import InMemoryUnitsOfWork
 from kariz_shared.runtime.clock import FakeClock
 
@@ -388,3 +391,27 @@ def test_a_bad_sla_or_calendar_setting_stops_the_start(
     monkeypatch.setenv(env, value)
     with pytest.raises(ValueError, match=why):
         LeadsSettings()
+
+
+async def test_a_first_contact_attempt_stops_the_overdue_and_the_escalation_timers(
+    units: Units, clock: FakeClock
+) -> None:
+    lead = (await capture(units, a_lead())).lead
+    other = (await capture(units, a_lead("other@acme.example"))).lead
+    clock.set(at(plus(FRIDAY, 3), 9, 15))
+    await activities.log_activity(
+        units,
+        lead.id,
+        LogActivity(channel=ActivityChannel.CALL, outcome=ActivityOutcome.NO_ANSWER),
+        seen=EVERYONE,
+        by=Actor("alex@kariz.example"),
+    )
+    assert await units.uow.timers.get(lead.response_timer_key()) is None
+    assert await units.uow.timers.get(lead.escalation_timer_key()) is None
+    clock.advance(timedelta(days=7))
+    assert {
+        (type(e).__name__, e.lead_id) for e in await units.fire_due_timers() if hasattr(e, "lead_id")
+    } == {
+        ("LeadResponseOverdue", other.id),
+        ("LeadResponseEscalationDue", other.id),
+    }
