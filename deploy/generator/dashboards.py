@@ -381,6 +381,19 @@ def sales_funnel() -> dict[str, Any]:
                     width=6,
                     description="Rows of CSV imports (POST /imports): created (new leads), duplicate, failed",
                 ),
+                Panel(
+                    "Activities by channel",
+                    [(f"sum by (channel) (increase(kariz_leads_activities_total[{RANGE}]))", "{{channel}}")],
+                    kind="bargauge",
+                    width=6,
+                    description="Activities reps logged on leads (POST /leads/{id}/activities)",
+                ),
+                Panel(
+                    "Activities by outcome",
+                    [(f"sum by (outcome) (increase(kariz_leads_activities_total[{RANGE}]))", "{{outcome}}")],
+                    kind="bargauge",
+                    width=6,
+                ),
             ],
         ),
         Row(
