@@ -203,8 +203,40 @@ async def test_leads_stored_before_the_lookup_keys_get_them_at_start_up(leads: L
     assert await backfill_lookup_keys(leads.service.store) >= 1
     doc = await leads.db[LEADS].find_one({"_id": lead["id"]})
     assert doc is not None
-    assert doc["phone_e164"] == "+49301234567" and "emile" in doc["search"] and doc["lookup_version"] == 1
+    assert doc["phone_e164"] == "+49301234567" and "emile" in doc["search"] and doc["lookup_version"] == 2
+    assert doc["open_follow_ups"] == 0
     assert await backfill_lookup_keys(leads.service.store) == 0  # once: then none match
+
+
+async def test_leads_with_and_without_an_open_follow_up(leads: Leads, lead_body: Any) -> None:
+    industry = unique("follow-ups")
+    first, second, third = [await capture(leads, lead_body(company={"industry": industry})) for _ in range(3)]
+    due = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0).isoformat()
+    opened = []
+    for lead in (first, second, second):
+        answer = await leads.http.post(
+            f"/leads/{lead['id']}/follow-ups", json={"kind": "call_back", "title": "Call back", "due_at": due}
+        )
+        assert answer.status_code == 201, answer.text
+        opened.append(answer.json())
+
+    async def found(value: str) -> list[str]:
+        return ids(await find(leads, industry=industry, has_open_follow_up=value))
+
+    assert await found("true") == [second["id"], first["id"]]
+    assert await found("false") == [third["id"]]
+    counts = {
+        d["_id"]: d.get("open_follow_ups")
+        async for d in leads.db[LEADS].find({"_id": {"$in": [first["id"], second["id"], third["id"]]}})
+    }
+    assert counts == {first["id"]: 1, second["id"]: 2, third["id"]: None}
+    # Completing or cancelling one counts it off, in the same transaction.
+    assert (await leads.http.post(f"/tasks/{opened[0]['id']}/complete", json={})).status_code == 200
+    assert (await leads.http.post(f"/tasks/{opened[1]['id']}/cancel")).status_code == 200
+    assert await found("true") == [second["id"]]
+    assert await found("false") == [third["id"], first["id"]]
+    refused = await leads.http.get("/leads", params={"has_open_follow_up": "perhaps"})
+    assert refused.status_code == 422 and refused.json()["fields"][0]["field"] == "has_open_follow_up"
 
 
 # --- the indexes behind each filter ---------------------------------------------------------------
@@ -224,6 +256,7 @@ EXPECTED_INDEXES = {
             ("search", "search"),
             ("phone", "phone_e164"),
             ("domain", "company.domain"),
+            ("follow_up", "open_follow_ups"),
         )
     },
     "name_at_company_newest_first": [("name_key", 1), ("company_key", 1), ("created_at", -1), ("_id", -1)],
@@ -241,6 +274,13 @@ FILTERS: list[tuple[str, LeadFilter, str]] = [
     ("campaign", LeadFilter.of(campaign="spring"), "campaign_newest_first"),
     ("size", LeadFilter.of(size_min=10, size_max=500), "size_newest_first"),
     ("text", LeadFilter.of(text="ada love"), "search_newest_first"),
+    ("open follow-up", LeadFilter.of(has_open_follow_up=True), "follow_up_newest_first"),
+    (
+        "no open follow-up",
+        LeadFilter.of(has_open_follow_up=False, source=LeadSource.EVENT),
+        "source_newest_first",
+    ),
+    ("no open follow-up alone", LeadFilter.of(has_open_follow_up=False), "follow_up_newest_first"),
     ("created", LeadFilter.of(created_from=T0, created_to=T0 + timedelta(days=400)), "newest_first"),
     ("a rep's leads", LeadFilter(seen=REP), "owner_newest_first"),
     ("a rep's by country", LeadFilter(country="DE", seen=REP), "country_newest_first"),

@@ -14,10 +14,11 @@ from kariz_leads.adapters.in_memory import InMemoryLeadsUnitOfWork
 from kariz_leads.domain import AssignedBy, Assignment, Lead, LeadFilter, LeadStatus
 from kariz_leads.domain.regions import REGIONS, Region
 from kariz_leads.domain.search import fold, prefix_end, search_keys, search_terms, words
+from kariz_leads.domain.task import Task
 from kariz_leads.service_layer import views
 from kariz_shared.contracts.countries import ISO_COUNTRY_CODES
 from kariz_shared.contracts.errors import RuleViolation
-from kariz_shared.contracts.events import Company, Contact, LeadSource
+from kariz_shared.contracts.events import Company, Contact, LeadSource, TaskKind
 from kariz_shared.contracts.identity import Actor, Owners
 from kariz_shared.contracts.paging import Cursor
 from kariz_shared.persistence.in_memory import InMemoryUnitsOfWork
@@ -234,3 +235,49 @@ async def test_paging_by_cursor_keeps_to_the_filters() -> None:
         units, criteria, after=Cursor.after(first[-1].created_at, first[-1].id), limit=3
     )
     assert not more and [lead.id for lead in rest] == ["L-0003", "L-0001"]
+
+
+# --- open follow-ups ------------------------------------------------------------------------------
+
+
+def a_follow_up(n: int, lead_id: str) -> Task:
+    task = Task.open(
+        task_id=f"T-{n}",
+        lead_id=lead_id,
+        deal_id=None,
+        assignee=ALEX,
+        kind=TaskKind.CALL_BACK,
+        title="Call back",
+        note=None,
+        due_at=T0 + timedelta(days=1),
+        correlation_id=f"corr-t{n}",
+        at=T0,
+        by=Actor(ALEX),
+    )
+    task.pull_events()
+    return task
+
+
+async def test_leads_with_and_without_an_open_follow_up() -> None:
+    units = await stored(a_lead(1), a_lead(2), a_lead(3))
+
+    async def open_two(uow: InMemoryLeadsUnitOfWork) -> None:
+        await uow.tasks.add(a_follow_up(1, "L-0001"))
+        await uow.tasks.add(a_follow_up(2, "L-0002"))
+
+    await units.run(open_two)
+    assert await ids(units, has_open_follow_up=True) == ["L-0002", "L-0001"]
+    assert await ids(units, has_open_follow_up=False) == ["L-0003"]
+
+    async def complete_one(uow: InMemoryLeadsUnitOfWork) -> None:
+        task = await uow.tasks.get("T-2")
+        assert task is not None
+        task.complete(T0 + timedelta(hours=1), Actor(ALEX))
+        await uow.tasks.save(task)
+
+    await units.run(complete_one)
+    assert await ids(units, has_open_follow_up=True) == ["L-0001"]
+    page, more = await units.read(
+        lambda uow: uow.leads.search_after(LeadFilter.of(has_open_follow_up=False), after=None, limit=5)
+    )
+    assert [lead.id for lead in page] == ["L-0003", "L-0002"] and not more

@@ -48,6 +48,9 @@ class LeadFilter:
     region: Region | None = None
     #: Words that each begin a word of the lead's name, company name or e-mail (see domain.search).
     text: tuple[str, ...] = ()
+    #: The lead has a follow-up still open (True) or none (False). Held by the repositories, which keep
+    #: each lead's count of open follow-ups; ``matches`` does not see follow-ups.
+    has_open_follow_up: bool | None = None
     #: Whose leads the asker may see (their roles, team and the roster): applied in the query.
     seen: Owners = EVERYONE
 
@@ -71,6 +74,7 @@ class LeadFilter:
         size_max: int | None = None,
         region: Region | None = None,
         text: str | None = None,
+        has_open_follow_up: bool | None = None,
     ) -> LeadFilter:
         """Criteria from a query, or RuleViolation saying which one is wrong."""
         try:
@@ -107,6 +111,7 @@ class LeadFilter:
             size_max=size_max,
             region=region,
             text=terms,
+            has_open_follow_up=has_open_follow_up,
         )
 
     @property

@@ -11,7 +11,7 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
 
-from kariz_leads.adapters.mongo.documents import Document, utc
+from kariz_leads.adapters.mongo.documents import LEADS, OPEN_FOLLOW_UPS, Document, utc
 from kariz_leads.domain.activity import Activity
 from kariz_leads.domain.task import Task, TaskFilter, TaskStatus
 from kariz_shared.contracts.events import ActivityChannel, ActivityDirection, ActivityOutcome, TaskKind
@@ -163,9 +163,22 @@ class MongoTaskRepository:
 
     async def add(self, task: Task) -> None:
         await self.tasks.insert_one(task_to_document(task), session=self.tx.session)
+        await self._count_open(task.lead_id, 1 if task.status is TaskStatus.OPEN else 0)
 
     async def save(self, task: Task) -> None:
-        await self.tasks.replace_one({"_id": task.id}, task_to_document(task), session=self.tx.session)
+        before = await self.tasks.find_one_and_replace(
+            {"_id": task.id}, task_to_document(task), projection={"status": 1}, session=self.tx.session
+        )
+        was_open = before is not None and before.get("status") == TaskStatus.OPEN.value
+        await self._count_open(task.lead_id, (task.status is TaskStatus.OPEN) - was_open)
+
+    async def _count_open(self, lead_id: str, change: int) -> None:
+        """Keep the lead's count of open follow-ups (``GET /leads?has_open_follow_up=``) in this
+        transaction."""
+        if change:
+            await self.tx.db[LEADS].update_one(
+                {"_id": lead_id}, {"$inc": {OPEN_FOLLOW_UPS: change}}, session=self.tx.session
+            )
 
     async def open_of_lead(self, lead_id: str) -> list[Task]:
         found = self.tasks.find(

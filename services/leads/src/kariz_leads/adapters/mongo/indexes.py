@@ -3,6 +3,8 @@ turn counters' collection."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.errors import CollectionInvalid, OperationFailure
 
@@ -11,10 +13,12 @@ from kariz_leads.adapters.mongo.documents import (
     HISTORY,
     LEADS,
     LOOKUP_VERSION,
+    OPEN_FOLLOW_UPS,
     TURNS,
     lead_from_document,
     lookup_to_document,
 )
+from kariz_leads.domain.task import TaskStatus
 from kariz_leads.service_layer.unit_of_work import ONE_LEAD_PER_ADDRESS
 from kariz_shared.persistence.store import Store
 
@@ -40,6 +44,8 @@ async def ensure_indexes(store: Store) -> None:
         # Duplicate candidates: the same phone, the same company domain.
         ("phone", "phone_e164"),
         ("domain", "company.domain"),
+        # Leads with (or without) an open follow-up: the count the follow-ups' writes keep.
+        ("follow_up", OPEN_FOLLOW_UPS),
     ):
         await leads.create_index(
             [(key, ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)], name=f"{name}_newest_first"
@@ -85,16 +91,22 @@ async def ensure_indexes(store: Store) -> None:
 
 
 async def backfill_lookup_keys(store: Store, batch: int = 500) -> int:
-    """Give the leads stored before the lookup keys (search words, phone, name and company keys), or
-    with an older version of them, the current ones: once, in bulk writes of ``batch``; then none
-    match. Computed in Python (phone numbers need their library), outside any transaction, and
-    idempotent, so a start that stops halfway is finished by the next. Answers how many it wrote."""
+    """Give the leads stored before the lookup keys (search words, phone, name and company keys, the
+    count of open follow-ups), or with an older version of them, the current ones: once, in bulk writes
+    of ``batch``; then none match. Computed in Python (phone numbers need their library), outside any
+    transaction, and idempotent, so a start that stops halfway is finished by the next. Answers how
+    many it wrote. (A follow-up opened by a replica already on this version while a stale lead is
+    rewritten here may be counted twice or not at all: only during the first start of the version.)"""
     leads = store.db[LEADS]
     stale = {"lookup_version": {"$ne": LOOKUP_VERSION}}
+    if await leads.find_one(stale, projection={"_id": 1}) is None:
+        return 0
+    tasks = store.db[TASKS].find({"status": TaskStatus.OPEN.value}, projection={"lead_id": 1})
+    open_follow_ups = Counter([doc["lead_id"] async for doc in tasks])
     written = 0
     updates: list[UpdateOne] = []
     async for doc in leads.find(stale):
-        keys = lookup_to_document(lead_from_document(doc))
+        keys = {**lookup_to_document(lead_from_document(doc)), OPEN_FOLLOW_UPS: open_follow_ups[doc["_id"]]}
         updates.append(UpdateOne({"_id": doc["_id"], **stale}, {"$set": keys}))
         if len(updates) >= batch:
             written += (await leads.bulk_write(updates, ordered=False)).modified_count
