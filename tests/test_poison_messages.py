@@ -28,6 +28,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 import kariz_deals.service_layer.handlers
 import kariz_leads.service_layer.handlers
+import kariz_leads.service_layer.reassignment
 import kariz_notifications.service_layer.handlers
 import kariz_qualification.service_layer.handlers
 from kariz_deals.bootstrap import build as build_deals
@@ -50,6 +51,7 @@ from kariz_shared.contracts.events import (
     LeadCaptured,
     LeadDisqualified,
     LeadQualified,
+    LeadResponseEscalationDue,
     LeadSource,
     ScoreLine,
     StageChanged,
@@ -119,6 +121,13 @@ def lead_captured(lead_id: str) -> LeadCaptured:
         owner="rep@kariz.example",
         assigned_by="round_robin",
         captured_at=NOW,
+    )
+
+
+def escalation_due(lead: dict[str, Any]) -> LeadResponseEscalationDue:
+    """The leads service's own escalation timer's event, for a lead it captured."""
+    return LeadResponseEscalationDue(
+        lead_id=lead["id"], owner=lead["owner"], source=LeadSource.WEB_FORM, captured_at=NOW, due_at=NOW
     )
 
 
@@ -333,7 +342,15 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
     admin_token: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    consumed = [LeadCaptured, LeadQualified, LeadDisqualified, StageChanged, DealWon, DealLost]
+    consumed = [
+        LeadCaptured,
+        LeadQualified,
+        LeadDisqualified,
+        LeadResponseEscalationDue,
+        StageChanged,
+        DealWon,
+        DealLost,
+    ]
     topics = [cls.topic() for cls in consumed]
     partitions = await partition_counts(backends.kafka_bootstrap, topics)
     assert len(set(partitions.values())) == 1, partitions
@@ -351,6 +368,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
         )
         qualified_leads = await known_leads(leads, 2, count)
         disqualified_leads = await known_leads(leads, 2, count)
+        escalated_leads = await known_leads(leads, 2, count)
 
         def pair(make: Callable[[str], Event], prefix: str) -> list[Envelope[Event]]:
             first = unique(prefix)
@@ -373,6 +391,11 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
                     envelope(lead_disqualified(lead["id"], lead["owner"], f"reason {i}"))
                     for i, lead in enumerate(disqualified_leads)
                 ],
+            ),
+            Case(
+                LeadResponseEscalationDue,
+                [leads],
+                [envelope(escalation_due(lead)) for lead in escalated_leads],
             ),
             Case(StageChanged, [notifications], pair(stage_changed, "D")),
             Case(DealWon, [notifications], pair(deal_won, "D")),
@@ -398,6 +421,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             (kariz_qualification.service_layer.handlers, "capture_lead"),
             (kariz_leads.service_layer.handlers, "record_qualified"),
             (kariz_leads.service_layer.handlers, "record_disqualified"),
+            (kariz_leads.service_layer.reassignment, "escalate_unanswered_lead"),
             (kariz_deals.service_layer.handlers, "open_deal_for"),
             (kariz_notifications.service_layer.handlers, "record_notifications"),
         ]:
@@ -463,7 +487,10 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
         for i, lead in enumerate(disqualified_leads):
             got = (await leads.http.get(f"/leads/{lead['id']}")).json()
             assert (got["status"], got["disqualification_reason"]) == ("disqualified", f"reason {i}")
-        for case in cases[1:2] + cases[3:]:
+        for lead in escalated_leads:
+            got = (await leads.http.get(f"/leads/{lead['id']}")).json()
+            assert (got["owner"] != lead["owner"], got["assigned_by"]) == (True, "escalation"), got
+        for case in cases[1:2] + cases[4:]:
             for env in case.good:
                 listed = (await notifications.http.get("/notifications", params={"subject": env.key})).json()
                 assert {n["event_id"] for n in listed["items"]} == {env.id}, (case.topic, listed)
