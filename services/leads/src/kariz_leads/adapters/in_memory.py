@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kariz_leads.domain.activity import Activity
@@ -16,7 +17,7 @@ from kariz_leads.domain.duplicates import DOMAIN_SCAN, PER_REASON, LookupKeys
 from kariz_leads.domain.history import LeadChange
 from kariz_leads.domain.lead import RECENT_TOUCHES, Lead, Touch
 from kariz_leads.domain.queries import LeadFilter
-from kariz_leads.domain.task import Task, TaskFilter
+from kariz_leads.domain.task import Task, TaskFilter, TaskStatus
 from kariz_leads.service_layer.unit_of_work import ONE_LEAD_PER_ADDRESS, LeadsUnitOfWork
 from kariz_shared.contracts.errors import DuplicateRecord
 from kariz_shared.contracts.events import ActivityChannel, ActivityOutcome, LeadSource
@@ -63,15 +64,26 @@ class InMemoryLeadRepository(InMemoryAggregates[Lead]):
 
     async def search(self, criteria: LeadFilter, *, limit: int, offset: int) -> tuple[list[Lead], int]:
         return self.select(
-            criteria.matches, lambda lead: (lead.created_at, lead.id), limit=limit, offset=offset
+            self._matching(criteria), lambda lead: (lead.created_at, lead.id), limit=limit, offset=offset
         )
 
     async def search_after(
         self, criteria: LeadFilter, *, after: Cursor | None, limit: int
     ) -> tuple[list[Lead], bool]:
         return self.select_after(
-            criteria.matches, lambda lead: (lead.created_at, lead.id), after=after, limit=limit
+            self._matching(criteria), lambda lead: (lead.created_at, lead.id), after=after, limit=limit
         )
+
+    #: The unit's follow-ups, for ``has_open_follow_up`` (MongoDB keeps a count on each lead instead).
+    follow_ups: InMemoryTaskRepository | None = None
+
+    def _matching(self, criteria: LeadFilter) -> Callable[[Lead], bool]:
+        wanted = criteria.has_open_follow_up
+        if wanted is None:
+            return criteria.matches
+        tasks = self.follow_ups.by_id.values() if self.follow_ups else []
+        with_open = {t.lead_id for t in tasks if t.status is TaskStatus.OPEN}
+        return lambda lead: criteria.matches(lead) and (lead.id in with_open) == wanted
 
     async def candidates(self, lead: Lead, seen: Owners) -> list[Lead]:
         # The same keys and bounds as MongoDB's reads (documents.candidate_queries), newest first.
@@ -182,5 +194,6 @@ class InMemoryLeadsUnitOfWork(InMemoryUnitOfWork, LeadsUnitOfWork):
         self.history: InMemoryLeadHistory = InMemoryLeadHistory()
         self.activities: InMemoryActivityRepository = InMemoryActivityRepository()
         self.tasks: InMemoryTaskRepository = InMemoryTaskRepository()
+        self.leads.follow_ups = self.tasks
         self.turns: InMemoryTurnCounters = InMemoryTurnCounters()
         self.metrics: RecordedMetrics = RecordedMetrics()

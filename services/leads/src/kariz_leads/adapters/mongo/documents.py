@@ -55,8 +55,13 @@ def lead_to_document(lead: Lead) -> Document:
     }
 
 
-#: The version of the lookup keys below: a lead stored with an older one (or none) gets them at start-up.
-LOOKUP_VERSION = 1
+#: The version of the lookup keys below: a lead stored with an older one (or none) gets them at start-up
+#: (2: with ``open_follow_ups``, counted from its follow-ups then).
+LOOKUP_VERSION = 2
+#: A lead's open follow-ups, counted by the follow-ups' repository in the transaction that opens or
+#: closes one (adapters.mongo.activities); absent is none. Not written by ``lead_to_document``: a new
+#: lead has none, and no write of the whole lead replaces a stored one.
+OPEN_FOLLOW_UPS = "open_follow_ups"
 
 
 def lookup_to_document(lead: Lead) -> Document:
@@ -192,6 +197,9 @@ def selector(criteria: LeadFilter) -> Document:
         # element ($elemMatch; two bare bounds on an array may hold for two different elements).
         ranges = [{"$elemMatch": {"$gte": term, "$lt": prefix_end(term)}} for term in criteria.text]
         query["search"] = ranges[0] if len(ranges) == 1 else {"$all": ranges}
+    if criteria.has_open_follow_up is not None:
+        # None (absent: a lead whose follow-ups were never counted has none) or 0 is no open one.
+        query[OPEN_FOLLOW_UPS] = {"$gt": 0} if criteria.has_open_follow_up else {"$in": [None, 0]}
     # BSON dates count milliseconds (and the filter's bounds are cut to them), so "at or after t" is
     # exactly "after t minus one millisecond". Written with strict bounds because the embedded SecantusDB
     # drops the boundary value of an inclusive range on a compound index with a field after the range
@@ -240,6 +248,8 @@ def index_for(criteria: LeadFilter) -> str:
         return "search_newest_first"
     if criteria.campaign is not None:
         return "campaign_newest_first"
+    if criteria.has_open_follow_up:  # the leads being worked: few
+        return "follow_up_newest_first"
     if criteria.owner is not None:
         return "owner_newest_first"
     if criteria.industry is not None:
@@ -252,6 +262,8 @@ def index_for(criteria: LeadFilter) -> str:
         return "source_newest_first"
     if criteria.status is not None:
         return "status_newest_first"
+    if criteria.has_open_follow_up is not None:  # none open: most leads
+        return "follow_up_newest_first"
     if criteria.seen.these is not None:
         return "owner_newest_first"
     return "newest_first"
