@@ -333,6 +333,8 @@ def _increase(metric: str) -> str:
 
 
 OPEN_STAGES = 'stage!~"won|lost"'
+#: The response SLA's breaches: the LeadResponseOverdue events the outbox relay published.
+BREACHES = 'kariz_events_published_total{topic="kariz.lead-response-overdue.v1"}'
 
 
 def sales_funnel() -> dict[str, Any]:
@@ -393,6 +395,21 @@ def sales_funnel() -> dict[str, Any]:
                     [(f"sum by (outcome) (increase(kariz_leads_activities_total[{RANGE}]))", "{{outcome}}")],
                     kind="bargauge",
                     width=6,
+                ),
+                Panel(
+                    "Response SLA breaches",
+                    [(f"sum(increase({BREACHES}[{RANGE}]))", "breaches")],
+                    kind="stat",
+                    width=6,
+                    description="New leads that went past their response SLA with no action by their owner "
+                    "(LeadResponseOverdue)",
+                ),
+                Panel(
+                    "Response SLA breaches per hour",
+                    [(f"sum(increase({BREACHES}[1h]))", "breaches")],
+                    width=18,
+                    description="KarizLeadResponseBreachesRising fires when an hour has over 10, twice the "
+                    "hour before",
                 ),
             ],
         ),

@@ -469,3 +469,41 @@ def test_timers_behind_fires_after_five_minutes_over_a_minute_and_the_timer_pane
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
+
+
+def test_response_sla_breaches_rising_fires_on_a_doubling_not_on_a_steady_rate(tmp_path: Path) -> None:
+    """`promtool test rules`: LeadResponseOverdue published at 6 an hour for an hour, then at 30 an hour.
+    The last hour goes over 10 and twice the hour before it at about minute 72: pending, then firing 15
+    minutes on; once the hour before is as busy (about minute 145) it stops, a steady rate being no rise."""
+    [rule] = [rule for rule in _alert_rules() if rule["alert"] == "KarizLeadResponseBreachesRising"]
+    published = 'kariz_events_published_total{job="kariz", service="leads", topic="%s"}'
+
+    def at(minute: int, firing: bool) -> dict[str, Any]:
+        alerts = [{"exp_labels": {"severity": "warning"}, "exp_annotations": rule["annotations"]}]
+        return {
+            "eval_time": f"{minute}m",
+            "alertname": "KarizLeadResponseBreachesRising",
+            "exp_alerts": alerts if firing else [],
+        }
+
+    tests = {
+        "rule_files": [str(ALERTS)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": published % LeadResponseOverdue.topic(), "values": "0+0.1x60 6.5+0.5x119"},
+                    # Other topics do not count.
+                    {"series": published % LeadCaptured.topic(), "values": "0+100x180"},
+                ],
+                "alert_rule_test": [at(60, False), at(80, False), at(110, True), at(170, False)],
+            }
+        ],
+    }
+    path = tmp_path / "breaches.test.yml"
+    path.write_text(yaml.safe_dump(tests, sort_keys=False))
+    result = subprocess.run(
+        [debian_tool("promtool"), "test", "rules", str(path)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
