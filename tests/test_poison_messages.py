@@ -27,6 +27,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 import kariz_deals.service_layer.handlers
+import kariz_leads.service_layer.activities
 import kariz_leads.service_layer.handlers
 import kariz_leads.service_layer.reassignment
 import kariz_notifications.service_layer.handlers
@@ -55,6 +56,8 @@ from kariz_shared.contracts.events import (
     LeadSource,
     ScoreLine,
     StageChanged,
+    TaskKind,
+    TaskRequested,
     dead_letter_topic,
 )
 from kariz_shared.persistence.store import Transaction
@@ -128,6 +131,18 @@ def escalation_due(lead: dict[str, Any]) -> LeadResponseEscalationDue:
     """The leads service's own escalation timer's event, for a lead it captured."""
     return LeadResponseEscalationDue(
         lead_id=lead["id"], owner=lead["owner"], source=LeadSource.WEB_FORM, captured_at=NOW, due_at=NOW
+    )
+
+
+def task_requested(lead: dict[str, Any]) -> TaskRequested:
+    """Another service's request for a follow-up on a lead leads captured."""
+    return TaskRequested(
+        request_id=unique("req"),
+        lead_id=lead["id"],
+        kind=TaskKind.CALL_BACK,
+        title="Call the poison test back",
+        due_at=NOW,
+        requested_at=NOW,
     )
 
 
@@ -347,6 +362,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
         LeadQualified,
         LeadDisqualified,
         LeadResponseEscalationDue,
+        TaskRequested,
         StageChanged,
         DealWon,
         DealLost,
@@ -369,6 +385,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
         qualified_leads = await known_leads(leads, 2, count)
         disqualified_leads = await known_leads(leads, 2, count)
         escalated_leads = await known_leads(leads, 2, count)
+        requested_for = await known_leads(leads, 2, count)
 
         def pair(make: Callable[[str], Event], prefix: str) -> list[Envelope[Event]]:
             first = unique(prefix)
@@ -397,6 +414,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
                 [leads],
                 [envelope(escalation_due(lead)) for lead in escalated_leads],
             ),
+            Case(TaskRequested, [leads], [envelope(task_requested(lead)) for lead in requested_for]),
             Case(StageChanged, [notifications], pair(stage_changed, "D")),
             Case(DealWon, [notifications], pair(deal_won, "D")),
             Case(DealLost, [notifications], pair(deal_lost, "D")),
@@ -422,6 +440,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             (kariz_leads.service_layer.handlers, "record_qualified"),
             (kariz_leads.service_layer.handlers, "record_disqualified"),
             (kariz_leads.service_layer.reassignment, "escalate_unanswered_lead"),
+            (kariz_leads.service_layer.activities, "record_task_requested"),
             (kariz_deals.service_layer.handlers, "open_deal_for"),
             (kariz_notifications.service_layer.handlers, "record_notifications"),
         ]:
@@ -490,7 +509,12 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
         for lead in escalated_leads:
             got = (await leads.http.get(f"/leads/{lead['id']}")).json()
             assert (got["owner"] != lead["owner"], got["assigned_by"]) == (True, "escalation"), got
-        for case in cases[1:2] + cases[4:]:
+        for env in next(c for c in cases if c.cls is TaskRequested).good:
+            request = env.event
+            assert isinstance(request, TaskRequested)
+            task = (await leads.http.get(f"/tasks/{request.request_id}")).json()
+            assert (task["lead_id"], task["status"]) == (request.lead_id, "open"), task
+        for case in [c for c in cases if any(r is notifications for r in c.consumers)]:
             for env in case.good:
                 listed = (await notifications.http.get("/notifications", params={"subject": env.key})).json()
                 assert {n["event_id"] for n in listed["items"]} == {env.id}, (case.topic, listed)
