@@ -150,7 +150,7 @@ async def test_completing_links_the_activity_that_did_it(units: Units, clock: Fa
     lead = await a_lead(units)
     other_lead = await a_lead(units, "grace@navy.example")  # sam's
     first = await a_follow_up(units, lead, clock.now() + timedelta(hours=2))
-    second = await a_follow_up(units, lead, clock.now() + timedelta(hours=3))
+    second = await a_follow_up(units, lead, clock.now() + timedelta(hours=3), deal_id="deal-9")
     call = LogActivity(channel=ActivityChannel.CALL, outcome=ActivityOutcome.REACHED)
     logged = await activities.log_activity(units, lead.id, call, seen=ALEXS, by=BY_ALEX)
     elsewhere = await activities.log_activity(units, other_lead.id, call, seen=SAMS, by=Actor(SAM))
@@ -174,6 +174,7 @@ async def test_completing_links_the_activity_that_did_it(units: Units, clock: Fa
     )
     [inline] = units.of_type(ActivityLogged)[before:]
     assert done.completed_activity_id == inline.activity_id
+    assert inline.deal_id == "deal-9"  # the follow-up's deal
     assert await units.uow.activities.get(inline.activity_id) is not None
 
 

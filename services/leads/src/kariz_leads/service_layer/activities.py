@@ -10,7 +10,7 @@ moved or disarmed in the same unit as the change.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 
@@ -128,7 +128,9 @@ async def complete_follow_up(
                 raise RuleViolation(f"activity_id: no activity {activity_id!r} on this follow-up's lead")
         elif command.activity is not None:
             lead = found(await uow.leads.get(task.lead_id), f"no lead with id {task.lead_id!r}")
-            activity_id = (await _log_in(uow, lead, command.activity, by)).id
+            # About the follow-up's deal unless it names another.
+            logged = replace(command.activity, deal_id=command.activity.deal_id or task.deal_id)
+            activity_id = (await _log_in(uow, lead, logged, by)).id
         task.complete(uow.clock.now(), by, activity_id)
         await uow.tasks.save(task)
         uow.timers.cancel(task.timer_key())
