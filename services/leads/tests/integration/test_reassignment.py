@@ -50,6 +50,15 @@ async def test_a_manager_reassigns_a_lead_of_their_team_and_it_is_recorded(
     unseen = await leads.http.post(path, json={"owner": other, **reason}, headers=stranger)
     assert unseen.status_code == 404 and unseen.json()["message"] == f"no lead with id {lead['id']!r}"
     assert await leads.db.outbox.count_documents({"key": lead["id"], "topic": LeadReassigned.topic()}) == 0
+    # An open follow-up of the old owner's: it goes with the lead.
+    due = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    task = await leads.http.post(
+        f"/leads/{lead['id']}/follow-ups",
+        json={"kind": "call_back", "title": "Call back", "due_at": due},
+        headers=manager,
+    )
+    assert task.status_code == 201, task.text
+    assert task.json()["assignee"] == lead["owner"]
 
     done = await leads.http.post(path, json={"owner": other, **reason}, headers=manager)
     assert done.status_code == 200, done.text
@@ -69,7 +78,10 @@ async def test_a_manager_reassigns_a_lead_of_their_team_and_it_is_recorded(
 
     history = await leads.http.get(f"/leads/{lead['id']}/history", headers=manager)
     assert history.status_code == 200, history.text
-    newest = history.json()["items"][0]
+    # Newest first: the follow-up's move, then the lead's.
+    kinds = [item["kind"] for item in history.json()["items"]]
+    assert kinds[:2] == ["follow_up_reassigned", "reassigned"], kinds
+    newest = history.json()["items"][1]
     assert (newest["kind"], newest["by"]) == ("reassigned", "greta@kariz.example")
     assert newest["details"] == {
         "from_owner": lead["owner"],
@@ -81,6 +93,9 @@ async def test_a_manager_reassigns_a_lead_of_their_team_and_it_is_recorded(
     timer = await leads.db.timers.find_one({"_id": f"lead:{lead['id']}:response"})
     assert timer is not None and timer["topic"] == LeadResponseOverdue.topic()
     assert timer["event"]["owner"] == other
+    moved = await leads.http.get(f"/tasks/{task.json()['id']}", headers=manager)
+    assert moved.status_code == 200 and moved.json()["assignee"] == other, moved.text
+    assert await leads.db.timers.find_one({"_id": f"task:{task.json()['id']}:due", "event.assignee": other})
     # The new owner sees it; the old one no longer does.
     assert (await leads.http.get(f"/leads/{lead['id']}", headers=rep)).status_code == 404
 
