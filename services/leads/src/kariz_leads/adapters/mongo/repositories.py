@@ -23,7 +23,7 @@ from kariz_leads.adapters.mongo.documents import (
     change_from_document,
     change_to_document,
     contact_to_document,
-    index_for,
+    hint_for,
     lead_from_document,
     lead_to_document,
     owner_to_document,
@@ -113,7 +113,7 @@ class MongoLeadRepository:
             limit=limit,
             offset=offset,
             session=self.tx.session,
-            hint=index_for(criteria),
+            hint=hint_for(criteria),
         )
         return [lead_from_document(doc) for doc in docs], total
 
@@ -127,7 +127,7 @@ class MongoLeadRepository:
             after=after,
             limit=limit,
             session=self.tx.session,
-            hint=index_for(criteria),
+            hint=hint_for(criteria, after=after is not None),
         )
         return [lead_from_document(doc) for doc in docs], more
 
