@@ -275,6 +275,7 @@ async def test_a_worker_stopped_between_chunks_hands_over_and_the_next_resumes_e
     db = units.store.db
     # Every committed chunk's leads, and nothing of the one in flight.
     assert await db.leads.count_documents({"contact.email": {"$in": emails}}) == stopped.processed
+    assert await db.import_chunks.count_documents({"job_id": job.id}) == 10
 
     second = ImportWorker(ImportRunner(units, TEAM, SLA, lease=timedelta(seconds=60)), idle_s=0.05)
     resumed = asyncio.create_task(second.run())
@@ -296,6 +297,7 @@ async def test_a_worker_stopped_between_chunks_hands_over_and_the_next_resumes_e
         0,
     )
     events = await each_row_once(units, emails)
+    assert await db.import_chunks.count_documents({"job_id": job.id}) == 0  # the file is not kept
     assert {h["ce_actor"] for h in events} == {"greta@kariz.example"}  # the importer, not the worker
 
 

@@ -230,6 +230,7 @@ async def test_a_file_is_stored_in_chunks_and_captured_chunk_by_chunk(units: Uni
         0,
     )
     assert done.progress == 1.0 and done.finished_at == clock.now() and done.claimed_by is None
+    assert not [key for key in units.uow.imports.chunks if key[0] == job.id]  # the file is not kept
     leads = list(units.uow.leads.by_id.values())
     assert len({lead.email for lead in leads}) == len(leads) == 1234
     assert {lead.source for lead in leads} == {LeadSource.TRADE_SHOW}

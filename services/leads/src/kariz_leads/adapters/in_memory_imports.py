@@ -44,6 +44,10 @@ class InMemoryImportJobs:
     async def chunk(self, job_id: str, index: int) -> tuple[Row, ...]:
         return self.chunks[(job_id, index)]
 
+    async def drop_chunks(self, job_id: str) -> None:
+        for key in [k for k in self.chunks if k[0] == job_id]:
+            del self.chunks[key]
+
     def add_failures(self, job_id: str, index: int, failures: Sequence[RowFailure]) -> None:
         self.failed[(job_id, index)] = list(failures)
 

@@ -2,9 +2,10 @@
 
 Each replica runs one worker. It claims the oldest job nobody holds (a lease in the job's document,
 renewed with every chunk), captures it chunk by chunk and looks for the next. A worker that is stopped
-hands its job back at once; one that died holds it until the lease runs out, then another takes it over
-and starts at the first chunk not captured. The database being away is waited out; a chunk that fails
-for another reason is tried again, and after three failures in a row the job is ``failed`` with why.
+lets the chunk in hand commit (or fail) and hands its job back at once; one that died holds it until
+the lease runs out, then another takes it over and starts at the first chunk not captured. The
+database being away is waited out; a chunk that fails for another reason is tried again, and after
+three failures in a row the job is ``failed`` with why.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class ImportWorker:
         while True:
             self._wake.clear()
             try:
-                job = await self.runner.claim(self.token)
+                job = await self._claim()
             except PyMongoError as exc:
                 log.warning("import claim failed", extra={"error": f"{type(exc).__name__}: {exc}"})
                 await asyncio.sleep(self.backoff_s)
@@ -60,15 +61,31 @@ class ImportWorker:
                 continue
             await self.work(job)
 
+    async def _claim(self) -> ImportJob | None:
+        """A claim, not left half done when the worker is stopped (a job it took is handed back)."""
+        claiming = asyncio.ensure_future(self.runner.claim(self.token))
+        try:
+            return await asyncio.shield(claiming)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                claimed = await asyncio.shield(claiming)
+                if claimed is not None:
+                    await asyncio.shield(self.runner.release(claimed.id, self.token))
+            raise
+
     async def work(self, job: ImportJob) -> None:
         """Capture a claimed job to its end, or until its lease is lost or the worker is stopped."""
         log.info("import started", extra={"import_id": job.id, "rows": job.rows_total})
         failures = 0
+        in_hand: asyncio.Task[ImportJob] | None = None
         try:
             with _acting_for(job):
                 while not job.finished:
                     try:
-                        job = await self.runner.capture_next_chunk(job.id, self.token)
+                        # Shielded: a worker that is stopped lets the chunk in hand commit or fail
+                        # whole (below), rather than leave its transaction half done on the server.
+                        in_hand = asyncio.ensure_future(self.runner.capture_next_chunk(job.id, self.token))
+                        job = await asyncio.shield(in_hand)
                         failures = 0
                     except LeaseLost:
                         log.warning("import taken over by another worker", extra={"import_id": job.id})
@@ -81,6 +98,9 @@ class ImportWorker:
                     if failures >= ATTEMPTS:
                         return
         except asyncio.CancelledError:
+            if in_hand is not None and not in_hand.done():
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(in_hand)
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.runner.release(job.id, self.token))
             raise

@@ -65,8 +65,8 @@ class ImportJobView(BaseModel):
     campaign: str | None
     owner: str | None = Field(description="The owner of every new lead; null: assigned as captures are")
     on_duplicate: DuplicatePolicy
-    encoding: str = Field(description="How the file was read: utf-8, windows-1252, or the one named")
-    delimiter: str
+    encoding: str = Field(description="How the file was read: utf-8, windows-1252, the one named, or xlsx")
+    delimiter: str = Field(description="The CSV file's delimiter (empty for a workbook)")
     columns: dict[str, str] = Field(description="Each lead field and the file's header it was read from")
     started_by: str
     error: str | None = Field(description="Why a failed job stopped (not a row's fault)")

@@ -35,6 +35,10 @@ class ImportJobs(Protocol):
         """The rows of one chunk of a job's file."""
         ...
 
+    async def drop_chunks(self, job_id: str) -> None:
+        """Delete a finished job's file (its chunks); its counts and failed rows stay."""
+        ...
+
     def add_failures(self, job_id: str, index: int, failures: Sequence[RowFailure]) -> None:
         """Store the rows of one chunk that failed, with the unit's other writes."""
         ...

@@ -184,6 +184,8 @@ class ImportRunner:
             outcome = await self._capture_rows(uow, job, rows, turns)
             job.advance(outcome, len(rows), uow.clock.now(), self.lease)
             await uow.imports.save(job)
+            if job.finished:  # the file is not kept once it is imported
+                await uow.imports.drop_chunks(job.id)
             if outcome.failures:
                 uow.imports.add_failures(job.id, index, outcome.failures)
             for name, count in (
@@ -222,6 +224,7 @@ class ImportRunner:
             if job is not None and job.claimed_by == token and not job.finished:
                 job.fail(reason, uow.clock.now())
                 await uow.imports.save(job)
+                await uow.imports.drop_chunks(job.id)
 
         await self.units.run(give_up)
 

@@ -165,6 +165,9 @@ class MongoImportJobs:
             raise LookupError(f"import {job_id} has no chunk {index}")
         return chunk_from_document(doc)
 
+    async def drop_chunks(self, job_id: str) -> None:
+        await self.tx.db[CHUNKS].delete_many({"job_id": job_id}, session=self.tx.session)
+
     def add_failures(self, job_id: str, index: int, failures: Sequence[RowFailure]) -> None:
         self.tx.insert_later(
             FAILURES,
