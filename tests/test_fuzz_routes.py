@@ -26,6 +26,7 @@ from kariz_leads.entrypoints import activities as leads_activities
 from kariz_leads.entrypoints import assignment as leads_assignment
 from kariz_leads.entrypoints import duplicates as leads_duplicates
 from kariz_leads.entrypoints import http as leads_http
+from kariz_leads.entrypoints import imports as leads_imports
 from kariz_leads.entrypoints import tasks as leads_tasks
 from kariz_notifications.adapters.in_memory import InMemoryNotificationsReads, InMemoryNotificationsUnitOfWork
 from kariz_notifications.entrypoints import http as notifications_http
@@ -53,6 +54,7 @@ def routers() -> dict[str, APIRouter]:
         ),
         leads_activities.router(leads_units),
         leads_tasks.router(leads_units),
+        leads_imports.router(leads_units, SalesTeam.of(["alex@kariz.example"])),
     ):
         leads.include_router(router)
     return {

@@ -6,7 +6,7 @@ from kariz_leads.adapters.metrics import NewestCaptureGauge
 from kariz_leads.adapters.mongo.indexes import ensure_indexes
 from kariz_leads.adapters.mongo.unit_of_work import MongoLeadsUnitOfWork
 from kariz_leads.domain import SalesTeam
-from kariz_leads.entrypoints import activities, assignment, duplicates, http, kafka, tasks
+from kariz_leads.entrypoints import activities, assignment, duplicates, http, import_worker, kafka, tasks
 from kariz_leads.settings import LeadsSettings
 from kariz_shared.contracts.events import LeadResponseEscalationDue
 from kariz_shared.contracts.identity import Roster
@@ -44,6 +44,7 @@ def build(settings: LeadsSettings | None = None, clock: Clock | None = None) -> 
     service.api.include_router(duplicates.router(units))
     service.api.include_router(activities.router(units))
     service.api.include_router(tasks.router(units))
+    import_worker.install(service, units, team, sla, settings)  # CSV imports: routes and worker
     gauge = NewestCaptureGauge(service.store)
     service.add_worker(
         "capture-gauge", refreshing("capture", gauge.refresh, settings.metrics_refresh_interval_s)

@@ -50,6 +50,10 @@ class BusinessHoursSetting(HoursSetting):
 class LeadsSettings(ServiceSettings):
     service_name: str = "leads"
     http_port: int = 8001
+    # KARIZ_IMPORT_LEASE_S: how long a worker holds a CSV import it stopped renewing (it died) before
+    # another replica takes it over; KARIZ_IMPORT_IDLE_S: how often an idle worker looks for a new one.
+    import_lease_s: float = 60.0
+    import_idle_s: float = 1.0
 
     # KARIZ_REPS: a JSON list or a comma-separated string of rep e-mail addresses.
     reps: Annotated[list[str], NoDecode] = ["alex@kariz.example", "sam@kariz.example"]

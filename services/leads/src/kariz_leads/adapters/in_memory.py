@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from kariz_leads.adapters.in_memory_imports import InMemoryImportJobs
 from kariz_leads.domain.activity import Activity
 from kariz_leads.domain.duplicates import DOMAIN_SCAN, PER_REASON, LookupKeys
 from kariz_leads.domain.history import LeadChange
@@ -197,3 +198,4 @@ class InMemoryLeadsUnitOfWork(InMemoryUnitOfWork, LeadsUnitOfWork):
         self.leads.follow_ups = self.tasks
         self.turns: InMemoryTurnCounters = InMemoryTurnCounters()
         self.metrics: RecordedMetrics = RecordedMetrics()
+        self.imports: InMemoryImportJobs = InMemoryImportJobs(self.leads)

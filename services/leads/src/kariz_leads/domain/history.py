@@ -21,6 +21,8 @@ class LeadChangeKind(StrEnum):
     TOUCHED = "touched"
     QUALIFIED = "qualified"
     DISQUALIFIED = "disqualified"
+    #: A CSV import's row filled fields the lead had empty (its duplicate policy ``update_empty``).
+    FILLED = "filled"
     #: Another rep owns the lead: a manager's reassignment or the response SLA's escalation.
     REASSIGNED = "reassigned"
     # Issue C, the rep's working day (the timeline): activities, the status they moved, follow-ups.

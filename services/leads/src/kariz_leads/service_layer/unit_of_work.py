@@ -13,6 +13,7 @@ from kariz_leads.domain.history import LeadChange
 from kariz_leads.domain.lead import Lead, Touch
 from kariz_leads.domain.queries import LeadFilter
 from kariz_leads.domain.task import Task, TaskFilter
+from kariz_leads.service_layer.import_store import ImportJobs
 from kariz_shared.contracts.events import ActivityChannel, ActivityOutcome, LeadSource
 from kariz_shared.contracts.identity import Owners
 from kariz_shared.contracts.paging import Cursor
@@ -152,3 +153,4 @@ class LeadsUnitOfWork(UnitOfWork):
     tasks: TaskRepository
     turns: TurnCounters
     metrics: LeadsMetrics
+    imports: ImportJobs

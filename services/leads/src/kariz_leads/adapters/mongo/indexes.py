@@ -18,6 +18,7 @@ from kariz_leads.adapters.mongo.documents import (
     lead_from_document,
     lookup_to_document,
 )
+from kariz_leads.adapters.mongo.imports import ensure_import_indexes
 from kariz_leads.domain.task import TaskStatus
 from kariz_leads.service_layer.unit_of_work import ONE_LEAD_PER_ADDRESS
 from kariz_shared.persistence.store import Store
@@ -75,6 +76,8 @@ async def ensure_indexes(store: Store) -> None:
         await tasks.create_index(
             [*((key, ASCENDING) for key in keys), ("due_at", ASCENDING), ("_id", ASCENDING)], name=name
         )
+    # CSV imports: jobs by starter and age, claimable jobs, a job's failed rows (adapters/mongo/imports).
+    await ensure_import_indexes(store)
     # Leads stored before touches were counted: their whole list is the count (once; then none match).
     await leads.update_many(
         {"touch_count": {"$exists": False}}, [{"$set": {"touch_count": {"$size": "$touches"}}}]
