@@ -145,7 +145,7 @@ class LeadCaptured(Event):
     campaign: str | None = None
     consent: bool = False
     owner: str = Field(description="The sales rep the lead is assigned to (their e-mail address)")
-    assigned_by: str = Field(description="round_robin | territory")
+    assigned_by: str = Field(description="round_robin | territory | manual (an import that names its owner)")
     captured_at: datetime
     actor: str | None = actor_field()
     priority: LeadPriority = Field(
