@@ -35,7 +35,7 @@ from kariz_shared.persistence.unit_of_work import MongoUnitsOfWork, Subscription
 from kariz_shared.runtime import auth, http
 from kariz_shared.runtime.clock import Clock, SystemClock
 from kariz_shared.runtime.logging import configure_logging
-from kariz_shared.runtime.metrics import dependency_up, registry
+from kariz_shared.runtime.metrics import dependency_up, events_published, registry
 from kariz_shared.runtime.periodic import refreshing
 from kariz_shared.runtime.settings import ServiceSettings
 
@@ -79,6 +79,8 @@ class Service:
                 title=cls.topic(),
                 description=f"{cls.description} Key: {cls.key_field}.",
             )
+            # From 0, so the first event of a topic counts in increase() and a panel has data before it.
+            events_published.labels(self.name, cls.topic())
         self._startup_hooks: list[StartupHook] = [Store.ensure_indexes]
         self._hooks_done = 0
         self._startup_task: asyncio.Task[None] | None = None
