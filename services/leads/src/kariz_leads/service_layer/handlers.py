@@ -58,7 +58,9 @@ async def capture_lead(
         details = LeadDetails.clean(command.contact, command.company, command.campaign)
     except InvalidField as exc:
         raise RuleViolation(str(exc)) from exc
-    line = _Line(details, command.source, command.consent, new_lead_id(), correlation_id, command.priority)
+    line = CaptureLine(
+        details, command.source, command.consent, new_lead_id(), correlation_id, command.priority
+    )
     [captured] = await _capture(units, team, sla, [line], correlation_id, by)
     return captured
 
@@ -77,7 +79,7 @@ async def import_leads(
     correlation id, its own ``LeadCaptured``); a known address, or one repeated in the list, is a
     touch, as for one capture. One unit of work and a few bulk writes for the whole list."""
     problems: dict[int, InvalidField] = {}
-    lines: list[_Line] = []
+    lines: list[CaptureLine] = []
     for n, lead in enumerate(command.leads):
         try:
             details = LeadDetails.clean(lead.contact, lead.company, lead.campaign)
@@ -85,7 +87,7 @@ async def import_leads(
             problems[n] = exc
             continue
         lines.append(
-            _Line(details, lead.source, lead.consent, new_lead_id(), str(uuid.uuid4()), lead.priority)
+            CaptureLine(details, lead.source, lead.consent, new_lead_id(), str(uuid.uuid4()), lead.priority)
         )
     if problems:
         raise InvalidImport(problems)
@@ -121,7 +123,7 @@ def _decided_by(event: LeadQualified | LeadDisqualified) -> Actor:
 
 
 @dataclass(frozen=True)
-class _Line:
+class CaptureLine:
     """One lead to capture, cleaned, with the id and story it gets if it turns out new."""
 
     details: LeadDetails
@@ -132,7 +134,7 @@ class _Line:
     priority: LeadPriority = LeadPriority.NORMAL
 
 
-class _Turns:
+class TurnsTaken:
     """The rotation turns taken for one command, kept across the retries of its unit of work: a retry
     hands out the same turns again rather than taking (and skipping) new ones."""
 
@@ -152,14 +154,14 @@ async def _capture(
     units: UnitsOfWork[LeadsUnitOfWork],
     team: SalesTeam,
     sla: ResponseSla,
-    lines: Sequence[_Line],
+    lines: Sequence[CaptureLine],
     correlation_id: str,
     by: Actor,
 ) -> list[Captured]:
-    turns = _Turns()
+    turns = TurnsTaken()
 
     async def work(uow: LeadsUnitOfWork) -> list[Captured]:
-        return await _capture_in(uow, team, sla, lines, turns, by)
+        return await capture_lines(uow, team, sla, lines, turns, by)
 
     try:
         return await units.run(work, correlation_id=correlation_id)
@@ -171,12 +173,12 @@ async def _capture(
         return await units.run(work, correlation_id=correlation_id)
 
 
-async def _capture_in(
+async def capture_lines(
     uow: LeadsUnitOfWork,
     team: SalesTeam,
     sla: ResponseSla,
-    lines: Sequence[_Line],
-    turns: _Turns,
+    lines: Sequence[CaptureLine],
+    turns: TurnsTaken,
     by: Actor,
 ) -> list[Captured]:
     at = uow.clock.now()

@@ -41,7 +41,7 @@ from kariz_leads.domain.imports import (
 from kariz_leads.domain.intake import LeadDetails
 from kariz_leads.domain.lead import Lead
 from kariz_leads.domain.response import ResponseSla
-from kariz_leads.service_layer.handlers import _capture_in, _Line, _Turns
+from kariz_leads.service_layer.handlers import CaptureLine, TurnsTaken, capture_lines
 from kariz_leads.service_layer.unit_of_work import ONE_LEAD_PER_ADDRESS, LeadsUnitOfWork
 from kariz_shared.contracts.errors import DuplicateRecord, NotFound, found
 from kariz_shared.contracts.identity import Actor
@@ -172,7 +172,7 @@ class ImportRunner:
     async def capture_next_chunk(self, job_id: str, token: str) -> ImportJob:
         """Capture the job's next chunk, its failures and its progress in one unit of work;
         ``LeaseLost`` (nothing written) when another worker holds the job now."""
-        turns = _Turns()  # kept across the unit's retries, as a capture keeps them
+        turns = TurnsTaken()  # kept across the unit's retries, as a capture keeps them
 
         async def work(uow: LeadsUnitOfWork) -> ImportJob:
             job = found(await uow.imports.get(job_id), f"no import with id {job_id!r}")
@@ -229,7 +229,7 @@ class ImportRunner:
         await self.units.run(give_up)
 
     async def _capture_rows(
-        self, uow: LeadsUnitOfWork, job: ImportJob, rows: tuple[Row, ...], turns: _Turns
+        self, uow: LeadsUnitOfWork, job: ImportJob, rows: tuple[Row, ...], turns: TurnsTaken
     ) -> ChunkOutcome:
         options = job.options
         by = Actor(job.started_by, job.on_behalf_of)
@@ -251,7 +251,7 @@ class ImportRunner:
             if options.duplicates is DuplicatePolicy.TOUCH
             else await uow.leads.with_emails(list(dict.fromkeys(details.email for _, details in good)))
         )
-        lines: list[_Line] = []  # in row order
+        lines: list[CaptureLine] = []  # in row order
         first_of: dict[str, int] = {}  # by address: its first line
         duplicates = 0
         fill: dict[str, LeadDetails] = {}  # known addresses: what the chunk's rows fill in
@@ -269,7 +269,7 @@ class ImportRunner:
                     lines[first_of[email]] = replace(first, details=_filled_by(first.details, details))
             first_of.setdefault(email, len(lines))
             lines.append(
-                _Line(
+                CaptureLine(
                     details=details,
                     source=options.source,
                     consent=consent[row.number],
@@ -287,7 +287,7 @@ class ImportRunner:
                     [LeadChange(lead.id, LeadChangeKind.FILLED, at, by, {"fields": ",".join(names)})]
                 )
         team = FixedOwner(reps=(options.owner,)) if options.owner else self.team
-        captured = await _capture_in(uow, team, self.sla, lines, turns, by)
+        captured = await capture_lines(uow, team, self.sla, lines, turns, by)
         created = sum(not c.duplicate for c in captured)
         if options.duplicates is DuplicatePolicy.TOUCH:
             duplicates = len(captured) - created
