@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kariz_shared.contracts.events import dead_letter_topic
+from kariz_shared.contracts.events import EVENTS_BY_TOPIC, dead_letter_topic
 from kariz_shared.system import SERVICES
 
 from .common import KAFKA_CLUSTER, TOPIC_PARTITIONS, yaml_documents
@@ -22,6 +22,13 @@ def published_topics() -> list[str]:
 
 
 def _topic(topic: str, retention_ms: int) -> dict[str, Any]:
+    event = EVENTS_BY_TOPIC.get(topic)
+    # A state topic (the roster) keeps the newest record of every key for ever, not 30 days of records.
+    config: dict[str, Any] = (
+        {"cleanup.policy": "compact", "min.compaction.lag.ms": 60_000}
+        if event is not None and event.compacted
+        else {"retention.ms": retention_ms, "cleanup.policy": "delete"}
+    )
     return {
         "apiVersion": "kafka.strimzi.io/v1beta2",
         "kind": "KafkaTopic",
@@ -34,11 +41,7 @@ def _topic(topic: str, retention_ms: int) -> dict[str, Any]:
             "topicName": topic,
             "partitions": TOPIC_PARTITIONS,
             "replicas": TOPIC_REPLICAS,
-            "config": {
-                "retention.ms": retention_ms,
-                "min.insync.replicas": 2,
-                "cleanup.policy": "delete",
-            },
+            "config": {**config, "min.insync.replicas": 2},
         },
     }
 

@@ -19,9 +19,12 @@ from kariz_shared.contracts.events import (
     LeadCaptured,
     LeadDisqualified,
     LeadQualified,
+    LeadQueued,
     LeadReassigned,
+    LeadsMerged,
     LeadResponseEscalationDue,
     LeadResponseOverdue,
+    RepProfile,
     StageChanged,
     TaskRequested,
 )
@@ -65,24 +68,27 @@ SERVICES: tuple[ServiceEntry, ...] = (
             FollowUpDue,
             LeadReassigned,
             LeadResponseEscalationDue,
+            LeadQueued,
+            LeadsMerged,
+            RepProfile,
         ),
         # LeadResponseEscalationDue is its own response timer's: it reassigns the lead when it fires.
         consumes=(LeadQualified, LeadDisqualified, TaskRequested, LeadResponseEscalationDue),
         summary="capture, normalisation, duplicates, assignment, response SLA, activities, follow-ups, "
-        "imports",
+        "imports, merges, the roster and assignment rules",
     ),
     ServiceEntry(
         "qualification",
         8002,
         publishes=(LeadQualified, LeadDisqualified),
-        consumes=(LeadCaptured,),
+        consumes=(LeadCaptured, LeadsMerged),
         summary="scoring, BANT answers, thresholds, disqualification",
     ),
     ServiceEntry(
         "deals",
         8003,
         publishes=(DealOpened, StageChanged, DealWon, DealLost),
-        consumes=(LeadQualified,),
+        consumes=(LeadQualified, LeadsMerged),
         summary="accounts, deals, pipeline stages, won and lost, forecast",
     ),
     ServiceEntry(

@@ -25,6 +25,12 @@ class Event(BaseModel):
     version: ClassVar[int] = 1
     key_field: ClassVar[str]
     description: ClassVar[str] = ""
+    #: The topic's name between ``kariz.`` and the version when it is not the class's kebab name (a
+    #: state topic is named after what it holds: ``kariz.reps.v1``).
+    stem: ClassVar[str | None] = None
+    #: A state topic: the newest record per key is what counts, so the topic is compacted (not deleted
+    #: after a retention time) and a consumer that reads it from the beginning has the whole state.
+    compacted: ClassVar[bool] = False
 
     @classmethod
     def event_name(cls) -> str:
@@ -36,7 +42,7 @@ class Event(BaseModel):
 
     @classmethod
     def topic(cls) -> str:
-        return f"kariz.{cls.kebab_name()}.v{cls.version}"
+        return f"kariz.{cls.stem or cls.kebab_name()}.v{cls.version}"
 
     @classmethod
     def ce_type(cls) -> str:
@@ -144,8 +150,14 @@ class LeadCaptured(Event):
     source: LeadSource
     campaign: str | None = None
     consent: bool = False
-    owner: str = Field(description="The sales rep the lead is assigned to (their e-mail address)")
-    assigned_by: str = Field(description="round_robin | territory | manual (an import that names its owner)")
+    owner: str = Field(
+        description="The sales rep the lead is assigned to (their e-mail address), or queue:<team> when an "
+        "assignment rule chose a team none of whose reps was available (LeadQueued says so)"
+    )
+    assigned_by: str = Field(
+        description="round_robin | territory | rule (an assignment rule's team) | queue (its team's queue) "
+        "| manual (an import that names its owner)"
+    )
     captured_at: datetime
     actor: str | None = actor_field()
     priority: LeadPriority = Field(
@@ -306,6 +318,62 @@ class LeadReassigned(Event):
     actor: str | None = actor_field()
 
 
+class LeadQueued(Event):
+    description: ClassVar[str] = (
+        "A new lead went to its team's queue: an assignment rule chose the team, and none of its reps was "
+        "available (away, inactive or at capacity). Its owner is queue:<team> until a manager assigns it; "
+        "the team's manager is alerted."
+    )
+    key_field: ClassVar[str] = "lead_id"
+
+    lead_id: str
+    team: str
+    queue: str = Field(description="The lead's owner while it waits: queue:<team>")
+    rule: str | None = Field(default=None, description="The assignment rule that chose the team")
+    reason: str = Field(description="Why nobody was available, e.g. 'every rep is away or at capacity'")
+    queued_at: datetime
+
+
+class LeadsMerged(Event):
+    description: ClassVar[str] = (
+        "Two records of one person became one: the duplicate (merged_lead_id) is now `merged` and points "
+        "to the survivor (lead_id), which keeps both histories, activities, follow-ups and touches. "
+        "Qualification keeps the better verdict on the survivor; deals of the duplicate point to it."
+    )
+    key_field: ClassVar[str] = "lead_id"
+
+    lead_id: str = Field(description="The survivor: the lead that remains")
+    merged_lead_id: str = Field(description="The duplicate, merged into the survivor")
+    owner: str = Field(description="The survivor's owner (after the merge)")
+    merged_owner: str = Field(description="The duplicate's owner before the merge")
+    merged_at: datetime
+    actor: str | None = actor_field()
+
+
+class RepProfile(Event):
+    description: ClassVar[str] = (
+        "A rep as the roster has them now (kariz.reps.v1, compacted, keyed by e-mail): the newest record "
+        "of an address is the rep's state. Published on every change to the rep in the leads service's "
+        "roster (/reps); a rep who left is kept with active false."
+    )
+    key_field: ClassVar[str] = "email"
+    stem: ClassVar[str | None] = "reps"
+    compacted: ClassVar[bool] = True
+
+    email: str
+    name: str | None = None
+    team: str | None = Field(default=None, description="The team the rep belongs to")
+    manager: str | None = Field(default=None, description="The e-mail of the rep's manager")
+    time_zone: str = Field(default="UTC", description="IANA time zone, e.g. Europe/Berlin")
+    locale: str = Field(default="en", description="BCP 47 language tag, e.g. en, fa-IR")
+    active: bool = True
+    capacity: int | None = Field(default=None, description="Open leads at most; none: no limit")
+    weight: int = Field(default=1, description="Share of a team's new leads, relative to its other reps")
+    away_until: datetime | None = Field(default=None, description="Gets no new leads before this time")
+    updated_at: datetime
+    actor: str | None = actor_field()
+
+
 # --- qualification --------------------------------------------------------------------------------
 
 
@@ -425,6 +493,9 @@ EVENTS: dict[str, type[Event]] = {
         FollowUpDue,
         TaskRequested,
         LeadReassigned,
+        LeadQueued,
+        LeadsMerged,
+        RepProfile,
         LeadQualified,
         LeadDisqualified,
         DealOpened,

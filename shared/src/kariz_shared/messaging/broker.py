@@ -15,7 +15,7 @@ from faststream.kafka.security import parse_security
 from faststream.security import BaseSecurity, SASLScram512
 
 from kariz_shared.contracts.deadletters import DeadLetterReason, dead_letter_headers
-from kariz_shared.contracts.events import all_topics, dead_letter_topic
+from kariz_shared.contracts.events import EVENTS_BY_TOPIC, all_topics, dead_letter_topic
 from kariz_shared.runtime.metrics import registry
 from kariz_shared.runtime.settings import ServiceSettings
 
@@ -73,6 +73,13 @@ def make_broker(settings: ServiceSettings) -> KafkaBroker:
     )
 
 
+def topic_configs(topic: str) -> dict[str, str]:
+    """A state topic (``Event.compacted``) keeps the newest record per key; every other topic deletes
+    after its retention. Dead-letter topics are never compacted: each dead letter counts."""
+    event = EVENTS_BY_TOPIC.get(topic)
+    return {"cleanup.policy": "compact" if event is not None and event.compacted else "delete"}
+
+
 async def ensure_topics(
     bootstrap_servers: str,
     topics: Iterable[str] | None = None,
@@ -95,7 +102,12 @@ async def ensure_topics(
             try:
                 await admin.create_topics(
                     [
-                        NewTopic(t, num_partitions=partitions, replication_factor=replication_factor)
+                        NewTopic(
+                            t,
+                            num_partitions=partitions,
+                            replication_factor=replication_factor,
+                            topic_configs=topic_configs(t),
+                        )
                         for t in missing
                     ]
                 )
