@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Generic, TypeVar
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Path, Query, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -68,6 +68,25 @@ CursorParam = Annotated[
         "(not with an offset)",
     ),
 ]
+
+
+# Versioned configuration (kariz_shared.contracts.versions): a version's ETag is its number, quoted; an
+# edit names the version it edited in If-Match ("3", W/"3" or 3), or * for whatever is in force.
+IF_MATCH = r'^(\*|(W/)?"[0-9]{1,9}"|[0-9]{1,9})$'
+#: Version numbers as a path takes them: bounded, so none overflows the database's integers.
+VersionNumber = Annotated[int, Path(ge=0, le=999_999_999, description="The version's number")]
+
+
+def version_etag(number: int) -> str:
+    """The ``ETag`` of a configuration's version: its number, quoted."""
+    return f'"{number}"'
+
+
+def edited_version(if_match: str | None) -> int | None:
+    """The version an ``If-Match`` header names (already checked against :data:`IF_MATCH`); None for
+    none or ``*`` (any version in force)."""
+    digits = re.sub(r"[^0-9]", "", if_match or "")
+    return int(digits) if digits else None
 
 
 class CursorPage(BaseModel, Generic[T]):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from kariz_qualification.domain.rules import RuleSet
-from kariz_shared.contracts.errors import Conflict
+from kariz_shared.contracts.versions import next_version
 
 #: Who put version 0 in force: the service itself, seeding its defaults.
 SEEDED_BY = "kariz"
@@ -42,13 +42,8 @@ class RuleSetVersion:
         """The version that puts ``rules`` in force after this one. ``edited``: the version the actor
         edited; refused (409) unless it is this one, so an edit of a stale copy undoes nobody's change.
         None: replace whatever is in force (the clients from before versions)."""
-        if edited is not None and edited != self.number:
-            raise Conflict(
-                f"you edited version {edited} of the rule set, but version {self.number} is in force; "
-                f"reload version {self.number} and apply your edit to it"
-            )
         return RuleSetVersion(
-            number=self.number + 1,
+            number=next_version("the rule set", self.number, edited),
             rules=rules,
             took_effect_at=at,
             actor=actor,

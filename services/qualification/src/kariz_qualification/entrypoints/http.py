@@ -3,12 +3,11 @@ disqualification, and the review queues."""
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from kariz_qualification.domain.lead import Lead, Outcome, Status, Trigger
@@ -22,7 +21,15 @@ from kariz_shared.contracts.events import BantAnswers, ScoreLine
 from kariz_shared.contracts.identity import PEOPLE, Role
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
 from kariz_shared.runtime.auth import SIGN_IN_ERRORS, Authenticated, authenticate
-from kariz_shared.runtime.http import Limit, Offset, Page
+from kariz_shared.runtime.http import (
+    IF_MATCH,
+    Limit,
+    Offset,
+    Page,
+    VersionNumber,
+    edited_version,
+    version_etag,
+)
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
@@ -42,22 +49,9 @@ RULE_ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"description": "The body or the If-Match header is invalid; the message says which and why"},
 }
 
-#: What ``If-Match`` may say: the version edited as its ETag (``"3"``, ``W/"3"`` or ``3``), or ``*``.
-IF_MATCH = r'^(\*|(W/)?"[0-9]{1,9}"|[0-9]{1,9})$'
-#: Version numbers as a path takes them: bounded, so none overflows the database's integers.
-VersionNumber = Annotated[int, Path(ge=0, le=999_999_999, description="The version's number")]
-
-
 def etag(version: RuleSetVersion) -> str:
-    """The ``ETag`` of a version of the rule set: its number, quoted."""
-    return f'"{version.number}"'
-
-
-def edited_version(if_match: str | None) -> int | None:
-    """The version an ``If-Match`` header names (already checked against :data:`IF_MATCH`); None for
-    none or ``*`` (any version in force)."""
-    digits = re.sub(r"[^0-9]", "", if_match or "")
-    return int(digits) if digits else None
+    """The ``ETag`` of a version of the rule set: its number, quoted (If-Match: kariz_shared's)."""
+    return version_etag(version.number)
 
 
 # --- requests -------------------------------------------------------------------------------------

@@ -14,8 +14,9 @@ from kariz_qualification.domain.rule_versions import RuleSetVersion
 from kariz_qualification.service_layer.commands import DisqualifyLead, RecordAnswers, ReplaceRules
 from kariz_qualification.service_layer.unit_of_work import QualificationUnitOfWork
 from kariz_qualification.service_layer.views import lead_or_not_found
-from kariz_shared.contracts.errors import Conflict, DuplicateRecord
+from kariz_shared.contracts.errors import DuplicateRecord
 from kariz_shared.contracts.events import LeadCaptured
+from kariz_shared.contracts.versions import raced
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
 from kariz_shared.runtime.logging import correlation_id as current_correlation_id
 
@@ -87,10 +88,7 @@ async def replace_rules(units: UnitsOfWork[QualificationUnitOfWork], command: Re
         return await units.run(work)
     except DuplicateRecord as exc:
         # Both read the same version in force; the other's new version committed first (a unique _id).
-        raise Conflict(
-            f"version {numbers[-1]} of the rule set was put in force by another replacement at the "
-            f"same time; reload version {numbers[-1]} and apply your edit to it"
-        ) from exc
+        raise raced("the rule set", numbers[-1]) from exc
 
 
 # --- internals ------------------------------------------------------------------------------------
