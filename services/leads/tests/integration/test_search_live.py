@@ -239,6 +239,26 @@ async def test_leads_with_and_without_an_open_follow_up(leads: Leads, lead_body:
     assert refused.status_code == 422 and refused.json()["fields"][0]["field"] == "has_open_follow_up"
 
 
+async def test_leads_by_their_latest_activity(leads: Leads, lead_body: Any) -> None:
+    industry = unique("worked")
+    worked, idle = [await capture(leads, lead_body(company={"industry": industry})) for _ in range(2)]
+    logged = await leads.http.post(
+        f"/leads/{worked['id']}/activities", json={"channel": "note", "outcome": "reached"}
+    )
+    assert logged.status_code == 201, logged.text
+    at = datetime.fromisoformat(logged.json()["activity"]["occurred_at"])
+    # Both bounds include the activity's own instant; a lead with none matches neither.
+    assert ids(await find(leads, industry=industry, last_activity_after=at.isoformat())) == [worked["id"]]
+    assert ids(await find(leads, industry=industry, last_activity_before=at.isoformat())) == [worked["id"]]
+    before = (at - timedelta(seconds=1)).isoformat()
+    assert ids(await find(leads, industry=industry, last_activity_before=before)) == []
+    assert idle["id"] not in ids(await find(leads, last_activity_before=datetime.now(UTC).isoformat()))
+    refused = await leads.http.get(
+        "/leads", params={"last_activity_after": at.isoformat(), "last_activity_before": before}
+    )
+    assert refused.status_code == 422 and "last_activity_after" in refused.text
+
+
 # --- the indexes behind each filter ---------------------------------------------------------------
 
 EXPECTED_INDEXES = {
@@ -257,6 +277,7 @@ EXPECTED_INDEXES = {
             ("phone", "phone_e164"),
             ("domain", "company.domain"),
             ("follow_up", "open_follow_ups"),
+            ("last_activity", "last_activity_at"),
         )
     },
     "name_at_company_newest_first": [("name_key", 1), ("company_key", 1), ("created_at", -1), ("_id", -1)],
@@ -282,6 +303,11 @@ FILTERS: list[tuple[str, LeadFilter, str]] = [
     ),
     ("no open follow-up alone", LeadFilter.of(has_open_follow_up=False), "follow_up_newest_first"),
     ("created", LeadFilter.of(created_from=T0, created_to=T0 + timedelta(days=400)), "newest_first"),
+    (
+        "last activity",
+        LeadFilter.of(last_activity_after=T0, last_activity_before=T0 + timedelta(days=30)),
+        "last_activity_newest_first",
+    ),
     ("a rep's leads", LeadFilter(seen=REP), "owner_newest_first"),
     ("a rep's by country", LeadFilter(country="DE", seen=REP), "country_newest_first"),
     (
@@ -306,6 +332,7 @@ PLANNED = {
     "open follow-up",
     "no open follow-up alone",
     "created",
+    "last activity",
     "a rep's leads",
 }
 PLANNED_AFTER = {"nothing", "source", "status", "owner", "industry", "country", "campaign", "created"}

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from kariz_leads.adapters.in_memory import InMemoryLeadsUnitOfWork
-from kariz_leads.domain import Lead, LeadStatus, ResponseSla, SalesTeam
+from kariz_leads.domain import Lead, LeadFilter, LeadStatus, ResponseSla, SalesTeam
 from kariz_leads.domain.history import LeadChangeKind
 from kariz_leads.domain.lead import ContactAttempts
 from kariz_leads.entrypoints import kafka
@@ -307,3 +307,26 @@ async def test_the_timeline_is_the_leads_story_newest_first_with_who_did_it(
     page, _ = await activities.timeline(units, lead.id, ALEXS, limit=2, offset=1)
     assert [c.kind for c in page] == kinds[1:3]
     assert len(units.of_type(FollowUpDue)) == 1
+
+
+async def test_the_latest_activity_is_kept_and_leads_are_found_by_it(units: Units, clock: FakeClock) -> None:
+    worked, idle = await a_lead(units), await a_lead(units, "grace@cobol.example")
+    captured_at = clock.now()
+    clock.advance(timedelta(hours=2))
+    await log(units, worked, LogActivity(channel=ActivityChannel.NOTE, outcome=ActivityOutcome.REACHED))
+    # A note is an activity too; a backdated call does not move the latest one back.
+    await log(units, worked, call(occurred_at=captured_at + timedelta(minutes=10)))
+    stored = await views.lead(units, worked.id)
+    assert stored.last_activity_at == clock.now()
+
+    async def found(**criteria: object) -> list[str]:
+        criteria_ = LeadFilter.of(**criteria)  # type: ignore[arg-type]
+        leads, _ = await views.leads_matching(units, criteria_, limit=10, offset=0)
+        return [lead.id for lead in leads]
+
+    assert await found(last_activity_after=clock.now()) == [worked.id]
+    assert await found(last_activity_before=clock.now() - timedelta(seconds=1)) == []
+    # A lead nobody worked matches neither bound: it has no latest activity.
+    assert await found(last_activity_before=clock.now() + timedelta(days=1)) == [worked.id] != [idle.id]
+    with pytest.raises(RuleViolation, match="last_activity_after"):
+        LeadFilter.of(last_activity_after=clock.now(), last_activity_before=captured_at)

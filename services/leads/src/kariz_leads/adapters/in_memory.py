@@ -107,6 +107,7 @@ class InMemoryLeadRepository(InMemoryAggregates[Lead]):
         stored = self.by_id[lead.id]
         stored.attempts, stored.first_contact_at = dict(lead.attempts), lead.first_contact_at
         stored.status, stored.updated_at = lead.status, lead.updated_at
+        stored.last_activity_at = lead.last_activity_at
 
 
 class InMemoryActivityRepository(InMemoryAggregates[Activity]):

@@ -86,6 +86,8 @@ class Lead(Aggregate):
     attempts: dict[str, ContactAttempts] = field(default_factory=dict)
     #: When a rep first got through to the contact (the earliest reaching activity).
     first_contact_at: datetime | None = None
+    #: When the latest activity on the lead happened, a note included (None: none logged yet).
+    last_activity_at: datetime | None = None
 
     @classmethod
     def capture(
@@ -162,6 +164,8 @@ class Lead(Aggregate):
         """An activity on this lead: an attempt over its channel (a note is none), and the first reaching
         one makes a new lead ``working`` and is its first contact. A verdict's status stays."""
         self._record_change(activity.change())
+        if self.last_activity_at is None or activity.occurred_at > self.last_activity_at:
+            self.last_activity_at = activity.occurred_at
         if not activity.is_contact:
             return
         at, channel = activity.occurred_at, activity.channel.value

@@ -51,6 +51,10 @@ class LeadFilter:
     #: The lead has a follow-up still open (True) or none (False). Held by the repositories, which keep
     #: each lead's count of open follow-ups; ``matches`` does not see follow-ups.
     has_open_follow_up: bool | None = None
+    #: The latest activity on the lead happened within these (both included); a lead with none matches
+    #: neither.
+    last_activity_after: datetime | None = None
+    last_activity_before: datetime | None = None
     #: Whose leads the asker may see (their roles, team and the roster): applied in the query.
     seen: Owners = EVERYONE
 
@@ -75,6 +79,8 @@ class LeadFilter:
         region: Region | None = None,
         text: str | None = None,
         has_open_follow_up: bool | None = None,
+        last_activity_after: datetime | None = None,
+        last_activity_before: datetime | None = None,
     ) -> LeadFilter:
         """Criteria from a query, or RuleViolation saying which one is wrong."""
         try:
@@ -91,6 +97,13 @@ class LeadFilter:
             raise RuleViolation(
                 f"created_from ({start.isoformat()}) is after created_to ({end.isoformat()}): "
                 "no lead can match"
+            )
+        worked_after = as_utc(last_activity_after) if last_activity_after else None
+        worked_before = as_utc(last_activity_before) if last_activity_before else None
+        if worked_after and worked_before and worked_after > worked_before:
+            raise RuleViolation(
+                f"last_activity_after ({worked_after.isoformat()}) is after last_activity_before "
+                f"({worked_before.isoformat()}): no lead can match"
             )
         if size_min is not None and size_max is not None and size_min > size_max:
             raise RuleViolation(f"size_min ({size_min}) is above size_max ({size_max}): no lead can match")
@@ -112,6 +125,8 @@ class LeadFilter:
             region=region,
             text=terms,
             has_open_follow_up=has_open_follow_up,
+            last_activity_after=worked_after,
+            last_activity_before=worked_before,
         )
 
     @property
@@ -136,7 +151,17 @@ class LeadFilter:
             and (self.created_to is None or lead.created_at <= self.created_to)
             and (self.campaign is None or lead.campaign == self.campaign)
             and self.size_fits(lead.company.size)
+            and self.worked_within(lead.last_activity_at)
             and (not self.text or found_by(search_keys(lead.contact, lead.company), self.text))
+        )
+
+    def worked_within(self, last_activity_at: datetime | None) -> bool:
+        if self.last_activity_after is None and self.last_activity_before is None:
+            return True
+        return (
+            last_activity_at is not None
+            and (self.last_activity_after is None or last_activity_at >= self.last_activity_after)
+            and (self.last_activity_before is None or last_activity_at <= self.last_activity_before)
         )
 
     def size_fits(self, size: int | None) -> bool:

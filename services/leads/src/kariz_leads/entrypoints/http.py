@@ -205,6 +205,9 @@ class LeadView(BaseModel):
         default=None, description="When a rep first got through to the contact (a reaching activity)"
     )
     time_to_first_contact_s: float | None = Field(default=None, description="Seconds from capture to it")
+    last_activity_at: datetime | None = Field(
+        default=None, description="When the latest activity on the lead happened (a note included)"
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -409,6 +412,19 @@ def router(units: UnitsOfWork[LeadsUnitOfWork], team: SalesTeam, sla: ResponseSl
         ] = None,
         created_from: Annotated[datetime | None, Query(description="ISO 8601; without a zone, UTC")] = None,
         created_to: Annotated[datetime | None, Query(description="ISO 8601; without a zone, UTC")] = None,
+        last_activity_after: Annotated[
+            datetime | None,
+            Query(
+                description="The latest activity happened at or after this (ISO 8601; without a zone, UTC)"
+            ),
+        ] = None,
+        last_activity_before: Annotated[
+            datetime | None,
+            Query(
+                description="The latest activity happened at or before this: the leads nobody worked since "
+                "(a lead with no activity at all matches neither bound)"
+            ),
+        ] = None,
         *,
         caller: Authenticated,
         limit: Limit = 50,
@@ -430,6 +446,8 @@ def router(units: UnitsOfWork[LeadsUnitOfWork], team: SalesTeam, sla: ResponseSl
             region=region,
             text=q,
             has_open_follow_up=has_open_follow_up,
+            last_activity_after=last_activity_after,
+            last_activity_before=last_activity_before,
         ).seen_by(caller)
         if cursor is not None:
             if offset:

@@ -300,9 +300,11 @@ async def _log_in(uow: LeadsUnitOfWork, lead: Lead, command: LogActivity, by: Ac
         at=uow.clock.now(),
         by=by,
     )
+    latest_before = lead.last_activity_at
     lead.record_activity(activity)
     await uow.activities.add(activity)
-    if activity.is_contact:
+    # A note changes the lead only when it is its latest activity (a backdated one leaves it alone).
+    if activity.is_contact or lead.last_activity_at != latest_before:
         await uow.leads.save_activity(lead)
     uow.history.add(lead.pull_changes())
     for event in activity.pull_events():

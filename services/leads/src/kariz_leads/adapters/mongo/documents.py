@@ -56,8 +56,9 @@ def lead_to_document(lead: Lead) -> Document:
 
 
 #: The version of the lookup keys below: a lead stored with an older one (or none) gets them at start-up
-#: (2: with ``open_follow_ups``, counted from its follow-ups then).
-LOOKUP_VERSION = 2
+#: (2: with ``open_follow_ups``, counted from its follow-ups then; 3: with ``last_activity_at``, from
+#: its activities then).
+LOOKUP_VERSION = 3
 #: A lead's open follow-ups, counted by the follow-ups' repository in the transaction that opens or
 #: closes one (adapters.mongo.activities); absent is none. Not written by ``lead_to_document``: a new
 #: lead has none, and no write of the whole lead replaces a stored one.
@@ -86,6 +87,7 @@ def contact_to_document(lead: Lead) -> Document:
             for channel, a in lead.attempts.items()
         },
         "first_contact_at": lead.first_contact_at,
+        "last_activity_at": lead.last_activity_at,
     }
 
 
@@ -123,6 +125,7 @@ def lead_from_document(doc: Document) -> Lead:
             for channel, a in (doc.get("attempts") or {}).items()
         },
         first_contact_at=utc(doc["first_contact_at"]) if doc.get("first_contact_at") else None,
+        last_activity_at=utc(doc["last_activity_at"]) if doc.get("last_activity_at") else None,
         created_at=utc(doc["created_at"]),
         updated_at=utc(doc["updated_at"]),
     )
@@ -197,6 +200,13 @@ def selector(criteria: LeadFilter) -> Document:
         # element ($elemMatch; two bare bounds on an array may hold for two different elements).
         ranges = [{"$elemMatch": {"$gte": term, "$lt": prefix_end(term)}} for term in criteria.text]
         query["search"] = ranges[0] if len(ranges) == 1 else {"$all": ranges}
+    last_activity: Document = {}
+    if criteria.last_activity_after is not None:
+        last_activity["$gt"] = criteria.last_activity_after - ONE_MILLISECOND
+    if criteria.last_activity_before is not None:
+        last_activity["$lt"] = criteria.last_activity_before + ONE_MILLISECOND
+    if last_activity:  # a lead with no activity has none: it is before or after no moment
+        query["last_activity_at"] = last_activity
     if criteria.has_open_follow_up is not None:
         # None (absent: a lead whose follow-ups were never counted has none) or 0 is no open one.
         query[OPEN_FOLLOW_UPS] = {"$gt": 0} if criteria.has_open_follow_up else {"$in": [None, 0]}
@@ -249,6 +259,7 @@ INDEX_FIELDS: dict[str, tuple[str, ...]] = {
     "size_newest_first": ("company.size",),
     "search_newest_first": ("search",),
     "follow_up_newest_first": (OPEN_FOLLOW_UPS,),
+    "last_activity_newest_first": ("last_activity_at",),
 }
 
 
@@ -290,6 +301,8 @@ def index_for(criteria: LeadFilter) -> str:
         return "country_newest_first"
     if criteria.size_min is not None or criteria.size_max is not None:
         return "size_newest_first"
+    if criteria.last_activity_after is not None or criteria.last_activity_before is not None:
+        return "last_activity_newest_first"
     if criteria.source is not None:
         return "source_newest_first"
     if criteria.status is not None:

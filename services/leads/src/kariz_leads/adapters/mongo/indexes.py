@@ -4,6 +4,7 @@ turn counters' collection."""
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime
 
 from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.errors import CollectionInvalid, OperationFailure
@@ -47,6 +48,8 @@ async def ensure_indexes(store: Store) -> None:
         ("domain", "company.domain"),
         # Leads with (or without) an open follow-up: the count the follow-ups' writes keep.
         ("follow_up", OPEN_FOLLOW_UPS),
+        # Leads by when they were last worked (GET /leads?last_activity_before=: the neglected ones).
+        ("last_activity", "last_activity_at"),
     ):
         await leads.create_index(
             [(key, ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)], name=f"{name}_newest_first"
@@ -106,10 +109,16 @@ async def backfill_lookup_keys(store: Store, batch: int = 500) -> int:
         return 0
     tasks = store.db[TASKS].find({"status": TaskStatus.OPEN.value}, projection={"lead_id": 1})
     open_follow_ups = Counter([doc["lead_id"] async for doc in tasks])
+    last_activity: dict[str, datetime] = {}
+    async for doc in store.db[ACTIVITIES].find({}, projection={"lead_id": 1, "occurred_at": 1}):
+        kept = last_activity.get(doc["lead_id"])
+        last_activity[doc["lead_id"]] = doc["occurred_at"] if kept is None else max(kept, doc["occurred_at"])
     written = 0
     updates: list[UpdateOne] = []
     async for doc in leads.find(stale):
         keys = {**lookup_to_document(lead_from_document(doc)), OPEN_FOLLOW_UPS: open_follow_ups[doc["_id"]]}
+        if doc.get("last_activity_at") is None and doc["_id"] in last_activity:
+            keys["last_activity_at"] = last_activity[doc["_id"]]
         updates.append(UpdateOne({"_id": doc["_id"], **stale}, {"$set": keys}))
         if len(updates) >= batch:
             written += (await leads.bulk_write(updates, ordered=False)).modified_count
