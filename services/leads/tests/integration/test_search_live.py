@@ -13,7 +13,7 @@ import pytest
 
 from kariz_devkit.issuer import LocalIssuer
 from kariz_devkit.testing import bearer, unique
-from kariz_leads.adapters.mongo.documents import LEADS, hint_for, index_for, selector
+from kariz_leads.adapters.mongo.documents import LEADS, LOOKUP_VERSION, hint_for, index_for, selector, utc
 from kariz_leads.adapters.mongo.indexes import backfill_lookup_keys
 from kariz_leads.domain import LeadFilter, LeadStatus
 from kariz_leads.domain.regions import Region
@@ -198,13 +198,20 @@ async def test_leads_stored_before_the_lookup_keys_get_them_at_start_up(leads: L
     lead = await capture(
         leads, lead_body(contact={"first_name": "Émile", "phone": "030 1234567"}, company={"country": "DE"})
     )
-    keys = ("search", "phone_e164", "name_key", "company_key", "lookup_version")
+    note = await leads.http.post(
+        f"/leads/{lead['id']}/activities", json={"channel": "note", "outcome": "reached"}
+    )
+    assert note.status_code == 201, note.text
+    keys = ("search", "phone_e164", "name_key", "company_key", "lookup_version", "last_activity_at")
     await leads.db[LEADS].update_one({"_id": lead["id"]}, {"$unset": dict.fromkeys(keys, "")})
     assert await backfill_lookup_keys(leads.service.store) >= 1
     doc = await leads.db[LEADS].find_one({"_id": lead["id"]})
     assert doc is not None
-    assert doc["phone_e164"] == "+49301234567" and "emile" in doc["search"] and doc["lookup_version"] == 2
+    assert doc["phone_e164"] == "+49301234567" and "emile" in doc["search"]
+    assert doc["lookup_version"] == LOOKUP_VERSION == 3
     assert doc["open_follow_ups"] == 0
+    # When it was last worked comes from its activities.
+    assert utc(doc["last_activity_at"]) == datetime.fromisoformat(note.json()["activity"]["occurred_at"])
     assert await backfill_lookup_keys(leads.service.store) == 0  # once: then none match
 
 
