@@ -33,6 +33,10 @@ class LeadChangeKind(StrEnum):
     FOLLOW_UP_SNOOZED = "follow_up_snoozed"
     FOLLOW_UP_REASSIGNED = "follow_up_reassigned"
     FOLLOW_UP_CANCELLED = "follow_up_cancelled"
+    #: Another record of the same person was folded into this lead (the survivor of a merge).
+    DUPLICATE_MERGED = "duplicate_merged"
+    #: This lead was folded into another one (``merged_into``, the survivor) and is ``merged`` now.
+    MERGED_INTO = "merged_into"
 
 
 @dataclass(frozen=True)

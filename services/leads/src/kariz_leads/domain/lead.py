@@ -11,13 +11,14 @@ from kariz_leads.domain.activity import Activity
 from kariz_leads.domain.assignment import AssignedBy, Assignment
 from kariz_leads.domain.history import Detail, LeadChange, LeadChangeKind
 from kariz_shared.contracts.aggregate import Aggregate
-from kariz_shared.contracts.errors import RuleViolation
+from kariz_shared.contracts.errors import Conflict, RuleViolation
 from kariz_shared.contracts.events import (
     Company,
     Contact,
     LeadCaptured,
     LeadPriority,
     LeadReassigned,
+    LeadsMerged,
     LeadSource,
 )
 from kariz_shared.contracts.identity import Actor
@@ -34,6 +35,18 @@ class LeadStatus(StrEnum):
     WORKING = "working"
     QUALIFIED = "qualified"
     DISQUALIFIED = "disqualified"
+    #: Folded into another record of the same person (``merged_into``, the survivor), which carries on.
+    MERGED = "merged"
+
+
+#: How far each status has come, for a merge: the survivor takes the more advanced of the two. A lead still
+#: being worked (new, working) outranks a disqualified one: the person is in play again through it.
+STATUS_RANK = {
+    LeadStatus.DISQUALIFIED: 0,
+    LeadStatus.NEW: 1,
+    LeadStatus.WORKING: 2,
+    LeadStatus.QUALIFIED: 3,
+}
 
 
 @dataclass(frozen=True)
@@ -75,6 +88,8 @@ class Lead(Aggregate):
     priority: LeadPriority = LeadPriority.NORMAL
     score: int | None = None
     disqualification_reason: str | None = None
+    #: The lead this one was merged into (status ``merged``): the survivor, which carries on for both.
+    merged_into: str | None = None
     #: The most recent touches (at most RECENT_TOUCHES), oldest first; the first capture is the first.
     touches: list[Touch] = field(default_factory=list)
     #: Every touch ever, the first capture included, in all and by source.
@@ -220,6 +235,105 @@ class Lead(Aggregate):
             reason=reason,
             assigned_by=assigned_by.value,
         )
+
+    @property
+    def is_merged(self) -> bool:
+        return self.status is LeadStatus.MERGED
+
+    def must_not_be_merged(self, field: str = "lead_id") -> None:
+        """Conflict for a change of a merged lead: its survivor is the one to work."""
+        if self.is_merged:
+            raise Conflict(
+                f"{field}: lead {self.id} was merged into {self.merged_into}; work that lead instead"
+            )
+
+    def merge(self, duplicate: Lead, at: datetime, by: Actor, reason: str | None = None) -> None:
+        """Fold ``duplicate`` (another record of the same person) into this lead, the survivor, and make
+        it ``merged``: the survivor keeps its own contact, company, source and owner, and gains the
+        duplicate's touches, contact attempts and earliest first contact; its status becomes the more
+        advanced of the two (see STATUS_RANK; the verdict's score and reason come with it). Raises
+        ``LeadsMerged`` and records the merge on both. (Activities, follow-ups and history entries are
+        records of their own: the use case re-points them.)"""
+        if duplicate.id == self.id:
+            raise RuleViolation(f"duplicate_id: lead {self.id} cannot be merged into itself")
+        self.must_not_be_merged("lead_id")
+        duplicate.must_not_be_merged("duplicate_id")
+        status_before = self.status
+        self.touches = sorted([*self.touches, *duplicate.touches], key=lambda t: t.at)[-RECENT_TOUCHES:]
+        self.touch_count += duplicate.touch_count
+        for source, count in duplicate.touches_by_source.items():
+            self.touches_by_source[source] = self.touches_by_source.get(source, 0) + count
+        for channel, theirs in duplicate.attempts.items():
+            ours = self.attempts.get(channel)
+            self.attempts[channel] = (
+                theirs
+                if ours is None
+                else ContactAttempts(
+                    ours.count + theirs.count,
+                    min(ours.first_at, theirs.first_at),
+                    max(ours.last_at, theirs.last_at),
+                )
+            )
+        if duplicate.first_contact_at is not None and (
+            self.first_contact_at is None or duplicate.first_contact_at < self.first_contact_at
+        ):
+            self.first_contact_at = duplicate.first_contact_at
+        if duplicate.last_activity_at is not None and (
+            self.last_activity_at is None or duplicate.last_activity_at > self.last_activity_at
+        ):
+            self.last_activity_at = duplicate.last_activity_at
+        self._take_verdict_if_better(duplicate)
+        self.updated_at = at
+        duplicate.status, duplicate.merged_into, duplicate.updated_at = LeadStatus.MERGED, self.id, at
+        self.raise_event(
+            LeadsMerged(
+                lead_id=self.id,
+                merged_lead_id=duplicate.id,
+                owner=self.owner,
+                merged_owner=duplicate.owner,
+                merged_at=at,
+                actor=by.who,
+            )
+        )
+        self._record(
+            LeadChangeKind.DUPLICATE_MERGED,
+            at,
+            by,
+            merged_lead_id=duplicate.id,
+            merged_owner=duplicate.owner,
+            status_from=status_before.value,
+            status_to=self.status.value,
+            reason=reason,
+        )
+        duplicate._record(
+            LeadChangeKind.MERGED_INTO, at, by, merged_into=self.id, owner=self.owner, reason=reason
+        )
+
+    def take_verdict_of_merged(self, verdict: Lead, at: datetime, by: Actor) -> bool:
+        """A verdict that reached a merged record after its merge (``verdict``: that record with the
+        verdict applied) counts for this survivor when it is the better one; True when it changed it."""
+        before = (self.status, self.score)
+        self._take_verdict_if_better(verdict)
+        if (self.status, self.score) == before:
+            return False
+        self.updated_at = at
+        kind = LeadChangeKind.QUALIFIED if self.is_qualified else LeadChangeKind.DISQUALIFIED
+        details: dict[str, Detail] = {"score": self.score, "merged_lead_id": verdict.id}
+        if not self.is_qualified:
+            details["reason"] = self.disqualification_reason
+        self._record(kind, at, by, **details)
+        return True
+
+    @property
+    def is_qualified(self) -> bool:
+        return self.status is LeadStatus.QUALIFIED
+
+    def _take_verdict_if_better(self, other: Lead) -> None:
+        # The more advanced status wins, the higher score between equals (a merged record is no verdict).
+        ours, theirs = STATUS_RANK.get(self.status, -1), STATUS_RANK.get(other.status, -1)
+        if (theirs, other.score or 0) > (ours, self.score or 0):
+            self.status, self.score = other.status, other.score
+            self.disqualification_reason = other.disqualification_reason
 
     def is_same_contact(self, email: str) -> bool:
         """The duplicate rule: another capture with this address is this lead again."""

@@ -142,6 +142,11 @@ class Task(Aggregate):
         self._record(LeadChangeKind.FOLLOW_UP_REASSIGNED, at, by, from_assignee=previous)
         return True
 
+    def move_to_lead(self, lead_id: str) -> None:
+        """Its lead was merged into ``lead_id`` (the survivor): the follow-up is that lead's now, and its
+        ``FollowUpDue`` names it (the caller arms its timer again: the armed event is a copy)."""
+        self.lead_id = lead_id
+
     def cancel(self, at: datetime, by: Actor) -> None:
         self.must_be_open("cancelled")
         self.status = TaskStatus.CANCELLED

@@ -188,6 +188,9 @@ class LeadView(BaseModel):
     priority: LeadPriority = LeadPriority.NORMAL
     score: int | None = None
     disqualification_reason: str | None = None
+    merged_into: str | None = Field(
+        default=None, description="For a merged lead (status merged): the lead it was merged into"
+    )
     touches: list[TouchView] = Field(
         description=f"The most recent captures of this contact (at most {RECENT_TOUCHES}), oldest first"
     )
@@ -256,7 +259,9 @@ class LeadChangeView(BaseModel):
     details: dict[str, Detail] = Field(
         description="captured: source, campaign, owner, assigned_by, priority; touched: source, campaign; "
         "qualified: score; disqualified: score, reason; reassigned: from_owner, to_owner, reason, "
-        "assigned_by (manual or escalation)"
+        "assigned_by (manual or escalation); duplicate_merged (on the survivor): merged_lead_id, "
+        "merged_owner, status_from, status_to, reason; merged_into (on the merged lead): merged_into, owner, "
+        "reason"
     )
 
     @classmethod

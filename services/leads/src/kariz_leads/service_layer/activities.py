@@ -18,6 +18,7 @@ from kariz_leads.domain.activity import CLOCK_SKEW, Activity
 from kariz_leads.domain.history import LeadChange
 from kariz_leads.domain.lead import Lead
 from kariz_leads.domain.task import Task, TaskFilter
+from kariz_leads.service_layer.merge import survivor_of
 from kariz_leads.service_layer.response import stop_response_timers_if_answered
 from kariz_leads.service_layer.unit_of_work import LeadsUnitOfWork
 from kariz_shared.contracts.errors import Forbidden, RuleViolation, found
@@ -92,6 +93,7 @@ async def log_activity(
 
     async def work(uow: LeadsUnitOfWork) -> Logged:
         lead = await _lead_in_reach(uow, lead_id, seen)
+        lead.must_not_be_merged()
         activity = await _log_in(uow, lead, command, by)
         follow_up = None
         if command.follow_up is not None:
@@ -106,6 +108,7 @@ async def open_follow_up(
 ) -> Task:
     async def work(uow: LeadsUnitOfWork) -> Task:
         lead = await _lead_in_reach(uow, lead_id, seen)
+        lead.must_not_be_merged()
         return await _open_in(uow, lead, command, seen, by)
 
     return await units.run(work)
@@ -207,6 +210,7 @@ async def record_task_requested(uow: LeadsUnitOfWork, event: TaskRequested) -> N
     if await uow.tasks.get(event.request_id) is not None:
         return  # this request made its follow-up already
     lead = found(await uow.leads.get_for_event(event.lead_id), f"no lead with id {event.lead_id!r}")
+    lead = await survivor_of(uow, lead)  # asked for a record merged meanwhile: its survivor's follow-up
     command = OpenFollowUp(
         kind=event.kind,
         title=event.title,

@@ -53,6 +53,7 @@ async def reassign_lead(
     async def work(uow: LeadsUnitOfWork) -> Lead:
         lead = await lead_or_not_found(uow, command.lead_id)
         seen.sees(lead.owner, f"no lead with id {command.lead_id!r}")
+        lead.must_not_be_merged()
         if not assignable.include(to_owner):
             raise Forbidden(f"owner: {to_owner} is not a rep of your team; a manager assigns within it")
         from_owner, at = _reassign(uow, sla, lead, to_owner, reason, by, AssignedBy.MANUAL)

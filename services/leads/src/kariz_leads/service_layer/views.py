@@ -52,7 +52,9 @@ async def duplicate_candidates(
     async def read(uow: LeadsUnitOfWork) -> list[DuplicateCandidate]:
         lead = await lead_or_not_found(uow, lead_id)
         seen.sees(lead.owner, f"no lead with id {lead_id!r}")
-        return rank_duplicates(lead, await uow.leads.candidates(lead, seen), limit=limit)
+        # A merged record is its survivor's already: no candidate to merge again.
+        candidates = [other for other in await uow.leads.candidates(lead, seen) if not other.is_merged]
+        return rank_duplicates(lead, candidates, limit=limit)
 
     return await units.read(read)
 

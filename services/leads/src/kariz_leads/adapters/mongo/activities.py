@@ -148,6 +148,11 @@ class MongoActivityRepository:
         )
         return [activity_from_document(doc) for doc in docs], total
 
+    async def move(self, from_lead_id: str, to_lead_id: str) -> None:
+        await self.activities.update_many(
+            {"lead_id": from_lead_id}, {"$set": {"lead_id": to_lead_id}}, session=self.tx.session
+        )
+
 
 class MongoTaskRepository:
     """Written at once (not at commit), so a later read in the same transaction sees it: two requests of
@@ -179,6 +184,17 @@ class MongoTaskRepository:
             await self.tx.db[LEADS].update_one(
                 {"_id": lead_id}, {"$inc": {OPEN_FOLLOW_UPS: change}}, session=self.tx.session
             )
+
+    async def move(self, from_lead_id: str, to_lead_id: str) -> None:
+        still_open = await self.tasks.count_documents(
+            {"lead_id": from_lead_id, "status": TaskStatus.OPEN.value}, session=self.tx.session
+        )
+        await self.tasks.update_many(
+            {"lead_id": from_lead_id}, {"$set": {"lead_id": to_lead_id}}, session=self.tx.session
+        )
+        if still_open:
+            await self._count_open(from_lead_id, -still_open)
+            await self._count_open(to_lead_id, still_open)
 
     async def open_of_lead(self, lead_id: str) -> list[Task]:
         found = self.tasks.find(

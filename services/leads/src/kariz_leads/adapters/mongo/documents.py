@@ -43,6 +43,7 @@ def lead_to_document(lead: Lead) -> Document:
         "priority": lead.priority.value,
         "score": lead.score,
         "disqualification_reason": lead.disqualification_reason,
+        "merged_into": lead.merged_into,
         "touches": [touch_to_document(t) for t in lead.touches],
         "touch_count": lead.touch_count,
         "touches_by_source": lead.touches_by_source,
@@ -114,6 +115,7 @@ def lead_from_document(doc: Document) -> Lead:
         priority=LeadPriority(doc.get("priority") or LeadPriority.NORMAL.value),
         score=doc.get("score"),
         disqualification_reason=doc.get("disqualification_reason"),
+        merged_into=doc.get("merged_into"),
         touches=touches,
         # Leads stored before touches were counted: their list was whole, so it is the count.
         touch_count=doc.get("touch_count", len(touches)),
@@ -157,6 +159,18 @@ def change_from_document(doc: Document) -> LeadChange:
 def owner_to_document(lead: Lead) -> Document:
     """What a reassignment changes on a lead."""
     return {"owner": lead.owner, "assigned_by": lead.assigned_by.value, "updated_at": lead.updated_at}
+
+
+def merge_to_document(lead: Lead) -> Document:
+    """What a merge changes on a lead, the survivor or the duplicate."""
+    return {
+        **verdict_to_document(lead),
+        **contact_to_document(lead),
+        "merged_into": lead.merged_into,
+        "touches": [touch_to_document(t) for t in lead.touches],
+        "touch_count": lead.touch_count,
+        "touches_by_source": lead.touches_by_source,
+    }
 
 
 def verdict_to_document(lead: Lead) -> Document:

@@ -26,6 +26,7 @@ from kariz_leads.adapters.mongo.documents import (
     hint_for,
     lead_from_document,
     lead_to_document,
+    merge_to_document,
     owner_to_document,
     selector,
     touch_to_document,
@@ -105,6 +106,13 @@ class MongoLeadRepository:
             {"_id": lead.id}, {"$set": owner_to_document(lead)}, session=self.tx.session
         )
 
+    async def save_merge(self, lead: Lead) -> None:
+        # Its touches written whole: a touch pushed meanwhile conflicts with this transaction, which is
+        # retried on the lead as it is then.
+        await self.leads.update_one(
+            {"_id": lead.id}, {"$set": merge_to_document(lead)}, session=self.tx.session
+        )
+
     async def search(self, criteria: LeadFilter, *, limit: int, offset: int) -> tuple[list[Lead], int]:
         docs, total = await find_page(
             self.leads,
@@ -161,6 +169,12 @@ class MongoLeadHistory:
             session=self.tx.session,
         )
         return [change_from_document(doc) for doc in docs], total
+
+    async def move(self, from_lead_id: str, to_lead_id: str) -> None:
+        # Along the lead_newest_first index; each change keeps its time and _id, so the order holds.
+        await self.tx.db[HISTORY].update_many(
+            {"lead_id": from_lead_id}, {"$set": {"lead_id": to_lead_id}}, session=self.tx.session
+        )
 
 
 class MongoTurnCounters:
