@@ -82,6 +82,34 @@ async def _tolerant_parser(
         return await parse(escaped)
 
 
+def read_record(
+    topic: str, owner: str, raw: ConsumerRecord[bytes, bytes]
+) -> Envelope[Any] | tuple[DeadLetterReason, str]:
+    """A record of ``topic`` as its envelope, or why it can never be one: not an event of the topic, or
+    not from ``owner`` (its one publisher's ce_source). Reading is pure: what fails once fails every
+    time, so retrying would only stop the partition. The consumers and the state readers both read so."""
+    headers = {k: v for k, v in (raw.headers or [])}
+    try:
+        envelope = decode(topic, raw.key, raw.value or b"", headers)
+        if envelope.source != owner:
+            return DeadLetterReason.INVALID_ENVELOPE, (
+                f"ce_source {envelope.source!r} did not publish this: {topic} is written by {owner} only"
+            )
+        return envelope
+    except InvalidEnvelope as exc:
+        return exc.reason, str(exc)
+    except Exception as exc:
+        return DeadLetterReason.INVALID_ENVELOPE, f"{type(exc).__name__}: {exc}"
+
+
+def record_headers(raw: ConsumerRecord[bytes, bytes]) -> dict[str, str]:
+    """A record's headers as text for its dead letter (a value that is not UTF-8 escaped, not lost)."""
+    return {
+        k: (v.decode(errors="backslashreplace") if isinstance(v, bytes) else str(v))
+        for k, v in (raw.headers or [])
+    }
+
+
 class Consumer:
     """One consumer group on one topic: reads, applies once, dead-letters, retries (see the module)."""
 
@@ -155,10 +183,7 @@ class Consumer:
             offset=raw.offset,
             key=raw.key,
             value=raw.value or b"",
-            headers={
-                k: (v.decode(errors="backslashreplace") if isinstance(v, bytes) else str(v))
-                for k, v in (raw.headers or [])
-            },
+            headers=record_headers(raw),
             consumer_group=self.group,
             reason=reason,
             error=error,
@@ -182,21 +207,8 @@ class Consumer:
         )
 
     def read(self, raw: ConsumerRecord[bytes, bytes]) -> Envelope[Any] | tuple[DeadLetterReason, str]:
-        """The record's envelope, or why it can never be one. Reading is pure: what fails once fails
-        every time, so retrying would only stop the partition."""
-        headers = {k: v for k, v in (raw.headers or [])}
-        try:
-            envelope = decode(self.topic, raw.key, raw.value or b"", headers)
-            if envelope.source != self.owner:
-                return DeadLetterReason.INVALID_ENVELOPE, (
-                    f"ce_source {envelope.source!r} did not publish this: {self.topic} is written by "
-                    f"{self.owner} only"
-                )
-            return envelope
-        except InvalidEnvelope as exc:
-            return exc.reason, str(exc)
-        except Exception as exc:
-            return DeadLetterReason.INVALID_ENVELOPE, f"{type(exc).__name__}: {exc}"
+        """The record's envelope, or why it can never be one (:func:`read_record`)."""
+        return read_record(self.topic, self.owner, raw)
 
     async def apply(self, envelope: Envelope[Any], tx: Transaction) -> None:
         token = correlation_id.set(envelope.correlation_id)
