@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from pymongo import AsyncMongoClient
 
@@ -68,10 +70,13 @@ async def test_consumed_once_emitted_through_outbox_and_poison_dead_lettered(
             dlq = await reader.wait_for(
                 lambda r: r.topic.endswith(".dlq") and r.key in (lead, bad, forged_lead), count=3
             )
+            assert service.roster_reader is not None
+            await asyncio.wait_for(service.roster_reader.caught_up.wait(), 30)
             assert (await http.get("/readyz")).json()["checks"] == {
                 "database": True,
                 "broker": True,
                 "started": True,
+                "roster": True,
             }
             metrics = (await http.get("/metrics")).text
             assert 'kariz_events_consumed_total{outcome="duplicate"' in metrics or "duplicate" in metrics

@@ -87,7 +87,12 @@ async def test_starts_while_the_database_is_down_and_recovers(
         assert (await http.get("/healthz")).status_code == 200  # alive: do not restart it
         answer = await http.get("/readyz")
         assert answer.status_code == 503
-        assert answer.json()["checks"] == {"database": False, "broker": True, "started": False}
+        assert answer.json()["checks"] == {
+            "database": False,
+            "broker": True,
+            "started": False,
+            "roster": False,
+        }
         refused = await http.post("/leads", json=lead_body(f"{unique('early')}@globex.example"))
         assert refused.status_code == 503
         assert refused.json()["error"] == "starting"

@@ -23,10 +23,12 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
-from kariz_shared.contracts.events import Event
+from kariz_shared.contracts.events import Event, RepProfile
+from kariz_shared.contracts.identity import LiveRoster, Roster
 from kariz_shared.messaging.broker import ensure_topics, kafka_client_options, make_broker
 from kariz_shared.messaging.consumer import Consumer, Handler
 from kariz_shared.messaging.outbox import OutboxRelay
+from kariz_shared.messaging.state import StateReader, dead_letters_to
 from kariz_shared.messaging.timers import TimerWorker
 from kariz_shared.persistence.api_keys import MongoApiKeys
 from kariz_shared.persistence.rate_limits import MongoRateLimits
@@ -97,6 +99,15 @@ class Service:
             "timer-gauges",
             refreshing("timers", self.timer_worker.measure, settings.metrics_refresh_interval_s),
         )
+        #: Who is in which team, and the reps' profiles (manager, time zone, locale): KARIZ_TEAMS as the
+        #: seed, then kariz.reps.v1 as every replica reads it (README, "Teams and the roster").
+        self.roster = LiveRoster(Roster.of(settings.teams))
+        self.roster_reader: StateReader[RepProfile] | None = None
+        if settings.roster_follow:
+            self.roster_reader = StateReader(
+                RepProfile, settings, dead_letter=dead_letters_to(self.broker), on_change=self.roster.apply
+            )
+            self.add_worker("roster", self.roster_reader.run)
         docs = settings.api_docs
         self.api = FastAPI(
             title=title,
@@ -109,7 +120,7 @@ class Service:
         )
         http.install(self.api, self.name)
         #: Checks the bearer token every service router asks for (``auth.Authenticated``).
-        self.verifier = auth.install(self.api, settings)
+        self.verifier = auth.install(self.api, settings, self.roster)
         self._add_operational_routes()
 
     # --- composition -----------------------------------------------------------------------------
@@ -257,6 +268,10 @@ class Service:
         for dep, ok in checks.items():
             dependency_up.labels(self.name, dep).set(1 if ok else 0)
         checks["started"] = self.started.is_set()
+        if self.roster_reader is not None:
+            # Until the roster is read to its end a manager could see too little (or, mid-way through a
+            # rep's moves, their old team): wait for it, but only state_catch_up_s (StateReader.ready).
+            checks["roster"] = self.roster_reader.ready()
         return checks
 
     async def _ping_broker(self) -> bool:
@@ -289,7 +304,9 @@ class Service:
         async def healthz() -> dict[str, str]:
             return {"status": "alive", "service": self.name}
 
-        @self.api.get("/readyz", tags=["operations"], summary="Broker and database are reachable")
+        @self.api.get(
+            "/readyz", tags=["operations"], summary="Broker and database are reachable, the roster is read"
+        )
         async def readyz() -> JSONResponse:
             checks = await self.readiness()
             ready = all(checks.values())

@@ -103,6 +103,11 @@ SERVICES: tuple[ServiceEntry, ...] = (
 
 SERVICE_NAMES: tuple[str, ...] = tuple(s.name for s in SERVICES)
 
+#: State topics every replica of every service reads whole, from the beginning and without a consumer
+#: group (:mod:`kariz_shared.messaging.state`; the roster, for managers' teams). Not in any ``consumes``:
+#: that lists the consumer groups, whose offsets, lag and handlers are the service's own.
+FOLLOWED_BY_EVERY_SERVICE: tuple[type[Event], ...] = (RepProfile,)
+
 
 def service(name: str) -> ServiceEntry:
     for entry in SERVICES:

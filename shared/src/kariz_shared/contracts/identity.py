@@ -2,9 +2,10 @@
 token check that makes a :class:`Caller` lives in :mod:`kariz_shared.runtime.auth`.
 
 A ``rep`` reads and changes their own leads and deals (owner = the token's subject); a ``manager`` those
-of their team (the reps the roster puts in the team named by the token); an ``admin`` everything and the
-configuration. Lists are filtered in the query by :class:`Owners`, never padded; a record the caller may
-not see answers 404 (its existence is not confirmed), a change the caller's role may not make 403.
+of their team (the reps the roster, :class:`LiveRoster`, puts in the team named by the token); an
+``admin`` everything and the configuration. Lists are filtered in the query by :class:`Owners`, never
+padded; a record the caller may not see answers 404 (its existence is not confirmed), a change the
+caller's role may not make 403.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from kariz_shared.contracts.errors import Forbidden, NotFound
+from kariz_shared.contracts.events import RepProfile
 
 
 def same_person(address: str) -> str:
@@ -33,7 +36,8 @@ PEOPLE = (Role.REP, Role.MANAGER, Role.ADMIN)
 
 @dataclass(frozen=True)
 class Roster:
-    """Which reps make up each team (team name -> rep addresses). Configuration today (``KARIZ_TEAMS``)."""
+    """Which reps make up each team (team name -> rep addresses), as configured (``KARIZ_TEAMS``): the seed
+    of the :class:`LiveRoster`."""
 
     teams: Mapping[str, frozenset[str]]
 
@@ -43,6 +47,78 @@ class Roster:
 
     def members(self, team: str | None) -> frozenset[str]:
         return self.teams.get(team, frozenset()) if team else frozenset()
+
+
+class Teams(Protocol):
+    """Who is in a team: what a manager's visibility is made of (:meth:`Caller.signed_in`)."""
+
+    def members(self, team: str | None) -> frozenset[str]: ...
+
+
+class LiveRoster:
+    """The roster as every service has it at runtime: the reps' newest profiles (``RepProfile`` of
+    ``kariz.reps.v1``, the leads service's ``/reps``) over a seed (``KARIZ_TEAMS``, kept so a deployment
+    that configures its teams keeps working).
+
+    A rep the topic has named is where their newest profile puts them, and in no team while inactive;
+    the seed speaks only for addresses the topic never named. So a rep who moved or left is out of
+    their old team even when the old configuration still lists them there. Pure: a state reader
+    (:class:`kariz_shared.messaging.state.StateReader`) feeds it with :meth:`put` and :meth:`forget`.
+    """
+
+    def __init__(self, seed: Roster | None = None) -> None:
+        self.seed = seed if seed is not None else Roster({})
+        self._profiles: dict[str, RepProfile] = {}
+        # Active reps by team, kept with the profiles: members() answers every signed-in request.
+        self._active: dict[str, set[str]] = {}
+        self._seed_team = {rep: team for team, reps in sorted(self.seed.teams.items()) for rep in reps}
+
+    def put(self, profile: RepProfile) -> None:
+        """The newest profile of a rep (read in the topic's order: the newest is the last)."""
+        address = same_person(profile.email)
+        self.forget(address)
+        self._profiles[address] = profile
+        if profile.active and profile.team:
+            self._active.setdefault(profile.team, set()).add(address)
+
+    def apply(self, email: str, profile: RepProfile | None) -> None:
+        """A change read from the topic: the rep's newest profile, or None when it was deleted."""
+        if profile is None:
+            self.forget(email)
+        else:
+            self.put(profile)
+
+    def forget(self, email: str) -> None:
+        """The rep's profile was deleted (a tombstone): the seed speaks for the address again."""
+        address = same_person(email)
+        old = self._profiles.pop(address, None)
+        if old is not None and old.team in self._active:
+            self._active[old.team].discard(address)
+
+    def members(self, team: str | None) -> frozenset[str]:
+        if not team:
+            return frozenset()
+        seeded = (rep for rep in self.seed.members(team) if rep not in self._profiles)
+        return frozenset(seeded).union(self._active.get(team, ()))
+
+    def profile(self, email: str) -> RepProfile | None:
+        return self._profiles.get(same_person(email))
+
+    def team_of(self, email: str) -> str | None:
+        """The team the rep's newest profile names (also while inactive: their records stay that team's
+        in reports), else the seed's team of the address (the first by name if it lists them twice)."""
+        address = same_person(email)
+        known = self._profiles.get(address)
+        return known.team if known is not None else self._seed_team.get(address)
+
+    def manager_of(self, email: str) -> str | None:
+        """The e-mail of the rep's manager, as their newest profile says (the seed names no managers)."""
+        known = self._profiles.get(same_person(email))
+        return same_person(known.manager) if known is not None and known.manager else None
+
+    def __len__(self) -> int:
+        """How many reps the topic has named."""
+        return len(self._profiles)
 
 
 @dataclass(frozen=True)
@@ -114,7 +190,7 @@ class Caller:
     key: KeyGrant | None = None
 
     @classmethod
-    def signed_in(cls, subject: str, roles: frozenset[Role], team: str | None, roster: Roster) -> Caller:
+    def signed_in(cls, subject: str, roles: frozenset[Role], team: str | None, roster: Teams) -> Caller:
         me = same_person(subject)
         if Role.ADMIN in roles:
             seen = EVERYONE

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kariz_shared.contracts.errors import TooManyRequests, Unauthenticated, Unavailable
 from kariz_shared.contracts.events import LeadSource
-from kariz_shared.contracts.identity import Caller, Role, Roster, Scope
+from kariz_shared.contracts.identity import Caller, Role, Roster, Scope, Teams
 from kariz_shared.runtime.clock import Clock
 from kariz_shared.runtime.logging import actor as current_actor
 from kariz_shared.runtime.logging import on_behalf_of as current_on_behalf_of
@@ -49,14 +49,16 @@ def claim(claims: Mapping[str, Any], path: str) -> Any:
 class TokenVerifier:
     """Checks bearer tokens against one issuer and makes the request's :class:`Caller`."""
 
-    def __init__(self, settings: ServiceSettings) -> None:
+    def __init__(self, settings: ServiceSettings, roster: Teams | None = None) -> None:
         self.issuer = settings.auth_issuer.rstrip("/")
         self.audience = settings.auth_audience
         self.leeway_s = settings.auth_leeway_s
         self.subject_claim = settings.auth_subject_claim
         self.roles_claim = settings.auth_roles_claim
         self.team_claim = settings.auth_team_claim
-        self.roster = Roster.of(settings.teams)
+        # A service passes its live roster (read from kariz.reps.v1), so a manager's team is what the
+        # roster says at each request; without one, KARIZ_TEAMS as configured.
+        self.roster: Teams = roster if roster is not None else Roster.of(settings.teams)
         self._jwks_url = settings.auth_jwks_url
         self._jwks_cache_s = settings.auth_jwks_cache_s
         self._jwks_refetch_s = settings.auth_jwks_refetch_s
@@ -284,8 +286,9 @@ def api_key_routes(clock: Clock) -> APIRouter:
     return routes
 
 
-def install(app: FastAPI, settings: ServiceSettings) -> TokenVerifier:
-    """Give ``app`` the verifier its routes' ``authenticate`` uses."""
-    verifier = TokenVerifier(settings)
+def install(app: FastAPI, settings: ServiceSettings, roster: Teams | None = None) -> TokenVerifier:
+    """Give ``app`` the verifier its routes' ``authenticate`` uses, with ``roster`` for managers' teams
+    (``KARIZ_TEAMS`` when none is given)."""
+    verifier = TokenVerifier(settings, roster)
     app.state.verifier = verifier
     return verifier

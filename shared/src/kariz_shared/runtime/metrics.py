@@ -57,3 +57,16 @@ timers_oldest_overdue = Gauge(
 timers_fired = Counter(
     "kariz_timers_fired_total", "Timers fired: their event written to the outbox", ["service"]
 )
+state_records = Counter(
+    "kariz_state_records_total",
+    "Records of a state topic (the roster) read into memory, by outcome (applied, removed, dead_lettered)",
+    ["service", "topic", "outcome"],
+)
+state_keys = Gauge(
+    "kariz_state_keys", "Keys of a state topic this replica holds in memory", ["service", "topic"]
+)
+state_caught_up = Gauge(
+    "kariz_state_caught_up",
+    "1 once this replica read a state topic up to the end offsets it saw when it started reading",
+    ["service", "topic"],
+)

@@ -137,9 +137,20 @@ class ServiceSettings(BaseSettings):
     # A token naming a key the cached set lacks reads the set again (a rotated key), at most this often:
     # a flood of made-up key ids does not become a flood of requests to the identity provider.
     auth_jwks_refetch_s: float = Field(default=30.0, ge=0)
-    # KARIZ_TEAMS: the roster, team -> rep addresses (JSON), e.g. {"emea": ["alex@kariz.example"]}; a
-    # manager sees the leads and deals of their team's reps.
+    # KARIZ_TEAMS: the roster's seed, team -> rep addresses (JSON), e.g. {"emea": ["alex@kariz.example"]};
+    # a manager sees the leads and deals of their team's reps.
     teams: dict[str, list[str]] = {}
+    # The roster at runtime: every replica reads kariz.reps.v1 (the leads service's /reps) from its
+    # beginning and keeps following it; a rep it names is in the team their newest profile says, and
+    # KARIZ_TEAMS speaks only for addresses it never named (README, "Teams and the roster"). Off: the
+    # roster is KARIZ_TEAMS alone.
+    roster_follow: bool = True
+    # Readiness waits for a state topic (the roster) to be read up to the end it had at start, at most
+    # this long from the reader's start: past it, a missing topic or a broker that does not answer the
+    # reader leaves the service ready with what it has (the seed), logged and kariz_state_caught_up 0.
+    state_catch_up_s: float = Field(default=30.0, ge=0)
+    # How often a state reader looks again for its topic when the broker does not have it yet.
+    state_topic_retry_s: float = Field(default=5.0, gt=0)
     # Captures and imports a minute, per caller (person or API key) and per client address, shared by the
     # replicas (counted in the service's database).
     rate_limit_per_minute: int = Field(default=6000, ge=1)
