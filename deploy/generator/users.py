@@ -1,6 +1,8 @@
 """A Strimzi KafkaUser per service of the registry: it signs in with SCRAM-SHA-512, and its ACLs let it
 write only the topics it publishes and the dead-letter topics of what it consumes (its consumers put
 there what they cannot handle), read only the topics it consumes, and join only its own consumer groups.
+The state topics every service follows (``FOLLOWED_BY_EVERY_SERVICE``: the roster) are read without a
+group, so Read and Describe on the topic are all a replica needs, and Write on their dead letters.
 
 Strimzi writes the user's generated password to a Secret of the user's name (key ``password``), which
 the service's Deployment reads as KARIZ_KAFKA_SASL_PASSWORD (:mod:`.kubernetes`).
@@ -11,21 +13,28 @@ from __future__ import annotations
 from typing import Any
 
 from kariz_shared.contracts.events import dead_letter_topic
-from kariz_shared.system import SERVICES, ServiceEntry
+from kariz_shared.system import FOLLOWED_BY_EVERY_SERVICE, SERVICES, ServiceEntry
 
 from .common import KAFKA_CLUSTER, kafka_user_name, yaml_documents
 from .kubernetes import service_settings
 
 
 def written_topics(entry: ServiceEntry) -> list[str]:
-    """What the service produces to: its events, and the dead letters of the events it consumes."""
-    return [cls.topic() for cls in entry.publishes] + [
-        dead_letter_topic(cls.topic()) for cls in entry.consumes
-    ]
+    """What the service produces to: its events, and the dead letters of the events it consumes or
+    follows."""
+    return _unique(
+        [cls.topic() for cls in entry.publishes]
+        + [dead_letter_topic(cls.topic()) for cls in (*entry.consumes, *FOLLOWED_BY_EVERY_SERVICE)]
+    )
 
 
 def read_topics(entry: ServiceEntry) -> list[str]:
-    return [cls.topic() for cls in entry.consumes]
+    """What it reads: the topics of its consumer groups and the state topics every service follows."""
+    return _unique([cls.topic() for cls in (*entry.consumes, *FOLLOWED_BY_EVERY_SERVICE)])
+
+
+def _unique(topics: list[str]) -> list[str]:
+    return list(dict.fromkeys(topics))
 
 
 def group_prefix(entry: ServiceEntry) -> str:

@@ -30,6 +30,7 @@ import yaml
 
 from kariz_devkit.asyncapi import build_service
 from kariz_shared.contracts.events import all_topics, dead_letter_topic
+from kariz_shared.system import FOLLOWED_BY_EVERY_SERVICE
 from kariz_shared.system import SERVICE_NAMES as SERVICES
 from kariz_shared.system import service as registered
 
@@ -291,18 +292,24 @@ def test_each_service_is_its_own_kafka_user_allowed_exactly_what_it_writes_and_r
         assert user["spec"]["authentication"] == {"type": "scram-sha-512"}
         assert user["spec"]["authorization"]["type"] == "simple"
         # From the registry: its events, and the dead letters of the events it consumes (its consumers
-        # write those); it reads what it consumes.
+        # write those); it reads what it consumes. Every service also follows the state topics (the
+        # roster) without a group, and dead-letters what it cannot read there.
+        followed = {cls.topic() for cls in FOLLOWED_BY_EVERY_SERVICE}
+        followed_dlq = {dead_letter_topic(t) for t in followed}
         writes = {cls.topic() for cls in entry.publishes} | {
             dead_letter_topic(c.topic()) for c in entry.consumes
         }
         reads = {cls.topic() for cls in entry.consumes}
-        assert _acl_topics(user, "Write") == writes, name
-        assert _acl_topics(user, "Read") == reads, name
-        assert _acl_topics(user, "Describe") == writes | reads, name
-        # The code agrees: what its broker declares it publishes to and subscribes.
-        broker = build_service(name).broker
+        assert _acl_topics(user, "Write") == writes | followed_dlq, name
+        assert _acl_topics(user, "Read") == reads | followed, name
+        assert _acl_topics(user, "Describe") == writes | reads | followed | followed_dlq, name
+        # The code agrees: what its broker declares it publishes to and subscribes (a state reader is
+        # no subscriber of the broker: it reads with a client of its own, kariz_shared.messaging.state).
+        service = build_service(name)
+        broker = service.broker
         assert {p.topic for p in broker.publishers} == writes, name
         assert {t.name for sub in broker.subscribers for t in sub.topics} == reads, name
+        assert service.roster_reader is not None and service.roster_reader.topic in followed, name
         groups = [a for a in user["spec"]["authorization"]["acls"] if a["resource"]["type"] != "topic"]
         if entry.consumes:
             [group] = groups
