@@ -123,11 +123,19 @@ def test_country_is_an_upper_case_iso_code(raw: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("Germany", "DE"), (" united kingdom ", "GB"), ("DEU", "DE"), ("Viet Nam", "VN"), ("276", "DE")],
+)
+def test_a_country_named_or_given_by_another_iso_code_is_its_alpha_2_code(raw: str, expected: str) -> None:
+    assert normalise_country(raw) == expected
+
+
+@pytest.mark.parametrize(
     ("raw", "why"),
     [
-        ("Germany", "not a country code"),
-        ("D", "not a country code"),
-        ("D1", "not a country code"),
+        ("Germania", "not a country"),
+        ("D", "not a country"),
+        ("D1", "not a country"),
         ("UK", "not an assigned"),
         ("XX", "not an assigned"),
     ],

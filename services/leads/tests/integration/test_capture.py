@@ -164,7 +164,7 @@ INVALID = [
     ({"contact": {"email": "ada@acme"}}, "contact.email", "not a domain name"),
     ({"source": "carrier_pigeon"}, "source", "'web_form'"),
     ({"contact": None}, "contact", "Field required"),
-    ({"company": {"country": "Germany"}}, "company.country", "ISO 3166-1 alpha-2"),
+    ({"company": {"country": "Germania"}}, "company.country", "is not a country"),
     ({"company": {"country": "XX"}}, "company.country", "not an assigned"),
     ({"company": {"size": 0}}, "company.size", "greater than or equal to 1"),
     ({"company": {"size": 2**63}}, "company.size", "less than or equal to 100000000"),

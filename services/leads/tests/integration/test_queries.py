@@ -86,7 +86,7 @@ async def test_filters_and_pages_newest_first(leads: Any, lead_body: Any) -> Non
             {"created_from": "2025-02-01T00:00:00Z", "created_to": "2025-01-01T00:00:00Z"},
             "is after created_to",
         ),
-        ({"country": "Germany"}, "country: 'Germany' is not a country code"),
+        ({"country": "Germania"}, "country: 'Germania' is not a country"),
         ({"limit": 0}, "limit: "),
         ({"limit": 201}, "limit: "),
         ({"offset": -1}, "offset: "),

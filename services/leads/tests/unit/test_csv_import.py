@@ -250,7 +250,7 @@ async def test_bad_rows_fail_with_their_row_number_and_reason_and_the_rest_is_im
         "\n"
         "cy@acme.example,Cy,Young,,10,\n"
         "dee@acme.example,Dee,Dee,Acme,lots,\n"
-        "eve@acme.example,Eve,Online,Acme,5,Germany\n"
+        "eve@acme.example,Eve,Online,Acme,5,Germania\n"
         ",Fay,Wray,Acme,,\n"
         "gus@acme.example,Gus,,Acme,,\n"
     )
@@ -277,6 +277,22 @@ async def test_a_full_name_is_split_and_sizes_with_separators_are_read(units: Un
     [lead] = units.uow.leads.by_id.values()
     assert (lead.contact.first_name, lead.contact.last_name) == ("Ada King", "Lovelace")
     assert lead.company.size == 1200 and lead.company.domain == "acme.example"
+
+
+async def test_countries_written_as_names_or_alpha_3_codes_are_stored_as_their_iso_codes(
+    units: Units,
+) -> None:
+    text = (
+        "email,first name,last name,company,country\n"
+        "ada@acme.example,Ada,Lovelace,Acme,Germany\n"
+        "bob@acme.example,Bob,Builder,Acme,GBR\n"
+        "cy@acme.example,Cy,Young,Acme,viet nam\n"
+    )
+    await imported(units, text)
+    done = await run_all(units)
+    assert (done.created, done.failed) == (3, 0)
+    by_email = {lead.email: lead.company.country for lead in units.uow.leads.by_id.values()}
+    assert by_email == {"ada@acme.example": "DE", "bob@acme.example": "GB", "cy@acme.example": "VN"}
 
 
 async def test_an_xlsx_upload_is_imported_like_a_csv_file(units: Units) -> None:

@@ -32,7 +32,7 @@ def test_a_range_that_ends_before_it_starts_is_refused() -> None:
         )
 
 
-@pytest.mark.parametrize(("field", "value"), [("country", "Germany"), ("owner", "alex")])
+@pytest.mark.parametrize(("field", "value"), [("country", "Germania"), ("owner", "alex")])
 def test_an_invalid_filter_value_is_refused_naming_it(field: str, value: str) -> None:
     with pytest.raises(RuleViolation, match=f"^{field}: "):
         LeadFilter.of(**{field: value})
@@ -76,7 +76,7 @@ def test_the_response_sla_comes_as_iso_8601_or_seconds(
     [
         ("KARIZ_REPS", "[]", "at least one rep"),
         ("KARIZ_REPS", "alex", "not an e-mail address"),
-        ("KARIZ_TERRITORIES", '{"Germany": ["a@kariz.example"]}', "not a country code"),
+        ("KARIZ_TERRITORIES", '{"Germania": ["a@kariz.example"]}', "not a country"),
         ("KARIZ_TERRITORIES", '{"DE": []}', "has no reps"),
         ("KARIZ_LEAD_RESPONSE_SLA", "PT0S", "positive time"),
         ("KARIZ_LEAD_RESPONSE_SLA", "four hours", "valid timedelta"),

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+import pycountry
+
 from kariz_shared.contracts.countries import ISO_COUNTRY_CODES
 from kariz_shared.contracts.events import Company, Contact
 
@@ -160,11 +162,18 @@ def domain_from_email(email: str) -> str | None:
 
 
 def normalise_country(value: str) -> str:
+    """The ISO 3166-1 alpha-2 code of a country given by that code, its alpha-3 or numeric code, or its
+    English name as ISO writes it ("Germany", "DEU", "Viet Nam"): trade-show files and partner feeds
+    name countries the way people do."""
     code = value.strip().upper()
     if len(code) != 2 or not code.isalpha():
-        raise InvalidValue(
-            f"{value.strip()!r} is not a country code: use ISO 3166-1 alpha-2, e.g. 'DE' or 'GB'"
-        )
+        try:
+            code = pycountry.countries.lookup(value.strip()).alpha_2
+        except LookupError:
+            raise InvalidValue(
+                f"{value.strip()!r} is not a country: use an ISO 3166-1 code, e.g. 'DE' or 'GB', or the "
+                "country's English name"
+            ) from None
     if code not in ISO_COUNTRY_CODES:
         raise InvalidValue(f"{code!r} is not an assigned ISO 3166-1 alpha-2 country code")
     return code

@@ -85,7 +85,12 @@ class CompanyRequest(BaseModel):
     size: int | None = Field(
         default=None, ge=1, le=100_000_000, strict=True, description="Number of employees"
     )
-    country: str | None = Field(default=None, description="ISO 3166-1 alpha-2 code", examples=["GB"])
+    country: str | None = Field(
+        default=None,
+        description="ISO 3166-1 alpha-2 code; an alpha-3 code or the English name is taken too and stored "
+        "as its alpha-2 code",
+        examples=["GB"],
+    )
 
     @field_validator("name")
     @classmethod
