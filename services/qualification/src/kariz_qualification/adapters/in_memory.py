@@ -8,6 +8,7 @@ number is refused, events are never stored.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from kariz_qualification.domain.lead import Lead, Outcome, Scoring, Trigger
 from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
@@ -36,6 +37,17 @@ class InMemoryLeadRepository(InMemoryVersionedAggregates[Lead]):
     async def page(self, query: LeadsByStatus, limit: int, offset: int) -> tuple[list[LeadSummary], int]:
         leads, total = self.select(query.matches, lambda lead: lead.captured_at, limit=limit, offset=offset)
         return [LeadSummary.of(lead) for lead in leads], total
+
+
+class InMemoryMergeRecords:
+    def __init__(self) -> None:
+        self.survivors: dict[str, str] = {}
+
+    async def record(self, merged_lead_id: str, survivor_id: str, at: datetime) -> None:
+        self.survivors.setdefault(merged_lead_id, survivor_id)
+
+    async def survivor_of(self, lead_id: str) -> str | None:
+        return self.survivors.get(lead_id)
 
 
 @dataclass
@@ -83,6 +95,7 @@ class InMemoryQualificationUnitOfWork(InMemoryUnitOfWork, QualificationUnitOfWor
     def __init__(self, clock: Clock | None = None, rules: RuleSet | None = None) -> None:
         super().__init__(clock)
         self.leads: InMemoryLeadRepository = InMemoryLeadRepository()
+        self.merges: InMemoryMergeRecords = InMemoryMergeRecords()
         seeded = RuleSetVersion.seeded(rules or DEFAULT_RULES, self.clock.now())
         self.rules: InMemoryRuleSetRepository = InMemoryRuleSetRepository([seeded])
         self.metrics: RecordedMetrics = RecordedMetrics()

@@ -27,8 +27,13 @@ from kariz_shared.contracts.events import (
 )
 
 Outcome = Literal["qualified", "disqualified"]
-Status = Literal["nurture", "qualified", "disqualified"]
-Trigger = Literal["captured", "bant"]
+#: ``merged``: the lead was folded into another record of the same person (``merged_into``).
+Status = Literal["nurture", "qualified", "disqualified", "merged"]
+#: ``merged``: the scoring a merge took from the duplicate, which had the better verdict.
+Trigger = Literal["captured", "bant", "merged"]
+
+#: How good a verdict is, for a merge: the better qualification wins (then the higher score).
+VERDICT_RANK = {"qualified": 2, "nurture": 1, "disqualified": 0}
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,10 @@ class Lead(Aggregate):
     answers: BantAnswers | None = None
     scorings: list[Scoring] = field(default_factory=list)
     decision: Decision | None = None
+    #: The survivor this lead was merged into (status ``merged``): it carries on for both.
+    merged_into: str | None = None
+    #: The leads merged into this one, oldest first.
+    merged_from: list[str] = field(default_factory=list)
     # Optimistic concurrency: the version this copy was loaded at.
     version: int = 0
 
@@ -127,6 +136,13 @@ class Lead(Aggregate):
 
     @property
     def status(self) -> Status:
+        if self.merged_into is not None:
+            return "merged"
+        return "nurture" if self.decision is None else self.decision.outcome
+
+    @property
+    def verdict(self) -> Status:
+        """Where qualification left it, merged or not."""
         return "nurture" if self.decision is None else self.decision.outcome
 
     @property
@@ -189,7 +205,41 @@ class Lead(Aggregate):
         self._refuse_if_decided("disqualify")
         self._disqualify(reason, at, manual=True, by=by)
 
+    def absorb(self, duplicate: Lead, at: datetime) -> bool:
+        """A merge in leads folded ``duplicate`` into this lead: the better qualification wins (qualified
+        beats undecided beats disqualified; the higher score between equals). When the duplicate's is
+        better this lead takes its decision, its latest scoring (as a ``merged`` scoring) and its answers
+        if it has them. No event: the duplicate's verdict was published when it was made, and a second
+        ``LeadQualified`` would open a second deal. True when this lead's verdict changed.
+
+        Also when this lead was decided: a merge is not a new decision of the same lead, it says what
+        qualification knows of the person, so it may reopen a disqualified lead (nurture) or qualify it."""
+        if duplicate.lead_id in self.merged_from:
+            return False
+        self.merged_from.append(duplicate.lead_id)
+        ours = (VERDICT_RANK[self.verdict], self.score)
+        theirs = (VERDICT_RANK[duplicate.verdict], duplicate.score)
+        if theirs <= ours:
+            return False
+        self.decision = duplicate.decision
+        if duplicate.latest is not None:
+            taken = duplicate.latest
+            self.scorings.append(
+                Scoring(at, taken.score, taken.breakdown, "merged", rules_version=taken.rules_version)
+            )
+        self.answers = duplicate.answers or self.answers
+        return True
+
+    def merge_into(self, survivor_id: str) -> None:
+        """This lead was folded into ``survivor_id``: it takes no answers or decision any more."""
+        self.merged_into = survivor_id
+
     def _refuse_if_decided(self, action: str) -> None:
+        if self.merged_into is not None:
+            raise Conflict(
+                f"cannot {action} lead {self.lead_id}: it was merged into {self.merged_into}; "
+                "qualify that lead instead"
+            )
         if self.decision is not None:
             raise Conflict(
                 f"cannot {action} lead {self.lead_id}: it was already {self.decision.outcome} "

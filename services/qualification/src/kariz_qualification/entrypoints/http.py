@@ -117,6 +117,9 @@ class QualificationView(BaseModel):
     decision: DecisionView | None
     scorings: list[ScoringView]
     captured_at: datetime
+    merged_into: str | None = Field(
+        default=None, description="For a merged lead (status merged): the lead it was merged into"
+    )
 
     @classmethod
     def of(cls, lead: Lead) -> QualificationView:
@@ -150,6 +153,7 @@ class QualificationView(BaseModel):
                 for s in lead.scorings
             ],
             captured_at=lead.captured_at,
+            merged_into=lead.merged_into,
         )
 
 

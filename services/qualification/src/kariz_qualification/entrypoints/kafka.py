@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from kariz_qualification.service_layer import handlers
 from kariz_qualification.service_layer.unit_of_work import QualificationUnitOfWork
-from kariz_shared.contracts.events import LeadCaptured
+from kariz_shared.contracts.events import LeadCaptured, LeadsMerged
 from kariz_shared.persistence.unit_of_work import Subscriptions
 
 
@@ -18,4 +18,11 @@ async def on_lead_captured(uow: QualificationUnitOfWork, event: LeadCaptured) ->
     await handlers.capture_lead(uow, event)
 
 
-SUBSCRIPTIONS: Subscriptions[QualificationUnitOfWork] = {LeadCaptured: on_lead_captured}
+async def on_leads_merged(uow: QualificationUnitOfWork, event: LeadsMerged) -> None:
+    await handlers.follow_merge(uow, event)
+
+
+SUBSCRIPTIONS: Subscriptions[QualificationUnitOfWork] = {
+    LeadCaptured: on_lead_captured,
+    LeadsMerged: on_leads_merged,
+}

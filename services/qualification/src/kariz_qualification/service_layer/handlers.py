@@ -15,7 +15,7 @@ from kariz_qualification.service_layer.commands import DisqualifyLead, RecordAns
 from kariz_qualification.service_layer.unit_of_work import QualificationUnitOfWork
 from kariz_qualification.service_layer.views import lead_or_not_found
 from kariz_shared.contracts.errors import DuplicateRecord
-from kariz_shared.contracts.events import LeadCaptured
+from kariz_shared.contracts.events import LeadCaptured, LeadsMerged
 from kariz_shared.contracts.versions import raced
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
 from kariz_shared.runtime.logging import correlation_id as current_correlation_id
@@ -37,8 +37,44 @@ async def capture_lead(uow: QualificationUnitOfWork, event: LeadCaptured) -> Non
     # The consumer sets the incoming event's correlation id; the lead id is a last resort.
     story = current_correlation_id.get() or event.lead_id
     lead = Lead.capture(event, story, in_force.rules, uow.clock.now(), rules_version=in_force.number)
+    survivor_id = await uow.merges.survivor_of(event.lead_id)
+    if survivor_id is not None:
+        # Merged in leads before its capture got here. Its own scoring's verdict is published as any
+        # capture's (leads and deals take it to the survivor), and folded into the survivor here.
+        lead.merge_into(survivor_id)
     uow.leads.add(lead)
     _publish_and_observe(uow, lead, lead.scorings[-1])
+    if survivor_id is not None:
+        survivor = await _survivor(uow, survivor_id)
+        if survivor is not None:
+            survivor.absorb(lead, uow.clock.now())
+            await uow.leads.save(survivor)
+
+
+async def follow_merge(uow: QualificationUnitOfWork, event: LeadsMerged) -> None:
+    """Two leads were merged in leads: the survivor's record takes the better qualification of the two
+    (``Lead.absorb``) and the duplicate's is marked merged into it. Nothing is published: the better
+    verdict was published when it was made (a ``LeadQualified`` of the duplicate opened its deal, which
+    deals points to the survivor), and a ``LeadQualified`` now would open a second deal.
+
+    Idempotent (a redelivered merge finds the duplicate merged already) and order-tolerant: a duplicate
+    not seen yet is remembered (its capture is folded in when it comes); a survivor not seen yet leaves
+    the duplicate merged with nothing to fold into."""
+    duplicate = await uow.leads.get(event.merged_lead_id)
+    if duplicate is None:
+        await uow.merges.record(event.merged_lead_id, event.lead_id, event.merged_at)
+        log.info("merge of a lead not captured here yet; remembered", extra={"lead_id": event.merged_lead_id})
+        return
+    if duplicate.merged_into is not None:
+        return  # this merge (or one before it) was applied
+    duplicate.merge_into(event.lead_id)
+    await uow.leads.save(duplicate)
+    survivor = await _survivor(uow, event.lead_id)
+    if survivor is None:
+        log.info("merge into a lead not captured here yet", extra={"lead_id": event.lead_id})
+        return
+    survivor.absorb(duplicate, uow.clock.now())
+    await uow.leads.save(survivor)
 
 
 # --- commands -------------------------------------------------------------------------------------
@@ -92,6 +128,19 @@ async def replace_rules(units: UnitsOfWork[QualificationUnitOfWork], command: Re
 
 
 # --- internals ------------------------------------------------------------------------------------
+
+#: How many merges a survivor is followed through (merged meanwhile into a third lead).
+MAX_HOPS = 20
+
+
+async def _survivor(uow: QualificationUnitOfWork, lead_id: str) -> Lead | None:
+    """The lead ``lead_id`` lives on in: itself, or the lead it was merged into since (None: unknown)."""
+    lead = await uow.leads.get(lead_id)
+    for _ in range(MAX_HOPS):
+        if lead is None or lead.merged_into is None:
+            return lead
+        lead = await uow.leads.get(lead.merged_into)
+    return None
 
 
 async def _story_of(units: UnitsOfWork[QualificationUnitOfWork], lead_id: str) -> str:

@@ -7,6 +7,7 @@ the second.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from kariz_qualification.domain.lead import Lead, Outcome, Scoring
@@ -39,6 +40,21 @@ class LeadRepository(Protocol):
 
     async def page(self, query: LeadsByStatus, limit: int, offset: int) -> tuple[list[LeadSummary], int]:
         """One page of the leads ``query`` selects, newest capture first, and how many it selects."""
+        ...
+
+
+class MergeRecords(Protocol):
+    """Merges of leads qualification had not seen when ``LeadsMerged`` came: the duplicate's capture may
+    still be on its way (the two events travel on different topics), and is folded in when it comes."""
+
+    async def record(self, merged_lead_id: str, survivor_id: str, at: datetime) -> None:
+        """Remember that ``merged_lead_id`` was merged into ``survivor_id``; recording it again changes
+        nothing."""
+        ...
+
+    async def survivor_of(self, lead_id: str) -> str | None:
+        """The lead ``lead_id`` was merged into, if a merge of it was recorded. On MongoDB the first call
+        reads the merges of every event of the consumed batch at once."""
         ...
 
 
@@ -75,5 +91,6 @@ class QualificationMetrics(Protocol):
 
 class QualificationUnitOfWork(UnitOfWork):
     leads: LeadRepository
+    merges: MergeRecords
     rules: RuleSetRepository
     metrics: QualificationMetrics

@@ -12,6 +12,8 @@ from kariz_qualification.domain.rules import RuleSet
 from kariz_shared.contracts.events import BantAnswers, Company, Contact, LeadSource, ScoreLine
 
 LEADS = "leads"
+#: One document per merge whose duplicate qualification had not seen: ``_id`` = the duplicate's id.
+MERGES = "lead_merges"
 #: One document per version of the rule set, ``_id`` = the version number (unique: two replacements
 #: cannot both become version n).
 RULE_SET_VERSIONS = "rule_set_versions"
@@ -90,6 +92,8 @@ def lead_to_document(lead: Lead) -> dict[str, Any]:
             "manual": lead.decision.manual,
             "by": lead.decision.by,
         },
+        "merged_into": lead.merged_into,
+        "merged_from": list(lead.merged_from),
         # Denormalised for the queries that list leads.
         "status": lead.status,
         "score": lead.score,
@@ -129,6 +133,8 @@ def lead_from_document(doc: dict[str, Any]) -> Lead:
             manual=decision.get("manual", False),
             by=decision.get("by"),
         ),
+        merged_into=doc.get("merged_into"),
+        merged_from=list(doc.get("merged_from") or []),
         version=doc.get("version", 0),
     )
 
