@@ -40,7 +40,7 @@ async def test_a_manager_sees_a_reps_lead_once_the_roster_puts_the_rep_in_the_te
     profile = RepProfile(email=ria, team=team, manager=kim, updated_at=datetime.now(UTC))
     await publish(
         leads.settings.kafka_bootstrap_servers,
-        Envelope(event=profile, source="/kariz/leads", correlation_id=unique("corr")),  # type: ignore[arg-type]
+        Envelope(event=profile, source="/kariz/leads", correlation_id=unique("corr")),
     )
     await eventually(lambda: leads.service.roster.team_of(ria) == team)
     seen = await leads.http.get(f"/leads/{lead_id}", headers=manager)
