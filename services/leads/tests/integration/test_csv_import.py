@@ -24,7 +24,7 @@ from kariz_leads.domain import ResponseSla, SalesTeam
 from kariz_leads.domain.imports import ImportJob, ImportOptions, ImportStatus
 from kariz_leads.entrypoints.import_worker import ImportWorker
 from kariz_leads.entrypoints.imports import XLSX
-from kariz_leads.service_layer.imports import ImportRunner, Upload, start_import
+from kariz_leads.service_layer.imports import ORPHAN_AGE, ImportRunner, Upload, start_import
 from kariz_leads.settings import LeadsSettings
 from kariz_shared.contracts.events import LeadCaptured, LeadSource
 from kariz_shared.contracts.identity import Actor
@@ -371,3 +371,28 @@ async def test_an_xlsx_workbook_is_imported_too(leads: Leads, issuer: LocalIssue
     done = await until_finished(leads, answer.json()["id"], manager)
     assert done["rows"]["created"] == 40
     assert await leads.db.leads.count_documents({"contact.email": {"$in": emails}}) == 40
+
+
+async def test_the_sweep_deletes_the_files_of_uploads_that_never_got_their_job(
+    own_database: MongoUnitsOfWork[MongoLeadsUnitOfWork],
+) -> None:
+    units = own_database
+    kept, _ = await upload(units, 300)  # two chunks, and its job
+    db = units.store.db
+    now = units.clock.now()
+    old = now - ORPHAN_AGE - timedelta(minutes=1)
+    await db.import_chunks.update_many({"job_id": kept.id}, {"$set": {"stored_at": old}})
+    empty = {"columns": [], "rows": []}
+    await db.import_chunks.insert_many(
+        [
+            {"_id": "dead:0", "job_id": "dead", "index": 0, "stored_at": old, **empty},
+            {"_id": "dead:1", "job_id": "dead", "index": 1, "stored_at": old, **empty},
+            {"_id": "older:0", "job_id": "older", "index": 0, **empty},  # stored before stored_at was
+            {"_id": "fresh:0", "job_id": "fresh", "index": 0, "stored_at": now, **empty},  # uploading
+        ]
+    )
+    runner = ImportRunner(units, TEAM, SLA)
+    assert await runner.sweep_orphans() == 2
+    left = {doc["job_id"] async for doc in db.import_chunks.find({}, projection={"job_id": 1})}
+    assert left == {kept.id, "fresh"}
+    assert await db.import_chunks.count_documents({"job_id": kept.id}) == 2

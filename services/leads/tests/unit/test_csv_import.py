@@ -26,7 +26,7 @@ from kariz_leads.domain.imports import (
     read_csv,
     read_file,
 )
-from kariz_leads.service_layer.imports import ImportRunner, Upload, start_import
+from kariz_leads.service_layer.imports import ORPHAN_AGE, ImportRunner, Upload, start_import
 from kariz_shared.contracts.events import LeadCaptured, LeadSource
 from kariz_shared.contracts.identity import Actor
 from kariz_shared.persistence.in_memory import InMemoryUnitsOfWork
@@ -404,7 +404,7 @@ class CrashingImports(InMemoryImportJobs):
 async def test_a_worker_that_dies_after_chunk_k_is_resumed_and_every_row_is_stored_once(
     units: Units, clock: FakeClock
 ) -> None:
-    crashing = CrashingImports(units.uow.leads)
+    crashing = CrashingImports(units.uow.leads, clock)
     units.uow.imports = crashing
     job = await imported(units, people(1000), chunk_rows=100)
     crashing.crash_after = 4  # chunks 0..3 commit; chunk 4's unit fails with its leads in it
@@ -457,3 +457,37 @@ async def test_a_job_given_up_is_failed_with_why(units: Units) -> None:
     stored = units.uow.imports.jobs[job.id]
     assert (stored.status, stored.error) == (ImportStatus.FAILED, "chunk 1 of 1 failed 3 times: boom")
     assert await runner.claim("a") is None
+
+
+# --- files that never got their job --------------------------------------------------------------
+
+
+async def test_an_upload_that_fails_before_its_job_is_stored_leaves_no_chunks(
+    units: Units, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def database_gone(job: ImportJob) -> None:
+        raise ConnectionError("the database went away")
+
+    monkeypatch.setattr(units.uow.imports, "add", database_gone)
+    with pytest.raises(ConnectionError):
+        await imported(units, people(1200), chunk_rows=500)
+    assert units.uow.imports.chunks == {} and units.uow.imports.jobs == {}
+
+
+async def test_the_sweep_deletes_only_files_that_have_had_no_job_for_a_while(
+    units: Units, clock: FakeClock
+) -> None:
+    kept = await imported(units, people(3))
+
+    async def orphan(uow: InMemoryLeadsUnitOfWork) -> None:
+        # The chunks of an upload whose replica died before it stored the job.
+        uow.imports.add_chunks("dead-upload", 0, [()])
+
+    await units.run(orphan)
+    runner = ImportRunner(units, TEAM, SLA, lease=LEASE)
+    clock.advance(ORPHAN_AGE - timedelta(seconds=1))
+    assert await runner.sweep_orphans() == 0  # it may still be uploading
+    clock.advance(timedelta(seconds=2))
+    assert await runner.sweep_orphans() == 1
+    assert {job for job, _ in units.uow.imports.chunks} == {kept.id}
+    assert await runner.sweep_orphans() == 0

@@ -199,4 +199,4 @@ class InMemoryLeadsUnitOfWork(InMemoryUnitOfWork, LeadsUnitOfWork):
         self.leads.follow_ups = self.tasks
         self.turns: InMemoryTurnCounters = InMemoryTurnCounters()
         self.metrics: RecordedMetrics = RecordedMetrics()
-        self.imports: InMemoryImportJobs = InMemoryImportJobs(self.leads)
+        self.imports: InMemoryImportJobs = InMemoryImportJobs(self.leads, self.clock)

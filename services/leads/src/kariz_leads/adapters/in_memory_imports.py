@@ -12,18 +12,22 @@ from kariz_leads.domain.lead import Lead
 from kariz_shared.contracts.errors import DuplicateRecord
 from kariz_shared.contracts.events import Company, Contact
 from kariz_shared.persistence.in_memory import InMemoryAggregates
+from kariz_shared.runtime.clock import Clock
 
 
 class InMemoryImportJobs:
-    def __init__(self, leads: InMemoryAggregates[Lead]) -> None:
+    def __init__(self, leads: InMemoryAggregates[Lead], clock: Clock) -> None:
         self.leads = leads  # fill_in writes the leads it keeps (the same object as uow.leads)
+        self.clock = clock
         self.jobs: dict[str, ImportJob] = {}
         self.chunks: dict[tuple[str, int], tuple[Row, ...]] = {}
+        self.stored_at: dict[str, datetime] = {}  # a file's first chunk, by job
         self.failed: dict[tuple[str, int], list[RowFailure]] = {}
 
     def add_chunks(self, job_id: str, first: int, chunks: Sequence[tuple[Row, ...]]) -> None:
         for n, rows in enumerate(chunks, start=first):
             self.chunks[(job_id, n)] = rows
+        self.stored_at.setdefault(job_id, self.clock.now())
 
     async def add(self, job: ImportJob) -> None:
         if job.id in self.jobs:
@@ -47,6 +51,13 @@ class InMemoryImportJobs:
     async def drop_chunks(self, job_id: str) -> None:
         for key in [k for k in self.chunks if k[0] == job_id]:
             del self.chunks[key]
+        self.stored_at.pop(job_id, None)
+
+    async def drop_orphan_chunks(self, stored_before: datetime) -> int:
+        orphans = [j for j, at in self.stored_at.items() if at < stored_before and j not in self.jobs]
+        for job_id in orphans:
+            await self.drop_chunks(job_id)
+        return len(orphans)
 
     def add_failures(self, job_id: str, index: int, failures: Sequence[RowFailure]) -> None:
         self.failed[(job_id, index)] = list(failures)

@@ -37,10 +37,15 @@ ATTEMPTS = 3
 
 
 class ImportWorker:
-    def __init__(self, runner: ImportRunner, *, idle_s: float = 1.0, backoff_s: float = 1.0) -> None:
+    def __init__(
+        self, runner: ImportRunner, *, idle_s: float = 1.0, backoff_s: float = 1.0, sweep_s: float = 300.0
+    ) -> None:
         self.runner, self.idle_s, self.backoff_s = runner, idle_s, backoff_s
+        #: How often an idle worker deletes the files of uploads that never got their job.
+        self.sweep_s = sweep_s
         self.token = f"imports-{uuid.uuid4().hex}"
         self._wake = asyncio.Event()
+        self._swept_at: float | None = None
 
     def nudge(self) -> None:
         """A job was stored: look for it now rather than at the next idle look."""
@@ -56,10 +61,24 @@ class ImportWorker:
                 await asyncio.sleep(self.backoff_s)
                 continue
             if job is None:
+                await self._sweep_now_and_then()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.idle_s)
                 continue
             await self.work(job)
+
+    async def _sweep_now_and_then(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if self._swept_at is not None and now - self._swept_at < self.sweep_s:
+            return
+        self._swept_at = now
+        try:
+            dropped = await self.runner.sweep_orphans()
+        except PyMongoError as exc:
+            log.warning("import sweep failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+            return
+        if dropped:
+            log.info("files of unfinished uploads deleted", extra={"files": dropped})
 
     async def _claim(self) -> ImportJob | None:
         """A claim, not left half done when the worker is stopped (a job it took is handed back)."""

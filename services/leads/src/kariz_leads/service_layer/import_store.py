@@ -14,7 +14,8 @@ from kariz_shared.contracts.events import Company, Contact
 
 class ImportJobs(Protocol):
     def add_chunks(self, job_id: str, first: int, chunks: Sequence[tuple[Row, ...]]) -> None:
-        """Store chunks ``first``, ``first + 1``, ... of a job's file, with the unit's other writes."""
+        """Store chunks ``first``, ``first + 1``, ... of a job's file, with the unit's other writes (and
+        the unit clock's time: see ``drop_orphan_chunks``)."""
         ...
 
     async def add(self, job: ImportJob) -> None:
@@ -37,6 +38,10 @@ class ImportJobs(Protocol):
 
     async def drop_chunks(self, job_id: str) -> None:
         """Delete a finished job's file (its chunks); its counts and failed rows stay."""
+        ...
+
+    async def drop_orphan_chunks(self, stored_before: datetime) -> int:
+        """Delete the chunks of every file stored before ``stored_before`` that has no job; how many files."""
         ...
 
     def add_failures(self, job_id: str, index: int, failures: Sequence[RowFailure]) -> None:

@@ -11,6 +11,7 @@ the same chunk run twice could not make two leads of one row.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -46,6 +47,12 @@ from kariz_leads.service_layer.unit_of_work import ONE_LEAD_PER_ADDRESS, LeadsUn
 from kariz_shared.contracts.errors import DuplicateRecord, NotFound, found
 from kariz_shared.contracts.identity import Actor
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
+
+log = logging.getLogger(__name__)
+
+#: Chunks stored this long ago without a job are an upload that never finished (its job is stored a
+#: moment after its last chunk, whatever the file's size).
+ORPHAN_AGE = timedelta(minutes=15)
 
 #: Chunks stored per unit of work at upload: a 100,000-row file is some twenty writes of a few MB.
 CHUNKS_PER_UNIT = 10
@@ -107,18 +114,36 @@ async def start_import(
         updated_at=now,
     )
     # The chunks first, the job last: until the job is stored no worker looks for its chunks.
-    for first in range(0, len(chunks), CHUNKS_PER_UNIT):
+    try:
+        for first in range(0, len(chunks), CHUNKS_PER_UNIT):
 
-        async def store_chunks(uow: LeadsUnitOfWork, first: int = first) -> None:
-            uow.imports.add_chunks(job.id, first, chunks[first : first + CHUNKS_PER_UNIT])
+            async def store_chunks(uow: LeadsUnitOfWork, first: int = first) -> None:
+                uow.imports.add_chunks(job.id, first, chunks[first : first + CHUNKS_PER_UNIT])
 
-        await units.run(store_chunks, correlation_id=correlation_id)
+            await units.run(store_chunks, correlation_id=correlation_id)
 
-    async def store_job(uow: LeadsUnitOfWork) -> None:
-        await uow.imports.add(job)
+        async def store_job(uow: LeadsUnitOfWork) -> None:
+            await uow.imports.add(job)
 
-    await units.run(store_job, correlation_id=correlation_id)
+        await units.run(store_job, correlation_id=correlation_id)
+    except BaseException:
+        # An upload that fails halfway (the database went away, the client hung up) leaves no chunks
+        # without a job; those of a replica that died here are swept by the workers (sweep_orphans).
+        await asyncio.shield(_drop_unless_stored(units, job.id))
+        raise
     return job
+
+
+async def _drop_unless_stored(units: UnitsOfWork[LeadsUnitOfWork], job_id: str) -> None:
+    async def drop(uow: LeadsUnitOfWork) -> None:
+        # A job whose insert committed though its answer was lost keeps its file.
+        if await uow.imports.get(job_id) is None:
+            await uow.imports.drop_chunks(job_id)
+
+    try:
+        await units.run(drop)
+    except Exception:
+        log.warning("the chunks of a failed upload stay for the sweep", extra={"import_id": job_id})
 
 
 # --- the worker's steps ----------------------------------------------------------------------------
@@ -162,6 +187,15 @@ class ImportRunner:
             return job
 
         return await self.units.run(take)
+
+    async def sweep_orphans(self) -> int:
+        """Delete the chunks that have had no job for ``ORPHAN_AGE`` (an upload whose replica died between
+        its chunks and its job); how many files it deleted."""
+
+        async def sweep(uow: LeadsUnitOfWork) -> int:
+            return await uow.imports.drop_orphan_chunks(uow.clock.now() - ORPHAN_AGE)
+
+        return await self.units.run(sweep)
 
     async def run(self, job: ImportJob, token: str, *, stop: Callable[[], bool] | None = None) -> ImportJob:
         """Capture chunk after chunk of a claimed job until it is done (or ``stop()`` says so)."""

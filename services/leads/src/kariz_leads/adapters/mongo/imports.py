@@ -28,6 +28,7 @@ from kariz_leads.domain.imports import (
 )
 from kariz_shared.contracts.events import Company, Contact, LeadSource
 from kariz_shared.persistence.store import Store, Transaction, find_page
+from kariz_shared.runtime.clock import Clock
 
 JOBS = "import_jobs"
 CHUNKS = "import_chunks"
@@ -112,13 +113,14 @@ def job_from_document(doc: Document) -> ImportJob:
     )
 
 
-def chunk_to_document(job_id: str, index: int, rows: Sequence[Row]) -> Document:
+def chunk_to_document(job_id: str, index: int, rows: Sequence[Row], stored_at: datetime) -> Document:
     # The columns once per chunk, each row as its number and its cells in their order: compact.
     columns = list(rows[0].cells) if rows else []
     return {
         "_id": chunk_id(job_id, index),
         "job_id": job_id,
         "index": index,
+        "stored_at": stored_at,
         "columns": [c.value for c in columns],
         "rows": [[row.number, *(row.cells[c] for c in columns)] for row in rows],
     }
@@ -130,13 +132,14 @@ def chunk_from_document(doc: Document) -> tuple[Row, ...]:
 
 
 class MongoImportJobs:
-    def __init__(self, tx: Transaction) -> None:
-        self.tx = tx
+    def __init__(self, tx: Transaction, clock: Clock) -> None:
+        self.tx, self.clock = tx, clock
         self.jobs = tx.db[JOBS]
 
     def add_chunks(self, job_id: str, first: int, chunks: Sequence[tuple[Row, ...]]) -> None:
+        at = self.clock.now()
         for n, rows in enumerate(chunks, start=first):
-            self.tx.insert_later(CHUNKS, chunk_to_document(job_id, n, rows))
+            self.tx.insert_later(CHUNKS, chunk_to_document(job_id, n, rows, at))
 
     async def add(self, job: ImportJob) -> None:
         await self.jobs.insert_one(job_to_document(job), session=self.tx.session)
@@ -167,6 +170,24 @@ class MongoImportJobs:
 
     async def drop_chunks(self, job_id: str) -> None:
         await self.tx.db[CHUNKS].delete_many({"job_id": job_id}, session=self.tx.session)
+
+    async def drop_orphan_chunks(self, stored_before: datetime) -> int:
+        # Every stored file has its chunk 0 (the first unit stores it), and the collection holds only
+        # the files of jobs not finished: one small read per file. Chunks from before ``stored_at``
+        # have none, and count as old.
+        old = {"index": 0, "$or": [{"stored_at": {"$lt": stored_before}}, {"stored_at": {"$exists": False}}]}
+        files = [
+            doc["job_id"]
+            async for doc in self.tx.db[CHUNKS].find(old, projection={"job_id": 1}, session=self.tx.session)
+        ]
+        if not files:
+            return 0
+        jobs = self.jobs.find({"_id": {"$in": files}}, projection={"_id": 1}, session=self.tx.session)
+        have = {doc["_id"] async for doc in jobs}
+        orphans = [job_id for job_id in files if job_id not in have]
+        if orphans:
+            await self.tx.db[CHUNKS].delete_many({"job_id": {"$in": orphans}}, session=self.tx.session)
+        return len(orphans)
 
     def add_failures(self, job_id: str, index: int, failures: Sequence[RowFailure]) -> None:
         self.tx.insert_later(

@@ -27,4 +27,4 @@ class MongoLeadsUnitOfWork(MongoUnitOfWork, LeadsUnitOfWork):
         self.tasks = MongoTaskRepository(tx)
         self.turns = MongoTurnCounters(tx.db)
         self.metrics = metrics
-        self.imports = MongoImportJobs(tx)
+        self.imports = MongoImportJobs(tx, clock)
