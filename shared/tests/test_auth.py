@@ -75,7 +75,13 @@ async def test_a_manager_sees_the_team_and_an_admin_everyone(
     manager = await api.get(
         "/me", headers=bearer(issuer.token("kim@kariz.example", ["manager"], team="emea"))
     )
-    assert manager.json()["seen"] == ["alex@kariz.example", "kim@kariz.example", "sam@kariz.example"]
+    # The team's reps, themself and the team's queue (leads waiting for the manager to hand them out).
+    assert manager.json()["seen"] == [
+        "alex@kariz.example",
+        "kim@kariz.example",
+        "queue:emea",
+        "sam@kariz.example",
+    ]
     admin = await api.get("/me", headers=bearer(issuer.token("root@kariz.example", ["admin"])))
     assert admin.json()["seen"] is None
 

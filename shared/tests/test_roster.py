@@ -70,7 +70,11 @@ def test_the_newest_profile_wins_and_a_deletion_gives_the_address_back_to_the_se
 def test_a_managers_visibility_follows_the_live_roster() -> None:
     roster = LiveRoster(SEED)
     kim = frozenset({Role.MANAGER})
-    assert Caller.signed_in("kim@kariz.example", kim, "apac", roster).seen.these == {"kim@kariz.example"}
+    # Their own and their team's queue (leads no rep of the team was available for).
+    assert Caller.signed_in("kim@kariz.example", kim, "apac", roster).seen.these == {
+        "kim@kariz.example",
+        "queue:apac",
+    }
     roster.put(rep("ria@kariz.example", "apac"))
     seen = Caller.signed_in("kim@kariz.example", kim, "apac", roster).seen
     assert seen.include("ria@kariz.example")

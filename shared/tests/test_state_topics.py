@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 
 def profile(email: str, team: str, **fields: object) -> Envelope[RepProfile]:
-    event = RepProfile(email=email, team=team, updated_at=datetime.now(UTC), **fields)  # type: ignore[arg-type]
+    event = RepProfile(email=email, team=team, updated_at=datetime.now(UTC), **fields)
     return Envelope(event=event, source="/kariz/leads", correlation_id=f"corr-{email}")
 
 
@@ -46,7 +46,7 @@ async def test_the_roster_follows_its_topic_and_a_managers_team_with_it(
     bad = f"{unique('bad')}@kariz.example"
     bootstrap = backends.kafka_bootstrap
     # Published before the service starts: it reads the topic from its beginning.
-    await publish(bootstrap, profile(ria, "elsewhere"))  # type: ignore[arg-type]
+    await publish(bootstrap, profile(ria, "elsewhere"))
     service = probe(settings_for(ServiceSettings, service_name="probe"))
     reader = service.roster_reader
     assert reader is not None
@@ -55,12 +55,13 @@ async def test_the_roster_follows_its_topic_and_a_managers_team_with_it(
         async with running(service, token=manager) as http:
             await asyncio.wait_for(reader.caught_up.wait(), 30)
             assert service.roster.team_of(ria) == "elsewhere"
-            assert (await http.get("/seen")).json() == [kim]
+            # Their own and their team's queue (kariz_shared.contracts.identity.team_queue).
+            assert (await http.get("/seen")).json() == [kim, f"queue:{team}"]
 
             await publish_raw(bootstrap, RepProfile.topic(), bad.encode(), b"{not json", {})
-            await publish(bootstrap, profile(ria, team, manager=kim, time_zone="Asia/Tehran"))  # type: ignore[arg-type]
+            await publish(bootstrap, profile(ria, team, manager=kim, time_zone="Asia/Tehran"))
             await eventually(lambda: service.roster.team_of(ria) == team)
-            assert (await http.get("/seen")).json() == sorted([kim, ria])
+            assert (await http.get("/seen")).json() == sorted([kim, ria, f"queue:{team}"])
             assert service.roster.manager_of(ria) == kim
             assert reader.latest[ria].time_zone == "Asia/Tehran"
 

@@ -6,7 +6,7 @@ import json
 from datetime import date, timedelta
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from kariz_leads.domain.business_hours import BusinessHours
@@ -54,6 +54,9 @@ class LeadsSettings(ServiceSettings):
     # another replica takes it over; KARIZ_IMPORT_IDLE_S: how often an idle worker looks for a new one.
     import_lease_s: float = 60.0
     import_idle_s: float = 1.0
+    # KARIZ_ASSIGNMENT_RULES_REFRESH_S: how old this replica's copy of the assignment rules in force may
+    # be before a capture reads them again (a replacement made on this replica applies at once).
+    assignment_rules_refresh_s: float = Field(default=5.0, ge=0, le=3600)
 
     # KARIZ_REPS: a JSON list or a comma-separated string of rep e-mail addresses.
     reps: Annotated[list[str], NoDecode] = ["alex@kariz.example", "sam@kariz.example"]

@@ -24,6 +24,12 @@ def same_person(address: str) -> str:
     return address.strip().lower()
 
 
+def team_queue(team: str) -> str:
+    """The owner of a record waiting in a team's queue (a lead an assignment rule gave a team none of
+    whose reps was available) until its manager hands it to a rep; the manager sees it."""
+    return f"queue:{team}"
+
+
 class Role(StrEnum):
     REP = "rep"
     MANAGER = "manager"
@@ -198,6 +204,8 @@ class Caller:
             owners = {me} if roles & {Role.REP, Role.MANAGER} else set()
             if Role.MANAGER in roles:
                 owners |= roster.members(team)
+                if team:  # the leads waiting in the team's queue are the manager's to hand out
+                    owners.add(team_queue(team))
             seen = Owners(frozenset(owners))
         return cls(me, roles, team, seen)
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import copy
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from kariz_leads.adapters.in_memory_imports import InMemoryImportJobs
+from kariz_leads.adapters.in_memory_roster import InMemoryAssignmentRuleVersions, InMemoryRepRepository
 from kariz_leads.domain.activity import Activity
 from kariz_leads.domain.duplicates import DOMAIN_SCAN, PER_REASON, LookupKeys
 from kariz_leads.domain.history import LeadChange
@@ -62,6 +63,19 @@ class InMemoryLeadRepository(InMemoryAggregates[Lead]):
     async def save_owner(self, lead: Lead) -> None:
         stored = self.by_id[lead.id]
         stored.owner, stored.assigned_by, stored.updated_at = lead.owner, lead.assigned_by, lead.updated_at
+
+    async def save_merge(self, lead: Lead) -> None:
+        stored = self.by_id[lead.id]
+        stored.status, stored.score, stored.disqualification_reason = (
+            lead.status,
+            lead.score,
+            lead.disqualification_reason,
+        )
+        stored.merged_into, stored.updated_at = lead.merged_into, lead.updated_at
+        stored.touches, stored.touch_count = list(lead.touches), lead.touch_count
+        stored.touches_by_source = dict(lead.touches_by_source)
+        stored.attempts, stored.first_contact_at = dict(lead.attempts), lead.first_contact_at
+        stored.last_activity_at = lead.last_activity_at
 
     async def search(self, criteria: LeadFilter, *, limit: int, offset: int) -> tuple[list[Lead], int]:
         return self.select(
@@ -119,6 +133,11 @@ class InMemoryActivityRepository(InMemoryAggregates[Activity]):
             lambda a: a.lead_id == lead_id, lambda a: (a.occurred_at, a.id), limit=limit, offset=offset
         )
 
+    async def move(self, from_lead_id: str, to_lead_id: str) -> None:
+        for activity in self.by_id.values():
+            if activity.lead_id == from_lead_id:
+                activity.lead_id = to_lead_id
+
 
 class InMemoryTaskRepository(InMemoryAggregates[Task]):
     async def add(self, task: Task) -> None:
@@ -134,6 +153,12 @@ class InMemoryTaskRepository(InMemoryAggregates[Task]):
     async def open_of_lead(self, lead_id: str) -> list[Task]:
         mine = [t for t in self.by_id.values() if t.lead_id == lead_id and t.is_open]
         return [copy.deepcopy(t) for t in sorted(mine, key=lambda t: (t.due_at, t.id))]
+
+    async def move(self, from_lead_id: str, to_lead_id: str) -> None:
+        # The leads' open follow-ups are counted from these, so nothing else moves.
+        for task in self.by_id.values():
+            if task.lead_id == from_lead_id:
+                task.move_to_lead(to_lead_id)
 
     async def search(self, criteria: TaskFilter, *, limit: int, offset: int) -> tuple[list[Task], int]:
         # Soonest due first: the reverse of select's newest-first order.
@@ -156,6 +181,11 @@ class InMemoryLeadHistory:
         mine.sort(key=lambda c: c.at, reverse=True)
         return mine[offset : offset + limit], len(mine)
 
+    async def move(self, from_lead_id: str, to_lead_id: str) -> None:
+        self.changes = [
+            replace(c, lead_id=to_lead_id) if c.lead_id == from_lead_id else c for c in self.changes
+        ]
+
 
 class InMemoryTurnCounters:
     def __init__(self) -> None:
@@ -174,6 +204,8 @@ class RecordedMetrics:
     captures: list[LeadSource] = field(default_factory=list)
     touches: list[LeadSource] = field(default_factory=list)
     activities: list[tuple[ActivityChannel, ActivityOutcome]] = field(default_factory=list)
+    queues: list[str] = field(default_factory=list)
+    merges: int = 0
 
     def captured(self, source: LeadSource) -> None:
         self.captures.append(source)
@@ -183,6 +215,12 @@ class RecordedMetrics:
 
     def activity_logged(self, channel: ActivityChannel, outcome: ActivityOutcome) -> None:
         self.activities.append((channel, outcome))
+
+    def queued(self, team: str) -> None:
+        self.queues.append(team)
+
+    def merged(self) -> None:
+        self.merges += 1
 
 
 class InMemoryLeadsUnitOfWork(InMemoryUnitOfWork, LeadsUnitOfWork):
@@ -200,3 +238,7 @@ class InMemoryLeadsUnitOfWork(InMemoryUnitOfWork, LeadsUnitOfWork):
         self.turns: InMemoryTurnCounters = InMemoryTurnCounters()
         self.metrics: RecordedMetrics = RecordedMetrics()
         self.imports: InMemoryImportJobs = InMemoryImportJobs(self.leads, self.clock)
+        self.reps: InMemoryRepRepository = InMemoryRepRepository(self.leads)
+        self.assignment_rules: InMemoryAssignmentRuleVersions = InMemoryAssignmentRuleVersions(
+            lambda: self.clock.now()
+        )

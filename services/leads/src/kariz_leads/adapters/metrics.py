@@ -34,6 +34,18 @@ activities = Counter(
     registry=registry,
 )
 
+merges = Counter(
+    "kariz_leads_merges_total",
+    "Duplicate leads merged into another record of the same person",
+    registry=registry,
+)
+queued = Counter(
+    "kariz_leads_queued_total",
+    "New leads an assignment rule gave a team none of whose reps was available (the team's queue), by team",
+    ["team"],
+    registry=registry,
+)
+
 # Every source starts at 0, so increase() and rates see a lead's first capture from a source too.
 for _source in LeadSource:
     captured.labels(_source.value)
@@ -54,6 +66,13 @@ class PrometheusMetrics:
 
     def activity_logged(self, channel: ActivityChannel, outcome: ActivityOutcome) -> None:
         activities.labels(channel.value, outcome.value).inc()
+
+    def queued(self, team: str) -> None:
+        # Teams are the admins' (the assignment rules'), so the label stays bounded.
+        queued.labels(team).inc()
+
+    def merged(self) -> None:
+        merges.inc()
 
 
 class NewestCaptureGauge:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import ClassVar
 
 from kariz_shared.contracts.normalisation import normalise_country, normalise_email
 
@@ -17,6 +18,10 @@ class AssignedBy(StrEnum):
     MANUAL = "manual"
     #: Handed to the next rep of its rotation when its response SLA's escalation threshold passed.
     ESCALATION = "escalation"
+    #: An assignment rule chose the team, its weighted rotation the rep (domain.assignment_rules).
+    RULE = "rule"
+    #: An assignment rule chose the team and none of its reps was available: the team's queue owns it.
+    QUEUE = "queue"
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,9 @@ class SalesTeam:
 
     reps: tuple[str, ...]
     territories: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Whether the runtime assignment rules come first (``/assignment-rules``); an import that names
+    #: its owner says no.
+    follows_assignment_rules: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         if not self.reps:

@@ -32,7 +32,11 @@ from kariz_shared.contracts.events import (
     LeadResponseOverdue,
     LeadSource,
 )
+from kariz_shared.contracts.identity import team_queue
 from kariz_shared.contracts.normalisation import normalise_country, normalise_email
+
+#: How the owner of a lead waiting in a team's queue begins.
+QUEUE = team_queue("")
 
 AROUND_THE_CLOCK = BusinessHours.around_the_clock()
 
@@ -84,6 +88,8 @@ class Calendars:
         )
 
     def team_of(self, owner: str) -> str | None:
+        if owner.startswith(QUEUE):  # a lead waiting in a team's queue counts in that team's hours
+            return owner[len(QUEUE) :]
         return next((team for team in sorted(self.teams) if owner in self.teams[team]), None)
 
     def for_lead(self, owner: str, country: str | None) -> BusinessHours:
@@ -163,6 +169,10 @@ class ResponseSla:
         """The lead's escalation timer, ``escalate_after`` business time past its response due time (from
         capture); None without an escalation or once the lead no longer awaits a response."""
         if self.escalate_after is None or not lead.awaits_response:
+            return None
+        if lead.owner.startswith(QUEUE):
+            # A queued lead's team had nobody available: there is no next rep to escalate to. Its
+            # response timer stays armed (someone must answer); its manager hands it out.
             return None
         due_at = self.calendar_of(lead).add(self.due_at(lead), self.escalate_after)
         return EscalationTimer(

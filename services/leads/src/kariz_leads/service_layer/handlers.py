@@ -13,12 +13,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 
-from kariz_leads.domain.assignment import Rotation, SalesTeam
+from kariz_leads.domain.assignment import SalesTeam
 from kariz_leads.domain.history import LeadChange
 from kariz_leads.domain.intake import InvalidField, InvalidImport, LeadDetails
 from kariz_leads.domain.lead import Lead
 from kariz_leads.domain.response import ResponseSla
+from kariz_leads.service_layer.assignment import LeadFacts, plan_assignments
 from kariz_leads.service_layer.commands import CaptureLead, ImportLeads
+from kariz_leads.service_layer.merge import survivors_by_address, verdict_after_merge
 from kariz_leads.service_layer.response import arm_response_timers, stop_response_timers_if_answered
 from kariz_leads.service_layer.unit_of_work import ONE_LEAD_PER_ADDRESS, LeadsUnitOfWork
 from kariz_shared.contracts.errors import DuplicateRecord, RuleViolation, found
@@ -99,6 +101,10 @@ async def import_leads(
 
 async def record_qualified(uow: LeadsUnitOfWork, event: LeadQualified) -> None:
     lead = await _lead_of(uow, event.lead_id)
+    if lead.is_merged:  # decided before qualification learnt of the merge: it counts for the survivor
+        now, by = uow.clock.now(), _decided_by(event)
+        await verdict_after_merge(uow, lead, lambda merged: merged.qualify(event.score, now, by), by)
+        return
     lead.qualify(event.score, uow.clock.now(), _decided_by(event))
     await uow.leads.save_verdict(lead)
     uow.history.add(lead.pull_changes())
@@ -107,6 +113,14 @@ async def record_qualified(uow: LeadsUnitOfWork, event: LeadQualified) -> None:
 
 async def record_disqualified(uow: LeadsUnitOfWork, event: LeadDisqualified) -> None:
     lead = await _lead_of(uow, event.lead_id)
+    if lead.is_merged:
+        now, by = uow.clock.now(), _decided_by(event)
+
+        def decide(merged: Lead) -> None:
+            merged.disqualify(event.reason, event.score, now, by)
+
+        await verdict_after_merge(uow, lead, decide, by)
+        return
     lead.disqualify(event.reason, event.score, uow.clock.now(), _decided_by(event))
     await uow.leads.save_verdict(lead)
     uow.history.add(lead.pull_changes())
@@ -184,12 +198,15 @@ async def capture_lines(
     at = uow.clock.now()
     # Addresses are normalised, so equal addresses are one lead (the duplicate rule).
     known = await uow.leads.with_emails(list(dict.fromkeys(line.details.email for line in lines)))
-    rotations: dict[str, Rotation] = {}  # by address: the first line of each unknown one makes its lead
+    known = await survivors_by_address(uow, known)  # a merged record's address touches its survivor
+    new_leads: dict[str, LeadFacts] = {}  # by address: the first line of each unknown one makes its lead
     for line in lines:
-        if line.details.email not in known and line.details.email not in rotations:
-            rotations[line.details.email] = team.rotation_for(line.details.company.country)
-    # A known address takes no turn.
-    turns_of = await turns.hand_out(uow, Counter(rotation.key for rotation in rotations.values()))
+        details = line.details
+        if details.email not in known and details.email not in new_leads:
+            new_leads[details.email] = LeadFacts(details.company, line.source, details.campaign)
+    # A rule's team and its rotation, or the settings' rotation; a known address takes no turn.
+    plan = await plan_assignments(uow, team, new_leads)
+    turns_of = await turns.hand_out(uow, plan.wanted)
     new: dict[str, Lead] = {}  # by address: inserted together at the end
     results: list[Captured] = []
     for line in lines:
@@ -202,7 +219,7 @@ async def capture_lines(
             uow.after_commit(partial(uow.metrics.touched, line.source))
             results.append(Captured(lead, duplicate=True))
             continue
-        rotation = rotations[email]
+        decision = plan.decide(email, turns_of)
         lead = Lead.capture(
             lead_id=line.lead_id,
             contact=line.details.contact,
@@ -210,7 +227,7 @@ async def capture_lines(
             source=line.source,
             campaign=line.details.campaign,
             consent=line.consent,
-            assignment=rotation.pick(next(turns_of[rotation.key])),
+            assignment=decision.assignment,
             correlation_id=line.correlation_id,
             at=at,
             by=by,
@@ -221,6 +238,9 @@ async def capture_lines(
         # Each lead's events belong to its own story (an import's leads each start one).
         for event in lead.pull_events():
             uow.emit(event, correlation_id=lead.correlation_id)
+        if decision.queued is not None:  # its team's manager is alerted on it (notifications)
+            uow.emit(decision.queued.event(lead.id, at), correlation_id=lead.correlation_id)
+            uow.after_commit(partial(uow.metrics.queued, decision.queued.team))
         uow.after_commit(partial(uow.metrics.captured, line.source))
         results.append(Captured(lead, duplicate=False))
     await uow.leads.add_all(list(new.values()))

@@ -150,7 +150,9 @@ async def _drop_unless_stored(units: UnitsOfWork[LeadsUnitOfWork], job_id: str) 
 
 
 class FixedOwner(SalesTeam):
-    """Every new lead of an import goes to the owner its importer named."""
+    """Every new lead of an import goes to the owner its importer named (no assignment rule applies)."""
+
+    follows_assignment_rules = False
 
     def rotation_for(self, country: str | None) -> Rotation:
         return Rotation(key=f"owner:{self.reps[0]}", reps=self.reps[:1], assigned_by=AssignedBy.MANUAL)

@@ -14,6 +14,7 @@ from kariz_leads.domain.lead import Lead, Touch
 from kariz_leads.domain.queries import LeadFilter
 from kariz_leads.domain.task import Task, TaskFilter
 from kariz_leads.service_layer.import_store import ImportJobs
+from kariz_leads.service_layer.roster_store import AssignmentRuleVersions, RepRepository
 from kariz_shared.contracts.events import ActivityChannel, ActivityOutcome, LeadSource
 from kariz_shared.contracts.identity import Owners
 from kariz_shared.contracts.paging import Cursor
@@ -61,6 +62,11 @@ class LeadRepository(Protocol):
         """Write a reassignment on a stored lead: its owner and how it was assigned."""
         ...
 
+    async def save_merge(self, lead: Lead) -> None:
+        """Write what a merge changed on a stored lead, the survivor or the duplicate: status, verdict,
+        ``merged_into``, touches and their counts, contact attempts, first contact."""
+        ...
+
     async def search(self, criteria: LeadFilter, *, limit: int, offset: int) -> tuple[list[Lead], int]:
         """One page of the leads matching ``criteria``, newest first, and how many match in all."""
         ...
@@ -90,6 +96,11 @@ class LeadHistory(Protocol):
         """One page of a lead's changes, newest first, and how many it has in all."""
         ...
 
+    async def move(self, from_lead_id: str, to_lead_id: str) -> None:
+        """A merge: every stored change of ``from_lead_id`` becomes ``to_lead_id``'s (one update, in the
+        unit's transaction), so the survivor's history tells both stories in the order they happened."""
+        ...
+
 
 class ActivityRepository(Protocol):
     """Activities logged on leads, never changed."""
@@ -100,6 +111,10 @@ class ActivityRepository(Protocol):
 
     async def of_lead(self, lead_id: str, *, limit: int, offset: int) -> tuple[list[Activity], int]:
         """One page of a lead's activities, latest ``occurred_at`` first, and how many it has in all."""
+        ...
+
+    async def move(self, from_lead_id: str, to_lead_id: str) -> None:
+        """A merge: every activity of ``from_lead_id`` is ``to_lead_id``'s from now on (one update)."""
         ...
 
 
@@ -118,6 +133,11 @@ class TaskRepository(Protocol):
 
     async def open_of_lead(self, lead_id: str) -> list[Task]:
         """A lead's open follow-ups, soonest due first."""
+        ...
+
+    async def move(self, from_lead_id: str, to_lead_id: str) -> None:
+        """A merge: every follow-up of ``from_lead_id`` (open or not) is ``to_lead_id``'s from now on
+        (one update), and so are its open ones in the leads' counts (``has_open_follow_up``)."""
         ...
 
     async def search(self, criteria: TaskFilter, *, limit: int, offset: int) -> tuple[list[Task], int]:
@@ -145,6 +165,12 @@ class LeadsMetrics(Protocol):
 
     def activity_logged(self, channel: ActivityChannel, outcome: ActivityOutcome) -> None: ...
 
+    def queued(self, team: str) -> None:
+        """A new lead went to ``team``'s queue (nobody of the team was available)."""
+        ...
+
+    def merged(self) -> None: ...
+
 
 class LeadsUnitOfWork(UnitOfWork):
     leads: LeadRepository
@@ -154,3 +180,5 @@ class LeadsUnitOfWork(UnitOfWork):
     turns: TurnCounters
     metrics: LeadsMetrics
     imports: ImportJobs
+    reps: RepRepository
+    assignment_rules: AssignmentRuleVersions

@@ -10,6 +10,8 @@ from kariz_leads.adapters.mongo.repositories import (
     MongoLeadRepository,
     MongoTurnCounters,
 )
+from kariz_leads.adapters.mongo.roster import MongoAssignmentRuleVersions, MongoRepRepository
+from kariz_leads.service_layer.roster_store import RulesInForce
 from kariz_leads.service_layer.unit_of_work import LeadsMetrics, LeadsUnitOfWork
 from kariz_shared.persistence.store import Transaction
 from kariz_shared.persistence.unit_of_work import MongoUnitOfWork
@@ -19,7 +21,13 @@ PROMETHEUS = PrometheusMetrics()
 
 
 class MongoLeadsUnitOfWork(MongoUnitOfWork, LeadsUnitOfWork):
-    def __init__(self, tx: Transaction, clock: Clock, metrics: LeadsMetrics = PROMETHEUS) -> None:
+    def __init__(
+        self,
+        tx: Transaction,
+        clock: Clock,
+        metrics: LeadsMetrics = PROMETHEUS,
+        rules_in_force: RulesInForce | None = None,
+    ) -> None:
         super().__init__(tx, clock)
         self.leads = MongoLeadRepository(tx)
         self.history = MongoLeadHistory(tx)
@@ -28,3 +36,6 @@ class MongoLeadsUnitOfWork(MongoUnitOfWork, LeadsUnitOfWork):
         self.turns = MongoTurnCounters(tx.db)
         self.metrics = metrics
         self.imports = MongoImportJobs(tx, clock)
+        self.reps = MongoRepRepository(tx)
+        # Without the process's copy (a test's own units) captures read the rules in force each time.
+        self.assignment_rules = MongoAssignmentRuleVersions(tx, clock, rules_in_force)
