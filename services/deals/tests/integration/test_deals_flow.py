@@ -18,7 +18,7 @@ import pytest_asyncio
 from prometheus_client import REGISTRY
 
 from kariz_deals.adapters.in_memory import RecordingDealsMetrics
-from kariz_deals.adapters.mongo import pipeline_totals
+from kariz_deals.adapters.mongo import indexes, pipeline_totals
 from kariz_deals.adapters.mongo.unit_of_work import MongoDealsUnitOfWork
 from kariz_deals.bootstrap import build
 from kariz_deals.domain import DEFAULT_PIPELINE
@@ -35,6 +35,7 @@ from kariz_shared.contracts.events import (
     DealOpened,
     DealWon,
     LeadQualified,
+    LeadsMerged,
     LeadSource,
     ScoreLine,
     StageChanged,
@@ -252,7 +253,7 @@ async def test_a_qualified_lead_opens_one_deal_that_moves_back_and_forth_to_won(
     # One deal for the lead, also in the database, backed by the unique index; StageChanged before DealWon.
     assert await db.deals.count_documents({"lead_id": lead}) == 1
     indexes = await db.deals.index_information()
-    assert indexes["lead_id_unique"]["unique"] is True
+    assert indexes["opened_for_unique"]["unique"] is True and "lead_id_unique" not in indexes
     last_two = await db.outbox.find({"key": deal_id}).sort("order", -1).limit(2).to_list()
     assert [doc["topic"] for doc in reversed(last_two)] == [StageChanged.topic(), DealWon.topic()]
 
@@ -352,6 +353,50 @@ async def test_a_lead_without_company_name_or_domain_is_dead_lettered_with_the_r
     assert dead.headers["dlq_reason"] == "rejected"
     assert await deals.db.deals.count_documents({"lead_id": lead}) == 0
     assert await deals.db.accounts.count_documents({"name": ""}) == 0
+
+
+async def test_a_merge_in_leads_moves_the_duplicates_deal_to_the_survivor_once(deals: Running) -> None:
+    """``LeadsMerged`` through the broker: the duplicate's deal is the survivor's (also redelivered),
+    and the duplicate's qualification sent again opens no second deal."""
+    db = deals.db
+    survivor, duplicate = unique("L"), unique("L")
+    await publish(deals.bootstrap, from_qualification(qualified(duplicate), unique("corr")))
+    deal = await deal_for(deals.http, duplicate)
+    event = LeadsMerged(
+        lead_id=survivor,
+        merged_lead_id=duplicate,
+        owner="rep@kariz.test",
+        merged_owner="rep@kariz.test",
+        merged_at=datetime.now(UTC),
+        actor="maria@kariz.test",
+    )
+    merge = Envelope(event=event, source="/kariz/leads", correlation_id=unique("corr"))
+    await publish(deals.bootstrap, merge)
+    await publish(deals.bootstrap, merge)  # redelivery: same ce_id
+    moved = await deal_for(deals.http, survivor)
+    assert moved["id"] == deal["id"] and moved["stage"] == deal["stage"]
+    stored = await db.deals.find_one({"_id": deal["id"]})
+    assert stored is not None and (stored["lead_id"], stored["opened_for"]) == (survivor, duplicate)
+    again = from_qualification(qualified(duplicate), unique("corr"))
+    await publish(deals.bootstrap, again)
+    await eventually(lambda: db.processed_events.count_documents({"event_id": again.id}))
+    assert await db.deals.count_documents({"opened_for": duplicate}) == 1
+    assert await db.deals.count_documents({"lead_id": {"$in": [survivor, duplicate]}}) == 1
+    assert await db.lead_merges.find_one({"_id": duplicate}) is not None
+
+
+async def test_deals_stored_before_merges_get_the_lead_they_were_opened_for(deals: Running) -> None:
+    legacy = {"_id": unique("D"), "lead_id": unique("L"), "stage": "qualification"}
+    await deals.db.deals.insert_one(legacy)
+    store = Store(deals.settings)
+    try:
+        assert await indexes.backfill_opened_for(store) >= 1
+        assert await indexes.backfill_opened_for(store) == 0
+        stored = await deals.db.deals.find_one({"_id": legacy["_id"]})
+        assert stored is not None and stored["opened_for"] == legacy["lead_id"]
+    finally:
+        await deals.db.deals.delete_one({"_id": legacy["_id"]})
+        await store.close()
 
 
 class CommandCounter(pymongo.monitoring.CommandListener):

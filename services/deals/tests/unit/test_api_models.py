@@ -55,7 +55,7 @@ def test_build_wires_routes_consumer_and_publishers_without_io() -> None:
         "/pipelines/{pipeline_name}",
         "/healthz",
     } <= paths
-    assert [cls.__name__ for cls in service.consumes] == ["LeadQualified"]
+    assert [cls.__name__ for cls in service.consumes] == ["LeadQualified", "LeadsMerged"]
     assert [cls.__name__ for cls in service.publishes] == [
         "DealOpened",
         "StageChanged",

@@ -25,6 +25,7 @@ from kariz_shared.contracts.events import (
     DealOpened,
     DealWon,
     LeadQualified,
+    LeadsMerged,
     LeadSource,
     ScoreLine,
     StageChanged,
@@ -87,7 +88,7 @@ def qualified(
 
 async def consume(units: Units, event: LeadQualified) -> None:
     """As the consumer applies it: through the subscriptions table, in a unit of its own."""
-    assert set(kafka.subscriptions(pipeline=DEFAULT_PIPELINE, currency="EUR")) == {LeadQualified}
+    assert set(kafka.subscriptions(pipeline=DEFAULT_PIPELINE, currency="EUR")) == {LeadQualified, LeadsMerged}
     await units.handle(ON_LEAD_QUALIFIED, event)
 
 
@@ -215,7 +216,7 @@ async def test_a_second_deal_for_a_lead_is_refused_by_the_repository(units: Unit
     """What the unique index does on MongoDB when two replicas open the same lead at once."""
     deal = await open_one(units)
     twin = await open_one(units, lead_id="L-2")
-    twin.lead_id = deal.lead_id
+    twin.id, twin.opened_for = "D-twin", deal.qualified_lead
     with pytest.raises(Conflict):
         units.uow.deals.add(twin)
 

@@ -7,8 +7,10 @@ raised stays with the use case that made it.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 
 from kariz_deals.domain import Account, Deal, DealCriteria, PipelineScope, StageMove, StageTotal
@@ -22,14 +24,29 @@ class InMemoryDealRepository(InMemoryVersionedAggregates[Deal]):
     async def for_lead(self, lead_id: str) -> Deal | None:
         return self.first(lambda d: d.lead_id == lead_id)
 
+    async def of_lead(self, lead_id: str) -> list[Deal]:
+        mine = [d for d in self.by_id.values() if d.lead_id == lead_id]
+        return [copy.deepcopy(d) for d in sorted(mine, key=lambda d: (d.opened_at, d.id))]
+
     def add(self, deal: Deal) -> None:
-        if any(d.lead_id == deal.lead_id for d in self.by_id.values()):
-            raise DuplicateRecord(f"lead {deal.lead_id} has a deal already", index="lead_id_unique")
+        if any(d.qualified_lead == deal.qualified_lead for d in self.by_id.values()):
+            raise DuplicateRecord(f"lead {deal.qualified_lead} has a deal already", index="opened_for_unique")
         self.keep(deal.id, deal)
 
     async def save(self, deal: Deal) -> None:
         stale = f"deal {deal.id} was changed by another request meanwhile; reload it and try again"
         self.keep_version(deal.id, deal, stale=stale)
+
+
+class InMemoryLeadMerges:
+    def __init__(self) -> None:
+        self.survivors: dict[str, str] = {}
+
+    async def record(self, merged_lead_id: str, survivor_id: str, at: datetime) -> None:
+        self.survivors.setdefault(merged_lead_id, survivor_id)
+
+    async def survivor_of(self, lead_id: str) -> str | None:
+        return self.survivors.get(lead_id)
 
 
 class InMemoryAccountRepository:
@@ -69,6 +86,7 @@ class InMemoryDealsUnitOfWork(InMemoryUnitOfWork, DealsUnitOfWork):
     def __init__(self, clock: Clock | None = None) -> None:
         super().__init__(clock)
         self.deals: InMemoryDealRepository = InMemoryDealRepository()
+        self.merges: InMemoryLeadMerges = InMemoryLeadMerges()
         self.accounts: InMemoryAccountRepository = InMemoryAccountRepository()
         self.metrics: RecordingDealsMetrics = RecordingDealsMetrics()
 

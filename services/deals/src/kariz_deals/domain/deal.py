@@ -94,6 +94,9 @@ class Deal(Aggregate):
     version: int = 0
     contact: dict[str, str | None] = field(default_factory=dict)
     source: str | None = None
+    #: The lead whose qualification opened it: ``lead_id`` until a merge in leads moved the deal to the
+    #: survivor. Unique: one deal per qualified lead, whatever the merges (None: the same as lead_id).
+    opened_for: str | None = None
 
     @classmethod
     def open(
@@ -110,6 +113,7 @@ class Deal(Aggregate):
         pipeline: Pipeline,
         contact: dict[str, str | None] | None = None,
         source: str | None = None,
+        opened_for: str | None = None,
     ) -> Deal:
         if amount is not None and amount <= 0:
             raise RuleViolation(f"a deal's amount must be greater than 0, got {amount}")
@@ -128,6 +132,7 @@ class Deal(Aggregate):
             history=[StageVisit(first.name, at)],
             contact=contact or {},
             source=source,
+            opened_for=opened_for or lead_id,
         )
         deal.raise_event(
             DealOpened(
@@ -144,6 +149,20 @@ class Deal(Aggregate):
             )
         )
         return deal
+
+    @property
+    def qualified_lead(self) -> str:
+        """The lead whose qualification opened the deal."""
+        return self.opened_for or self.lead_id
+
+    def follow_merge(self, survivor_id: str) -> bool:
+        """Its lead was merged into ``survivor_id`` in leads: the deal is that lead's from now on, so the
+        survivor's later events reach it. Owner, stage and history stay. False when it is already."""
+        if self.lead_id == survivor_id:
+            return False
+        self.opened_for = self.qualified_lead
+        self.lead_id = survivor_id
+        return True
 
     # --- what the deal is worth now ----------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from kariz_deals.domain import Pipeline
 from kariz_deals.service_layer import handlers
 from kariz_deals.service_layer.unit_of_work import DealsUnitOfWork
 from kariz_shared.contracts.errors import RejectedEvent, RuleViolation
-from kariz_shared.contracts.events import LeadQualified
+from kariz_shared.contracts.events import LeadQualified, LeadsMerged
 from kariz_shared.persistence.unit_of_work import Subscriptions
 
 
@@ -26,4 +26,7 @@ def subscriptions(*, pipeline: Pipeline, currency: str) -> Subscriptions[DealsUn
             # The event itself is unusable (no company, bad amount): retrying cannot help.
             raise RejectedEvent(str(exc)) from exc
 
-    return {LeadQualified: on_lead_qualified}
+    async def on_leads_merged(uow: DealsUnitOfWork, event: LeadsMerged) -> None:
+        await handlers.follow_merge(uow, event)
+
+    return {LeadQualified: on_lead_qualified, LeadsMerged: on_leads_merged}

@@ -17,7 +17,7 @@ from kariz_deals.domain import (
 from kariz_deals.service_layer.commands import MoveDeal
 from kariz_deals.service_layer.unit_of_work import DealsUnitOfWork
 from kariz_shared.contracts.errors import RuleViolation, found
-from kariz_shared.contracts.events import Company, LeadQualified
+from kariz_shared.contracts.events import Company, LeadQualified, LeadsMerged
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
 from kariz_shared.runtime.logging import correlation_id as current_correlation_id
 
@@ -33,11 +33,22 @@ async def open_deal_for(
     """Open the deal of a qualified lead in ``pipeline``, with its company's account (found or new);
     None when the lead has its deal already.
 
+    A lead merged in leads before its qualification got here (the two events travel on different
+    topics) is its survivor: the deal is opened for the survivor, unless the survivor has one (one person,
+    one deal from qualification).
+
     The deal keeps the consumed event's correlation id for every event it raises later.
     """
     if await uow.deals.for_lead(lead.lead_id) is not None:
         # Qualified again under a new event id (e.g. re-sent): the lead's deal already exists.
         log.info("lead already has a deal; nothing to open", extra={"lead_id": lead.lead_id})
+        return None
+    survivor = await _survivor_of(uow, lead.lead_id)
+    if survivor != lead.lead_id and await uow.deals.for_lead(survivor) is not None:
+        log.info(
+            "merged lead's survivor has a deal; nothing to open",
+            extra={"lead_id": lead.lead_id, "survivor": survivor},
+        )
         return None
     # The consumer sets the consumed event's correlation id for its handler.
     story = current_correlation_id.get()
@@ -49,7 +60,8 @@ async def open_deal_for(
     contact = lead.contact
     deal = Deal.open(
         deal_id=new_deal_id(),
-        lead_id=lead.lead_id,
+        lead_id=survivor,
+        opened_for=lead.lead_id,
         account=AccountRef(account.id, account.name, account.domain),
         owner=lead.owner,
         # A budget of 0 or less is no price to plan with.
@@ -72,6 +84,40 @@ async def open_deal_for(
     uow.after_commit(uow.metrics.opened)
     log.info("opening a deal", extra={"deal_id": deal.id, "lead_id": deal.lead_id, "account_id": account.id})
     return deal
+
+
+async def follow_merge(uow: DealsUnitOfWork, event: LeadsMerged) -> list[Deal]:
+    """Two leads were merged in leads: every deal of the merged one is the survivor's from now on (its
+    owner, stage and history stay), and the merge is remembered for a qualification of the merged lead
+    still on its way. Idempotent: a redelivery finds no deal of the merged lead left to move."""
+    await uow.merges.record(event.merged_lead_id, event.lead_id, event.merged_at)
+    # The survivor itself may have been merged since (two merges heard of out of order).
+    survivor = await _survivor_of(uow, event.lead_id)
+    moved = []
+    for deal in await uow.deals.of_lead(event.merged_lead_id):
+        if deal.follow_merge(survivor):
+            await uow.deals.save(deal)
+            moved.append(deal)
+    if moved:
+        log.info(
+            "deals follow the merge",
+            extra={"lead_id": survivor, "merged_lead_id": event.merged_lead_id, "deals": len(moved)},
+        )
+    return moved
+
+
+#: How many merges a lead is followed through to its survivor.
+MAX_HOPS = 20
+
+
+async def _survivor_of(uow: DealsUnitOfWork, lead_id: str) -> str:
+    """The lead ``lead_id`` lives on in: itself unless deals heard of its merge."""
+    for _ in range(MAX_HOPS):
+        survivor = await uow.merges.survivor_of(lead_id)
+        if survivor is None:
+            return lead_id
+        lead_id = survivor
+    return lead_id
 
 
 async def _account_for(uow: DealsUnitOfWork, company: Company, at: datetime) -> Account:

@@ -8,6 +8,7 @@ second.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from kariz_deals.domain import Account, Deal, StageMove
@@ -16,26 +17,46 @@ from kariz_shared.persistence.unit_of_work import UnitOfWork
 
 
 class DealRepository(Protocol):
-    """Deals, by id and by the lead they were opened for (one deal per lead)."""
+    """Deals, by id and by their lead. One deal per qualified lead (``Deal.opened_for``); a lead may have
+    more after a merge in leads moved the duplicate's deals to the survivor."""
 
     async def get(self, deal_id: str) -> Deal | None:
         """The deal as stored, or None."""
         ...
 
     async def for_lead(self, lead_id: str) -> Deal | None:
-        """The lead's deal: stored, or added earlier in this unit; None if it has none.
+        """A deal of the lead (its deal, but for a survivor of a merge): stored, or added earlier in this
+        unit; None if it has none.
 
         Meant for the consumed ``LeadQualified`` events of a batch: on MongoDB the first call reads the
         deals of all the batch's leads at once."""
         ...
 
+    async def of_lead(self, lead_id: str) -> list[Deal]:
+        """Every stored deal of the lead, oldest first (a merge moves them all)."""
+        ...
+
     def add(self, deal: Deal) -> None:
         """Take a new deal in; it is written when the unit commits (with the batch's other new deals).
-        A second deal for the same lead fails the unit with ``DuplicateRecord``."""
+        A second deal opened for the same qualified lead fails the unit with ``DuplicateRecord``."""
         ...
 
     async def save(self, deal: Deal) -> None:
         """Write a loaded deal back; ``Conflict`` if it changed since it was loaded."""
+        ...
+
+
+class LeadMerges(Protocol):
+    """The merges of leads deals heard of (``LeadsMerged``), by the merged lead: a qualification of a
+    merged lead that comes later is the survivor's."""
+
+    async def record(self, merged_lead_id: str, survivor_id: str, at: datetime) -> None:
+        """Remember the merge; recording it again changes nothing."""
+        ...
+
+    async def survivor_of(self, lead_id: str) -> str | None:
+        """The lead ``lead_id`` was merged into, if deals heard of it. On MongoDB the first call reads the
+        merges of every event of the consumed batch at once."""
         ...
 
 
@@ -64,6 +85,7 @@ class DealsMetrics(Protocol):
 
 class DealsUnitOfWork(UnitOfWork):
     deals: DealRepository
+    merges: LeadMerges
     accounts: AccountRepository
     metrics: DealsMetrics
 

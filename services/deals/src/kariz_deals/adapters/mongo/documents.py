@@ -7,6 +7,8 @@ from typing import Any
 from kariz_deals.domain import Account, AccountRef, Deal, DealCriteria, StageVisit, pipeline_named
 
 DEALS = "deals"
+#: The merges of leads deals heard of: ``_id`` = the merged lead, ``survivor`` = the lead it lives on in.
+LEAD_MERGES = "lead_merges"
 ACCOUNTS = "accounts"
 
 Document = dict[str, Any]
@@ -16,6 +18,7 @@ def deal_to_document(deal: Deal) -> Document:
     return {
         "_id": deal.id,
         "lead_id": deal.lead_id,
+        "opened_for": deal.qualified_lead,
         "account": {"id": deal.account.id, "name": deal.account.name, "domain": deal.account.domain},
         "owner": deal.owner,
         "pipeline": deal.pipeline.name,
@@ -59,6 +62,8 @@ def deal_from_document(doc: Document) -> Deal:
         version=doc.get("version", 0),
         contact=doc.get("contact") or {},
         source=doc.get("source"),
+        # Stored before merges were followed: opened for its lead (start-up writes it, see indexes).
+        opened_for=doc.get("opened_for") or doc["lead_id"],
     )
 
 

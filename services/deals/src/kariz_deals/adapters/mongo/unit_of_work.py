@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from kariz_deals.adapters.mongo.repositories import MongoAccountRepository, MongoDealRepository
+from kariz_deals.adapters.mongo.repositories import (
+    MongoAccountRepository,
+    MongoDealRepository,
+    MongoLeadMerges,
+)
 from kariz_deals.service_layer.unit_of_work import DealsMetrics, DealsUnitOfWork
 from kariz_shared.persistence.store import Transaction
 from kariz_shared.persistence.unit_of_work import MongoUnitOfWork
@@ -13,5 +17,6 @@ class MongoDealsUnitOfWork(MongoUnitOfWork, DealsUnitOfWork):
     def __init__(self, tx: Transaction, clock: Clock, metrics: DealsMetrics) -> None:
         super().__init__(tx, clock)
         self.deals = MongoDealRepository(tx)
+        self.merges = MongoLeadMerges(tx)
         self.accounts = MongoAccountRepository(tx)
         self.metrics = metrics
