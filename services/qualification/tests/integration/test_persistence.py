@@ -32,6 +32,7 @@ from kariz_shared.contracts.events import (
     Event,
     LeadCaptured,
     LeadQualified,
+    LeadsMerged,
     LeadSource,
 )
 from kariz_shared.messaging.inbox import handle_once
@@ -325,3 +326,40 @@ async def test_the_review_queue_query(store: Store, units: Units) -> None:
         1,
     )
     assert row.captured_at == CAPTURED_AT and row.decided_at == units.clock.now()
+
+
+async def test_a_merge_on_mongodb_folds_the_better_verdict_and_a_late_capture_of_the_duplicate(
+    store: Store, units: Units
+) -> None:
+    """``LeadsMerged`` in the consumer's transaction: the survivor's document takes the better verdict,
+    the duplicate's is merged; a merge heard of before the duplicate's capture is remembered and that
+    capture (one batch with another lead) folded in, no verdict published for the merge itself."""
+    follow = units.handler(handlers.follow_merge)
+
+    async def merge(survivor: str, duplicate: str) -> None:
+        event = LeadsMerged(
+            lead_id=survivor,
+            merged_lead_id=duplicate,
+            owner="rep@kariz.test",
+            merged_owner="rep@kariz.test",
+            merged_at=CAPTURED_AT,
+        )
+        await store.transaction(lambda tx: follow(event, tx), correlation_id="corr-merge")
+
+    await consume(store, units, captured("S", size=20), captured("D"))  # nurture 65, qualified 80
+    published = await store.db.outbox.count_documents({})
+    await merge("S", "D")
+    await merge("S", "D")  # redelivered
+    docs = {doc["_id"]: doc async for doc in store.db.leads.find({})}
+    assert (docs["S"]["status"], docs["S"]["score"], docs["S"]["merged_from"]) == ("qualified", 80, ["D"])
+    assert (docs["D"]["status"], docs["D"]["merged_into"]) == ("merged", "S")
+    assert await store.db.outbox.count_documents({}) == published
+
+    await consume(store, units, captured("T", size=20))
+    await merge("T", "LATE")  # its capture is still on its way
+    assert await store.db.lead_merges.find_one({"_id": "LATE"}) is not None
+    await consume(store, units, captured("OTHER", size=20), captured("LATE"))
+    late = await views.qualification_of(units, "LATE")
+    assert (late.status, late.merged_into) == ("merged", "T")
+    assert (await views.qualification_of(units, "T")).status == "qualified"
+    assert (await views.qualification_of(units, "OTHER")).merged_into is None
