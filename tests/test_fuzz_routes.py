@@ -27,6 +27,7 @@ from kariz_leads.entrypoints import assignment as leads_assignment
 from kariz_leads.entrypoints import duplicates as leads_duplicates
 from kariz_leads.entrypoints import http as leads_http
 from kariz_leads.entrypoints import imports as leads_imports
+from kariz_leads.entrypoints import merge as leads_merge
 from kariz_leads.entrypoints import tasks as leads_tasks
 from kariz_notifications.adapters.in_memory import InMemoryNotificationsReads, InMemoryNotificationsUnitOfWork
 from kariz_notifications.entrypoints import http as notifications_http
@@ -49,6 +50,7 @@ def routers() -> dict[str, APIRouter]:
     for router in (
         leads_http.router(leads_units, SalesTeam.of(["alex@kariz.example"]), ResponseSla(timedelta(hours=4))),
         leads_duplicates.router(leads_units),
+        leads_merge.router(leads_units),
         leads_assignment.router(
             leads_units, ResponseSla(timedelta(hours=4)), Roster.of({"emea": ["alex@kariz.example"]})
         ),
