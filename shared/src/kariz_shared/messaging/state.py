@@ -222,6 +222,11 @@ class StateReader(Generic[E]):
         await consumer.start()
         try:
             partitions = await self._partitions(consumer)
+            if self._targets is None:
+                # Asked before any partition is assigned: once one is, a fetch is in flight, and the broker
+                # answers the offsets only after it (a whole fetch_max_wait_ms on an idle topic).
+                ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
+                self._targets = {tp.partition: end for tp, end in ends.items()}
             consumer.assign(partitions)
             fresh = [tp for tp in partitions if tp.partition not in self._positions]
             for tp in partitions:
@@ -229,9 +234,6 @@ class StateReader(Generic[E]):
                     consumer.seek(tp, self._positions[tp.partition])
             if fresh:
                 await consumer.seek_to_beginning(*fresh)
-            if self._targets is None:
-                ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
-                self._targets = {tp.partition: end for tp, end in ends.items()}
             for tp in partitions:
                 self._note_position(tp.partition, await consumer.position(tp))
             while True:
