@@ -3,11 +3,16 @@ folding of kariz.reps.v1's records into it, in memory: no broker."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaConnectionError
 from aiokafka.structs import ConsumerRecord
 
 from kariz_shared.contracts.deadletters import DeadLetterReason
@@ -181,3 +186,119 @@ def test_only_a_state_topic_has_a_reader() -> None:
 
     with pytest.raises(ValueError, match="not a state topic"):
         StateReader(LeadCaptured, ServiceSettings(), dead_letter=ignore)
+
+
+# --- the following loop, on a broker of lists ----------------------------------------------------
+
+
+class ListBroker:
+    """A topic as lists of records per partition; ``fail`` makes the next fetch fail like a lost
+    connection."""
+
+    def __init__(self, logs: dict[int, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        self.logs = logs
+        self.fail = False
+        self.consumers: list[ListConsumer] = []
+
+
+class ListConsumer:
+    """What StateReader asks of an AIOKafkaConsumer, reading a ListBroker one record per fetch."""
+
+    def __init__(self, broker: ListBroker) -> None:
+        self.broker = broker
+        self.positions: dict[int, int] = {}
+        self.seeks: list[tuple[str, int]] = []
+        broker.consumers.append(self)
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def topics(self) -> set[str]:
+        return {RepProfile.topic()}
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return set(self.broker.logs)
+
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: len(self.broker.logs[tp.partition]) for tp in partitions}
+
+    def assign(self, partitions: list[TopicPartition]) -> None: ...
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.positions[tp.partition] = offset
+        self.seeks.append(("to", offset))
+
+    async def seek_to_beginning(self, *partitions: TopicPartition) -> None:
+        for tp in partitions:
+            self.positions[tp.partition] = 0
+            self.seeks.append(("beginning", tp.partition))
+
+    async def position(self, tp: TopicPartition) -> int:
+        return self.positions[tp.partition]
+
+    async def getmany(self, **_: int) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        await asyncio.sleep(0)  # the reader's loop yields as a real fetch would
+        if self.broker.fail:
+            self.broker.fail = False
+            raise KafkaConnectionError("connection lost")
+        batches = {}
+        for partition, log in self.broker.logs.items():
+            at = self.positions[partition]
+            if at < len(log):
+                batches[TopicPartition(RepProfile.topic(), partition)] = [log[at]]
+                self.positions[partition] = at + 1
+        return batches
+
+
+async def test_a_reconnection_goes_on_from_where_the_reader_was_and_a_failed_dead_letter_is_retried() -> None:
+    roster = LiveRoster()
+    ria, sam = "ria@kariz.example", "sam@kariz.example"
+    broker = ListBroker(
+        {
+            0: [
+                published(rep(ria, "emea"), offset=0),
+                record(b"{not json", ria.encode(), {}, 1),
+                published(rep(ria, "apac"), offset=2),
+            ],
+            1: [published(rep(sam, "dach"), offset=0)],
+        }
+    )
+    applied: list[str] = []
+    letters: list[int] = []
+
+    async def dead_letter(raw: ConsumerRecord[bytes, bytes], *_: object) -> None:
+        if not letters and not applied.count("lost"):
+            applied.append("lost")  # the first try finds the broker gone
+            raise KafkaConnectionError("dead letter not sent")
+        letters.append(raw.offset)
+
+    def changed(key: str, profile: RepProfile | None) -> None:
+        applied.append(key)
+        roster.apply(key, profile)
+
+    settings = ServiceSettings(service_name="probe", startup_retry_initial_s=0, startup_retry_max_s=0)
+    reader = StateReader(RepProfile, settings, dead_letter=dead_letter, on_change=changed)
+    reader._consumer = lambda: ListConsumer(broker)  # type: ignore[method-assign]
+    following = asyncio.create_task(reader.run())
+    try:
+        await asyncio.wait_for(reader.caught_up.wait(), 5)
+        assert roster.members("apac") == {ria} and roster.members("dach") == {sam}
+        assert letters == [1]  # sent once, after the reconnection, not skipped
+        first, second = broker.consumers[:2]
+        assert first.seeks == [("beginning", 0), ("beginning", 1)]
+        assert ("beginning", 0) not in second.seeks and ("to", 1) in second.seeks
+        broker.logs[1].append(published(rep(sam, "emea"), offset=1))
+        broker.fail = True
+        await asyncio.wait_for(_until(lambda: roster.team_of(sam) == "emea"), 5)
+    finally:
+        following.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await following
+    assert len(broker.consumers) == 3
+    assert applied == [ria, sam, "lost", ria, sam]  # every record once, in each partition's order
+
+
+async def _until(check: Callable[[], bool]) -> None:
+    while not check():
+        await asyncio.sleep(0)
