@@ -53,6 +53,7 @@ from kariz_shared.contracts.events import (
     LeadDisqualified,
     LeadQualified,
     LeadResponseEscalationDue,
+    LeadsMerged,
     LeadSource,
     ScoreLine,
     StageChanged,
@@ -170,6 +171,18 @@ def lead_disqualified(
         score=10,
         breakdown=[ScoreLine(rule="industry", matched="other", points=0)],
         disqualified_at=NOW,
+    )
+
+
+def leads_merged(survivor: str) -> LeadsMerged:
+    """A merge of two leads neither consumer has seen: each remembers it (order-tolerant), fails nothing."""
+    return LeadsMerged(
+        lead_id=survivor,
+        merged_lead_id=unique("merged"),
+        owner="rep@kariz.example",
+        merged_owner="rep@kariz.example",
+        merged_at=NOW,
+        actor="maria@kariz.example",
     )
 
 
@@ -363,6 +376,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
         LeadDisqualified,
         LeadResponseEscalationDue,
         TaskRequested,
+        LeadsMerged,
         StageChanged,
         DealWon,
         DealLost,
@@ -415,6 +429,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
                 [envelope(escalation_due(lead)) for lead in escalated_leads],
             ),
             Case(TaskRequested, [leads], [envelope(task_requested(lead)) for lead in requested_for]),
+            Case(LeadsMerged, [qualification, deals], pair(leads_merged, "L")),
             Case(StageChanged, [notifications], pair(stage_changed, "D")),
             Case(DealWon, [notifications], pair(deal_won, "D")),
             Case(DealLost, [notifications], pair(deal_lost, "D")),
@@ -442,6 +457,8 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             (kariz_leads.service_layer.reassignment, "escalate_unanswered_lead"),
             (kariz_leads.service_layer.activities, "record_task_requested"),
             (kariz_deals.service_layer.handlers, "open_deal_for"),
+            (kariz_qualification.service_layer.handlers, "follow_merge"),
+            (kariz_deals.service_layer.handlers, "follow_merge"),
             (kariz_notifications.service_layer.handlers, "record_notifications"),
         ]:
             monkeypatch.setattr(module, name, failing_for(failing, getattr(module, name)))
@@ -514,6 +531,12 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             assert isinstance(request, TaskRequested)
             task = (await leads.http.get(f"/tasks/{request.request_id}")).json()
             assert (task["lead_id"], task["status"]) == (request.lead_id, "open"), task
+        for env in next(c for c in cases if c.cls is LeadsMerged).good:
+            merge = env.event
+            assert isinstance(merge, LeadsMerged)
+            for consumer in (qualification, deals):
+                remembered = await consumer.db.lead_merges.find_one({"_id": merge.merged_lead_id})
+                assert remembered is not None and remembered["survivor"] == merge.lead_id
         for case in [c for c in cases if any(r is notifications for r in c.consumers)]:
             for env in case.good:
                 listed = (await notifications.http.get("/notifications", params={"subject": env.key})).json()
