@@ -18,11 +18,13 @@ from kariz_leads.adapters.in_memory import InMemoryLeadsUnitOfWork
 from kariz_leads.domain import LeadFilter, LeadStatus, ResponseSla, SalesTeam
 from kariz_leads.domain.assignment import AssignedBy, Assignment
 from kariz_leads.domain.history import LeadChangeKind
+from kariz_leads.domain.imports import DuplicatePolicy, ImportOptions
 from kariz_leads.domain.lead import Lead
 from kariz_leads.entrypoints import http, kafka, merge
 from kariz_leads.service_layer import activities, handlers, views
 from kariz_leads.service_layer.activities import LogActivity, OpenFollowUp
 from kariz_leads.service_layer.commands import CaptureLead
+from kariz_leads.service_layer.imports import ImportRunner, Upload, start_import
 from kariz_leads.service_layer.merge import MergeLeads, merge_leads
 from kariz_shared.contracts.errors import Conflict, NotFound, RuleViolation
 from kariz_shared.contracts.events import (
@@ -343,6 +345,28 @@ async def test_a_later_capture_of_the_duplicates_address_touches_the_survivor(un
     )
     assert [c.lead.id for c in imported] == [third.id, third.id] and all(c.duplicate for c in imported)
     assert (await stored(units, third.id)).touch_count == 1 + 3 + 2  # its own, the survivor's, the import
+
+
+async def test_a_csv_import_that_fills_empty_fields_fills_the_survivors_for_a_merged_address(
+    units: Units,
+) -> None:
+    survivor, duplicate = await two_leads(units)
+    await merged(units, survivor.id, duplicate.id)
+    csv = f"email,first name,last name,company,phone\n{duplicate.email},Ada,Lovelace,Acme,+44 20 7946 0958\n"
+    options = ImportOptions(LeadSource.EVENT, duplicates=DuplicatePolicy.UPDATE_EMPTY)
+    await start_import(units, Upload(csv.encode(), "leads.csv", options), by=MARIA, correlation_id="i-1")
+    runner = ImportRunner(units, TEAM, SLA, lease=timedelta(seconds=30))
+    job = await runner.claim("worker-a")
+    assert job is not None
+    finished = await runner.run(job, "worker-a")
+    assert (finished.created, finished.duplicates) == (0, 1)
+    after = await stored(units, survivor.id)
+    assert (after.contact.phone, after.contact.email, after.touch_count) == (
+        "+44 20 7946 0958",
+        survivor.email,
+        3,
+    )
+    assert (await stored(units, duplicate.id)).contact.phone is None
 
 
 async def test_a_verdict_that_reaches_the_merged_record_counts_for_the_survivor_when_better(

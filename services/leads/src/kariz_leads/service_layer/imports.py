@@ -43,6 +43,7 @@ from kariz_leads.domain.intake import LeadDetails
 from kariz_leads.domain.lead import Lead
 from kariz_leads.domain.response import ResponseSla
 from kariz_leads.service_layer.handlers import CaptureLine, TurnsTaken, capture_lines
+from kariz_leads.service_layer.merge import survivors_by_address
 from kariz_leads.service_layer.unit_of_work import ONE_LEAD_PER_ADDRESS, LeadsUnitOfWork
 from kariz_shared.contracts.errors import DuplicateRecord, NotFound, found
 from kariz_shared.contracts.identity import Actor
@@ -285,7 +286,10 @@ class ImportRunner:
         known = (
             {}
             if options.duplicates is DuplicatePolicy.TOUCH
-            else await uow.leads.with_emails(list(dict.fromkeys(details.email for _, details in good)))
+            # A merged record's address is its survivor's: the survivor's empty fields are filled.
+            else await survivors_by_address(
+                uow, await uow.leads.with_emails(list(dict.fromkeys(details.email for _, details in good)))
+            )
         )
         lines: list[CaptureLine] = []  # in row order
         first_of: dict[str, int] = {}  # by address: its first line
