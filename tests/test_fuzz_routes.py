@@ -28,6 +28,7 @@ from kariz_leads.entrypoints import duplicates as leads_duplicates
 from kariz_leads.entrypoints import http as leads_http
 from kariz_leads.entrypoints import imports as leads_imports
 from kariz_leads.entrypoints import merge as leads_merge
+from kariz_leads.entrypoints import roster as leads_roster
 from kariz_leads.entrypoints import tasks as leads_tasks
 from kariz_notifications.adapters.in_memory import InMemoryNotificationsReads, InMemoryNotificationsUnitOfWork
 from kariz_notifications.entrypoints import http as notifications_http
@@ -56,6 +57,7 @@ def routers() -> dict[str, APIRouter]:
         ),
         leads_activities.router(leads_units),
         leads_tasks.router(leads_units),
+        leads_roster.router(leads_units),
         leads_imports.router(leads_units, SalesTeam.of(["alex@kariz.example"])),
     ):
         leads.include_router(router)
