@@ -433,3 +433,32 @@ async def test_the_rules_in_force_are_read_again_only_after_their_refresh(clock:
     assert (await cache.get(clock.now(), load)).number == 2 and len(reads) == 2
     clock.advance(timedelta(seconds=6))
     assert (await cache.get(clock.now(), load)).number == 2 and len(reads) == 3
+
+
+# --- escalation of a rule's lead ------------------------------------------------------------------
+
+
+async def test_an_unanswered_rule_lead_escalates_to_the_next_available_rep_of_its_team(
+    units: Units, clock: FakeClock
+) -> None:
+    from kariz_leads.entrypoints import kafka
+
+    await put(units, rep(ANA), rep(BEA), rep(CY))
+    await rules(units, DACH)
+    lead = (await capture(units, a_lead(1))).lead
+    assert lead.owner == ANA
+    await put(units, rep(BEA, away_until=T0 + timedelta(days=7)))  # Bea went away: passed by
+    clock.advance(timedelta(hours=6, minutes=1))
+    escalations = [e for e in await units.fire_due_timers() if isinstance(e, LeadResponseEscalationDue)]
+    for event in escalations:
+        await units.handle(kafka.on_response_escalation_due(SETTINGS_TEAM, SLA), event)
+    escalated = units.uow.leads.by_id[lead.id]
+    assert (escalated.owner, escalated.assigned_by) == (CY, AssignedBy.ESCALATION)
+
+
+def test_the_rep_after_an_owner_is_the_next_with_room_never_the_owner() -> None:
+    rotation = TeamRotation.of("dach", [rep(ANA), rep(BEA, capacity=1), rep(CY)], T0)
+    assert rotation.after(ANA, OpenLeads({})) == rep(BEA, capacity=1)
+    assert rotation.after(ANA, OpenLeads({BEA: 1})) == rep(CY)
+    assert rotation.after(CY, OpenLeads({})) == rep(ANA)
+    assert TeamRotation.of("dach", [rep(ANA)], T0).after(ANA, OpenLeads({})) is None

@@ -220,6 +220,17 @@ class TeamRotation:
                 return rep
         return None
 
+    def after(self, owner: str, load: OpenLeads) -> Rep | None:
+        """The next rep of the team after ``owner`` (from their first slot; from the start when they
+        take no leads now) with room, never ``owner``: whom an unanswered lead is escalated to."""
+        emails = [r.email for r in self.slots]
+        start = emails.index(owner) + 1 if owner in emails else 0
+        for n in range(len(self.slots)):
+            rep = self.slots[(start + n) % len(self.slots)]
+            if rep.email != owner and load.has_room(rep):
+                return rep
+        return None
+
     def why_nobody(self, reps: Sequence[Rep]) -> str:
         """Why no rep of the team could take the lead, for ``LeadQueued.reason``."""
         if not [r for r in reps if r.team == self.team]:

@@ -124,3 +124,17 @@ async def plan_assignments(
         chosen[key] = _ByRule(rule, rotations[rule.team])
     # Keep the capture order: a rule's leads and the settings' ones take their turns as they come.
     return AssignmentPlan({key: chosen[key] for key in leads}, reps, load)
+
+
+async def next_rep_of_team(uow: LeadsUnitOfWork, owner: str) -> str | None:
+    """For a lead an assignment rule gave ``owner``: the next available rep of ``owner``'s team in the
+    roster (active, not away, with room), or None (``owner`` is in no team there, or nobody else is)."""
+    rep = await uow.reps.get(owner)
+    if rep is None:
+        return None
+    reps = await uow.reps.of_teams([rep.team])
+    rotation = TeamRotation.of(rep.team, reps, uow.clock.now())
+    limited = sorted({r.email for r in rotation.slots if r.capacity is not None})
+    load = OpenLeads(await uow.reps.open_leads(limited) if limited else {})
+    chosen = rotation.after(owner, load)
+    return chosen.email if chosen else None

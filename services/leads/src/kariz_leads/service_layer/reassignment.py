@@ -17,6 +17,7 @@ from kariz_leads.domain.assignment import AssignedBy, SalesTeam
 from kariz_leads.domain.lead import Lead
 from kariz_leads.domain.response import ResponseSla
 from kariz_leads.service_layer.activities import move_open_follow_ups
+from kariz_leads.service_layer.assignment import next_rep_of_team
 from kariz_leads.service_layer.commands import AssignLead
 from kariz_leads.service_layer.response import rearm_response_timers_for_new_owner
 from kariz_leads.service_layer.unit_of_work import LeadsUnitOfWork
@@ -69,12 +70,16 @@ async def escalate_unanswered_lead(
     uow: LeadsUnitOfWork, team: SalesTeam, sla: ResponseSla, event: LeadResponseEscalationDue
 ) -> None:
     """The escalation timer fired: a lead still awaiting its owner's response goes to the next rep of
-    its rotation. Nothing when it was answered or already reassigned meanwhile (its timer should have
+    its rotation (for a lead an assignment rule gave its owner, the next available rep of their team in
+    the roster). Nothing when it was answered or already reassigned meanwhile (its timer should have
     been stopped; a timer that fired in the same instant is let be), or when its rotation has nobody else."""
     lead = found(await uow.leads.get_for_event(event.lead_id), f"no lead with id {event.lead_id!r}")
     if not lead.awaits_response or lead.owner != event.owner:
         return
-    to_owner = team.rotation_for(lead.company.country).after(lead.owner)
+    if lead.assigned_by is AssignedBy.RULE:  # the next rep of the rule's team, as the roster has it now
+        to_owner = await next_rep_of_team(uow, lead.owner)
+    else:
+        to_owner = team.rotation_for(lead.company.country).after(lead.owner)
     if to_owner is None:
         log.warning(
             "no other rep to escalate the unanswered lead to", extra={"lead_id": lead.id, "owner": lead.owner}
