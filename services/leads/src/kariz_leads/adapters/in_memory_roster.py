@@ -6,22 +6,25 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from kariz_leads.domain.assignment_rules import AssignmentRulesVersion
-from kariz_leads.domain.lead import LeadStatus
+from kariz_leads.domain.lead import Lead, LeadStatus
 from kariz_leads.domain.roster import Rep
 from kariz_shared.contracts.errors import DuplicateRecord
-
-if TYPE_CHECKING:
-    from kariz_leads.adapters.in_memory import InMemoryLeadRepository
 
 #: The statuses of a lead its owner still works: what a rep's capacity counts.
 OPEN = (LeadStatus.NEW, LeadStatus.WORKING)
 
 
+class StoredLeads(Protocol):
+    """The in-memory leads (the unit's lead repository), whose open ones a capacity counts."""
+
+    by_id: dict[str, Lead]
+
+
 class InMemoryRepRepository:
-    def __init__(self, leads: InMemoryLeadRepository) -> None:
+    def __init__(self, leads: StoredLeads) -> None:
         self.by_email: dict[str, Rep] = {}
         self.leads = leads
 
