@@ -34,6 +34,7 @@ from kariz_bench.observer import Observer
 from kariz_bench.stack import PARTITIONS, Backend, Meter, Stack, Usage, backends, drop_databases
 from kariz_bench.traffic import Sent, capture_all, capture_at_rate, hot_leads, import_all
 from kariz_devkit.testing.cluster import Sinks
+from kariz_shared.system import SERVICE_NAMES
 
 
 @dataclass
@@ -147,6 +148,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     """Each phase on backends of its own (fresh embedded ones, or the external ones again), so none
     starts with another's data in the database or records in the topics."""
     tag = uuid.uuid4().hex[:6]
+    layout = {"shared_database": args.shared_database, "standalone": args.standalone}
     logs = Path(args.logs or tempfile.mkdtemp(prefix="kariz-bench-logs-"))
     phases = set(args.phases.split(","))
     results: dict[str, Any] = {}
@@ -171,7 +173,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 results["latency"] = await latency(http, stack, observer, late, rate, args.stall_s)
                 say(f"  to deal opened {results['latency'].to_deal_opened_ms}")
 
-        async with backends() as backend:
+        async with backends(**layout) as backend:
             results["backends"] = backend.kind
             await on_stack(backend, 1, logs / "one", single)
     if "replicas" in phases:
@@ -181,7 +183,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             say(f"Kariz, 2 replicas: {args.replica_leads:,} leads by {args.ingest} ...")
             return await throughput(http, stack, observer, more, args)
 
-        async with backends() as backend:
+        async with backends(**layout) as backend:
             results["backends"] = backend.kind
             two: Throughput = await on_stack(backend, 2, logs / "two", double)
         results["two_replicas"] = two
@@ -194,7 +196,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 http, stack.leads_url, rows=args.import_rows, tag=tag, stall_s=args.stall_s
             )
 
-        async with backends() as backend:
+        async with backends(**layout) as backend:
             results["backends"] = backend.kind
             csv_run: CsvImportRun = await on_stack(backend, 1, logs / "import", upload)
         results["csv_import"] = csv_run
@@ -204,19 +206,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if "raw" in phases:
         from kariz_bench.raw import run_raw
 
-        async with backends() as backend:
+        async with backends(**layout) as backend:
             results["backends"] = backend.kind
             say(f"raw ceiling: {args.raw_leads:,} leads through bare aiokafka + PyMongo ...")
             with Meter({name: [proc] for name, proc in backend.processes.items()}) as meter:
                 raw = await run_raw(
                     backend.backends.kafka_bootstrap,
-                    backend.backends.mongodb_uri,
+                    {name: backend.mongodb_uri_of(name) for name in SERVICE_NAMES},
                     args.raw_leads,
                     batch=args.raw_batch,
                     partitions=PARTITIONS,
                     enable_idempotence=backend.backends.kafka_idempotence,
                 )
-            await drop_databases(backend.backends.mongodb_uri, raw.databases.values())
+            await drop_databases(backend, raw.databases)
         results["raw"] = {**asdict(raw), "usage": meter.usage}
         say(f"  {raw.leads_per_second:,.1f} leads/s")
     return summary(results, args, logs)
@@ -351,14 +353,18 @@ def table(out: dict[str, Any]) -> str:
         if d[phase] and d[phase].get("usage"):
             lines.append(
                 f"\n{phase.replace('_', ' ')}: "
-                f"{'process':<16}{'peak RSS MB':>12}{'CPU s':>9}{'CPU ms/lead':>13}"
+                f"{'process':<24}{'peak RSS MB':>12}{'CPU s':>9}{'CPU ms/lead':>13}"
             )
             leads = d[phase]["leads"]
             for name, u in d[phase]["usage"].items():
                 lines.append(
-                    f"{'':<14}{name:<16}{u['peak_rss_mb']:>12.0f}{u['cpu_s']:>9.1f}"
+                    f"{'':<14}{name:<24}{u['peak_rss_mb']:>12.0f}{u['cpu_s']:>9.1f}"
                     f"{u['cpu_s'] * 1000 / leads:>13.2f}"
                 )
+            databases = [u for name, u in d[phase]["usage"].items() if name.startswith("database-")]
+            if len(databases) > 1:  # one per service: what they cost together
+                cpu = sum(u["cpu_s"] for u in databases)
+                lines.append(f"{'':<14}{'databases, all':<24}{'':>12}{cpu:>9.1f}{cpu * 1000 / leads:>13.2f}")
     m = out["run"]["machine"]
     lines.append(
         f"\n{m['cpus']} CPUs ({m['cpu_model']}), {m['memory_gb']} GB, Python {m['python']}; "
@@ -397,6 +403,14 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=50, help="leads sent (not measured) before a run")
     parser.add_argument(
         "--stall-s", type=float, default=120.0, help="give up after this long without progress"
+    )
+    parser.add_argument(
+        "--shared-database",
+        action="store_true",
+        help="embedded: one database process for every service (the layout before issue H), not one each",
+    )
+    parser.add_argument(
+        "--standalone", action="store_true", help="embedded: databases with --standalone (no oplog)"
     )
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--out", default="bench-results.json")

@@ -64,7 +64,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -364,7 +364,7 @@ class _Run:
     def __init__(
         self,
         bootstrap: str,
-        mongodb_uri: str,
+        mongodb_uri: str | Mapping[str, str],
         leads: int,
         *,
         batch: int,
@@ -392,9 +392,11 @@ class _Run:
             "reader": f"kariz-raw-{run}-reader.{DEAL_OPENED}",
         }
         self.tally = _Tally()
-        # One client per service, as each Kariz service process has its own.
+        # One client per service, as each Kariz service process has its own (on its own server when
+        # ``mongodb_uri`` maps services to URIs).
+        uris = {s: mongodb_uri if isinstance(mongodb_uri, str) else mongodb_uri[s] for s in SERVICES}
         self.clients: dict[str, AsyncMongoClient[Document]] = {
-            s: AsyncMongoClient(mongodb_uri, tz_aware=True, appname=f"kariz-raw-{s}") for s in SERVICES
+            s: AsyncMongoClient(uris[s], tz_aware=True, appname=f"kariz-raw-{s}") for s in SERVICES
         }
         self.dbs = {s: self.clients[s][self.names[s]] for s in SERVICES}
         self.producers: dict[str, AIOKafkaProducer] = {}
@@ -961,7 +963,7 @@ async def _all_set(events: Iterable[asyncio.Event]) -> None:
 
 async def run_raw(
     bootstrap: str,
-    mongodb_uri: str,
+    mongodb_uri: str | Mapping[str, str],
     leads: int,
     *,
     batch: int = 500,
@@ -972,7 +974,8 @@ async def run_raw(
     timeout_s: float = 1800.0,
 ) -> RawResult:
     """Run ``leads`` leads from capture to deal opened the raw way; the clock runs from the first
-    capture write to the last deal-opened record read. ``partitions`` as Kariz's topics (3 by default);
+    capture write to the last deal-opened record read. ``mongodb_uri`` is one server for every
+    service's database, or service -> its server. ``partitions`` as Kariz's topics (3 by default);
     ``enable_idempotence`` must stay off on the embedded broker, which does not support it. The run's
     databases and topics are left in place (named in the result) so their contents can be checked."""
     if leads < 1 or batch < 1:

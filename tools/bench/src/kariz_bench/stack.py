@@ -1,6 +1,11 @@
 """The stack a benchmark runs on: the backends (embedded by default, external from ``KARIZ_*`` settings)
 and the four services as processes, one or more replicas of each consuming service, with their cost
-(peak memory, CPU seconds) sampled from the operating system."""
+(peak memory, CPU seconds) sampled from the operating system.
+
+The embedded backends give each service a database process of its own (``database-<service>``), as
+``make run`` does: one SecantusDB process is one core at most, and four services sharing one wait for
+each other's commands. ``shared_database=True`` is the earlier layout (one ``database`` for all), to
+compare against."""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,40 +43,66 @@ class Backend:
     backends: Backends
     processes: dict[str, psutil.Process] = field(default_factory=dict)
 
+    #: How the embedded databases were laid out (``kind`` says it).
+    layout: str = ""
+
     @property
     def kind(self) -> str:
-        return "embedded (Tansu, SecantusDB), fresh for each phase" if self.backends.embedded else "external"
+        if not self.backends.embedded:
+            return "external"
+        return f"embedded (Tansu, SecantusDB: {self.layout}), fresh for each phase"
+
+    def mongodb_uri_of(self, service: str) -> str:
+        return self.backends.mongodb_uri_of(service)
 
 
 @contextlib.asynccontextmanager
-async def backends() -> AsyncIterator[Backend]:
+async def backends(*, shared_database: bool = False, standalone: bool = False) -> AsyncIterator[Backend]:
     """External backends when ``KARIZ_KAFKA_BOOTSTRAP_SERVERS`` and ``KARIZ_MONGODB_URI`` are set, else
-    the embedded ones, started here and stopped at the end."""
+    the embedded ones, started here and stopped at the end: a database process per service, or one
+    for all with ``shared_database``; ``standalone`` runs them with ``--standalone`` (no oplog)."""
     kafka, mongo = os.environ.get("KARIZ_KAFKA_BOOTSTRAP_SERVERS"), os.environ.get("KARIZ_MONGODB_URI")
     if kafka and mongo:
         idempotence = os.environ.get("KARIZ_KAFKA_ENABLE_IDEMPOTENCE", "true").lower() == "true"
         yield Backend(Backends(kafka, mongo, kafka_idempotence=idempotence))
         return
     data = Path(tempfile.mkdtemp(prefix="kariz-bench-"))
-    running = EmbeddedBackends(kafka_port=free_port(), mongodb_port=free_port(), data_dir=data).start()
+    running = EmbeddedBackends(
+        kafka_port=free_port(),
+        mongodb_port=free_port(),
+        data_dir=data,
+        service_databases={} if shared_database else {name: free_port() for name in SERVICES},
+        standalone=standalone,
+    )
     try:
+        running.start()
+        uris = running.mongodb_uris
+        layout = "one database for all" if shared_database else "a database process per service"
         yield Backend(
-            Backends(running.kafka_bootstrap, running.mongodb_uri, kafka_idempotence=False, embedded=True),
+            Backends(
+                running.kafka_bootstrap,
+                # Every service is in ``uris`` when they are per service; this one is then used by none.
+                running.mongodb_uri_of(SERVICES[0]),
+                kafka_idempotence=False,
+                embedded=True,
+                mongodb_uris=uris,
+            ),
             {p.name: psutil.Process(p.process.pid) for p in running.processes},
+            layout=layout + (", --standalone" if standalone else ""),
         )
     finally:
         running.stop()
         shutil.rmtree(data, ignore_errors=True)
 
 
-async def drop_databases(mongodb_uri: str, names: Iterable[str]) -> None:
-    """A run leaves nothing behind on backends it did not start."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_uri)
-    try:
-        for name in names:
+async def drop_databases(backend: Backend, names: Mapping[str, str]) -> None:
+    """A run leaves nothing behind on backends it did not start: ``names`` is service -> database."""
+    for service, name in names.items():
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(backend.mongodb_uri_of(service))
+        try:
             await client.drop_database(name)
-    finally:
-        await client.close()
+        finally:
+            await client.close()
 
 
 async def start_at_the_end(bootstrap: str, prefix: str) -> None:
@@ -188,12 +219,16 @@ class Stack:
         await start_at_the_end(self.backend.backends.kafka_bootstrap, env["KARIZ_KAFKA_GROUP_PREFIX"])
         for name in SERVICES:
             count = 1 if name == "leads" else self.replicas
+            own = {
+                "KARIZ_MONGODB_URI": self.backend.mongodb_uri_of(name),
+                "KARIZ_MONGODB_DATABASE": self.databases[name],
+            }
             for replica in range(count):
                 self.processes.setdefault(name, []).append(
                     start_service(
                         name,
                         free_port(),
-                        {**env, "KARIZ_MONGODB_DATABASE": self.databases[name]},
+                        {**env, **own},
                         self.logs / f"replica-{replica}",
                     )
                 )
@@ -206,21 +241,24 @@ class Stack:
         for replicas in self.processes.values():
             for process in replicas:
                 await asyncio.to_thread(process.stop)
-        await drop_databases(self.backend.backends.mongodb_uri, self.databases.values())
+        await drop_databases(self.backend, self.databases)
         self.issuer.stop()
 
     async def until_idle(self, *, quiet_s: float = 5.0, timeout_s: float = 1800.0) -> float:
         """Wait until the stack has worked off what it was given: no event waits in any outbox, no
         delivery is pending or being sent, and no consumer has handled an event for ``quiet_s`` (a
         consumer with lag would, as batches come every few milliseconds). Returns the seconds waited."""
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(self.backend.backends.mongodb_uri)
+        clients: dict[str, AsyncMongoClient[dict[str, Any]]] = {
+            name: AsyncMongoClient(self.backend.mongodb_uri_of(name)) for name in self.databases
+        }
         started = time.monotonic()
         try:
             handled, quiet_since = -1, time.monotonic()
             while time.monotonic() - started < timeout_s:
-                dbs = [client[name] for name in self.databases.values()]
+                dbs = [clients[service][name] for service, name in self.databases.items()]
                 unpublished = sum([await db.outbox.count_documents({"published_at": None}) for db in dbs])
-                undelivered = await client[self.databases["notifications"]].deliveries.count_documents(
+                notifications = clients["notifications"][self.databases["notifications"]]
+                undelivered = await notifications.deliveries.count_documents(
                     {"status": {"$in": ["pending", "sending"]}}
                 )
                 now = sum([await db.processed_events.estimated_document_count() for db in dbs])
@@ -231,7 +269,8 @@ class Stack:
                 await asyncio.sleep(1.0)
             raise TimeoutError(f"the stack was still busy after {timeout_s:.0f} s")
         finally:
-            await client.close()
+            for client in clients.values():
+                await client.close()
 
     def meter(self) -> Meter:
         watched = {

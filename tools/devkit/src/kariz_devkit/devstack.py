@@ -1,9 +1,10 @@
 """``kariz-dev``: the whole of Kariz on one machine (``make run``), or just its backends (``make backends``).
 
-``kariz-dev run`` starts the embedded broker and database (unless ``KARIZ_KAFKA_BOOTSTRAP_SERVERS`` and
-``KARIZ_MONGODB_URI`` point at real ones), creates the topics, starts a mail sink and a webhook sink so
-notifications can be seen, starts the four services as separate processes, waits until every
-``/readyz`` answers, prints where everything is, and on Ctrl-C stops it all cleanly.
+``kariz-dev run`` starts the embedded broker and one embedded database per service (unless
+``KARIZ_KAFKA_BOOTSTRAP_SERVERS`` and ``KARIZ_MONGODB_URI`` point at real ones), creates the topics,
+starts a mail sink and a webhook sink so notifications can be seen, starts the four services as separate
+processes, waits until every ``/readyz`` answers, prints where everything is, and on Ctrl-C stops it all
+cleanly.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from kariz_shared.system import SERVICES, service
 
 SERVICE_PORTS = {entry.name: entry.port for entry in SERVICES}
 KAFKA_PORT = 9092
-MONGODB_PORT = 27017
+MONGODB_PORT = 27017  # the first service's database; each next one of SERVICES the next port
 SMTP_PORT = 8025
 WEBHOOK_PORT = 8005
 ISSUER_PORT = 8090
@@ -91,6 +92,11 @@ async def wait_ready(services: list[ServiceProcess], timeout: float = 120.0) -> 
 # --- the commands -------------------------------------------------------------------------------
 
 
+def database_ports(first: int) -> dict[str, int]:
+    """A database of its own for each service of the registry, on ``first``, ``first + 1``, ..."""
+    return {entry.name: first + n for n, entry in enumerate(SERVICES)}
+
+
 def _backends_wanted() -> bool:
     return not (os.environ.get("KARIZ_KAFKA_BOOTSTRAP_SERVERS") and os.environ.get("KARIZ_MONGODB_URI"))
 
@@ -111,23 +117,28 @@ async def _run(args: argparse.Namespace, with_services: bool) -> None:
     issuer: LocalIssuer | None = None
     try:
         if _backends_wanted():
-            print(
-                f"starting the embedded broker (:{args.kafka_port}) and database (:{args.mongodb_port}) ..."
-            )
-            # A developer's data survives a killed `make run` (the database syncs each commit).
+            db_ports = database_ports(args.mongodb_port)
+            listed = ", ".join(f"{name} :{port}" for name, port in db_ports.items())
+            print(f"starting the embedded broker (:{args.kafka_port}) and databases ({listed}) ...")
+            # A developer's data survives a killed `make run` (the databases sync each commit). Each
+            # service has a database process of its own: one process is one core at most.
             embedded = EmbeddedBackends(
-                kafka_port=args.kafka_port, mongodb_port=args.mongodb_port, data_dir=data, sync_on_commit=True
+                kafka_port=args.kafka_port,
+                mongodb_port=args.mongodb_port,
+                data_dir=data,
+                sync_on_commit=True,
+                service_databases=db_ports,
             )
             await asyncio.to_thread(embedded.start)
+            databases = embedded.mongodb_uris
             env = {
                 "KARIZ_KAFKA_BOOTSTRAP_SERVERS": embedded.kafka_bootstrap,
-                "KARIZ_MONGODB_URI": embedded.mongodb_uri,
                 "KARIZ_KAFKA_ENABLE_IDEMPOTENCE": "false",  # Tansu has no InitProducerId
                 **{f"KARIZ_{k.upper()}": str(v) for k, v in EMBEDDED_CONSUMER_TUNING.items()},
             }
         else:
             print("using the Kafka and MongoDB from KARIZ_KAFKA_BOOTSTRAP_SERVERS / KARIZ_MONGODB_URI")
-            env = {}
+            env, databases = {}, {}
         bootstrap = env.get("KARIZ_KAFKA_BOOTSTRAP_SERVERS") or os.environ["KARIZ_KAFKA_BOOTSTRAP_SERVERS"]
         created = await ensure_topics(bootstrap, partitions=args.partitions)
         print(f"topics ready ({len(created)} created)")
@@ -144,11 +155,12 @@ async def _run(args: argparse.Namespace, with_services: bool) -> None:
             sinks = await Sinks(WEBHOOK_SECRET, **ports, folder=data, echo=True).start()
             env |= sinks.environment(subscriber="dev-sink")
             for name, port in SERVICE_PORTS.items():
-                services.append(start_service(name, port, env, data / "logs"))
+                own = {"KARIZ_MONGODB_URI": databases[name]} if name in databases else {}
+                services.append(start_service(name, port, env | own, data / "logs"))
             print(f"starting {', '.join(SERVICE_PORTS)} ...")
             await wait_ready(services)
 
-        _print_summary(data, bootstrap, env, services, args, with_services)
+        _print_summary(data, bootstrap, env, databases, services, args, with_services)
         await _until_stopped()
         print("\nstopping ...")
     finally:
@@ -167,15 +179,19 @@ def _print_summary(
     data: Path,
     bootstrap: str,
     env: dict[str, str],
+    databases: dict[str, str],
     services: list[ServiceProcess],
     args: argparse.Namespace,
     with_services: bool,
 ) -> None:
-    print("\nKariz is running.\n" if with_services else "\nThe broker and the database are running.\n")
+    print("\nKariz is running.\n" if with_services else "\nThe broker and the databases are running.\n")
     for svc in services:
         print(f"  {svc.name:<14} {svc.url}   (log: {data / 'logs' / (svc.name + '.log')})")
     print(f"  {'kafka':<14} {bootstrap}")
-    print(f"  {'mongodb':<14} {env.get('KARIZ_MONGODB_URI') or os.environ.get('KARIZ_MONGODB_URI')}")
+    for name, uri in databases.items():
+        print(f"  {'mongodb':<14} {uri}   ({name})")
+    if not databases:
+        print(f"  {'mongodb':<14} {os.environ.get('KARIZ_MONGODB_URI')}")
     if with_services:
         print(f"  {'mail sink':<14} smtp://127.0.0.1:{args.smtp_port}  -> {data / 'mail'}")
         hook_url = f"http://127.0.0.1:{args.webhook_port}{WEBHOOK_PATH}"
@@ -229,14 +245,19 @@ def main() -> None:
     parser.add_argument(
         "command",
         choices=["run", "backends", "tail", "token"],
-        help="run: everything; backends: broker + database; tail TOPIC...: print records; "
+        help="run: everything; backends: broker + one database per service; tail TOPIC...: print records; "
         "token: print a bearer token from the running stack's issuer",
     )
     parser.add_argument("topics", nargs="*", help="with tail: the topics to print")
     parser.add_argument("--follow", action="store_true", help="with tail: keep waiting for new records")
     parser.add_argument("--data-dir", default=os.environ.get("KARIZ_DATA_DIR", DEFAULT_DATA_DIR))
     parser.add_argument("--kafka-port", type=int, default=KAFKA_PORT)
-    parser.add_argument("--mongodb-port", type=int, default=MONGODB_PORT)
+    parser.add_argument(
+        "--mongodb-port",
+        type=int,
+        default=MONGODB_PORT,
+        help="the first service's database; the others on the next ports, in the registry's order",
+    )
     parser.add_argument("--smtp-port", type=int, default=SMTP_PORT)
     parser.add_argument("--webhook-port", type=int, default=WEBHOOK_PORT)
     parser.add_argument("--partitions", type=int, default=3)

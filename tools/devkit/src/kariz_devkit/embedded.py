@@ -4,6 +4,11 @@
   idempotent producer (``InitProducerId``), so services run with ``KARIZ_KAFKA_ENABLE_IDEMPOTENCE=false``.
 - MongoDB: ``secantusd-py`` from ``SecantusDB``, a wire-compatible server over WiredTiger that keeps
   its data in a folder and advertises a single-node replica set (transactions work).
+
+One database process is one core at most (SecantusDB is a Python server: its locks and the GIL keep
+it on one). ``EmbeddedBackends(service_databases={service: port, ...})`` gives each service a database
+process of its own (own port, own data folder), as each service owns its database in production; without
+it one process serves everything (the test session's shared backends, the outage tests').
 """
 
 from __future__ import annotations
@@ -108,6 +113,13 @@ class EmbeddedBackends:
     #: commits on SIGKILL (393 and 396 of 400 in two runs; 400 of 400 with it, ~26 % slower). On where a
     #: kill must lose nothing acknowledged: the dev stack and the tests that kill the database.
     sync_on_commit: bool = False
+    #: Service name -> port: one database process per service, in ``data_dir/mongodb-<service>``, named
+    #: ``database-<service>``; ``mongodb_port`` is then unused. Empty: one process (``database``) on
+    #: ``mongodb_port`` in ``data_dir/mongodb`` for everyone.
+    service_databases: dict[str, int] = field(default_factory=dict)
+    #: ``--standalone``: no replica-set advertisement and no oplog (transactions still work on
+    #: SecantusDB, change streams do not). Nothing in Kariz reads the oplog (no change streams).
+    standalone: bool = False
     processes: list[ChildProcess] = field(default_factory=list)
 
     @property
@@ -116,11 +128,33 @@ class EmbeddedBackends:
 
     @property
     def mongodb_uri(self) -> str:
+        """The one database's URI; with ``service_databases`` there is none: see ``mongodb_uri_of``."""
+        if self.service_databases:
+            raise RuntimeError("each service has a database of its own: use mongodb_uri_of(service)")
+        return self._uri(self.mongodb_port)
+
+    def mongodb_uri_of(self, service: str) -> str:
+        """The URI of ``service``'s database (the shared one without ``service_databases``)."""
+        if not self.service_databases:
+            return self._uri(self.mongodb_port)
+        try:
+            return self._uri(self.service_databases[service])
+        except KeyError:
+            raise KeyError(
+                f"no embedded database for {service!r}: {', '.join(self.service_databases)}"
+            ) from None
+
+    @property
+    def mongodb_uris(self) -> dict[str, str]:
+        """Service -> URI of its own database (empty without ``service_databases``)."""
+        return {name: self._uri(port) for name, port in self.service_databases.items()}
+
+    def _uri(self, port: int) -> str:
         # No retryable writes on SecantusDB: it keeps a record of each one for 30 min (up to 10,000) and
         # scans them all on every such write: 30 % of its CPU per lead under bench load. Kariz's writes
         # outside a transaction are lease updates and markers that the next round redoes anyway; against
         # a real MongoDB the URI is the operator's and keeps the driver's default (retryable).
-        return f"mongodb://{self.host}:{self.mongodb_port}/?directConnection=true&retryWrites=false"
+        return f"mongodb://{self.host}:{port}/?directConnection=true&retryWrites=false"
 
     def start_broker(self) -> None:
         url = f"tcp://{self.host}:{self.kafka_port}"
@@ -130,31 +164,56 @@ class EmbeddedBackends:
             self.kafka_port,
         )
 
-    def start_database(self) -> None:
-        storage = self.data_dir / "mongodb"
+    @property
+    def database_names(self) -> list[str]:
+        """The process names of the databases: ``database``, or ``database-<service>`` for each."""
+        return [f"database-{s}" for s in self.service_databases] or ["database"]
+
+    def start_database(self, name: str = "database", *, wait: bool = True) -> None:
+        """Start the database process ``name`` (one of ``database_names``); with ``wait``, until it
+        listens."""
+        port, storage = self._database(name)
         storage.mkdir(parents=True, exist_ok=True)
         self._spawn(
-            "database",
+            name,
             [
                 database_binary(),
                 "--host",
                 self.host,
                 "--port",
-                str(self.mongodb_port),
+                str(port),
                 "--storage-path",
                 str(storage),
                 "--log-level",
                 "WARNING",
                 *(["--sync-on-commit"] if self.sync_on_commit else []),
+                *(["--standalone"] if self.standalone else []),
             ],
-            self.mongodb_port,
+            port,
+            wait=wait,
         )
+
+    def _database(self, name: str) -> tuple[int, Path]:
+        """The port and data folder of the database process ``name``."""
+        if name == "database" and not self.service_databases:
+            return self.mongodb_port, self.data_dir / "mongodb"
+        owner = name.removeprefix("database-")
+        if name == owner or owner not in self.service_databases:
+            raise KeyError(f"no embedded database {name!r}: {', '.join(self.database_names)}")
+        return self.service_databases[owner], self.data_dir / f"mongodb-{owner}"
+
+    def start_databases(self) -> None:
+        """All of them at once (each takes about a second to open its storage), then wait for each."""
+        for name in self.database_names:
+            self.start_database(name, wait=False)
+        for name in self.database_names:
+            wait_for_port(self.host, self._database(name)[0], timeout=60, process=self.process(name).process)
 
     def start(self) -> EmbeddedBackends:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         try:
             self.start_broker()
-            self.start_database()
+            self.start_databases()
         except BaseException:
             self.stop()
             raise
@@ -169,17 +228,21 @@ class EmbeddedBackends:
         return next(p for p in self.processes if p.name == name)
 
     def take_down(self, name: str, *, kill: bool = False) -> None:
-        """Stop ``"broker"`` or ``"database"`` (SIGTERM, or SIGKILL with ``kill``) for an outage test."""
+        """Stop ``"broker"`` or a database (``"database"``, ``"database-<service>"``; SIGTERM, or SIGKILL
+        with ``kill``) for an outage test."""
         proc = self.process(name)
         proc.kill() if kill else proc.stop()
         self.processes.remove(proc)
 
     def bring_up(self, name: str) -> None:
-        """Start ``"broker"`` or ``"database"`` again on the same port. The database keeps its data; the
+        """Start ``"broker"`` or a database again on the same port. A database keeps its data; the
         broker's memory storage comes back empty: no topics, no records, no committed offsets."""
-        {"broker": self.start_broker, "database": self.start_database}[name]()
+        if name == "broker":
+            self.start_broker()
+        else:
+            self.start_database(name)
 
-    def _spawn(self, name: str, argv: list[str], port: int) -> None:
+    def _spawn(self, name: str, argv: list[str], port: int, *, wait: bool = True) -> None:
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         log = (logs / f"{name}.log").open("ab")
@@ -187,4 +250,5 @@ class EmbeddedBackends:
             guarded(argv), stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(), start_new_session=True
         )
         self.processes.append(ChildProcess(name, proc, log))
-        wait_for_port(self.host, port, timeout=60, process=proc)
+        if wait:
+            wait_for_port(self.host, port, timeout=60, process=proc)

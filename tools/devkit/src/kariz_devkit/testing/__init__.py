@@ -13,7 +13,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,12 +35,18 @@ class Backends:
     #: The identity provider whose tokens the services accept (the tests' ``LocalIssuer``).
     auth_issuer: str = ""
     auth_audience: str = "kariz"
+    #: Service -> the URI of a database server of its own (the embedded per-service databases of the
+    #: bench and the dev stack); a service not in it uses ``mongodb_uri``.
+    mongodb_uris: Mapping[str, str] = field(default_factory=dict, compare=False)
 
-    def settings(self) -> dict[str, Any]:
-        """Service settings that point at these backends."""
+    def mongodb_uri_of(self, service: str) -> str:
+        return self.mongodb_uris.get(service, self.mongodb_uri)
+
+    def settings(self, service: str | None = None) -> dict[str, Any]:
+        """Service settings that point at these backends (at ``service``'s own database, if it has one)."""
         values: dict[str, Any] = {
             "kafka_bootstrap_servers": self.kafka_bootstrap,
-            "mongodb_uri": self.mongodb_uri,
+            "mongodb_uri": self.mongodb_uri if service is None else self.mongodb_uri_of(service),
             "kafka_enable_idempotence": self.kafka_idempotence,
             "auth_issuer": self.auth_issuer,
             "auth_audience": self.auth_audience,
@@ -51,11 +57,11 @@ class Backends:
             values |= EMBEDDED_CONSUMER_TUNING
         return values
 
-    def env(self) -> dict[str, str]:
+    def env(self, service: str | None = None) -> dict[str, str]:
         """The same, as the environment of a service process."""
         return {
             f"KARIZ_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v)
-            for k, v in self.settings().items()
+            for k, v in self.settings(service).items()
         }
 
 
