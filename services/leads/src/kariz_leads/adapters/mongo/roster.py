@@ -25,8 +25,10 @@ from kariz_shared.runtime.clock import Clock
 
 REPS = "reps"
 RULE_VERSIONS = "assignment_rule_versions"
-#: The index a rep's capacity is counted along: a lead's owner and status.
-OWNER_STATUS = "owner_status"
+#: The index a rep's capacity is counted along: a lead's owner and status (then the newest-first order,
+#: so that it also serves an owner's leads in a status; two keys alone, it would outrank the owner's
+#: newest-first index for the lists' owner filter on the embedded database's shortest-index planner).
+OWNER_STATUS = "owner_status_newest_first"
 #: The index of a team's reps, by address.
 TEAM_EMAIL = "team_email"
 OPEN = [LeadStatus.NEW.value, LeadStatus.WORKING.value]
@@ -197,7 +199,10 @@ class MongoAssignmentRuleVersions:
 async def ensure_roster_indexes(store: Store) -> None:
     """A team's reps by address; leads by owner and status (a rep's open leads, for capacity)."""
     await store.db[REPS].create_index([("team", ASCENDING), ("_id", ASCENDING)], name=TEAM_EMAIL)
-    await store.db[LEADS].create_index([("owner", ASCENDING), ("status", ASCENDING)], name=OWNER_STATUS)
+    await store.db[LEADS].create_index(
+        [("owner", ASCENDING), ("status", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
+        name=OWNER_STATUS,
+    )
 
 
 async def seed_rule_versions(store: Store, clock: Clock) -> None:
