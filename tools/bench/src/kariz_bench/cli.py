@@ -31,6 +31,7 @@ import psutil
 
 from kariz_bench.csv_import import CsvImportRun, csv_import
 from kariz_bench.observer import Observer
+from kariz_bench.plans import collection_scans
 from kariz_bench.stack import PARTITIONS, Backend, Meter, Stack, Usage, backends, drop_databases
 from kariz_bench.traffic import Sent, capture_all, capture_at_rate, hot_leads, import_all
 from kariz_devkit.testing.cluster import Sinks
@@ -127,11 +128,11 @@ async def latency(
     )
 
 
-async def on_stack(backend: Backend, replicas: int, logs: Path, work: Any) -> Any:
+async def on_stack(backend: Backend, replicas: int, logs: Path, work: Any, *, profile: bool = False) -> Any:
     sinks = await Sinks().start()
     stack = Stack(backend, sinks, logs, replicas=replicas)
     try:
-        await stack.start()
+        await stack.start(profile=profile)
         observer = await Observer(backend.backends.kafka_bootstrap).start()
         try:
             headers = {"Authorization": f"Bearer {stack.token}"}
@@ -162,6 +163,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             say(
                 f"  {one.leads_per_second:,.1f} leads/s end to end ({one.capture_per_second:,.1f}/s captured)"
             )
+            if args.plans:
+                uris = {name: stack.backend.mongodb_uri_of(name) for name in stack.databases}
+                found = results["collection_scans"] = await collection_scans(uris, stack.databases)
+                say(f"  {len(found)} filter shapes answered with a collection scan (see the JSON)")
+                for scan in found:
+                    say(
+                        f"    {scan.times:>6} x {scan.service}.{scan.collection} "
+                        f"({scan.documents:,} docs, {scan.ms} ms once) {scan.shape}"
+                    )
             if "latency" in phases:
                 # At half load on an idle system: not while notifications still work off the backlog.
                 waited = await stack.until_idle()
@@ -175,7 +185,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
         async with backends(**layout) as backend:
             results["backends"] = backend.kind
-            await on_stack(backend, 1, logs / "one", single)
+            await on_stack(backend, 1, logs / "one", single, profile=args.plans)
     if "replicas" in phases:
         more = hot_leads(args.warmup + args.replica_leads, seed=args.seed + 2, run_tag=tag + "r")
 
@@ -254,6 +264,7 @@ def summary(results: dict[str, Any], args: argparse.Namespace, logs: Path) -> di
             "latency": _plain(late),
             "raw": _plain(raw),
             "csv_import": _plain(results.get("csv_import")),
+            "collection_scans": [asdict(s) for s in results.get("collection_scans", [])] or None,
         },
         "run": {
             "command": " ".join(["kariz-bench", *sys.argv[1:]]),
@@ -411,6 +422,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--standalone", action="store_true", help="embedded: databases with --standalone (no oplog)"
+    )
+    parser.add_argument(
+        "--plans",
+        action="store_true",
+        help="profile every command of the 1-replica run and list the filters answered by a collection "
+        "scan (the profiler costs the database CPU: not for figures)",
     )
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--out", default="bench-results.json")

@@ -24,6 +24,7 @@ import psutil
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pymongo import AsyncMongoClient
 
+from kariz_bench import plans
 from kariz_devkit.devstack import ServiceProcess, start_service, wait_ready
 from kariz_devkit.embedded import EmbeddedBackends, free_port
 from kariz_devkit.issuer import LocalIssuer
@@ -212,7 +213,12 @@ class Stack:
             **self.issuer.environment(),
         }
 
-    async def start(self) -> Stack:
+    async def start(self, *, profile: bool = False) -> Stack:
+        """Start the services; with ``profile``, each one's database profiles every command from the
+        start (``kariz_bench.plans``)."""
+        if profile:
+            uris = {name: self.backend.mongodb_uri_of(name) for name in self.databases}
+            await plans.enable(uris, self.databases)
         await ensure_topics(self.backend.backends.kafka_bootstrap, partitions=PARTITIONS)
         self.issuer.start()
         env = self.environment()
