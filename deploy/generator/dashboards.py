@@ -397,6 +397,22 @@ def sales_funnel() -> dict[str, Any]:
                     width=6,
                 ),
                 Panel(
+                    "Leads queued: no rep of the team available",
+                    # A team's series exists once it queued a lead: "or vector(0)" answers 0 before that.
+                    [(f"sum(increase(kariz_leads_queued_total[{RANGE}])) or vector(0)", "queued")],
+                    kind="stat",
+                    width=6,
+                    description="New leads an assignment rule gave to a team whose reps were all away, "
+                    "inactive or at capacity (LeadQueued): owned by queue:<team> until assigned",
+                ),
+                Panel(
+                    "Duplicate leads merged",
+                    [(f"sum(increase(kariz_leads_merges_total[{RANGE}]))", "merges")],
+                    kind="stat",
+                    width=6,
+                    description="POST /leads/{id}/merge: two records of one person made one (LeadsMerged)",
+                ),
+                Panel(
                     "Response SLA breaches",
                     [(f"sum(increase({BREACHES}[{RANGE}]))", "breaches")],
                     kind="stat",

@@ -104,6 +104,8 @@ async def observed(
         "KARIZ_DELIVERY_BACKOFF_S": "0.1",
         # A timer armed by another process (this test) is found within a second.
         "KARIZ_TIMER_IDLE_S": "1",
+        # A team known at start: its queue counter is exported at 0 (the queued-leads panel).
+        "KARIZ_TEAMS": json.dumps({"emea": ["alex@kariz.example", "sam@kariz.example"]}),
         # A subscriber that is down: its deliveries fail, are retried, and are given up.
         "KARIZ_WEBHOOK_SUBSCRIBERS": json.dumps(
             [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import partial
 
-from kariz_leads.adapters.metrics import NewestCaptureGauge
+from kariz_leads.adapters.metrics import NewestCaptureGauge, start_queues_at_zero
 from kariz_leads.adapters.mongo.indexes import ensure_indexes
 from kariz_leads.adapters.mongo.roster import seed_rule_versions
 from kariz_leads.adapters.mongo.unit_of_work import MongoLeadsUnitOfWork
@@ -67,6 +67,7 @@ def build(settings: LeadsSettings | None = None, clock: Clock | None = None) -> 
     service.api.include_router(tasks.router(units))
     service.api.include_router(roster.router(units))  # /reps and /assignment-rules
     import_worker.install(service, units, team, sla, settings)  # CSV imports: routes and worker
+    start_queues_at_zero(settings.teams)
     gauge = NewestCaptureGauge(service.store)
     service.add_worker(
         "capture-gauge", refreshing("capture", gauge.refresh, settings.metrics_refresh_interval_s)

@@ -3,6 +3,7 @@ Counted only after the unit of work that made the fact committed (the handlers s
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from prometheus_client import Counter, Gauge
@@ -53,6 +54,13 @@ for _source in LeadSource:
 for _channel in ActivityChannel:
     for _outcome in ActivityOutcome:
         activities.labels(_channel.value, _outcome.value)
+
+
+def start_queues_at_zero(teams: Iterable[str]) -> None:
+    """The queue counter of each team known at start (KARIZ_TEAMS) starts at 0: a first queued lead
+    counts in increase(); a team only the rules name gets its series with its first queued lead."""
+    for team in teams:
+        queued.labels(team)
 
 
 class PrometheusMetrics:
