@@ -49,6 +49,7 @@ RULE_ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"description": "The body or the If-Match header is invalid; the message says which and why"},
 }
 
+
 def etag(version: RuleSetVersion) -> str:
     """The ``ETag`` of a version of the rule set: its number, quoted (If-Match: kariz_shared's)."""
     return version_etag(version.number)
