@@ -10,13 +10,13 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
 
 from kariz_deals.domain import Account, Deal, DealCriteria, PipelineScope, StageMove, StageTotal
 from kariz_deals.service_layer.unit_of_work import DealsUnitOfWork
 from kariz_shared.contracts.errors import DuplicateRecord
 from kariz_shared.persistence.in_memory import InMemoryUnitOfWork, InMemoryVersionedAggregates
+from kariz_shared.persistence.lead_merges import InMemoryLeadMerges
 from kariz_shared.runtime.clock import Clock
 
 
@@ -36,17 +36,6 @@ class InMemoryDealRepository(InMemoryVersionedAggregates[Deal]):
     async def save(self, deal: Deal) -> None:
         stale = f"deal {deal.id} was changed by another request meanwhile; reload it and try again"
         self.keep_version(deal.id, deal, stale=stale)
-
-
-class InMemoryLeadMerges:
-    def __init__(self) -> None:
-        self.survivors: dict[str, str] = {}
-
-    async def record(self, merged_lead_id: str, survivor_id: str, at: datetime) -> None:
-        self.survivors.setdefault(merged_lead_id, survivor_id)
-
-    async def survivor_of(self, lead_id: str) -> str | None:
-        return self.survivors.get(lead_id)
 
 
 class InMemoryAccountRepository:

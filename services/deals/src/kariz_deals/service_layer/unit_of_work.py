@@ -8,11 +8,11 @@ second.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Protocol
 
 from kariz_deals.domain import Account, Deal, StageMove
 from kariz_shared.contracts.aggregate import Aggregate
+from kariz_shared.persistence.lead_merges import LeadMerges
 from kariz_shared.persistence.unit_of_work import UnitOfWork
 
 
@@ -43,20 +43,6 @@ class DealRepository(Protocol):
 
     async def save(self, deal: Deal) -> None:
         """Write a loaded deal back; ``Conflict`` if it changed since it was loaded."""
-        ...
-
-
-class LeadMerges(Protocol):
-    """The merges of leads deals heard of (``LeadsMerged``), by the merged lead: a qualification of a
-    merged lead that comes later is the survivor's."""
-
-    async def record(self, merged_lead_id: str, survivor_id: str, at: datetime) -> None:
-        """Remember the merge; recording it again changes nothing."""
-        ...
-
-    async def survivor_of(self, lead_id: str) -> str | None:
-        """The lead ``lead_id`` was merged into, if deals heard of it. On MongoDB the first call reads the
-        merges of every event of the consumed batch at once."""
         ...
 
 

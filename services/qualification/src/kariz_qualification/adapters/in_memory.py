@@ -8,7 +8,6 @@ number is refused, events are never stored.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from kariz_qualification.domain.lead import Lead, Outcome, Scoring, Trigger
 from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
@@ -17,6 +16,7 @@ from kariz_qualification.domain.rules import DEFAULT_RULES, RuleSet
 from kariz_qualification.service_layer.unit_of_work import QualificationUnitOfWork
 from kariz_shared.contracts.errors import Conflict, DuplicateRecord
 from kariz_shared.persistence.in_memory import InMemoryUnitOfWork, InMemoryVersionedAggregates
+from kariz_shared.persistence.lead_merges import InMemoryLeadMerges
 from kariz_shared.runtime.clock import Clock
 
 
@@ -37,17 +37,6 @@ class InMemoryLeadRepository(InMemoryVersionedAggregates[Lead]):
     async def page(self, query: LeadsByStatus, limit: int, offset: int) -> tuple[list[LeadSummary], int]:
         leads, total = self.select(query.matches, lambda lead: lead.captured_at, limit=limit, offset=offset)
         return [LeadSummary.of(lead) for lead in leads], total
-
-
-class InMemoryMergeRecords:
-    def __init__(self) -> None:
-        self.survivors: dict[str, str] = {}
-
-    async def record(self, merged_lead_id: str, survivor_id: str, at: datetime) -> None:
-        self.survivors.setdefault(merged_lead_id, survivor_id)
-
-    async def survivor_of(self, lead_id: str) -> str | None:
-        return self.survivors.get(lead_id)
 
 
 @dataclass
@@ -95,7 +84,7 @@ class InMemoryQualificationUnitOfWork(InMemoryUnitOfWork, QualificationUnitOfWor
     def __init__(self, clock: Clock | None = None, rules: RuleSet | None = None) -> None:
         super().__init__(clock)
         self.leads: InMemoryLeadRepository = InMemoryLeadRepository()
-        self.merges: InMemoryMergeRecords = InMemoryMergeRecords()
+        self.merges: InMemoryLeadMerges = InMemoryLeadMerges()
         seeded = RuleSetVersion.seeded(rules or DEFAULT_RULES, self.clock.now())
         self.rules: InMemoryRuleSetRepository = InMemoryRuleSetRepository([seeded])
         self.metrics: RecordedMetrics = RecordedMetrics()

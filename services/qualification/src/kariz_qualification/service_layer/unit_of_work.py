@@ -7,12 +7,12 @@ the second.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Protocol
 
 from kariz_qualification.domain.lead import Lead, Outcome, Scoring
 from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
 from kariz_qualification.domain.rule_versions import RuleSetVersion
+from kariz_shared.persistence.lead_merges import LeadMerges
 from kariz_shared.persistence.unit_of_work import UnitOfWork
 
 
@@ -40,21 +40,6 @@ class LeadRepository(Protocol):
 
     async def page(self, query: LeadsByStatus, limit: int, offset: int) -> tuple[list[LeadSummary], int]:
         """One page of the leads ``query`` selects, newest capture first, and how many it selects."""
-        ...
-
-
-class MergeRecords(Protocol):
-    """Merges of leads qualification had not seen when ``LeadsMerged`` came: the duplicate's capture may
-    still be on its way (the two events travel on different topics), and is folded in when it comes."""
-
-    async def record(self, merged_lead_id: str, survivor_id: str, at: datetime) -> None:
-        """Remember that ``merged_lead_id`` was merged into ``survivor_id``; recording it again changes
-        nothing."""
-        ...
-
-    async def survivor_of(self, lead_id: str) -> str | None:
-        """The lead ``lead_id`` was merged into, if a merge of it was recorded. On MongoDB the first call
-        reads the merges of every event of the consumed batch at once."""
         ...
 
 
@@ -91,6 +76,6 @@ class QualificationMetrics(Protocol):
 
 class QualificationUnitOfWork(UnitOfWork):
     leads: LeadRepository
-    merges: MergeRecords
+    merges: LeadMerges
     rules: RuleSetRepository
     metrics: QualificationMetrics

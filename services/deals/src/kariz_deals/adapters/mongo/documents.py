@@ -7,8 +7,6 @@ from typing import Any
 from kariz_deals.domain import Account, AccountRef, Deal, DealCriteria, StageVisit, pipeline_named
 
 DEALS = "deals"
-#: The merges of leads deals heard of: ``_id`` = the merged lead, ``survivor`` = the lead it lives on in.
-LEAD_MERGES = "lead_merges"
 ACCOUNTS = "accounts"
 
 Document = dict[str, Any]

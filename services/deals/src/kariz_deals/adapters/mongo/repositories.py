@@ -10,7 +10,6 @@ change to the transaction's one pipeline delta. :class:`MongoDealReads` reads ou
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 
 from pymongo import ASCENDING, DESCENDING
 
@@ -18,7 +17,6 @@ from kariz_deals.adapters.mongo import pipeline_totals
 from kariz_deals.adapters.mongo.documents import (
     ACCOUNTS,
     DEALS,
-    LEAD_MERGES,
     Document,
     account_from_document,
     account_to_document,
@@ -93,24 +91,6 @@ class MongoDealRepository:
         pipeline_totals.record_change(self.tx, before, doc)
         self._as_read[deal.id] = doc
         deal.version = read_version + 1
-
-
-class MongoLeadMerges:
-    def __init__(self, tx: Transaction) -> None:
-        self.tx = tx
-
-    async def record(self, merged_lead_id: str, survivor_id: str, at: datetime) -> None:
-        # An upsert that keeps the first: a redelivered merge writes nothing new.
-        await self.tx.db[LEAD_MERGES].update_one(
-            {"_id": merged_lead_id},
-            {"$setOnInsert": {"survivor": survivor_id, "merged_at": at}},
-            upsert=True,
-            session=self.tx.session,
-        )
-
-    async def survivor_of(self, lead_id: str) -> str | None:
-        doc = await self.tx.find_one_for_batch(LEAD_MERGES, "_id", lead_id, of_event=lead_id_of)
-        return None if doc is None else str(doc["survivor"])
 
 
 def _account_key_of(event: Event) -> str | None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from kariz_deals.adapters.mongo.repositories import (
     MongoAccountRepository,
     MongoDealRepository,
-    MongoLeadMerges,
 )
 from kariz_deals.service_layer.unit_of_work import DealsMetrics, DealsUnitOfWork
+from kariz_shared.persistence.lead_merges import MongoLeadMerges
 from kariz_shared.persistence.store import Transaction
 from kariz_shared.persistence.unit_of_work import MongoUnitOfWork
 from kariz_shared.runtime.clock import Clock

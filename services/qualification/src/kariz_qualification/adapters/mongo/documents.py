@@ -12,8 +12,6 @@ from kariz_qualification.domain.rules import RuleSet
 from kariz_shared.contracts.events import BantAnswers, Company, Contact, LeadSource, ScoreLine
 
 LEADS = "leads"
-#: One document per merge whose duplicate qualification had not seen: ``_id`` = the duplicate's id.
-MERGES = "lead_merges"
 #: One document per version of the rule set, ``_id`` = the version number (unique: two replacements
 #: cannot both become version n).
 RULE_SET_VERSIONS = "rule_set_versions"

@@ -7,14 +7,12 @@ transaction's batch helpers), which is what keeps a batch cheap on the embedded 
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pymongo import DESCENDING
 
 from kariz_qualification.adapters.mongo.documents import (
     LEADS,
-    MERGES,
     RULE_SET_VERSIONS,
     SUMMARY_FIELDS,
     lead_from_document,
@@ -80,24 +78,6 @@ class MongoLeadRepository:
             session=self.tx.session,
         )
         return [summary_from_document(doc) for doc in docs], total
-
-
-class MongoMergeRecords:
-    def __init__(self, tx: Transaction) -> None:
-        self.tx = tx
-
-    async def record(self, merged_lead_id: str, survivor_id: str, at: datetime) -> None:
-        # An upsert that keeps the first: a redelivered merge writes nothing new.
-        await self.tx.db[MERGES].update_one(
-            {"_id": merged_lead_id},
-            {"$setOnInsert": {"survivor": survivor_id, "merged_at": at}},
-            upsert=True,
-            session=self.tx.session,
-        )
-
-    async def survivor_of(self, lead_id: str) -> str | None:
-        doc = await self.tx.find_one_for_batch(MERGES, "_id", lead_id, of_event=lead_id_of)
-        return None if doc is None else str(doc["survivor"])
 
 
 class MongoRuleSetRepository:

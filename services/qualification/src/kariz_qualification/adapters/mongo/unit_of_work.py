@@ -5,10 +5,10 @@ from __future__ import annotations
 from kariz_qualification.adapters.metrics import PrometheusMetrics
 from kariz_qualification.adapters.mongo.repositories import (
     MongoLeadRepository,
-    MongoMergeRecords,
     MongoRuleSetRepository,
 )
 from kariz_qualification.service_layer.unit_of_work import QualificationMetrics, QualificationUnitOfWork
+from kariz_shared.persistence.lead_merges import MongoLeadMerges
 from kariz_shared.persistence.store import Transaction
 from kariz_shared.persistence.unit_of_work import MongoUnitOfWork
 from kariz_shared.runtime.clock import Clock
@@ -20,6 +20,6 @@ class MongoQualificationUnitOfWork(MongoUnitOfWork, QualificationUnitOfWork):
     def __init__(self, tx: Transaction, clock: Clock, metrics: QualificationMetrics = PROMETHEUS) -> None:
         super().__init__(tx, clock)
         self.leads = MongoLeadRepository(tx)
-        self.merges = MongoMergeRecords(tx)
+        self.merges = MongoLeadMerges(tx)
         self.rules = MongoRuleSetRepository(tx, clock)
         self.metrics = metrics
