@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -14,10 +14,15 @@ from kariz_shared.contracts.events import (
     Contact,
     DealLost,
     DealWon,
+    FollowUpDue,
     LeadQualified,
+    LeadQueued,
+    LeadReassigned,
+    LeadResponseOverdue,
     LeadSource,
     ScoreLine,
     StageChanged,
+    TaskKind,
 )
 
 NOW = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
@@ -101,6 +106,56 @@ class Sample:
             "lost_at": NOW,
         }
         return DealLost(**{**values, **changes})
+
+    @staticmethod
+    def follow_up_due(lead_id: str = "L-1", assignee: str = "rep@kariz.test", **changes: Any) -> FollowUpDue:
+        values: dict[str, Any] = {
+            "task_id": "T-1",
+            "lead_id": lead_id,
+            "assignee": assignee,
+            "kind": TaskKind.CALL_BACK,
+            "title": "Call Ada about the pilot",
+            "due_at": NOW,
+        }
+        return FollowUpDue(**{**values, **changes})
+
+    @staticmethod
+    def response_overdue(
+        lead_id: str = "L-1", owner: str = "rep@kariz.test", **changes: Any
+    ) -> LeadResponseOverdue:
+        values: dict[str, Any] = {
+            "lead_id": lead_id,
+            "owner": owner,
+            "source": LeadSource.WEB_FORM,
+            "captured_at": NOW - timedelta(hours=4),
+            "due_at": NOW,
+        }
+        return LeadResponseOverdue(**{**values, **changes})
+
+    @staticmethod
+    def lead_queued(lead_id: str = "L-1", team: str = "emea", **changes: Any) -> LeadQueued:
+        values: dict[str, Any] = {
+            "lead_id": lead_id,
+            "team": team,
+            "queue": f"queue:{team}",
+            "rule": "enterprise-emea",
+            "reason": "every rep is away or at capacity",
+            "queued_at": NOW,
+        }
+        return LeadQueued(**{**values, **changes})
+
+    @staticmethod
+    def lead_reassigned(
+        lead_id: str = "L-1", to_owner: str = "new@kariz.test", **changes: Any
+    ) -> LeadReassigned:
+        values: dict[str, Any] = {
+            "lead_id": lead_id,
+            "from_owner": "rep@kariz.test",
+            "to_owner": to_owner,
+            "reason": "response SLA escalation",
+            "reassigned_at": NOW,
+        }
+        return LeadReassigned(**{**values, **changes})
 
 
 @pytest.fixture

@@ -96,7 +96,18 @@ SERVICES: tuple[ServiceEntry, ...] = (
         8004,
         # TaskRequested is the task action of the automation rules (issue G); its contract is here now.
         publishes=(TaskRequested,),
-        consumes=(LeadQualified, StageChanged, DealWon, DealLost),
+        # The leads service's follow-up, response-SLA, queue and reassignment events are its reminders and
+        # alerts (issue G's default rules).
+        consumes=(
+            LeadQualified,
+            StageChanged,
+            DealWon,
+            DealLost,
+            FollowUpDue,
+            LeadResponseOverdue,
+            LeadQueued,
+            LeadReassigned,
+        ),
         summary="rules that turn events into e-mails and signed webhooks, delivery log",
     ),
 )

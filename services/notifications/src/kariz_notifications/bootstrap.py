@@ -30,8 +30,9 @@ def build(settings: NotificationsSettings | None = None, clock: Clock | None = N
         settings,
         title="Kariz notifications",
         description=(
-            "Turns sales events into messages: e-mails to owners, the sales team and onboarding, and signed "
-            "webhooks to subscribers; every delivery and attempt is logged."
+            "Turns sales events into messages: e-mails to owners, their managers, the sales team and "
+            "onboarding (follow-up reminders, overdue responses, queued and reassigned leads, deal news), "
+            "and signed webhooks to subscribers; every delivery and attempt is logged."
         ),
         publishes=system.service("notifications").publishes,
         clock=clock,
@@ -68,7 +69,8 @@ def build(settings: NotificationsSettings | None = None, clock: Clock | None = N
     audience = settings.audience()
 
     def unit_of_work(tx: Transaction, clock: Clock) -> MongoNotificationsUnitOfWork:
-        return MongoNotificationsUnitOfWork(tx, clock, audience)
+        # The service's live roster (kariz.reps.v1): managers and time zones as they are at each event.
+        return MongoNotificationsUnitOfWork(tx, clock, audience, service.roster)
 
     units = MongoUnitsOfWork(service.store, service.clock, unit_of_work)
     service.subscribe_all(units, kafka.subscriptions(on_recorded=worker.wake))

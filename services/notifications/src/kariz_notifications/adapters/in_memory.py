@@ -18,10 +18,12 @@ from kariz_notifications.domain.model import (
     Handover,
     HandoverRecord,
     HandoverStatus,
+    Reps,
 )
 from kariz_notifications.domain.queries import DeliveryCriteria
 from kariz_notifications.domain.schedule import NextStep
 from kariz_notifications.service_layer.unit_of_work import NotificationsUnitOfWork
+from kariz_shared.contracts.identity import LiveRoster
 from kariz_shared.persistence.in_memory import InMemoryUnitOfWork
 from kariz_shared.runtime.clock import Clock
 
@@ -61,11 +63,14 @@ class InMemoryHandovers:
 
 
 class InMemoryNotificationsUnitOfWork(InMemoryUnitOfWork, NotificationsUnitOfWork):
-    def __init__(self, clock: Clock | None = None, audience: Audience | None = None) -> None:
+    def __init__(
+        self, clock: Clock | None = None, audience: Audience | None = None, reps: Reps | None = None
+    ) -> None:
         super().__init__(clock)
         self.deliveries = InMemoryDeliveries()
         self.handovers = InMemoryHandovers()
         self.audience = audience or Audience()
+        self.reps: Reps = reps if reps is not None else LiveRoster()
         self.causation_id: str | None = None
         self.correlation_id: str | None = None
 

@@ -6,8 +6,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Protocol
 
-from kariz_shared.contracts.events import DealLost, DealWon, LeadQualified, StageChanged
+from kariz_shared.contracts.events import (
+    DealLost,
+    DealWon,
+    FollowUpDue,
+    LeadQualified,
+    LeadQueued,
+    LeadReassigned,
+    LeadResponseOverdue,
+    RepProfile,
+    StageChanged,
+)
 
 ALL_EVENTS = "*"
 
@@ -19,6 +30,10 @@ class EventType(StrEnum):
     STAGE_CHANGED = StageChanged.__name__
     DEAL_WON = DealWon.__name__
     DEAL_LOST = DealLost.__name__
+    FOLLOW_UP_DUE = FollowUpDue.__name__
+    LEAD_RESPONSE_OVERDUE = LeadResponseOverdue.__name__
+    LEAD_QUEUED = LeadQueued.__name__
+    LEAD_REASSIGNED = LeadReassigned.__name__
 
 
 class Channel(StrEnum):
@@ -71,6 +86,18 @@ class Audience:
     team: tuple[str, ...] = ()
     handover: tuple[str, ...] = ()
     subscribers: tuple[Subscriber, ...] = ()
+
+
+class Reps(Protocol):
+    """The reps as the roster knows them now (``kariz_shared.contracts.identity.LiveRoster``, fed from
+    kariz.reps.v1): whom a rule's roles (owner's manager, team's managers) name, and each recipient's
+    time zone."""
+
+    def profile(self, email: str) -> RepProfile | None: ...
+
+    def manager_of(self, email: str) -> str | None: ...
+
+    def members(self, team: str | None) -> frozenset[str]: ...
 
 
 @dataclass(frozen=True)

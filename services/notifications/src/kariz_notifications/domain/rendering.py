@@ -1,7 +1,8 @@
 """The words: what each event says in an e-mail, and the JSON a webhook subscriber receives.
 
 Every e-mail has one shape, so each kind is a :class:`Template` (its subject, its first sentence, its
-facts, any sections after them) and :func:`render` lays them all out the same way.
+facts, any sections after them) and :func:`render` lays them all out the same way, for one
+:class:`Reader`: a fact that is a time is shown in the reader's time zone.
 """
 
 from __future__ import annotations
@@ -9,17 +10,28 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
 from typing import Generic, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kariz_notifications.domain.model import Email, EventContext
-from kariz_shared.contracts.events import DealLost, DealWon, Event, LeadQualified, StageChanged
+from kariz_shared.contracts.events import (
+    DealLost,
+    DealWon,
+    Event,
+    FollowUpDue,
+    LeadQualified,
+    LeadQueued,
+    LeadReassigned,
+    LeadResponseOverdue,
+    StageChanged,
+)
 
 E = TypeVar("E", bound=Event)
 
-#: "Label: value"; a value of None leaves the line out.
-Fact = tuple[str, str | None]
+#: "Label: value"; a value of None leaves the line out, a time is shown in the reader's time zone.
+Fact = tuple[str, str | datetime | None]
 #: Labels and their colon are padded to this width, so the values start in one column.
 LABEL_WIDTH = 10
 
@@ -50,8 +62,44 @@ def timestamp(at: datetime) -> str:
     return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def zone(name: str | None) -> tzinfo:
+    """The IANA time zone ``name`` (a rep's profile), UTC when none or unknown here: a bad profile must
+    not stop their reminder."""
+    if not name or name in ("UTC", "Etc/UTC"):
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Whom an e-mail is rendered for: their address and the time zone its times are shown in."""
+
+    address: str
+    zone: tzinfo = UTC
+
+    def time(self, at: datetime) -> str:
+        """``2025-03-14 09:30 UTC``, or ``2025-03-14 13:00 Asia/Tehran (UTC+03:30)`` for a reader there."""
+        local = at.astimezone(self.zone)
+        shown = f"{local:%Y-%m-%d %H:%M}"
+        if self.zone is UTC:
+            return f"{shown} UTC"
+        offset = local.strftime("%z")
+        return f"{shown} {self.zone} (UTC{offset[:3]}:{offset[3:]})"
+
+
 def occurred_at(event: Event) -> datetime:
     """When the fact happened, as the event itself states it."""
+    if isinstance(event, FollowUpDue):
+        return event.due_at
+    if isinstance(event, LeadResponseOverdue):
+        return event.due_at
+    if isinstance(event, LeadQueued):
+        return event.queued_at
+    if isinstance(event, LeadReassigned):
+        return event.reassigned_at
     if isinstance(event, LeadQualified):
         return event.qualified_at
     if isinstance(event, StageChanged):
@@ -78,16 +126,18 @@ class Template(Generic[E]):
     sections: Callable[[E], list[list[str]]] = _no_sections
 
 
-def render(template: Template[E], event: E, to: str) -> Email:
-    """The e-mail ``template`` makes of ``event`` for ``to``."""
+def render(template: Template[E], event: E, reader: Reader) -> Email:
+    """The e-mail ``template`` makes of ``event`` for ``reader``."""
     lines = [template.headline(event), ""]
     lines += [
-        f"{label + ':':<{LABEL_WIDTH}} {value}" for label, value in template.facts(event) if value is not None
+        f"{label + ':':<{LABEL_WIDTH}} {reader.time(value) if isinstance(value, datetime) else value}"
+        for label, value in template.facts(event)
+        if value is not None
     ]
     for section in template.sections(event):
         if section:
             lines += ["", *section]
-    return Email(to=to, subject=one_line(template.subject(event)), body="\n".join(lines) + "\n")
+    return Email(to=reader.address, subject=one_line(template.subject(event)), body="\n".join(lines) + "\n")
 
 
 def _name(event: LeadQualified) -> str:
@@ -148,7 +198,7 @@ DEAL_WON: Template[DealWon] = Template(
         ("Amount", money(e.amount, e.currency)),
         ("Owner", e.owner),
         ("Cycle", duration(e.cycle_seconds)),
-        ("Won at", timestamp(e.won_at)),
+        ("Won at", e.won_at),
     ],
 )
 
@@ -160,7 +210,7 @@ HANDOVER: Template[DealWon] = Template(
         ("Amount", money(e.amount, e.currency)),
         ("Owner", f"{e.owner} (the sales rep who knows the account)"),
         ("Deal", e.deal_id),
-        ("Won at", timestamp(e.won_at)),
+        ("Won at", e.won_at),
     ],
 )
 
@@ -172,6 +222,62 @@ DEAL_LOST: Template[DealLost] = Template(
         ("Account", f"{e.account_name} ({e.account_id})"),
         ("Amount", money(e.amount, e.currency)),
         ("Cycle", duration(e.cycle_seconds)),
+    ],
+)
+
+
+def _task(kind: str) -> str:
+    return kind.replace("_", " ")
+
+
+FOLLOW_UP_DUE: Template[FollowUpDue] = Template(
+    subject=lambda e: f"Follow-up due: {e.title} (lead {e.lead_id})",
+    headline=lambda e: f"Your follow-up on lead {e.lead_id} is due: {e.title}.",
+    facts=lambda e: [
+        ("Task", f"{_task(e.kind.value)}: {e.title}"),
+        ("Lead", e.lead_id),
+        ("Deal", e.deal_id),
+        ("Due at", e.due_at),
+    ],
+)
+
+RESPONSE_OVERDUE: Template[LeadResponseOverdue] = Template(
+    subject=lambda e: f"Response overdue: lead {e.lead_id} ({e.owner})",
+    headline=lambda e: (
+        f"Lead {e.lead_id} is still new: {e.owner} has not acted on it within its response time."
+    ),
+    facts=lambda e: [
+        ("Lead", e.lead_id),
+        ("Owner", e.owner),
+        ("Source", e.source.value),
+        ("Captured", e.captured_at),
+        ("Due at", e.due_at),
+    ],
+)
+
+LEAD_QUEUED: Template[LeadQueued] = Template(
+    subject=lambda e: f"Lead waiting in the {e.team} queue: {e.lead_id}",
+    headline=lambda e: (
+        f"Lead {e.lead_id} is waiting in team {e.team}'s queue: nobody was available ({e.reason}). "
+        "Please assign it to a rep."
+    ),
+    facts=lambda e: [
+        ("Lead", e.lead_id),
+        ("Team", e.team),
+        ("Rule", e.rule),
+        ("Queued at", e.queued_at),
+    ],
+)
+
+LEAD_REASSIGNED: Template[LeadReassigned] = Template(
+    subject=lambda e: f"You have a new lead: {e.lead_id}",
+    headline=lambda e: f"Lead {e.lead_id} is yours now, from {e.from_owner}.",
+    facts=lambda e: [
+        ("Lead", e.lead_id),
+        ("From", e.from_owner),
+        ("Reason", e.reason),
+        ("By", e.actor),
+        ("At", e.reassigned_at),
     ],
 )
 

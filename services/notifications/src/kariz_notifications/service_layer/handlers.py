@@ -65,7 +65,9 @@ async def record_notifications(uow: NotificationsUnitOfWork, event: Event) -> li
     if uow.causation_id is None or uow.correlation_id is None:
         raise ValueError("recording notifications needs the event's id and correlation id")
     context = EventContext(event_id=uow.causation_id, correlation_id=uow.correlation_id)
-    plan = rules.plan(event, context, uow.audience)
+    plan = rules.plan(event, context, uow.audience, uow.reps)
+    for note in plan.notes:
+        log.warning(note, extra={"event_id": context.event_id, "event_type": event.event_name()})
     at = uow.clock.now()
     for delivery in plan.deliveries:
         uow.deliveries.add(delivery, at)

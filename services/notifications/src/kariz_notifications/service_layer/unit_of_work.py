@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from kariz_notifications.domain.model import Attempt, Audience, Delivery, DeliveryRecord, Handover
+from kariz_notifications.domain.model import Attempt, Audience, Delivery, DeliveryRecord, Handover, Reps
 from kariz_notifications.domain.schedule import NextStep
 from kariz_shared.persistence.unit_of_work import UnitOfWork
 
@@ -35,6 +35,8 @@ class NotificationsUnitOfWork(UnitOfWork):
     handovers: Handovers
     #: Who hears about what besides the owner (team, onboarding, webhook subscribers): the rules in force.
     audience: Audience
+    #: The reps as the roster knows them now: managers, teams' managers, recipients' time zones.
+    reps: Reps
     #: The id and correlation id of the event this unit applies (None outside a consumer).
     causation_id: str | None
     correlation_id: str | None

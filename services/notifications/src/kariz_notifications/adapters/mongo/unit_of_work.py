@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kariz_notifications.adapters.mongo.repositories import MongoDeliveries, MongoHandovers
-from kariz_notifications.domain.model import Audience
+from kariz_notifications.domain.model import Audience, Reps
 from kariz_notifications.service_layer.unit_of_work import NotificationsUnitOfWork
 from kariz_shared.persistence.store import Transaction
 from kariz_shared.persistence.unit_of_work import MongoUnitOfWork
@@ -11,11 +11,12 @@ from kariz_shared.runtime.clock import Clock
 
 
 class MongoNotificationsUnitOfWork(MongoUnitOfWork, NotificationsUnitOfWork):
-    def __init__(self, tx: Transaction, clock: Clock, audience: Audience) -> None:
+    def __init__(self, tx: Transaction, clock: Clock, audience: Audience, reps: Reps) -> None:
         super().__init__(tx, clock)
         self.deliveries = MongoDeliveries(tx)
         self.handovers = MongoHandovers(tx)
         self.audience = audience
+        self.reps = reps
         # Made for each event of a consumed batch, once the transaction is set to that event.
         self.causation_id = tx.causation_id
         self.correlation_id = tx.correlation_id
