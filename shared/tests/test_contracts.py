@@ -33,6 +33,8 @@ from kariz_shared.contracts.events import (
     ActivityLogged,
     ActivityOutcome,
     BantAnswers,
+    ChecklistAnswer,
+    ChecklistCompleteness,
     Company,
     Contact,
     DealLost,
@@ -50,6 +52,7 @@ from kariz_shared.contracts.events import (
     LeadResponseOverdue,
     LeadsMerged,
     LeadSource,
+    QualificationChecklist,
     RepProfile,
     ScoreLine,
     StageChanged,
@@ -78,6 +81,34 @@ def examples() -> dict[str, Event]:
         pain="manual quoting",
         timeline="within_3_months",
         notes="call again in May",
+    )
+    checklist = QualificationChecklist(
+        methodology="meddic",
+        answers=[
+            ChecklistAnswer(
+                item="economic_buyer",
+                kind="person",
+                value="Grace Hopper",
+                title="CFO",
+                answered_by="rep@kariz.example",
+                answered_at=NOW,
+            ),
+            ChecklistAnswer(
+                item="budget",
+                kind="amount",
+                amount=Decimal("30000.00"),
+                currency="EUR",
+                answered_by="rep@kariz.example",
+                answered_at=NOW,
+            ),
+        ],
+        completeness=ChecklistCompleteness(
+            answered=2,
+            items=7,
+            required=4,
+            required_answered=1,
+            missing=["metrics", "identify_pain", "champion"],
+        ),
     )
     deal = {"deal_id": "D-1", "lead_id": "L-1", "owner": "rep@kariz.example"}
 
@@ -193,6 +224,9 @@ def examples() -> dict[str, Event]:
             threshold=70,
             breakdown=breakdown,
             answers=answers,
+            checklist=checklist,
+            budget_amount=Decimal("30000.00"),
+            budget_currency="EUR",
             qualified_at=NOW,
         ),
         "LeadDisqualified": LeadDisqualified(
@@ -202,6 +236,7 @@ def examples() -> dict[str, Event]:
             score=10,
             breakdown=breakdown,
             answers=answers,
+            checklist=checklist,
             disqualified_at=NOW,
         ),
         "DealOpened": DealOpened(

@@ -137,6 +137,47 @@ class BantAnswers(BaseModel):
     notes: str | None = None
 
 
+class ChecklistAnswer(BaseModel):
+    """One answered item of a qualification checklist (BANT, MEDDIC, MEDDPICC), with who answered it
+    and when. Which of ``value``, ``amount``/``currency`` and ``title`` are set depends on ``kind``."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    item: str = Field(description="The checklist item, e.g. economic_buyer or budget_amount")
+    kind: str = Field(description="yes_no | choice | amount | person | text")
+    value: str | None = Field(
+        default=None,
+        description="yes_no: yes | no | unknown; choice: the choice; text: the text; person: the name",
+    )
+    amount: Decimal | None = Field(default=None, description="amount: the sum")
+    currency: str | None = Field(default=None, description="amount: ISO 4217 code, when given")
+    title: str | None = Field(default=None, description="person: their role or job title, when given")
+    answered_by: str | None = Field(
+        default=None, description="Who recorded the answer (absent for answers recorded before it was kept)"
+    )
+    answered_at: datetime
+
+
+class ChecklistCompleteness(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    answered: int = Field(description="Items answered (an unknown is not an answer)")
+    items: int = Field(description="Items the checklist has")
+    required: int = Field(description="Items the verdict rules require before the lead can qualify")
+    required_answered: int
+    missing: list[str] = Field(default_factory=list, description="The required items still unanswered")
+
+
+class QualificationChecklist(BaseModel):
+    """The checklist a lead was qualified with: its methodology, the answers, how complete it is."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    methodology: str = Field(description="bant | meddic | meddpicc")
+    answers: list[ChecklistAnswer]
+    completeness: ChecklistCompleteness
+
+
 # --- leads ----------------------------------------------------------------------------------------
 
 
@@ -390,6 +431,16 @@ class LeadQualified(Event):
     threshold: int
     breakdown: list[ScoreLine]
     answers: BantAnswers | None = None
+    checklist: QualificationChecklist | None = Field(
+        default=None, description="The methodology and its answers; absent when nothing was answered"
+    )
+    budget_amount: Decimal | None = Field(
+        default=None,
+        description="The budget from whichever checklist holds an amount (BANT budget_amount, MEDDIC budget)",
+    )
+    budget_currency: str | None = Field(
+        default=None, description="ISO 4217 code of budget_amount, when the answer gave one"
+    )
     qualified_at: datetime
     actor: str | None = actor_field()
 
@@ -404,6 +455,9 @@ class LeadDisqualified(Event):
     score: int
     breakdown: list[ScoreLine]
     answers: BantAnswers | None = None
+    checklist: QualificationChecklist | None = Field(
+        default=None, description="The methodology and its answers; absent when nothing was answered"
+    )
     disqualified_at: datetime
     actor: str | None = actor_field()
 
