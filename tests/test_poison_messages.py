@@ -49,10 +49,14 @@ from kariz_shared.contracts.events import (
     DealLost,
     DealWon,
     Event,
+    FollowUpDue,
     LeadCaptured,
     LeadDisqualified,
     LeadQualified,
+    LeadQueued,
+    LeadReassigned,
     LeadResponseEscalationDue,
+    LeadResponseOverdue,
     LeadsMerged,
     LeadSource,
     ScoreLine,
@@ -228,6 +232,41 @@ def deal_lost(deal_id: str) -> DealLost:
     )
 
 
+# The leads service's reminders and alerts, for notifications: each e-mails someone (a queue's team has no
+# manager in the roster here, so the sales team hears of it), so the effect is visible.
+def follow_up_due(lead_id: str) -> FollowUpDue:
+    return FollowUpDue(
+        task_id=unique("T"),
+        lead_id=lead_id,
+        assignee="rep@kariz.example",
+        kind=TaskKind.CALL_BACK,
+        title="Call the poison test back",
+        due_at=NOW,
+    )
+
+
+def response_overdue(lead_id: str) -> LeadResponseOverdue:
+    return LeadResponseOverdue(
+        lead_id=lead_id, owner="rep@kariz.example", source=LeadSource.WEB_FORM, captured_at=NOW, due_at=NOW
+    )
+
+
+def lead_queued(lead_id: str) -> LeadQueued:
+    return LeadQueued(
+        lead_id=lead_id, team="poison", queue="queue:poison", reason="nobody available", queued_at=NOW
+    )
+
+
+def lead_reassigned(lead_id: str) -> LeadReassigned:
+    return LeadReassigned(
+        lead_id=lead_id,
+        from_owner="rep@kariz.example",
+        to_owner="other@kariz.example",
+        reason="manual",
+        reassigned_at=NOW,
+    )
+
+
 def envelope(event: Event) -> Envelope[Event]:
     return Envelope(event=event, source=source_of(type(event)), correlation_id=unique("corr"))
 
@@ -380,6 +419,10 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
         StageChanged,
         DealWon,
         DealLost,
+        FollowUpDue,
+        LeadResponseOverdue,
+        LeadQueued,
+        LeadReassigned,
     ]
     topics = [cls.topic() for cls in consumed]
     partitions = await partition_counts(backends.kafka_bootstrap, topics)
@@ -433,6 +476,10 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             Case(StageChanged, [notifications], pair(stage_changed, "D")),
             Case(DealWon, [notifications], pair(deal_won, "D")),
             Case(DealLost, [notifications], pair(deal_lost, "D")),
+            Case(FollowUpDue, [notifications], pair(follow_up_due, "L")),
+            Case(LeadResponseOverdue, [notifications], pair(response_overdue, "L")),
+            Case(LeadQueued, [notifications], pair(lead_queued, "L")),
+            Case(LeadReassigned, [notifications], pair(lead_reassigned, "L")),
         ]
         # Every topic some service consumes is here, with every group that consumes it.
         assert {cls for r in svc.values() for cls in r.service.consumes} == set(consumed)

@@ -1,7 +1,8 @@
 """Notifications against the real broker and database, a real SMTP server and a real webhook receiver:
 events in, e-mails and signed webhooks out, every attempt logged, nothing sent twice.
 
-One service runs for the whole module: starting one joins four consumer groups, which takes seconds.
+One service runs for the whole module: starting one joins a consumer group per consumed topic, which takes
+seconds.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from kariz_devkit.testing import Backends, eventually, publish, running, unique
 from kariz_notifications.bootstrap import build
 from kariz_notifications.settings import NotificationsSettings
 from kariz_shared.contracts.envelope import Envelope
-from kariz_shared.contracts.events import DealWon, Event
+from kariz_shared.contracts.events import DealWon, Event, FollowUpDue, RepProfile
 from kariz_shared.contracts.webhooks import verify
+from kariz_shared.service import Service
+from kariz_shared.system import source_of
 
 pytestmark = pytest.mark.integration
 
@@ -44,6 +47,7 @@ class Notifications:
     db: AsyncDatabase[dict[str, Any]]
     team: str
     onboarding: str
+    service: Service
 
     async def log(self, **params: Any) -> list[dict[str, Any]]:
         response = await self.http.get("/notifications", params={"limit": 200, **params})
@@ -82,8 +86,9 @@ async def notifications(
     )
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(backends.mongodb_uri, tz_aware=True)
     try:
-        async with running(build(settings), token=admin_token) as http:
-            yield Notifications(http, settings, client[settings.database_name], team, onboarding)
+        service = build(settings)
+        async with running(service, token=admin_token) as http:
+            yield Notifications(http, settings, client[settings.database_name], team, onboarding, service)
     finally:
         await client.close()
 
@@ -324,3 +329,64 @@ async def test_a_delivery_whose_sender_died_is_taken_over(  # type: ignore[no-un
     assert mail["To"] == crashed
     still = (await svc.http.get(f"/notifications/{event_id}:email:{busy}")).json()
     assert still["status"] == "sending" and still["attempts"] == []
+
+
+async def test_reminders_reach_the_assignee_and_the_owners_manager_from_the_roster_once(  # type: ignore[no-untyped-def]
+    notifications: Notifications, backends: Backends, inbox, receiver, sample
+) -> None:
+    svc, bootstrap = notifications, backends.kafka_bootstrap
+    team = unique("team")
+    assignee, owner, manager = (f"{unique(who)}@kariz.test" for who in ("ria", "sam", "kim"))
+    # The roster as the leads service publishes it (kariz.reps.v1): time zones, and who manages whom.
+    for rep in (
+        RepProfile(email=assignee, team=team, time_zone="Asia/Tehran", updated_at=datetime.now(UTC)),
+        RepProfile(
+            email=owner, team=team, manager=manager, time_zone="Europe/Berlin", updated_at=datetime.now(UTC)
+        ),
+    ):
+        await publish(
+            bootstrap, Envelope(event=rep, source=source_of(RepProfile), correlation_id=unique("corr"))
+        )
+    roster = svc.service.roster
+    await eventually(lambda: roster.profile(assignee) is not None and roster.manager_of(owner) == manager)
+
+    def from_leads(event: Event) -> Envelope[Event]:
+        return Envelope(event=event, source=source_of(type(event)), correlation_id=unique("corr"))
+
+    due_lead, overdue_lead = unique("L"), unique("L")
+    due = from_leads(sample.follow_up_due(lead_id=due_lead, assignee=assignee))
+    overdue = from_leads(sample.response_overdue(lead_id=overdue_lead, owner=owner))
+    for env in (due, overdue):
+        await publish(bootstrap, env)
+
+    # The follow-up: its assignee's reminder, in their time zone, and the "*" subscriber's webhook.
+    items = await eventually(lambda: svc.settled(2, subject=due_lead), timeout=30)
+    assert {(i["channel"], i["recipient"], i["status"]) for i in items} == {
+        ("email", assignee, "sent"),
+        ("webhook", "audit", "sent"),
+    }
+    [reminder] = inbox.about(due.id)
+    assert reminder["To"] == assignee
+    assert reminder["Subject"] == f"Follow-up due: Call Ada about the pilot (lead {due_lead})"
+    assert "Due at:    2025-03-14 13:00 Asia/Tehran (UTC+03:30)" in reminder.get_content()
+    [hook] = receiver.about(due.id)
+    assert json.loads(hook.body)["type"] == "kariz.follow-up-due.v1"
+
+    # The overdue response: the owner and the manager their profile names, each in their time zone.
+    items = await eventually(lambda: svc.settled(3, subject=overdue_lead), timeout=30)
+    assert {(i["channel"], i["recipient"]) for i in items} == {
+        ("email", owner),
+        ("email", manager),
+        ("webhook", "audit"),
+    }
+    alerts = {str(m["To"]): m for m in inbox.about(overdue.id)}
+    assert set(alerts) == {owner, manager}
+    assert "10:30 Europe/Berlin" in alerts[owner].get_content()
+    assert "Due at:    2025-03-14 09:30 UTC" in alerts[manager].get_content()  # no profile of their own
+
+    # The reminder redelivered: the consumer knows the event, so nothing is recorded or sent again.
+    seen = duplicates(svc.settings, FollowUpDue)
+    await publish(bootstrap, due)
+    await eventually(lambda: duplicates(svc.settings, FollowUpDue) > seen, timeout=30)
+    assert await svc.db.deliveries.count_documents({"event_id": due.id}) == 2
+    assert len(inbox.about(due.id)) == 1 and len(receiver.about(due.id)) == 1
