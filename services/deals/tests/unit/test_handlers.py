@@ -177,6 +177,38 @@ async def test_a_deal_without_a_usable_budget_opens_without_an_amount(
     assert units.of_type(DealOpened)[0].amount is None
 
 
+@pytest.mark.parametrize(
+    ("budget_amount", "budget_currency", "bant_budget", "expected"),
+    [
+        # A MEDDIC lead: no BANT answers, the budget on top.
+        (Decimal("250000"), "USD", None, (Decimal("250000"), "USD")),
+        # The top-level budget wins over the BANT answer; without a currency, the deal currency.
+        (Decimal("40000"), None, Decimal("12000"), (Decimal("40000"), "EUR")),
+        # An event from before budget_amount: the BANT answer, as before.
+        (None, None, Decimal("12000"), (Decimal("12000"), "EUR")),
+        # No usable budget: no amount, and the currency of a missing amount is the deal currency.
+        (Decimal("0"), "USD", None, (None, "EUR")),
+    ],
+)
+async def test_a_deal_takes_the_top_level_budget_amount(
+    units: Units,
+    budget_amount: Decimal | None,
+    budget_currency: str | None,
+    bant_budget: Decimal | None,
+    expected: tuple[Decimal | None, str],
+) -> None:
+    event = qualified(budget=bant_budget).model_copy(
+        update={"budget_amount": budget_amount, "budget_currency": budget_currency}
+    )
+    if bant_budget is None:
+        event = event.model_copy(update={"answers": None})
+    await consume(units, event)
+    [deal] = stored(units)
+    assert (deal.amount, deal.currency) == expected
+    [opened] = units.of_type(DealOpened)
+    assert (opened.amount, opened.currency) == expected
+
+
 async def test_two_leads_of_one_company_domain_share_one_account(units: Units) -> None:
     first = await open_one(units, lead_id="L-1", company="Globex", domain="www.Globex.example")
     second = await open_one(units, lead_id="L-2", company="Globex Corp", domain="https://globex.example/")

@@ -56,7 +56,14 @@ async def open_deal_for(
         raise RuleViolation(f"LeadQualified for {lead.lead_id} carries no correlation id")
     now = uow.clock.now()
     account = await _account_for(uow, lead.company, now)
-    budget = lead.answers.budget_amount if lead.answers else None
+    # The top-level budget, whichever methodology's checklist held it; events from before it was there
+    # carry it only in their BANT answers.
+    budget = lead.budget_amount
+    if budget is None and lead.answers is not None:
+        budget = lead.answers.budget_amount
+    # A budget of 0 or less is no price to plan with; a budget in its own currency is priced in it.
+    amount = budget if budget is not None and budget > 0 else None
+    priced_in = lead.budget_currency if amount is not None and lead.budget_currency else currency
     contact = lead.contact
     deal = Deal.open(
         deal_id=new_deal_id(),
@@ -64,9 +71,8 @@ async def open_deal_for(
         opened_for=lead.lead_id,
         account=AccountRef(account.id, account.name, account.domain),
         owner=lead.owner,
-        # A budget of 0 or less is no price to plan with.
-        amount=budget if budget is not None and budget > 0 else None,
-        currency=currency,
+        amount=amount,
+        currency=priced_in,
         correlation_id=story,
         at=now,
         pipeline=pipeline,
