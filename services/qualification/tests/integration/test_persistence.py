@@ -280,6 +280,14 @@ async def test_a_lead_round_trips_through_its_document(store: Store, units: Unit
     old = await views.qualification_of(units, "L-1")
     assert [s.rules_version for s in old.scorings] == [None, None]
     assert [s.score for s in old.scorings] == [s.score for s in loaded.scorings]
+    # A lead stored before checklists were kept: its BANT answers are its checklist, by its decider.
+    assert doc["methodology"] == "bant" and [a["item"] for a in doc["checklist"]][:2] == [
+        "budget",
+        "budget_amount",
+    ]
+    await store.db.leads.update_one({"_id": "L-1"}, {"$unset": {"checklist": "", "methodology": ""}})
+    older = await views.qualification_of(units, "L-1")
+    assert (older.methodology, older.checklist) == ("bant", loaded.checklist)
     [event] = await store.db.outbox.find({"key": "L-1"}).to_list()
     # Emitted under the lead's own story (its capture's), not the HTTP request's.
     assert event["headers"]["ce_correlationid"] == "corr-0"

@@ -230,6 +230,76 @@ async def test_middling_lead_is_nurtured_until_its_answers_qualify_it(harness: H
     assert len(await harness.outbox(lead)) == 1
 
 
+async def test_a_meddic_lead_qualifies_once_its_checklist_is_answered_over_http(harness: Harness) -> None:
+    # MEDDIC for Dutch enterprises (no other test here captures in NL); the defaults are restored after.
+    rules = {
+        **DEFAULT_RULES.model_dump(mode="json"),
+        "segments": [
+            {"name": "nl enterprise", "methodology": "meddic", "min_size": 1000, "countries": ["NL"]}
+        ],
+    }
+    assert (await harness.http.put("/rules", json=rules)).status_code == 200
+    try:
+        lead = unique("L")
+        # software 20 + 1000+ 25 + NL 8 + VP 15 + referral 15 = 83: BANT would qualify it at capture.
+        env = from_leads(captured(lead, size=5000, country="NL"))
+        await harness.feed(env)
+        await harness.handled(env)
+        view = (await harness.http.get(f"/leads/{lead}/qualification")).json()
+        assert (view["status"], view["methodology"], view["score"]) == ("nurture", "meddic", 83)
+        assert view["checklist"]["completeness"]["missing"] == [
+            "metrics",
+            "economic_buyer",
+            "identify_pain",
+            "champion",
+        ]
+
+        first = await harness.http.put(
+            f"/leads/{lead}/checklist/meddic",
+            json={
+                "answers": {
+                    "economic_buyer": {"name": "Grace Hopper", "title": "CFO"},
+                    "metrics": "2 days saved",
+                }
+            },
+        )
+        assert first.status_code == 200, first.text
+        assert first.json()["status"] == "nurture" and await harness.outbox(lead) == []
+        wrong = await harness.http.put(f"/leads/{lead}/checklist/meddic", json={"answers": {"champion": 7}})
+        assert wrong.status_code == 422 and "answers.champion" in wrong.json()["message"]
+
+        done = await harness.http.put(
+            f"/leads/{lead}/checklist/meddic",
+            json={
+                "answers": {
+                    "identify_pain": "confirmed",
+                    "champion": {"name": "Lin"},
+                    "budget": {"amount": "250000", "currency": "EUR"},
+                }
+            },
+        )
+        assert done.status_code == 200, done.text
+        assert (done.json()["status"], done.json()["score"]) == ("qualified", 133)
+    finally:
+        restored = await harness.http.put("/rules", json=DEFAULT_RULES.model_dump(mode="json"))
+        assert restored.status_code == 200
+
+    record = await harness.decision_event(lead)
+    assert record.topic == QUALIFIED and record.headers["ce_correlationid"] == env.correlation_id
+    body = LeadQualified.model_validate(record.body)
+    assert (body.budget_amount, body.budget_currency, body.answers) == (Decimal("250000"), "EUR", None)
+    assert body.checklist is not None and body.checklist.methodology == "meddic"
+    assert [(a.item, a.answered_by) for a in body.checklist.answers] == [
+        ("metrics", "admin@kariz.test"),
+        ("economic_buyer", "admin@kariz.test"),
+        ("identify_pain", "admin@kariz.test"),
+        ("champion", "admin@kariz.test"),
+        ("budget", "admin@kariz.test"),
+    ]
+    assert body.checklist.completeness.missing == [] and body.checklist.completeness.required_answered == 4
+    assert len(await harness.outbox(lead)) == 1
+
+
 async def test_a_rep_disqualifies_by_hand_and_an_unknown_lead_is_not_found(harness: Harness) -> None:
     lead = unique("L")
     env = from_leads(middling(lead))

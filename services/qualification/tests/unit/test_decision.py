@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from kariz_qualification.domain.lead import Lead, Verdict, decide
+from kariz_qualification.domain.methodologies import bant_checklist
 from kariz_qualification.domain.rules import DEFAULT_RULES, RuleSet, Thresholds
 from kariz_shared.contracts.errors import Conflict
 from kariz_shared.contracts.events import (
@@ -54,7 +55,8 @@ FULL_BANT = answers(
     ],
 )
 def test_decide(score: int, given: BantAnswers | None, expected: Verdict) -> None:
-    assert decide(score, DEFAULT, given) == expected
+    review = None if given is None else DEFAULT_RULES.review("bant", bant_checklist(given, "rep", AT))
+    assert decide(score, DEFAULT, review) == expected
 
 
 def captured(

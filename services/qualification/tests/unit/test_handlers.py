@@ -293,10 +293,17 @@ async def test_a_no_from_the_call_disqualifies_despite_the_score(
         score=score,
         breakdown=list(lead.breakdown),
         answers=answers,
+        checklist=event.checklist,
         disqualified_at=clock.now(),
         actor=REP,
     ), "the rep whose answers decided it is its actor"
     assert lead.decision.by == REP
+    # The call's answers as a BANT checklist too, each answered by the rep just now.
+    assert event.checklist is not None and event.checklist.methodology == "bant"
+    assert [(a.item, a.value, a.answered_by, a.answered_at) for a in event.checklist.answers] == [
+        (key, getattr(answers, key), REP, clock.now()) for key in ("budget", "authority", "need", "timeline")
+    ]
+    assert event.checklist.completeness.answered == 4, "a none is an answer (only unknown is not)"
 
 
 async def test_a_rep_disqualifies_by_hand(units: Units, clock: FakeClock) -> None:

@@ -18,7 +18,7 @@ decisions = Counter(
 )
 scores = Histogram(
     "kariz_qualification_score",
-    "Lead scores, by what triggered the scoring (captured, bant)",
+    "Lead scores, by what triggered the scoring (captured, bant, checklist, merged)",
     ["trigger"],
     buckets=[float(points) for points in range(0, 101, 10)],
     registry=registry,

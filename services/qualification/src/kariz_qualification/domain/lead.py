@@ -1,6 +1,9 @@
-"""A lead under qualification: its scorings, the answers of its qualification call, and its decision.
+"""A lead under qualification: its scorings, its checklist (the answers of its qualification
+methodology, BANT or MEDDIC, each with who answered and when), and its decision.
 
-The decision is final. A lead is scored when it is captured and again when answers are recorded; each
+The lead's methodology is its segment's when it is captured (the rule set says which) and stays: the
+answers are of one checklist. The decision is final. A lead is scored when it is captured and again when
+answers are recorded; each
 scoring may decide it (qualified or disqualified) and a decided lead refuses any further scoring or
 decision, so it gets exactly one ``LeadQualified`` or ``LeadDisqualified``, ever. The lead raises that
 event itself; its use case hands it to the unit of work (``uow.publish(lead)``).
@@ -8,21 +11,33 @@ event itself; its use case hands it to the unit of work (``uow.publish(lead)``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from kariz_qualification.domain.methodologies import (
+    METHODOLOGIES,
+    ChecklistReview,
+    Given,
+    MethodologyName,
+    bant_answers,
+    bant_checklist,
+    budget_of,
+)
 from kariz_qualification.domain.rules import RuleSet, Thresholds
 from kariz_shared.contracts.aggregate import Aggregate
-from kariz_shared.contracts.errors import Conflict
+from kariz_shared.contracts.errors import Conflict, RuleViolation
 from kariz_shared.contracts.events import (
     BantAnswers,
+    ChecklistAnswer,
     Company,
     Contact,
     LeadCaptured,
     LeadDisqualified,
     LeadQualified,
     LeadSource,
+    QualificationChecklist,
     ScoreLine,
 )
 
@@ -30,7 +45,8 @@ Outcome = Literal["qualified", "disqualified"]
 #: ``merged``: the lead was folded into another record of the same person (``merged_into``).
 Status = Literal["nurture", "qualified", "disqualified", "merged"]
 #: ``merged``: the scoring a merge took from the duplicate, which had the better verdict.
-Trigger = Literal["captured", "bant", "merged"]
+#: ``checklist``: answers recorded with ``PUT /leads/{id}/checklist/{methodology}``.
+Trigger = Literal["captured", "bant", "checklist", "merged"]
 
 #: How good a verdict is, for a merge: the better qualification wins (then the higher score).
 VERDICT_RANK = {"qualified": 2, "nurture": 1, "disqualified": 0}
@@ -44,24 +60,26 @@ class Verdict:
     reason: str | None = None
 
 
-def decide(score: int, thresholds: Thresholds, answers: BantAnswers | None) -> Verdict:
-    """Qualified at or above the qualify threshold; disqualified when the call found no need or no
-    budget, or when the score is below the disqualification threshold; otherwise nurtured.
+def decide(score: int, thresholds: Thresholds, review: ChecklistReview | None = None) -> Verdict:
+    """Qualified at or above the qualify threshold once the checklist's required items are answered;
+    disqualified by a hard no of the checklist (BANT: no need, no budget) or a score below the
+    disqualification threshold; otherwise nurtured (with the required items still missing, if any).
 
-    A "no" from the qualification call outweighs any score: a perfect fit with no need is not a deal.
+    A "no" from the qualification call outweighs any score: a perfect fit with no need is not a deal;
+    and a perfect fit whose economic buyer nobody has found is not one yet.
     """
-    if answers is not None:
-        if answers.need == "none":
-            return Verdict("disqualified", "no need")
-        if answers.budget == "none":
-            return Verdict("disqualified", "no budget")
-    if score >= thresholds.qualify:
+    if review is not None and review.hard_no is not None:
+        return Verdict("disqualified", review.hard_no)
+    missing = review.missing if review is not None else ()
+    if score >= thresholds.qualify and not missing:
         return Verdict("qualified")
     if score < thresholds.disqualify_below:
         return Verdict(
             "disqualified",
             f"fit score {score} is below the disqualification threshold {thresholds.disqualify_below}",
         )
+    if review is not None and missing:
+        return Verdict("nurture", f"{review.methodology} answers missing: {', '.join(missing)}")
     return Verdict("nurture")
 
 
@@ -97,7 +115,12 @@ class Lead(Aggregate):
     campaign: str | None
     correlation_id: str
     captured_at: datetime
+    #: The BANT answers as v1 events carry them: a BANT lead's checklist, or answers stored before
+    #: checklists were kept (taken into the checklist when the lead is loaded).
     answers: BantAnswers | None = None
+    methodology: MethodologyName = "bant"
+    #: The checklist's answers by item, in the methodology's order.
+    checklist: dict[str, ChecklistAnswer] = field(default_factory=dict)
     scorings: list[Scoring] = field(default_factory=list)
     decision: Decision | None = None
     #: The survivor this lead was merged into (status ``merged``): it carries on for both.
@@ -106,6 +129,14 @@ class Lead(Aggregate):
     merged_from: list[str] = field(default_factory=list)
     # Optimistic concurrency: the version this copy was loaded at.
     version: int = 0
+
+    def __post_init__(self) -> None:
+        if self.answers is not None and not self.checklist and self.methodology == "bant":
+            # Answered before checklists were kept: the whole call, by whoever decided the lead (if it
+            # did), when the answers were scored.
+            at = next((s.at for s in reversed(self.scorings) if s.trigger == "bant"), self.captured_at)
+            by = self.decision.by if self.decision is not None else None
+            self.checklist = bant_checklist(self.answers, by, at)
 
     @classmethod
     def capture(
@@ -128,6 +159,7 @@ class Lead(Aggregate):
             campaign=event.campaign,
             correlation_id=correlation_id,
             captured_at=event.captured_at,
+            methodology=rules.methodology_for(event.company),
         )
         lead.rescore(rules, "captured", at, rules_version=rules_version)
         return lead
@@ -157,6 +189,20 @@ class Lead(Aggregate):
     def breakdown(self) -> tuple[ScoreLine, ...]:
         return self.latest.breakdown if self.latest else ()
 
+    def review(self, rules: RuleSet) -> ChecklistReview:
+        """What ``rules``' verdict rules say of this lead's checklist."""
+        return rules.review(self.methodology, self.checklist)
+
+    def qualification_checklist(self, rules: RuleSet) -> QualificationChecklist | None:
+        """The checklist as the decision events carry it; None when nothing was answered."""
+        if not self.checklist:
+            return None
+        return QualificationChecklist(
+            methodology=self.methodology,
+            answers=list(self.checklist.values()),
+            completeness=self.review(rules).completeness(),
+        )
+
     # --- behaviour ----------------------------------------------------------------------------------
 
     def record_answers(
@@ -171,8 +217,38 @@ class Lead(Aggregate):
         """Record (or correct) the qualification call's answers, recorded ``by`` a rep, then rescore
         and decide (the decision is theirs)."""
         self._refuse_if_decided("record answers for")
+        self._refuse_unless_methodology("bant", "record BANT answers for")
         self.answers = answers
+        # The whole call: answers it no longer gives (a pain, a decision maker) are gone.
+        self.checklist = bant_checklist(answers, by, at)
         return self.rescore(rules, "bant", at, rules_version=rules_version, by=by)
+
+    def record_checklist(
+        self,
+        methodology: str,
+        answers: Mapping[str, Given],
+        rules: RuleSet,
+        at: datetime,
+        *,
+        rules_version: int | None = None,
+        by: str | None = None,
+    ) -> Scoring:
+        """Record (or correct) some items of the lead's checklist, each answered ``by`` a rep ``at`` now;
+        items not given keep their answers. Then rescore and decide (the decision is theirs)."""
+        self._refuse_if_decided("record answers for")
+        self._refuse_unless_methodology(methodology, "record answers for")
+        catalogue = METHODOLOGIES[self.methodology]
+        for key, given in answers.items():
+            item = catalogue.item(key)
+            if item is None or item.kind != given.kind:
+                raise RuleViolation(f"answers.{key}: not a {given.kind} item of {self.methodology}")
+            if item.kind in ("yes_no", "choice") and given.value not in item.values:
+                raise RuleViolation(f"answers.{key}: {given.value!r} is not one of {', '.join(item.values)}")
+        recorded = {**self.checklist, **{key: given.recorded(key, by, at) for key, given in answers.items()}}
+        self.checklist = {key: recorded[key] for key in catalogue.keys if key in recorded}
+        if self.methodology == "bant":
+            self.answers = bant_answers(self.checklist)
+        return self.rescore(rules, "checklist", at, rules_version=rules_version, by=by)
 
     def rescore(
         self,
@@ -186,24 +262,25 @@ class Lead(Aggregate):
         """Score with ``rules`` (fit, plus the answers if any), keep the scoring, and decide."""
         self._refuse_if_decided("rescore")
         lines = rules.score_fit(self.company, self.contact, self.source)
-        if self.answers is not None:
-            lines += rules.score_answers(self.answers)
+        lines += rules.score_checklist(self.methodology, self.checklist)
         score = sum(line.points for line in lines)
         scoring = Scoring(
             at=at, score=score, breakdown=tuple(lines), trigger=trigger, rules_version=rules_version
         )
         self.scorings.append(scoring)
-        verdict = decide(scoring.score, rules.thresholds, self.answers)
+        verdict = decide(scoring.score, rules.thresholds, self.review(rules))
         if verdict.status == "qualified":
-            self._qualify(rules.thresholds.qualify, at, by)
+            self._qualify(rules, at, by)
         elif verdict.status == "disqualified":
-            self._disqualify(verdict.reason or "disqualified", at, manual=False, by=by)
+            self._disqualify(verdict.reason or "disqualified", at, manual=False, by=by, rules=rules)
         return scoring
 
-    def disqualify(self, reason: str, at: datetime, by: str | None = None) -> None:
-        """Disqualify by hand, with the rep's reason."""
+    def disqualify(
+        self, reason: str, at: datetime, by: str | None = None, rules: RuleSet | None = None
+    ) -> None:
+        """Disqualify by hand, with the rep's reason (``rules``: to say how complete the checklist was)."""
         self._refuse_if_decided("disqualify")
-        self._disqualify(reason, at, manual=True, by=by)
+        self._disqualify(reason, at, manual=True, by=by, rules=rules)
 
     def absorb(self, duplicate: Lead, at: datetime) -> bool:
         """A merge in leads folded ``duplicate`` into this lead: the better qualification wins (qualified
@@ -227,12 +304,23 @@ class Lead(Aggregate):
             self.scorings.append(
                 Scoring(at, taken.score, taken.breakdown, "merged", rules_version=taken.rules_version)
             )
-        self.answers = duplicate.answers or self.answers
+        if duplicate.checklist or not self.checklist:
+            # The answers come with the better record (its checklist is of its own methodology).
+            self.answers = duplicate.answers
+            self.methodology = duplicate.methodology
+            self.checklist = dict(duplicate.checklist)
         return True
 
     def merge_into(self, survivor_id: str) -> None:
         """This lead was folded into ``survivor_id``: it takes no answers or decision any more."""
         self.merged_into = survivor_id
+
+    def _refuse_unless_methodology(self, methodology: str, action: str) -> None:
+        if methodology != self.methodology:
+            raise RuleViolation(
+                f"methodology: cannot {action} lead {self.lead_id} with {methodology}: "
+                f"it is qualified with {self.methodology} (its segment's methodology when it was captured)"
+            )
 
     def _refuse_if_decided(self, action: str) -> None:
         if self.merged_into is not None:
@@ -246,8 +334,10 @@ class Lead(Aggregate):
                 f"at {self.decision.at.isoformat()} and a decision is final"
             )
 
-    def _qualify(self, threshold: int, at: datetime, by: str | None) -> None:
+    def _qualify(self, rules: RuleSet, at: datetime, by: str | None) -> None:
+        threshold = rules.thresholds.qualify
         self.decision = Decision(outcome="qualified", at=at, threshold=threshold, by=by)
+        budget, currency = budget_of(self.methodology, self.checklist)
         self.raise_event(
             LeadQualified(
                 lead_id=self.lead_id,
@@ -259,12 +349,17 @@ class Lead(Aggregate):
                 threshold=threshold,
                 breakdown=list(self.breakdown),
                 answers=self.answers,
+                checklist=self.qualification_checklist(rules),
+                budget_amount=budget,
+                budget_currency=currency,
                 qualified_at=at,
                 actor=by,
             )
         )
 
-    def _disqualify(self, reason: str, at: datetime, *, manual: bool, by: str | None) -> None:
+    def _disqualify(
+        self, reason: str, at: datetime, *, manual: bool, by: str | None, rules: RuleSet | None = None
+    ) -> None:
         self.decision = Decision(outcome="disqualified", at=at, reason=reason, manual=manual, by=by)
         self.raise_event(
             LeadDisqualified(
@@ -274,6 +369,7 @@ class Lead(Aggregate):
                 score=self.score,
                 breakdown=list(self.breakdown),
                 answers=self.answers,
+                checklist=None if rules is None else self.qualification_checklist(rules),
                 disqualified_at=at,
                 actor=by,
             )

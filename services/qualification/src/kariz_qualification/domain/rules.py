@@ -1,8 +1,10 @@
 """The scoring rule set and the pure functions that score a lead with it.
 
 A rule set gives points for how well a lead fits (industry, company size, country, the contact's
-seniority, the source) and for the answers of a qualification call (BANT), and the two thresholds
-that turn a score into a decision. Every rule that applies to a lead adds one ``ScoreLine``.
+seniority, the source) and for the answers of a qualification checklist (BANT, MEDDIC, MEDDPICC), the
+verdict rules of each checklist (required items, hard "no"s), which methodology a segment of companies
+is qualified with, and the two thresholds that turn a score into a decision. Every rule that applies to
+a lead adds one ``ScoreLine``.
 """
 
 from __future__ import annotations
@@ -14,15 +16,30 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
-from kariz_shared.contracts.events import BantAnswers, Company, Contact, LeadSource, ScoreLine
+# BANT's answers (Budget, Authority, Need, Timeline) are the methodologies' vocabulary, re-exported.
+from kariz_qualification.domain.methodologies import (
+    METHODOLOGIES,
+    ChecklistReview,
+    MethodologyName,
+    is_answered,
+    value_key,
+)
+from kariz_qualification.domain.methodologies import Authority as Authority
+from kariz_qualification.domain.methodologies import Budget as Budget
+from kariz_qualification.domain.methodologies import Need as Need
+from kariz_qualification.domain.methodologies import Timeline as Timeline
+from kariz_shared.contracts.events import (
+    BantAnswers,
+    ChecklistAnswer,
+    Company,
+    Contact,
+    LeadSource,
+    ScoreLine,
+)
 from kariz_shared.contracts.normalisation import normalise_industry
 
 # --- vocabulary -----------------------------------------------------------------------------------
 
-Budget = Literal["confirmed", "planned", "none", "unknown"]
-Authority = Literal["decision_maker", "influencer", "none", "unknown"]
-Need = Literal["confirmed", "possible", "none", "unknown"]
-Timeline = Literal["within_3_months", "within_6_months", "within_12_months", "later", "unknown"]
 Seniority = Literal["c_level", "vp", "director", "manager", "individual"]
 
 # Generous bounds: a typo such as 2000 for 20 should be refused, a penalty (negative points) allowed.
@@ -92,6 +109,79 @@ class BantPoints(BaseModel):
     timeline: dict[Timeline, Points]
 
 
+class ItemRule(BaseModel):
+    """What one checklist item's answers are worth and how they bear on the verdict."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    points: dict[str, Points] = Field(
+        default_factory=dict,
+        description="Points by answer (yes_no: yes/no/unknown; choice: the choice; amount, person, text: "
+        "'answered' for any answer); answers not listed earn nothing",
+    )
+    required: bool = Field(
+        default=False,
+        description="The lead cannot qualify until this item is answered (unknown is no answer)",
+    )
+    disqualify: list[str] = Field(
+        default_factory=list, description="Answers that disqualify the lead whatever its score (a hard no)"
+    )
+    reason: str | None = Field(
+        default=None, max_length=200, description="The disqualification reason (default: '<item>: <answer>')"
+    )
+
+
+class ChecklistRules(BaseModel):
+    """A methodology's points and verdict rules, by item (items not listed earn nothing, are optional)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    items: dict[str, ItemRule] = Field(default_factory=dict)
+
+    def best(self) -> int:
+        return sum(max([0, *rule.points.values()]) for rule in self.items.values())
+
+
+class Segment(BaseModel):
+    """Companies qualified with ``methodology``: all of the given conditions hold (none given: any)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    methodology: MethodologyName
+    min_size: Annotated[StrictInt, Field(ge=0)] | None = Field(default=None, description="Employees at least")
+    max_size: Annotated[StrictInt, Field(ge=0)] | None = Field(default=None, description="Employees at most")
+    industries: list[str] = Field(default_factory=list, description="Any of these industries")
+    countries: list[str] = Field(default_factory=list, description="Any of these ISO 3166-1 alpha-2 codes")
+
+    @field_validator("industries")
+    @classmethod
+    def _industry_names(cls, value: list[str]) -> list[str]:
+        return [normalise_industry(name) or name for name in value]
+
+    @field_validator("countries")
+    @classmethod
+    def _country_codes(cls, value: list[str]) -> list[str]:
+        codes = [code.strip().upper() for code in value]
+        for code in codes:
+            if not re.fullmatch(r"[A-Z]{2}", code):
+                raise ValueError(f"country {code!r} is not an ISO 3166-1 alpha-2 code")
+        return codes
+
+    def matches(self, company: Company) -> bool:
+        if self.min_size is not None or self.max_size is not None:
+            # A company of unknown size is in no size-bounded segment.
+            if company.size is None:
+                return False
+            if self.min_size is not None and company.size < self.min_size:
+                return False
+            if self.max_size is not None and company.size > self.max_size:
+                return False
+        if self.industries and (normalise_industry(company.industry or "") or "") not in self.industries:
+            return False
+        return not self.countries or (company.country or "").strip().upper() in self.countries
+
+
 class Thresholds(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -122,6 +212,17 @@ class RuleSet(BaseModel):
     source: dict[LeadSource, Points] = Field(description="Points by lead source")
     bant: BantPoints
     thresholds: Thresholds
+    # Both optional: a rule set stored before methodologies were kept loads with the defaults and no
+    # segment, so every lead is qualified with BANT as before.
+    methodologies: dict[Literal["meddic", "meddpicc"], ChecklistRules] = Field(
+        default_factory=lambda: dict(DEFAULT_CHECKLISTS),
+        description="Points and verdict rules of MEDDIC and MEDDPICC, by item (BANT's are bant, "
+        "its hard no's are no need and no budget)",
+    )
+    segments: list[Segment] = Field(
+        default_factory=list,
+        description="Which methodology a company is qualified with: the first segment it matches; none: BANT",
+    )
 
     @field_validator("industry", mode="before")
     @classmethod
@@ -163,6 +264,31 @@ class RuleSet(BaseModel):
         return ordered
 
     @model_validator(mode="after")
+    def _checklists_name_their_items(self) -> RuleSet:
+        for name, rules in self.methodologies.items():
+            catalogue = METHODOLOGIES[name]
+            for key, rule in rules.items.items():
+                item = catalogue.item(key)
+                if item is None:
+                    raise ValueError(
+                        f"methodologies.{name}.items: {key!r} is not an item of {name} "
+                        f"({', '.join(catalogue.keys)})"
+                    )
+                for answer in [*rule.points, *rule.disqualify]:
+                    if answer not in item.values:
+                        raise ValueError(
+                            f"methodologies.{name}.items.{key}: {answer!r} is not an answer of a {item.kind} "
+                            f"item ({', '.join(item.values)})"
+                        )
+        for segment in self.segments:
+            if segment.methodology != "bant" and segment.methodology not in self.methodologies:
+                raise ValueError(
+                    f"segments: {segment.name!r} uses {segment.methodology}, "
+                    "which methodologies has no rules for"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _qualify_is_reachable(self) -> RuleSet:
         best = self.highest_possible_score()
         if self.thresholds.qualify > best:
@@ -188,10 +314,68 @@ class RuleSet(BaseModel):
             + best(list(self.country.values()))
             + best(list(self.seniority.values()))
             + best(list(self.source.values()))
-            + best(list(self.bant.budget.values()))
-            + best(list(self.bant.authority.values()))
-            + best(list(self.bant.need.values()))
-            + best(list(self.bant.timeline.values()))
+            # A lead answers one methodology's checklist: the best of them.
+            + max(self.checklist_rules(name).best() for name in ("bant", *self.methodologies))
+        )
+
+    # --- methodologies ------------------------------------------------------------------------------
+
+    def segment_for(self, company: Company) -> Segment | None:
+        return next((s for s in self.segments if s.matches(company)), None)
+
+    def methodology_for(self, company: Company) -> MethodologyName:
+        """The methodology a company is qualified with: its segment's, else BANT."""
+        segment = self.segment_for(company)
+        return "bant" if segment is None else segment.methodology
+
+    def checklist_rules(self, name: str) -> ChecklistRules:
+        """A methodology's rules. BANT's come from ``bant`` with today's hard no's (no need, then no
+        budget: the order they are checked in) and no required item, so a strong fit still qualifies at
+        capture; a methodology the rule set no longer has rules for scores nothing and requires nothing."""
+        if name == "bant":
+            return ChecklistRules(
+                items={
+                    "need": ItemRule(points=dict(self.bant.need), disqualify=["none"], reason="no need"),
+                    "budget": ItemRule(
+                        points=dict(self.bant.budget), disqualify=["none"], reason="no budget"
+                    ),
+                    "authority": ItemRule(points=dict(self.bant.authority)),
+                    "timeline": ItemRule(points=dict(self.bant.timeline)),
+                }
+            )
+        return self.methodologies.get(name, ChecklistRules())  # type: ignore[call-overload]
+
+    def score_checklist(self, name: str, checklist: Mapping[str, ChecklistAnswer]) -> list[ScoreLine]:
+        """Lines for a checklist's answers in the methodology's order, rules ``<methodology>.<item>``."""
+        rules = self.checklist_rules(name).items
+        lines: list[ScoreLine] = []
+        for key in METHODOLOGIES[name].keys:
+            answer, rule = checklist.get(key), rules.get(key)
+            if answer is None or rule is None:
+                continue
+            matched = value_key(answer)
+            if matched in rule.points:
+                lines.append(ScoreLine(rule=f"{name}.{key}", matched=matched, points=rule.points[matched]))
+        return lines
+
+    def review(self, name: str, checklist: Mapping[str, ChecklistAnswer]) -> ChecklistReview:
+        """What the verdict rules say of a checklist: its first hard no, the required items missing."""
+        rules = self.checklist_rules(name).items
+        hard_no = None
+        for key, rule in rules.items():
+            answer = checklist.get(key)
+            if answer is not None and rule.disqualify and value_key(answer) in rule.disqualify:
+                hard_no = rule.reason or f"{key}: {value_key(answer)}"
+                break
+        keys = METHODOLOGIES[name].keys
+        required = tuple(k for k in keys if k in rules and rules[k].required)
+        return ChecklistReview(
+            methodology=name,
+            hard_no=hard_no,
+            required=required,
+            missing=tuple(k for k in required if not is_answered(checklist.get(k))),
+            answered=tuple(k for k in keys if is_answered(checklist.get(k))),
+            items=len(keys),
         )
 
     # --- scoring ----------------------------------------------------------------------------------
@@ -219,6 +403,7 @@ class RuleSet(BaseModel):
         return lines
 
     def score_answers(self, answers: BantAnswers) -> list[ScoreLine]:
+        # The BANT table as it was before checklists; ``score_checklist("bant", ...)`` agrees with it.
         """Lines for the qualification call's answers, rule names ``bant.<question>``."""
         tables: tuple[tuple[str, str, Mapping[Any, int]], ...] = (
             ("budget", answers.budget, self.bant.budget),
@@ -232,6 +417,28 @@ class RuleSet(BaseModel):
             if answer in table
         ]
 
+
+_MEDDIC_RULES = {
+    "metrics": ItemRule(points={"answered": 10}, required=True),
+    # No economic buyer identified: the lead cannot qualify (it stays in nurture until one is).
+    "economic_buyer": ItemRule(points={"answered": 15}, required=True),
+    "decision_criteria": ItemRule(points={"answered": 5}),
+    "decision_process": ItemRule(points={"answered": 5}),
+    "identify_pain": ItemRule(
+        points={"confirmed": 15, "possible": 5}, required=True, disqualify=["none"], reason="no pain"
+    ),
+    "champion": ItemRule(points={"answered": 10}, required=True),
+}
+DEFAULT_CHECKLISTS: dict[Literal["meddic", "meddpicc"], ChecklistRules] = {
+    "meddic": ChecklistRules(items=_MEDDIC_RULES),
+    "meddpicc": ChecklistRules(
+        items={
+            **_MEDDIC_RULES,
+            "paper_process": ItemRule(points={"yes": 5}),
+            "competition": ItemRule(points={"none": 5, "identified": 2, "favoured_competitor": -5}),
+        }
+    ),
+}
 
 DEFAULT_RULES = RuleSet(
     industry={"software": 20, "financial_services": 15, "manufacturing": 10, "healthcare": 10, "retail": 5},
@@ -263,4 +470,6 @@ DEFAULT_RULES = RuleSet(
         timeline={"within_3_months": 15, "within_6_months": 10, "within_12_months": 5},
     ),
     thresholds=Thresholds(qualify=70, disqualify_below=15),
+    # No segment by default: BANT for everyone until an admin adds one (e.g. MEDDIC from 1000 employees).
+    segments=[],
 )

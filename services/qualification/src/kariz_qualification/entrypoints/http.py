@@ -1,23 +1,37 @@
-"""HTTP API: the scoring rule set, a lead's qualification, the qualification call, manual
-disqualification, and the review queues."""
+"""HTTP API: the scoring rule set, a lead's qualification, the qualification call (BANT, or any
+methodology's checklist), manual disqualification, and the review queues."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
 
 from kariz_qualification.domain.lead import Lead, Outcome, Status, Trigger
+from kariz_qualification.domain.methodologies import (
+    METHODOLOGIES,
+    Given,
+    Item,
+    ItemKind,
+    Methodology,
+    MethodologyName,
+)
 from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
 from kariz_qualification.domain.rule_versions import RuleSetVersion
 from kariz_qualification.domain.rules import Authority, Budget, Need, RuleSet, Timeline
 from kariz_qualification.service_layer import handlers, views
-from kariz_qualification.service_layer.commands import DisqualifyLead, RecordAnswers, ReplaceRules
+from kariz_qualification.service_layer.commands import (
+    DisqualifyLead,
+    RecordAnswers,
+    RecordChecklist,
+    ReplaceRules,
+)
 from kariz_qualification.service_layer.unit_of_work import QualificationUnitOfWork
-from kariz_shared.contracts.events import BantAnswers, ScoreLine
+from kariz_shared.contracts.events import BantAnswers, ChecklistAnswer, ChecklistCompleteness, ScoreLine
 from kariz_shared.contracts.identity import PEOPLE, Role
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
 from kariz_shared.runtime.auth import SIGN_IN_ERRORS, Authenticated, authenticate
@@ -76,6 +90,76 @@ class BantRequest(BaseModel):
         return BantAnswers(**self.model_dump())
 
 
+class AmountAnswer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)]
+    currency: Annotated[str, StringConstraints(pattern="^[A-Z]{3}$")] | None = Field(
+        default=None, description="ISO 4217; none: the deal currency"
+    )
+
+
+class PersonAnswer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: ShortText
+    title: ShortText | None = None
+
+
+def _answer_type(item: Item) -> Any:
+    """What an answer to ``item`` may be in a request body."""
+    if item.kind in ("yes_no", "choice"):
+        return Literal[item.values]
+    return {"amount": AmountAnswer, "person": PersonAnswer, "text": LongText}[item.kind]
+
+
+def _answers_model(methodology: Methodology) -> type[BaseModel]:
+    # One optional field per item, unknown items refused: pydantic names the field of each mistake.
+    fields: dict[str, Any] = {
+        item.key: (_answer_type(item) | None, Field(default=None, description=item.question))
+        for item in methodology.items
+    }
+    return create_model(
+        f"{methodology.name.capitalize()}Answers", __config__=ConfigDict(extra="forbid"), **fields
+    )
+
+
+ANSWER_MODELS = {name: _answers_model(m) for name, m in METHODOLOGIES.items()}
+
+
+def _given(kind: ItemKind, answer: Any) -> Given:
+    if isinstance(answer, AmountAnswer):
+        return Given(kind, amount=answer.amount, currency=answer.currency)
+    if isinstance(answer, PersonAnswer):
+        return Given(kind, value=answer.name, title=answer.title)
+    return Given(kind, value=str(answer))
+
+
+class ChecklistRequest(BaseModel):
+    """Some answers of a lead's checklist, by item; items not given keep their answers. An answer is,
+    by the item's kind: yes_no "yes" | "no" | "unknown"; choice one of the item's choices; amount
+    {"amount", "currency"}; person {"name", "title"}; text a string."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    answers: Annotated[dict[str, Any], Field(min_length=1)]
+
+    def given(self, methodology: str) -> dict[str, Given]:
+        """The answers, checked against the methodology's items (422 naming the item otherwise)."""
+        try:
+            parsed = ANSWER_MODELS[methodology].model_validate(self.answers)
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**error, "loc": ("body", "answers", *error["loc"])} for error in exc.errors()]
+            ) from exc
+        catalogue = METHODOLOGIES[methodology]
+        return {
+            key: _given(item.kind, getattr(parsed, key))
+            for key, item in ((i.key, i) for i in catalogue.items)
+            if key in self.answers and getattr(parsed, key) is not None
+        }
+
+
 class DisqualifyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -107,6 +191,47 @@ class ScoringView(BaseModel):
     )
 
 
+class ChecklistItemView(BaseModel):
+    item: str
+    kind: ItemKind
+    question: str
+    choices: list[str] = Field(description="The answers a yes_no or choice item takes")
+    required: bool = Field(description="Needed before the lead can qualify (the rule set in force)")
+    answer: ChecklistAnswer | None = Field(description="The answer recorded, with who and when; none yet")
+    points: int = Field(description="What the answer earns under the rule set in force")
+
+
+class ChecklistView(BaseModel):
+    methodology: MethodologyName
+    items: list[ChecklistItemView]
+    completeness: ChecklistCompleteness
+    hard_no: str | None = Field(description="The answer that disqualifies the lead, if one does")
+    score: int = Field(description="The points of the answers; the rest of the score is fit")
+
+    @classmethod
+    def of(cls, lead: Lead, rules: RuleSet) -> ChecklistView:
+        review = lead.review(rules)
+        lines = {line.rule: line.points for line in rules.score_checklist(lead.methodology, lead.checklist)}
+        return cls(
+            methodology=lead.methodology,
+            items=[
+                ChecklistItemView(
+                    item=item.key,
+                    kind=item.kind,
+                    question=item.question,
+                    choices=list(item.values) if item.kind in ("yes_no", "choice") else [],
+                    required=item.key in review.required,
+                    answer=lead.checklist.get(item.key),
+                    points=lines.get(f"{lead.methodology}.{item.key}", 0),
+                )
+                for item in METHODOLOGIES[lead.methodology].items
+            ],
+            completeness=review.completeness(),
+            hard_no=review.hard_no,
+            score=sum(lines.values()),
+        )
+
+
 class QualificationView(BaseModel):
     lead_id: str
     owner: str
@@ -114,7 +239,9 @@ class QualificationView(BaseModel):
     status: Status
     score: int
     breakdown: list[ScoreLine]
-    answers: BantAnswers | None
+    answers: BantAnswers | None = Field(description="BANT leads: the answers as BANT (v1) has them")
+    methodology: MethodologyName = Field(description="The methodology the lead is qualified with")
+    checklist: ChecklistView
     decision: DecisionView | None
     scorings: list[ScoringView]
     captured_at: datetime
@@ -123,7 +250,7 @@ class QualificationView(BaseModel):
     )
 
     @classmethod
-    def of(cls, lead: Lead) -> QualificationView:
+    def of(cls, lead: Lead, rules: RuleSet) -> QualificationView:
         d = lead.decision
         return cls(
             lead_id=lead.lead_id,
@@ -133,6 +260,8 @@ class QualificationView(BaseModel):
             score=lead.score,
             breakdown=list(lead.breakdown),
             answers=lead.answers,
+            methodology=lead.methodology,
+            checklist=ChecklistView.of(lead, rules),
             decision=None
             if d is None
             else DecisionView(
@@ -161,7 +290,8 @@ class QualificationView(BaseModel):
 class RuleSetSummary(BaseModel):
     changed: list[str] | None = Field(
         description="The parts of the rule set that differ from the version before (industry, "
-        "company_size, country, seniority, source, bant, thresholds); none when no version before it is kept"
+        "company_size, country, seniority, source, bant, thresholds, methodologies, segments); none when no "
+        "version before it is kept"
     )
     qualify: int = Field(description="The qualify threshold of this version")
     disqualify_below: int = Field(description="The disqualification threshold of this version")
@@ -264,11 +394,38 @@ def router(units: UnitsOfWork[QualificationUnitOfWork]) -> APIRouter:
     @api.get(
         "/leads/{lead_id}/qualification",
         tags=["leads"],
-        summary="A lead's status, score, breakdown, answers, decision and scoring history",
+        summary="A lead's status, score and breakdown, checklist (answers, completeness, what is missing), "
+        "decision and scoring history",
         responses={404: ERRORS[404]},
     )
     async def get_qualification(lead_id: LeadId, caller: Authenticated) -> QualificationView:
-        return QualificationView.of(await views.qualification_of(units, lead_id, caller.seen))
+        caller.require(*PEOPLE)
+        lead, rules = await views.qualification_and_rules(units, lead_id, caller.seen)
+        return QualificationView.of(lead, rules)
+
+    async def answered(lead: Lead) -> QualificationView:
+        # What is still missing is the rule set in force's to say.
+        return QualificationView.of(lead, (await views.current_rules(units)).rules)
+
+    @api.put(
+        "/leads/{lead_id}/checklist/{methodology}",
+        tags=["leads"],
+        summary="Record some answers of the lead's qualification checklist (its methodology's: bant, meddic "
+        "or meddpicc); the lead is rescored and may be decided",
+        responses={
+            **ERRORS,
+            422: {
+                "description": "An unknown methodology or item, an answer of the wrong type, or a "
+                "methodology other than the lead's; the message names the field"
+            },
+        },
+    )
+    async def put_checklist(
+        lead_id: LeadId, methodology: MethodologyName, body: ChecklistRequest, caller: Authenticated
+    ) -> QualificationView:
+        caller.require(*PEOPLE)
+        command = RecordChecklist(lead_id, methodology, body.given(methodology), caller.seen, by=caller.actor)
+        return await answered(await handlers.record_checklist(units, command))
 
     @api.put(
         "/leads/{lead_id}/bant",
@@ -281,7 +438,7 @@ def router(units: UnitsOfWork[QualificationUnitOfWork]) -> APIRouter:
         lead = await handlers.record_answers(
             units, RecordAnswers(lead_id, body.to_answers(), caller.seen, by=caller.actor)
         )
-        return QualificationView.of(lead)
+        return await answered(lead)
 
     @api.post(
         "/leads/{lead_id}/disqualify",
@@ -293,7 +450,7 @@ def router(units: UnitsOfWork[QualificationUnitOfWork]) -> APIRouter:
         lead_id: LeadId, body: DisqualifyRequest, caller: Authenticated
     ) -> QualificationView:
         caller.require(*PEOPLE)
-        return QualificationView.of(
+        return await answered(
             await handlers.disqualify_lead(
                 units, DisqualifyLead(lead_id, body.reason, caller.seen, by=caller.actor)
             )

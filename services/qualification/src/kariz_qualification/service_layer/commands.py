@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kariz_qualification.domain.methodologies import Given
 from kariz_qualification.domain.rules import RuleSet
 from kariz_shared.contracts.events import BantAnswers
 from kariz_shared.contracts.identity import EVERYONE, Owners
@@ -18,6 +19,18 @@ class RecordAnswers:
     #: Whose leads the asker may change: another owner's is not there for them (checked in the unit).
     seen: Owners = EVERYONE
     #: Who records them (``Caller.actor``): a decision they bring about is theirs.
+    by: str = field(kw_only=True)
+
+
+@dataclass(frozen=True)
+class RecordChecklist:
+    """Record (or correct) some answers of a lead's qualification checklist; the lead is rescored."""
+
+    lead_id: str
+    methodology: str
+    #: By item; items not given keep their answers. Who and when are set as they are recorded.
+    answers: dict[str, Given]
+    seen: Owners = EVERYONE
     by: str = field(kw_only=True)
 
 

@@ -11,7 +11,12 @@ import logging
 
 from kariz_qualification.domain.lead import Lead, Scoring
 from kariz_qualification.domain.rule_versions import RuleSetVersion
-from kariz_qualification.service_layer.commands import DisqualifyLead, RecordAnswers, ReplaceRules
+from kariz_qualification.service_layer.commands import (
+    DisqualifyLead,
+    RecordAnswers,
+    RecordChecklist,
+    ReplaceRules,
+)
 from kariz_qualification.service_layer.unit_of_work import QualificationUnitOfWork
 from kariz_qualification.service_layer.views import lead_or_not_found
 from kariz_shared.contracts.errors import DuplicateRecord
@@ -94,10 +99,34 @@ async def record_answers(units: UnitsOfWork[QualificationUnitOfWork], command: R
     return await units.run(work, correlation_id=await _story_of(units, command.lead_id))
 
 
+async def record_checklist(units: UnitsOfWork[QualificationUnitOfWork], command: RecordChecklist) -> Lead:
+    """Record some answers of a lead's checklist (its methodology's: another is refused, 422); the lead
+    is rescored and may be decided: qualified once the required items are in and the score is enough,
+    disqualified by a hard no."""
+
+    async def work(uow: QualificationUnitOfWork) -> Lead:
+        lead = await lead_or_not_found(uow, command.lead_id, command.seen)
+        in_force = await uow.rules.current()
+        scoring = lead.record_checklist(
+            command.methodology,
+            command.answers,
+            in_force.rules,
+            uow.clock.now(),
+            rules_version=in_force.number,
+            by=command.by,
+        )
+        await uow.leads.save(lead)
+        _publish_and_observe(uow, lead, scoring)
+        return lead
+
+    return await units.run(work, correlation_id=await _story_of(units, command.lead_id))
+
+
 async def disqualify_lead(units: UnitsOfWork[QualificationUnitOfWork], command: DisqualifyLead) -> Lead:
     async def work(uow: QualificationUnitOfWork) -> Lead:
         lead = await lead_or_not_found(uow, command.lead_id, command.seen)
-        lead.disqualify(command.reason, uow.clock.now(), command.by)
+        in_force = await uow.rules.current()
+        lead.disqualify(command.reason, uow.clock.now(), command.by, rules=in_force.rules)
         await uow.leads.save(lead)
         _publish_and_observe(uow, lead, None)
         return lead

@@ -5,6 +5,7 @@ from __future__ import annotations
 from kariz_qualification.domain.lead import Lead
 from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
 from kariz_qualification.domain.rule_versions import RuleSetVersion
+from kariz_qualification.domain.rules import RuleSet
 from kariz_qualification.service_layer.unit_of_work import QualificationUnitOfWork
 from kariz_shared.contracts.errors import NotFound, found
 from kariz_shared.contracts.identity import EVERYONE, Owners
@@ -16,6 +17,17 @@ async def qualification_of(
 ) -> Lead:
     async def read(uow: QualificationUnitOfWork) -> Lead:
         return await lead_or_not_found(uow, lead_id, seen)
+
+    return await units.read(read)
+
+
+async def qualification_and_rules(
+    units: UnitsOfWork[QualificationUnitOfWork], lead_id: str, seen: Owners = EVERYONE
+) -> tuple[Lead, RuleSet]:
+    """The lead and the rule set in force, whose verdict rules say what its checklist still misses."""
+
+    async def read(uow: QualificationUnitOfWork) -> tuple[Lead, RuleSet]:
+        return await lead_or_not_found(uow, lead_id, seen), (await uow.rules.current()).rules
 
     return await units.read(read)
 

@@ -9,7 +9,14 @@ from kariz_qualification.domain.lead import Decision, Lead, Scoring
 from kariz_qualification.domain.queries import LeadSummary
 from kariz_qualification.domain.rule_versions import SEEDED_BY, UNRECORDED, RuleSetVersion
 from kariz_qualification.domain.rules import RuleSet
-from kariz_shared.contracts.events import BantAnswers, Company, Contact, LeadSource, ScoreLine
+from kariz_shared.contracts.events import (
+    BantAnswers,
+    ChecklistAnswer,
+    Company,
+    Contact,
+    LeadSource,
+    ScoreLine,
+)
 
 LEADS = "leads"
 #: One document per version of the rule set, ``_id`` = the version number (unique: two replacements
@@ -70,6 +77,8 @@ def lead_to_document(lead: Lead) -> dict[str, Any]:
         "correlation_id": lead.correlation_id,
         "captured_at": lead.captured_at,
         "answers": None if lead.answers is None else lead.answers.model_dump(),
+        "methodology": lead.methodology,
+        "checklist": [answer.model_dump() for answer in lead.checklist.values()],
         "scorings": [
             {
                 "at": s.at,
@@ -110,6 +119,12 @@ def lead_from_document(doc: dict[str, Any]) -> Lead:
         correlation_id=doc["correlation_id"],
         captured_at=doc["captured_at"],
         answers=None if doc.get("answers") is None else BantAnswers.model_validate(doc["answers"]),
+        # Both absent from leads stored before checklists were kept: BANT, its answers taken from answers.
+        methodology=doc.get("methodology") or "bant",
+        checklist={
+            answer.item: answer
+            for answer in (ChecklistAnswer.model_validate(raw) for raw in doc.get("checklist") or [])
+        },
         scorings=[
             Scoring(
                 at=s["at"],
