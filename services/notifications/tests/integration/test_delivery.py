@@ -196,7 +196,7 @@ async def test_deal_won_reaches_team_owner_onboarding_and_subscribers_once(  # t
     )
 
     metrics = (await svc.http.get("/metrics")).text
-    assert 'kariz_notifications_sent_total{channel="email"}' in metrics
+    assert 'kariz_notifications_sent_total{channel="email",rule="deal-won"}' in metrics
     assert 'kariz_notifications_delivery_seconds_count{channel="webhook"}' in metrics
 
 
@@ -239,7 +239,7 @@ async def test_failing_webhook_is_retried_until_delivered(  # type: ignore[no-un
     assert message["Subject"] == "Deal lost: Initech (no budget this year)"
 
     metrics = (await svc.http.get("/metrics")).text
-    assert 'kariz_notifications_failed_total{channel="webhook"}' in metrics
+    assert 'kariz_notifications_failed_total{channel="webhook",rule="subscription"}' in metrics
 
 
 async def test_stage_changes_and_qualified_leads(  # type: ignore[no-untyped-def]
@@ -353,6 +353,11 @@ async def test_reminders_reach_the_assignee_and_the_owners_manager_from_the_rost
     def from_leads(event: Event) -> Envelope[Event]:
         return Envelope(event=event, source=source_of(type(event)), correlation_id=unique("corr"))
 
+    def sent(rule: str) -> float:
+        labels = {"channel": "email", "rule": rule}
+        return REGISTRY.get_sample_value("kariz_notifications_sent_total", labels) or 0.0
+
+    reminded, alerted = sent("follow-up-due"), sent("response-overdue")
     due_lead, overdue_lead = unique("L"), unique("L")
     due = from_leads(sample.follow_up_due(lead_id=due_lead, assignee=assignee))
     overdue = from_leads(sample.response_overdue(lead_id=overdue_lead, owner=owner))
@@ -361,9 +366,9 @@ async def test_reminders_reach_the_assignee_and_the_owners_manager_from_the_rost
 
     # The follow-up: its assignee's reminder, in their time zone, and the "*" subscriber's webhook.
     items = await eventually(lambda: svc.settled(2, subject=due_lead), timeout=30)
-    assert {(i["channel"], i["recipient"], i["status"]) for i in items} == {
-        ("email", assignee, "sent"),
-        ("webhook", "audit", "sent"),
+    assert {(i["channel"], i["recipient"], i["rule"], i["status"]) for i in items} == {
+        ("email", assignee, "follow-up-due", "sent"),
+        ("webhook", "audit", "subscription", "sent"),
     }
     [reminder] = inbox.about(due.id)
     assert reminder["To"] == assignee
@@ -383,6 +388,7 @@ async def test_reminders_reach_the_assignee_and_the_owners_manager_from_the_rost
     assert set(alerts) == {owner, manager}
     assert "10:30 Europe/Berlin" in alerts[owner].get_content()
     assert "Due at:    2025-03-14 09:30 UTC" in alerts[manager].get_content()  # no profile of their own
+    assert (sent("follow-up-due"), sent("response-overdue")) == (reminded + 1, alerted + 2)
 
     # The reminder redelivered: the consumer knows the event, so nothing is recorded or sent again.
     seen = duplicates(svc.settings, FollowUpDue)

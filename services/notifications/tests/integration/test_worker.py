@@ -27,6 +27,7 @@ from kariz_notifications.entrypoints.workers import DeliveryWorker
 from kariz_notifications.service_layer.handlers import Sender
 from kariz_notifications.settings import NotificationsSettings
 from kariz_shared.contracts.events import Event
+from kariz_shared.contracts.identity import LiveRoster
 from kariz_shared.persistence.store import Store, Transaction
 from kariz_shared.persistence.unit_of_work import MongoUnitsOfWork
 from kariz_shared.runtime.clock import Clock, SystemClock
@@ -99,7 +100,7 @@ async def commit(
     audience = store.settings.audience()
 
     def unit_of_work(tx: Transaction, clock: Clock) -> MongoNotificationsUnitOfWork:
-        return MongoNotificationsUnitOfWork(tx, clock, audience)
+        return MongoNotificationsUnitOfWork(tx, clock, audience, LiveRoster())
 
     handle = MongoUnitsOfWork(store, CLOCK, unit_of_work).handler(
         kafka.subscriptions(on_recorded)[type(event)]

@@ -28,6 +28,8 @@ class FakeSender:
 class CountingMetrics:
     def __init__(self) -> None:
         self.counts: Counter[tuple[str, Channel]] = Counter()
+        #: The outcomes by channel and rule.
+        self.by_rule: Counter[tuple[str, Channel, str]] = Counter()
 
     def resumed(self, channel: Channel) -> None:
         self.counts["resumed", channel] += 1
@@ -35,9 +37,12 @@ class CountingMetrics:
     def took(self, channel: Channel, seconds: float) -> None:
         self.counts["took", channel] += 1
 
-    def sent(self, channel: Channel) -> None:
+    def sent(self, channel: Channel, rule: str) -> None:
         self.counts["sent", channel] += 1
+        self.by_rule["sent", channel, rule] += 1
 
-    def failed(self, channel: Channel, *, gave_up: bool) -> None:
+    def failed(self, channel: Channel, rule: str, *, gave_up: bool) -> None:
         self.counts["failed", channel] += 1
         self.counts["gave_up", channel] += gave_up
+        self.by_rule["failed", channel, rule] += 1
+        self.by_rule["gave_up", channel, rule] += gave_up

@@ -6,21 +6,27 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from kariz_notifications.adapters.in_memory import InMemoryDeliveryQueue, InMemoryNotificationsUnitOfWork
-from kariz_notifications.domain.model import Audience, Channel, Email, EventContext, Subscriber
+from kariz_notifications.domain.model import Audience, Channel, Email, EventContext, SendResult, Subscriber
 from kariz_notifications.domain.rendering import Reader, zone
 from kariz_notifications.domain.rules import DEFAULT_RULES, Plan, plan
+from kariz_notifications.domain.schedule import RetryPolicy
 from kariz_notifications.entrypoints import kafka
+from kariz_notifications.service_layer import handlers
+from kariz_notifications.service_layer.commands import Deliver
 from kariz_notifications.settings import WebhookSubscriber
-from kariz_shared.contracts.events import EVENTS, RepProfile
+from kariz_shared.contracts.events import EVENTS, FollowUpDue, RepProfile
 from kariz_shared.contracts.identity import LiveRoster
 from kariz_shared.persistence.in_memory import InMemoryUnitsOfWork
 from kariz_shared.runtime.clock import FakeClock
+
+from .fakes import CountingMetrics, FakeSender
 
 CTX = EventContext(event_id="evt-1", correlation_id="corr-1")
 TEAM = ("sales-team@kariz.test",)
@@ -221,3 +227,40 @@ async def test_a_redelivered_reminder_records_nothing_new_and_a_missing_manager_
         "evt-8:email:kim@kariz.test",
         "evt-8:webhook:audit",
     ]
+
+
+async def test_each_delivery_carries_its_rule_and_the_metrics_count_by_rule(sample) -> None:  # type: ignore[no-untyped-def]
+    won = plan(
+        sample.deal_won(), CTX, Audience(team=TEAM, handover=("onboarding@kariz.test",), subscribers=(AUDIT,))
+    )
+    assert [(d.recipient, d.rule) for d in won.deliveries] == [
+        ("onboarding@kariz.test", "handover"),
+        ("sales-team@kariz.test", "deal-won"),
+        ("rep@kariz.test", "deal-won"),
+        ("audit", "subscription"),
+    ]
+
+    uow = InMemoryNotificationsUnitOfWork(FakeClock(), Audience(subscribers=(AUDIT,)))
+    uow.causation_id, uow.correlation_id = "evt-1", "corr-1"
+    await InMemoryUnitsOfWork(uow).handle(kafka.subscriptions()[FollowUpDue], sample.follow_up_due())
+    queue, now = InMemoryDeliveryQueue(uow), uow.clock.now()
+    claimed = await queue.claim(now, now, "lane", limit=10)
+    metrics = CountingMetrics()
+    senders = {
+        Channel.EMAIL: FakeSender(),
+        Channel.WEBHOOK: FakeSender(SendResult(ok=False, error="HTTP 500")),
+    }
+    await handlers.deliver(
+        Deliver(tuple(claimed), "lane", now),
+        queue=queue,
+        senders=senders,
+        policy=RetryPolicy(max_attempts=1, backoff_s=1.0),
+        metrics=metrics,
+    )
+    assert +metrics.by_rule == Counter(
+        {
+            ("sent", Channel.EMAIL, "follow-up-due"): 1,
+            ("failed", Channel.WEBHOOK, "subscription"): 1,
+            ("gave_up", Channel.WEBHOOK, "subscription"): 1,
+        }
+    )

@@ -1,14 +1,23 @@
-"""Business metrics of notifications. Labels are bounded: the channel only, never a recipient."""
+"""Business metrics of notifications. Labels are bounded: the channel and the rule (the default rules'
+names, ``subscription`` for webhooks), never a recipient."""
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
-from kariz_notifications.domain.model import Channel
+from kariz_notifications.domain.model import SUBSCRIPTION, Channel
+from kariz_notifications.domain.rules import DEFAULT_RULES
 
-sent_total = Counter("kariz_notifications_sent_total", "Deliveries that reached their recipient", ["channel"])
+#: A delivery recorded before deliveries carried their rule.
+UNNAMED = "unnamed"
+
+sent_total = Counter(
+    "kariz_notifications_sent_total", "Deliveries that reached their recipient", ["channel", "rule"]
+)
 failed_total = Counter(
-    "kariz_notifications_failed_total", "Delivery attempts that failed (each retry counts)", ["channel"]
+    "kariz_notifications_failed_total",
+    "Delivery attempts that failed (each retry counts)",
+    ["channel", "rule"],
 )
 delivery_seconds = Histogram(
     "kariz_notifications_delivery_seconds",
@@ -22,13 +31,18 @@ resumed_total = Counter(
     ["channel"],
 )
 gave_up_total = Counter(
-    "kariz_notifications_gave_up_total", "Deliveries that failed for good after the last attempt", ["channel"]
+    "kariz_notifications_gave_up_total",
+    "Deliveries that failed for good after the last attempt",
+    ["channel", "rule"],
 )
 
-# Every channel starts at 0, so increase() and rates see the first delivery (or failure) too.
-for _channel in Channel:
+# Every rule starts at 0 on its channel, so increase() and rates see the first delivery (or failure) too.
+_LABELS = [(Channel.EMAIL.value, rule.name) for rule in DEFAULT_RULES] + [
+    (Channel.WEBHOOK.value, SUBSCRIPTION)
+]
+for _channel, _rule in _LABELS:
     for _counter in (sent_total, failed_total, gave_up_total):
-        _counter.labels(_channel.value)
+        _counter.labels(_channel, _rule)
 
 
 class PrometheusDeliveryMetrics:
@@ -40,10 +54,10 @@ class PrometheusDeliveryMetrics:
     def took(self, channel: Channel, seconds: float) -> None:
         delivery_seconds.labels(channel.value).observe(seconds)
 
-    def sent(self, channel: Channel) -> None:
-        sent_total.labels(channel.value).inc()
+    def sent(self, channel: Channel, rule: str) -> None:
+        sent_total.labels(channel.value, rule or UNNAMED).inc()
 
-    def failed(self, channel: Channel, *, gave_up: bool) -> None:
-        failed_total.labels(channel.value).inc()
+    def failed(self, channel: Channel, rule: str, *, gave_up: bool) -> None:
+        failed_total.labels(channel.value, rule or UNNAMED).inc()
         if gave_up:
-            gave_up_total.labels(channel.value).inc()
+            gave_up_total.labels(channel.value, rule or UNNAMED).inc()

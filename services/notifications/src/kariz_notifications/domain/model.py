@@ -21,6 +21,8 @@ from kariz_shared.contracts.events import (
 )
 
 ALL_EVENTS = "*"
+#: The rule a webhook delivery counts under: a subscription, not an e-mail rule.
+SUBSCRIPTION = "subscription"
 
 
 class EventType(StrEnum):
@@ -120,6 +122,9 @@ class Delivery:
     subject: str
     correlation_id: str
     message: Email | WebhookPost
+    #: The rule that caused it (``SUBSCRIPTION`` for a webhook), for the metrics; empty in a delivery
+    #: recorded before rules had names.
+    rule: str = ""
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from kariz_notifications.domain import rendering
 from kariz_notifications.domain.model import (
+    SUBSCRIPTION,
     Audience,
     Channel,
     Delivery,
@@ -140,17 +141,20 @@ DEFAULT_RULES: tuple[Rule[Any], ...] = (
 )
 
 
-def emails_for(event: Event, roles: Roles, rules: Sequence[Rule[Any]] = DEFAULT_RULES) -> list[Email]:
-    """The e-mails an event causes, at most one per address (the first rule naming an address wins)."""
+def emails_for(
+    event: Event, roles: Roles, rules: Sequence[Rule[Any]] = DEFAULT_RULES
+) -> list[tuple[str, Email]]:
+    """The e-mails an event causes, each with its rule's name, at most one per address (the first rule
+    naming an address wins)."""
     seen: set[str] = set()
-    emails: list[Email] = []
+    emails: list[tuple[str, Email]] = []
     for rule in rules:
         if type(event) is not rule.trigger:
             continue
         for to in rule.recipients(event, roles):
             if same_person(to) not in seen:
                 seen.add(same_person(to))
-                emails.append(rendering.render(rule.template, event, roles.reader(to)))
+                emails.append((rule.name, rendering.render(rule.template, event, roles.reader(to))))
     return emails
 
 
@@ -174,7 +178,7 @@ def plan(event: Event, context: EventContext, audience: Audience, reps: Reps | N
     ``reps`` is the roster (none: nobody's manager or time zone is known)."""
     event_type = event.event_name()
 
-    def delivery(channel: Channel, recipient: str, message: Email | WebhookPost) -> Delivery:
+    def delivery(channel: Channel, recipient: str, message: Email | WebhookPost, rule: str) -> Delivery:
         return Delivery(
             key=delivery_key(context.event_id, channel, recipient),
             channel=channel,
@@ -184,15 +188,18 @@ def plan(event: Event, context: EventContext, audience: Audience, reps: Reps | N
             subject=event.key(),
             correlation_id=context.correlation_id,
             message=message,
+            rule=rule,
         )
 
     roles = Roles(audience, reps if reps is not None else LiveRoster())
-    deliveries = [delivery(Channel.EMAIL, email.to, email) for email in emails_for(event, roles)]
+    deliveries = [delivery(Channel.EMAIL, email.to, email, rule) for rule, email in emails_for(event, roles)]
     subscribers = [s for s in audience.subscribers if s.wants(event_type)]
     if subscribers:
         body = rendering.webhook_body(event, context)
         deliveries += [
-            delivery(Channel.WEBHOOK, s.name, WebhookPost(url=s.url, subscriber=s.name, body=body))
+            delivery(
+                Channel.WEBHOOK, s.name, WebhookPost(url=s.url, subscriber=s.name, body=body), SUBSCRIPTION
+            )
             for s in subscribers
         ]
     return Plan(deliveries=deliveries, handover=handover_for(event), notes=tuple(roles.notes))

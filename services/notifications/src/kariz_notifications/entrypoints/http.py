@@ -46,6 +46,7 @@ class NotificationView(BaseModel):
     channel: Channel
     recipient: str = Field(description="An e-mail address, or a webhook subscriber's name")
     event_type: str
+    rule: str = Field(description="The rule that caused it, e.g. follow-up-due; subscription for a webhook")
     event_id: str
     subject: str = Field(description="The id of the lead or deal the event is about")
     status: DeliveryStatus
@@ -66,6 +67,7 @@ class NotificationView(BaseModel):
             channel=d.channel,
             recipient=d.recipient,
             event_type=d.event_type,
+            rule=d.rule,
             event_id=d.event_id,
             subject=d.subject,
             status=r.status,

@@ -38,15 +38,15 @@ class Sender(Protocol):
 
 
 class DeliveryMetrics(Protocol):
-    """What the sending counts, by channel."""
+    """What the sending counts, by channel, and the outcomes also by the rule that caused the delivery."""
 
     def resumed(self, channel: Channel) -> None: ...
 
     def took(self, channel: Channel, seconds: float) -> None: ...
 
-    def sent(self, channel: Channel) -> None: ...
+    def sent(self, channel: Channel, rule: str) -> None: ...
 
-    def failed(self, channel: Channel, *, gave_up: bool) -> None: ...
+    def failed(self, channel: Channel, rule: str, *, gave_up: bool) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -106,9 +106,9 @@ async def deliver(
                 "lost the lease on a delivery; its new sender records it", extra={"delivery": delivery.key}
             )
         elif attempt.succeeded:
-            metrics.sent(delivery.channel)
+            metrics.sent(delivery.channel, delivery.rule)
         else:
-            metrics.failed(delivery.channel, gave_up=step.status is DeliveryStatus.FAILED)
+            metrics.failed(delivery.channel, delivery.rule, gave_up=step.status is DeliveryStatus.FAILED)
             log.warning(
                 "delivery attempt failed",
                 extra={"delivery": delivery.key, "status": step.status.value, "error": attempt.error},

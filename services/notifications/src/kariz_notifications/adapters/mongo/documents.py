@@ -46,6 +46,7 @@ def delivery_document(delivery: Delivery, at: datetime) -> Doc:
         "subject": delivery.subject,
         "correlation_id": delivery.correlation_id,
         "message": _message_document(delivery.message),
+        "rule": delivery.rule,
         "status": DeliveryStatus.PENDING.value,
         "next_attempt_at": at,
         "created_at": at,
@@ -88,6 +89,7 @@ def delivery_record(doc: Doc) -> DeliveryRecord:
         subject=doc["subject"],
         correlation_id=doc["correlation_id"],
         message=message,
+        rule=doc.get("rule", ""),
     )
     attempts = tuple(
         Attempt(
