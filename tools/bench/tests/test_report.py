@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from kariz_bench import raw
-from kariz_bench.cli import Latency, Throughput, percentiles, summary, table
+from kariz_bench.cli import Latency, Throughput, end_to_end_s, percentiles, summary, table
 from kariz_bench.stack import Usage
 from kariz_bench.traffic import hot_leads
 
@@ -64,3 +64,9 @@ def test_the_raw_path_models_every_service_of_the_registry() -> None:
     """A service added to kariz_shared.system needs its raw counterpart (hops, collections, indexes)."""
     assert set(raw.SERVICES) == set(SERVICE_NAMES)
     assert set(raw.COLLECTIONS) == set(raw.KARIZ_INDEXES) == set(SERVICE_NAMES)
+
+
+def test_throughput_ends_with_the_last_answer_when_deals_came_first() -> None:
+    # Deals of every lead out 30 s after the start, but the last import (retried) answered at 170 s.
+    assert end_to_end_s(started=100.0, captured_s=170.0, last_deal=130.0) == 170.0
+    assert end_to_end_s(started=100.0, captured_s=20.0, last_deal=130.0) == 30.0
