@@ -26,7 +26,7 @@ install: $(VENV)/.installed ## create .venv with the four services, shared/ and 
 lock: | $(UV) ## refresh uv.lock after changing dependencies
 	$(UV) lock
 
-run: install ## start broker, database and the four services; Ctrl-C stops everything
+run: install ## start broker, a database per service and the four services; Ctrl-C stops everything
 	$(VENV)/bin/kariz-dev run
 
 # make demo LEADS=200 CONCURRENCY=8 SEED=3; ARGS="--deals-url http://..." points it elsewhere.
@@ -37,7 +37,7 @@ demo: install ## drive synthetic leads through the running Kariz (`make run`) an
 	KARIZ_TOKEN=$${KARIZ_TOKEN:-$$($(VENV)/bin/kariz-dev token --user demo@kariz.example --role admin)} \
 	$(VENV)/bin/kariz-load --leads $(LEADS) --concurrency $(CONCURRENCY) --seed $(SEED) $(ARGS)
 
-backends: install ## start only the embedded broker and database
+backends: install ## start only the embedded broker and a database per service
 	$(VENV)/bin/kariz-dev backends
 
 test: install prometheus ## every test: unit, integration (real embedded broker and database), end-to-end, operations
