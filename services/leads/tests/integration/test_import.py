@@ -74,3 +74,21 @@ async def test_an_import_with_an_invalid_line_is_refused_whole_naming_the_line(
         assert response.status_code == 422, response.text
         assert response.json()["fields"][0]["field"].startswith("leads")
     assert await leads.db.leads.count_documents({"company.industry": marker}) == 0
+
+
+async def test_an_import_sent_again_with_its_idempotency_key_stores_nothing_more(
+    leads: Any, lead_body: Any
+) -> None:
+    lines = [lead_body(company={"industry": unique("again")}) for _ in range(3)]
+    key = {"Idempotency-Key": unique("batch")}
+    first = await leads.http.post("/leads/import", json={"leads": lines}, headers=key)
+    # A client that saw no answer sends it again (its timeout, a dropped connection).
+    again = await leads.http.post("/leads/import", json={"leads": lines}, headers=key)
+    assert first.status_code == again.status_code == 200, again.text
+    assert "Idempotent-Replayed" not in first.headers and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json() and first.json()["imported"] == 3
+    emails = [line["contact"]["email"] for line in lines]
+    stored = [doc async for doc in leads.db.leads.find({"contact.email": {"$in": emails}})]
+    assert sorted(doc["touch_count"] for doc in stored) == [1, 1, 1]
+    other = await leads.http.post("/leads/import", json={"leads": lines[:1]}, headers=key)
+    assert other.status_code == 409 and "Idempotency-Key" in other.json()["message"]

@@ -25,6 +25,7 @@ from kariz_shared.contracts.errors import DuplicateRecord
 from kariz_shared.contracts.events import ActivityChannel, ActivityOutcome, LeadSource
 from kariz_shared.contracts.identity import Owners
 from kariz_shared.contracts.paging import Cursor
+from kariz_shared.persistence.idempotency import InMemoryRequestRecords
 from kariz_shared.persistence.in_memory import InMemoryAggregates, InMemoryUnitOfWork
 from kariz_shared.runtime.clock import Clock
 
@@ -236,6 +237,7 @@ class InMemoryLeadsUnitOfWork(InMemoryUnitOfWork, LeadsUnitOfWork):
         self.tasks: InMemoryTaskRepository = InMemoryTaskRepository()
         self.leads.follow_ups = self.tasks
         self.turns: InMemoryTurnCounters = InMemoryTurnCounters()
+        self.requests: InMemoryRequestRecords = InMemoryRequestRecords(self.clock)
         self.metrics: RecordedMetrics = RecordedMetrics()
         self.imports: InMemoryImportJobs = InMemoryImportJobs(self.leads, self.clock)
         self.reps: InMemoryRepRepository = InMemoryRepRepository(self.leads)

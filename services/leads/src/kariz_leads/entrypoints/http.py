@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kariz_leads.domain import AssignedBy, Lead, LeadFilter, LeadStatus, ResponseSla, SalesTeam
@@ -34,6 +34,7 @@ from kariz_shared.contracts.normalisation import (
     normalise_phone,
 )
 from kariz_shared.contracts.paging import Cursor
+from kariz_shared.persistence.idempotency import RequestKey
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
 from kariz_shared.runtime.auth import SIGN_IN_ERRORS, Authenticated, authenticate, rate_limited
 from kariz_shared.runtime.http import CursorPage, CursorParam, Limit, Offset, Page
@@ -299,6 +300,27 @@ LIMITED: dict[int | str, dict[str, Any]] = {
 }
 
 
+#: A client's key for a capture or an import it may have to send again (a timeout, a dropped
+#: connection): a repeat with the same key and body answers what the first did and captures nothing.
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="Any unique string (a UUID) per request, sent again with its retries: a repeat within a "
+        "day answers as the first did (header Idempotent-Replayed) and stores nothing; the same key with "
+        "another body is 409",
+    ),
+]
+REPLAYED = "Idempotent-Replayed"
+
+
+def request_key(caller: Caller, key: str | None, body: BaseModel) -> RequestKey | None:
+    """The key as the caller's own (two callers' keys never meet), with what the body said."""
+    return None if key is None else RequestKey.of(caller.as_actor.who, key, body.model_dump_json())
+
+
 def router(units: UnitsOfWork[LeadsUnitOfWork], team: SalesTeam, sla: ResponseSla) -> APIRouter:
     # Every route needs a signed-in caller (401 without one); each says which roles may use it.
     routes = APIRouter(tags=["leads"], dependencies=[Depends(authenticate)], responses=SIGN_IN_ERRORS)
@@ -318,14 +340,25 @@ def router(units: UnitsOfWork[LeadsUnitOfWork], team: SalesTeam, sla: ResponseSl
         },
     )
     async def capture(
-        body: CaptureLeadRequest, response: Response, caller: Authenticated
+        body: CaptureLeadRequest,
+        response: Response,
+        caller: Authenticated,
+        idempotency_key: IdempotencyKeyHeader = None,
     ) -> CapturedLeadView | CaptureReceipt:
         caller.require(*PEOPLE, scope=Scope.LEADS_CAPTURE)
         cid = correlation_id.get() or str(uuid.uuid4())
-        command = body.as_sent_by(caller).command()
+        sent = body.as_sent_by(caller)
         captured = await handlers.capture_lead(
-            units, team, sla, command, correlation_id=cid, by=caller.as_actor
+            units,
+            team,
+            sla,
+            sent.command(),
+            correlation_id=cid,
+            by=caller.as_actor,
+            request=request_key(caller, idempotency_key, sent),
         )
+        if captured.replayed:
+            response.headers[REPLAYED] = "true"
         if caller.key is not None or not caller.seen.include(captured.lead.owner):
             # A machine, or a rep whose capture went to another rep (new or known): taken, not shown.
             return CaptureReceipt(accepted=1, correlation_id=cid)
@@ -344,12 +377,25 @@ def router(units: UnitsOfWork[LeadsUnitOfWork], team: SalesTeam, sla: ResponseSl
             **LIMITED,
         },
     )
-    async def import_leads(body: ImportLeadsRequest, caller: Authenticated) -> ImportView | CaptureReceipt:
+    async def import_leads(
+        body: ImportLeadsRequest,
+        response: Response,
+        caller: Authenticated,
+        idempotency_key: IdempotencyKeyHeader = None,
+    ) -> ImportView | CaptureReceipt:
         caller.require(Role.MANAGER, Role.ADMIN, scope=Scope.LEADS_IMPORT)
         cid = correlation_id.get() or str(uuid.uuid4())
         captured = await handlers.import_leads(
-            units, team, sla, body.command(caller), correlation_id=cid, by=caller.as_actor
+            units,
+            team,
+            sla,
+            body.command(caller),
+            correlation_id=cid,
+            by=caller.as_actor,
+            request=request_key(caller, idempotency_key, body),
         )
+        if any(c.replayed for c in captured):
+            response.headers[REPLAYED] = "true"
         if caller.key is not None:
             return CaptureReceipt(accepted=len(captured), correlation_id=cid)
         return ImportView(

@@ -26,6 +26,7 @@ from kariz_leads.service_layer.unit_of_work import ONE_LEAD_PER_ADDRESS, LeadsUn
 from kariz_shared.contracts.errors import DuplicateRecord, RuleViolation, found
 from kariz_shared.contracts.events import LeadDisqualified, LeadPriority, LeadQualified, LeadSource
 from kariz_shared.contracts.identity import Actor
+from kariz_shared.persistence.idempotency import SAME_REQUEST, Outcome, RequestKey
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
 from kariz_shared.system import source_of
 
@@ -36,6 +37,8 @@ class Captured:
 
     lead: Lead
     duplicate: bool
+    #: A repeat of a request already done (its Idempotency-Key): this is what it did then.
+    replayed: bool = False
 
 
 def new_lead_id() -> str:
@@ -53,9 +56,10 @@ async def capture_lead(
     *,
     correlation_id: str,
     by: Actor,
+    request: RequestKey | None = None,
 ) -> Captured:
     """A new lead (assigned, ``LeadCaptured`` published, its response timer armed) or, for a known
-    address, a touch of the existing one."""
+    address, a touch of the existing one; for a repeat of ``request``, what it did the first time."""
     try:
         details = LeadDetails.clean(command.contact, command.company, command.campaign)
     except InvalidField as exc:
@@ -63,7 +67,7 @@ async def capture_lead(
     line = CaptureLine(
         details, command.source, command.consent, new_lead_id(), correlation_id, command.priority
     )
-    [captured] = await _capture(units, team, sla, [line], correlation_id, by)
+    [captured] = await _capture(units, team, sla, [line], correlation_id, by, request)
     return captured
 
 
@@ -75,6 +79,7 @@ async def import_leads(
     *,
     correlation_id: str,
     by: Actor,
+    request: RequestKey | None = None,
 ) -> list[Captured]:
     """Capture a list of leads at once: all of them or, when one line breaks a rule, none
     (``InvalidImport`` naming each bad line and field). Each new lead starts a story of its own (its own
@@ -93,7 +98,7 @@ async def import_leads(
         )
     if problems:
         raise InvalidImport(problems)
-    return await _capture(units, team, sla, lines, correlation_id, by)
+    return await _capture(units, team, sla, lines, correlation_id, by, request)
 
 
 # --- consumed events ------------------------------------------------------------------------------
@@ -171,20 +176,47 @@ async def _capture(
     lines: Sequence[CaptureLine],
     correlation_id: str,
     by: Actor,
+    request: RequestKey | None = None,
 ) -> list[Captured]:
     turns = TurnsTaken()
 
     async def work(uow: LeadsUnitOfWork) -> list[Captured]:
-        return await capture_lines(uow, team, sla, lines, turns, by)
+        if request is None:
+            return await capture_lines(uow, team, sla, lines, turns, by)
+        done = await uow.requests.recall(request)
+        if done is not None:
+            return await _replayed(uow, done)
+        captured = await capture_lines(uow, team, sla, lines, turns, by)
+        await uow.requests.remember(
+            request,
+            {"leads": [{"id": c.lead.id, "email": c.lead.email, "duplicate": c.duplicate} for c in captured]},
+        )
+        return captured
 
     try:
         return await units.run(work, correlation_id=correlation_id)
     except DuplicateRecord as exc:
+        # A concurrent request with the same Idempotency-Key committed first: run again to answer as it.
+        if request is not None and exc.index == SAME_REQUEST:
+            return await units.run(work, correlation_id=correlation_id)
         if exc.index != ONE_LEAD_PER_ADDRESS:
             raise
         # A concurrent capture of one of these addresses committed first: the address is known now, so
         # running it again makes this capture a touch.
         return await units.run(work, correlation_id=correlation_id)
+
+
+async def _replayed(uow: LeadsUnitOfWork, done: Outcome) -> list[Captured]:
+    """What a request did the first time, with its leads as they are now."""
+    lines = done["leads"]
+    leads = await uow.leads.with_emails(list(dict.fromkeys(line["email"] for line in lines)))
+    replayed: list[Captured] = []
+    for line in lines:
+        lead = leads.get(line["email"])
+        if lead is None or lead.id != line["id"]:  # merged into another record since
+            lead = found(await uow.leads.get(line["id"]), f"no lead with id {line['id']!r}")
+        replayed.append(Captured(lead, duplicate=bool(line["duplicate"]), replayed=True))
+    return replayed
 
 
 async def capture_lines(

@@ -18,6 +18,7 @@ from kariz_leads.service_layer.roster_store import AssignmentRuleVersions, RepRe
 from kariz_shared.contracts.events import ActivityChannel, ActivityOutcome, LeadSource
 from kariz_shared.contracts.identity import Owners
 from kariz_shared.contracts.paging import Cursor
+from kariz_shared.persistence.idempotency import RequestRecords
 from kariz_shared.persistence.unit_of_work import UnitOfWork
 
 #: The name under which storage refuses a second lead with one address: ``DuplicateRecord.index`` when
@@ -182,3 +183,5 @@ class LeadsUnitOfWork(UnitOfWork):
     imports: ImportJobs
     reps: RepRepository
     assignment_rules: AssignmentRuleVersions
+    #: The outcomes of captures and imports sent with an Idempotency-Key (a repeat answers the same).
+    requests: RequestRecords

@@ -23,6 +23,7 @@ from kariz_leads.adapters.mongo.imports import ensure_import_indexes
 from kariz_leads.adapters.mongo.roster import ensure_roster_indexes
 from kariz_leads.domain.task import TaskStatus
 from kariz_leads.service_layer.unit_of_work import ONE_LEAD_PER_ADDRESS
+from kariz_shared.persistence.idempotency import ensure_request_records
 from kariz_shared.persistence.store import Store
 
 NAMESPACE_EXISTS = 48
@@ -82,6 +83,7 @@ async def ensure_indexes(store: Store) -> None:
         )
     # CSV imports: jobs by starter and age, claimable jobs, a job's failed rows (adapters/mongo/imports).
     await ensure_import_indexes(store)
+    await ensure_request_records(store)
     # The roster: a team's reps; a rep's open leads by owner and status (adapters/mongo/roster).
     await ensure_roster_indexes(store)
     # Leads stored before touches were counted: their whole list is the count (once; then none match).

@@ -13,6 +13,7 @@ from kariz_leads.adapters.mongo.repositories import (
 from kariz_leads.adapters.mongo.roster import MongoAssignmentRuleVersions, MongoRepRepository
 from kariz_leads.service_layer.roster_store import RulesInForce
 from kariz_leads.service_layer.unit_of_work import LeadsMetrics, LeadsUnitOfWork
+from kariz_shared.persistence.idempotency import MongoRequestRecords
 from kariz_shared.persistence.store import Transaction
 from kariz_shared.persistence.unit_of_work import MongoUnitOfWork
 from kariz_shared.runtime.clock import Clock
@@ -34,6 +35,7 @@ class MongoLeadsUnitOfWork(MongoUnitOfWork, LeadsUnitOfWork):
         self.activities = MongoActivityRepository(tx)
         self.tasks = MongoTaskRepository(tx)
         self.turns = MongoTurnCounters(tx.db)
+        self.requests = MongoRequestRecords(tx, clock.now())
         self.metrics = metrics
         self.imports = MongoImportJobs(tx, clock)
         self.reps = MongoRepRepository(tx)
