@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,11 +55,15 @@ def chunks(bodies: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, A
 
 
 async def _post(http: httpx.AsyncClient, url: str, json: Any, sent: Sent) -> httpx.Response:
-    """POST, riding out a moment of overload (503 while busy, a dropped connection)."""
+    """POST, riding out a moment of overload (503 while busy, a dropped connection). One Idempotency-Key
+    for the request and its retries: a retry of one that was done after all (its answer lost) stores
+    nothing twice (a retried import used to touch its 500 leads while qualification wrote them: the
+    write-conflict storm that stalled the stack, README "Performance")."""
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
     for attempt in range(20):
         sent.requests += 1
         try:
-            response = await http.post(url, json=json)
+            response = await http.post(url, json=json, headers=headers)
         except httpx.TransportError:
             response = None
         # 500: the embedded database now and then fails a transaction inside (nothing was stored).
