@@ -335,6 +335,7 @@ def router(units: UnitsOfWork[LeadsUnitOfWork], team: SalesTeam, sla: ResponseSl
                 "model": CapturedLeadView,
                 "description": "The address is already a lead: a touch was recorded",
             },
+            409: {"model": ErrorView, "description": "The Idempotency-Key was used for another request"},
             422: {"model": ErrorView, "description": "Invalid lead data; nothing was stored"},
             **LIMITED,
         },
@@ -373,6 +374,7 @@ def router(units: UnitsOfWork[LeadsUnitOfWork], team: SalesTeam, sla: ResponseSl
         description="All lines are stored or, when one is invalid, none. Each new lead gets its own "
         "`LeadCaptured`; a known address, or one repeated in the list, is recorded as a touch.",
         responses={
+            409: {"model": ErrorView, "description": "The Idempotency-Key was used for another request"},
             422: {"model": ErrorView, "description": "Invalid lines, named by index; nothing was stored"},
             **LIMITED,
         },
