@@ -35,6 +35,7 @@ from kariz_shared.contracts.events import (
     ScoreLine,
     StageChanged,
 )
+from kariz_shared.messaging.broker import ensure_topics
 from kariz_shared.messaging.outbox import RELAY_LEASE
 from kariz_shared.persistence.store import OUTBOX, connect
 from kariz_shared.runtime.settings import ServiceSettings
@@ -187,6 +188,10 @@ async def test_publishing_pauses_while_the_broker_is_away_and_resumes_without_lo
             assert (await http.get("/readyz")).json()["checks"]["broker"] is False
 
             own_backends.bring_up("broker")
+            # A real broker comes back with its topics; the embedded one keeps them in memory. Made again
+            # at once, as the platform's would be there: a record the producer retries into a topic the
+            # embedded broker lost is taken and gone (seen once the roster's readiness delayed this test).
+            await ensure_topics(own_backends.kafka_bootstrap, partitions=settings.kafka_topic_partitions)
             await eventually(lambda: ready(http), timeout=60)
             async with reading(own_backends.kafka_bootstrap, LeadCaptured.topic()) as reader:
                 await reader.wait_for(lambda r: r.key in ids, count=20, timeout=90)
