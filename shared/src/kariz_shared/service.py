@@ -25,7 +25,7 @@ from starlette.responses import Response
 
 from kariz_shared.contracts.events import Event, RepProfile
 from kariz_shared.contracts.identity import LiveRoster, Roster
-from kariz_shared.messaging.broker import ensure_topics, kafka_client_options, make_broker
+from kariz_shared.messaging.broker import ensure_topics, kafka_client_options, make_broker, start_consuming
 from kariz_shared.messaging.consumer import Consumer, Handler
 from kariz_shared.messaging.outbox import OutboxRelay
 from kariz_shared.messaging.state import StateReader, dead_letters_to
@@ -211,7 +211,7 @@ class Service:
                 replication_factor=self.settings.kafka_replication_factor,
                 client_options=kafka_client_options(self.settings),
             )
-        await self.broker.start()
+        await start_consuming(self.broker)
 
     async def stop(self) -> None:
         if self._startup_task is not None and not self._startup_task.done():
