@@ -184,7 +184,7 @@ async def test_a_qualified_lead_opens_one_deal_that_moves_back_and_forth_to_won(
             ("discovery", {}),
             ("demo", {"note": "demo on Tuesday"}),
             ("proposal", {"amount": "15000.00"}),
-            ("demo", {"note": "wants another demo for finance"}),
+            ("demo", {"note": "wants another demo for finance", "reason": "finance missed the demo"}),
             ("proposal", {}),
             ("negotiation", {}),
             ("contract", {}),
@@ -508,7 +508,7 @@ async def test_the_pipeline_totals_agree_with_the_deals_through_moves_compaction
         # A new amount, a move back, a note only (no change to the totals), a win and a loss.
         moves = [
             (opened[0], {"stage": "proposal", "amount": "4500.25"}),
-            (opened[0], {"stage": "discovery", "note": "back: the budget holder changed"}),
+            (opened[0], {"stage": "discovery", "reason": "the budget holder changed"}),
             (opened[1], {"stage": "won"}),
             (opened[2], {"stage": "lost", "reason": "price: too dear"}),
         ]

@@ -52,15 +52,20 @@ def test_build_wires_routes_consumer_and_publishers_without_io() -> None:
         "/accounts/{account_id}",
         "/pipeline",
         "/pipeline/stages",
-        "/pipelines/{pipeline_name}",
+        "/pipelines",
+        "/pipelines/{name}",
+        "/pipelines/{name}/versions",
         "/healthz",
     } <= paths
-    assert [cls.__name__ for cls in service.consumes] == ["LeadQualified", "LeadsMerged"]
+    assert "patch" in service.api.openapi()["paths"]["/deals/{deal_id}"]
+    assert [cls.__name__ for cls in service.consumes] == ["LeadQualified", "LeadsMerged", "ActivityLogged"]
     assert [cls.__name__ for cls in service.publishes] == [
         "DealOpened",
         "StageChanged",
         "DealWon",
         "DealLost",
+        "DealUpdated",
+        "DealStalled",
     ]
 
 

@@ -6,6 +6,7 @@ Plain criteria: the MongoDB adapter translates them into filters, the in-memory 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from kariz_deals.domain.deal import Deal
 from kariz_deals.domain.pipeline import Pipeline
@@ -22,6 +23,8 @@ class DealCriteria:
     account_id: str | None = None
     #: Whose deals the asker may see: applied in the query.
     seen: Owners = EVERYONE
+    #: Only the deals stalled at this time (``GET /deals?stalled=true`` asks at the clock's now).
+    stalled_at: datetime | None = None
 
     def seen_by(self, caller: Caller) -> DealCriteria:
         return replace(self, seen=caller.seen.narrowed_to(self.owner))
@@ -40,7 +43,12 @@ class DealCriteria:
             (self.stage, deal.stage),
             (self.account_id, deal.account.id),
         )
-        return self.seen.include(deal.owner) and all(want is None or want == have for want, have in wanted)
+        stalled = self.stalled_at is None or deal.is_stalled(self.stalled_at)
+        return (
+            stalled
+            and self.seen.include(deal.owner)
+            and all(want is None or want == have for want, have in wanted)
+        )
 
 
 @dataclass(frozen=True)

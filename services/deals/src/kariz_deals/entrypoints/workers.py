@@ -1,13 +1,14 @@
-"""The deals service's background loop: the pipeline gauges."""
+"""The deals service's background loops: the pipeline gauges, the stalled deals' gauge."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 from kariz_deals.domain import Pipeline, PipelineSummary
 from kariz_deals.service_layer import views
 from kariz_deals.service_layer.views import DealReads
+from kariz_shared.runtime.clock import Clock
 from kariz_shared.runtime.periodic import refreshing
 
 
@@ -29,3 +30,19 @@ def pipeline_gauges(
             record(await views.pipeline_summary(reads, pipeline, currency=currency))
 
     return refreshing("pipeline", measure, interval_s)
+
+
+def stalled_gauge(
+    reads: DealReads,
+    clock: Clock,
+    *,
+    record: Callable[[Mapping[tuple[str, str], int]], None],
+    interval_s: float,
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    """Every ``interval_s``, the open deals stalled at the clock's now, by pipeline and stage, handed to
+    ``record`` (the gauge the funnel dashboard and ``KarizDealsStalling`` read)."""
+
+    async def measure() -> None:
+        record(await reads.stalled_by_stage(clock.now()))
+
+    return refreshing("stalled", measure, interval_s)

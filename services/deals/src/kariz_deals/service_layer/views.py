@@ -7,6 +7,7 @@ pipeline's totals are kept as the deals change, so a summary never counts over e
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Protocol
 
 from kariz_deals.domain import (
@@ -40,6 +41,10 @@ class DealReads(Protocol):
 
     async def fold_totals(self) -> None:
         """Fold what the writes since the last fold added to the totals, so the next reads stay short."""
+        ...
+
+    async def stalled_by_stage(self, at: datetime) -> Mapping[tuple[str, str], int]:
+        """How many open deals are stalled at ``at``, by (pipeline, stage); stages with none left out."""
         ...
 
 

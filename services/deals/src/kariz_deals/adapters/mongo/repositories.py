@@ -10,6 +10,7 @@ change to the transaction's one pipeline delta. :class:`MongoDealReads` reads ou
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 
 from pymongo import ASCENDING, DESCENDING
 
@@ -24,7 +25,7 @@ from kariz_deals.adapters.mongo.documents import (
     deal_from_document,
     deal_to_document,
 )
-from kariz_deals.domain import Account, Deal, DealCriteria, PipelineScope, StageTotal
+from kariz_deals.domain import LOST, WON, Account, Deal, DealCriteria, PipelineScope, StageTotal
 from kariz_deals.domain.account import account_key, normalise_domain
 from kariz_shared.contracts.errors import Conflict
 from kariz_shared.contracts.events import Event, lead_id_of
@@ -91,6 +92,14 @@ class MongoDealRepository:
         pipeline_totals.record_change(self.tx, before, doc)
         self._as_read[deal.id] = doc
         deal.version = read_version + 1
+
+    async def open_in_pipeline(self, pipeline: str) -> list[Deal]:
+        # Along the pipeline_stage index; a new version of a pipeline is rare, its deals are read once.
+        docs = await self.deals.find(
+            {"pipeline": pipeline, "stage": {"$nin": [WON, LOST]}}, session=self.tx.session
+        ).to_list()
+        deals = [deal for doc in docs if (deal := self._read(doc)) is not None]
+        return sorted(deals, key=lambda deal: (deal.opened_at, deal.id))
 
 
 def _account_key_of(event: Event) -> str | None:
@@ -162,3 +171,13 @@ class MongoDealReads:
 
     async def fold_totals(self) -> None:
         await pipeline_totals.compact_all(self.store)
+
+    async def stalled_by_stage(self, at: datetime) -> Mapping[tuple[str, str], int]:
+        # Along the rots_at index: only deals with a stall clock have the field set.
+        counted = await self.store.db[DEALS].aggregate(
+            [
+                {"$match": {"rots_at": {"$lte": at}}},
+                {"$group": {"_id": {"pipeline": "$pipeline", "stage": "$stage"}, "count": {"$sum": 1}}},
+            ]
+        )
+        return {(d["_id"]["pipeline"], d["_id"]["stage"]): d["count"] async for d in counted}
