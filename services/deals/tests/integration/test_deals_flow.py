@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -28,11 +28,16 @@ from kariz_devkit.issuer import LocalIssuer
 from kariz_devkit.testing import Backends, EventReader, bearer, eventually, publish, reading, running, unique
 from kariz_shared.contracts.envelope import Envelope
 from kariz_shared.contracts.events import (
+    ActivityChannel,
+    ActivityDirection,
+    ActivityLogged,
+    ActivityOutcome,
     BantAnswers,
     Company,
     Contact,
     DealLost,
     DealOpened,
+    DealStalled,
     DealWon,
     LeadQualified,
     LeadsMerged,
@@ -42,10 +47,11 @@ from kariz_shared.contracts.events import (
     dead_letter_topic,
 )
 from kariz_shared.messaging.inbox import handle_once
+from kariz_shared.messaging.timers import TimerWorker
 from kariz_shared.persistence import store as store_module
 from kariz_shared.persistence.store import Store, Transaction, connect
 from kariz_shared.persistence.unit_of_work import MongoUnitsOfWork
-from kariz_shared.runtime.clock import SystemClock
+from kariz_shared.runtime.clock import FakeClock, SystemClock
 from kariz_shared.runtime.logging import correlation_id
 
 pytestmark = pytest.mark.integration
@@ -541,3 +547,82 @@ async def test_the_pipeline_totals_agree_with_the_deals_through_moves_compaction
     finally:
         for store in stores:
             await store.close()
+
+
+async def test_an_admin_pipeline_refuses_a_jump_stalls_a_deal_once_and_an_activity_rearms_it(
+    deals: Running,
+) -> None:
+    """Issue E's proof on the real broker and database: a deal routed into an enterprise pipeline cannot
+    jump to proposal without amount and close date; past the rot limit (a timer worker on a fake clock)
+    DealStalled goes out once, and an ActivityLogged for the deal arms its stall timer again."""
+    http, db = deals.http, deals.db
+    enterprise = {
+        "name": "enterprise",
+        "stages": [
+            {
+                "name": "qualification",
+                "probability": "0.1",
+                "forecast_category": "pipeline",
+                "exit_criteria": {"required": ["amount", "expected_close_date"]},
+                "rot_days": 14,
+            },
+            {"name": "proposal", "probability": "0.6", "forecast_category": "best_case"},
+        ],
+        "routing": [{"segments": ["enterprise"]}],
+    }
+    defined = await http.post("/pipelines", json=enterprise)
+    assert defined.status_code == 201 and defined.headers["ETag"] == '"1"', defined.text
+
+    lead, corr = unique("L"), unique("corr")
+    domain = f"{unique('big')}.example"
+    # Five thousand people: the enterprise segment its routing rule names.
+    event = qualified(lead, company="Big Iron plc", domain=domain).model_copy(
+        update={"company": Company(name="Big Iron plc", domain=domain, size=5000, country="GB")}
+    )
+    store = Store(deals.settings)
+    try:
+        async with reading(deals.bootstrap, DealStalled.topic()) as reader:
+            await publish(deals.bootstrap, from_qualification(event, corr))
+            deal = await deal_for(http, lead)
+            assert (deal["pipeline"], deal["stage"]) == ("enterprise", "qualification")
+
+            jump = await move(http, deal["id"], stage="proposal")
+            assert jump.status_code == 422
+            assert "qualification: amount, expected_close_date" in jump.json()["message"]
+
+            key = f"deal:{deal['id']}:stalled"
+            timer = await db.timers.find_one({"_id": key})
+            due = timer["due_at"].replace(tzinfo=UTC)
+            worker = TimerWorker(store, FakeClock(due + timedelta(seconds=1)), deals.settings)
+            while await worker.fire_due() >= worker.batch:
+                pass
+            [stalled] = await reader.wait_for(lambda r: r.key == deal["id"])
+            assert (stalled.body["stage"], stalled.body["rot_days"], stalled.body["owner"]) == (
+                "qualification",
+                14,
+                "rep@kariz.test",
+            )
+            assert stalled.headers["ce_correlationid"] == corr
+            assert await worker.fire_due() == 0  # once
+
+            activity = ActivityLogged(
+                activity_id=unique("A"),
+                lead_id=lead,
+                deal_id=deal["id"],
+                owner="rep@kariz.test",
+                channel=ActivityChannel.CALL,
+                direction=ActivityDirection.OUTBOUND,
+                outcome=ActivityOutcome.REACHED,
+                reaching=True,
+                occurred_at=due + timedelta(hours=1),
+                logged_at=due + timedelta(hours=1),
+            )
+            await publish(
+                deals.bootstrap, Envelope(event=activity, source="/kariz/leads", correlation_id=corr)
+            )
+            rearmed = await eventually(lambda: db.timers.find_one({"_id": key}), timeout=30)
+            assert rearmed["due_at"].replace(tzinfo=UTC) == due + timedelta(hours=1, days=14)
+            assert await worker.fire_due() == 0
+            assert len(reader.of(DealStalled.topic(), deal["id"])) == 1
+    finally:
+        await store.close()
