@@ -312,7 +312,8 @@ async def test_accounts_lists_and_the_pipeline_through_mongodb(deals: Running, i
     assert (page["total"], page["limit"], page["offset"], len(page["items"])) == (6, 4, 4, 2)
     summary = (await http.get("/pipeline", params={"owner": owner})).json()
     stages = (await http.get("/pipeline/stages")).json()
-    assert (await http.get("/pipelines/default")).json() == stages
+    default = (await http.get("/pipelines/default")).json()
+    assert [s["name"] for s in default["stages"]] == [s["name"] for s in stages["stages"]]
 
     rows = {
         s["stage"]: (s["count"], Decimal(s["value"]), Decimal(s["weighted_value"])) for s in summary["stages"]
