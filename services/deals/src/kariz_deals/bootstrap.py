@@ -73,7 +73,7 @@ def build(settings: DealsSettings | None = None, clock: Clock | None = None) -> 
         workers.stalled_gauge(
             reads,
             service.clock,
-            record=StalledGauge().record,
+            record=StalledGauge(PIPELINES.values()).record,
             interval_s=settings.metrics_refresh_interval_s,
         ),
     )
