@@ -18,6 +18,7 @@ from schemathesis.checks import not_a_server_error
 from kariz_deals.adapters.in_memory import InMemoryDealReads, InMemoryDealsUnitOfWork
 from kariz_deals.domain import DEFAULT_PIPELINE
 from kariz_deals.entrypoints import http as deals_http
+from kariz_deals.entrypoints import opening as deals_opening
 from kariz_deals.entrypoints import pipelines as deals_pipelines
 from kariz_devkit.issuer import LocalIssuer
 from kariz_devkit.testing import accepting, bearer
@@ -70,6 +71,14 @@ def routers() -> dict[str, APIRouter]:
         )
     )
     deals_routes.include_router(deals_pipelines.router(deals_units))
+    deals_routes.include_router(
+        deals_opening.router(
+            deals_units,
+            Roster.of({"emea": ["alex@kariz.example"]}),
+            pipeline=DEFAULT_PIPELINE,
+            default_currency="EUR",
+        )
+    )
     return {
         "leads": leads,
         "qualification": qualification_http.router(

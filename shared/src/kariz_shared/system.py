@@ -27,6 +27,7 @@ from kariz_shared.contracts.events import (
     LeadResponseOverdue,
     LeadsMerged,
     RepProfile,
+    RfpResponseDue,
     StageChanged,
     TaskRequested,
 )
@@ -89,7 +90,7 @@ SERVICES: tuple[ServiceEntry, ...] = (
     ServiceEntry(
         "deals",
         8003,
-        publishes=(DealOpened, StageChanged, DealWon, DealLost, DealUpdated, DealStalled),
+        publishes=(DealOpened, StageChanged, DealWon, DealLost, DealUpdated, DealStalled, RfpResponseDue),
         consumes=(LeadQualified, LeadsMerged, ActivityLogged),
         summary="accounts, deals, pipeline stages, won and lost, forecast",
     ),

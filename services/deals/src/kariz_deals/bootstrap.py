@@ -13,7 +13,7 @@ from kariz_deals.adapters.mongo.pipelines import ensure_pipeline_indexes, seed_d
 from kariz_deals.adapters.mongo.repositories import MongoDealReads
 from kariz_deals.adapters.mongo.unit_of_work import MongoDealsUnitOfWork
 from kariz_deals.domain import DEFAULT_PIPELINE, PIPELINES
-from kariz_deals.entrypoints import http, kafka, pipelines, workers
+from kariz_deals.entrypoints import http, kafka, opening, pipelines, workers
 from kariz_deals.settings import DealsSettings
 from kariz_shared.persistence.store import Store, Transaction
 from kariz_shared.persistence.unit_of_work import MongoUnitsOfWork
@@ -58,6 +58,9 @@ def build(settings: DealsSettings | None = None, clock: Clock | None = None) -> 
     service.subscribe_all(units, kafka.subscriptions(pipeline=pipeline, currency=currency))
     service.api.include_router(http.router(units, reads, pipeline=pipeline, default_currency=currency))
     service.api.include_router(pipelines.router(units))
+    service.api.include_router(
+        opening.router(units, service.roster, pipeline=pipeline, default_currency=currency)
+    )
     service.add_worker(
         "pipeline-gauges",
         workers.pipeline_gauges(

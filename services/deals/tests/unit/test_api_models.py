@@ -66,7 +66,10 @@ def test_build_wires_routes_consumer_and_publishers_without_io() -> None:
         "DealLost",
         "DealUpdated",
         "DealStalled",
+        "RfpResponseDue",
     ]
+    assert "post" in service.api.openapi()["paths"]["/deals"]
+    assert "/deals/{deal_id}/rfp-decision" in paths
 
 
 def test_build_takes_the_clock_it_is_given() -> None:

@@ -586,6 +586,25 @@ class DealStalled(Event):
     stalled_at: datetime
 
 
+class RfpResponseDue(Event):
+    description: ClassVar[str] = (
+        "The response to an RFP/RFI a deal answers is due soon (kind 'reminder', the reminder time before "
+        "the due time) or overdue (kind 'overdue', at the due time): emitted by timers of the deals "
+        "service while the deal is open and not a no-go, for the owner and their manager to act on."
+    )
+    key_field: ClassVar[str] = "deal_id"
+
+    deal_id: str
+    lead_id: str
+    owner: str
+    account_id: str
+    account_name: str
+    issuer: str = Field(description="Who issued the RFP")
+    response_due_at: datetime
+    kind: str = Field(description="reminder | overdue")
+    decision: str | None = Field(default=None, description="go, or none yet (a no-go stops the timers)")
+
+
 #: Every event type, by name. A new event must be added here to get a topic.
 EVENTS: dict[str, type[Event]] = {
     cls.__name__: cls
@@ -608,6 +627,7 @@ EVENTS: dict[str, type[Event]] = {
         DealLost,
         DealUpdated,
         DealStalled,
+        RfpResponseDue,
     )
 }
 

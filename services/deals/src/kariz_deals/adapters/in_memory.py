@@ -48,6 +48,9 @@ class InMemoryDealRepository(InMemoryVersionedAggregates[Deal]):
         stale = f"deal {deal.id} was changed by another request meanwhile; reload it and try again"
         self.keep_version(deal.id, deal, stale=stale)
 
+    async def of_account(self, account_id: str) -> list[Deal]:
+        return [copy.deepcopy(d) for d in self.by_id.values() if d.account.id == account_id]
+
     async def open_in_pipeline(self, pipeline: str) -> list[Deal]:
         mine = [d for d in self.by_id.values() if d.pipeline.name == pipeline and not d.is_closed]
         return [copy.deepcopy(d) for d in sorted(mine, key=lambda d: (d.opened_at, d.id))]
@@ -87,6 +90,9 @@ class InMemoryAccountRepository:
         # As on MongoDB: the oldest account whose name reads the same, with a domain or without.
         named = [a for a in self.by_id.values() if a.name_key == name_key]
         return min(named, key=lambda a: (a.created_at, a.id), default=None)
+
+    async def get(self, account_id: str) -> Account | None:
+        return self.by_id.get(account_id)
 
     def add(self, account: Account) -> None:
         if any(a.key == account.key for a in self.by_id.values()):

@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from kariz_deals.domain.pipeline import LOST, WON, DealFacts, DealType, Direction, Pipeline, Stage
+from kariz_deals.domain.rfp import RfpDecision, RfpDetails
 from kariz_shared.contracts.aggregate import Aggregate
 from kariz_shared.contracts.errors import Conflict, RuleViolation
 from kariz_shared.contracts.events import (
@@ -20,6 +21,7 @@ from kariz_shared.contracts.events import (
     DealStalled,
     DealUpdated,
     DealWon,
+    RfpResponseDue,
     StageChanged,
 )
 from kariz_shared.contracts.identity import Actor
@@ -123,6 +125,10 @@ class Deal(Aggregate):
     rots_at: datetime | None = None
     #: The first activity with the customer after the win (the hand-over's start).
     first_contact_after_win_at: datetime | None = None
+    #: An RFP deal's request: issuer, due time, requirements, go/no-go.
+    rfp: RfpDetails | None = None
+    #: An upsell, cross-sell or renewal: the account's won deals it builds on.
+    linked_deal_ids: tuple[str, ...] = ()
 
     @classmethod
     def open(
@@ -261,6 +267,13 @@ class Deal(Aggregate):
         direction = self.pipeline.direction(self.stage, target.name)
         if direction is Direction.BACK and clean_reason is None:
             raise RuleViolation(f"reason: moving a deal back (to {target.name!r}) needs a reason")
+        if (
+            self.rfp is not None
+            and not self.rfp.decided_go
+            and direction is Direction.FORWARD
+            and target.name != LOST
+        ):
+            raise RuleViolation("rfp: decide go or no-go (POST /deals/{id}/rfp-decision) before moving it on")
         unmet = self.pipeline.unmet_exit_criteria(self.stage, target.name, self.facts(new_amount))
         if unmet:
             by_stage = "; ".join(f"{stage}: {', '.join(lacking)}" for stage, lacking in unmet.items())
@@ -557,3 +570,34 @@ class DealChanges:
     competitor: str | None = None
     checklist: frozenset[str] | None = None
     cleared: frozenset[str] = frozenset()
+
+
+# --- RFPs -------------------------------------------------------------------------------------------
+
+
+def rfp_timer_keys(deal_id: str) -> tuple[str, str]:
+    """The reminder before an RFP's response is due, and its overdue timer."""
+    return f"deal:{deal_id}:rfp-reminder", f"deal:{deal_id}:rfp-overdue"
+
+
+def rfp_due_events(deal: Deal) -> list[tuple[str, datetime, RfpResponseDue]]:
+    """The timers an open RFP deal keeps (key, due time, event): none once it is closed or a no-go."""
+    rfp = deal.rfp
+    if rfp is None or deal.is_closed or rfp.decision is RfpDecision.NO_GO:
+        return []
+    reminder, overdue = rfp_timer_keys(deal.id)
+
+    def due(kind: str) -> RfpResponseDue:
+        return RfpResponseDue(
+            deal_id=deal.id,
+            lead_id=deal.lead_id,
+            owner=deal.owner,
+            account_id=deal.account.id,
+            account_name=deal.account.name,
+            issuer=rfp.issuer,
+            response_due_at=rfp.response_due_at,
+            kind=kind,
+            decision=rfp.decision.value if rfp.decision else None,
+        )
+
+    return [(reminder, rfp.remind_at, due("reminder")), (overdue, rfp.response_due_at, due("overdue"))]

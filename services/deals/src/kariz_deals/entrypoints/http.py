@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated
 
@@ -105,6 +105,18 @@ class ContactView(BaseModel):
     title: str | None = None
 
 
+class RfpView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    issuer: str
+    response_due_at: datetime
+    requirements: list[str]
+    reminder_before: timedelta
+    decision: str | None
+    decided_at: datetime | None
+    decided_by: str | None
+
+
 class DealView(BaseModel):
     # Read from the aggregate's attributes by name: no hand-kept mapping of a deal's fields.
     model_config = ConfigDict(from_attributes=True)
@@ -146,6 +158,8 @@ class DealView(BaseModel):
     stalled: bool = Field(default=False, description="Past its stage's rot limit")
     first_contact_after_win_at: datetime | None = None
     seconds_from_win_to_first_contact: float | None = None
+    rfp: RfpView | None = None
+    linked_deal_ids: list[str] = Field(default_factory=list, description="The won deals it builds on")
 
     @field_validator("pipeline", mode="before")
     @classmethod

@@ -17,6 +17,7 @@ from kariz_deals.domain import (
     new_deal_id,
     route,
 )
+from kariz_deals.domain.deal import rfp_timer_keys
 from kariz_deals.service_layer.commands import MoveDeal
 from kariz_deals.service_layer.pipelines import keep_stall_timer
 from kariz_deals.service_layer.unit_of_work import DealsUnitOfWork
@@ -186,6 +187,9 @@ async def move_deal(units: UnitsOfWork[DealsUnitOfWork], command: MoveDeal) -> D
         await uow.deals.save(deal)
         uow.publish(deal)
         keep_stall_timer(uow, deal, had_one=had_one)
+        if deal.rfp is not None and deal.is_closed:
+            for key in rfp_timer_keys(deal.id):
+                uow.timers.cancel(key)  # a closed RFP deal owes no response
         metrics = uow.metrics
         uow.after_commit(lambda: metrics.moved(move))
         return deal

@@ -49,6 +49,10 @@ class DealRepository(Protocol):
         """Every open deal of the pipeline (a new version of it is followed by them all)."""
         ...
 
+    async def of_account(self, account_id: str) -> list[Deal]:
+        """Every stored deal of the account (whose they are says who may open more for it)."""
+        ...
+
 
 class AccountRepository(Protocol):
     """Accounts: one per company, known by its web domain or, without one, by its name."""
@@ -57,6 +61,10 @@ class AccountRepository(Protocol):
         """The company's account: by ``domain`` when there is one, else the oldest whose name reads
         ``name_key``; accounts added earlier in this unit count too. On MongoDB the first ask by domain
         reads the accounts of all the batch's companies at once."""
+        ...
+
+    async def get(self, account_id: str) -> Account | None:
+        """The account as stored, or None."""
         ...
 
     def add(self, account: Account) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from kariz_deals.adapters.mongo.pipelines import pipeline_from_document, pipeline_to_document
@@ -17,6 +17,7 @@ from kariz_deals.domain import (
     StageVisit,
     pipeline_named,
 )
+from kariz_deals.domain.rfp import RfpDecision, RfpDetails
 
 DEALS = "deals"
 ACCOUNTS = "accounts"
@@ -67,12 +68,40 @@ def _sales_fields_to_document(deal: Deal) -> Document:
         "checklist": sorted(deal.checklist),
         "rots_at": deal.rots_at,
         "first_contact_after_win_at": deal.first_contact_after_win_at,
+        "rfp": _rfp_to_document(deal.rfp) if deal.rfp else None,
+        "linked_deal_ids": list(deal.linked_deal_ids),
     }
     # A deal in another pipeline than the built-in one carries the version it follows (it follows each
     # new one: see replace_pipeline); one in the built-in pipeline names it, as before.
     if deal.pipeline != DEFAULT_PIPELINE:
         doc["pipeline_definition"] = pipeline_to_document(deal.pipeline)
     return doc
+
+
+def _rfp_to_document(rfp: RfpDetails) -> Document:
+    return {
+        "issuer": rfp.issuer,
+        "response_due_at": rfp.response_due_at,
+        "requirements": list(rfp.requirements),
+        "reminder_before_s": rfp.reminder_before.total_seconds(),
+        "decision": rfp.decision.value if rfp.decision else None,
+        "decided_at": rfp.decided_at,
+        "decided_by": rfp.decided_by,
+    }
+
+
+def _rfp_from_document(doc: Document | None) -> RfpDetails | None:
+    if not doc:
+        return None
+    return RfpDetails(
+        issuer=doc["issuer"],
+        response_due_at=doc["response_due_at"],
+        requirements=tuple(doc.get("requirements", [])),
+        reminder_before=timedelta(seconds=doc.get("reminder_before_s", 0)),
+        decision=RfpDecision(doc["decision"]) if doc.get("decision") else None,
+        decided_at=doc.get("decided_at"),
+        decided_by=doc.get("decided_by"),
+    )
 
 
 def _pipeline_of(doc: Document) -> Pipeline:
@@ -120,6 +149,8 @@ def deal_from_document(doc: Document) -> Deal:
         checklist=frozenset(doc.get("checklist") or ()),
         rots_at=doc.get("rots_at"),
         first_contact_after_win_at=doc.get("first_contact_after_win_at"),
+        rfp=_rfp_from_document(doc.get("rfp")),
+        linked_deal_ids=tuple(doc.get("linked_deal_ids") or ()),
     )
 
 

@@ -93,6 +93,11 @@ class MongoDealRepository:
         self._as_read[deal.id] = doc
         deal.version = read_version + 1
 
+    async def of_account(self, account_id: str) -> list[Deal]:
+        # Along the account_opened index; an account has a few deals.
+        docs = await self.deals.find({"account.id": account_id}, session=self.tx.session).to_list()
+        return [deal for doc in docs if (deal := self._read(doc)) is not None]
+
     async def open_in_pipeline(self, pipeline: str) -> list[Deal]:
         # Along the pipeline_stage index; a new version of a pipeline is rare, its deals are read once.
         docs = await self.deals.find(
@@ -134,6 +139,10 @@ class MongoAccountRepository:
             )
         if doc is None and queued:
             doc = queued[0]
+        return account_from_document(doc) if doc else None
+
+    async def get(self, account_id: str) -> Account | None:
+        doc = await self.accounts.find_one({"_id": account_id}, session=self.tx.session)
         return account_from_document(doc) if doc else None
 
     def add(self, account: Account) -> None:
