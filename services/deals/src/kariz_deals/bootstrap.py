@@ -12,8 +12,9 @@ from kariz_deals.adapters.mongo.indexes import ensure_indexes
 from kariz_deals.adapters.mongo.pipelines import ensure_pipeline_indexes, seed_default_pipeline
 from kariz_deals.adapters.mongo.repositories import MongoDealReads
 from kariz_deals.adapters.mongo.unit_of_work import MongoDealsUnitOfWork
-from kariz_deals.domain import DEFAULT_PIPELINE, PIPELINES
+from kariz_deals.domain import DEFAULT_PIPELINE, PIPELINES, Pipeline
 from kariz_deals.entrypoints import http, kafka, opening, pipelines, workers
+from kariz_deals.service_layer import pipelines as pipeline_versions
 from kariz_deals.settings import DealsSettings
 from kariz_shared.persistence.store import Store, Transaction
 from kariz_shared.persistence.unit_of_work import MongoUnitsOfWork
@@ -55,6 +56,10 @@ def build(settings: DealsSettings | None = None, clock: Clock | None = None) -> 
         await seed_default_pipeline(store, service.clock)
 
     service.on_startup(seed_pipelines)
+
+    async def pipelines_in_force() -> list[Pipeline]:
+        return [v.pipeline for v in await pipeline_versions.pipelines_in_force(units)]
+
     service.subscribe_all(units, kafka.subscriptions(pipeline=pipeline, currency=currency))
     service.api.include_router(http.router(units, reads, pipeline=pipeline, default_currency=currency))
     service.api.include_router(pipelines.router(units))
@@ -69,6 +74,7 @@ def build(settings: DealsSettings | None = None, clock: Clock | None = None) -> 
             currency=currency,
             record=metrics.record_pipeline,
             interval_s=settings.metrics_refresh_interval_s,
+            in_force=pipelines_in_force,
         ),
     )
     service.add_worker(

@@ -197,3 +197,11 @@ async def test_a_rot_limit_given_to_the_default_pipeline_stalls_its_open_deals(
     assert [d["id"] for d in stalled["items"]] == [deal.id]
     assert stalled["items"][0]["stalled"] is True and stalled["items"][0]["days_in_stage"] == 2.0
     assert (await api.get(f"/deals/{deal.id}")).json()["rots_at"].startswith("2026-03-04T09:00")
+
+
+async def test_the_list_filters_by_a_stage_of_an_admins_pipeline(api: httpx.AsyncClient) -> None:
+    assert (await api.get("/deals", params={"stage": "shortlist"})).status_code == 422
+    body = {**ENTERPRISE, "stages": [*ENTERPRISE["stages"], {**ENTERPRISE["stages"][1], "name": "shortlist"}]}
+    assert (await api.post("/pipelines", json=body)).status_code == 201
+    listed = await api.get("/deals", params={"stage": "shortlist"})
+    assert listed.status_code == 200 and listed.json()["total"] == 0

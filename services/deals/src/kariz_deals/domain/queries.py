@@ -29,10 +29,10 @@ class DealCriteria:
     def seen_by(self, caller: Caller) -> DealCriteria:
         return replace(self, seen=caller.seen.narrowed_to(self.owner))
 
-    def checked_against(self, pipeline: Pipeline) -> DealCriteria:
-        """These criteria, if their stage is one of ``pipeline``'s: an unknown stage is a mistake, not an
-        empty page (a RuleViolation that lists the valid stages)."""
-        if self.stage is not None:
+    def checked_against(self, pipeline: Pipeline, *others: Pipeline) -> DealCriteria:
+        """These criteria, if their stage is one of ``pipeline``'s (or of an admin's ``others``): an
+        unknown stage is a mistake, not an empty page (a RuleViolation that lists ``pipeline``'s stages)."""
+        if self.stage is not None and not any(p.has_stage(self.stage) for p in others):
             pipeline.stage(self.stage)
         return self
 

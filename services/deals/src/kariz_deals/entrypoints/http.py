@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from kariz_deals.domain import Account, Deal, DealCriteria, Pipeline, PipelineSummary
 from kariz_deals.service_layer import handlers, views
 from kariz_deals.service_layer.commands import MoveDeal
-from kariz_deals.service_layer.pipelines import pipeline_in_force
+from kariz_deals.service_layer.pipelines import pipeline_in_force, pipelines_in_force
 from kariz_deals.service_layer.unit_of_work import DealsUnitOfWork
 from kariz_deals.service_layer.views import DealReads
 from kariz_shared.contracts.identity import PEOPLE, Role
@@ -301,7 +301,13 @@ def router(
             account_id=account_id,
             stalled_at=now if stalled else None,
         ).seen_by(caller)
-        deals, total = await views.deals(reads, where, pipeline, limit=limit, offset=offset)
+        # A stage of an admin's pipeline is a stage too (read only when a stage is asked for).
+        others = (
+            tuple(v.pipeline for v in await pipelines_in_force(units))
+            if stage is not None and not pipeline.has_stage(stage)
+            else ()
+        )
+        deals, total = await views.deals(reads, where, pipeline, limit=limit, offset=offset, others=others)
         return Page[DealView](
             items=[DealView.of(d, now) for d in deals], total=total, limit=limit, offset=offset
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 from kariz_deals.domain import Pipeline, PipelineSummary
@@ -19,13 +19,16 @@ def pipeline_gauges(
     currency: str,
     record: Callable[[PipelineSummary], None],
     interval_s: float,
+    in_force: Callable[[], Awaitable[Iterable[Pipeline]]] | None = None,
 ) -> Callable[[], Coroutine[Any, Any, None]]:
-    """Every ``interval_s``, each pipeline's summary in ``currency`` handed to ``record`` (the gauges)."""
-    measured = tuple(pipelines)
+    """Every ``interval_s``, each pipeline's summary in ``currency`` handed to ``record`` (the gauges):
+    ``pipelines``, or those ``in_force`` answers each round (an admin's new pipeline is measured too)."""
+    fixed = tuple(pipelines)
 
     async def measure() -> None:
         # The totals' deltas since the last round are folded first, so the reads stay short.
         await reads.fold_totals()
+        measured = tuple(await in_force()) if in_force is not None else fixed
         for pipeline in measured:
             record(await views.pipeline_summary(reads, pipeline, currency=currency))
 

@@ -53,9 +53,16 @@ async def deal(reads: DealReads, deal_id: str) -> Deal:
 
 
 async def deals(
-    reads: DealReads, where: DealCriteria, pipeline: Pipeline, *, limit: int, offset: int
+    reads: DealReads,
+    where: DealCriteria,
+    pipeline: Pipeline,
+    *,
+    limit: int,
+    offset: int,
+    others: tuple[Pipeline, ...] = (),
 ) -> tuple[list[Deal], int]:
-    return await reads.deals(where.checked_against(pipeline), limit=limit, offset=offset)
+    """A page of deals; a stage asked for is one of ``pipeline``'s or of the ``others`` in force."""
+    return await reads.deals(where.checked_against(pipeline, *others), limit=limit, offset=offset)
 
 
 async def account(reads: DealReads, account_id: str) -> Account:
