@@ -382,3 +382,15 @@ async def test_the_first_contact_after_a_win_is_recorded_once(units: Units, cloc
     won = await units.uow.deals.get(deal.id)
     assert won is not None and won.first_contact_after_win_at == clock.now() + timedelta(hours=5)
     assert won.seconds_from_win_to_first_contact == 5 * 3600
+
+
+async def test_a_backdated_activity_never_brings_the_stall_closer(units: Units, clock: FakeClock) -> None:
+    await pipelines.define_pipeline(units, enterprise(rot_days=14), ADMIN.who)
+    deal = await qualify(units)
+    clock.advance(timedelta(days=5))
+    await activity(units, deal.lead_id, clock.now())
+    await activity(units, deal.lead_id, T0 + timedelta(days=1))  # logged late, happened before
+    stored = await units.uow.deals.get(deal.id)
+    assert stored is not None and stored.rots_at == T0 + timedelta(days=19)
+    timer = await units.uow.timers.get(stored.stall_timer_key())
+    assert timer is not None and timer.due_at == T0 + timedelta(days=19)

@@ -528,8 +528,12 @@ class Deal(Aggregate):
             return True
         if self.is_closed or not self.pipeline.activity_rearms or self.rots_at is None:
             return False
-        self.start_stall_clock(at)
-        return True
+        before = self.rots_at
+        # A backdated activity (logged late) never brings the stall closer than it was.
+        self.start_stall_clock(max(at, self.history[-1].entered_at))
+        if self.rots_at is not None and self.rots_at < before:
+            self.rots_at = before
+        return self.rots_at != before
 
     @property
     def seconds_from_win_to_first_contact(self) -> float | None:
