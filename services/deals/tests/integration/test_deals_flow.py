@@ -19,6 +19,7 @@ from prometheus_client import REGISTRY
 
 from kariz_deals.adapters.in_memory import RecordingDealsMetrics
 from kariz_deals.adapters.mongo import indexes, pipeline_totals
+from kariz_deals.adapters.mongo.repositories import MongoDealReads
 from kariz_deals.adapters.mongo.unit_of_work import MongoDealsUnitOfWork
 from kariz_deals.bootstrap import build
 from kariz_deals.domain import DEFAULT_PIPELINE
@@ -625,5 +626,21 @@ async def test_an_admin_pipeline_refuses_a_jump_stalls_a_deal_once_and_an_activi
             assert rearmed["due_at"].replace(tzinfo=UTC) == due + timedelta(hours=1, days=14)
             assert await worker.fire_due() == 0
             assert len(reader.of(DealStalled.topic(), deal["id"])) == 1
+            # Re-armed: not stalled a day on, stalled again past the new rot limit.
+            reads = MongoDealReads(store)
+            assert ("enterprise", "qualification") not in await reads.stalled_by_stage(
+                due + timedelta(days=1)
+            )
+            assert (await reads.stalled_by_stage(due + timedelta(days=15)))[
+                ("enterprise", "qualification")
+            ] == 1
+
+            # With amount and close date filled in, the jump goes; proposal has no rot limit: disarmed.
+            edited = await http.patch(
+                f"/deals/{deal['id']}", json={"amount": "90000", "expected_close_date": "2026-12-31"}
+            )
+            assert edited.status_code == 200 and edited.json()["expected_close_date"] == "2026-12-31"
+            assert (await move(http, deal["id"], stage="proposal")).status_code == 200
+            assert await db.timers.find_one({"_id": key}) is None
     finally:
         await store.close()

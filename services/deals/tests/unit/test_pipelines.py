@@ -394,3 +394,40 @@ async def test_a_backdated_activity_never_brings_the_stall_closer(units: Units, 
     assert stored is not None and stored.rots_at == T0 + timedelta(days=19)
     timer = await units.uow.timers.get(stored.stall_timer_key())
     assert timer is not None and timer.due_at == T0 + timedelta(days=19)
+
+
+async def test_a_deal_with_every_new_field_is_the_same_after_its_document(
+    units: Units, clock: FakeClock
+) -> None:
+    """The MongoDB mapping (no database needed: the documents are plain dicts) keeps what this issue added."""
+    from kariz_deals.adapters.mongo.documents import deal_from_document, deal_to_document
+    from kariz_deals.domain.rfp import RfpDetails
+
+    await pipelines.define_pipeline(units, enterprise(), ADMIN.who)
+    deal = await qualify(units)
+    await edit(
+        units,
+        deal.id,
+        amount=Decimal("10"),
+        expected_close_date=date(2026, 6, 30),
+        next_step="call",
+        deal_type=DealType.RENEWAL,
+        product_line="analytics",
+        decision_maker="Grace",
+        competitor="Acme",
+        checklist=frozenset({"security review"}),
+    )
+    stored = await units.uow.deals.get(deal.id)
+    assert stored is not None
+    stored.rfp = RfpDetails.issued("City", T0 + timedelta(days=3), ("SSO",), T0)
+    stored.linked_deal_ids = ("D-1",)
+    stored.first_contact_after_win_at = T0
+    doc = deal_to_document(stored)
+    assert doc["pipeline_definition"]["routing"] == [
+        {"deal_types": [], "segments": ["enterprise"], "product_lines": [], "countries": []}
+    ]
+    assert deal_from_document(doc) == stored
+    # A deal in the built-in pipeline names it only, as before.
+    assert "pipeline_definition" not in deal_to_document(
+        await qualify(units, "L-small", size=5, domain="s.example")
+    )
