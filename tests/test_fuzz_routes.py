@@ -18,6 +18,8 @@ from schemathesis.checks import not_a_server_error
 from kariz_deals.adapters.in_memory import InMemoryDealReads, InMemoryDealsUnitOfWork
 from kariz_deals.domain import DEFAULT_PIPELINE
 from kariz_deals.entrypoints import http as deals_http
+from kariz_deals.entrypoints import opening as deals_opening
+from kariz_deals.entrypoints import pipelines as deals_pipelines
 from kariz_devkit.issuer import LocalIssuer
 from kariz_devkit.testing import accepting, bearer
 from kariz_leads.adapters.in_memory import InMemoryLeadsUnitOfWork
@@ -61,17 +63,28 @@ def routers() -> dict[str, APIRouter]:
         leads_imports.router(leads_units, SalesTeam.of(["alex@kariz.example"])),
     ):
         leads.include_router(router)
+    deals_units = InMemoryUnitsOfWork(deals)
+    deals_routes = APIRouter()
+    deals_routes.include_router(
+        deals_http.router(
+            deals_units, InMemoryDealReads(deals), pipeline=DEFAULT_PIPELINE, default_currency="EUR"
+        )
+    )
+    deals_routes.include_router(deals_pipelines.router(deals_units))
+    deals_routes.include_router(
+        deals_opening.router(
+            deals_units,
+            Roster.of({"emea": ["alex@kariz.example"]}),
+            pipeline=DEFAULT_PIPELINE,
+            default_currency="EUR",
+        )
+    )
     return {
         "leads": leads,
         "qualification": qualification_http.router(
             InMemoryUnitsOfWork(InMemoryQualificationUnitOfWork(clock))
         ),
-        "deals": deals_http.router(
-            InMemoryUnitsOfWork(deals),
-            InMemoryDealReads(deals),
-            pipeline=DEFAULT_PIPELINE,
-            default_currency="EUR",
-        ),
+        "deals": deals_routes,
         "notifications": notifications_http.router(InMemoryNotificationsReads(notifications)),
     }
 

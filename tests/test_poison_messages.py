@@ -27,6 +27,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 import kariz_deals.service_layer.handlers
+import kariz_deals.service_layer.pipelines
 import kariz_leads.service_layer.activities
 import kariz_leads.service_layer.handlers
 import kariz_leads.service_layer.reassignment
@@ -44,6 +45,10 @@ from kariz_qualification.bootstrap import build as build_qualification
 from kariz_qualification.settings import QualificationSettings
 from kariz_shared.contracts.envelope import Envelope
 from kariz_shared.contracts.events import (
+    ActivityChannel,
+    ActivityDirection,
+    ActivityLogged,
+    ActivityOutcome,
     Company,
     Contact,
     DealLost,
@@ -187,6 +192,21 @@ def leads_merged(survivor: str) -> LeadsMerged:
         merged_owner="rep@kariz.example",
         merged_at=NOW,
         actor="maria@kariz.example",
+    )
+
+
+def activity_logged(lead_id: str) -> ActivityLogged:
+    """A call on a lead deals has no deal of: nothing to re-arm, fails nothing."""
+    return ActivityLogged(
+        activity_id=unique("A"),
+        lead_id=lead_id,
+        owner="rep@kariz.example",
+        channel=ActivityChannel.CALL,
+        direction=ActivityDirection.OUTBOUND,
+        outcome=ActivityOutcome.REACHED,
+        reaching=True,
+        occurred_at=NOW,
+        logged_at=NOW,
     )
 
 
@@ -416,6 +436,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
         LeadResponseEscalationDue,
         TaskRequested,
         LeadsMerged,
+        ActivityLogged,
         StageChanged,
         DealWon,
         DealLost,
@@ -473,6 +494,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             ),
             Case(TaskRequested, [leads], [envelope(task_requested(lead)) for lead in requested_for]),
             Case(LeadsMerged, [qualification, deals], pair(leads_merged, "L")),
+            Case(ActivityLogged, [deals], pair(activity_logged, "L")),
             Case(StageChanged, [notifications], pair(stage_changed, "D")),
             Case(DealWon, [notifications], pair(deal_won, "D")),
             Case(DealLost, [notifications], pair(deal_lost, "D")),
@@ -506,6 +528,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             (kariz_deals.service_layer.handlers, "open_deal_for"),
             (kariz_qualification.service_layer.handlers, "follow_merge"),
             (kariz_deals.service_layer.handlers, "follow_merge"),
+            (kariz_deals.service_layer.pipelines, "activity_logged"),
             (kariz_notifications.service_layer.handlers, "record_notifications"),
         ]:
             monkeypatch.setattr(module, name, failing_for(failing, getattr(module, name)))

@@ -503,6 +503,15 @@ def sales_funnel() -> dict[str, Any]:
                     width=9,
                 ),
                 Panel(
+                    "Stalled deals by stage",
+                    [("max by (pipeline, stage) (kariz_deals_stalled)", "{{pipeline}} / {{stage}}")],
+                    kind="bargauge",
+                    width=9,
+                    description="Open deals past their stage's rot limit (DealStalled fired, no move or "
+                    "activity since); read from the deals database by every replica: max across them. "
+                    "KarizDealsStalling fires when more than 10 sit in one stage for 30 minutes.",
+                ),
+                Panel(
                     "Deals opened",
                     [(_increase("kariz_deals_opened_total"), "opened")],
                     kind="stat",

@@ -509,3 +509,48 @@ def test_response_sla_breaches_rising_fires_on_a_doubling_not_on_a_steady_rate(t
         [debian_tool("promtool"), "test", "rules", str(path)], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_deals_stalling_fires_when_a_stage_holds_more_than_ten_stalled_deals_for_half_an_hour(
+    tmp_path: Path,
+) -> None:
+    """`promtool test rules`: two replicas report the stalled deals of proposal (max, not sum, across
+    them): 6 for an hour (12 summed, no alert), then 14: pending, firing 30 minutes on; another stage's
+    deals do not count towards it."""
+    [rule] = [rule for rule in _alert_rules() if rule["alert"] == "KarizDealsStalling"]
+    gauge = 'kariz_deals_stalled{job="kariz", service="deals", instance="%s", pipeline="default", stage="%s"}'
+
+    def at(minute: int, firing: bool) -> dict[str, Any]:
+        labels = {"severity": "warning", "pipeline": "default", "stage": "proposal"}
+        annotations = {
+            "summary": "14 deals sit stalled in default / proposal",
+            "description": rule["annotations"]["description"],
+        }
+        alerts = [{"exp_labels": labels, "exp_annotations": annotations}]
+        return {
+            "eval_time": f"{minute}m",
+            "alertname": "KarizDealsStalling",
+            "exp_alerts": alerts if firing else [],
+        }
+
+    tests = {
+        "rule_files": [str(ALERTS)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": gauge % ("a", "proposal"), "values": "6x60 14x60"},
+                    {"series": gauge % ("b", "proposal"), "values": "6x60 14x60"},
+                    {"series": gauge % ("a", "demo"), "values": "3x120"},
+                ],
+                "alert_rule_test": [at(59, False), at(75, False), at(95, True)],
+            }
+        ],
+    }
+    path = tmp_path / "stalling.test.yml"
+    path.write_text(yaml.safe_dump(tests, sort_keys=False))
+    result = subprocess.run(
+        [debian_tool("promtool"), "test", "rules", str(path)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -13,6 +13,8 @@ from kariz_shared.contracts.events import (
     ActivityLogged,
     DealLost,
     DealOpened,
+    DealStalled,
+    DealUpdated,
     DealWon,
     Event,
     FollowUpDue,
@@ -25,6 +27,7 @@ from kariz_shared.contracts.events import (
     LeadResponseOverdue,
     LeadsMerged,
     RepProfile,
+    RfpResponseDue,
     StageChanged,
     TaskRequested,
 )
@@ -87,8 +90,8 @@ SERVICES: tuple[ServiceEntry, ...] = (
     ServiceEntry(
         "deals",
         8003,
-        publishes=(DealOpened, StageChanged, DealWon, DealLost),
-        consumes=(LeadQualified, LeadsMerged),
+        publishes=(DealOpened, StageChanged, DealWon, DealLost, DealUpdated, DealStalled, RfpResponseDue),
+        consumes=(LeadQualified, LeadsMerged, ActivityLogged),
         summary="accounts, deals, pipeline stages, won and lost, forecast",
     ),
     ServiceEntry(

@@ -6,13 +6,15 @@ metrics know its stages.
 
 from __future__ import annotations
 
-from kariz_deals.adapters.metrics import PrometheusDealsMetrics
+from kariz_deals.adapters.metrics import PrometheusDealsMetrics, StalledGauge
 from kariz_deals.adapters.mongo import pipeline_totals
 from kariz_deals.adapters.mongo.indexes import ensure_indexes
+from kariz_deals.adapters.mongo.pipelines import ensure_pipeline_indexes, seed_default_pipeline
 from kariz_deals.adapters.mongo.repositories import MongoDealReads
 from kariz_deals.adapters.mongo.unit_of_work import MongoDealsUnitOfWork
-from kariz_deals.domain import DEFAULT_PIPELINE, PIPELINES
-from kariz_deals.entrypoints import http, kafka, workers
+from kariz_deals.domain import DEFAULT_PIPELINE, PIPELINES, Pipeline
+from kariz_deals.entrypoints import http, kafka, opening, pipelines, workers
+from kariz_deals.service_layer import pipelines as pipeline_versions
 from kariz_deals.settings import DealsSettings
 from kariz_shared.persistence.store import Store, Transaction
 from kariz_shared.persistence.unit_of_work import MongoUnitsOfWork
@@ -48,8 +50,22 @@ def build(settings: DealsSettings | None = None, clock: Clock | None = None) -> 
 
     service.on_startup(ensure_indexes)
     service.on_startup(count_pipeline_totals)
+
+    async def seed_pipelines(store: Store) -> None:
+        await ensure_pipeline_indexes(store)
+        await seed_default_pipeline(store, service.clock)
+
+    service.on_startup(seed_pipelines)
+
+    async def pipelines_in_force() -> list[Pipeline]:
+        return [v.pipeline for v in await pipeline_versions.pipelines_in_force(units)]
+
     service.subscribe_all(units, kafka.subscriptions(pipeline=pipeline, currency=currency))
     service.api.include_router(http.router(units, reads, pipeline=pipeline, default_currency=currency))
+    service.api.include_router(pipelines.router(units))
+    service.api.include_router(
+        opening.router(units, service.roster, pipeline=pipeline, default_currency=currency)
+    )
     service.add_worker(
         "pipeline-gauges",
         workers.pipeline_gauges(
@@ -57,6 +73,16 @@ def build(settings: DealsSettings | None = None, clock: Clock | None = None) -> 
             PIPELINES.values(),
             currency=currency,
             record=metrics.record_pipeline,
+            interval_s=settings.metrics_refresh_interval_s,
+            in_force=pipelines_in_force,
+        ),
+    )
+    service.add_worker(
+        "stalled-gauge",
+        workers.stalled_gauge(
+            reads,
+            service.clock,
+            record=StalledGauge(PIPELINES.values()).record,
             interval_s=settings.metrics_refresh_interval_s,
         ),
     )

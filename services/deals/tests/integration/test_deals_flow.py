@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +19,7 @@ from prometheus_client import REGISTRY
 
 from kariz_deals.adapters.in_memory import RecordingDealsMetrics
 from kariz_deals.adapters.mongo import indexes, pipeline_totals
+from kariz_deals.adapters.mongo.repositories import MongoDealReads
 from kariz_deals.adapters.mongo.unit_of_work import MongoDealsUnitOfWork
 from kariz_deals.bootstrap import build
 from kariz_deals.domain import DEFAULT_PIPELINE
@@ -28,11 +29,16 @@ from kariz_devkit.issuer import LocalIssuer
 from kariz_devkit.testing import Backends, EventReader, bearer, eventually, publish, reading, running, unique
 from kariz_shared.contracts.envelope import Envelope
 from kariz_shared.contracts.events import (
+    ActivityChannel,
+    ActivityDirection,
+    ActivityLogged,
+    ActivityOutcome,
     BantAnswers,
     Company,
     Contact,
     DealLost,
     DealOpened,
+    DealStalled,
     DealWon,
     LeadQualified,
     LeadsMerged,
@@ -42,10 +48,11 @@ from kariz_shared.contracts.events import (
     dead_letter_topic,
 )
 from kariz_shared.messaging.inbox import handle_once
+from kariz_shared.messaging.timers import TimerWorker
 from kariz_shared.persistence import store as store_module
 from kariz_shared.persistence.store import Store, Transaction, connect
 from kariz_shared.persistence.unit_of_work import MongoUnitsOfWork
-from kariz_shared.runtime.clock import SystemClock
+from kariz_shared.runtime.clock import FakeClock, SystemClock
 from kariz_shared.runtime.logging import correlation_id
 
 pytestmark = pytest.mark.integration
@@ -184,7 +191,7 @@ async def test_a_qualified_lead_opens_one_deal_that_moves_back_and_forth_to_won(
             ("discovery", {}),
             ("demo", {"note": "demo on Tuesday"}),
             ("proposal", {"amount": "15000.00"}),
-            ("demo", {"note": "wants another demo for finance"}),
+            ("demo", {"note": "wants another demo for finance", "reason": "finance missed the demo"}),
             ("proposal", {}),
             ("negotiation", {}),
             ("contract", {}),
@@ -306,7 +313,8 @@ async def test_accounts_lists_and_the_pipeline_through_mongodb(deals: Running, i
     assert (page["total"], page["limit"], page["offset"], len(page["items"])) == (6, 4, 4, 2)
     summary = (await http.get("/pipeline", params={"owner": owner})).json()
     stages = (await http.get("/pipeline/stages")).json()
-    assert (await http.get("/pipelines/default")).json() == stages
+    default = (await http.get("/pipelines/default")).json()
+    assert [s["name"] for s in default["stages"]] == [s["name"] for s in stages["stages"]]
 
     rows = {
         s["stage"]: (s["count"], Decimal(s["value"]), Decimal(s["weighted_value"])) for s in summary["stages"]
@@ -508,7 +516,7 @@ async def test_the_pipeline_totals_agree_with_the_deals_through_moves_compaction
         # A new amount, a move back, a note only (no change to the totals), a win and a loss.
         moves = [
             (opened[0], {"stage": "proposal", "amount": "4500.25"}),
-            (opened[0], {"stage": "discovery", "note": "back: the budget holder changed"}),
+            (opened[0], {"stage": "discovery", "reason": "the budget holder changed"}),
             (opened[1], {"stage": "won"}),
             (opened[2], {"stage": "lost", "reason": "price: too dear"}),
         ]
@@ -541,3 +549,98 @@ async def test_the_pipeline_totals_agree_with_the_deals_through_moves_compaction
     finally:
         for store in stores:
             await store.close()
+
+
+async def test_an_admin_pipeline_refuses_a_jump_stalls_a_deal_once_and_an_activity_rearms_it(
+    deals: Running,
+) -> None:
+    """Issue E's proof on the real broker and database: a deal routed into an enterprise pipeline cannot
+    jump to proposal without amount and close date; past the rot limit (a timer worker on a fake clock)
+    DealStalled goes out once, and an ActivityLogged for the deal arms its stall timer again."""
+    http, db = deals.http, deals.db
+    enterprise = {
+        "name": "enterprise",
+        "stages": [
+            {
+                "name": "qualification",
+                "probability": "0.1",
+                "forecast_category": "pipeline",
+                "exit_criteria": {"required": ["amount", "expected_close_date"]},
+                "rot_days": 14,
+            },
+            {"name": "proposal", "probability": "0.6", "forecast_category": "best_case"},
+        ],
+        "routing": [{"segments": ["enterprise"]}],
+    }
+    defined = await http.post("/pipelines", json=enterprise)
+    assert defined.status_code == 201 and defined.headers["ETag"] == '"1"', defined.text
+
+    lead, corr = unique("L"), unique("corr")
+    domain = f"{unique('big')}.example"
+    # Five thousand people: the enterprise segment its routing rule names.
+    event = qualified(lead, company="Big Iron plc", domain=domain).model_copy(
+        update={"company": Company(name="Big Iron plc", domain=domain, size=5000, country="GB")}
+    )
+    store = Store(deals.settings)
+    try:
+        async with reading(deals.bootstrap, DealStalled.topic()) as reader:
+            await publish(deals.bootstrap, from_qualification(event, corr))
+            deal = await deal_for(http, lead)
+            assert (deal["pipeline"], deal["stage"]) == ("enterprise", "qualification")
+
+            jump = await move(http, deal["id"], stage="proposal")
+            assert jump.status_code == 422
+            assert "qualification: amount, expected_close_date" in jump.json()["message"]
+
+            key = f"deal:{deal['id']}:stalled"
+            timer = await db.timers.find_one({"_id": key})
+            due = timer["due_at"].replace(tzinfo=UTC)
+            worker = TimerWorker(store, FakeClock(due + timedelta(seconds=1)), deals.settings)
+            while await worker.fire_due() >= worker.batch:
+                pass
+            [stalled] = await reader.wait_for(lambda r: r.key == deal["id"])
+            assert (stalled.body["stage"], stalled.body["rot_days"], stalled.body["owner"]) == (
+                "qualification",
+                14,
+                "rep@kariz.test",
+            )
+            assert stalled.headers["ce_correlationid"] == corr
+            assert await worker.fire_due() == 0  # once
+
+            activity = ActivityLogged(
+                activity_id=unique("A"),
+                lead_id=lead,
+                deal_id=deal["id"],
+                owner="rep@kariz.test",
+                channel=ActivityChannel.CALL,
+                direction=ActivityDirection.OUTBOUND,
+                outcome=ActivityOutcome.REACHED,
+                reaching=True,
+                occurred_at=due + timedelta(hours=1),
+                logged_at=due + timedelta(hours=1),
+            )
+            await publish(
+                deals.bootstrap, Envelope(event=activity, source="/kariz/leads", correlation_id=corr)
+            )
+            rearmed = await eventually(lambda: db.timers.find_one({"_id": key}), timeout=30)
+            assert rearmed["due_at"].replace(tzinfo=UTC) == due + timedelta(hours=1, days=14)
+            assert await worker.fire_due() == 0
+            assert len(reader.of(DealStalled.topic(), deal["id"])) == 1
+            # Re-armed: not stalled a day on, stalled again past the new rot limit.
+            reads = MongoDealReads(store)
+            assert ("enterprise", "qualification") not in await reads.stalled_by_stage(
+                due + timedelta(days=1)
+            )
+            assert (await reads.stalled_by_stage(due + timedelta(days=15)))[
+                ("enterprise", "qualification")
+            ] == 1
+
+            # With amount and close date filled in, the jump goes; proposal has no rot limit: disarmed.
+            edited = await http.patch(
+                f"/deals/{deal['id']}", json={"amount": "90000", "expected_close_date": "2026-12-31"}
+            )
+            assert edited.status_code == 200 and edited.json()["expected_close_date"] == "2026-12-31"
+            assert (await move(http, deal["id"], stage="proposal")).status_code == 200
+            assert await db.timers.find_one({"_id": key}) is None
+    finally:
+        await store.close()

@@ -52,16 +52,24 @@ def test_build_wires_routes_consumer_and_publishers_without_io() -> None:
         "/accounts/{account_id}",
         "/pipeline",
         "/pipeline/stages",
-        "/pipelines/{pipeline_name}",
+        "/pipelines",
+        "/pipelines/{name}",
+        "/pipelines/{name}/versions",
         "/healthz",
     } <= paths
-    assert [cls.__name__ for cls in service.consumes] == ["LeadQualified", "LeadsMerged"]
+    assert "patch" in service.api.openapi()["paths"]["/deals/{deal_id}"]
+    assert [cls.__name__ for cls in service.consumes] == ["LeadQualified", "LeadsMerged", "ActivityLogged"]
     assert [cls.__name__ for cls in service.publishes] == [
         "DealOpened",
         "StageChanged",
         "DealWon",
         "DealLost",
+        "DealUpdated",
+        "DealStalled",
+        "RfpResponseDue",
     ]
+    assert "post" in service.api.openapi()["paths"]["/deals"]
+    assert "/deals/{deal_id}/rfp-decision" in paths
 
 
 def test_build_takes_the_clock_it_is_given() -> None:

@@ -67,7 +67,7 @@ def test_forward_move_closes_the_visit_and_opens_the_next() -> None:
 def test_back_move_is_allowed_and_says_back() -> None:
     deal = new_deal(Decimal("100"))
     deal.advance_to("proposal", hours(1))
-    move = deal.advance_to("demo", hours(4))
+    move = deal.advance_to("demo", hours(4), reason="finance wants another demo")
     assert move.direction is Direction.BACK
     assert move.seconds_in_from_stage == 3 * 3600
     assert [v.stage for v in deal.history] == ["qualification", "proposal", "demo"]
@@ -186,7 +186,7 @@ def test_time_in_stage_counts_from_the_last_entry_after_going_back() -> None:
     deal = new_deal(Decimal("1"))
     deal.advance_to("demo", hours(1))
     deal.advance_to("proposal", hours(2))
-    deal.advance_to("demo", hours(3))
+    deal.advance_to("demo", hours(3), reason="another demo")
     move = deal.advance_to("proposal", hours(7))
     assert move.seconds_in_from_stage == 4 * 3600
     assert [v.stage for v in deal.history] == ["qualification", "demo", "proposal", "demo", "proposal"]

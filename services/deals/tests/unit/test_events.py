@@ -73,10 +73,11 @@ def test_a_plain_move_raises_only_stage_changed() -> None:
 def test_a_move_back_says_back() -> None:
     deal = new_deal(Decimal("10"))
     deal.advance_to("proposal", T0 + timedelta(hours=1))
-    deal.advance_to("demo", T0 + timedelta(hours=2))
+    deal.advance_to("demo", T0 + timedelta(hours=2), reason="another demo for finance")
     *_, back = deal.pull_events()
     assert isinstance(back, StageChanged)
     assert (back.from_stage, back.to_stage, back.direction) == ("proposal", "demo", "back")
+    assert back.reason == "another demo for finance"
 
 
 def test_a_win_raises_stage_changed_then_deal_won() -> None:

@@ -18,6 +18,7 @@ from kariz_deals.service_layer import handlers
 from kariz_deals.service_layer.commands import MoveDeal
 from kariz_shared.contracts.errors import Conflict, NotFound, RejectedEvent, RuleViolation
 from kariz_shared.contracts.events import (
+    ActivityLogged,
     BantAnswers,
     Company,
     Contact,
@@ -88,7 +89,11 @@ def qualified(
 
 async def consume(units: Units, event: LeadQualified) -> None:
     """As the consumer applies it: through the subscriptions table, in a unit of its own."""
-    assert set(kafka.subscriptions(pipeline=DEFAULT_PIPELINE, currency="EUR")) == {LeadQualified, LeadsMerged}
+    assert set(kafka.subscriptions(pipeline=DEFAULT_PIPELINE, currency="EUR")) == {
+        LeadQualified,
+        LeadsMerged,
+        ActivityLogged,
+    }
     await units.handle(ON_LEAD_QUALIFIED, event)
 
 
@@ -265,7 +270,9 @@ async def test_moves_forward_and_back_with_time_in_stage_from_the_clock(
     clock.advance(timedelta(hours=1))
     await move(units, deal.id, "proposal", amount=Decimal("15000"))
     clock.advance(timedelta(hours=3))
-    moved = await move(units, deal.id, "demo", note="wants another demo for finance")
+    moved = await move(
+        units, deal.id, "demo", note="wants another demo for finance", reason="finance was not in the demo"
+    )
 
     assert moved.stage == "demo" and moved.amount == Decimal("15000")  # going back keeps the price
     assert [v.stage for v in moved.history] == ["qualification", "discovery", "proposal", "demo"]

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from kariz_deals.adapters.in_memory import InMemoryDealReads, InMemoryDealsUnitOfWork
 from kariz_deals.domain import DEFAULT_PIPELINE, Deal
 from kariz_deals.entrypoints import kafka
+from kariz_deals.entrypoints import pipelines as pipeline_routes
 from kariz_deals.entrypoints.http import router
 from kariz_devkit.issuer import LocalIssuer
 from kariz_devkit.testing import accepting, bearer
@@ -49,6 +50,7 @@ async def api(units: Units, issuer: LocalIssuer, admin_token: str) -> AsyncItera
     app.include_router(
         router(units, InMemoryDealReads(units.uow), pipeline=DEFAULT_PIPELINE, default_currency="EUR")
     )
+    app.include_router(pipeline_routes.router(units))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(
         transport=transport, base_url="http://deals", headers=bearer(admin_token)
@@ -139,7 +141,7 @@ async def test_reads_of_what_is_not_there_answer_404(api: httpx.AsyncClient) -> 
     assert (await api.get("/deals/D-does-not-exist")).status_code == 404
     assert (await api.get("/accounts/A-does-not-exist")).status_code == 404
     enterprise = await api.get("/pipelines/enterprise")
-    assert enterprise.status_code == 404 and "known pipelines: default" in enterprise.json()["message"]
+    assert enterprise.status_code == 404 and "no pipeline 'enterprise'" in enterprise.json()["message"]
 
 
 async def test_the_list_filters_pages_newest_first_and_refuses_an_unknown_stage(
@@ -202,7 +204,9 @@ async def test_an_account_and_the_pipeline_in_numbers(api: httpx.AsyncClient, un
     assert other_currency["open_count"] == 0 and other_currency["currency"] == "USD"
 
     stages = (await api.get("/pipeline/stages")).json()
-    assert (await api.get("/pipelines/default")).json() == stages
+    default = (await api.get("/pipelines/default")).json()
+    assert [s["name"] for s in default["stages"]] == [s["name"] for s in stages["stages"]]
+    assert (default["version"], default["actor"]) == (0, "/kariz/deals")
     assert [s["name"] for s in stages["stages"]] == DEFAULT_PIPELINE.stage_names
     assert stages["stages"][3] == {
         "name": "proposal",

@@ -498,6 +498,11 @@ class StageChanged(Event):
     note: str | None = None
     changed_at: datetime
     actor: str | None = actor_field()
+    reason: str | None = Field(
+        default=None,
+        description="Why it moved back, or 'pipeline changed' when a new version of its pipeline removed "
+        "the stage it was in (absent on other moves)",
+    )
 
 
 class DealWon(Event):
@@ -536,6 +541,70 @@ class DealLost(Event):
     actor: str | None = actor_field()
 
 
+class DealFieldChange(BaseModel):
+    field: str = Field(description="amount | expected_close_date | owner | next_step | deal_type")
+    old: str | None = Field(description="The value before, as text (an amount as a decimal string)")
+    new: str | None = Field(description="The value after, as text")
+
+
+class DealUpdated(Event):
+    description: ClassVar[str] = (
+        "A deal's amount, expected close date, owner, next step or type changed (not by a stage move): "
+        "what changed, from what to what. The forecast and subscribers follow it."
+    )
+    key_field: ClassVar[str] = "deal_id"
+
+    deal_id: str
+    lead_id: str
+    owner: str = Field(description="The deal's owner after the change")
+    pipeline: str
+    stage: str
+    changes: list[DealFieldChange]
+    amount: Decimal | None = None
+    currency: str = "EUR"
+    updated_at: datetime
+    actor: str | None = actor_field()
+
+
+class DealStalled(Event):
+    description: ClassVar[str] = (
+        "A deal sat in its stage past the stage's rot limit, with no move (and, where its pipeline says "
+        "so, no activity): emitted once by a timer of the deals service, so someone acts on it."
+    )
+    key_field: ClassVar[str] = "deal_id"
+
+    deal_id: str
+    lead_id: str
+    owner: str
+    pipeline: str
+    stage: str
+    days_in_stage: float = Field(description="Days since the deal entered the stage")
+    rot_days: int = Field(description="The stage's rot limit, in days")
+    amount: Decimal | None = None
+    currency: str = "EUR"
+    entered_stage_at: datetime
+    stalled_at: datetime
+
+
+class RfpResponseDue(Event):
+    description: ClassVar[str] = (
+        "The response to an RFP/RFI a deal answers is due soon (kind 'reminder', the reminder time before "
+        "the due time) or overdue (kind 'overdue', at the due time): emitted by timers of the deals "
+        "service while the deal is open and not a no-go, for the owner and their manager to act on."
+    )
+    key_field: ClassVar[str] = "deal_id"
+
+    deal_id: str
+    lead_id: str
+    owner: str
+    account_id: str
+    account_name: str
+    issuer: str = Field(description="Who issued the RFP")
+    response_due_at: datetime
+    kind: str = Field(description="reminder | overdue")
+    decision: str | None = Field(default=None, description="go, or none yet (a no-go stops the timers)")
+
+
 #: Every event type, by name. A new event must be added here to get a topic.
 EVENTS: dict[str, type[Event]] = {
     cls.__name__: cls
@@ -556,6 +625,9 @@ EVENTS: dict[str, type[Event]] = {
         StageChanged,
         DealWon,
         DealLost,
+        DealUpdated,
+        DealStalled,
+        RfpResponseDue,
     )
 }
 

@@ -243,7 +243,8 @@ class Population:
             moves.append(Move(stage, amount if needs_amount else None))
             if i >= 2 and rng.random() < 0.12:
                 # The customer asks for another demo (or a revised proposal): back one stage, then on again.
-                moves.append(Move(FORWARD[i - 1]))
+                # A move back says why (deals refuses one without a reason).
+                moves.append(Move(FORWARD[i - 1], reason="the customer asked to see it again"))
                 moves.append(Move(stage))
         if won:
             moves.append(Move("won"))

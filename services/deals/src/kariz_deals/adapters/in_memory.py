@@ -8,13 +8,24 @@ raised stays with the use case that made it.
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 
-from kariz_deals.domain import Account, Deal, DealCriteria, PipelineScope, StageMove, StageTotal
+from kariz_deals.domain import (
+    Account,
+    Deal,
+    DealCriteria,
+    PipelineScope,
+    PipelineVersion,
+    StageMove,
+    StageTotal,
+)
 from kariz_deals.service_layer.unit_of_work import DealsUnitOfWork
 from kariz_shared.contracts.errors import DuplicateRecord
+from kariz_shared.contracts.versions import raced
 from kariz_shared.persistence.in_memory import InMemoryUnitOfWork, InMemoryVersionedAggregates
 from kariz_shared.persistence.lead_merges import InMemoryLeadMerges
 from kariz_shared.runtime.clock import Clock
@@ -37,6 +48,37 @@ class InMemoryDealRepository(InMemoryVersionedAggregates[Deal]):
         stale = f"deal {deal.id} was changed by another request meanwhile; reload it and try again"
         self.keep_version(deal.id, deal, stale=stale)
 
+    async def of_account(self, account_id: str) -> list[Deal]:
+        return [copy.deepcopy(d) for d in self.by_id.values() if d.account.id == account_id]
+
+    async def open_in_pipeline(self, pipeline: str) -> list[Deal]:
+        mine = [d for d in self.by_id.values() if d.pipeline.name == pipeline and not d.is_closed]
+        return [copy.deepcopy(d) for d in sorted(mine, key=lambda d: (d.opened_at, d.id))]
+
+
+class InMemoryPipelineVersions:
+    """Versions by (name, number); the default's version 0 is there from the start, as seeded."""
+
+    def __init__(self, seeded: PipelineVersion) -> None:
+        self.versions: dict[tuple[str, int], PipelineVersion] = {(seeded.name, 0): seeded}
+
+    async def in_force(self, name: str) -> PipelineVersion | None:
+        mine = [v for (n, _), v in self.versions.items() if n == name]
+        return max(mine, key=lambda v: v.number, default=None)
+
+    async def all_in_force(self) -> list[PipelineVersion]:
+        names = sorted({n for n, _ in self.versions})
+        return [v for n in names if (v := await self.in_force(n)) is not None]
+
+    async def add(self, version: PipelineVersion) -> None:
+        if (version.name, version.number) in self.versions:
+            raise raced(f"pipeline {version.name!r}", version.number)
+        self.versions[(version.name, version.number)] = version
+
+    async def page(self, name: str, *, limit: int, offset: int) -> tuple[list[PipelineVersion], int]:
+        mine = sorted((v for (n, _), v in self.versions.items() if n == name), key=lambda v: -v.number)
+        return mine[offset : offset + limit], len(mine)
+
 
 class InMemoryAccountRepository:
     def __init__(self) -> None:
@@ -48,6 +90,9 @@ class InMemoryAccountRepository:
         # As on MongoDB: the oldest account whose name reads the same, with a domain or without.
         named = [a for a in self.by_id.values() if a.name_key == name_key]
         return min(named, key=lambda a: (a.created_at, a.id), default=None)
+
+    async def get(self, account_id: str) -> Account | None:
+        return self.by_id.get(account_id)
 
     def add(self, account: Account) -> None:
         if any(a.key == account.key for a in self.by_id.values()):
@@ -78,6 +123,9 @@ class InMemoryDealsUnitOfWork(InMemoryUnitOfWork, DealsUnitOfWork):
         self.merges: InMemoryLeadMerges = InMemoryLeadMerges()
         self.accounts: InMemoryAccountRepository = InMemoryAccountRepository()
         self.metrics: RecordingDealsMetrics = RecordingDealsMetrics()
+        self.pipelines: InMemoryPipelineVersions = InMemoryPipelineVersions(
+            PipelineVersion.seeded(self.clock.now())
+        )
 
 
 class InMemoryDealReads:
@@ -106,3 +154,9 @@ class InMemoryDealReads:
 
     async def fold_totals(self) -> None:
         """Nothing to fold: the totals are counted on each read."""
+
+    async def stalled_by_stage(self, at: datetime) -> Mapping[tuple[str, str], int]:
+        stalled = Counter(
+            (d.pipeline.name, d.stage) for d in self.uow.deals.by_id.values() if d.is_stalled(at)
+        )
+        return dict(stalled)

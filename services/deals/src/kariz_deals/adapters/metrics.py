@@ -4,6 +4,7 @@ never ids, owners or free text. Amounts are in the deployment's currency (``KARI
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -132,3 +133,30 @@ def record_pipeline(summary: PipelineSummary) -> None:
         pipeline_deals.labels(*labels).set(stage.count)
         pipeline_value.labels(*labels).set(float(stage.value))
         pipeline_weighted_value.labels(*labels).set(float(stage.weighted_value))
+
+
+# --- stalled deals ----------------------------------------------------------------------------------
+
+stalled_deals = Gauge(
+    "kariz_deals_stalled",
+    "Open deals past their stage's rot limit now, by pipeline and stage (read from the database)",
+    ["pipeline", "stage"],
+)
+
+
+class StalledGauge:
+    """``kariz_deals_stalled`` from each count; a stage that had stalled deals and has none now reads 0
+    (a series left at its last value would show deals that moved on long ago)."""
+
+    def __init__(self, pipelines: Iterable[Pipeline] = ()) -> None:
+        # The known stages start at 0, so the dashboard and the alert see a series before a deal stalls.
+        self.shown: set[tuple[str, str]] = {(p.name, s.name) for p in pipelines for s in p.open_stages}
+        for labels in self.shown:
+            stalled_deals.labels(*labels).set(0)
+
+    def record(self, counts: Mapping[tuple[str, str], int]) -> None:
+        for labels in self.shown - set(counts):
+            stalled_deals.labels(*labels).set(0)
+        for labels, count in counts.items():
+            stalled_deals.labels(*labels).set(count)
+        self.shown |= set(counts)

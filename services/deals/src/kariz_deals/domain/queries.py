@@ -6,6 +6,7 @@ Plain criteria: the MongoDB adapter translates them into filters, the in-memory 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from kariz_deals.domain.deal import Deal
 from kariz_deals.domain.pipeline import Pipeline
@@ -22,14 +23,16 @@ class DealCriteria:
     account_id: str | None = None
     #: Whose deals the asker may see: applied in the query.
     seen: Owners = EVERYONE
+    #: Only the deals stalled at this time (``GET /deals?stalled=true`` asks at the clock's now).
+    stalled_at: datetime | None = None
 
     def seen_by(self, caller: Caller) -> DealCriteria:
         return replace(self, seen=caller.seen.narrowed_to(self.owner))
 
-    def checked_against(self, pipeline: Pipeline) -> DealCriteria:
-        """These criteria, if their stage is one of ``pipeline``'s: an unknown stage is a mistake, not an
-        empty page (a RuleViolation that lists the valid stages)."""
-        if self.stage is not None:
+    def checked_against(self, pipeline: Pipeline, *others: Pipeline) -> DealCriteria:
+        """These criteria, if their stage is one of ``pipeline``'s (or of an admin's ``others``): an
+        unknown stage is a mistake, not an empty page (a RuleViolation that lists ``pipeline``'s stages)."""
+        if self.stage is not None and not any(p.has_stage(self.stage) for p in others):
             pipeline.stage(self.stage)
         return self
 
@@ -40,7 +43,12 @@ class DealCriteria:
             (self.stage, deal.stage),
             (self.account_id, deal.account.id),
         )
-        return self.seen.include(deal.owner) and all(want is None or want == have for want, have in wanted)
+        stalled = self.stalled_at is None or deal.is_stalled(self.stalled_at)
+        return (
+            stalled
+            and self.seen.include(deal.owner)
+            and all(want is None or want == have for want, have in wanted)
+        )
 
 
 @dataclass(frozen=True)

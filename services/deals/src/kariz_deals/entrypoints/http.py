@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from kariz_deals.domain import Account, Deal, DealCriteria, Pipeline, PipelineSummary, pipeline_named
+from kariz_deals.domain import Account, Deal, DealCriteria, Pipeline, PipelineSummary
 from kariz_deals.service_layer import handlers, views
 from kariz_deals.service_layer.commands import MoveDeal
+from kariz_deals.service_layer.pipelines import pipeline_in_force, pipelines_in_force
 from kariz_deals.service_layer.unit_of_work import DealsUnitOfWork
 from kariz_deals.service_layer.views import DealReads
 from kariz_shared.contracts.identity import PEOPLE, Role
@@ -31,8 +32,13 @@ class StageMoveRequest(BaseModel):
 
     stage: str = Field(min_length=1, max_length=50, description="The stage to move to, e.g. proposal")
     amount: Amount | None = Field(default=None, description="The deal's amount; needed from proposal on")
-    reason: str | None = Field(default=None, max_length=500, description="Why the deal was lost (for lost)")
+    reason: str | None = Field(
+        default=None,
+        max_length=500,
+        description="Why: needed to move back and for lost (the loss reason); for won, the win reason",
+    )
     note: str | None = Field(default=None, max_length=2000, description="What happened, for the history")
+    competitor: str | None = Field(default=None, max_length=200, description="Whom a lost deal went to")
 
 
 # --- responses ------------------------------------------------------------------------------------
@@ -99,6 +105,18 @@ class ContactView(BaseModel):
     title: str | None = None
 
 
+class RfpView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    issuer: str
+    response_due_at: datetime
+    requirements: list[str]
+    reminder_before: timedelta
+    decision: str | None
+    decided_at: datetime | None
+    decided_by: str | None
+
+
 class DealView(BaseModel):
     # Read from the aggregate's attributes by name: no hand-kept mapping of a deal's fields.
     model_config = ConfigDict(from_attributes=True)
@@ -121,15 +139,45 @@ class DealView(BaseModel):
     correlation_id: str
     contact: ContactView
     source: str | None
+    # --- what sales teams keep on a deal, and how long it has sat in its stage ---
+    expected_close_date: date | None = None
+    next_step: str | None = None
+    deal_type: str = "new_business"
+    product_line: str | None = None
+    decision_maker: str | None = None
+    win_reason: str | None = None
+    competitor: str | None = None
+    checklist: list[str] = Field(default_factory=list, description="The exit criteria's items done")
+    accepted_quote_id: str | None = None
+    contract_status: str | None = None
+    blocking_objections: int = 0
+    days_in_stage: float = Field(default=0.0, description="Days since the deal entered its stage")
+    rots_at: datetime | None = Field(
+        default=None, description="When it stalls in its stage unless it moves (none: no rot limit)"
+    )
+    stalled: bool = Field(default=False, description="Past its stage's rot limit")
+    first_contact_after_win_at: datetime | None = None
+    seconds_from_win_to_first_contact: float | None = None
+    rfp: RfpView | None = None
+    linked_deal_ids: list[str] = Field(default_factory=list, description="The won deals it builds on")
 
     @field_validator("pipeline", mode="before")
     @classmethod
     def _pipeline_name(cls, pipeline: object) -> object:
         return pipeline.name if isinstance(pipeline, Pipeline) else pipeline
 
+    @field_validator("checklist", mode="before")
     @classmethod
-    def of(cls, deal: Deal) -> DealView:
-        return cls.model_validate(deal)
+    def _checklist(cls, checklist: object) -> object:
+        return sorted(checklist) if isinstance(checklist, frozenset) else checklist
+
+    @classmethod
+    def of(cls, deal: Deal, at: datetime | None = None) -> DealView:
+        view = cls.model_validate(deal)
+        if at is not None:
+            view.days_in_stage = round(deal.seconds_in_stage(at) / 86400, 2)
+            view.stalled = deal.is_stalled(at)
+        return view
 
 
 class AccountView(BaseModel):
@@ -210,13 +258,9 @@ def router(
     # Every route needs a signed-in caller; a deal is seen and moved by its owner (and up).
     api = APIRouter(tags=["deals"], dependencies=[Depends(authenticate)], responses=SIGN_IN_ERRORS)
 
-    @api.get("/pipelines/{pipeline_name}", summary="A pipeline's stages, in order")
-    async def get_pipeline(pipeline_name: str) -> PipelineView:
-        return PipelineView.of(pipeline_named(pipeline_name))
-
     @api.get("/pipeline/stages", summary="The default pipeline's stages, in order")
     async def get_default_stages() -> PipelineView:
-        return PipelineView.of(pipeline)
+        return PipelineView.of((await pipeline_in_force(units, pipeline.name)).pipeline)
 
     @api.get("/pipeline", summary="Deals and value per stage, weighted by win probability")
     async def get_pipeline_summary(
@@ -241,20 +285,38 @@ def router(
         owner: Annotated[str | None, Query(max_length=320)] = None,
         stage: Annotated[str | None, Query(max_length=50)] = None,
         account_id: Annotated[str | None, Query(max_length=200)] = None,
+        stalled: Annotated[
+            bool | None, Query(description="true: only the deals past their stage's rot limit now")
+        ] = None,
         *,
         caller: Authenticated,
         limit: Limit = 50,
         offset: Offset = 0,
     ) -> Page[DealView]:
-        where = DealCriteria(lead_id=lead_id, owner=owner, stage=stage, account_id=account_id).seen_by(caller)
-        deals, total = await views.deals(reads, where, pipeline, limit=limit, offset=offset)
-        return Page[DealView](items=[DealView.of(d) for d in deals], total=total, limit=limit, offset=offset)
+        now = units.clock.now()
+        where = DealCriteria(
+            lead_id=lead_id,
+            owner=owner,
+            stage=stage,
+            account_id=account_id,
+            stalled_at=now if stalled else None,
+        ).seen_by(caller)
+        # A stage of an admin's pipeline is a stage too (read only when a stage is asked for).
+        others = (
+            tuple(v.pipeline for v in await pipelines_in_force(units))
+            if stage is not None and not pipeline.has_stage(stage)
+            else ()
+        )
+        deals, total = await views.deals(reads, where, pipeline, limit=limit, offset=offset, others=others)
+        return Page[DealView](
+            items=[DealView.of(d, now) for d in deals], total=total, limit=limit, offset=offset
+        )
 
     @api.get("/deals/{deal_id}", summary="One deal", responses={404: ERRORS[404]})
     async def get_deal(deal_id: str, caller: Authenticated) -> DealView:
         deal = await views.deal(reads, deal_id)
         caller.sees(deal.owner, f"no deal {deal_id!r}")
-        return DealView.of(deal)
+        return DealView.of(deal, units.clock.now())
 
     @api.post(
         "/deals/{deal_id}/stage",
@@ -271,8 +333,9 @@ def router(
             note=body.note or None,
             seen=caller.seen,
             by=caller.as_actor,
+            competitor=body.competitor or None,
         )
-        return DealView.of(await handlers.move_deal(units, command))
+        return DealView.of(await handlers.move_deal(units, command), units.clock.now())
 
     @api.get("/accounts/{account_id}", summary="One account", tags=["accounts"], responses={404: {}})
     async def get_account(account_id: str) -> AccountView:

@@ -24,3 +24,5 @@ class MoveDeal:
     seen: Owners = EVERYONE
     #: Who moves it, for the stage history and the events.
     by: Actor = field(kw_only=True)
+    #: Whom a lost deal was lost to.
+    competitor: str | None = field(default=None, kw_only=True)

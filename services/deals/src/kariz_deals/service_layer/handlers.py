@@ -10,11 +10,16 @@ from kariz_deals.domain import (
     Account,
     AccountRef,
     Deal,
+    DealProfile,
     Pipeline,
+    Segment,
     new_account_id,
     new_deal_id,
+    route,
 )
+from kariz_deals.domain.deal import rfp_timer_keys
 from kariz_deals.service_layer.commands import MoveDeal
+from kariz_deals.service_layer.pipelines import keep_stall_timer
 from kariz_deals.service_layer.unit_of_work import DealsUnitOfWork
 from kariz_shared.contracts.errors import RuleViolation, found
 from kariz_shared.contracts.events import Company, LeadQualified, LeadsMerged
@@ -65,6 +70,9 @@ async def open_deal_for(
     amount = budget if budget is not None and budget > 0 else None
     priced_in = lead.budget_currency if amount is not None and lead.budget_currency else currency
     contact = lead.contact
+    pipeline = await _pipeline_for(
+        uow, DealProfile(segment=Segment.of_size(account.size), country=account.country), pipeline
+    )
     deal = Deal.open(
         deal_id=new_deal_id(),
         lead_id=survivor,
@@ -87,6 +95,7 @@ async def open_deal_for(
     )
     uow.deals.add(deal)
     uow.publish(deal)
+    keep_stall_timer(uow, deal, had_one=False, first=True)
     uow.after_commit(uow.metrics.opened)
     log.info("opening a deal", extra={"deal_id": deal.id, "lead_id": deal.lead_id, "account_id": account.id})
     return deal
@@ -110,6 +119,16 @@ async def follow_merge(uow: DealsUnitOfWork, event: LeadsMerged) -> list[Deal]:
             extra={"lead_id": survivor, "merged_lead_id": event.merged_lead_id, "deals": len(moved)},
         )
     return moved
+
+
+async def _pipeline_for(uow: DealsUnitOfWork, deal: DealProfile, default: Pipeline) -> Pipeline:
+    """The pipeline a new deal enters: the routing rules' choice, else the default's version in force
+    (``default`` when none was ever stored: the built-in one)."""
+    in_force = [v.pipeline for v in await uow.pipelines.all_in_force()]
+    routed = route(in_force, deal)
+    if routed is not None:
+        return routed
+    return next((p for p in in_force if p.name == default.name), default)
 
 
 #: How many merges a lead is followed through to its survivor.
@@ -155,11 +174,22 @@ async def move_deal(units: UnitsOfWork[DealsUnitOfWork], command: MoveDeal) -> D
         missing = f"no deal {command.deal_id!r}"
         deal = found(await uow.deals.get(command.deal_id), missing)
         command.seen.sees(deal.owner, missing)
+        had_one = deal.rots_at is not None
         move = deal.advance_to(
-            command.stage, uow.clock.now(), command.amount, command.reason, command.note, command.by
+            command.stage,
+            uow.clock.now(),
+            command.amount,
+            command.reason,
+            command.note,
+            command.by,
+            competitor=command.competitor,
         )
         await uow.deals.save(deal)
         uow.publish(deal)
+        keep_stall_timer(uow, deal, had_one=had_one)
+        if deal.rfp is not None and deal.is_closed:
+            for key in rfp_timer_keys(deal.id):
+                uow.timers.cancel(key)  # a closed RFP deal owes no response
         metrics = uow.metrics
         uow.after_commit(lambda: metrics.moved(move))
         return deal

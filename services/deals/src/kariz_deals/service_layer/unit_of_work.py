@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from kariz_deals.domain import Account, Deal, StageMove
+from kariz_deals.domain import Account, Deal, PipelineVersion, StageMove
 from kariz_shared.contracts.aggregate import Aggregate
 from kariz_shared.persistence.lead_merges import LeadMerges
 from kariz_shared.persistence.unit_of_work import UnitOfWork
@@ -45,6 +45,14 @@ class DealRepository(Protocol):
         """Write a loaded deal back; ``Conflict`` if it changed since it was loaded."""
         ...
 
+    async def open_in_pipeline(self, pipeline: str) -> list[Deal]:
+        """Every open deal of the pipeline (a new version of it is followed by them all)."""
+        ...
+
+    async def of_account(self, account_id: str) -> list[Deal]:
+        """Every stored deal of the account (whose they are says who may open more for it)."""
+        ...
+
 
 class AccountRepository(Protocol):
     """Accounts: one per company, known by its web domain or, without one, by its name."""
@@ -55,9 +63,34 @@ class AccountRepository(Protocol):
         reads the accounts of all the batch's companies at once."""
         ...
 
+    async def get(self, account_id: str) -> Account | None:
+        """The account as stored, or None."""
+        ...
+
     def add(self, account: Account) -> None:
         """Take a new account in; it is written when the unit commits. A second account for the same
         domain (or name, without one) fails the unit with ``DuplicateRecord``."""
+        ...
+
+
+class PipelineVersionRepository(Protocol):
+    """The pipelines' versions, stored for good; the newest of each name is in force. ``default``'s
+    version 0 is the built-in pipeline, in force until an admin replaces it."""
+
+    async def in_force(self, name: str) -> PipelineVersion | None:
+        """The version in force of pipeline ``name``, or None when there is no such pipeline."""
+        ...
+
+    async def all_in_force(self) -> list[PipelineVersion]:
+        """The version in force of every pipeline, by name (read once per unit of work)."""
+        ...
+
+    async def add(self, version: PipelineVersion) -> None:
+        """Store a new version; one that another unit stored first with the same number is refused (409)."""
+        ...
+
+    async def page(self, name: str, *, limit: int, offset: int) -> tuple[list[PipelineVersion], int]:
+        """The versions of pipeline ``name``, newest first, and how many there are."""
         ...
 
 
@@ -74,6 +107,7 @@ class DealsUnitOfWork(UnitOfWork):
     merges: LeadMerges
     accounts: AccountRepository
     metrics: DealsMetrics
+    pipelines: PipelineVersionRepository
 
     def publish(self, *aggregates: Aggregate) -> None:
         """Emit what each aggregate raised. A deal's events continue its lead's story whoever moved it

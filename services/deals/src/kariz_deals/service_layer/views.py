@@ -7,6 +7,7 @@ pipeline's totals are kept as the deals change, so a summary never counts over e
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Protocol
 
 from kariz_deals.domain import (
@@ -42,15 +43,26 @@ class DealReads(Protocol):
         """Fold what the writes since the last fold added to the totals, so the next reads stay short."""
         ...
 
+    async def stalled_by_stage(self, at: datetime) -> Mapping[tuple[str, str], int]:
+        """How many open deals are stalled at ``at``, by (pipeline, stage); stages with none left out."""
+        ...
+
 
 async def deal(reads: DealReads, deal_id: str) -> Deal:
     return found(await reads.deal(deal_id), f"no deal {deal_id!r}")
 
 
 async def deals(
-    reads: DealReads, where: DealCriteria, pipeline: Pipeline, *, limit: int, offset: int
+    reads: DealReads,
+    where: DealCriteria,
+    pipeline: Pipeline,
+    *,
+    limit: int,
+    offset: int,
+    others: tuple[Pipeline, ...] = (),
 ) -> tuple[list[Deal], int]:
-    return await reads.deals(where.checked_against(pipeline), limit=limit, offset=offset)
+    """A page of deals; a stage asked for is one of ``pipeline``'s or of the ``others`` in force."""
+    return await reads.deals(where.checked_against(pipeline, *others), limit=limit, offset=offset)
 
 
 async def account(reads: DealReads, account_id: str) -> Account:

@@ -31,6 +31,10 @@ async def ensure_indexes(store: Store) -> None:
     await deals.create_index([("owner", ASCENDING), ("opened_at", DESCENDING)], name="owner_opened")
     await deals.create_index([("stage", ASCENDING), ("opened_at", DESCENDING)], name="stage_opened")
     await deals.create_index([("account.id", ASCENDING), ("opened_at", DESCENDING)], name="account_opened")
+    # The open deals of a pipeline (a new version of it); the stalled ones (GET /deals?stalled=true, the
+    # gauge): a range on the time a deal stalls at.
+    await deals.create_index([("pipeline", ASCENDING), ("stage", ASCENDING)], name="pipeline_stage")
+    await deals.create_index([("rots_at", ASCENDING)], name="rots_at")
     accounts = store.db[ACCOUNTS]
     await accounts.create_index([("key", ASCENDING)], unique=True, name=ACCOUNT_OF_COMPANY)
     await accounts.create_index([("name_key", ASCENDING), ("created_at", ASCENDING)], name="name_key_created")

@@ -10,6 +10,7 @@ change to the transaction's one pipeline delta. :class:`MongoDealReads` reads ou
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 
 from pymongo import ASCENDING, DESCENDING
 
@@ -24,7 +25,7 @@ from kariz_deals.adapters.mongo.documents import (
     deal_from_document,
     deal_to_document,
 )
-from kariz_deals.domain import Account, Deal, DealCriteria, PipelineScope, StageTotal
+from kariz_deals.domain import LOST, WON, Account, Deal, DealCriteria, PipelineScope, StageTotal
 from kariz_deals.domain.account import account_key, normalise_domain
 from kariz_shared.contracts.errors import Conflict
 from kariz_shared.contracts.events import Event, lead_id_of
@@ -92,6 +93,19 @@ class MongoDealRepository:
         self._as_read[deal.id] = doc
         deal.version = read_version + 1
 
+    async def of_account(self, account_id: str) -> list[Deal]:
+        # Along the account_opened index; an account has a few deals.
+        docs = await self.deals.find({"account.id": account_id}, session=self.tx.session).to_list()
+        return [deal for doc in docs if (deal := self._read(doc)) is not None]
+
+    async def open_in_pipeline(self, pipeline: str) -> list[Deal]:
+        # Along the pipeline_stage index; a new version of a pipeline is rare, its deals are read once.
+        docs = await self.deals.find(
+            {"pipeline": pipeline, "stage": {"$nin": [WON, LOST]}}, session=self.tx.session
+        ).to_list()
+        deals = [deal for doc in docs if (deal := self._read(doc)) is not None]
+        return sorted(deals, key=lambda deal: (deal.opened_at, deal.id))
+
 
 def _account_key_of(event: Event) -> str | None:
     """The account key of the event's company, when it has a domain (as ``Account.for_company`` makes it)."""
@@ -125,6 +139,10 @@ class MongoAccountRepository:
             )
         if doc is None and queued:
             doc = queued[0]
+        return account_from_document(doc) if doc else None
+
+    async def get(self, account_id: str) -> Account | None:
+        doc = await self.accounts.find_one({"_id": account_id}, session=self.tx.session)
         return account_from_document(doc) if doc else None
 
     def add(self, account: Account) -> None:
@@ -162,3 +180,13 @@ class MongoDealReads:
 
     async def fold_totals(self) -> None:
         await pipeline_totals.compact_all(self.store)
+
+    async def stalled_by_stage(self, at: datetime) -> Mapping[tuple[str, str], int]:
+        # Along the rots_at index: only deals with a stall clock have the field set.
+        counted = await self.store.db[DEALS].aggregate(
+            [
+                {"$match": {"rots_at": {"$lte": at}}},
+                {"$group": {"_id": {"pipeline": "$pipeline", "stage": "$stage"}, "count": {"$sum": 1}}},
+            ]
+        )
+        return {(d["_id"]["pipeline"], d["_id"]["stage"]): d["count"] async for d in counted}

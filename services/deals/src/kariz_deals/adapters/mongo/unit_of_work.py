@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kariz_deals.adapters.mongo.pipelines import MongoPipelineVersions
 from kariz_deals.adapters.mongo.repositories import (
     MongoAccountRepository,
     MongoDealRepository,
@@ -20,3 +21,4 @@ class MongoDealsUnitOfWork(MongoUnitOfWork, DealsUnitOfWork):
         self.merges = MongoLeadMerges(tx)
         self.accounts = MongoAccountRepository(tx)
         self.metrics = metrics
+        self.pipelines = MongoPipelineVersions(tx, clock)
