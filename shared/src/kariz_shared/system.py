@@ -24,6 +24,10 @@ from kariz_shared.contracts.events import (
     LeadResponseEscalationDue,
     LeadResponseOverdue,
     LeadsMerged,
+    QuoteAccepted,
+    QuoteApprovalRequested,
+    QuoteExpired,
+    QuoteSent,
     RepProfile,
     StageChanged,
     TaskRequested,
@@ -87,8 +91,18 @@ SERVICES: tuple[ServiceEntry, ...] = (
     ServiceEntry(
         "deals",
         8003,
-        publishes=(DealOpened, StageChanged, DealWon, DealLost),
-        consumes=(LeadQualified, LeadsMerged),
+        publishes=(
+            DealOpened,
+            StageChanged,
+            DealWon,
+            DealLost,
+            # Quotes (issue E): QuoteExpired is its own quote's expiry timer; consumed, it marks the quote.
+            QuoteApprovalRequested,
+            QuoteSent,
+            QuoteAccepted,
+            QuoteExpired,
+        ),
+        consumes=(LeadQualified, LeadsMerged, QuoteExpired),
         summary="accounts, deals, pipeline stages, won and lost, forecast",
     ),
     ServiceEntry(

@@ -97,6 +97,9 @@ class Deal(Aggregate):
     #: The lead whose qualification opened it: ``lead_id`` until a merge in leads moved the deal to the
     #: survivor. Unique: one deal per qualified lead, whatever the merges (None: the same as lead_id).
     opened_for: str | None = None
+    accepted_quote_id: str | None = None
+    contract_status: str | None = None
+    blocking_objections: int = 0
 
     @classmethod
     def open(
@@ -311,3 +314,24 @@ class Deal(Aggregate):
 
     def lose(self, at: datetime, reason: str, note: str | None = None, by: Actor | None = None) -> StageMove:
         return self.advance_to(LOST, at, reason=reason, note=note, by=by)
+
+    # --- quotes and the contract (issue E, e-quotes) ------------------------------------------------
+
+    def accept_quote(self, quote_id: str, amount: Decimal, currency: str, at: datetime) -> None:
+        """The customer accepted quote ``quote_id``: its total is what the deal is worth, in its
+        currency, and the deal meets "accepted quote" criteria. ``at`` is when (for DealUpdated, which
+        the pipelines' work raises)."""
+        if self.is_closed:
+            raise Conflict(f"deal {self.id} is closed ({self.stage}); its quotes cannot change")
+        if self.accepted_quote_id is not None and self.accepted_quote_id != quote_id:
+            raise Conflict(f"deal {self.id} has an accepted quote already ({self.accepted_quote_id})")
+        if amount <= 0:
+            raise RuleViolation(f"an accepted quote's total must be greater than 0, got {amount} {currency}")
+        self.amount = amount
+        self.currency = currency
+        self.accepted_quote_id = quote_id
+
+    def record_contract(self, status: str) -> None:
+        """The signature request's status now (sent, viewed, signed, declined), for "signed contract"
+        criteria."""
+        self.contract_status = status

@@ -7,10 +7,10 @@ Each entry runs as ``handle(uow, event)`` in the consumer's batch transaction, o
 from __future__ import annotations
 
 from kariz_deals.domain import Pipeline
-from kariz_deals.service_layer import handlers
+from kariz_deals.service_layer import handlers, quotes
 from kariz_deals.service_layer.unit_of_work import DealsUnitOfWork
 from kariz_shared.contracts.errors import RejectedEvent, RuleViolation
-from kariz_shared.contracts.events import LeadQualified, LeadsMerged
+from kariz_shared.contracts.events import LeadQualified, LeadsMerged, QuoteExpired
 from kariz_shared.persistence.unit_of_work import Subscriptions
 
 
@@ -29,4 +29,8 @@ def subscriptions(*, pipeline: Pipeline, currency: str) -> Subscriptions[DealsUn
     async def on_leads_merged(uow: DealsUnitOfWork, event: LeadsMerged) -> None:
         await handlers.follow_merge(uow, event)
 
-    return {LeadQualified: on_lead_qualified, LeadsMerged: on_leads_merged}
+    async def on_quote_expired(uow: DealsUnitOfWork, event: QuoteExpired) -> None:
+        # Its own quote's expiry timer fired: a quote still sent is marked expired.
+        await quotes.expire_quote(uow, event)
+
+    return {LeadQualified: on_lead_qualified, LeadsMerged: on_leads_merged, QuoteExpired: on_quote_expired}

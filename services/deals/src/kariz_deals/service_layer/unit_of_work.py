@@ -11,6 +11,9 @@ from __future__ import annotations
 from typing import Protocol
 
 from kariz_deals.domain import Account, Deal, StageMove
+from kariz_deals.domain.catalogue import PriceBook, Product
+from kariz_deals.domain.contract import Contract
+from kariz_deals.domain.quote import Quote
 from kariz_shared.contracts.aggregate import Aggregate
 from kariz_shared.persistence.lead_merges import LeadMerges
 from kariz_shared.persistence.unit_of_work import UnitOfWork
@@ -61,6 +64,71 @@ class AccountRepository(Protocol):
         ...
 
 
+# --- the catalogue, quotes and contracts (issue E, e-quotes) ---------------------------------------
+
+
+class ProductRepository(Protocol):
+    """The catalogue's products, by SKU."""
+
+    async def get(self, sku: str) -> Product | None: ...
+
+    async def of_skus(self, skus: set[str]) -> dict[str, Product]:
+        """The stored products of ``skus`` (those the catalogue lacks are left out), read at once."""
+        ...
+
+    async def page(self, *, limit: int, offset: int) -> tuple[list[Product], int]:
+        """One page of the products by SKU, and how many there are."""
+        ...
+
+    async def put(self, product: Product) -> None:
+        """Store the product in place of the one with its SKU (or as a new one)."""
+        ...
+
+
+class PriceBookRepository(Protocol):
+    """Price books, by name."""
+
+    async def get(self, name: str) -> PriceBook | None: ...
+
+    async def page(self, *, limit: int, offset: int) -> tuple[list[PriceBook], int]: ...
+
+    async def put(self, book: PriceBook) -> None: ...
+
+
+class QuoteRepository(Protocol):
+    """Quotes, by deal and number (unique per deal)."""
+
+    async def get(self, quote_id: str) -> Quote | None: ...
+
+    async def numbered(self, deal_id: str, number: int) -> Quote | None:
+        """The deal's quote of that number, or None."""
+        ...
+
+    async def of_deal(self, deal_id: str) -> list[Quote]:
+        """Every quote of the deal, by number."""
+        ...
+
+    def add(self, quote: Quote) -> None:
+        """Take a new quote in; a second quote with the same number for the deal fails the unit with
+        ``DuplicateRecord``."""
+        ...
+
+    async def save(self, quote: Quote) -> None:
+        """Write a loaded quote back; ``Conflict`` if it changed since it was loaded."""
+        ...
+
+
+class ContractRepository(Protocol):
+    """A deal's contract (its signature request), by deal."""
+
+    async def get(self, deal_id: str) -> Contract | None: ...
+
+    async def put(self, contract: Contract) -> None:
+        """Store the contract over the version it was read at (a new one at version 0); ``Conflict``
+        if it changed meanwhile."""
+        ...
+
+
 class DealsMetrics(Protocol):
     """The business metrics; observed only once the unit that made the fact committed."""
 
@@ -68,12 +136,20 @@ class DealsMetrics(Protocol):
 
     def moved(self, move: StageMove) -> None: ...
 
+    def quote_moved(self, from_status: str | None, to_status: str) -> None:
+        """A quote changed status (from None: it was made)."""
+        ...
+
 
 class DealsUnitOfWork(UnitOfWork):
     deals: DealRepository
     merges: LeadMerges
     accounts: AccountRepository
     metrics: DealsMetrics
+    products: ProductRepository
+    price_books: PriceBookRepository
+    quotes: QuoteRepository
+    contracts: ContractRepository
 
     def publish(self, *aggregates: Aggregate) -> None:
         """Emit what each aggregate raised. A deal's events continue its lead's story whoever moved it

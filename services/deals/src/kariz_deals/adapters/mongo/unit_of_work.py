@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from kariz_deals.adapters.mongo.quotes import (
+    MongoContractRepository,
+    MongoPriceBookRepository,
+    MongoProductRepository,
+    MongoQuoteRepository,
+)
 from kariz_deals.adapters.mongo.repositories import (
     MongoAccountRepository,
     MongoDealRepository,
@@ -20,3 +26,7 @@ class MongoDealsUnitOfWork(MongoUnitOfWork, DealsUnitOfWork):
         self.merges = MongoLeadMerges(tx)
         self.accounts = MongoAccountRepository(tx)
         self.metrics = metrics
+        self.products = MongoProductRepository(tx)
+        self.price_books = MongoPriceBookRepository(tx)
+        self.quotes = MongoQuoteRepository(tx)
+        self.contracts = MongoContractRepository(tx)
