@@ -37,6 +37,9 @@ from kariz_shared.contracts.events import (
     LeadQualified,
     LeadsMerged,
     LeadSource,
+    QuoteAccepted,
+    QuoteApprovalRequested,
+    QuoteSent,
     ScoreLine,
     StageChanged,
     dead_letter_topic,
@@ -51,6 +54,7 @@ from kariz_shared.runtime.logging import correlation_id
 pytestmark = pytest.mark.integration
 
 DEAL_TOPICS = [cls.topic() for cls in (DealOpened, StageChanged, DealWon, DealLost)]
+QUOTE_REP = "quote-rep@kariz.test"
 
 
 @dataclass
@@ -68,7 +72,8 @@ async def deals(
 ) -> AsyncIterator[Running]:
     """One service for the module: joining the consumer group is the slow part of starting it. The
     tests keep apart by their own lead ids, deal ids and owners."""
-    settings = settings_for(DealsSettings, service_name="deals")
+    # The quote test's rep is in team emea, so its manager approves their discounts.
+    settings = settings_for(DealsSettings, service_name="deals", teams={"emea": [QUOTE_REP]})
     client = connect(settings)
     async with running(build(settings), token=admin_token) as http:
         group = settings.consumer_group(LeadQualified.kebab_name())
@@ -541,3 +546,57 @@ async def test_the_pipeline_totals_agree_with_the_deals_through_moves_compaction
     finally:
         for store in stores:
             await store.close()
+
+
+async def test_a_discounted_quote_waits_for_the_manager_is_sent_accepted_and_prices_the_deal(
+    deals: Running, issuer: LocalIssuer
+) -> None:
+    http, db = deals.http, deals.db
+    lead, corr = unique("L"), unique("corr")
+    rep = bearer(issuer.token(QUOTE_REP, ["rep"], team="emea"))
+    manager = bearer(issuer.token("quote-manager@kariz.test", ["manager"], team="emea"))
+    skus = [unique("SKU").upper() for _ in range(3)]
+    for sku, price in zip(skus, ("480.00", "2500.00", "1200.00"), strict=True):
+        body = {"name": f"Product {sku}", "unit": "seat", "list_prices": {"EUR": price}}
+        assert (await http.put(f"/products/{sku}", json=body)).status_code == 200
+    transitions = ("awaiting_approval", "approved"), ("approved", "sent"), ("sent", "accepted")
+    before = [
+        counted("kariz_deals_quote_transitions_total", from_status=f, to_status=t) for f, t in transitions
+    ]
+
+    quote_topics = [cls.topic() for cls in (QuoteApprovalRequested, QuoteSent, QuoteAccepted)]
+    async with reading(deals.bootstrap, *quote_topics) as reader:
+        await publish(deals.bootstrap, from_qualification(qualified(lead, owner=QUOTE_REP), corr))
+        deal_id = (await deal_for(http, lead))["id"]
+        lines = [
+            {"sku": skus[0], "quantity": "50", "discount_pct": "25", "tax_pct": "19"},
+            {"sku": skus[1], "quantity": "1", "tax_pct": "19"},
+            {"sku": skus[2], "quantity": "1", "unit_price": "1000.00", "tax_pct": "19"},
+        ]
+        base = f"/deals/{deal_id}/quotes"
+        made = await http.post(base, json={"lines": lines}, headers=rep)
+        assert made.status_code == 201, made.text
+        assert (made.json()["status"], made.json()["totals"]["total"]) == ("awaiting_approval", "25585.00")
+        assert (await http.post(f"{base}/1/send", headers=rep)).status_code == 409
+        approved = await http.post(f"{base}/1/approve", headers=manager)
+        assert approved.status_code == 200, approved.text
+        assert (await http.post(f"{base}/1/send", headers=rep)).status_code == 200
+        accepted = await http.post(f"{base}/1/accept", headers=rep)
+        assert accepted.status_code == 200 and accepted.json()["status"] == "accepted"
+
+        for cls in (QuoteApprovalRequested, QuoteSent, QuoteAccepted):
+            [record] = await reader.wait_for(lambda r, t=cls.topic(): r.topic == t and r.key == deal_id)
+            assert record.headers["ce_correlationid"] == corr and record.body["quote_number"] == 1
+            assert Decimal(record.body["total"]) == Decimal("25585.00")
+        assert reader.of(QuoteSent.topic(), deal_id)[0].headers["ce_actor"] == QUOTE_REP
+
+    deal = (await http.get(f"/deals/{deal_id}")).json()
+    assert Decimal(deal["amount"]) == Decimal("25585.00")
+    stored = await db.deals.find_one({"_id": deal_id})
+    assert stored["accepted_quote_id"] == made.json()["id"]
+    # Accepted: its expiry timer is gone with the change that answered it.
+    assert await db.timers.find_one({"_id": f"quote:{made.json()['id']}:expiry"}) is None
+    after = [
+        counted("kariz_deals_quote_transitions_total", from_status=f, to_status=t) for f, t in transitions
+    ]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1]
