@@ -601,6 +601,36 @@ def sales_funnel() -> dict[str, Any]:
                 ),
             ],
         ),
+        Row(
+            "Quotes",
+            [
+                Panel(
+                    "Quotes by status reached",
+                    [
+                        (
+                            f"sum by (to_status) (increase(kariz_deals_quote_transitions_total[{RANGE}]))",
+                            "{{to_status}}",
+                        )
+                    ],
+                    kind="bargauge",
+                    width=12,
+                    description="Quotes made (draft or awaiting approval), approved or refused, sent, "
+                    "accepted, rejected and expired in the range: one count per change of status.",
+                ),
+                Panel(
+                    "Quote status changes (from → to)",
+                    [
+                        (
+                            "sum by (from_status, to_status) "
+                            f"(increase(kariz_deals_quote_transitions_total[{RANGE}])) > 0",
+                            "{{from_status}} → {{to_status}}",
+                        )
+                    ],
+                    kind="table",
+                    width=12,
+                ),
+            ],
+        ),
     ]
     return dashboard(
         "kariz-sales-funnel",
