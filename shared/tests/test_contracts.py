@@ -53,6 +53,10 @@ from kariz_shared.contracts.events import (
     LeadsMerged,
     LeadSource,
     QualificationChecklist,
+    QuoteAccepted,
+    QuoteApprovalRequested,
+    QuoteExpired,
+    QuoteSent,
     RepProfile,
     ScoreLine,
     StageChanged,
@@ -111,6 +115,7 @@ def examples() -> dict[str, Event]:
         ),
     )
     deal = {"deal_id": "D-1", "lead_id": "L-1", "owner": "rep@kariz.example"}
+    quote = {"deal_id": "D-1", "quote_id": "Q-1", "quote_number": 1, "owner": "rep@kariz.example"}
 
     return {
         "LeadCaptured": LeadCaptured(
@@ -278,6 +283,28 @@ def examples() -> dict[str, Event]:
             cycle_seconds=86400.0,
             lost_at=NOW,
         ),
+        "QuoteApprovalRequested": QuoteApprovalRequested(
+            **quote,
+            manager="maria@kariz.example",
+            currency="EUR",
+            total=Decimal("25585.00"),
+            max_discount_pct=Decimal("25"),
+            discount_limit_pct=Decimal("20"),
+            requested_at=NOW,
+            actor="alex@kariz.example",
+        ),
+        "QuoteSent": QuoteSent(
+            **quote,
+            currency="EUR",
+            total=Decimal("25585.00"),
+            valid_until=NOW,
+            sent_at=NOW,
+            actor="alex@kariz.example",
+        ),
+        "QuoteAccepted": QuoteAccepted(
+            **quote, currency="EUR", total=Decimal("25585.00"), accepted_at=NOW, actor="alex@kariz.example"
+        ),
+        "QuoteExpired": QuoteExpired(**quote, valid_until=NOW),
     }
 
 

@@ -54,14 +54,27 @@ def test_build_wires_routes_consumer_and_publishers_without_io() -> None:
         "/pipeline/stages",
         "/pipelines/{pipeline_name}",
         "/healthz",
+        "/products/{sku}",
+        "/price-books/{name}",
+        "/deals/{deal_id}/quotes",
+        "/deals/{deal_id}/quotes/{number}/document",
+        "/deals/{deal_id}/contract",
+        "/webhooks/e-sign",
     } <= paths
-    assert [cls.__name__ for cls in service.consumes] == ["LeadQualified", "LeadsMerged"]
+    assert [cls.__name__ for cls in service.consumes] == ["LeadQualified", "LeadsMerged", "QuoteExpired"]
     assert [cls.__name__ for cls in service.publishes] == [
         "DealOpened",
         "StageChanged",
         "DealWon",
         "DealLost",
+        "QuoteApprovalRequested",
+        "QuoteSent",
+        "QuoteAccepted",
+        "QuoteExpired",
     ]
+    # The e-sign webhook is the one route besides health and metrics that takes no bearer token.
+    webhook = service.api.openapi()["paths"]["/webhooks/e-sign"]["post"]
+    assert "security" not in webhook and "401" in webhook["responses"]
 
 
 def test_build_takes_the_clock_it_is_given() -> None:

@@ -27,6 +27,7 @@ from kariz_shared.contracts.events import (
     LeadQualified,
     LeadsMerged,
     LeadSource,
+    QuoteExpired,
     ScoreLine,
     StageChanged,
 )
@@ -88,7 +89,11 @@ def qualified(
 
 async def consume(units: Units, event: LeadQualified) -> None:
     """As the consumer applies it: through the subscriptions table, in a unit of its own."""
-    assert set(kafka.subscriptions(pipeline=DEFAULT_PIPELINE, currency="EUR")) == {LeadQualified, LeadsMerged}
+    assert set(kafka.subscriptions(pipeline=DEFAULT_PIPELINE, currency="EUR")) == {
+        LeadQualified,
+        LeadsMerged,
+        QuoteExpired,
+    }
     await units.handle(ON_LEAD_QUALIFIED, event)
 
 
