@@ -622,12 +622,15 @@ def sales_funnel() -> dict[str, Any]:
                     [
                         (
                             "sum by (from_status, to_status) "
-                            f"(increase(kariz_deals_quote_transitions_total[{RANGE}])) > 0",
+                            f"(increase(kariz_deals_quote_transitions_total[{RANGE}]))",
                             "{{from_status}} → {{to_status}}",
                         )
                     ],
                     kind="table",
                     width=12,
+                    # Every transition is listed, 0 included: a deployment that has made no quote yet
+                    # shows the possible ones rather than no data.
+                    description="Every possible change of a quote's status, each exported from 0.",
                 ),
             ],
         ),

@@ -218,6 +218,8 @@ async def test_a_discounted_quote_is_approved_by_the_owners_manager_sent_and_acc
     assert stored is not None
     assert (str(stored.amount), stored.currency, stored.accepted_quote_id) == ("25585.00", "EUR", quote["id"])
     assert timer_key not in units.uow.timers.armed
+    shown = (await api.get(f"/deals/{deal.id}", headers=tokens["rep"])).json()
+    assert (shown["amount"], shown["accepted_quote_id"]) == ("25585.00", quote["id"])
     assert units.uow.metrics.quote_moves == [
         (None, "awaiting_approval"),
         ("awaiting_approval", "approved"),

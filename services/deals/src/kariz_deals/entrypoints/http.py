@@ -121,6 +121,8 @@ class DealView(BaseModel):
     correlation_id: str
     contact: ContactView
     source: str | None
+    accepted_quote_id: str | None = Field(default=None, description="The quote the customer accepted")
+    contract_status: str | None = Field(default=None, description="sent, viewed, signed or declined")
 
     @field_validator("pipeline", mode="before")
     @classmethod
