@@ -564,6 +564,13 @@ async def test_a_discounted_quote_waits_for_the_manager_is_sent_accepted_and_pri
     for sku, price in zip(skus, ("500.00", "2500.00", "1200.00"), strict=True):
         body = {"name": f"Product {sku}", "unit": "seat", "list_prices": {"EUR": price}}
         assert (await http.put(f"/products/{sku}", json=body)).status_code == 200
+    # A second definition replaces the first only over the version it edited.
+    redefined = {"name": "Support", "unit": "year", "list_prices": {"EUR": "1100.00"}}
+    again = await http.put(f"/products/{skus[2]}", json=redefined, headers={"If-Match": '"1"'})
+    assert again.status_code == 200 and again.headers["ETag"] == '"2"'
+    assert (
+        await http.put(f"/products/{skus[2]}", json=redefined, headers={"If-Match": '"1"'})
+    ).status_code == 409
     # The enterprise book prices the seat below its list price; the others at theirs.
     book = unique("enterprise").lower()
     defined = await http.put(f"/price-books/{book}", json={"currency": "EUR", "prices": {skus[0]: "480.00"}})

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, TypeAlias
 
 import httpx
@@ -152,6 +153,16 @@ async def test_the_catalogue_is_read_by_everyone_signed_in_and_written_by_an_adm
     )
     assert not_iso.status_code == 422 and "XYZ" in not_iso.json()["message"]
     assert "X" not in units.uow.products.by_sku
+
+    # Each definition is a version: an edit of a version no longer in force is refused, not lost.
+    seat = await api.get("/products/CRM-SEAT", headers=tokens["rep"])
+    assert (seat.headers["ETag"], seat.json()["version"]) == ('"1"', 1)
+    edit = {"name": "CRM seat", "unit": "seat", "list_prices": {"EUR": "500.00"}}
+    first = await api.put("/products/CRM-SEAT", json=edit, headers={**tokens["admin"], "If-Match": '"1"'})
+    assert first.status_code == 200 and first.headers["ETag"] == '"2"'
+    stale = await api.put("/products/CRM-SEAT", json=edit, headers={**tokens["admin"], "If-Match": '"1"'})
+    assert stale.status_code == 409 and "version 2" in stale.json()["message"]
+    assert units.uow.products.by_sku["CRM-SEAT"].list_prices == {"EUR": Decimal("500.00")}
     assert (await api.get("/products", headers={})).status_code == 401
 
     book = await api.put(

@@ -18,6 +18,7 @@ from kariz_deals.domain.contract import Contract
 from kariz_deals.domain.quote import Quote
 from kariz_deals.service_layer.unit_of_work import DealsUnitOfWork
 from kariz_shared.contracts.errors import Conflict, DuplicateRecord
+from kariz_shared.contracts.versions import raced
 from kariz_shared.persistence.in_memory import InMemoryUnitOfWork, InMemoryVersionedAggregates
 from kariz_shared.persistence.lead_merges import InMemoryLeadMerges
 from kariz_shared.runtime.clock import Clock
@@ -76,6 +77,9 @@ class InMemoryProductRepository:
         return copy.deepcopy(ordered[offset : offset + limit]), len(ordered)
 
     async def put(self, product: Product) -> None:
+        kept = self.by_sku.get(product.sku)
+        if (kept.version if kept is not None else 0) != product.version - 1:
+            raise raced(f"product {product.sku!r}", product.version)
         self.by_sku[product.sku] = copy.deepcopy(product)
 
 
@@ -91,6 +95,9 @@ class InMemoryPriceBookRepository:
         return copy.deepcopy(ordered[offset : offset + limit]), len(ordered)
 
     async def put(self, book: PriceBook) -> None:
+        kept = self.by_name.get(book.name)
+        if (kept.version if kept is not None else 0) != book.version - 1:
+            raise raced(f"price book {book.name!r}", book.version)
         self.by_name[book.name] = copy.deepcopy(book)
 
 

@@ -69,6 +69,8 @@ class Product:
     description: str | None = None
     #: A product no longer sold stays for the quotes that name it, but no new line may use it.
     active: bool = True
+    #: How many times it was defined: 1 when first defined; an edit names the one it edited (If-Match).
+    version: int = 1
 
     @classmethod
     def define(
@@ -82,6 +84,7 @@ class Product:
         by: str | None,
         description: str | None = None,
         active: bool = True,
+        version: int = 1,
     ) -> Product:
         if not SKU.match(sku):
             raise RuleViolation(f"sku {sku!r}: letters, digits, '.', '-' or '_', at most 64")
@@ -90,7 +93,7 @@ class Product:
         prices = {
             known_currency(c): checked_price(p, c, f"list_prices.{c}") for c, p in sorted(list_prices.items())
         }
-        return cls(sku, name, unit, prices, at, by, description, active)
+        return cls(sku, name, unit, prices, at, by, description, active, version)
 
     def list_price(self, currency: str) -> Decimal | None:
         return self.list_prices.get(currency)
@@ -109,6 +112,7 @@ class PriceBook:
     region: str | None = None
     updated_by: str | None = None
     description: str | None = None
+    version: int = 1
 
     @classmethod
     def define(
@@ -122,6 +126,7 @@ class PriceBook:
         segment: str | None = None,
         region: str | None = None,
         description: str | None = None,
+        version: int = 1,
     ) -> PriceBook:
         if not PRICE_BOOK_NAME.match(name):
             raise RuleViolation(f"name {name!r}: lower-case letters, digits, '-' or '_', at most 64")
@@ -130,7 +135,7 @@ class PriceBook:
             if not SKU.match(sku):
                 raise RuleViolation(f"prices.{sku}: not a SKU (letters, digits, '.', '-' or '_')")
         checked = {sku: checked_price(p, currency, f"prices.{sku}") for sku, p in sorted(prices.items())}
-        return cls(name, currency, checked, at, segment, region, by, description)
+        return cls(name, currency, checked, at, segment, region, by, description, version)
 
     def price_of(self, sku: str) -> Decimal | None:
         return self.prices.get(sku)

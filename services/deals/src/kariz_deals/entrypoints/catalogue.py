@@ -1,5 +1,6 @@
 """The catalogue over HTTP: ``/products`` and ``/price-books``. Anyone signed in reads it (a rep prices
-quotes from it); an admin defines its entries (``PUT``, the whole entry, as an admin edits it)."""
+quotes from it); an admin defines its entries (``PUT``, the whole entry, as an admin edits it). Each
+entry's version is its ETag; a ``PUT`` with ``If-Match`` is refused (409) when it edited an older one."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Header, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from kariz_deals.domain.catalogue import PriceBook, Product
@@ -17,7 +18,7 @@ from kariz_shared.contracts.errors import found
 from kariz_shared.contracts.identity import PEOPLE, Role
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
 from kariz_shared.runtime.auth import SIGN_IN_ERRORS, Authenticated, authenticate
-from kariz_shared.runtime.http import Limit, Offset, Page
+from kariz_shared.runtime.http import IF_MATCH, Limit, Offset, Page, edited_version, version_etag
 
 #: A price in the catalogue: not negative, at most 3 decimals (the most any currency has; the
 #: currency's own minor units are checked by the domain).
@@ -26,6 +27,19 @@ Currency = Annotated[str, Field(pattern="^[A-Z]{3}$", description="ISO 4217, e.g
 SkuPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="The product's SKU")]
 BookPath = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="The price book's name")]
 Sku = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        pattern=IF_MATCH,
+        description='The ETag of the version edited (from its GET, e.g. "3"): refused with 409 if another '
+        "admin's edit came first. Without it, whatever is defined is replaced",
+    ),
+]
+WRITE_ERRORS: dict[int | str, dict[str, str]] = {
+    403: {"description": "Not an admin"},
+    409: {"description": "If-Match names a version no longer in force"},
+    422: {"description": "An invalid price, currency or SKU"},
+}
 
 
 class ProductRequest(BaseModel):
@@ -49,6 +63,7 @@ class ProductView(BaseModel):
     active: bool
     updated_at: datetime
     updated_by: str | None
+    version: int = Field(description="The entry's version, also its ETag")
 
     @classmethod
     def of(cls, product: Product) -> ProductView:
@@ -76,6 +91,7 @@ class PriceBookView(BaseModel):
     description: str | None
     updated_at: datetime
     updated_by: str | None
+    version: int = Field(description="The entry's version, also its ETag")
 
     @classmethod
     def of(cls, book: PriceBook) -> PriceBookView:
@@ -96,21 +112,24 @@ def router(units: UnitsOfWork[DealsUnitOfWork]) -> APIRouter:
         )
 
     @api.get("/products/{sku}", summary="One product", responses={404: {"description": "No such product"}})
-    async def get_product(sku: SkuPath, caller: Authenticated) -> ProductView:
+    async def get_product(sku: SkuPath, caller: Authenticated, response: Response) -> ProductView:
         caller.require(*PEOPLE)
-        return ProductView.of(
-            found(await units.read(lambda uow: uow.products.get(sku)), f"no product {sku!r}")
-        )
+        product = found(await units.read(lambda uow: uow.products.get(sku)), f"no product {sku!r}")
+        response.headers["ETag"] = version_etag(product.version)
+        return ProductView.of(product)
 
     @api.put(
         "/products/{sku}",
         summary="Define a product (admin): its name, unit and list prices",
-        responses={
-            403: {"description": "Not an admin"},
-            422: {"description": "An invalid price or currency"},
-        },
+        responses=WRITE_ERRORS,
     )
-    async def put_product(sku: SkuPath, body: ProductRequest, caller: Authenticated) -> ProductView:
+    async def put_product(
+        sku: SkuPath,
+        body: ProductRequest,
+        caller: Authenticated,
+        response: Response,
+        if_match: IfMatch = None,
+    ) -> ProductView:
         caller.require(Role.ADMIN)
         command = catalogue.DefineProduct(
             sku=sku,
@@ -120,8 +139,11 @@ def router(units: UnitsOfWork[DealsUnitOfWork]) -> APIRouter:
             by=caller.as_actor,
             description=body.description,
             active=body.active,
+            edited=edited_version(if_match),
         )
-        return ProductView.of(await catalogue.define_product(units, command))
+        product = await catalogue.define_product(units, command)
+        response.headers["ETag"] = version_etag(product.version)
+        return ProductView.of(product)
 
     @api.get("/price-books", summary="The price books, by name")
     async def list_price_books(
@@ -136,21 +158,24 @@ def router(units: UnitsOfWork[DealsUnitOfWork]) -> APIRouter:
     @api.get(
         "/price-books/{name}", summary="One price book", responses={404: {"description": "No such book"}}
     )
-    async def get_price_book(name: BookPath, caller: Authenticated) -> PriceBookView:
+    async def get_price_book(name: BookPath, caller: Authenticated, response: Response) -> PriceBookView:
         caller.require(*PEOPLE)
-        return PriceBookView.of(
-            found(await units.read(lambda uow: uow.price_books.get(name)), f"no price book {name!r}")
-        )
+        book = found(await units.read(lambda uow: uow.price_books.get(name)), f"no price book {name!r}")
+        response.headers["ETag"] = version_etag(book.version)
+        return PriceBookView.of(book)
 
     @api.put(
         "/price-books/{name}",
         summary="Define a price book (admin): a segment's or region's prices in one currency",
-        responses={
-            403: {"description": "Not an admin"},
-            422: {"description": "An invalid price or currency"},
-        },
+        responses=WRITE_ERRORS,
     )
-    async def put_price_book(name: BookPath, body: PriceBookRequest, caller: Authenticated) -> PriceBookView:
+    async def put_price_book(
+        name: BookPath,
+        body: PriceBookRequest,
+        caller: Authenticated,
+        response: Response,
+        if_match: IfMatch = None,
+    ) -> PriceBookView:
         caller.require(Role.ADMIN)
         command = catalogue.DefinePriceBook(
             name=name,
@@ -160,7 +185,10 @@ def router(units: UnitsOfWork[DealsUnitOfWork]) -> APIRouter:
             segment=body.segment,
             region=body.region,
             description=body.description,
+            edited=edited_version(if_match),
         )
-        return PriceBookView.of(await catalogue.define_price_book(units, command))
+        book = await catalogue.define_price_book(units, command)
+        response.headers["ETag"] = version_etag(book.version)
+        return PriceBookView.of(book)
 
     return api

@@ -81,7 +81,8 @@ class ProductRepository(Protocol):
         ...
 
     async def put(self, product: Product) -> None:
-        """Store the product in place of the one with its SKU (or as a new one)."""
+        """Store the product in place of its previous version (``product.version`` - 1; version 1 is
+        new); ``Conflict`` when another edit stored that version's successor first."""
         ...
 
 
@@ -92,7 +93,9 @@ class PriceBookRepository(Protocol):
 
     async def page(self, *, limit: int, offset: int) -> tuple[list[PriceBook], int]: ...
 
-    async def put(self, book: PriceBook) -> None: ...
+    async def put(self, book: PriceBook) -> None:
+        """As ``ProductRepository.put``: over its previous version, or ``Conflict``."""
+        ...
 
 
 class QuoteRepository(Protocol):

@@ -16,6 +16,7 @@ from kariz_deals.domain.catalogue import PriceBook, Product
 from kariz_deals.domain.contract import Contract, ContractEvent, ContractStatus
 from kariz_deals.domain.quote import Quote, QuoteLine, QuoteStatus, StatusChange
 from kariz_shared.contracts.errors import Conflict
+from kariz_shared.contracts.versions import raced
 from kariz_shared.persistence.store import Store, Transaction
 
 PRODUCTS = "products"
@@ -41,6 +42,7 @@ def product_to_document(product: Product) -> Document:
         "updated_by": product.updated_by,
         "description": product.description,
         "active": product.active,
+        "version": product.version,
     }
 
 
@@ -54,6 +56,7 @@ def product_from_document(doc: Document) -> Product:
         updated_by=doc.get("updated_by"),
         description=doc.get("description"),
         active=doc.get("active", True),
+        version=doc.get("version", 1),
     )
 
 
@@ -68,6 +71,7 @@ def price_book_to_document(book: PriceBook) -> Document:
         "region": book.region,
         "updated_by": book.updated_by,
         "description": book.description,
+        "version": book.version,
     }
 
 
@@ -81,7 +85,22 @@ def price_book_from_document(doc: Document) -> PriceBook:
         region=doc.get("region"),
         updated_by=doc.get("updated_by"),
         description=doc.get("description"),
+        version=doc.get("version", 1),
     )
+
+
+async def put_version(tx: Transaction, collection: str, doc: Document, what: str) -> None:
+    """Store a catalogue entry's version over the one before it: version 1 is inserted (its _id
+    refuses a concurrent first definition), a later one replaces its predecessor only."""
+    number = doc["version"]
+    if number == 1:
+        tx.insert_later(collection, doc)
+        return
+    result = await tx.db[collection].replace_one(
+        {"_id": doc["_id"], "version": number - 1}, doc, session=tx.session
+    )
+    if result.matched_count != 1:
+        raise raced(what, number)
 
 
 _LINE_AMOUNTS = (
@@ -235,7 +254,7 @@ class MongoProductRepository:
         return [product_from_document(d) for d in docs], total
 
     async def put(self, product: Product) -> None:
-        self.tx.replace_later(PRODUCTS, product_to_document(product))
+        await put_version(self.tx, PRODUCTS, product_to_document(product), f"product {product.sku!r}")
 
 
 class MongoPriceBookRepository:
@@ -259,7 +278,7 @@ class MongoPriceBookRepository:
         return [price_book_from_document(d) for d in docs], total
 
     async def put(self, book: PriceBook) -> None:
-        self.tx.replace_later(PRICE_BOOKS, price_book_to_document(book))
+        await put_version(self.tx, PRICE_BOOKS, price_book_to_document(book), f"price book {book.name!r}")
 
 
 class MongoQuoteRepository:
