@@ -13,13 +13,18 @@ from typing import Any
 import schemathesis
 from fastapi import APIRouter, FastAPI
 from hypothesis import HealthCheck, settings
+from pydantic import SecretStr
 from schemathesis.checks import not_a_server_error
 
 from kariz_deals.adapters.in_memory import InMemoryDealReads, InMemoryDealsUnitOfWork
 from kariz_deals.domain import DEFAULT_PIPELINE
+from kariz_deals.entrypoints import catalogue as deals_catalogue
+from kariz_deals.entrypoints import contracts as deals_contracts
 from kariz_deals.entrypoints import http as deals_http
 from kariz_deals.entrypoints import opening as deals_opening
 from kariz_deals.entrypoints import pipelines as deals_pipelines
+from kariz_deals.entrypoints import quotes as deals_quotes
+from kariz_deals.service_layer.quotes import QuotePolicy
 from kariz_devkit.issuer import LocalIssuer
 from kariz_devkit.testing import accepting, bearer
 from kariz_leads.adapters.in_memory import InMemoryLeadsUnitOfWork
@@ -36,12 +41,25 @@ from kariz_notifications.adapters.in_memory import InMemoryNotificationsReads, I
 from kariz_notifications.entrypoints import http as notifications_http
 from kariz_qualification.adapters.in_memory import InMemoryQualificationUnitOfWork
 from kariz_qualification.entrypoints import http as qualification_http
-from kariz_shared.contracts.identity import Roster
+from kariz_shared.contracts.identity import LiveRoster, Roster
 from kariz_shared.persistence.in_memory import InMemoryUnitsOfWork
 from kariz_shared.runtime import http as shared_http
 from kariz_shared.runtime.clock import FakeClock
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def deals_quotes_routers(units: InMemoryUnitsOfWork[InMemoryDealsUnitOfWork]) -> APIRouter:
+    """The deals service's catalogue, quotes and contract routes, the e-sign webhook among them."""
+    quotes = APIRouter()
+    for router in (
+        deals_catalogue.router(units),
+        deals_quotes.router(units, QuotePolicy(), LiveRoster()),
+        deals_contracts.router(units),
+        deals_contracts.webhook_router(units, SecretStr("fuzz-secret")),
+    ):
+        quotes.include_router(router)
+    return quotes
 
 
 def routers() -> dict[str, APIRouter]:
@@ -85,6 +103,7 @@ def routers() -> dict[str, APIRouter]:
             InMemoryUnitsOfWork(InMemoryQualificationUnitOfWork(clock))
         ),
         "deals": deals_routes,
+        "deals-quotes": deals_quotes_routers(deals_units),
         "notifications": notifications_http.router(InMemoryNotificationsReads(notifications)),
     }
 

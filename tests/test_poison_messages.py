@@ -28,6 +28,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 import kariz_deals.service_layer.handlers
 import kariz_deals.service_layer.pipelines
+import kariz_deals.service_layer.quotes
 import kariz_leads.service_layer.activities
 import kariz_leads.service_layer.handlers
 import kariz_leads.service_layer.reassignment
@@ -64,6 +65,7 @@ from kariz_shared.contracts.events import (
     LeadResponseOverdue,
     LeadsMerged,
     LeadSource,
+    QuoteExpired,
     ScoreLine,
     StageChanged,
     TaskKind,
@@ -249,6 +251,17 @@ def deal_lost(deal_id: str) -> DealLost:
         lost_at_stage="proposal",
         cycle_seconds=3600.0,
         lost_at=NOW,
+    )
+
+
+# Deals' own quote expiry timer, for deals: a quote it does not know is logged and left (processed).
+def quote_expired(deal_id: str) -> QuoteExpired:
+    return QuoteExpired(
+        deal_id=deal_id,
+        quote_id=unique("Q"),
+        quote_number=1,
+        owner="rep@kariz.example",
+        valid_until=NOW,
     )
 
 
@@ -444,6 +457,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
         LeadResponseOverdue,
         LeadQueued,
         LeadReassigned,
+        QuoteExpired,
     ]
     topics = [cls.topic() for cls in consumed]
     partitions = await partition_counts(backends.kafka_bootstrap, topics)
@@ -502,6 +516,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             Case(LeadResponseOverdue, [notifications], pair(response_overdue, "L")),
             Case(LeadQueued, [notifications], pair(lead_queued, "L")),
             Case(LeadReassigned, [notifications], pair(lead_reassigned, "L")),
+            Case(QuoteExpired, [deals], pair(quote_expired, "D")),
         ]
         # Every topic some service consumes is here, with every group that consumes it.
         assert {cls for r in svc.values() for cls in r.service.consumes} == set(consumed)
@@ -529,6 +544,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             (kariz_qualification.service_layer.handlers, "follow_merge"),
             (kariz_deals.service_layer.handlers, "follow_merge"),
             (kariz_deals.service_layer.pipelines, "activity_logged"),
+            (kariz_deals.service_layer.quotes, "expire_quote"),
             (kariz_notifications.service_layer.handlers, "record_notifications"),
         ]:
             monkeypatch.setattr(module, name, failing_for(failing, getattr(module, name)))

@@ -610,6 +610,39 @@ def sales_funnel() -> dict[str, Any]:
                 ),
             ],
         ),
+        Row(
+            "Quotes",
+            [
+                Panel(
+                    "Quotes by status reached",
+                    [
+                        (
+                            f"sum by (to_status) (increase(kariz_deals_quote_transitions_total[{RANGE}]))",
+                            "{{to_status}}",
+                        )
+                    ],
+                    kind="bargauge",
+                    width=12,
+                    description="Quotes made (draft or awaiting approval), approved or refused, sent, "
+                    "accepted, rejected and expired in the range: one count per change of status.",
+                ),
+                Panel(
+                    "Quote status changes (from → to)",
+                    [
+                        (
+                            "sum by (from_status, to_status) "
+                            f"(increase(kariz_deals_quote_transitions_total[{RANGE}]))",
+                            "{{from_status}} → {{to_status}}",
+                        )
+                    ],
+                    kind="table",
+                    width=12,
+                    # Every transition is listed, 0 included: a deployment that has made no quote yet
+                    # shows the possible ones rather than no data.
+                    description="Every possible change of a quote's status, each exported from 0.",
+                ),
+            ],
+        ),
     ]
     return dashboard(
         "kariz-sales-funnel",

@@ -37,8 +37,11 @@ from kariz_shared.contracts.events import (
     ChecklistCompleteness,
     Company,
     Contact,
+    DealFieldChange,
     DealLost,
     DealOpened,
+    DealStalled,
+    DealUpdated,
     DealWon,
     Event,
     FollowUpDue,
@@ -53,7 +56,12 @@ from kariz_shared.contracts.events import (
     LeadsMerged,
     LeadSource,
     QualificationChecklist,
+    QuoteAccepted,
+    QuoteApprovalRequested,
+    QuoteExpired,
+    QuoteSent,
     RepProfile,
+    RfpResponseDue,
     ScoreLine,
     StageChanged,
     TaskKind,
@@ -111,6 +119,7 @@ def examples() -> dict[str, Event]:
         ),
     )
     deal = {"deal_id": "D-1", "lead_id": "L-1", "owner": "rep@kariz.example"}
+    quote = {"deal_id": "D-1", "quote_id": "Q-1", "quote_number": 1, "owner": "rep@kariz.example"}
 
     return {
         "LeadCaptured": LeadCaptured(
@@ -277,6 +286,61 @@ def examples() -> dict[str, Event]:
             amount=Decimal("48000.00"),
             cycle_seconds=86400.0,
             lost_at=NOW,
+        ),
+        "QuoteApprovalRequested": QuoteApprovalRequested(
+            **quote,
+            manager="maria@kariz.example",
+            currency="EUR",
+            total=Decimal("25585.00"),
+            max_discount_pct=Decimal("25"),
+            discount_limit_pct=Decimal("20"),
+            requested_at=NOW,
+            actor="alex@kariz.example",
+        ),
+        "QuoteSent": QuoteSent(
+            **quote,
+            currency="EUR",
+            total=Decimal("25585.00"),
+            valid_until=NOW,
+            sent_at=NOW,
+            actor="alex@kariz.example",
+        ),
+        "QuoteAccepted": QuoteAccepted(
+            **quote, currency="EUR", total=Decimal("25585.00"), accepted_at=NOW, actor="alex@kariz.example"
+        ),
+        "QuoteExpired": QuoteExpired(**quote, valid_until=NOW),
+        "DealUpdated": DealUpdated(
+            deal_id="D-1",
+            lead_id="L-1",
+            owner="alex@kariz.example",
+            pipeline="default",
+            stage="demo",
+            changes=[DealFieldChange(field="amount", old="40000.00", new="48000.00")],
+            amount=Decimal("48000.00"),
+            updated_at=NOW,
+            actor="alex@kariz.example",
+        ),
+        "DealStalled": DealStalled(
+            deal_id="D-1",
+            lead_id="L-1",
+            owner="alex@kariz.example",
+            pipeline="enterprise",
+            stage="demo",
+            days_in_stage=14.5,
+            rot_days=14,
+            amount=Decimal("48000.00"),
+            entered_stage_at=NOW,
+            stalled_at=NOW,
+        ),
+        "RfpResponseDue": RfpResponseDue(
+            deal_id="D-1",
+            lead_id="L-1",
+            owner="alex@kariz.example",
+            account_id="A-1",
+            account_name="Globex",
+            issuer="Globex procurement",
+            response_due_at=NOW,
+            kind="reminder",
         ),
     }
 

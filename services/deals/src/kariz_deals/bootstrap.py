@@ -6,6 +6,8 @@ metrics know its stages.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from kariz_deals.adapters.metrics import PrometheusDealsMetrics, StalledGauge
 from kariz_deals.adapters.mongo import pipeline_totals
 from kariz_deals.adapters.mongo.indexes import ensure_indexes
@@ -13,8 +15,9 @@ from kariz_deals.adapters.mongo.pipelines import ensure_pipeline_indexes, seed_d
 from kariz_deals.adapters.mongo.repositories import MongoDealReads
 from kariz_deals.adapters.mongo.unit_of_work import MongoDealsUnitOfWork
 from kariz_deals.domain import DEFAULT_PIPELINE, PIPELINES, Pipeline
-from kariz_deals.entrypoints import http, kafka, opening, pipelines, workers
+from kariz_deals.entrypoints import catalogue, contracts, http, kafka, opening, pipelines, quotes, workers
 from kariz_deals.service_layer import pipelines as pipeline_versions
+from kariz_deals.service_layer.quotes import QuotePolicy
 from kariz_deals.settings import DealsSettings
 from kariz_shared.persistence.store import Store, Transaction
 from kariz_shared.persistence.unit_of_work import MongoUnitsOfWork
@@ -66,6 +69,12 @@ def build(settings: DealsSettings | None = None, clock: Clock | None = None) -> 
     service.api.include_router(
         opening.router(units, service.roster, pipeline=pipeline, default_currency=currency)
     )
+    # The catalogue, quotes and contracts (issue E): the webhook's signature is its credential.
+    policy = QuotePolicy(settings.quote_discount_limit_pct, timedelta(days=settings.quote_validity_days))
+    service.api.include_router(catalogue.router(units))
+    service.api.include_router(quotes.router(units, policy, service.roster))
+    service.api.include_router(contracts.router(units))
+    service.api.include_router(contracts.webhook_router(units, settings.e_sign_webhook_secret))
     service.add_worker(
         "pipeline-gauges",
         workers.pipeline_gauges(

@@ -5,6 +5,7 @@ totals against a count over the deals. The rules themselves are tested in memory
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ from kariz_deals.adapters.mongo.unit_of_work import MongoDealsUnitOfWork
 from kariz_deals.bootstrap import build
 from kariz_deals.domain import DEFAULT_PIPELINE
 from kariz_deals.entrypoints import kafka
+from kariz_deals.entrypoints.contracts import SIGNATURE_HEADER, e_sign_signature
 from kariz_deals.settings import DealsSettings
 from kariz_devkit.issuer import LocalIssuer
 from kariz_devkit.testing import Backends, EventReader, bearer, eventually, publish, reading, running, unique
@@ -43,6 +45,9 @@ from kariz_shared.contracts.events import (
     LeadQualified,
     LeadsMerged,
     LeadSource,
+    QuoteAccepted,
+    QuoteApprovalRequested,
+    QuoteSent,
     ScoreLine,
     StageChanged,
     dead_letter_topic,
@@ -58,6 +63,8 @@ from kariz_shared.runtime.logging import correlation_id
 pytestmark = pytest.mark.integration
 
 DEAL_TOPICS = [cls.topic() for cls in (DealOpened, StageChanged, DealWon, DealLost)]
+QUOTE_REP = "quote-rep@kariz.test"
+E_SIGN_SECRET = "whsec-integration"
 
 
 @dataclass
@@ -75,7 +82,10 @@ async def deals(
 ) -> AsyncIterator[Running]:
     """One service for the module: joining the consumer group is the slow part of starting it. The
     tests keep apart by their own lead ids, deal ids and owners."""
-    settings = settings_for(DealsSettings, service_name="deals")
+    # The quote test's rep is in team emea, so its manager approves their discounts.
+    settings = settings_for(
+        DealsSettings, service_name="deals", teams={"emea": [QUOTE_REP]}, e_sign_webhook_secret=E_SIGN_SECRET
+    )
     client = connect(settings)
     async with running(build(settings), token=admin_token) as http:
         group = settings.consumer_group(LeadQualified.kebab_name())
@@ -644,3 +654,90 @@ async def test_an_admin_pipeline_refuses_a_jump_stalls_a_deal_once_and_an_activi
             assert await db.timers.find_one({"_id": key}) is None
     finally:
         await store.close()
+
+
+async def test_a_discounted_quote_waits_for_the_manager_is_sent_accepted_and_prices_the_deal(
+    deals: Running, issuer: LocalIssuer
+) -> None:
+    http, db = deals.http, deals.db
+    lead, corr = unique("L"), unique("corr")
+    rep = bearer(issuer.token(QUOTE_REP, ["rep"], team="emea"))
+    manager = bearer(issuer.token("quote-manager@kariz.test", ["manager"], team="emea"))
+    skus = [unique("SKU").upper() for _ in range(3)]
+    for sku, price in zip(skus, ("500.00", "2500.00", "1200.00"), strict=True):
+        body = {"name": f"Product {sku}", "unit": "seat", "list_prices": {"EUR": price}}
+        assert (await http.put(f"/products/{sku}", json=body)).status_code == 200
+    # A second definition replaces the first only over the version it edited.
+    redefined = {"name": "Support", "unit": "year", "list_prices": {"EUR": "1100.00"}}
+    again = await http.put(f"/products/{skus[2]}", json=redefined, headers={"If-Match": '"1"'})
+    assert again.status_code == 200 and again.headers["ETag"] == '"2"'
+    assert (
+        await http.put(f"/products/{skus[2]}", json=redefined, headers={"If-Match": '"1"'})
+    ).status_code == 409
+    # The enterprise book prices the seat below its list price; the others at theirs.
+    book = unique("enterprise").lower()
+    defined = await http.put(f"/price-books/{book}", json={"currency": "EUR", "prices": {skus[0]: "480.00"}})
+    assert defined.status_code == 200, defined.text
+    assert (await http.get(f"/price-books/{book}", headers=rep)).json()["prices"] == {skus[0]: "480.00"}
+    transitions = ("awaiting_approval", "approved"), ("approved", "sent"), ("sent", "accepted")
+    before = [
+        counted("kariz_deals_quote_transitions_total", from_status=f, to_status=t) for f, t in transitions
+    ]
+
+    quote_topics = [cls.topic() for cls in (QuoteApprovalRequested, QuoteSent, QuoteAccepted)]
+    async with reading(deals.bootstrap, *quote_topics) as reader:
+        await publish(deals.bootstrap, from_qualification(qualified(lead, owner=QUOTE_REP), corr))
+        deal_id = (await deal_for(http, lead))["id"]
+        lines = [
+            {"sku": skus[0], "quantity": "50", "discount_pct": "25", "tax_pct": "19"},
+            {"sku": skus[1], "quantity": "1", "tax_pct": "19"},
+            {"sku": skus[2], "quantity": "1", "unit_price": "1000.00", "tax_pct": "19"},
+        ]
+        base = f"/deals/{deal_id}/quotes"
+        made = await http.post(base, json={"lines": lines, "price_book": book}, headers=rep)
+        assert made.status_code == 201, made.text
+        assert (made.json()["status"], made.json()["totals"]["total"]) == ("awaiting_approval", "25585.00")
+        assert (await http.post(f"{base}/1/send", headers=rep)).status_code == 409
+        approved = await http.post(f"{base}/1/approve", headers=manager)
+        assert approved.status_code == 200, approved.text
+        assert (await http.post(f"{base}/1/send", headers=rep)).status_code == 200
+        accepted = await http.post(f"{base}/1/accept", headers=rep)
+        assert accepted.status_code == 200 and accepted.json()["status"] == "accepted"
+
+        for cls in (QuoteApprovalRequested, QuoteSent, QuoteAccepted):
+            [record] = await reader.wait_for(lambda r, t=cls.topic(): r.topic == t and r.key == deal_id)
+            assert record.headers["ce_correlationid"] == corr and record.body["quote_number"] == 1
+            assert Decimal(record.body["total"]) == Decimal("25585.00")
+        assert reader.of(QuoteSent.topic(), deal_id)[0].headers["ce_actor"] == QUOTE_REP
+
+    deal = (await http.get(f"/deals/{deal_id}")).json()
+    assert Decimal(deal["amount"]) == Decimal("25585.00")
+    stored = await db.deals.find_one({"_id": deal_id})
+    assert stored["accepted_quote_id"] == made.json()["id"]
+    # Accepted: its expiry timer is gone with the change that answered it.
+    assert await db.timers.find_one({"_id": f"quote:{made.json()['id']}:expiry"}) is None
+    after = [
+        counted("kariz_deals_quote_transitions_total", from_status=f, to_status=t) for f, t in transitions
+    ]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1]
+
+    # The contract: sent by hand, then signed by the provider's signed webhook (no token).
+    sent = await http.put(
+        f"/deals/{deal_id}/contract", json={"request_id": "env-1", "status": "sent"}, headers=rep
+    )
+    assert sent.status_code == 200, sent.text
+    callback = json.dumps(
+        {"deal_id": deal_id, "request_id": "env-1", "status": "signed", "provider": "docusign"}
+    )
+    signature = e_sign_signature(E_SIGN_SECRET, callback.encode())
+    request = http.build_request(
+        "POST",
+        "/webhooks/e-sign",
+        content=callback,
+        headers={SIGNATURE_HEADER: signature, "Content-Type": "application/json"},
+    )
+    del request.headers["Authorization"]  # the provider has no token: its signature is its credential
+    signed = await http.send(request)
+    assert signed.status_code == 200, signed.text
+    assert (await http.get(f"/deals/{deal_id}")).json()["contract_status"] == "signed"
+    assert (await db.contracts.find_one({"_id": deal_id}))["status"] == "signed"

@@ -56,9 +56,20 @@ def test_build_wires_routes_consumer_and_publishers_without_io() -> None:
         "/pipelines/{name}",
         "/pipelines/{name}/versions",
         "/healthz",
+        "/products/{sku}",
+        "/price-books/{name}",
+        "/deals/{deal_id}/quotes",
+        "/deals/{deal_id}/quotes/{number}/document",
+        "/deals/{deal_id}/contract",
+        "/webhooks/e-sign",
     } <= paths
     assert "patch" in service.api.openapi()["paths"]["/deals/{deal_id}"]
-    assert [cls.__name__ for cls in service.consumes] == ["LeadQualified", "LeadsMerged", "ActivityLogged"]
+    assert [cls.__name__ for cls in service.consumes] == [
+        "LeadQualified",
+        "LeadsMerged",
+        "ActivityLogged",
+        "QuoteExpired",
+    ]
     assert [cls.__name__ for cls in service.publishes] == [
         "DealOpened",
         "StageChanged",
@@ -67,9 +78,16 @@ def test_build_wires_routes_consumer_and_publishers_without_io() -> None:
         "DealUpdated",
         "DealStalled",
         "RfpResponseDue",
+        "QuoteApprovalRequested",
+        "QuoteSent",
+        "QuoteAccepted",
+        "QuoteExpired",
     ]
     assert "post" in service.api.openapi()["paths"]["/deals"]
     assert "/deals/{deal_id}/rfp-decision" in paths
+    # The e-sign webhook is the one route besides health and metrics that takes no bearer token.
+    webhook = service.api.openapi()["paths"]["/webhooks/e-sign"]["post"]
+    assert "security" not in webhook and "401" in webhook["responses"]
 
 
 def test_build_takes_the_clock_it_is_given() -> None:

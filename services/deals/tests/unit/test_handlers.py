@@ -28,6 +28,7 @@ from kariz_shared.contracts.events import (
     LeadQualified,
     LeadsMerged,
     LeadSource,
+    QuoteExpired,
     ScoreLine,
     StageChanged,
 )
@@ -93,6 +94,7 @@ async def consume(units: Units, event: LeadQualified) -> None:
         LeadQualified,
         LeadsMerged,
         ActivityLogged,
+        QuoteExpired,
     }
     await units.handle(ON_LEAD_QUALIFIED, event)
 

@@ -605,6 +605,69 @@ class RfpResponseDue(Event):
     decision: str | None = Field(default=None, description="go, or none yet (a no-go stops the timers)")
 
 
+# --- quotes (issue E) ------------------------------------------------------------------------------
+
+
+class QuoteApprovalRequested(Event):
+    description: ClassVar[str] = (
+        "A quote on a deal gives a discount over the configured limit: the deal owner's manager must "
+        "approve it before it can be sent."
+    )
+    key_field: ClassVar[str] = "deal_id"
+
+    deal_id: str
+    quote_id: str
+    quote_number: int
+    owner: str
+    manager: str | None = Field(default=None, description="The owner's manager, as the roster names them")
+    currency: str
+    total: Decimal
+    max_discount_pct: Decimal = Field(description="The largest discount of any line, in percent")
+    discount_limit_pct: Decimal = Field(description="The discount a quote may give without approval")
+    requested_at: datetime
+    actor: str | None = actor_field()
+
+
+class QuoteSent(Event):
+    description: ClassVar[str] = "A quote was sent to the customer; it is valid until valid_until."
+    key_field: ClassVar[str] = "deal_id"
+
+    deal_id: str
+    quote_id: str
+    quote_number: int
+    owner: str
+    currency: str
+    total: Decimal
+    valid_until: datetime
+    sent_at: datetime
+    actor: str | None = actor_field()
+
+
+class QuoteAccepted(Event):
+    description: ClassVar[str] = "The customer accepted a quote: its total is the deal's amount now."
+    key_field: ClassVar[str] = "deal_id"
+
+    deal_id: str
+    quote_id: str
+    quote_number: int
+    owner: str
+    currency: str
+    total: Decimal
+    accepted_at: datetime
+    actor: str | None = actor_field()
+
+
+class QuoteExpired(Event):
+    description: ClassVar[str] = "A sent quote reached its validity date without an answer (a timer)."
+    key_field: ClassVar[str] = "deal_id"
+
+    deal_id: str
+    quote_id: str
+    quote_number: int
+    owner: str
+    valid_until: datetime
+
+
 #: Every event type, by name. A new event must be added here to get a topic.
 EVENTS: dict[str, type[Event]] = {
     cls.__name__: cls
@@ -628,6 +691,10 @@ EVENTS: dict[str, type[Event]] = {
         DealUpdated,
         DealStalled,
         RfpResponseDue,
+        QuoteApprovalRequested,
+        QuoteSent,
+        QuoteAccepted,
+        QuoteExpired,
     )
 }
 

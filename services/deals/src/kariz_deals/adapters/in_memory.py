@@ -23,8 +23,11 @@ from kariz_deals.domain import (
     StageMove,
     StageTotal,
 )
+from kariz_deals.domain.catalogue import PriceBook, Product
+from kariz_deals.domain.contract import Contract
+from kariz_deals.domain.quote import Quote
 from kariz_deals.service_layer.unit_of_work import DealsUnitOfWork
-from kariz_shared.contracts.errors import DuplicateRecord
+from kariz_shared.contracts.errors import Conflict, DuplicateRecord
 from kariz_shared.contracts.versions import raced
 from kariz_shared.persistence.in_memory import InMemoryUnitOfWork, InMemoryVersionedAggregates
 from kariz_shared.persistence.lead_merges import InMemoryLeadMerges
@@ -100,18 +103,99 @@ class InMemoryAccountRepository:
         self.by_id[account.id] = account
 
 
+# --- the catalogue, quotes and contracts (issue E, e-quotes) ---------------------------------------
+
+
+class InMemoryProductRepository:
+    def __init__(self) -> None:
+        self.by_sku: dict[str, Product] = {}
+
+    async def get(self, sku: str) -> Product | None:
+        return copy.deepcopy(self.by_sku.get(sku))
+
+    async def of_skus(self, skus: set[str]) -> dict[str, Product]:
+        return {sku: copy.deepcopy(p) for sku, p in self.by_sku.items() if sku in skus}
+
+    async def page(self, *, limit: int, offset: int) -> tuple[list[Product], int]:
+        ordered = [self.by_sku[sku] for sku in sorted(self.by_sku)]
+        return copy.deepcopy(ordered[offset : offset + limit]), len(ordered)
+
+    async def put(self, product: Product) -> None:
+        kept = self.by_sku.get(product.sku)
+        if (kept.version if kept is not None else 0) != product.version - 1:
+            raise raced(f"product {product.sku!r}", product.version)
+        self.by_sku[product.sku] = copy.deepcopy(product)
+
+
+class InMemoryPriceBookRepository:
+    def __init__(self) -> None:
+        self.by_name: dict[str, PriceBook] = {}
+
+    async def get(self, name: str) -> PriceBook | None:
+        return copy.deepcopy(self.by_name.get(name))
+
+    async def page(self, *, limit: int, offset: int) -> tuple[list[PriceBook], int]:
+        ordered = [self.by_name[name] for name in sorted(self.by_name)]
+        return copy.deepcopy(ordered[offset : offset + limit]), len(ordered)
+
+    async def put(self, book: PriceBook) -> None:
+        kept = self.by_name.get(book.name)
+        if (kept.version if kept is not None else 0) != book.version - 1:
+            raise raced(f"price book {book.name!r}", book.version)
+        self.by_name[book.name] = copy.deepcopy(book)
+
+
+class InMemoryQuoteRepository(InMemoryVersionedAggregates[Quote]):
+    async def numbered(self, deal_id: str, number: int) -> Quote | None:
+        return self.first(lambda q: q.deal_id == deal_id and q.number == number)
+
+    async def of_deal(self, deal_id: str) -> list[Quote]:
+        mine = sorted((q for q in self.by_id.values() if q.deal_id == deal_id), key=lambda q: q.number)
+        return copy.deepcopy(mine)
+
+    def add(self, quote: Quote) -> None:
+        if any(q.deal_id == quote.deal_id and q.number == quote.number for q in self.by_id.values()):
+            raise DuplicateRecord(
+                f"deal {quote.deal_id} has a quote {quote.number} already", index="deal_number_unique"
+            )
+        self.keep(quote.id, quote)
+
+    async def save(self, quote: Quote) -> None:
+        stale = f"quote {quote.number} of deal {quote.deal_id} was changed meanwhile; reload it and try again"
+        self.keep_version(quote.id, quote, stale=stale)
+
+
+class InMemoryContractRepository:
+    def __init__(self) -> None:
+        self.by_deal: dict[str, Contract] = {}
+
+    async def get(self, deal_id: str) -> Contract | None:
+        return copy.deepcopy(self.by_deal.get(deal_id))
+
+    async def put(self, contract: Contract) -> None:
+        kept = self.by_deal.get(contract.deal_id)
+        if contract.version != (kept.version if kept is not None else 0):
+            raise Conflict(f"deal {contract.deal_id}'s contract was changed meanwhile; try again")
+        contract.version += 1
+        self.by_deal[contract.deal_id] = copy.deepcopy(contract)
+
+
 @dataclass
 class RecordingDealsMetrics:
     """What the metrics were told, once each unit committed."""
 
     opened_count: int = 0
     moves: list[StageMove] = field(default_factory=list)
+    quote_moves: list[tuple[str | None, str]] = field(default_factory=list)
 
     def opened(self) -> None:
         self.opened_count += 1
 
     def moved(self, move: StageMove) -> None:
         self.moves.append(move)
+
+    def quote_moved(self, from_status: str | None, to_status: str) -> None:
+        self.quote_moves.append((from_status, to_status))
 
 
 class InMemoryDealsUnitOfWork(InMemoryUnitOfWork, DealsUnitOfWork):
@@ -126,6 +210,10 @@ class InMemoryDealsUnitOfWork(InMemoryUnitOfWork, DealsUnitOfWork):
         self.pipelines: InMemoryPipelineVersions = InMemoryPipelineVersions(
             PipelineVersion.seeded(self.clock.now())
         )
+        self.products: InMemoryProductRepository = InMemoryProductRepository()
+        self.price_books: InMemoryPriceBookRepository = InMemoryPriceBookRepository()
+        self.quotes: InMemoryQuoteRepository = InMemoryQuoteRepository()
+        self.contracts: InMemoryContractRepository = InMemoryContractRepository()
 
 
 class InMemoryDealReads:

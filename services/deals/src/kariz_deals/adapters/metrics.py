@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from prometheus_client import Counter, Gauge, Histogram
 
 from kariz_deals.domain import Pipeline, PipelineSummary, StageMove
+from kariz_deals.domain.quote import TRANSITIONS, QuoteStatus
 
 # A stage can last minutes (a demo booked at once) or months (an enterprise contract).
 DURATION_BUCKETS = tuple(
@@ -75,6 +76,18 @@ pipeline_weighted_value = Gauge(
     ["pipeline", "stage"],
 )
 
+# Quotes by status: each committed change, from (``new`` for a quote just made) and to a status.
+quote_transitions = Counter(
+    "kariz_deals_quote_transitions_total",
+    "Quotes moved from one status to another (from_status new: a quote made)",
+    ["from_status", "to_status"],
+)
+for _from, _tos in TRANSITIONS.items():
+    for _to in _tos:
+        quote_transitions.labels(_from.value, _to.value)
+for _first in (QuoteStatus.DRAFT, QuoteStatus.AWAITING_APPROVAL):
+    quote_transitions.labels("new", _first.value)
+
 # Known label values start at 0, so increase() and rates see the first occurrence too (the stages' own
 # are set up by PrometheusDealsMetrics for the pipeline it is given).
 for _outcome in ("won", "lost"):
@@ -111,6 +124,9 @@ class PrometheusDealsMetrics:
 
     def record_pipeline(self, summary: PipelineSummary) -> None:
         record_pipeline(summary)
+
+    def quote_moved(self, from_status: str | None, to_status: str) -> None:
+        quote_transitions.labels(from_status or "new", to_status).inc()
 
 
 def record_move(move: StageMove) -> None:

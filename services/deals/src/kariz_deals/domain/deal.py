@@ -407,6 +407,12 @@ class Deal(Aggregate):
                 setattr(self, name, value)
         for name in changes.cleared:
             setattr(self, name, DealType.NEW_BUSINESS if name == "deal_type" else None)
+        return self._raise_updated(before, at, by)
+
+    def _raise_updated(
+        self, before: dict[str, str | None], at: datetime, by: Actor | None
+    ) -> list[DealFieldChange]:
+        """``DealUpdated`` naming each followed field that differs from ``before``; what changed."""
         after = self._followed()
         changed = [
             DealFieldChange(field=name, old=before[name], new=after[name])
@@ -429,6 +435,31 @@ class Deal(Aggregate):
                 )
             )
         return changed
+
+    # --- quotes and the contract (issue E, e-quotes) ------------------------------------------------
+
+    def accept_quote(
+        self, quote_id: str, amount: Decimal, currency: str, at: datetime, by: Actor | None = None
+    ) -> None:
+        """The customer accepted quote ``quote_id``: its total is what the deal is worth, in its
+        currency, and the deal meets "accepted quote" criteria. ``at`` is when (for DealUpdated, which
+        ``DealUpdated`` when the amount changed)."""
+        if self.is_closed:
+            raise Conflict(f"deal {self.id} is closed ({self.stage}); its quotes cannot change")
+        if self.accepted_quote_id is not None and self.accepted_quote_id != quote_id:
+            raise Conflict(f"deal {self.id} has an accepted quote already ({self.accepted_quote_id})")
+        if amount <= 0:
+            raise RuleViolation(f"an accepted quote's total must be greater than 0, got {amount} {currency}")
+        before = self._followed()
+        self.amount = amount
+        self.currency = currency
+        self.accepted_quote_id = quote_id
+        self._raise_updated(before, at, by)
+
+    def record_contract(self, status: str) -> None:
+        """The signature request's status now (sent, viewed, signed, declined), for "signed contract"
+        criteria."""
+        self.contract_status = status
 
     def _followed(self) -> dict[str, str | None]:
         def text(value: object) -> str | None:

@@ -148,8 +148,8 @@ class DealView(BaseModel):
     win_reason: str | None = None
     competitor: str | None = None
     checklist: list[str] = Field(default_factory=list, description="The exit criteria's items done")
-    accepted_quote_id: str | None = None
-    contract_status: str | None = None
+    accepted_quote_id: str | None = Field(default=None, description="The quote the customer accepted")
+    contract_status: str | None = Field(default=None, description="sent, viewed, signed or declined")
     blocking_objections: int = 0
     days_in_stage: float = Field(default=0.0, description="Days since the deal entered its stage")
     rots_at: datetime | None = Field(

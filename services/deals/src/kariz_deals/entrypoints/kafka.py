@@ -7,10 +7,10 @@ Each entry runs as ``handle(uow, event)`` in the consumer's batch transaction, o
 from __future__ import annotations
 
 from kariz_deals.domain import Pipeline
-from kariz_deals.service_layer import handlers, pipelines
+from kariz_deals.service_layer import handlers, pipelines, quotes
 from kariz_deals.service_layer.unit_of_work import DealsUnitOfWork
 from kariz_shared.contracts.errors import RejectedEvent, RuleViolation
-from kariz_shared.contracts.events import ActivityLogged, LeadQualified, LeadsMerged
+from kariz_shared.contracts.events import ActivityLogged, LeadQualified, LeadsMerged, QuoteExpired
 from kariz_shared.persistence.unit_of_work import Subscriptions
 
 
@@ -33,8 +33,13 @@ def subscriptions(*, pipeline: Pipeline, currency: str) -> Subscriptions[DealsUn
         # A deal's stall clock starts again; a won deal's first contact after the win is kept.
         await pipelines.activity_logged(uow, event)
 
+    async def on_quote_expired(uow: DealsUnitOfWork, event: QuoteExpired) -> None:
+        # Its own quote's expiry timer fired: a quote still sent is marked expired.
+        await quotes.expire_quote(uow, event)
+
     return {
         LeadQualified: on_lead_qualified,
         LeadsMerged: on_leads_merged,
         ActivityLogged: on_activity_logged,
+        QuoteExpired: on_quote_expired,
     }

@@ -11,6 +11,9 @@ from __future__ import annotations
 from typing import Protocol
 
 from kariz_deals.domain import Account, Deal, PipelineVersion, StageMove
+from kariz_deals.domain.catalogue import PriceBook, Product
+from kariz_deals.domain.contract import Contract
+from kariz_deals.domain.quote import Quote
 from kariz_shared.contracts.aggregate import Aggregate
 from kariz_shared.persistence.lead_merges import LeadMerges
 from kariz_shared.persistence.unit_of_work import UnitOfWork
@@ -91,6 +94,73 @@ class PipelineVersionRepository(Protocol):
 
     async def page(self, name: str, *, limit: int, offset: int) -> tuple[list[PipelineVersion], int]:
         """The versions of pipeline ``name``, newest first, and how many there are."""
+
+
+# --- the catalogue, quotes and contracts (issue E, e-quotes) ---------------------------------------
+
+
+class ProductRepository(Protocol):
+    """The catalogue's products, by SKU."""
+
+    async def get(self, sku: str) -> Product | None: ...
+
+    async def of_skus(self, skus: set[str]) -> dict[str, Product]:
+        """The stored products of ``skus`` (those the catalogue lacks are left out), read at once."""
+        ...
+
+    async def page(self, *, limit: int, offset: int) -> tuple[list[Product], int]:
+        """One page of the products by SKU, and how many there are."""
+        ...
+
+    async def put(self, product: Product) -> None:
+        """Store the product in place of its previous version (``product.version`` - 1; version 1 is
+        new); ``Conflict`` when another edit stored that version's successor first."""
+        ...
+
+
+class PriceBookRepository(Protocol):
+    """Price books, by name."""
+
+    async def get(self, name: str) -> PriceBook | None: ...
+
+    async def page(self, *, limit: int, offset: int) -> tuple[list[PriceBook], int]: ...
+
+    async def put(self, book: PriceBook) -> None:
+        """As ``ProductRepository.put``: over its previous version, or ``Conflict``."""
+        ...
+
+
+class QuoteRepository(Protocol):
+    """Quotes, by deal and number (unique per deal)."""
+
+    async def get(self, quote_id: str) -> Quote | None: ...
+
+    async def numbered(self, deal_id: str, number: int) -> Quote | None:
+        """The deal's quote of that number, or None."""
+        ...
+
+    async def of_deal(self, deal_id: str) -> list[Quote]:
+        """Every quote of the deal, by number."""
+        ...
+
+    def add(self, quote: Quote) -> None:
+        """Take a new quote in; a second quote with the same number for the deal fails the unit with
+        ``DuplicateRecord``."""
+        ...
+
+    async def save(self, quote: Quote) -> None:
+        """Write a loaded quote back; ``Conflict`` if it changed since it was loaded."""
+        ...
+
+
+class ContractRepository(Protocol):
+    """A deal's contract (its signature request), by deal."""
+
+    async def get(self, deal_id: str) -> Contract | None: ...
+
+    async def put(self, contract: Contract) -> None:
+        """Store the contract over the version it was read at (a new one at version 0); ``Conflict``
+        if it changed meanwhile."""
         ...
 
 
@@ -101,6 +171,10 @@ class DealsMetrics(Protocol):
 
     def moved(self, move: StageMove) -> None: ...
 
+    def quote_moved(self, from_status: str | None, to_status: str) -> None:
+        """A quote changed status (from None: it was made)."""
+        ...
+
 
 class DealsUnitOfWork(UnitOfWork):
     deals: DealRepository
@@ -108,6 +182,10 @@ class DealsUnitOfWork(UnitOfWork):
     accounts: AccountRepository
     metrics: DealsMetrics
     pipelines: PipelineVersionRepository
+    products: ProductRepository
+    price_books: PriceBookRepository
+    quotes: QuoteRepository
+    contracts: ContractRepository
 
     def publish(self, *aggregates: Aggregate) -> None:
         """Emit what each aggregate raised. A deal's events continue its lead's story whoever moved it

@@ -7,6 +7,7 @@ import contextlib
 from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.errors import OperationFailure
 
+from kariz_deals.adapters.mongo import quotes
 from kariz_deals.adapters.mongo.documents import ACCOUNTS, DEALS
 from kariz_shared.persistence.store import Store
 
@@ -38,6 +39,7 @@ async def ensure_indexes(store: Store) -> None:
     accounts = store.db[ACCOUNTS]
     await accounts.create_index([("key", ASCENDING)], unique=True, name=ACCOUNT_OF_COMPANY)
     await accounts.create_index([("name_key", ASCENDING), ("created_at", ASCENDING)], name="name_key_created")
+    await quotes.ensure_indexes(store)
 
 
 async def backfill_opened_for(store: Store, batch: int = 500) -> int:

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 from kariz_deals.adapters.mongo.pipelines import MongoPipelineVersions
+from kariz_deals.adapters.mongo.quotes import (
+    MongoContractRepository,
+    MongoPriceBookRepository,
+    MongoProductRepository,
+    MongoQuoteRepository,
+)
 from kariz_deals.adapters.mongo.repositories import (
     MongoAccountRepository,
     MongoDealRepository,
@@ -22,3 +28,7 @@ class MongoDealsUnitOfWork(MongoUnitOfWork, DealsUnitOfWork):
         self.accounts = MongoAccountRepository(tx)
         self.metrics = metrics
         self.pipelines = MongoPipelineVersions(tx, clock)
+        self.products = MongoProductRepository(tx)
+        self.price_books = MongoPriceBookRepository(tx)
+        self.quotes = MongoQuoteRepository(tx)
+        self.contracts = MongoContractRepository(tx)
