@@ -24,6 +24,7 @@ from kariz_shared.contracts.events import (
     LeadResponseEscalationDue,
     LeadResponseOverdue,
     LeadsMerged,
+    ObjectionRecorded,
     RepProfile,
     StageChanged,
     TaskRequested,
@@ -87,8 +88,9 @@ SERVICES: tuple[ServiceEntry, ...] = (
     ServiceEntry(
         "deals",
         8003,
-        publishes=(DealOpened, StageChanged, DealWon, DealLost),
-        consumes=(LeadQualified, LeadsMerged),
+        publishes=(DealOpened, StageChanged, DealWon, DealLost, ObjectionRecorded),
+        # DealWon and DealLost are its own: the objection answers used on a deal count its outcome.
+        consumes=(LeadQualified, LeadsMerged, DealWon, DealLost),
         summary="accounts, deals, pipeline stages, won and lost, forecast",
     ),
     ServiceEntry(

@@ -7,7 +7,7 @@ metrics know its stages.
 from __future__ import annotations
 
 from kariz_deals.adapters.metrics import PrometheusDealsMetrics
-from kariz_deals.adapters.mongo import pipeline_totals
+from kariz_deals.adapters.mongo import objections, pipeline_totals
 from kariz_deals.adapters.mongo.indexes import ensure_indexes
 from kariz_deals.adapters.mongo.repositories import MongoDealReads
 from kariz_deals.adapters.mongo.unit_of_work import MongoDealsUnitOfWork
@@ -47,6 +47,7 @@ def build(settings: DealsSettings | None = None, clock: Clock | None = None) -> 
         await pipeline_totals.build(store, service.clock)
 
     service.on_startup(ensure_indexes)
+    service.on_startup(objections.ensure_indexes)
     service.on_startup(count_pipeline_totals)
     service.subscribe_all(units, kafka.subscriptions(pipeline=pipeline, currency=currency))
     service.api.include_router(http.router(units, reads, pipeline=pipeline, default_currency=currency))

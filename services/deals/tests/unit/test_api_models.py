@@ -55,12 +55,14 @@ def test_build_wires_routes_consumer_and_publishers_without_io() -> None:
         "/pipelines/{pipeline_name}",
         "/healthz",
     } <= paths
-    assert [cls.__name__ for cls in service.consumes] == ["LeadQualified", "LeadsMerged"]
+    assert {"/deals/{deal_id}/objections", "/objection-answers"} <= paths
+    assert [cls.__name__ for cls in service.consumes] == ["LeadQualified", "LeadsMerged", "DealWon", "DealLost"]
     assert [cls.__name__ for cls in service.publishes] == [
         "DealOpened",
         "StageChanged",
         "DealWon",
         "DealLost",
+        "ObjectionRecorded",
     ]
 
 

@@ -88,7 +88,12 @@ def qualified(
 
 async def consume(units: Units, event: LeadQualified) -> None:
     """As the consumer applies it: through the subscriptions table, in a unit of its own."""
-    assert set(kafka.subscriptions(pipeline=DEFAULT_PIPELINE, currency="EUR")) == {LeadQualified, LeadsMerged}
+    assert set(kafka.subscriptions(pipeline=DEFAULT_PIPELINE, currency="EUR")) == {
+        LeadQualified,
+        LeadsMerged,
+        DealWon,
+        DealLost,
+    }
     await units.handle(ON_LEAD_QUALIFIED, event)
 
 

@@ -12,9 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from kariz_deals.adapters.in_memory_objections import (
+    InMemoryObjectionAnswerRepository,
+    InMemoryObjectionRepository,
+)
 from kariz_deals.domain import Account, Deal, DealCriteria, PipelineScope, StageMove, StageTotal
 from kariz_deals.service_layer.unit_of_work import DealsUnitOfWork
 from kariz_shared.contracts.errors import DuplicateRecord
+from kariz_shared.contracts.events import ObjectionCategory
 from kariz_shared.persistence.in_memory import InMemoryUnitOfWork, InMemoryVersionedAggregates
 from kariz_shared.persistence.lead_merges import InMemoryLeadMerges
 from kariz_shared.runtime.clock import Clock
@@ -61,12 +66,16 @@ class RecordingDealsMetrics:
 
     opened_count: int = 0
     moves: list[StageMove] = field(default_factory=list)
+    objections: list[ObjectionCategory] = field(default_factory=list)
 
     def opened(self) -> None:
         self.opened_count += 1
 
     def moved(self, move: StageMove) -> None:
         self.moves.append(move)
+
+    def objection_recorded(self, category: ObjectionCategory) -> None:
+        self.objections.append(category)
 
 
 class InMemoryDealsUnitOfWork(InMemoryUnitOfWork, DealsUnitOfWork):
@@ -78,6 +87,8 @@ class InMemoryDealsUnitOfWork(InMemoryUnitOfWork, DealsUnitOfWork):
         self.merges: InMemoryLeadMerges = InMemoryLeadMerges()
         self.accounts: InMemoryAccountRepository = InMemoryAccountRepository()
         self.metrics: RecordingDealsMetrics = RecordingDealsMetrics()
+        self.objections: InMemoryObjectionRepository = InMemoryObjectionRepository()
+        self.objection_answers: InMemoryObjectionAnswerRepository = InMemoryObjectionAnswerRepository()
 
 
 class InMemoryDealReads:

@@ -8,6 +8,7 @@ import re
 from prometheus_client import Counter, Gauge, Histogram
 
 from kariz_deals.domain import Pipeline, PipelineSummary, StageMove
+from kariz_shared.contracts.events import ObjectionCategory
 
 # A stage can last minutes (a demo booked at once) or months (an enterprise contract).
 DURATION_BUCKETS = tuple(
@@ -73,6 +74,11 @@ pipeline_weighted_value = Gauge(
     "Sum of deal amounts in each stage weighted by the stage's win probability",
     ["pipeline", "stage"],
 )
+objections_recorded = Counter(
+    "kariz_deals_objections_total", "Objections recorded on deals, by category", ["category"]
+)
+for _category in ObjectionCategory:
+    objections_recorded.labels(_category.value)
 
 # Known label values start at 0, so increase() and rates see the first occurrence too (the stages' own
 # are set up by PrometheusDealsMetrics for the pipeline it is given).
@@ -110,6 +116,9 @@ class PrometheusDealsMetrics:
 
     def record_pipeline(self, summary: PipelineSummary) -> None:
         record_pipeline(summary)
+
+    def objection_recorded(self, category: ObjectionCategory) -> None:
+        objections_recorded.labels(category.value).inc()
 
 
 def record_move(move: StageMove) -> None:

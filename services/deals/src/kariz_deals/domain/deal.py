@@ -97,6 +97,8 @@ class Deal(Aggregate):
     #: The lead whose qualification opened it: ``lead_id`` until a merge in leads moved the deal to the
     #: survivor. Unique: one deal per qualified lead, whatever the merges (None: the same as lead_id).
     opened_for: str | None = None
+    #: Open objections with status "blocking" (kept by the objections' use cases; an exit criterion).
+    blocking_objections: int = 0
 
     @classmethod
     def open(

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kariz_deals.domain import Account, Deal, DealCriteria, Pipeline, PipelineSummary, pipeline_named
+from kariz_deals.entrypoints import objections
 from kariz_deals.service_layer import handlers, views
 from kariz_deals.service_layer.commands import MoveDeal
 from kariz_deals.service_layer.unit_of_work import DealsUnitOfWork
@@ -121,6 +122,7 @@ class DealView(BaseModel):
     correlation_id: str
     contact: ContactView
     source: str | None
+    blocking_objections: int = Field(default=0, description="Open objections with status blocking")
 
     @field_validator("pipeline", mode="before")
     @classmethod
@@ -278,4 +280,5 @@ def router(
     async def get_account(account_id: str) -> AccountView:
         return AccountView.of(await views.account(reads, account_id))
 
+    api.include_router(objections.router(units))  # /deals/{id}/objections, /objection-answers
     return api

@@ -7,10 +7,10 @@ Each entry runs as ``handle(uow, event)`` in the consumer's batch transaction, o
 from __future__ import annotations
 
 from kariz_deals.domain import Pipeline
-from kariz_deals.service_layer import handlers
+from kariz_deals.service_layer import handlers, objections
 from kariz_deals.service_layer.unit_of_work import DealsUnitOfWork
 from kariz_shared.contracts.errors import RejectedEvent, RuleViolation
-from kariz_shared.contracts.events import LeadQualified, LeadsMerged
+from kariz_shared.contracts.events import DealLost, DealWon, LeadQualified, LeadsMerged
 from kariz_shared.persistence.unit_of_work import Subscriptions
 
 
@@ -29,4 +29,13 @@ def subscriptions(*, pipeline: Pipeline, currency: str) -> Subscriptions[DealsUn
     async def on_leads_merged(uow: DealsUnitOfWork, event: LeadsMerged) -> None:
         await handlers.follow_merge(uow, event)
 
-    return {LeadQualified: on_lead_qualified, LeadsMerged: on_leads_merged}
+    async def on_deal_closed(uow: DealsUnitOfWork, event: DealWon | DealLost) -> None:
+        # Its own events: the library answers given on the deal count its outcome.
+        await objections.count_outcome(uow, event)
+
+    return {
+        LeadQualified: on_lead_qualified,
+        LeadsMerged: on_leads_merged,
+        DealWon: on_deal_closed,
+        DealLost: on_deal_closed,
+    }

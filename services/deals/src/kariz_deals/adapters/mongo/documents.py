@@ -34,6 +34,7 @@ def deal_to_document(deal: Deal) -> Document:
         "contact": deal.contact,
         "source": deal.source,
         "version": deal.version,
+        "blocking_objections": deal.blocking_objections,
     }
 
 
@@ -62,6 +63,7 @@ def deal_from_document(doc: Document) -> Deal:
         source=doc.get("source"),
         # Stored before merges were followed: opened for its lead (start-up writes it, see indexes).
         opened_for=doc.get("opened_for") or doc["lead_id"],
+        blocking_objections=doc.get("blocking_objections", 0),
     )
 
 

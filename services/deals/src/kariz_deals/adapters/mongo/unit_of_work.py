@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kariz_deals.adapters.mongo.objections import MongoObjectionAnswerRepository, MongoObjectionRepository
 from kariz_deals.adapters.mongo.repositories import (
     MongoAccountRepository,
     MongoDealRepository,
@@ -20,3 +21,5 @@ class MongoDealsUnitOfWork(MongoUnitOfWork, DealsUnitOfWork):
         self.merges = MongoLeadMerges(tx)
         self.accounts = MongoAccountRepository(tx)
         self.metrics = metrics
+        self.objections = MongoObjectionRepository(tx)
+        self.objection_answers = MongoObjectionAnswerRepository(tx)
