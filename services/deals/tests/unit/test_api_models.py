@@ -56,7 +56,12 @@ def test_build_wires_routes_consumer_and_publishers_without_io() -> None:
         "/healthz",
     } <= paths
     assert {"/deals/{deal_id}/objections", "/objection-answers"} <= paths
-    assert [cls.__name__ for cls in service.consumes] == ["LeadQualified", "LeadsMerged", "DealWon", "DealLost"]
+    assert [cls.__name__ for cls in service.consumes] == [
+        "LeadQualified",
+        "LeadsMerged",
+        "DealWon",
+        "DealLost",
+    ]
     assert [cls.__name__ for cls in service.publishes] == [
         "DealOpened",
         "StageChanged",
