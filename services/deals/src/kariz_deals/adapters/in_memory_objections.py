@@ -56,4 +56,4 @@ class InMemoryObjectionAnswerRepository(InMemoryVersionedAggregates[ObjectionAns
     async def count_outcome(self, answer_id: str, deal_id: str, outcome: Outcome) -> None:
         kept = self.by_id.get(answer_id)
         if kept is not None:  # an answer removed from the library counts nothing
-            kept.outcomes[deal_id] = outcome
+            kept.outcomes.setdefault(deal_id, outcome)

@@ -264,7 +264,7 @@ async def search_library(
 
 async def count_outcome(uow: DealsUnitOfWork, event: DealWon | DealLost) -> set[str]:
     """A deal closed: each library answer given on it counts the outcome, once for the deal however
-    often it was given there. Idempotent: counting the same deal again replaces its entry. Returns the
+    often it was given there. Idempotent: a deal an answer counted already counts nothing more. Returns the
     answers that counted it."""
     outcome = Outcome.WON if isinstance(event, DealWon) else Outcome.LOST
     used: set[str] = set()

@@ -1,7 +1,7 @@
 """Objections and the answer library in MongoDB: their documents, repositories (inside the unit of
 work's transaction, ``session=`` on every call) and indexes.
 
-An answer's usage and outcomes move by atomic updates (``$inc``, ``$set`` of one deal's outcome), never
+An answer's usage and outcomes move by atomic updates (``$inc``, ``$push`` of a deal's outcome), never
 by a save of a loaded answer: two reps giving the same answer at once are two writes to one document,
 which MongoDB resolves by retrying one transaction, not a 409 for the rep. A curator's edit is a
 versioned save of the words alone.
@@ -78,7 +78,9 @@ def answer_to_document(answer: ObjectionAnswer) -> Document:
         "written_at": answer.written_at,
         "version": answer.version,
         "times_used": answer.times_used,
-        "outcomes": {deal_id: outcome.value for deal_id, outcome in answer.outcomes.items()},
+        "outcomes": [
+            {"deal_id": deal_id, "outcome": outcome.value} for deal_id, outcome in answer.outcomes.items()
+        ],
     }
 
 
@@ -106,7 +108,7 @@ def answer_from_document(doc: Document) -> ObjectionAnswer:
         updated_at=doc["updated_at"],
         version=doc.get("version", 0),
         times_used=doc.get("times_used", 0),
-        outcomes={deal_id: Outcome(outcome) for deal_id, outcome in (doc.get("outcomes") or {}).items()},
+        outcomes={o["deal_id"]: Outcome(o["outcome"]) for o in doc.get("outcomes") or []},
     )
 
 
@@ -205,9 +207,11 @@ class MongoObjectionAnswerRepository:
         )
 
     async def count_outcome(self, answer_id: str, deal_id: str, outcome: Outcome) -> None:
-        # Deal ids are "D-<hex>": no dot or dollar to break the field path.
+        # Pushed only when the deal is not there yet: once per deal, whatever its id's characters.
         await self.answers.update_one(
-            {"_id": answer_id}, {"$set": {f"outcomes.{deal_id}": outcome.value}}, session=self.tx.session
+            {"_id": answer_id, "outcomes.deal_id": {"$ne": deal_id}},
+            {"$push": {"outcomes": {"deal_id": deal_id, "outcome": outcome.value}}},
+            session=self.tx.session,
         )
 
 
