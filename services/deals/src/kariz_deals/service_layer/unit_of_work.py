@@ -103,7 +103,7 @@ class ObjectionAnswerRepository(Protocol):
         ...
 
     async def count_outcome(self, answer_id: str, deal_id: str, outcome: Outcome) -> None:
-        """A deal it was given on closed with ``outcome`` (once per deal: a second count of it changes nothing)."""
+        """A deal it was given on closed with ``outcome``; once per deal (a second count changes nothing)."""
         ...
 
 
