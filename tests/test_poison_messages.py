@@ -27,6 +27,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 import kariz_deals.service_layer.handlers
+import kariz_deals.service_layer.objections
 import kariz_deals.service_layer.pipelines
 import kariz_deals.service_layer.quotes
 import kariz_leads.service_layer.activities
@@ -510,8 +511,8 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             Case(LeadsMerged, [qualification, deals], pair(leads_merged, "L")),
             Case(ActivityLogged, [deals], pair(activity_logged, "L")),
             Case(StageChanged, [notifications], pair(stage_changed, "D")),
-            Case(DealWon, [notifications], pair(deal_won, "D")),
-            Case(DealLost, [notifications], pair(deal_lost, "D")),
+            Case(DealWon, [deals, notifications], pair(deal_won, "D")),
+            Case(DealLost, [deals, notifications], pair(deal_lost, "D")),
             Case(FollowUpDue, [notifications], pair(follow_up_due, "L")),
             Case(LeadResponseOverdue, [notifications], pair(response_overdue, "L")),
             Case(LeadQueued, [notifications], pair(lead_queued, "L")),
@@ -545,6 +546,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             (kariz_deals.service_layer.handlers, "follow_merge"),
             (kariz_deals.service_layer.pipelines, "activity_logged"),
             (kariz_deals.service_layer.quotes, "expire_quote"),
+            (kariz_deals.service_layer.objections, "count_outcome"),
             (kariz_notifications.service_layer.handlers, "record_notifications"),
         ]:
             monkeypatch.setattr(module, name, failing_for(failing, getattr(module, name)))

@@ -643,6 +643,30 @@ def sales_funnel() -> dict[str, Any]:
                 ),
             ],
         ),
+        Row(
+            "Objections",
+            [
+                Panel(
+                    "Objections by category",
+                    [
+                        (
+                            f"sum by (category) (increase(kariz_deals_objections_total[{RANGE}]))",
+                            "{{category}}",
+                        )
+                    ],
+                    kind="bargauge",
+                    width=12,
+                    description="Objections reps recorded on deals (POST /deals/{id}/objections, "
+                    "ObjectionRecorded); each answer's usage and win rate are in GET /objection-answers",
+                ),
+                Panel(
+                    "Objections recorded",
+                    [(f"{_increase('kariz_deals_objections_total')}", "objections")],
+                    kind="stat",
+                    width=12,
+                ),
+            ],
+        ),
     ]
     return dashboard(
         "kariz-sales-funnel",

@@ -26,6 +26,7 @@ from kariz_shared.contracts.events import (
     LeadResponseEscalationDue,
     LeadResponseOverdue,
     LeadsMerged,
+    ObjectionRecorded,
     QuoteAccepted,
     QuoteApprovalRequested,
     QuoteExpired,
@@ -107,8 +108,10 @@ SERVICES: tuple[ServiceEntry, ...] = (
             QuoteSent,
             QuoteAccepted,
             QuoteExpired,
+            ObjectionRecorded,
         ),
-        consumes=(LeadQualified, LeadsMerged, ActivityLogged, QuoteExpired),
+        # DealWon and DealLost are its own: the objection answers used on a deal count its outcome.
+        consumes=(LeadQualified, LeadsMerged, ActivityLogged, QuoteExpired, DealWon, DealLost),
         summary="accounts, deals, pipeline stages, won and lost, forecast",
     ),
     ServiceEntry(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from kariz_deals.adapters.metrics import PrometheusDealsMetrics, StalledGauge
-from kariz_deals.adapters.mongo import pipeline_totals
+from kariz_deals.adapters.mongo import objections, pipeline_totals
 from kariz_deals.adapters.mongo.indexes import ensure_indexes
 from kariz_deals.adapters.mongo.pipelines import ensure_pipeline_indexes, seed_default_pipeline
 from kariz_deals.adapters.mongo.repositories import MongoDealReads
@@ -52,6 +52,7 @@ def build(settings: DealsSettings | None = None, clock: Clock | None = None) -> 
         await pipeline_totals.build(store, service.clock)
 
     service.on_startup(ensure_indexes)
+    service.on_startup(objections.ensure_indexes)
     service.on_startup(count_pipeline_totals)
 
     async def seed_pipelines(store: Store) -> None:

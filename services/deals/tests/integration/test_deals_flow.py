@@ -45,6 +45,7 @@ from kariz_shared.contracts.events import (
     LeadQualified,
     LeadsMerged,
     LeadSource,
+    ObjectionRecorded,
     QuoteAccepted,
     QuoteApprovalRequested,
     QuoteSent,
@@ -741,3 +742,63 @@ async def test_a_discounted_quote_waits_for_the_manager_is_sent_accepted_and_pri
     assert signed.status_code == 200, signed.text
     assert (await http.get(f"/deals/{deal_id}")).json()["contract_status"] == "signed"
     assert (await db.contracts.find_one({"_id": deal_id}))["status"] == "signed"
+
+
+async def test_objections_recorded_over_http_and_the_deal_won_move_the_librarys_usage_and_win_rate(
+    deals: Running,
+) -> None:
+    """Objections through HTTP on MongoDB, ``ObjectionRecorded`` on the broker, and the deal's own
+    ``DealWon`` consumed back: the library answer given on it counts the win once."""
+    http, lead = deals.http, unique("L")
+    await publish(
+        deals.bootstrap, from_qualification(qualified(lead, budget=Decimal("5000")), unique("corr"))
+    )
+    deal_id = (await deal_for(http, lead))["id"]
+    made = await http.post(
+        "/objection-answers",
+        json={
+            "category": "price",
+            "title": unique("Cost of waiting"),
+            "text": "Each month without it costs more",
+        },
+    )
+    assert made.status_code == 201, made.text
+    answer_id = made.json()["id"]
+
+    async with reading(deals.bootstrap, ObjectionRecorded.topic()) as reader:
+        blocking = await http.post(
+            f"/deals/{deal_id}/objections",
+            json={"category": "price", "words": "Too dear", "status": "blocking", "answer_id": answer_id},
+        )
+        assert blocking.status_code == 201, blocking.text
+        again = await http.post(
+            f"/deals/{deal_id}/objections",
+            json={"category": "timing", "words": "Next year", "status": "answered", "answer_id": answer_id},
+        )
+        assert again.status_code == 201, again.text
+        [recorded, _] = await reader.wait_for(lambda r: r.key == deal_id, count=2)
+    assert recorded.body["objection_id"] == blocking.json()["id"] and recorded.body["answer_id"] == answer_id
+    assert (await http.get(f"/deals/{deal_id}")).json()["blocking_objections"] == 1
+    resolved = await http.patch(
+        f"/deals/{deal_id}/objections/{blocking.json()['id']}", json={"status": "resolved"}
+    )
+    assert resolved.status_code == 200, resolved.text
+    assert [c["changed"] for c in resolved.json()["history"][1:]] == [{"status": "resolved"}]
+    assert (await move(http, deal_id, stage="won", amount="5000.00")).status_code == 200
+
+    async def counted_win() -> dict[str, Any] | None:
+        view: dict[str, Any] = (await http.get(f"/objection-answers/{answer_id}")).json()
+        return view if view["deals_closed"] else None
+
+    view = await eventually(counted_win, timeout=30)
+    assert (view["times_used"], view["deals_closed"], view["deals_won"], view["win_rate"]) == (
+        2,
+        1,
+        1,
+        "1.000",
+    )
+    assert counted("kariz_deals_objections_total", category="timing") >= 1
+    found = (
+        await http.get("/objection-answers", params={"q": view["title"].upper(), "category": "price"})
+    ).json()
+    assert [a["id"] for a in found["items"]] == [answer_id]

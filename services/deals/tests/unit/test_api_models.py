@@ -64,11 +64,14 @@ def test_build_wires_routes_consumer_and_publishers_without_io() -> None:
         "/webhooks/e-sign",
     } <= paths
     assert "patch" in service.api.openapi()["paths"]["/deals/{deal_id}"]
+    assert {"/deals/{deal_id}/objections", "/objection-answers"} <= paths
     assert [cls.__name__ for cls in service.consumes] == [
         "LeadQualified",
         "LeadsMerged",
         "ActivityLogged",
         "QuoteExpired",
+        "DealWon",
+        "DealLost",
     ]
     assert [cls.__name__ for cls in service.publishes] == [
         "DealOpened",
@@ -82,6 +85,7 @@ def test_build_wires_routes_consumer_and_publishers_without_io() -> None:
         "QuoteSent",
         "QuoteAccepted",
         "QuoteExpired",
+        "ObjectionRecorded",
     ]
     assert "post" in service.api.openapi()["paths"]["/deals"]
     assert "/deals/{deal_id}/rfp-decision" in paths

@@ -95,6 +95,8 @@ async def consume(units: Units, event: LeadQualified) -> None:
         LeadsMerged,
         ActivityLogged,
         QuoteExpired,
+        DealWon,
+        DealLost,
     }
     await units.handle(ON_LEAD_QUALIFIED, event)
 

@@ -668,6 +668,55 @@ class QuoteExpired(Event):
     valid_until: datetime
 
 
+# --- deals: objections ----------------------------------------------------------------------------
+
+
+class ObjectionCategory(StrEnum):
+    PRICE = "price"
+    TIMING = "timing"
+    COMPETITOR = "competitor"
+    MISSING_FEATURE = "missing_feature"
+    AUTHORITY = "authority"
+    TRUST = "trust"
+    OTHER = "other"
+
+
+class ObjectionStatus(StrEnum):
+    OPEN = "open"
+    ANSWERED = "answered"
+    RESOLVED = "resolved"
+    #: Open and in the way of the deal: counted on the deal (``blocking_objections``).
+    BLOCKING = "blocking"
+
+
+class ObjectionJudgement(StrEnum):
+    """What the rep makes of it: the customer's real concern, or an excuse for something else."""
+
+    REAL = "real"
+    EXCUSE = "excuse"
+
+
+class ObjectionRecorded(Event):
+    description: ClassVar[str] = (
+        "A rep recorded a customer's objection on a deal: its category, the customer's words, whether the "
+        "rep judges it real or an excuse, its status and the answer given (a library answer or free text)."
+    )
+    key_field: ClassVar[str] = "deal_id"
+
+    objection_id: str
+    deal_id: str
+    lead_id: str
+    owner: str = Field(description="The deal's owner when it was recorded")
+    category: ObjectionCategory
+    words: str = Field(description="The customer's words")
+    judgement: ObjectionJudgement | None = Field(default=None, description="Absent: not judged yet")
+    status: ObjectionStatus
+    answer_id: str | None = Field(default=None, description="The library answer given, if one was")
+    answer_text: str | None = Field(default=None, description="The answer given (the library's or free text)")
+    recorded_at: datetime
+    actor: str | None = actor_field()
+
+
 #: Every event type, by name. A new event must be added here to get a topic.
 EVENTS: dict[str, type[Event]] = {
     cls.__name__: cls
@@ -695,6 +744,7 @@ EVENTS: dict[str, type[Event]] = {
         QuoteSent,
         QuoteAccepted,
         QuoteExpired,
+        ObjectionRecorded,
     )
 }
 

@@ -14,6 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from kariz_deals.adapters.in_memory_objections import (
+    InMemoryObjectionAnswerRepository,
+    InMemoryObjectionRepository,
+)
 from kariz_deals.domain import (
     Account,
     Deal,
@@ -28,6 +32,7 @@ from kariz_deals.domain.contract import Contract
 from kariz_deals.domain.quote import Quote
 from kariz_deals.service_layer.unit_of_work import DealsUnitOfWork
 from kariz_shared.contracts.errors import Conflict, DuplicateRecord
+from kariz_shared.contracts.events import ObjectionCategory
 from kariz_shared.contracts.versions import raced
 from kariz_shared.persistence.in_memory import InMemoryUnitOfWork, InMemoryVersionedAggregates
 from kariz_shared.persistence.lead_merges import InMemoryLeadMerges
@@ -187,6 +192,7 @@ class RecordingDealsMetrics:
     opened_count: int = 0
     moves: list[StageMove] = field(default_factory=list)
     quote_moves: list[tuple[str | None, str]] = field(default_factory=list)
+    objections: list[ObjectionCategory] = field(default_factory=list)
 
     def opened(self) -> None:
         self.opened_count += 1
@@ -196,6 +202,9 @@ class RecordingDealsMetrics:
 
     def quote_moved(self, from_status: str | None, to_status: str) -> None:
         self.quote_moves.append((from_status, to_status))
+
+    def objection_recorded(self, category: ObjectionCategory) -> None:
+        self.objections.append(category)
 
 
 class InMemoryDealsUnitOfWork(InMemoryUnitOfWork, DealsUnitOfWork):
@@ -214,6 +223,8 @@ class InMemoryDealsUnitOfWork(InMemoryUnitOfWork, DealsUnitOfWork):
         self.price_books: InMemoryPriceBookRepository = InMemoryPriceBookRepository()
         self.quotes: InMemoryQuoteRepository = InMemoryQuoteRepository()
         self.contracts: InMemoryContractRepository = InMemoryContractRepository()
+        self.objections: InMemoryObjectionRepository = InMemoryObjectionRepository()
+        self.objection_answers: InMemoryObjectionAnswerRepository = InMemoryObjectionAnswerRepository()
 
 
 class InMemoryDealReads:

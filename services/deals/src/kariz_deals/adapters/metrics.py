@@ -10,6 +10,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from kariz_deals.domain import Pipeline, PipelineSummary, StageMove
 from kariz_deals.domain.quote import TRANSITIONS, QuoteStatus
+from kariz_shared.contracts.events import ObjectionCategory
 
 # A stage can last minutes (a demo booked at once) or months (an enterprise contract).
 DURATION_BUCKETS = tuple(
@@ -75,6 +76,11 @@ pipeline_weighted_value = Gauge(
     "Sum of deal amounts in each stage weighted by the stage's win probability",
     ["pipeline", "stage"],
 )
+objections_recorded = Counter(
+    "kariz_deals_objections_total", "Objections recorded on deals, by category", ["category"]
+)
+for _category in ObjectionCategory:
+    objections_recorded.labels(_category.value)
 
 # Quotes by status: each committed change, from (``new`` for a quote just made) and to a status.
 quote_transitions = Counter(
@@ -127,6 +133,9 @@ class PrometheusDealsMetrics:
 
     def quote_moved(self, from_status: str | None, to_status: str) -> None:
         quote_transitions.labels(from_status or "new", to_status).inc()
+
+    def objection_recorded(self, category: ObjectionCategory) -> None:
+        objections_recorded.labels(category.value).inc()
 
 
 def record_move(move: StageMove) -> None:

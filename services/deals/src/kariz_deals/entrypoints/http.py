@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kariz_deals.domain import Account, Deal, DealCriteria, Pipeline, PipelineSummary
+from kariz_deals.entrypoints import objections
 from kariz_deals.service_layer import handlers, views
 from kariz_deals.service_layer.commands import MoveDeal
 from kariz_deals.service_layer.pipelines import pipeline_in_force, pipelines_in_force
@@ -150,7 +151,7 @@ class DealView(BaseModel):
     checklist: list[str] = Field(default_factory=list, description="The exit criteria's items done")
     accepted_quote_id: str | None = Field(default=None, description="The quote the customer accepted")
     contract_status: str | None = Field(default=None, description="sent, viewed, signed or declined")
-    blocking_objections: int = 0
+    blocking_objections: int = Field(default=0, description="Open objections with status blocking")
     days_in_stage: float = Field(default=0.0, description="Days since the deal entered its stage")
     rots_at: datetime | None = Field(
         default=None, description="When it stalls in its stage unless it moves (none: no rot limit)"
@@ -341,4 +342,5 @@ def router(
     async def get_account(account_id: str) -> AccountView:
         return AccountView.of(await views.account(reads, account_id))
 
+    api.include_router(objections.router(units))  # /deals/{id}/objections, /objection-answers
     return api

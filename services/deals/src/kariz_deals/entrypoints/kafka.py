@@ -7,10 +7,17 @@ Each entry runs as ``handle(uow, event)`` in the consumer's batch transaction, o
 from __future__ import annotations
 
 from kariz_deals.domain import Pipeline
-from kariz_deals.service_layer import handlers, pipelines, quotes
+from kariz_deals.service_layer import handlers, objections, pipelines, quotes
 from kariz_deals.service_layer.unit_of_work import DealsUnitOfWork
 from kariz_shared.contracts.errors import RejectedEvent, RuleViolation
-from kariz_shared.contracts.events import ActivityLogged, LeadQualified, LeadsMerged, QuoteExpired
+from kariz_shared.contracts.events import (
+    ActivityLogged,
+    DealLost,
+    DealWon,
+    LeadQualified,
+    LeadsMerged,
+    QuoteExpired,
+)
 from kariz_shared.persistence.unit_of_work import Subscriptions
 
 
@@ -37,9 +44,15 @@ def subscriptions(*, pipeline: Pipeline, currency: str) -> Subscriptions[DealsUn
         # Its own quote's expiry timer fired: a quote still sent is marked expired.
         await quotes.expire_quote(uow, event)
 
+    async def on_deal_closed(uow: DealsUnitOfWork, event: DealWon | DealLost) -> None:
+        # Its own events: the library answers given on the deal count its outcome.
+        await objections.count_outcome(uow, event)
+
     return {
         LeadQualified: on_lead_qualified,
         LeadsMerged: on_leads_merged,
         ActivityLogged: on_activity_logged,
         QuoteExpired: on_quote_expired,
+        DealWon: on_deal_closed,
+        DealLost: on_deal_closed,
     }

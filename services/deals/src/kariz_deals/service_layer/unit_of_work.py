@@ -13,8 +13,10 @@ from typing import Protocol
 from kariz_deals.domain import Account, Deal, PipelineVersion, StageMove
 from kariz_deals.domain.catalogue import PriceBook, Product
 from kariz_deals.domain.contract import Contract
+from kariz_deals.domain.objection import Objection, ObjectionAnswer, Outcome
 from kariz_deals.domain.quote import Quote
 from kariz_shared.contracts.aggregate import Aggregate
+from kariz_shared.contracts.events import ObjectionCategory
 from kariz_shared.persistence.lead_merges import LeadMerges
 from kariz_shared.persistence.unit_of_work import UnitOfWork
 
@@ -161,6 +163,49 @@ class ContractRepository(Protocol):
     async def put(self, contract: Contract) -> None:
         """Store the contract over the version it was read at (a new one at version 0); ``Conflict``
         if it changed meanwhile."""
+
+
+class ObjectionRepository(Protocol):
+    """Objections on deals, by id and by deal."""
+
+    async def get(self, objection_id: str) -> Objection | None: ...
+
+    async def of_deal(self, deal_id: str) -> list[Objection]:
+        """The deal's objections, oldest first."""
+        ...
+
+    async def add(self, objection: Objection) -> None: ...
+
+    async def save(self, objection: Objection) -> None:
+        """Write a loaded objection back; ``Conflict`` if it changed since it was loaded."""
+        ...
+
+
+class ObjectionAnswerRepository(Protocol):
+    """The library of standard answers. Its usage and outcomes move by atomic updates, not by saves of
+    a loaded answer: two reps giving a popular answer at once never refuse each other, and a curator's
+    edit (a versioned save) never undoes a count."""
+
+    async def get(self, answer_id: str) -> ObjectionAnswer | None: ...
+
+    async def search(
+        self, text: str | None, category: ObjectionCategory | None, *, limit: int, offset: int
+    ) -> tuple[list[ObjectionAnswer], int]:
+        """One page of the answers that match (``ObjectionAnswer.matches``), by category and title."""
+        ...
+
+    async def add(self, answer: ObjectionAnswer) -> None: ...
+
+    async def save(self, answer: ObjectionAnswer) -> None:
+        """Write a revised answer's words over the version loaded; ``Conflict`` if it moved on."""
+        ...
+
+    async def count_use(self, answer_id: str) -> None:
+        """It was given to an objection once more."""
+        ...
+
+    async def count_outcome(self, answer_id: str, deal_id: str, outcome: Outcome) -> None:
+        """A deal it was given on closed with ``outcome``; once per deal (a second count changes nothing)."""
         ...
 
 
@@ -175,6 +220,8 @@ class DealsMetrics(Protocol):
         """A quote changed status (from None: it was made)."""
         ...
 
+    def objection_recorded(self, category: ObjectionCategory) -> None: ...
+
 
 class DealsUnitOfWork(UnitOfWork):
     deals: DealRepository
@@ -186,6 +233,8 @@ class DealsUnitOfWork(UnitOfWork):
     price_books: PriceBookRepository
     quotes: QuoteRepository
     contracts: ContractRepository
+    objections: ObjectionRepository
+    objection_answers: ObjectionAnswerRepository
 
     def publish(self, *aggregates: Aggregate) -> None:
         """Emit what each aggregate raised. A deal's events continue its lead's story whoever moved it

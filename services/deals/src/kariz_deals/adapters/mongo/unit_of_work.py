@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kariz_deals.adapters.mongo.objections import MongoObjectionAnswerRepository, MongoObjectionRepository
 from kariz_deals.adapters.mongo.pipelines import MongoPipelineVersions
 from kariz_deals.adapters.mongo.quotes import (
     MongoContractRepository,
@@ -32,3 +33,5 @@ class MongoDealsUnitOfWork(MongoUnitOfWork, DealsUnitOfWork):
         self.price_books = MongoPriceBookRepository(tx)
         self.quotes = MongoQuoteRepository(tx)
         self.contracts = MongoContractRepository(tx)
+        self.objections = MongoObjectionRepository(tx)
+        self.objection_answers = MongoObjectionAnswerRepository(tx)
