@@ -34,6 +34,9 @@ from kariz_notifications.adapters.in_memory import InMemoryNotificationsReads, I
 from kariz_notifications.entrypoints import http as notifications_http
 from kariz_qualification.adapters.in_memory import InMemoryQualificationUnitOfWork
 from kariz_qualification.entrypoints import http as qualification_http
+from kariz_reports.adapters.in_memory import InMemoryReportsUnitOfWork
+from kariz_reports.entrypoints import http as reports_http
+from kariz_reports.settings import ReportsSettings
 from kariz_shared.contracts.identity import Roster
 from kariz_shared.persistence.in_memory import InMemoryUnitsOfWork
 from kariz_shared.runtime import http as shared_http
@@ -73,6 +76,9 @@ def routers() -> dict[str, APIRouter]:
             default_currency="EUR",
         ),
         "notifications": notifications_http.router(InMemoryNotificationsReads(notifications)),
+        "reports": reports_http.router(
+            InMemoryUnitsOfWork(InMemoryReportsUnitOfWork(clock)), clock, ReportsSettings()
+        ),
     }
 
 
