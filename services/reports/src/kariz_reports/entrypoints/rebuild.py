@@ -83,9 +83,9 @@ class Rebuild:
         self.progress_every = progress_every
 
     async def _set(self, values: dict[str, Any]) -> None:
-        await self.store.db[GENERATIONS].update_one(
-            {"_id": STATE_ID}, {"$set": values, "$setOnInsert": {"active": 1}}, upsert=True
-        )
+        # Before any rebuild the document may not exist: the projections are then generation 1.
+        first = {} if "active" in values else {"$setOnInsert": {"active": 1}}
+        await self.store.db[GENERATIONS].update_one({"_id": STATE_ID}, {"$set": values, **first}, upsert=True)
 
     async def _begin(self) -> int:
         state = await read_generations(self.store.db)
