@@ -98,6 +98,8 @@ def test_explicit_dates_compare_with_as_many_days_before() -> None:
         (lambda: between(date(2026, 3, 2), date(2026, 3, 1)), "before from"),
         (lambda: between(date(2020, 1, 1), date(2026, 1, 1)), "at most"),
         (lambda: named("next_month", date(2026, 3, 1), GREGORIAN), "period must be one of"),
+        (lambda: between(date(1, 1, 1), date(1, 1, 2)), "from"),
+        (lambda: between(date(2026, 1, 1), date(9999, 12, 31)), "to"),
         (lambda: Year(fiscal_start_month=13), "fiscal_start_month"),
     ],
 )

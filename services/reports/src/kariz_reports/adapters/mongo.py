@@ -46,11 +46,16 @@ def figures_of(generation: int) -> str:
 
 
 def field_name(text: str) -> str:
-    """``text`` as one MongoDB field name: no dot (a path) and no leading dollar (an operator)."""
+    """``text`` as one MongoDB field name: no dot (a path), no dollar (an operator), not empty (a lone
+    ``%``, which escaping never makes)."""
+    if not text:
+        return "%"
     return text.replace("%", "%25").replace(".", "%2E").replace("$", "%24")
 
 
 def from_field_name(name: str) -> str:
+    if name == "%":
+        return ""
     return name.replace("%2E", ".").replace("%24", "$").replace("%25", "%")
 
 

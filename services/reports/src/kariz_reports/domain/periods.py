@@ -46,6 +46,8 @@ MONTHS_IN: dict[Span, int] = {Span.MONTH: 1, Span.QUARTER: 3, Span.YEAR: 12}
 
 #: The longest explicit range a report answers (with its four comparison periods, five times this).
 LONGEST_RANGE = timedelta(days=3 * 366)
+#: The days a report may name: its comparison periods stay far inside what a date can hold.
+EARLIEST, LATEST = date(1900, 1, 1), date(2199, 12, 31)
 
 
 class PeriodError(ValueError):
@@ -144,6 +146,9 @@ def named(name: str, today: date, year: Year) -> Period:
 
 def between(first: date, last: date) -> Period:
     """The days ``first`` to ``last``, both included."""
+    for name, day in (("from", first), ("to", last)):
+        if not EARLIEST <= day <= LATEST:
+            raise PeriodError(f"{name} ({day}) must be between {EARLIEST} and {LATEST}")
     if last < first:
         raise PeriodError(f"to ({last}) is before from ({first})")
     end = last + timedelta(days=1)
