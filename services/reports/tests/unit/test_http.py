@@ -129,3 +129,13 @@ async def test_every_report_needs_a_credential(api: httpx.AsyncClient, issuer: L
         assert (await api.get(f"/reports/{name}", headers=nobody)).status_code == 403
         ok = await api.get(f"/reports/{name}?by=team", headers=as_(issuer, "a@kariz.test", "admin"))
         assert ok.status_code == 200 and ok.json()["report"] == name
+
+
+async def test_the_stages_csv_has_a_column_per_stage_and_figure(
+    api: httpx.AsyncClient, issuer: LocalIssuer
+) -> None:
+    response = await api.get("/reports/stages?format=csv", headers=as_(issuer, "a@kariz.test", "admin"))
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert len(rows) == 1 and rows[0]["all"] == "all"
+    # The deal opened in qualification and was won from there: reached, never moved on by a stage change.
+    assert (rows[0]["stages.qualification.reached"], rows[0]["stages.qualification.went_on"]) == ("1", "0")
