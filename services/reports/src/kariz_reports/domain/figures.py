@@ -230,7 +230,7 @@ def _ranked(facets: dict[str, int]) -> list[dict[str, Any]]:
 
 
 #: Loss reasons that name a competitor as the cause; the events carry no competitor field yet.
-COMPETITOR_WORDS = ("competitor", "competition", "chose ")
+COMPETITOR_WORDS = ("competitor", "competition")
 
 
 def outcomes(t: Tallies, value: str, open_deals: int = 0) -> dict[str, Any]:

@@ -7,12 +7,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from kariz_reports.domain.facts import DIMENSIONS, WHOLE, Metric
+from kariz_reports.domain.facts import WHOLE, Metric
 from kariz_reports.domain.figures import REPORTS, Report, open_deals, tally, trailing_average
 from kariz_reports.domain.periods import Period, Year, before, trailing
 from kariz_reports.service_layer.unit_of_work import ReportsUnitOfWork
-
-BREAKDOWNS = (WHOLE, *DIMENSIONS)
 
 
 @dataclass(frozen=True)
