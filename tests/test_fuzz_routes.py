@@ -41,6 +41,9 @@ from kariz_notifications.adapters.in_memory import InMemoryNotificationsReads, I
 from kariz_notifications.entrypoints import http as notifications_http
 from kariz_qualification.adapters.in_memory import InMemoryQualificationUnitOfWork
 from kariz_qualification.entrypoints import http as qualification_http
+from kariz_reports.adapters.in_memory import InMemoryReportsUnitOfWork
+from kariz_reports.entrypoints import http as reports_http
+from kariz_reports.settings import ReportsSettings
 from kariz_shared.contracts.identity import LiveRoster, Roster
 from kariz_shared.persistence.in_memory import InMemoryUnitsOfWork
 from kariz_shared.runtime import http as shared_http
@@ -105,6 +108,9 @@ def routers() -> dict[str, APIRouter]:
         "deals": deals_routes,
         "deals-quotes": deals_quotes_routers(deals_units),
         "notifications": notifications_http.router(InMemoryNotificationsReads(notifications)),
+        "reports": reports_http.router(
+            InMemoryUnitsOfWork(InMemoryReportsUnitOfWork(clock)), clock, ReportsSettings()
+        ),
     }
 
 

@@ -317,6 +317,28 @@ def service_health() -> dict[str, Any]:
                 ),
             ],
         ),
+        Row(
+            "Reports' projections",
+            [
+                Panel(
+                    "Rebuild lag (records)",
+                    [("max(kariz_reports_rebuild_lag_records)", "to read")],
+                    width=8,
+                    description="Records of the retained topics `kariz-reports rebuild` has still to read; "
+                    "0 when none runs. Read from the reports database by every replica: max, not sum.",
+                ),
+                Panel(
+                    "Generation read",
+                    [
+                        ("max(kariz_reports_generation)", "active"),
+                        ("max(kariz_reports_rebuilding)", "rebuilding"),
+                    ],
+                    width=8,
+                    description="The projections' generation the reports read, and 1 while a rebuild "
+                    "fills the next one.",
+                ),
+            ],
+        ),
     ]
     return dashboard(
         "kariz-service-health",

@@ -133,6 +133,26 @@ SERVICES: tuple[ServiceEntry, ...] = (
         ),
         summary="rules that turn events into e-mails and signed webhooks, delivery log",
     ),
+    ServiceEntry(
+        "reports",
+        8006,
+        publishes=(),
+        # A read model of the public topics, as an outside subscriber reads them (issue F).
+        consumes=(
+            LeadCaptured,
+            LeadQualified,
+            LeadDisqualified,
+            ActivityLogged,
+            LeadResponseOverdue,
+            LeadsMerged,
+            DealOpened,
+            StageChanged,
+            DealWon,
+            DealLost,
+        ),
+        summary="projections of the sales events per day and dimension: funnel, win rate, cycle, "
+        "velocity, outcomes, stages, activity",
+    ),
 )
 
 SERVICE_NAMES: tuple[str, ...] = tuple(s.name for s in SERVICES)

@@ -39,7 +39,8 @@ async def test_every_lead_goes_from_capture_to_deal_opened_with_its_writes(backe
             topics["lead-qualified"]: QUALIFIED,
             topics["deal-opened"]: QUALIFIED,
         }
-        assert sorted(result.consumed.values()) == [QUALIFIED] * 4 + [LEADS]
+        # Qualification, and the reports' LeadCaptured group, read every lead; the other groups the qualified.
+        assert sorted(result.consumed.values()) == [QUALIFIED] * 6 + [LEADS] * 2
 
         leads = db["leads"]["leads"]
         assert await leads.count_documents({}) == LEADS
@@ -58,6 +59,11 @@ async def test_every_lead_goes_from_capture_to_deal_opened_with_its_writes(backe
         for service, markers in (("qualification", LEADS), ("deals", QUALIFIED), ("leads", QUALIFIED)):
             assert await db[service][PROCESSED_EVENTS].count_documents({}) == markers, service
         assert await db["notifications"][PROCESSED_EVENTS].count_documents({}) == QUALIFIED
+        assert await db["reports"][PROCESSED_EVENTS].count_documents({}) == LEADS + 2 * QUALIFIED
+        figures = db["reports"]["g1_figures"]
+        for metric, count in (("captured", LEADS), ("qualified", QUALIFIED), ("deal_opened", QUALIFIED)):
+            rows = await figures.find({"_id": {"$regex": rf"^[0-9-]+\|{metric}\|\*\|all\|all$"}}).to_list()
+            assert sum(r["count"] for r in rows) == count, metric
         for service, events in (("leads", LEADS), ("qualification", QUALIFIED), ("deals", QUALIFIED)):
             assert await db[service][OUTBOX].count_documents({"published_at": {"$ne": None}}) == events
             assert await db[service][OUTBOX].count_documents({"published_at": None}) == 0

@@ -41,6 +41,9 @@ beside)                             (upsert; e-mail to the owner, no webhook    
 notifications delivery worker       W claim (update_many per batch of 10, read  R pending; W claim
 (beside)                            back), SMTP send, W result (bulk_write)     (update_many); W sent
                                                                                 (update_many); no send
+reports (LeadCaptured, LeadQualified, C; T{W processed_events, R facts, W facts, C; T{W markers, R facts
+DealOpened; beside)                 W ~16 daily rows per contribution (upserts:  ($in), W facts, W the
+                                    each scope x dimension value)}              batch's rows, summed}
 final reader (the bench's own)      C DealOpened                                C q
 ==================================  =========================================  ============================
 
@@ -149,13 +152,54 @@ KARIZ_INDEXES: dict[str, dict[str, list[tuple[list[tuple[str, int]], dict[str, A
         ],
     },
 }
-# Collections Kariz has whether or not its indexes are mirrored: the same 14 in all.
+KARIZ_INDEXES["reports"] = {
+    "g1_figures": [
+        ([("scope", ASCENDING), ("dim", ASCENDING), ("metric", ASCENDING), ("day", ASCENDING)], {})
+    ],
+    "g1_deals": [([("lead_id", ASCENDING)], {})],
+}
+# Collections Kariz has whether or not its indexes are mirrored: the same 14 in all (18 with reports).
 COLLECTIONS = {
     "leads": ("leads", "assignment_turns", OUTBOX, PROCESSED_EVENTS),
     "qualification": ("leads", "rule_sets", OUTBOX, PROCESSED_EVENTS),
     "deals": ("deals", "accounts", "pipeline_deltas", OUTBOX, PROCESSED_EVENTS),
     "notifications": ("deliveries", PROCESSED_EVENTS),
+    "reports": ("g1_leads", "g1_deals", "g1_figures", PROCESSED_EVENTS),
 }
+#: The reports' consumers: one group per topic, as Kariz has.
+REPORTED = {
+    "reports-captured": LEAD_CAPTURED,
+    "reports-qualified": LEAD_QUALIFIED,
+    "reports-opened": DEAL_OPENED,
+}
+
+
+def _report_rows(kind: str, e: Document, lead: Document | None) -> list[str]:
+    """The daily rows one event moves, as the reports service folds it: each contribution in everyone's
+    and the rep's scope, under the whole and each dimension value it has."""
+    company = lead or e.get("company") or {}
+    dims = [("all", "all"), ("rep", e["owner"])]
+    if kind == DEAL_OPENED:
+        dims += [(k, (lead or {}).get(k)) for k in ("source", "industry", "country")]
+        dims.append(("pipeline", e["pipeline"]))
+        metrics = ["deal_opened", "stage_reached"]
+    else:
+        dims += [
+            ("source", e["source"]),
+            ("industry", company.get("industry")),
+            ("country", company.get("country")),
+        ]
+        if kind == LEAD_CAPTURED:
+            dims.append(("campaign", e.get("campaign")))
+        metrics = ["captured" if kind == LEAD_CAPTURED else "qualified"]
+    day = str(e.get("captured_at") or e.get("qualified_at") or e.get("opened_at"))[:10]
+    return [
+        f"{day}|{metric}|{scope}|{dim}|{value}"
+        for metric in metrics
+        for scope in ("*", f"rep:{e['owner']}")
+        for dim, value in dims
+        if value
+    ]
 
 
 @dataclass
@@ -390,6 +434,7 @@ class _Run:
             "leads": f"kariz-raw-{run}-leads.{LEAD_QUALIFIED}",
             "notifications": f"kariz-raw-{run}-notifications.{LEAD_QUALIFIED}",
             "reader": f"kariz-raw-{run}-reader.{DEAL_OPENED}",
+            **{stage: f"kariz-raw-{run}-reports.{event}" for stage, event in REPORTED.items()},
         }
         self.tally = _Tally()
         # One client per service, as each Kariz service process has its own (on its own server when
@@ -403,7 +448,7 @@ class _Run:
         self.consumers: dict[str, AIOKafkaConsumer] = {}
         self.outboxes: dict[str, _Outbox] = {}
         # Set when a stage beside the path has handled every qualified lead.
-        self.side_done = {s: asyncio.Event() for s in ("leads", "notifications", "deliveries")}
+        self.side_done = {s: asyncio.Event() for s in ("leads", "notifications", "deliveries", *REPORTED)}
         self.finished = asyncio.Event()
         self.started = 0.0
         self.ended = 0.0
@@ -443,6 +488,7 @@ class _Run:
             "leads": LEAD_QUALIFIED,
             "notifications": LEAD_QUALIFIED,
             "reader": DEAL_OPENED,
+            **REPORTED,
         }
         for stage, event in subscriptions.items():
             consumer = AIOKafkaConsumer(
@@ -486,11 +532,12 @@ class _Run:
         *,
         reads: int,
         written: int,
+        group: str | None = None,
     ) -> None:
         """A consumed batch as a Kariz consumer handles it: one transaction that writes a processed_events
         marker per record, then ``work``; counted as ``reads`` reads and ``written`` documents written."""
         db = self.dbs[service]
-        markers = _markers(records, self.groups[service])
+        markers = _markers(records, group or self.groups[service])
         events = _events(records)
 
         async def in_transaction(session: AsyncClientSession) -> None:
@@ -846,6 +893,57 @@ class _Run:
             tasks.create_task(self._send_deliveries(recorded))
             tasks.create_task(self._consume("notifications", handle))
 
+    async def reports(self) -> None:
+        """The reports' projections (beside the path): per event, its lead's or deal's facts and the
+        daily rows it moves, one group per topic."""
+        db = self.dbs["reports"]
+        wanted = {LEAD_CAPTURED: self.leads, LEAD_QUALIFIED: self.qualified, DEAL_OPENED: self.qualified}
+
+        def stage(name: str, kind: str) -> Callable[[Records], Awaitable[None]]:
+            handled = 0
+
+            async def handle(records: Records) -> None:
+                nonlocal handled
+                rows: Counter[str] = Counter()
+
+                async def work(session: AsyncClientSession, events: Events) -> None:
+                    rows.clear()
+                    ids = [e["lead_id"] for e, _ in events]
+                    facts = "g1_deals" if kind == DEAL_OPENED else "g1_leads"
+                    await db[facts].find({"_id": {"$in": ids}}, session=session).to_list()
+                    leads = {}
+                    if kind == DEAL_OPENED:
+                        async for doc in db["g1_leads"].find({"_id": {"$in": ids}}, session=session):
+                            leads[doc["_id"]] = doc
+                    writes = []
+                    for e, _ in events:
+                        key = e["deal_id"] if kind == DEAL_OPENED else e["lead_id"]
+                        company = e.get("company") or {}
+                        doc = {"_id": key, "lead_id": e["lead_id"], "source": e.get("source")}
+                        doc.update({k: company.get(k) for k in ("industry", "country")})
+                        writes.append(UpdateOne({"_id": key}, {"$set": doc}, upsert=True))
+                        rows.update(_report_rows(kind, e, leads.get(e["lead_id"])))
+                    await db[facts].bulk_write(writes, ordered=False, session=session)
+                    bumps = [
+                        UpdateOne({"_id": row}, {"$inc": {"count": n, "amount": 0}}, upsert=True)
+                        for row, n in rows.items()
+                    ]
+                    await db["g1_figures"].bulk_write(bumps, ordered=False, session=session)
+
+                await self._handle_once(
+                    "reports", records, work, reads=2, written=2 * len(records), group=self.groups[name]
+                )
+                self.tally.written[db.name] += len(rows)
+                handled += len(records)
+                if handled >= wanted[kind]:
+                    self.side_done[name].set()
+
+            return handle
+
+        async with asyncio.TaskGroup() as tasks:
+            for name, kind in REPORTED.items():
+                tasks.create_task(self._consume(name, stage(name, kind)))
+
     async def _send_deliveries(self, recorded: asyncio.Event) -> None:
         """The delivery worker's database side: claim due deliveries, then record them sent (nothing is
         sent: the raw path has no SMTP server, and Kariz's bench measures its own sending)."""
@@ -911,6 +1009,7 @@ class _Run:
             "deals": self.deals(),
             "verdicts": self.verdicts(),
             "notifications": self.notifications(),
+            "reports": self.reports(),
             "reader": self.reader(),
             **{f"{s}-relay": self.outboxes[s].relay() for s in self.outboxes},
         }

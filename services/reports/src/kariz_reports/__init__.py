@@ -1,0 +1,1 @@
+"""Reports: a read model of Kariz's public events, per day and dimension."""

@@ -1,0 +1,210 @@
+"""The reports' storage on MongoDB (``kariz_reports``), in generations.
+
+A generation is three collections, ``g<N>_leads`` and ``g<N>_deals`` (the facts, one small document
+per lead and deal) and ``g<N>_figures`` (the daily rows reports read). ``generations`` says which one
+the reports read (``active``) and which one a rebuild is filling (``building``): while one is, the
+consumers apply each event to both, so the new generation misses nothing that arrived after the rebuild
+read the topics' ends. The service's database user may write only ``kariz_reports``: a generation is a
+set of collections there, not a database of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, tzinfo
+from decimal import Decimal
+from typing import Any
+
+from pydantic import TypeAdapter
+from pymongo import ASCENDING, UpdateOne
+
+from kariz_reports.domain.facts import Contribution, DealFacts, LeadFacts
+from kariz_reports.domain.figures import DailyFigure, bumps
+from kariz_reports.service_layer.unit_of_work import ReportsUnitOfWork, Teams
+from kariz_shared.persistence.store import Store, Transaction
+from kariz_shared.persistence.unit_of_work import MongoUnitOfWork
+from kariz_shared.runtime.clock import Clock
+
+GENERATIONS = "generations"
+STATE_ID = "state"
+
+_LEAD = TypeAdapter(LeadFacts)
+_DEAL = TypeAdapter(DealFacts)
+
+
+def leads_of(generation: int) -> str:
+    return f"g{generation}_leads"
+
+
+def deals_of(generation: int) -> str:
+    return f"g{generation}_deals"
+
+
+def figures_of(generation: int) -> str:
+    return f"g{generation}_figures"
+
+
+def field_name(text: str) -> str:
+    """``text`` as one MongoDB field name: no dot (a path), no dollar (an operator), not empty (a lone
+    ``%``, which escaping never makes)."""
+    if not text:
+        return "%"
+    return text.replace("%", "%25").replace(".", "%2E").replace("$", "%24")
+
+
+def from_field_name(name: str) -> str:
+    if name == "%":
+        return ""
+    return name.replace("%2E", ".").replace("%24", "$").replace("%25", "%")
+
+
+@dataclass(frozen=True)
+class Generations:
+    active: int = 1
+    building: int | None = None
+    #: The rebuild's progress: records still to read of the topics' ends it started from.
+    rebuild_lag: int = 0
+    rebuild_started_at: datetime | None = None
+    switched_at: datetime | None = None
+
+    @property
+    def written(self) -> list[int]:
+        """The generations every event goes to."""
+        return [self.active] if self.building is None else [self.active, self.building]
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any] | None) -> Generations:
+        if not doc:
+            return cls()
+        return cls(
+            active=doc["active"],
+            building=doc.get("building"),
+            rebuild_lag=doc.get("rebuild_lag", 0),
+            rebuild_started_at=doc.get("rebuild_started_at"),
+            switched_at=doc.get("switched_at"),
+        )
+
+
+async def read_generations(db: Any, session: Any = None) -> Generations:
+    return Generations.from_document(await db[GENERATIONS].find_one({"_id": STATE_ID}, session=session))
+
+
+class MongoFacts:
+    def __init__(self, tx: Transaction, generation: int) -> None:
+        self.tx = tx
+        self.leads = tx.db[leads_of(generation)]
+        self.deals = tx.db[deals_of(generation)]
+
+    async def lead(self, lead_id: str) -> LeadFacts | None:
+        doc = await self.leads.find_one({"_id": lead_id}, session=self.tx.session)
+        return _LEAD.validate_python(doc["facts"]) if doc else None
+
+    async def deal(self, deal_id: str) -> DealFacts | None:
+        doc = await self.deals.find_one({"_id": deal_id}, session=self.tx.session)
+        return _DEAL.validate_python(doc["facts"]) if doc else None
+
+    async def deals_of(self, lead_id: str) -> list[DealFacts]:
+        return [
+            _DEAL.validate_python(doc["facts"])
+            async for doc in self.deals.find({"lead_id": lead_id}, session=self.tx.session)
+        ]
+
+    async def keep_lead(self, facts: LeadFacts) -> None:
+        doc = {"_id": facts.lead_id, "facts": _LEAD.dump_python(facts, mode="json")}
+        await self.leads.replace_one({"_id": facts.lead_id}, doc, upsert=True, session=self.tx.session)
+
+    async def keep_deal(self, facts: DealFacts) -> None:
+        doc = {"_id": facts.deal_id, "lead_id": facts.lead_id, "facts": _DEAL.dump_python(facts, mode="json")}
+        await self.deals.replace_one({"_id": facts.deal_id}, doc, upsert=True, session=self.tx.session)
+
+
+def _row_id(day: date, metric: str, scope: str, dim: str, value: str) -> str:
+    return f"{day.isoformat()}|{metric}|{scope}|{dim}|{value}"
+
+
+class MongoFigures:
+    def __init__(self, tx: Transaction, generation: int) -> None:
+        self.tx = tx
+        self.rows_of = tx.db[figures_of(generation)]
+
+    async def change(self, retract: Sequence[Contribution], add: Sequence[Contribution]) -> None:
+        updates = []
+        for (day, metric, scope, dim, value), bump in bumps(retract, add).items():
+            inc: dict[str, Any] = {"count": bump.count, "amount": bump.amount}
+            for facet, n in bump.facets.items():
+                if n:
+                    inc[f"facets.{field_name(facet)}"] = n
+            update: dict[str, Any] = {
+                "$setOnInsert": {
+                    "day": day.isoformat(),
+                    "metric": metric,
+                    "scope": scope,
+                    "dim": dim,
+                    "value": value,
+                },
+                "$inc": inc,
+            }
+            if bump.samples_set:
+                update["$set"] = {
+                    f"samples.{field_name(f)}.{field_name(k)}": v for (f, k), v in bump.samples_set.items()
+                }
+            if bump.samples_unset:
+                update["$unset"] = {
+                    f"samples.{field_name(f)}.{field_name(k)}": "" for f, k in bump.samples_unset
+                }
+            updates.append(UpdateOne({"_id": _row_id(day, metric, scope, dim, value)}, update, upsert=True))
+        if updates:
+            await self.rows_of.bulk_write(updates, ordered=False, session=self.tx.session)
+
+    async def rows(
+        self, metrics: Sequence[str], scope: str, dim: str, start: date | None, end: date
+    ) -> list[DailyFigure]:
+        days: dict[str, str] = {"$lt": end.isoformat()}
+        if start is not None:
+            days["$gte"] = start.isoformat()
+        query = {"scope": scope, "dim": dim, "metric": {"$in": list(metrics)}, "day": days}
+        return [
+            DailyFigure(
+                day=date.fromisoformat(doc["day"]),
+                metric=doc["metric"],
+                scope=doc["scope"],
+                dim=doc["dim"],
+                value=doc["value"],
+                count=doc.get("count", 0),
+                amount=Decimal(str(doc.get("amount", 0))),
+                facets={from_field_name(k): n for k, n in (doc.get("facets") or {}).items()},
+                samples={
+                    from_field_name(f): {from_field_name(k): v for k, v in values.items()}
+                    for f, values in (doc.get("samples") or {}).items()
+                },
+            )
+            async for doc in self.rows_of.find(query, session=self.tx.session)
+        ]
+
+
+class MongoReportsUnitOfWork(MongoUnitOfWork, ReportsUnitOfWork):
+    """The unit of work on one generation of the projections."""
+
+    def __init__(self, tx: Transaction, clock: Clock, generation: int, teams: Teams, zone: tzinfo) -> None:
+        super().__init__(tx, clock)
+        self.generation = generation
+        self.facts = MongoFacts(tx, generation)
+        self.figures = MongoFigures(tx, generation)
+        self.teams = teams
+        self.zone = zone
+
+
+async def ensure_generation_indexes(store: Store, generation: int) -> None:
+    # Reports: one scope and dimension, some metrics, a range of days.
+    await store.db[figures_of(generation)].create_index(
+        [("scope", ASCENDING), ("dim", ASCENDING), ("metric", ASCENDING), ("day", ASCENDING)]
+    )
+    # A lead's deals, when a dimension of the lead is learnt after them.
+    await store.db[deals_of(generation)].create_index([("lead_id", ASCENDING)])
+
+
+async def ensure_indexes(store: Store) -> None:
+    generations = await read_generations(store.db)
+    for generation in generations.written:
+        await ensure_generation_indexes(store, generation)

@@ -1,0 +1,91 @@
+"""Wiring: settings, the service, its consumers over the projections' generations, the reports API."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from kariz_reports.adapters.mongo import MongoReportsUnitOfWork, ensure_indexes, read_generations
+from kariz_reports.entrypoints import http, kafka
+from kariz_reports.entrypoints.rebuild import Rebuild, refresh_gauges
+from kariz_reports.service_layer.unit_of_work import ReportsUnitOfWork
+from kariz_reports.settings import ReportsSettings
+from kariz_shared import system
+from kariz_shared.persistence.store import Store, Transaction
+from kariz_shared.runtime.clock import Clock
+from kariz_shared.runtime.periodic import refreshing
+from kariz_shared.service import Service
+
+T = TypeVar("T")
+Handle = Callable[[ReportsUnitOfWork, Any], Awaitable[None]]
+
+
+class ActiveGeneration:
+    """Queries on the generation the reports read now (looked up per query: a rebuild may switch it)."""
+
+    def __init__(self, store: Store, clock: Clock, service: Service, settings: ReportsSettings) -> None:
+        self.store, self.clock, self.service, self.settings = store, clock, service, settings
+
+    async def read(self, work: Callable[[ReportsUnitOfWork], Awaitable[T]]) -> T:
+        state = await read_generations(self.store.db)
+        tx = Transaction(None, self.store.db, self.store.source, None, None)
+        uow = MongoReportsUnitOfWork(tx, self.clock, state.active, self.service.roster, self.settings.zone)
+        return await work(uow)
+
+
+def build(settings: ReportsSettings | None = None, clock: Clock | None = None) -> Service:
+    """The reports service, ready to run. No I/O happens here."""
+    settings = settings or ReportsSettings()
+    service = Service(
+        settings,
+        title="Kariz reports",
+        description=(
+            "Reports built from the public sales events alone: funnel, win rate, cycle length, velocity, "
+            "outcomes, stages and activity, per period and dimension, against the previous period and the "
+            "average of the four before."
+        ),
+        publishes=system.service("reports").publishes,
+        clock=clock,
+    )
+    service.on_startup(ensure_indexes)
+    zone = settings.zone
+
+    def in_generations(handle: Handle) -> Callable[[Any, Transaction], Awaitable[None]]:
+        async def apply(event: Any, tx: Transaction) -> None:
+            state = await tx.once("generations", lambda: read_generations(tx.db, tx.session))
+            # The active generation and, while a rebuild runs, the one it fills.
+            for generation in state.written:
+                await handle(
+                    MongoReportsUnitOfWork(tx, service.clock, generation, service.roster, zone), event
+                )
+
+        return apply
+
+    for event_cls, handle in kafka.subscriptions().items():
+        service.subscribe(event_cls, in_generations(handle))
+    service.add_worker(
+        "generation-gauges",
+        refreshing("generation", lambda: refresh_gauges(service.store), settings.metrics_refresh_interval_s),
+    )
+    service.api.include_router(
+        http.router(
+            ActiveGeneration(service.store, service.clock, service, settings), service.clock, settings
+        )
+    )
+    return service
+
+
+def rebuild(settings: ReportsSettings | None = None, clock: Clock | None = None) -> tuple[Service, Rebuild]:
+    """The service (for its store and roster, not started) and a rebuild of its projections."""
+    settings = settings or ReportsSettings()
+    service = build(settings, clock)
+    job = Rebuild(
+        service.store,
+        settings,
+        service.clock,
+        service.roster,
+        settings.zone,
+        dict(kafka.subscriptions()),
+        progress_every=settings.rebuild_progress_every,
+    )
+    return service, job

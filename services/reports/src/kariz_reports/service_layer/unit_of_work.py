@@ -1,0 +1,59 @@
+"""What the use cases see of the reports' storage: the facts kept per lead and deal, the daily figures
+they contribute to, and the organisation's calendar.
+
+The implementations are in ``adapters.mongo`` (MongoDB) and ``adapters.in_memory`` (the use-case tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, tzinfo
+from typing import Protocol
+
+from kariz_reports.domain.facts import Contribution, DealFacts, LeadFacts
+from kariz_reports.domain.figures import DailyFigure
+from kariz_shared.persistence.unit_of_work import UnitOfWork
+
+
+class Facts(Protocol):
+    """The per-lead and per-deal facts (``leads``, ``deals``), by id."""
+
+    async def lead(self, lead_id: str) -> LeadFacts | None: ...
+
+    async def deal(self, deal_id: str) -> DealFacts | None: ...
+
+    async def deals_of(self, lead_id: str) -> list[DealFacts]:
+        """The deals of a lead, so a dimension learnt late reaches their figures too."""
+        ...
+
+    async def keep_lead(self, facts: LeadFacts) -> None: ...
+
+    async def keep_deal(self, facts: DealFacts) -> None: ...
+
+
+class Figures(Protocol):
+    """The daily figures, per day x metric x scope x dimension value."""
+
+    async def change(self, retract: Sequence[Contribution], add: Sequence[Contribution]) -> None:
+        """Take ``retract`` out of the figures they were added to and add ``add``."""
+        ...
+
+    async def rows(
+        self, metrics: Sequence[str], scope: str, dim: str, start: date | None, end: date
+    ) -> list[DailyFigure]:
+        """The rows of ``metrics`` for ``scope`` and dimension ``dim``, days ``start <= day < end``
+        (from the first day when ``start`` is None)."""
+        ...
+
+
+class Teams(Protocol):
+    def team_of(self, email: str) -> str | None: ...
+
+
+class ReportsUnitOfWork(UnitOfWork):
+    facts: Facts
+    figures: Figures
+    #: The roster as it is now: the team a rep's figures count for.
+    teams: Teams
+    #: The organisation's time zone: figures are kept per local day.
+    zone: tzinfo
