@@ -156,6 +156,8 @@ def test_bad_encodings_and_binary_files_are_refused_clearly() -> None:
         read_csv(text.encode("cp1252"), encoding="utf-8")
     with pytest.raises(InvalidFile, match="'klingon' is not an encoding"):
         read_csv(text.encode(), encoding="klingon")
+    with pytest.raises(InvalidFile, match="is not an encoding"):
+        read_csv(text.encode(), encoding="\x00")  # a NUL in the name: codecs raises ValueError
     for codec in ("rot13", "base64"):  # codecs, but not of text
         with pytest.raises(InvalidFile, match="cannot be read as"):
             read_csv(text.encode(), encoding=codec)

@@ -25,7 +25,7 @@ from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from kariz_shared.contracts.envelope import Envelope
 from kariz_shared.contracts.events import Event
@@ -33,6 +33,7 @@ from kariz_shared.contracts.paging import Cursor
 from kariz_shared.runtime.logging import actor as current_actor
 from kariz_shared.runtime.logging import correlation_id as current_correlation_id
 from kariz_shared.runtime.logging import on_behalf_of as current_on_behalf_of
+from kariz_shared.runtime.metrics import units_retried
 from kariz_shared.runtime.settings import ServiceSettings
 
 T = TypeVar("T")
@@ -410,6 +411,18 @@ class Alarm:
             self.wake.set()
 
 
+#: How long ending a transaction left open may take before the server's own reaping is left to do it.
+LEFT_OPEN_KILL_S = 5.0
+
+
+def _may_be_left_open(exc: BaseException) -> bool:
+    """A failure after which the transaction may still be open on the server (see
+    :meth:`Store._end_left_open`): the time limit ran out, or the task was cancelled."""
+    if isinstance(exc, asyncio.CancelledError):
+        return True
+    return isinstance(exc, PyMongoError) and exc.timeout
+
+
 class Store:
     """A service's database, and the only way its code writes to it."""
 
@@ -422,6 +435,7 @@ class Store:
         self.outbox_signal = asyncio.Event()
         #: Told of timers armed by this process's transactions, so the timer worker wakes for them.
         self.timer_alarm = Alarm()
+        self._retried = units_retried.labels(settings.service_name)
 
     async def ping(self) -> bool:
         try:
@@ -446,8 +460,13 @@ class Store:
         for at most ``timeout_s`` (default: the HTTP-friendly ``mongodb_transaction_timeout_s``)."""
         result: list[T] = []
         last: list[Transaction] = []
+        attempts = 0
 
         async def attempt(session: AsyncClientSession) -> None:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:
+                self._retried.inc()
             # A retried attempt starts over: only the attempt that commits counts.
             result.clear()
             last.clear()
@@ -459,10 +478,16 @@ class Store:
             result.append(value)
             last.append(tx)
 
-        # The limit covers every retry: during an outage the caller gets a timeout, not a two-minute hang.
-        with pymongo.timeout(timeout_s or self.settings.mongodb_transaction_timeout_s):
-            async with self.client.start_session() as session:
-                await session.with_transaction(attempt)
+        async with self.client.start_session() as session:
+            try:
+                # The limit covers every retry: during an outage the caller gets a timeout, not a
+                # two-minute hang.
+                with pymongo.timeout(timeout_s or self.settings.mongodb_transaction_timeout_s):
+                    await session.with_transaction(attempt)
+            except BaseException as exc:
+                if _may_be_left_open(exc):
+                    await asyncio.shield(self._end_left_open(session))
+                raise
         committed = last[0]
         if committed.emitted:
             self.outbox_signal.set()
@@ -471,6 +496,25 @@ class Store:
         for action in committed.after_commit_actions:
             action()
         return result[0]
+
+    async def _end_left_open(self, session: AsyncClientSession) -> None:
+        """End on the server the transaction a timeout or a cancellation left open there.
+
+        The driver aborts a failed transaction itself, but not once the time limit has run out (it has
+        no time left to send the abort) nor when the task is cancelled: the transaction then stays open
+        on the server, with its uncommitted writes, until the server's lifetime limit (60 s) reaps it.
+        A retried capture of the same addresses meets those writes as a write conflict at every attempt
+        for that minute, while the database serves every other transaction slowly behind them: the
+        stall of issue H (README, Performance). Killing the session ends it now. Done before the session
+        goes back to the driver's pool, so no later unit has started a transaction on it yet."""
+        try:
+            with pymongo.timeout(LEFT_OPEN_KILL_S):
+                await self.client.admin.command("killSessions", [session.session_id])
+        except PyMongoError as exc:
+            log.warning(
+                "a transaction left open by a timeout could not be ended; the server reaps it",
+                extra={"error": f"{type(exc).__name__}: {exc}"},
+            )
 
     async def close(self) -> None:
         await self.client.close()

@@ -70,3 +70,9 @@ state_caught_up = Gauge(
     "1 once this replica read a state topic up to the end offsets it saw when it started reading",
     ["service", "topic"],
 )
+units_retried = Counter(
+    "kariz_units_retried_total",
+    "Units of work started again whole after a transient failure of the attempt before (a write "
+    "conflict with a concurrent unit, most often): a storm of these is work done and thrown away",
+    ["service"],
+)

@@ -156,7 +156,7 @@ def decode(data: bytes, encoding: str | None = None) -> tuple[str, str]:
     if encoding is not None:
         try:
             name = codecs.lookup(encoding).name
-        except LookupError:
+        except (LookupError, ValueError):  # ValueError: a name with a NUL character (found by fuzzing)
             raise InvalidFile(f"encoding: {encoding!r} is not an encoding Kariz knows") from None
         candidates = ["utf-8-sig" if name == "utf-8" else name]
     elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):

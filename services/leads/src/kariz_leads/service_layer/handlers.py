@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -18,6 +18,7 @@ from kariz_leads.domain.history import LeadChange
 from kariz_leads.domain.intake import InvalidField, InvalidImport, LeadDetails
 from kariz_leads.domain.lead import Lead
 from kariz_leads.domain.response import ResponseSla
+from kariz_leads.service_layer.address_locks import BEING_CAPTURED
 from kariz_leads.service_layer.assignment import LeadFacts, plan_assignments
 from kariz_leads.service_layer.commands import CaptureLead, ImportLeads
 from kariz_leads.service_layer.merge import survivors_by_address, verdict_after_merge
@@ -193,6 +194,16 @@ async def _capture(
         )
         return captured
 
+    async with BEING_CAPTURED.holding(line.details.email for line in lines):
+        return await _run_capture(units, work, correlation_id, request)
+
+
+async def _run_capture(
+    units: UnitsOfWork[LeadsUnitOfWork],
+    work: Callable[[LeadsUnitOfWork], Awaitable[list[Captured]]],
+    correlation_id: str,
+    request: RequestKey | None,
+) -> list[Captured]:
     try:
         return await units.run(work, correlation_id=correlation_id)
     except DuplicateRecord as exc:
