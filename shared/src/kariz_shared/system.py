@@ -18,11 +18,13 @@ from kariz_shared.contracts.events import (
     FollowUpDue,
     LeadCaptured,
     LeadDisqualified,
+    LeadEngagementDecayDue,
     LeadQualified,
     LeadQueued,
     LeadReassigned,
     LeadResponseEscalationDue,
     LeadResponseOverdue,
+    LeadScored,
     LeadsMerged,
     RepProfile,
     StageChanged,
@@ -80,9 +82,11 @@ SERVICES: tuple[ServiceEntry, ...] = (
     ServiceEntry(
         "qualification",
         8002,
-        publishes=(LeadQualified, LeadDisqualified),
-        consumes=(LeadCaptured, LeadsMerged),
-        summary="scoring, BANT answers, thresholds, disqualification",
+        publishes=(LeadQualified, LeadDisqualified, LeadScored, LeadEngagementDecayDue),
+        # LeadEngagementDecayDue is its own decay timer's: it rescores the lead when it fires; a reaching
+        # ActivityLogged is an engagement signal.
+        consumes=(LeadCaptured, LeadsMerged, ActivityLogged, LeadEngagementDecayDue),
+        summary="scoring, BANT answers, engagement with decay, thresholds, disqualification",
     ),
     ServiceEntry(
         "deals",

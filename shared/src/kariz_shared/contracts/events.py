@@ -443,6 +443,11 @@ class LeadQualified(Event):
     )
     qualified_at: datetime
     actor: str | None = actor_field()
+    reason: str | None = Field(
+        default=None,
+        description="Why it qualified when not by an answer or the capture's score: 'engagement' (signals "
+        "raised a nurtured lead's combined score over the threshold)",
+    )
 
 
 class LeadDisqualified(Event):
@@ -460,6 +465,37 @@ class LeadDisqualified(Event):
     )
     disqualified_at: datetime
     actor: str | None = actor_field()
+
+
+class LeadScored(Event):
+    description: ClassVar[str] = (
+        "A lead's score changed band (e.g. warm to hot, or hot to warm as its engagement faded), for "
+        "marketing automation: the fit and engagement parts, their total and both bands."
+    )
+    key_field: ClassVar[str] = "lead_id"
+
+    lead_id: str
+    owner: str
+    fit: int = Field(description="The fit part of the score (with the checklist's answers)")
+    engagement: int = Field(description="The engagement part, decayed to scored_at")
+    total: int
+    band: str
+    previous_band: str | None = Field(default=None, description="The band it was in before")
+    breakdown: list[ScoreLine] = Field(default_factory=list, description="Every rule that counted")
+    scored_at: datetime
+
+
+class LeadEngagementDecayDue(Event):
+    description: ClassVar[str] = (
+        "A lead's decayed engagement is due to take its score below its band: a timer of the "
+        "qualification service, armed when engagement is recorded; qualification itself consumes it and "
+        "rescores the lead (LeadScored), arming the next one."
+    )
+    key_field: ClassVar[str] = "lead_id"
+
+    lead_id: str
+    band: str = Field(description="The band the lead was in when the timer was armed")
+    due_at: datetime
 
 
 # --- deals ----------------------------------------------------------------------------------------
@@ -552,6 +588,8 @@ EVENTS: dict[str, type[Event]] = {
         RepProfile,
         LeadQualified,
         LeadDisqualified,
+        LeadScored,
+        LeadEngagementDecayDue,
         DealOpened,
         StageChanged,
         DealWon,

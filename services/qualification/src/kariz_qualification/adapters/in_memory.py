@@ -38,6 +38,9 @@ class InMemoryLeadRepository(InMemoryVersionedAggregates[Lead]):
         leads, total = self.select(query.matches, lambda lead: lead.captured_at, limit=limit, offset=offset)
         return [LeadSummary.of(lead) for lead in leads], total
 
+    async def by_email(self, email: str) -> Lead | None:
+        return self.first(lambda lead: lead.contact.email == email and lead.merged_into is None)
+
 
 @dataclass
 class InMemoryRuleSetRepository:

@@ -16,6 +16,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from kariz_qualification.domain.engagement import (
+    Signal,
+    band_drop_at,
+    engagement_lines,
+    is_engagement,
+    knows,
+    newest,
+)
 from kariz_qualification.domain.methodologies import (
     METHODOLOGIES,
     ChecklistReview,
@@ -36,6 +44,7 @@ from kariz_shared.contracts.events import (
     LeadCaptured,
     LeadDisqualified,
     LeadQualified,
+    LeadScored,
     LeadSource,
     QualificationChecklist,
     ScoreLine,
@@ -46,7 +55,14 @@ Outcome = Literal["qualified", "disqualified"]
 Status = Literal["nurture", "qualified", "disqualified", "merged"]
 #: ``merged``: the scoring a merge took from the duplicate, which had the better verdict.
 #: ``checklist``: answers recorded with ``PUT /leads/{id}/checklist/{methodology}``.
-Trigger = Literal["captured", "bant", "checklist", "merged"]
+#: ``engagement``: an engagement signal (POST /engagements, a repeat capture, a rep reaching the contact);
+#: ``decay``: the decay timer, when fading engagement takes the score below its band.
+Trigger = Literal["captured", "bant", "checklist", "merged", "engagement", "decay"]
+#: The triggers that may qualify a lead but never disqualify it: a signal or its fading only adds
+#: points to a fit that was good enough at capture.
+ENGAGEMENT_TRIGGERS: frozenset[Trigger] = frozenset({"engagement", "decay"})
+#: Why a lead qualified when a signal took it over the threshold (``LeadQualified.reason``).
+BY_ENGAGEMENT = "engagement"
 
 #: How good a verdict is, for a merge: the better qualification wins (then the higher score).
 VERDICT_RANK = {"qualified": 2, "nurture": 1, "disqualified": 0}
@@ -127,6 +143,10 @@ class Lead(Aggregate):
     merged_into: str | None = None
     #: The leads merged into this one, oldest first.
     merged_from: list[str] = field(default_factory=list)
+    #: Engagement signals, oldest first (the most recent ``KEPT_SIGNALS``); kept after a decision too.
+    signals: list[Signal] = field(default_factory=list)
+    #: The band of the latest scoring (None: scored before bands were kept); LeadScored on a change.
+    band: str | None = None
     # Optimistic concurrency: the version this copy was loaded at.
     version: int = 0
 
@@ -261,8 +281,7 @@ class Lead(Aggregate):
     ) -> Scoring:
         """Score with ``rules`` (fit, plus the answers if any), keep the scoring, and decide."""
         self._refuse_if_decided("rescore")
-        lines = rules.score_fit(self.company, self.contact, self.source)
-        lines += rules.score_checklist(self.methodology, self.checklist)
+        lines = self.score_lines(rules, at)
         score = sum(line.points for line in lines)
         scoring = Scoring(
             at=at, score=score, breakdown=tuple(lines), trigger=trigger, rules_version=rules_version
@@ -270,10 +289,88 @@ class Lead(Aggregate):
         self.scorings.append(scoring)
         verdict = decide(scoring.score, rules.thresholds, self.review(rules))
         if verdict.status == "qualified":
-            self._qualify(rules, at, by)
-        elif verdict.status == "disqualified":
+            self._qualify(rules, at, by, reason=BY_ENGAGEMENT if trigger == "engagement" else None)
+        elif verdict.status == "disqualified" and trigger not in ENGAGEMENT_TRIGGERS:
             self._disqualify(verdict.reason or "disqualified", at, manual=False, by=by, rules=rules)
+        self._observe_band(rules, scoring)
         return scoring
+
+    # --- engagement ---------------------------------------------------------------------------------
+
+    def fit_lines(self, rules: RuleSet) -> list[ScoreLine]:
+        """The fit part of the score: the company, contact and source, and the checklist's answers."""
+        return rules.score_fit(self.company, self.contact, self.source) + rules.score_checklist(
+            self.methodology, self.checklist
+        )
+
+    def engagement_lines(self, rules: RuleSet, at: datetime) -> list[ScoreLine]:
+        """The engagement part of the score, decayed to ``at``."""
+        return engagement_lines(self.signals, rules.engagement, at)
+
+    def score_lines(self, rules: RuleSet, at: datetime) -> list[ScoreLine]:
+        return self.fit_lines(rules) + self.engagement_lines(rules, at)
+
+    def engage(
+        self, signal: Signal, rules: RuleSet, at: datetime, *, rules_version: int | None = None
+    ) -> Scoring | None:
+        """Take an engagement signal. A lead in nurture is rescored (and qualified when the combined
+        score reaches the threshold with the checklist's required items in); a decided lead keeps the
+        signal for its history and is not rescored (a decision stands). None when nothing was scored: a
+        decided lead, or a signal of the same id taken before."""
+        self._refuse_if_merged("record engagement for")
+        if knows(self.signals, signal.signal_id):
+            return None
+        self.signals = newest([*self.signals, signal])
+        if self.decision is not None:
+            return None
+        return self.rescore(rules, "engagement", at, rules_version=rules_version)
+
+    def fade(self, rules: RuleSet, at: datetime, *, rules_version: int | None = None) -> Scoring | None:
+        """The decay timer fired: rescore a lead still in nurture with its engagement decayed to ``at``
+        (LeadScored when that changes its band). None for a lead decided or merged meanwhile."""
+        if self.decision is not None or self.merged_into is not None:
+            return None
+        return self.rescore(rules, "decay", at, rules_version=rules_version)
+
+    def band_drop_at(self, rules: RuleSet, at: datetime) -> datetime | None:
+        """When fading engagement will take the score below the band it is in at ``at``; None when it
+        never will (the fit alone keeps it there, or it is in the lowest band) or the lead is decided."""
+        if self.decision is not None or self.merged_into is not None or not self.signals:
+            return None
+        fit = sum(line.points for line in self.fit_lines(rules))
+        engagement = rules.engagement
+        floor = engagement.band_of(fit + self._engagement_points(rules, at)).min
+        if floor == 0 or fit >= floor:
+            return None
+        longest = max(engagement.half_life(signal.kind) for signal in self.signals)
+        # After 20 half-lives 100 points are worth a ten-thousandth of a point: nothing is left to fade.
+        return band_drop_at(lambda t: fit + self._engagement_points(rules, t), floor, at, longest * 20)
+
+    def _engagement_points(self, rules: RuleSet, at: datetime) -> int:
+        return sum(line.points for line in self.engagement_lines(rules, at))
+
+    def _observe_band(self, rules: RuleSet, scoring: Scoring) -> None:
+        """Keep the band of ``scoring``; a change of band raises ``LeadScored`` for marketing automation,
+        unless the scoring decided the lead (its LeadQualified or LeadDisqualified says it, score and
+        all) or was its first (at capture: there is no change to tell)."""
+        band = rules.engagement.band_of(scoring.score).name
+        previous, self.band = self.band, band
+        if previous is None or previous == band or self.decision is not None:
+            return
+        engagement = sum(line.points for line in scoring.breakdown if is_engagement(line))
+        self.raise_event(
+            LeadScored(
+                lead_id=self.lead_id,
+                owner=self.owner,
+                fit=scoring.score - engagement,
+                engagement=engagement,
+                total=scoring.score,
+                band=band,
+                previous_band=previous,
+                breakdown=list(scoring.breakdown),
+                scored_at=scoring.at,
+            )
+        )
 
     def disqualify(
         self, reason: str, at: datetime, by: str | None = None, rules: RuleSet | None = None
@@ -322,6 +419,13 @@ class Lead(Aggregate):
                 f"it is qualified with {self.methodology} (its segment's methodology when it was captured)"
             )
 
+    def _refuse_if_merged(self, action: str) -> None:
+        if self.merged_into is not None:
+            raise Conflict(
+                f"cannot {action} lead {self.lead_id}: it was merged into {self.merged_into}; "
+                "qualify that lead instead"
+            )
+
     def _refuse_if_decided(self, action: str) -> None:
         if self.merged_into is not None:
             raise Conflict(
@@ -334,9 +438,9 @@ class Lead(Aggregate):
                 f"at {self.decision.at.isoformat()} and a decision is final"
             )
 
-    def _qualify(self, rules: RuleSet, at: datetime, by: str | None) -> None:
+    def _qualify(self, rules: RuleSet, at: datetime, by: str | None, reason: str | None = None) -> None:
         threshold = rules.thresholds.qualify
-        self.decision = Decision(outcome="qualified", at=at, threshold=threshold, by=by)
+        self.decision = Decision(outcome="qualified", at=at, reason=reason, threshold=threshold, by=by)
         budget, currency = budget_of(self.methodology, self.checklist)
         self.raise_event(
             LeadQualified(
@@ -354,6 +458,7 @@ class Lead(Aggregate):
                 budget_currency=currency,
                 qualified_at=at,
                 actor=by,
+                reason=reason,
             )
         )
 

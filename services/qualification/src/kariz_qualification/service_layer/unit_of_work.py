@@ -42,6 +42,10 @@ class LeadRepository(Protocol):
         """One page of the leads ``query`` selects, newest capture first, and how many it selects."""
         ...
 
+    async def by_email(self, email: str) -> Lead | None:
+        """The lead (not merged into another) whose contact has the normalised address ``email``."""
+        ...
+
 
 class RuleSetRepository(Protocol):
     """The versions of the scoring rule set, by number; the newest is in force. Append-only: a version

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from kariz_qualification.domain.engagement import Signal
 from kariz_qualification.domain.lead import Decision, Lead, Scoring
 from kariz_qualification.domain.queries import LeadSummary
 from kariz_qualification.domain.rule_versions import SEEDED_BY, UNRECORDED, RuleSetVersion
@@ -101,6 +102,11 @@ def lead_to_document(lead: Lead) -> dict[str, Any]:
         },
         "merged_into": lead.merged_into,
         "merged_from": list(lead.merged_from),
+        "signals": [
+            {"kind": s.kind, "at": s.at, "origin": s.origin, "signal_id": s.signal_id, "by": s.by}
+            for s in lead.signals
+        ],
+        "band": lead.band,
         # Denormalised for the queries that list leads.
         "status": lead.status,
         "score": lead.score,
@@ -148,6 +154,12 @@ def lead_from_document(doc: dict[str, Any]) -> Lead:
         ),
         merged_into=doc.get("merged_into"),
         merged_from=list(doc.get("merged_from") or []),
+        # Both absent from leads stored before engagement was scored.
+        signals=[
+            Signal(s["kind"], s["at"], s["origin"], signal_id=s.get("signal_id"), by=s.get("by"))
+            for s in doc.get("signals") or []
+        ],
+        band=doc.get("band"),
         version=doc.get("version", 0),
     )
 

@@ -79,6 +79,13 @@ class MongoLeadRepository:
         )
         return [summary_from_document(doc) for doc in docs], total
 
+    async def by_email(self, email: str) -> Lead | None:
+        # Served by the contact_email index.
+        doc = await self.collection.find_one(
+            {"contact.email": email, "merged_into": None}, session=self.tx.session
+        )
+        return None if doc is None else lead_from_document(doc)
+
 
 class MongoRuleSetRepository:
     def __init__(self, tx: Transaction, clock: Clock) -> None:
