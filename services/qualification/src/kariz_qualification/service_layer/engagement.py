@@ -125,7 +125,9 @@ async def _engage(uow: QualificationUnitOfWork, lead: Lead, signal: Signal) -> b
         return False
     scoring = lead.engage(signal, in_force.rules, uow.clock.now(), rules_version=in_force.number)
     await uow.leads.save(lead)
-    _publish_and_observe(uow, lead, scoring)
+    if scoring is not None:
+        # Not for a lead decided before: it was not rescored, and its decision was observed when made.
+        _publish_and_observe(uow, lead, scoring)
     keep_decay_timer(uow, lead, in_force.rules)
     return True
 
