@@ -31,6 +31,7 @@ import kariz_leads.service_layer.activities
 import kariz_leads.service_layer.handlers
 import kariz_leads.service_layer.reassignment
 import kariz_notifications.service_layer.handlers
+import kariz_qualification.service_layer.engagement
 import kariz_qualification.service_layer.handlers
 from kariz_deals.bootstrap import build as build_deals
 from kariz_deals.settings import DealsSettings
@@ -44,6 +45,10 @@ from kariz_qualification.bootstrap import build as build_qualification
 from kariz_qualification.settings import QualificationSettings
 from kariz_shared.contracts.envelope import Envelope
 from kariz_shared.contracts.events import (
+    ActivityChannel,
+    ActivityDirection,
+    ActivityLogged,
+    ActivityOutcome,
     Company,
     Contact,
     DealLost,
@@ -52,6 +57,7 @@ from kariz_shared.contracts.events import (
     FollowUpDue,
     LeadCaptured,
     LeadDisqualified,
+    LeadEngagementDecayDue,
     LeadQualified,
     LeadQueued,
     LeadReassigned,
@@ -267,6 +273,26 @@ def lead_reassigned(lead_id: str) -> LeadReassigned:
     )
 
 
+def activity_logged(lead_id: str) -> ActivityLogged:
+    """A rep reached the contact of a lead qualification has not seen: the signal is dropped."""
+    return ActivityLogged(
+        activity_id=unique("A"),
+        lead_id=lead_id,
+        owner="rep@kariz.example",
+        channel=ActivityChannel.CALL,
+        direction=ActivityDirection.OUTBOUND,
+        outcome=ActivityOutcome.REACHED,
+        reaching=True,
+        occurred_at=NOW,
+        logged_at=NOW,
+    )
+
+
+def engagement_decay_due(lead_id: str) -> LeadEngagementDecayDue:
+    """Qualification's own decay timer's event, for a lead it does not hold: nothing to rescore."""
+    return LeadEngagementDecayDue(lead_id=lead_id, band="warm", due_at=NOW)
+
+
 def envelope(event: Event) -> Envelope[Event]:
     return Envelope(event=event, source=source_of(type(event)), correlation_id=unique("corr"))
 
@@ -423,6 +449,8 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
         LeadResponseOverdue,
         LeadQueued,
         LeadReassigned,
+        ActivityLogged,
+        LeadEngagementDecayDue,
     ]
     topics = [cls.topic() for cls in consumed]
     partitions = await partition_counts(backends.kafka_bootstrap, topics)
@@ -473,6 +501,8 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             ),
             Case(TaskRequested, [leads], [envelope(task_requested(lead)) for lead in requested_for]),
             Case(LeadsMerged, [qualification, deals], pair(leads_merged, "L")),
+            Case(ActivityLogged, [qualification], pair(activity_logged, "L")),
+            Case(LeadEngagementDecayDue, [qualification], pair(engagement_decay_due, "L")),
             Case(StageChanged, [notifications], pair(stage_changed, "D")),
             Case(DealWon, [notifications], pair(deal_won, "D")),
             Case(DealLost, [notifications], pair(deal_lost, "D")),
@@ -505,6 +535,8 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             (kariz_leads.service_layer.activities, "record_task_requested"),
             (kariz_deals.service_layer.handlers, "open_deal_for"),
             (kariz_qualification.service_layer.handlers, "follow_merge"),
+            (kariz_qualification.service_layer.engagement, "engage_on_activity"),
+            (kariz_qualification.service_layer.engagement, "fade_engagement"),
             (kariz_deals.service_layer.handlers, "follow_merge"),
             (kariz_notifications.service_layer.handlers, "record_notifications"),
         ]:
