@@ -65,6 +65,7 @@ from kariz_shared.contracts.events import (
     LeadResponseOverdue,
     LeadsMerged,
     LeadSource,
+    LeadTouched,
     ScoreLine,
     StageChanged,
     TaskKind,
@@ -293,6 +294,11 @@ def engagement_decay_due(lead_id: str) -> LeadEngagementDecayDue:
     return LeadEngagementDecayDue(lead_id=lead_id, band="warm", due_at=NOW)
 
 
+def lead_touched(lead_id: str) -> LeadTouched:
+    """A repeat capture of a lead qualification does not hold: the signal is dropped."""
+    return LeadTouched(lead_id=lead_id, source=LeadSource.WEB_FORM, touch_count=2, touched_at=NOW)
+
+
 def envelope(event: Event) -> Envelope[Event]:
     return Envelope(event=event, source=source_of(type(event)), correlation_id=unique("corr"))
 
@@ -451,6 +457,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
         LeadReassigned,
         ActivityLogged,
         LeadEngagementDecayDue,
+        LeadTouched,
     ]
     topics = [cls.topic() for cls in consumed]
     partitions = await partition_counts(backends.kafka_bootstrap, topics)
@@ -503,6 +510,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             Case(LeadsMerged, [qualification, deals], pair(leads_merged, "L")),
             Case(ActivityLogged, [qualification], pair(activity_logged, "L")),
             Case(LeadEngagementDecayDue, [qualification], pair(engagement_decay_due, "L")),
+            Case(LeadTouched, [qualification], pair(lead_touched, "L")),
             Case(StageChanged, [notifications], pair(stage_changed, "D")),
             Case(DealWon, [notifications], pair(deal_won, "D")),
             Case(DealLost, [notifications], pair(deal_lost, "D")),
@@ -537,6 +545,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             (kariz_qualification.service_layer.handlers, "follow_merge"),
             (kariz_qualification.service_layer.engagement, "engage_on_activity"),
             (kariz_qualification.service_layer.engagement, "fade_engagement"),
+            (kariz_qualification.service_layer.engagement, "engage_on_touch"),
             (kariz_deals.service_layer.handlers, "follow_merge"),
             (kariz_notifications.service_layer.handlers, "record_notifications"),
         ]:

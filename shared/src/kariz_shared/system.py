@@ -26,6 +26,7 @@ from kariz_shared.contracts.events import (
     LeadResponseOverdue,
     LeadScored,
     LeadsMerged,
+    LeadTouched,
     RepProfile,
     StageChanged,
     TaskRequested,
@@ -73,6 +74,7 @@ SERVICES: tuple[ServiceEntry, ...] = (
             LeadQueued,
             LeadsMerged,
             RepProfile,
+            LeadTouched,
         ),
         # LeadResponseEscalationDue is its own response timer's: it reassigns the lead when it fires.
         consumes=(LeadQualified, LeadDisqualified, TaskRequested, LeadResponseEscalationDue),
@@ -85,7 +87,7 @@ SERVICES: tuple[ServiceEntry, ...] = (
         publishes=(LeadQualified, LeadDisqualified, LeadScored, LeadEngagementDecayDue),
         # LeadEngagementDecayDue is its own decay timer's: it rescores the lead when it fires; a reaching
         # ActivityLogged is an engagement signal.
-        consumes=(LeadCaptured, LeadsMerged, ActivityLogged, LeadEngagementDecayDue),
+        consumes=(LeadCaptured, LeadsMerged, ActivityLogged, LeadEngagementDecayDue, LeadTouched),
         summary="scoring, BANT answers, engagement with decay, thresholds, disqualification",
     ),
     ServiceEntry(

@@ -41,6 +41,7 @@ from kariz_shared.contracts.events import (
     LeadQualified,
     LeadScored,
     LeadSource,
+    LeadTouched,
 )
 from kariz_shared.persistence.in_memory import InMemoryTimers, InMemoryUnitsOfWork
 from kariz_shared.runtime import http as shared_http
@@ -265,6 +266,19 @@ async def test_a_rep_reaching_the_contact_is_engagement_and_other_outcomes_are_n
     lead = await views.qualification_of(units, "L-1")
     assert [(s.kind, s.signal_id) for s in lead.signals] == [("reached", "activity:A-2")]
     assert lead.score == 44  # 34 + reached 10
+
+
+async def test_a_repeat_capture_is_a_touched_signal_counted_once(units: Units, clock: FakeClock) -> None:
+    await units.handle(handlers.capture_lead, cold_lead())
+    touch = LeadTouched(lead_id="L-1", source=LeadSource.EVENT, touch_count=2, touched_at=clock.now())
+    await units.handle(engagement.engage_on_touch, touch)
+    # The same touch re-published under a new event id: its number makes it the same signal.
+    await units.handle(engagement.engage_on_touch, touch)
+    lead = await views.qualification_of(units, "L-1")
+    assert [(s.kind, s.origin, s.signal_id) for s in lead.signals] == [("touched", "capture", "touch:L-1:2")]
+    assert lead.score == 39  # 34 + touched 5
+    # A touch of a lead not under qualification (its capture not arrived) is dropped, not an error.
+    await units.handle(engagement.engage_on_touch, touch.model_copy(update={"lead_id": "L-unknown"}))
 
 
 # --- decay by timer -------------------------------------------------------------------------------

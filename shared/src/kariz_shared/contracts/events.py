@@ -344,6 +344,22 @@ class TaskRequested(Event):
     requested_at: datetime
 
 
+class LeadTouched(Event):
+    description: ClassVar[str] = (
+        "A known contact was captured again (a repeat form fill, another list, an import's repeat): a "
+        "touch of the lead the address already is, never a new lead. Qualification counts it as "
+        "engagement."
+    )
+    key_field: ClassVar[str] = "lead_id"
+
+    lead_id: str
+    source: LeadSource
+    campaign: str | None = None
+    touch_count: int = Field(description="Every capture of this contact so far, the first one included")
+    touched_at: datetime
+    actor: str | None = actor_field()
+
+
 class LeadReassigned(Event):
     description: ClassVar[str] = (
         "A lead changed owner: a manager reassigned it, or its response SLA's escalation handed it to the "
@@ -582,6 +598,7 @@ EVENTS: dict[str, type[Event]] = {
         ActivityLogged,
         FollowUpDue,
         TaskRequested,
+        LeadTouched,
         LeadReassigned,
         LeadQueued,
         LeadsMerged,

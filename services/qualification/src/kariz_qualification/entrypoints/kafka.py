@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from kariz_qualification.service_layer import engagement, handlers
 from kariz_qualification.service_layer.unit_of_work import QualificationUnitOfWork
-from kariz_shared.contracts.events import ActivityLogged, LeadCaptured, LeadEngagementDecayDue, LeadsMerged
+from kariz_shared.contracts.events import (
+    ActivityLogged,
+    LeadCaptured,
+    LeadEngagementDecayDue,
+    LeadsMerged,
+    LeadTouched,
+)
 from kariz_shared.persistence.unit_of_work import Subscriptions
 
 
@@ -26,6 +32,10 @@ async def on_activity_logged(uow: QualificationUnitOfWork, event: ActivityLogged
     await engagement.engage_on_activity(uow, event)
 
 
+async def on_lead_touched(uow: QualificationUnitOfWork, event: LeadTouched) -> None:
+    await engagement.engage_on_touch(uow, event)
+
+
 async def on_engagement_decay_due(uow: QualificationUnitOfWork, event: LeadEngagementDecayDue) -> None:
     await engagement.fade_engagement(uow, event)
 
@@ -35,4 +45,5 @@ SUBSCRIPTIONS: Subscriptions[QualificationUnitOfWork] = {
     LeadsMerged: on_leads_merged,
     ActivityLogged: on_activity_logged,
     LeadEngagementDecayDue: on_engagement_decay_due,
+    LeadTouched: on_lead_touched,
 }

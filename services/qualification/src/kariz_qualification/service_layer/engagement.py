@@ -20,7 +20,7 @@ from kariz_qualification.service_layer.handlers import _publish_and_observe, _su
 from kariz_qualification.service_layer.unit_of_work import QualificationUnitOfWork
 from kariz_qualification.service_layer.views import not_under_qualification
 from kariz_shared.contracts.errors import NotFound, RuleViolation, found
-from kariz_shared.contracts.events import ActivityLogged, LeadEngagementDecayDue
+from kariz_shared.contracts.events import ActivityLogged, LeadEngagementDecayDue, LeadTouched
 from kariz_shared.contracts.normalisation import normalise_email
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
 
@@ -80,6 +80,17 @@ async def engage_on_activity(uow: QualificationUnitOfWork, event: ActivityLogged
         return
     signal = Signal("reached", event.occurred_at, "activity", f"activity:{event.activity_id}", event.actor)
     await _engage(uow, lead, signal)
+
+
+async def engage_on_touch(uow: QualificationUnitOfWork, event: LeadTouched) -> None:
+    """The contact was captured again (a repeat form fill, another list): a ``touched`` signal."""
+    lead = await _survivor(uow, event.lead_id)
+    if lead is None:
+        log.info("touch of a lead not under qualification; ignored", extra={"lead_id": event.lead_id})
+        return
+    # The touch's number is unique per lead: a re-publication of the same touch counts once.
+    signal_id = f"touch:{event.lead_id}:{event.touch_count}"
+    await _engage(uow, lead, Signal("touched", event.touched_at, "capture", signal_id, event.actor))
 
 
 async def fade_engagement(uow: QualificationUnitOfWork, event: LeadEngagementDecayDue) -> None:
