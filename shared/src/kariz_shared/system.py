@@ -22,6 +22,7 @@ from kariz_shared.contracts.events import (
     LeadQualified,
     LeadQueued,
     LeadReassigned,
+    LeadReopened,
     LeadResponseEscalationDue,
     LeadResponseOverdue,
     LeadScored,
@@ -84,7 +85,7 @@ SERVICES: tuple[ServiceEntry, ...] = (
     ServiceEntry(
         "qualification",
         8002,
-        publishes=(LeadQualified, LeadDisqualified, LeadScored, LeadEngagementDecayDue),
+        publishes=(LeadQualified, LeadDisqualified, LeadScored, LeadEngagementDecayDue, LeadReopened),
         # LeadEngagementDecayDue is its own decay timer's: it rescores the lead when it fires; a reaching
         # ActivityLogged is an engagement signal.
         consumes=(LeadCaptured, LeadsMerged, ActivityLogged, LeadEngagementDecayDue, LeadTouched),

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from kariz_devkit.issuer import LocalIssuer
 from kariz_devkit.testing import accepting, bearer
 from kariz_qualification.adapters.in_memory import InMemoryQualificationUnitOfWork
+from kariz_qualification.adapters.mongo.documents import lead_from_document, lead_to_document
 from kariz_qualification.domain.engagement import (
     EngagementRules,
     Signal,
@@ -26,19 +27,26 @@ from kariz_qualification.domain.engagement import (
 from kariz_qualification.domain.rules import DEFAULT_RULES
 from kariz_qualification.entrypoints.engagements import router
 from kariz_qualification.service_layer import engagement, handlers, views
-from kariz_qualification.service_layer.commands import RecordEngagement
+from kariz_qualification.service_layer.commands import (
+    DisqualifyLead,
+    RecordAnswers,
+    RecordEngagement,
+    ReopenLead,
+)
 from kariz_qualification.service_layer.engagement import decay_timer_key
-from kariz_shared.contracts.errors import NotFound, RuleViolation
+from kariz_shared.contracts.errors import Conflict, NotFound, RuleViolation
 from kariz_shared.contracts.events import (
     ActivityChannel,
     ActivityDirection,
     ActivityLogged,
     ActivityOutcome,
+    BantAnswers,
     Company,
     Contact,
     LeadCaptured,
     LeadEngagementDecayDue,
     LeadQualified,
+    LeadReopened,
     LeadScored,
     LeadSource,
     LeadTouched,
@@ -51,6 +59,10 @@ from kariz_shared.runtime.logging import correlation_id
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 OWNER = "rep@kariz.test"
 MARKETING = "key:marketing"
+MANAGER = "mia@kariz.test"
+FULL_BANT = BantAnswers(
+    budget="confirmed", authority="decision_maker", need="confirmed", timeline="within_3_months"
+)
 Units: TypeAlias = InMemoryUnitsOfWork[InMemoryQualificationUnitOfWork]
 
 
@@ -369,3 +381,95 @@ async def test_the_rules_default_engagement_is_part_of_the_rule_set() -> None:
     stored = DEFAULT_RULES.model_dump(mode="json")
     del stored["engagement"]
     assert type(DEFAULT_RULES).model_validate(stored).engagement == EngagementRules()
+
+
+# --- decisions as a sequence, re-opening -----------------------------------------------------------
+
+
+async def test_a_manager_reopens_a_disqualified_lead_and_its_next_decision_is_the_third(
+    units: Units, clock: FakeClock
+) -> None:
+    await units.handle(handlers.capture_lead, cold_lead())
+    with pytest.raises(Conflict, match="only a disqualified lead re-opens"):
+        await engagement.reopen_lead(units, ReopenLead("L-1", "wrong lead", by=MANAGER))
+    await handlers.disqualify_lead(units, DisqualifyLead("L-1", "no budget this year", by=OWNER))
+    clock.advance(timedelta(days=3))
+    lead = await engagement.reopen_lead(units, ReopenLead("L-1", "budget freed up", by=MANAGER))
+    assert lead.status == "nurture"
+    [reopened] = units.of_type(LeadReopened)
+    assert (reopened.decision_number, reopened.reopened_decision, reopened.actor) == (2, 1, MANAGER)
+    assert reopened.reason == "budget freed up"
+
+    await handlers.record_answers(units, RecordAnswers("L-1", FULL_BANT, by=OWNER))
+    [qualified] = units.of_type(LeadQualified)
+    assert qualified.decision_number == 3
+    lead = await views.qualification_of(units, "L-1")
+    assert [(getattr(d, "outcome", "reopened"), d.number, d.by) for d in lead.decisions] == [
+        ("disqualified", 1, OWNER),
+        ("reopened", 2, MANAGER),
+        ("qualified", 3, OWNER),
+    ]
+
+
+async def test_new_engagement_reopens_a_disqualified_lead_only_after_cooling_off(
+    units: Units, clock: FakeClock
+) -> None:
+    await units.handle(handlers.capture_lead, cold_lead())
+    await handlers.disqualify_lead(units, DisqualifyLead("L-1", "not now", by=OWNER))
+
+    # Ten days on (the cooling-off is 30): 30 points of engagement are kept, nothing re-opens.
+    clock.advance(timedelta(days=10))
+    for kind in ("webinar_attended", "webinar_attended"):
+        await engagement.record_engagement(units, signal(kind, clock.now()))
+    assert units.of_type(LeadReopened) == []
+    assert (await views.qualification_of(units, "L-1")).status == "disqualified"
+
+    # Day 31: those have faded to 30 * 0.5^(21/14) = 10.6; a webinar more makes 26, over the 20 needed.
+    clock.advance(timedelta(days=21))
+    await engagement.record_engagement(units, signal("webinar_attended", clock.now()))
+    [reopened] = units.of_type(LeadReopened)
+    assert (reopened.decision_number, reopened.reopened_decision, reopened.actor) == (2, 1, None)
+    assert reopened.reason == "engagement: 26 points since the disqualification"
+    lead = await views.qualification_of(units, "L-1")
+    # Rescored on re-opening: 34 + 26 = 60, warm, in nurture; the disqualification is in its history.
+    assert (lead.status, lead.score, lead.band) == ("nurture", 60, "warm")
+    assert [d.number for d in lead.decisions] == [1, 2]
+    assert decay_timer_key("L-1") in timers(units).armed
+
+
+async def test_only_managers_and_admins_reopen_over_http(
+    api: httpx.AsyncClient, units: Units, issuer: LocalIssuer
+) -> None:
+    await units.handle(handlers.capture_lead, cold_lead())
+    await handlers.disqualify_lead(units, DisqualifyLead("L-1", "not now", by=OWNER))
+    rep = bearer(issuer.token(OWNER, ["rep"]))
+    manager = bearer(issuer.token(MANAGER, ["manager"], team="emea"))
+    assert (await api.post("/leads/L-1/reopen", json={"reason": "x"}, headers=rep)).status_code == 403
+    assert (await api.post("/leads/L-1/reopen", json={"reason": " "}, headers=manager)).status_code == 422
+    response = await api.post("/leads/L-1/reopen", json={"reason": "budget freed up"}, headers=manager)
+    assert response.status_code == 200, response.text
+    view = response.json()
+    assert view["status"] == "nurture"
+    assert [(d["number"], d["outcome"]) for d in view["decisions"]] == [(1, "disqualified"), (2, "reopened")]
+    again = await api.post("/leads/L-1/reopen", json={"reason": "again"}, headers=manager)
+    assert again.status_code == 409
+
+
+async def test_signals_bands_and_the_decision_sequence_survive_the_document_mapping(
+    units: Units, clock: FakeClock
+) -> None:
+    await units.handle(handlers.capture_lead, cold_lead())
+    await engagement.record_engagement(units, signal("webinar_attended", clock.now(), engagement_id="e-1"))
+    await handlers.disqualify_lead(units, DisqualifyLead("L-1", "not now", by=OWNER))
+    await engagement.reopen_lead(units, ReopenLead("L-1", "budget freed up", by=MANAGER))
+    lead = await views.qualification_of(units, "L-1")
+    doc = lead_to_document(lead)
+    again = lead_from_document({**doc, "version": lead.version})
+    assert (again.signals, again.band, again.past_decisions, again.reopenings, again.decision) == (
+        lead.signals,
+        "warm",
+        lead.past_decisions,
+        lead.reopenings,
+        None,
+    )
+    assert [d.number for d in again.decisions] == [1, 2]

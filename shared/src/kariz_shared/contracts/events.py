@@ -464,6 +464,10 @@ class LeadQualified(Event):
         description="Why it qualified when not by an answer or the capture's score: 'engagement' (signals "
         "raised a nurtured lead's combined score over the threshold)",
     )
+    decision_number: int | None = Field(
+        default=None,
+        description="Which decision of the lead this is (1 the first; a re-opened lead's next is later)",
+    )
 
 
 class LeadDisqualified(Event):
@@ -480,6 +484,27 @@ class LeadDisqualified(Event):
         default=None, description="The methodology and its answers; absent when nothing was answered"
     )
     disqualified_at: datetime
+    actor: str | None = actor_field()
+    decision_number: int | None = Field(
+        default=None,
+        description="Which decision of the lead this is (1 the first; a re-opened lead's next is later)",
+    )
+
+
+class LeadReopened(Event):
+    description: ClassVar[str] = (
+        "A disqualified lead was re-opened (back in nurture, to be decided again): by a manager, or by "
+        "new engagement above the rule set's threshold after its cooling-off period. Its earlier decisions "
+        "are kept; the re-opening is a decision of its own in the lead's sequence."
+    )
+    key_field: ClassVar[str] = "lead_id"
+
+    lead_id: str
+    owner: str
+    decision_number: int = Field(description="Which decision of the lead the re-opening is")
+    reopened_decision: int = Field(description="The number of the disqualification it re-opens")
+    reason: str
+    reopened_at: datetime
     actor: str | None = actor_field()
 
 
@@ -607,6 +632,7 @@ EVENTS: dict[str, type[Event]] = {
         LeadDisqualified,
         LeadScored,
         LeadEngagementDecayDue,
+        LeadReopened,
         DealOpened,
         StageChanged,
         DealWon,

@@ -86,6 +86,14 @@ class EngagementRules(BaseModel):
     max_points: Annotated[StrictInt, Field(ge=0, le=100)] = Field(
         default=40, description="Engagement adds at most this many points to the score"
     )
+    reopen_points: Annotated[StrictInt, Field(ge=1, le=100)] | None = Field(
+        default=20,
+        description="New engagement (signals after the disqualification, decayed) that re-opens a "
+        "disqualified lead; none: engagement never re-opens one",
+    )
+    reopen_after_days: Annotated[float, Field(ge=0, le=3650)] = Field(
+        default=30.0, description="The cooling-off period: no re-opening by engagement sooner after it"
+    )
     bands: list[Band] = Field(
         default_factory=lambda: list(DEFAULT_BANDS),
         min_length=1,

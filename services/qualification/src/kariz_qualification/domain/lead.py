@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from kariz_qualification.domain.engagement import (
@@ -44,6 +44,7 @@ from kariz_shared.contracts.events import (
     LeadCaptured,
     LeadDisqualified,
     LeadQualified,
+    LeadReopened,
     LeadScored,
     LeadSource,
     QualificationChecklist,
@@ -119,6 +120,21 @@ class Decision:
     manual: bool = False
     #: Who decided: the rep whose answers or disqualification it was; None when the scoring decided.
     by: str | None = None
+    #: Which decision of the lead it is, re-openings counted (1: the first).
+    number: int = 1
+
+
+@dataclass(frozen=True)
+class Reopening:
+    """A disqualified lead put back in nurture: a decision of its own in the lead's sequence."""
+
+    number: int
+    #: The number of the disqualification it re-opened.
+    reopened: int
+    at: datetime
+    reason: str
+    #: The manager who re-opened it; None when new engagement did.
+    by: str | None = None
 
 
 @dataclass
@@ -147,6 +163,9 @@ class Lead(Aggregate):
     signals: list[Signal] = field(default_factory=list)
     #: The band of the latest scoring (None: scored before bands were kept); LeadScored on a change.
     band: str | None = None
+    #: Decisions a re-opening superseded, oldest first (the current one is ``decision``).
+    past_decisions: list[Decision] = field(default_factory=list)
+    reopenings: list[Reopening] = field(default_factory=list)
     # Optimistic concurrency: the version this copy was loaded at.
     version: int = 0
 
@@ -321,9 +340,60 @@ class Lead(Aggregate):
         if knows(self.signals, signal.signal_id):
             return None
         self.signals = newest([*self.signals, signal])
-        if self.decision is not None:
+        if self.decision is not None and not self._reopens_on_engagement(rules, at):
             return None
         return self.rescore(rules, "engagement", at, rules_version=rules_version)
+
+    def reopen(self, reason: str, at: datetime, by: str | None) -> Reopening:
+        """Put a disqualified lead back in nurture (a manager's call, or new engagement): a new decision
+        in its sequence; the disqualification stays in its history. A qualified lead has its deal."""
+        self._refuse_if_merged("re-open")
+        if self.decision is None or self.decision.outcome != "disqualified":
+            state = "in nurture" if self.decision is None else self.decision.outcome
+            raise Conflict(
+                f"cannot re-open lead {self.lead_id}: it is {state}; only a disqualified lead re-opens"
+            )
+        reopened = self.decision
+        self.past_decisions.append(reopened)
+        self.decision = None
+        reopening = Reopening(self._next_number(), reopened.number, at, reason, by)
+        self.reopenings.append(reopening)
+        self.raise_event(
+            LeadReopened(
+                lead_id=self.lead_id,
+                owner=self.owner,
+                decision_number=reopening.number,
+                reopened_decision=reopened.number,
+                reason=reason,
+                reopened_at=at,
+                actor=by,
+            )
+        )
+        return reopening
+
+    @property
+    def decisions(self) -> list[Decision | Reopening]:
+        """Every decision of the lead, re-openings included, in order."""
+        current = [] if self.decision is None else [self.decision]
+        return sorted([*self.past_decisions, *self.reopenings, *current], key=lambda d: d.number)
+
+    def _next_number(self) -> int:
+        return len(self.past_decisions) + len(self.reopenings) + (0 if self.decision is None else 1) + 1
+
+    def _reopens_on_engagement(self, rules: RuleSet, at: datetime) -> bool:
+        """A disqualified lead re-opens when the engagement since its disqualification, decayed to
+        ``at``, reaches the rule set's ``reopen_points`` once its cooling-off period is over."""
+        engagement, decided = rules.engagement, self.decision
+        if decided is None or decided.outcome != "disqualified" or engagement.reopen_points is None:
+            return False
+        if at - decided.at < timedelta(days=engagement.reopen_after_days):
+            return False
+        since = [s for s in self.signals if s.at > decided.at]
+        points = sum(line.points for line in engagement_lines(since, engagement, at))
+        if points < engagement.reopen_points:
+            return False
+        self.reopen(f"engagement: {points} points since the disqualification", at, by=None)
+        return True
 
     def fade(self, rules: RuleSet, at: datetime, *, rules_version: int | None = None) -> Scoring | None:
         """The decay timer fired: rescore a lead still in nurture with its engagement decayed to ``at``
@@ -440,7 +510,9 @@ class Lead(Aggregate):
 
     def _qualify(self, rules: RuleSet, at: datetime, by: str | None, reason: str | None = None) -> None:
         threshold = rules.thresholds.qualify
-        self.decision = Decision(outcome="qualified", at=at, reason=reason, threshold=threshold, by=by)
+        self.decision = Decision(
+            outcome="qualified", at=at, reason=reason, threshold=threshold, by=by, number=self._next_number()
+        )
         budget, currency = budget_of(self.methodology, self.checklist)
         self.raise_event(
             LeadQualified(
@@ -459,13 +531,17 @@ class Lead(Aggregate):
                 qualified_at=at,
                 actor=by,
                 reason=reason,
+                decision_number=self.decision.number,
             )
         )
 
     def _disqualify(
         self, reason: str, at: datetime, *, manual: bool, by: str | None, rules: RuleSet | None = None
     ) -> None:
-        self.decision = Decision(outcome="disqualified", at=at, reason=reason, manual=manual, by=by)
+        number = self._next_number()
+        self.decision = Decision(
+            outcome="disqualified", at=at, reason=reason, manual=manual, by=by, number=number
+        )
         self.raise_event(
             LeadDisqualified(
                 lead_id=self.lead_id,
@@ -477,5 +553,6 @@ class Lead(Aggregate):
                 checklist=None if rules is None else self.qualification_checklist(rules),
                 disqualified_at=at,
                 actor=by,
+                decision_number=number,
             )
         )

@@ -1,5 +1,6 @@
 """HTTP API: engagement reported by marketing systems (``POST /engagements``), with an API key of the
-scope ``engagements:record`` issued on this service's ``/api-keys``, or by a signed-in person."""
+scope ``engagements:record`` issued on this service's ``/api-keys``, or by a signed-in person; and a
+manager's re-opening of a disqualified lead (``POST /leads/{id}/reopen``)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from fastapi import APIRouter, Depends
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from kariz_qualification.domain.engagement import MarketingKind
-from kariz_qualification.service_layer import engagement
-from kariz_qualification.service_layer.commands import RecordEngagement
+from kariz_qualification.entrypoints.http import QualificationView
+from kariz_qualification.service_layer import engagement, views
+from kariz_qualification.service_layer.commands import RecordEngagement, ReopenLead
 from kariz_qualification.service_layer.unit_of_work import QualificationUnitOfWork
-from kariz_shared.contracts.identity import EVERYONE, PEOPLE, Scope
+from kariz_shared.contracts.identity import EVERYONE, PEOPLE, Role, Scope
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
 from kariz_shared.runtime.auth import SIGN_IN_ERRORS, Authenticated, authenticate
 
@@ -50,6 +52,12 @@ class EngagementRequest(BaseModel):
         return self
 
 
+class ReopenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
 class EngagementReceipt(BaseModel):
     recorded: bool = Field(description="False when this engagement_id was recorded before: it counts once")
 
@@ -79,5 +87,27 @@ def router(units: UnitsOfWork[QualificationUnitOfWork]) -> APIRouter:
         )
         _, recorded = await engagement.record_engagement(units, command)
         return EngagementReceipt(recorded=recorded)
+
+    @api.post(
+        "/leads/{lead_id}/reopen",
+        tags=["leads"],
+        summary="Re-open a disqualified lead (a manager's or an admin's): back in nurture, its "
+        "disqualification kept in its decisions; LeadReopened is published",
+        responses={
+            404: {"description": "No such lead here, or not one of the caller's team"},
+            409: {"description": "The lead is not disqualified (in nurture, qualified or merged)"},
+            422: {"description": "The body is invalid; the message names the field"},
+        },
+    )
+    async def post_reopen(
+        lead_id: Annotated[str, StringConstraints(min_length=1, max_length=100)],
+        body: ReopenRequest,
+        caller: Authenticated,
+    ) -> QualificationView:
+        caller.require(Role.MANAGER, Role.ADMIN)
+        lead = await engagement.reopen_lead(
+            units, ReopenLead(lead_id, body.reason, caller.seen, by=caller.actor)
+        )
+        return QualificationView.of(lead, (await views.current_rules(units)).rules, lead.reopenings[-1].at)
 
     return api

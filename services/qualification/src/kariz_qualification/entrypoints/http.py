@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
 
-from kariz_qualification.domain.lead import Lead, Outcome, Status, Trigger
+from kariz_qualification.domain.lead import Decision, Lead, Outcome, Reopening, Status, Trigger
 from kariz_qualification.domain.methodologies import (
     METHODOLOGIES,
     Given,
@@ -232,6 +232,24 @@ class ChecklistView(BaseModel):
         )
 
 
+class DecisionStepView(BaseModel):
+    """One decision of the lead's sequence: a verdict, or the re-opening of a disqualification."""
+
+    number: int
+    outcome: Literal["qualified", "disqualified", "reopened"]
+    at: datetime
+    reason: str | None
+    by: str | None = Field(
+        description="Who decided (a rep, a manager); none when the score or engagement did"
+    )
+
+    @classmethod
+    def of(cls, step: Decision | Reopening) -> DecisionStepView:
+        if isinstance(step, Reopening):
+            return cls(number=step.number, outcome="reopened", at=step.at, reason=step.reason, by=step.by)
+        return cls(number=step.number, outcome=step.outcome, at=step.at, reason=step.reason, by=step.by)
+
+
 class ScorePartView(BaseModel):
     points: int
     breakdown: list[ScoreLine]
@@ -277,6 +295,9 @@ class QualificationView(BaseModel):
     merged_into: str | None = Field(
         default=None, description="For a merged lead (status merged): the lead it was merged into"
     )
+    decisions: list[DecisionStepView] = Field(
+        description="Every decision, re-openings included, oldest first: a re-opened lead keeps its history"
+    )
     current: CurrentScoreView = Field(
         description="The score now, fit + engagement with their breakdowns (score is the latest scoring's)"
     )
@@ -287,6 +308,7 @@ class QualificationView(BaseModel):
         d = lead.decision
         now = at or (lead.latest.at if lead.latest is not None else lead.captured_at)
         return cls(
+            decisions=[DecisionStepView.of(step) for step in lead.decisions],
             current=CurrentScoreView.of(lead, rules, now),
             lead_id=lead.lead_id,
             owner=lead.owner,

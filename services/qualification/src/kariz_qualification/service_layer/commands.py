@@ -52,6 +52,16 @@ class RecordEngagement:
 
 
 @dataclass(frozen=True)
+class ReopenLead:
+    """A manager re-opens a disqualified lead, with a reason: it is back in nurture."""
+
+    lead_id: str
+    reason: str
+    seen: Owners = EVERYONE
+    by: str = field(kw_only=True)
+
+
+@dataclass(frozen=True)
 class DisqualifyLead:
     """A rep disqualifies a lead by hand, with a reason."""
 

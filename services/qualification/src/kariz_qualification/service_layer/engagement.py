@@ -15,10 +15,10 @@ from datetime import timedelta
 from kariz_qualification.domain.engagement import Signal, knows
 from kariz_qualification.domain.lead import Lead
 from kariz_qualification.domain.rules import RuleSet
-from kariz_qualification.service_layer.commands import RecordEngagement
-from kariz_qualification.service_layer.handlers import _publish_and_observe, _survivor
+from kariz_qualification.service_layer.commands import RecordEngagement, ReopenLead
+from kariz_qualification.service_layer.handlers import _publish_and_observe, _story_of, _survivor
 from kariz_qualification.service_layer.unit_of_work import QualificationUnitOfWork
-from kariz_qualification.service_layer.views import not_under_qualification
+from kariz_qualification.service_layer.views import lead_or_not_found, not_under_qualification
 from kariz_shared.contracts.errors import NotFound, RuleViolation, found
 from kariz_shared.contracts.events import ActivityLogged, LeadEngagementDecayDue, LeadTouched
 from kariz_shared.contracts.normalisation import normalise_email
@@ -62,6 +62,20 @@ async def record_engagement(
 
     lead = await _lead_for_story(units, command)
     return await units.run(work, correlation_id=lead.correlation_id)
+
+
+async def reopen_lead(units: UnitsOfWork[QualificationUnitOfWork], command: ReopenLead) -> Lead:
+    """A manager puts a disqualified lead back in nurture (409 for one in nurture or qualified); it is
+    decided again by its next answers or engagement."""
+
+    async def work(uow: QualificationUnitOfWork) -> Lead:
+        lead = await lead_or_not_found(uow, command.lead_id, command.seen)
+        lead.reopen(command.reason, uow.clock.now(), command.by)
+        await uow.leads.save(lead)
+        uow.publish(lead)
+        return lead
+
+    return await units.run(work, correlation_id=await _story_of(units, command.lead_id))
 
 
 # --- consumed events ------------------------------------------------------------------------------
