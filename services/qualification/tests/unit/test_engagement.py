@@ -409,6 +409,7 @@ async def test_a_manager_reopens_a_disqualified_lead_and_its_next_decision_is_th
         ("reopened", 2, MANAGER),
         ("qualified", 3, OWNER),
     ]
+    assert units.uow.metrics.reopenings == ["manager"]
 
 
 async def test_new_engagement_reopens_a_disqualified_lead_only_after_cooling_off(
@@ -435,6 +436,8 @@ async def test_new_engagement_reopens_a_disqualified_lead_only_after_cooling_off
     assert (lead.status, lead.score, lead.band) == ("nurture", 60, "warm")
     assert [d.number for d in lead.decisions] == [1, 2]
     assert decay_timer_key("L-1") in timers(units).armed
+    assert units.uow.metrics.reopenings == ["engagement"]
+    assert units.uow.metrics.signals == ["webinar_attended"] * 3
 
 
 async def test_only_managers_and_admins_reopen_over_http(

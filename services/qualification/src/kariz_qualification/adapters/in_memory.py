@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kariz_qualification.domain.lead import Lead, Outcome, Scoring, Trigger
+from kariz_qualification.domain.engagement import EngagementKind
+from kariz_qualification.domain.lead import Lead, Outcome, ReopenedBy, Scoring, Trigger
 from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
 from kariz_qualification.domain.rule_versions import RuleSetVersion
 from kariz_qualification.domain.rules import DEFAULT_RULES, RuleSet
@@ -72,12 +73,20 @@ class RecordedMetrics:
 
     scores: list[tuple[Trigger, int]] = field(default_factory=list)
     decisions: list[Outcome] = field(default_factory=list)
+    signals: list[EngagementKind] = field(default_factory=list)
+    reopenings: list[ReopenedBy] = field(default_factory=list)
 
     def scored(self, scoring: Scoring) -> None:
         self.scores.append((scoring.trigger, scoring.score))
 
     def decided(self, outcome: Outcome) -> None:
         self.decisions.append(outcome)
+
+    def engaged(self, kind: EngagementKind) -> None:
+        self.signals.append(kind)
+
+    def reopened(self, by: ReopenedBy) -> None:
+        self.reopenings.append(by)
 
 
 class InMemoryQualificationUnitOfWork(InMemoryUnitOfWork, QualificationUnitOfWork):

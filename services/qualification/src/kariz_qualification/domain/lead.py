@@ -62,6 +62,8 @@ Trigger = Literal["captured", "bant", "checklist", "merged", "engagement", "deca
 #: The triggers that may qualify a lead but never disqualify it: a signal or its fading only adds
 #: points to a fit that was good enough at capture.
 ENGAGEMENT_TRIGGERS: frozenset[Trigger] = frozenset({"engagement", "decay"})
+#: What re-opened a disqualified lead.
+ReopenedBy = Literal["manager", "engagement"]
 #: Why a lead qualified when a signal took it over the threshold (``LeadQualified.reason``).
 BY_ENGAGEMENT = "engagement"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from functools import partial
 
 from kariz_qualification.domain.engagement import Signal, knows
 from kariz_qualification.domain.lead import Lead
@@ -73,6 +74,7 @@ async def reopen_lead(units: UnitsOfWork[QualificationUnitOfWork], command: Reop
         lead.reopen(command.reason, uow.clock.now(), command.by)
         await uow.leads.save(lead)
         uow.publish(lead)
+        uow.after_commit(partial(uow.metrics.reopened, "manager"))
         return lead
 
     return await units.run(work, correlation_id=await _story_of(units, command.lead_id))
@@ -148,8 +150,12 @@ async def _engage(uow: QualificationUnitOfWork, lead: Lead, signal: Signal) -> b
     in_force = await uow.rules.current()
     if knows(lead.signals, signal.signal_id):
         return False
+    reopenings = len(lead.reopenings)
     scoring = lead.engage(signal, in_force.rules, uow.clock.now(), rules_version=in_force.number)
     await uow.leads.save(lead)
+    uow.after_commit(partial(uow.metrics.engaged, signal.kind))
+    if len(lead.reopenings) > reopenings:
+        uow.after_commit(partial(uow.metrics.reopened, "engagement"))
     if scoring is not None:
         # Not for a lead decided before: it was not rescored, and its decision was observed when made.
         _publish_and_observe(uow, lead, scoring)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from kariz_qualification.domain.lead import Lead, Outcome, Scoring
+from kariz_qualification.domain.engagement import EngagementKind
+from kariz_qualification.domain.lead import Lead, Outcome, ReopenedBy, Scoring
 from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
 from kariz_qualification.domain.rule_versions import RuleSetVersion
 from kariz_shared.persistence.lead_merges import LeadMerges
@@ -76,6 +77,10 @@ class QualificationMetrics(Protocol):
     def scored(self, scoring: Scoring) -> None: ...
 
     def decided(self, outcome: Outcome) -> None: ...
+
+    def engaged(self, kind: EngagementKind) -> None: ...
+
+    def reopened(self, by: ReopenedBy) -> None: ...
 
 
 class QualificationUnitOfWork(UnitOfWork):
