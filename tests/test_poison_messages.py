@@ -512,7 +512,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             Case(LeadEngagementDecayDue, [qualification], pair(engagement_decay_due, "L")),
             Case(LeadTouched, [qualification], pair(lead_touched, "L")),
             Case(StageChanged, [notifications], pair(stage_changed, "D")),
-            Case(DealWon, [notifications], pair(deal_won, "D")),
+            Case(DealWon, [qualification, notifications], pair(deal_won, "D")),
             Case(DealLost, [notifications], pair(deal_lost, "D")),
             Case(FollowUpDue, [notifications], pair(follow_up_due, "L")),
             Case(LeadResponseOverdue, [notifications], pair(response_overdue, "L")),
@@ -546,6 +546,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             (kariz_qualification.service_layer.engagement, "engage_on_activity"),
             (kariz_qualification.service_layer.engagement, "fade_engagement"),
             (kariz_qualification.service_layer.engagement, "engage_on_touch"),
+            (kariz_qualification.service_layer.handlers, "record_won_account"),
             (kariz_deals.service_layer.handlers, "follow_merge"),
             (kariz_notifications.service_layer.handlers, "record_notifications"),
         ]:

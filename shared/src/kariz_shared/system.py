@@ -88,7 +88,8 @@ SERVICES: tuple[ServiceEntry, ...] = (
         publishes=(LeadQualified, LeadDisqualified, LeadScored, LeadEngagementDecayDue, LeadReopened),
         # LeadEngagementDecayDue is its own decay timer's: it rescores the lead when it fires; a reaching
         # ActivityLogged is an engagement signal.
-        consumes=(LeadCaptured, LeadsMerged, ActivityLogged, LeadEngagementDecayDue, LeadTouched),
+        # DealWon makes its account an existing customer: its next leads are upsell opportunities.
+        consumes=(LeadCaptured, LeadsMerged, ActivityLogged, LeadEngagementDecayDue, LeadTouched, DealWon),
         summary="scoring, BANT answers, engagement with decay, thresholds, disqualification",
     ),
     ServiceEntry(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import TypeAlias
 
 import httpx
@@ -43,6 +44,7 @@ from kariz_shared.contracts.events import (
     BantAnswers,
     Company,
     Contact,
+    DealWon,
     LeadCaptured,
     LeadEngagementDecayDue,
     LeadQualified,
@@ -476,3 +478,37 @@ async def test_signals_bands_and_the_decision_sequence_survive_the_document_mapp
         None,
     )
     assert [d.number for d in again.decisions] == [1, 2]
+
+
+# --- existing customers ---------------------------------------------------------------------------
+
+
+async def test_a_new_lead_of_an_account_with_a_won_deal_is_qualified_as_an_existing_customer(
+    units: Units, clock: FakeClock
+) -> None:
+    await units.handle(handlers.capture_lead, cold_lead("L-1"))
+    won = DealWon(
+        deal_id="D-1",
+        lead_id="L-1",
+        account_id="A-1",
+        account_name="Shop L-1",
+        owner=OWNER,
+        amount=Decimal("12000"),
+        cycle_seconds=3600.0,
+        won_at=clock.now(),
+    )
+    await units.handle(handlers.record_won_account, won)
+    # A won deal of a lead qualification never held names no company here: nothing to remember.
+    await units.handle(handlers.record_won_account, won.model_copy(update={"lead_id": "L-unknown"}))
+    assert list(units.uow.accounts.by_key) == ["name:shop l-1"]
+
+    # The same company again (its name written otherwise): 34 points of fit, qualified all the same.
+    again = cold_lead("L-2", email="bob@example.com")
+    again = again.model_copy(update={"company": again.company.model_copy(update={"name": "  SHOP   l-1 "})})
+    await units.handle(handlers.capture_lead, again)
+    [qualified] = units.of_type(LeadQualified)
+    assert (qualified.lead_id, qualified.score, qualified.reason) == ("L-2", 34, "existing customer")
+    assert (qualified.existing_customer, qualified.account_id) == (True, "A-1")
+    # Another company's lead is scored on fit as before.
+    await units.handle(handlers.capture_lead, cold_lead("L-3", email="eve@example.com"))
+    assert (await views.qualification_of(units, "L-3")).status == "nurture"

@@ -468,6 +468,13 @@ class LeadQualified(Event):
         default=None,
         description="Which decision of the lead this is (1 the first; a re-opened lead's next is later)",
     )
+    existing_customer: bool = Field(
+        default=False,
+        description="The lead's account has a won deal: an upsell or cross-sell opportunity (account_id)",
+    )
+    account_id: str | None = Field(
+        default=None, description="For an existing customer: the account of its won deal, as deals names it"
+    )
 
 
 class LeadDisqualified(Event):

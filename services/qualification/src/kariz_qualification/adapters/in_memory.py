@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kariz_qualification.domain.customers import WonAccount
 from kariz_qualification.domain.engagement import EngagementKind
 from kariz_qualification.domain.lead import Lead, Outcome, ReopenedBy, Scoring, Trigger
 from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
@@ -68,6 +69,17 @@ class InMemoryRuleSetRepository:
 
 
 @dataclass
+class InMemoryWonAccountRepository:
+    by_key: dict[str, WonAccount] = field(default_factory=dict)
+
+    async def get(self, key: str) -> WonAccount | None:
+        return self.by_key.get(key)
+
+    async def add(self, account: WonAccount) -> None:
+        self.by_key[account.key] = account
+
+
+@dataclass
 class RecordedMetrics:
     """What a test can look at instead of Prometheus."""
 
@@ -99,4 +111,5 @@ class InMemoryQualificationUnitOfWork(InMemoryUnitOfWork, QualificationUnitOfWor
         self.merges: InMemoryLeadMerges = InMemoryLeadMerges()
         seeded = RuleSetVersion.seeded(rules or DEFAULT_RULES, self.clock.now())
         self.rules: InMemoryRuleSetRepository = InMemoryRuleSetRepository([seeded])
+        self.accounts: InMemoryWonAccountRepository = InMemoryWonAccountRepository()
         self.metrics: RecordedMetrics = RecordedMetrics()

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
+from kariz_qualification.domain.customers import EXISTING_CUSTOMER, WonAccount
 from kariz_qualification.domain.engagement import (
     Signal,
     band_drop_at,
@@ -165,6 +166,8 @@ class Lead(Aggregate):
     signals: list[Signal] = field(default_factory=list)
     #: The band of the latest scoring (None: scored before bands were kept); LeadScored on a change.
     band: str | None = None
+    #: The won account this lead belongs to when it was captured: an existing customer.
+    customer: WonAccount | None = None
     #: Decisions a re-opening superseded, oldest first (the current one is ``decision``).
     past_decisions: list[Decision] = field(default_factory=list)
     reopenings: list[Reopening] = field(default_factory=list)
@@ -188,9 +191,11 @@ class Lead(Aggregate):
         at: datetime,
         *,
         rules_version: int | None = None,
+        customer: WonAccount | None = None,
     ) -> Lead:
         """Take a captured lead into qualification and score its fit straight away with ``rules``
-        (version ``rules_version`` of the rule set)."""
+        (version ``rules_version`` of the rule set). A lead of a ``customer`` account (a deal was won
+        with it) qualifies as an existing customer unless a hard no of its checklist says otherwise."""
         lead = cls(
             lead_id=event.lead_id,
             owner=event.owner,
@@ -201,6 +206,7 @@ class Lead(Aggregate):
             correlation_id=correlation_id,
             captured_at=event.captured_at,
             methodology=rules.methodology_for(event.company),
+            customer=customer,
         )
         lead.rescore(rules, "captured", at, rules_version=rules_version)
         return lead
@@ -309,7 +315,10 @@ class Lead(Aggregate):
         )
         self.scorings.append(scoring)
         verdict = decide(scoring.score, rules.thresholds, self.review(rules))
-        if verdict.status == "qualified":
+        if self.customer is not None and self.review(rules).hard_no is None:
+            # Fit is known for an account that bought: its score is not what decides it.
+            self._qualify(rules, at, by, reason=EXISTING_CUSTOMER)
+        elif verdict.status == "qualified":
             self._qualify(rules, at, by, reason=BY_ENGAGEMENT if trigger == "engagement" else None)
         elif verdict.status == "disqualified" and trigger not in ENGAGEMENT_TRIGGERS:
             self._disqualify(verdict.reason or "disqualified", at, manual=False, by=by, rules=rules)
@@ -534,6 +543,8 @@ class Lead(Aggregate):
                 actor=by,
                 reason=reason,
                 decision_number=self.decision.number,
+                existing_customer=self.customer is not None,
+                account_id=None if self.customer is None else self.customer.account_id,
             )
         )
 

@@ -10,6 +10,7 @@ from kariz_qualification.service_layer import engagement, handlers
 from kariz_qualification.service_layer.unit_of_work import QualificationUnitOfWork
 from kariz_shared.contracts.events import (
     ActivityLogged,
+    DealWon,
     LeadCaptured,
     LeadEngagementDecayDue,
     LeadsMerged,
@@ -40,10 +41,15 @@ async def on_engagement_decay_due(uow: QualificationUnitOfWork, event: LeadEngag
     await engagement.fade_engagement(uow, event)
 
 
+async def on_deal_won(uow: QualificationUnitOfWork, event: DealWon) -> None:
+    await handlers.record_won_account(uow, event)
+
+
 SUBSCRIPTIONS: Subscriptions[QualificationUnitOfWork] = {
     LeadCaptured: on_lead_captured,
     LeadsMerged: on_leads_merged,
     ActivityLogged: on_activity_logged,
     LeadEngagementDecayDue: on_engagement_decay_due,
     LeadTouched: on_lead_touched,
+    DealWon: on_deal_won,
 }

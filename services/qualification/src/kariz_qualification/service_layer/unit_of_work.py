@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from kariz_qualification.domain.customers import WonAccount
 from kariz_qualification.domain.engagement import EngagementKind
 from kariz_qualification.domain.lead import Lead, Outcome, ReopenedBy, Scoring
 from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
@@ -71,6 +72,18 @@ class RuleSetRepository(Protocol):
         ...
 
 
+class WonAccountRepository(Protocol):
+    """The accounts with a won deal, by account key (``domain.customers.account_key``)."""
+
+    async def get(self, key: str) -> WonAccount | None:
+        """The won account of that key; on MongoDB the first call reads those of the batch's captures."""
+        ...
+
+    async def add(self, account: WonAccount) -> None:
+        """Keep the account (a later won deal of it replaces the one kept)."""
+        ...
+
+
 class QualificationMetrics(Protocol):
     """The business metrics; observed only once the unit that made the fact committed."""
 
@@ -87,4 +100,5 @@ class QualificationUnitOfWork(UnitOfWork):
     leads: LeadRepository
     merges: LeadMerges
     rules: RuleSetRepository
+    accounts: WonAccountRepository
     metrics: QualificationMetrics

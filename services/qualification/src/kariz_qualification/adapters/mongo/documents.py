@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from kariz_qualification.domain.customers import WonAccount
 from kariz_qualification.domain.engagement import Signal
 from kariz_qualification.domain.lead import Decision, Lead, Reopening, Scoring
 from kariz_qualification.domain.queries import LeadSummary
@@ -27,6 +28,8 @@ RULE_SET_VERSIONS = "rule_set_versions"
 #: seed set to 1 and each replacement raised by 1. Read once at start-up, to carry it over; never written.
 RULE_SETS = "rule_sets"
 CURRENT = "current"
+#: The accounts with a won deal, ``_id`` = the account key (``domain:<domain>`` or ``name:<name>``).
+WON_ACCOUNTS = "won_accounts"
 
 #: The fields a review queue's row needs (see :func:`summary_from_document`).
 SUMMARY_FIELDS = ("owner", "company.name", "status", "score", "captured_at", "decision.at")
@@ -103,6 +106,7 @@ def lead_to_document(lead: Lead) -> dict[str, Any]:
             for s in lead.signals
         ],
         "band": lead.band,
+        "customer": None if lead.customer is None else vars(lead.customer),
         # Denormalised for the queries that list leads.
         "status": lead.status,
         "score": lead.score,
@@ -177,6 +181,7 @@ def lead_from_document(doc: dict[str, Any]) -> Lead:
             for s in doc.get("signals") or []
         ],
         band=doc.get("band"),
+        customer=None if doc.get("customer") is None else WonAccount(**doc["customer"]),
         version=doc.get("version", 0),
     )
 
