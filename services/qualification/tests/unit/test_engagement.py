@@ -300,8 +300,8 @@ async def test_a_repeat_capture_is_a_touched_signal_counted_once(units: Units, c
 
 async def test_the_decay_timer_rescores_the_lead_when_its_band_drops(units: Units, clock: FakeClock) -> None:
     await units.handle(handlers.capture_lead, cold_lead())
-    # 34 + 15 + 8 = 57: warm. It drops below 40 when the 23 engagement points fade below 6: just under
-    # two half-lives (23 / 4 = 5.75 rounds to 6 per kind... found by the timer, not computed here).
+    # 34 + 15 + 8 = 57: warm. It drops below 40 once the 23 engagement points (rounded per kind) fade
+    # to 5 or fewer: about two half-lives on; the bisection finds the minute, the test only brackets it.
     await engagement.record_engagement(units, signal("webinar_attended", clock.now()))
     await engagement.record_engagement(units, signal("content_downloaded", clock.now()))
     assert [e.band for e in units.of_type(LeadScored)] == ["warm"]
