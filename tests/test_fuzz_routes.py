@@ -40,6 +40,7 @@ from kariz_leads.entrypoints import tasks as leads_tasks
 from kariz_notifications.adapters.in_memory import InMemoryNotificationsReads, InMemoryNotificationsUnitOfWork
 from kariz_notifications.entrypoints import http as notifications_http
 from kariz_qualification.adapters.in_memory import InMemoryQualificationUnitOfWork
+from kariz_qualification.entrypoints import engagements as qualification_engagements
 from kariz_qualification.entrypoints import http as qualification_http
 from kariz_reports.adapters.in_memory import InMemoryReportsUnitOfWork
 from kariz_reports.entrypoints import http as reports_http
@@ -70,6 +71,7 @@ def routers() -> dict[str, APIRouter]:
     deals = InMemoryDealsUnitOfWork(clock)
     notifications = InMemoryNotificationsUnitOfWork(clock)
     leads_units = InMemoryUnitsOfWork(InMemoryLeadsUnitOfWork(clock))
+    qualification_units = InMemoryUnitsOfWork(InMemoryQualificationUnitOfWork(clock))
     leads = APIRouter()
     for router in (
         leads_http.router(leads_units, SalesTeam.of(["alex@kariz.example"]), ResponseSla(timedelta(hours=4))),
@@ -102,9 +104,8 @@ def routers() -> dict[str, APIRouter]:
     )
     return {
         "leads": leads,
-        "qualification": qualification_http.router(
-            InMemoryUnitsOfWork(InMemoryQualificationUnitOfWork(clock))
-        ),
+        "qualification": qualification_http.router(qualification_units),
+        "qualification: engagements": qualification_engagements.router(qualification_units),
         "deals": deals_routes,
         "deals-quotes": deals_quotes_routers(deals_units),
         "notifications": notifications_http.router(InMemoryNotificationsReads(notifications)),

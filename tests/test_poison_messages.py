@@ -34,6 +34,7 @@ import kariz_leads.service_layer.activities
 import kariz_leads.service_layer.handlers
 import kariz_leads.service_layer.reassignment
 import kariz_notifications.service_layer.handlers
+import kariz_qualification.service_layer.engagement
 import kariz_qualification.service_layer.handlers
 from kariz_deals.bootstrap import build as build_deals
 from kariz_deals.settings import DealsSettings
@@ -59,6 +60,7 @@ from kariz_shared.contracts.events import (
     FollowUpDue,
     LeadCaptured,
     LeadDisqualified,
+    LeadEngagementDecayDue,
     LeadQualified,
     LeadQueued,
     LeadReassigned,
@@ -66,6 +68,7 @@ from kariz_shared.contracts.events import (
     LeadResponseOverdue,
     LeadsMerged,
     LeadSource,
+    LeadTouched,
     QuoteExpired,
     ScoreLine,
     StageChanged,
@@ -199,7 +202,8 @@ def leads_merged(survivor: str) -> LeadsMerged:
 
 
 def activity_logged(lead_id: str) -> ActivityLogged:
-    """A call on a lead deals has no deal of: nothing to re-arm, fails nothing."""
+    """A call reaching the contact of a lead neither deals nor qualification holds: deals has no deal
+    to re-arm, qualification drops the signal; it fails nothing."""
     return ActivityLogged(
         activity_id=unique("A"),
         lead_id=lead_id,
@@ -299,6 +303,16 @@ def lead_reassigned(lead_id: str) -> LeadReassigned:
         reason="manual",
         reassigned_at=NOW,
     )
+
+
+def engagement_decay_due(lead_id: str) -> LeadEngagementDecayDue:
+    """Qualification's own decay timer's event, for a lead it does not hold: nothing to rescore."""
+    return LeadEngagementDecayDue(lead_id=lead_id, band="warm", due_at=NOW)
+
+
+def lead_touched(lead_id: str) -> LeadTouched:
+    """A repeat capture of a lead qualification does not hold: the signal is dropped."""
+    return LeadTouched(lead_id=lead_id, source=LeadSource.WEB_FORM, touch_count=2, touched_at=NOW)
 
 
 def envelope(event: Event) -> Envelope[Event]:
@@ -459,6 +473,8 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
         LeadQueued,
         LeadReassigned,
         QuoteExpired,
+        LeadEngagementDecayDue,
+        LeadTouched,
     ]
     topics = [cls.topic() for cls in consumed]
     partitions = await partition_counts(backends.kafka_bootstrap, topics)
@@ -509,9 +525,11 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             ),
             Case(TaskRequested, [leads], [envelope(task_requested(lead)) for lead in requested_for]),
             Case(LeadsMerged, [qualification, deals], pair(leads_merged, "L")),
-            Case(ActivityLogged, [deals], pair(activity_logged, "L")),
+            Case(ActivityLogged, [qualification, deals], pair(activity_logged, "L")),
+            Case(LeadEngagementDecayDue, [qualification], pair(engagement_decay_due, "L")),
+            Case(LeadTouched, [qualification], pair(lead_touched, "L")),
             Case(StageChanged, [notifications], pair(stage_changed, "D")),
-            Case(DealWon, [deals, notifications], pair(deal_won, "D")),
+            Case(DealWon, [qualification, deals, notifications], pair(deal_won, "D")),
             Case(DealLost, [deals, notifications], pair(deal_lost, "D")),
             Case(FollowUpDue, [notifications], pair(follow_up_due, "L")),
             Case(LeadResponseOverdue, [notifications], pair(response_overdue, "L")),
@@ -543,6 +561,10 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             (kariz_leads.service_layer.activities, "record_task_requested"),
             (kariz_deals.service_layer.handlers, "open_deal_for"),
             (kariz_qualification.service_layer.handlers, "follow_merge"),
+            (kariz_qualification.service_layer.engagement, "engage_on_activity"),
+            (kariz_qualification.service_layer.engagement, "fade_engagement"),
+            (kariz_qualification.service_layer.engagement, "engage_on_touch"),
+            (kariz_qualification.service_layer.handlers, "record_won_account"),
             (kariz_deals.service_layer.handlers, "follow_merge"),
             (kariz_deals.service_layer.pipelines, "activity_logged"),
             (kariz_deals.service_layer.quotes, "expire_quote"),

@@ -20,12 +20,16 @@ from kariz_shared.contracts.events import (
     FollowUpDue,
     LeadCaptured,
     LeadDisqualified,
+    LeadEngagementDecayDue,
     LeadQualified,
     LeadQueued,
     LeadReassigned,
+    LeadReopened,
     LeadResponseEscalationDue,
     LeadResponseOverdue,
+    LeadScored,
     LeadsMerged,
+    LeadTouched,
     ObjectionRecorded,
     QuoteAccepted,
     QuoteApprovalRequested,
@@ -79,6 +83,7 @@ SERVICES: tuple[ServiceEntry, ...] = (
             LeadQueued,
             LeadsMerged,
             RepProfile,
+            LeadTouched,
         ),
         # LeadResponseEscalationDue is its own response timer's: it reassigns the lead when it fires.
         consumes=(LeadQualified, LeadDisqualified, TaskRequested, LeadResponseEscalationDue),
@@ -88,9 +93,12 @@ SERVICES: tuple[ServiceEntry, ...] = (
     ServiceEntry(
         "qualification",
         8002,
-        publishes=(LeadQualified, LeadDisqualified),
-        consumes=(LeadCaptured, LeadsMerged),
-        summary="scoring, BANT answers, thresholds, disqualification",
+        publishes=(LeadQualified, LeadDisqualified, LeadScored, LeadEngagementDecayDue, LeadReopened),
+        # LeadEngagementDecayDue is its own decay timer's: it rescores the lead when it fires; a reaching
+        # ActivityLogged is an engagement signal.
+        # DealWon makes its account an existing customer: its next leads are upsell opportunities.
+        consumes=(LeadCaptured, LeadsMerged, ActivityLogged, LeadEngagementDecayDue, LeadTouched, DealWon),
+        summary="scoring, BANT answers, engagement with decay, thresholds, disqualification",
     ),
     ServiceEntry(
         "deals",

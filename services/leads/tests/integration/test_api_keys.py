@@ -44,8 +44,10 @@ async def test_a_capture_key_creates_leads_and_nothing_else(
     assert first.json().keys() == again.json().keys() == {"accepted", "correlation_id"}
     doc = await leads.db.leads.find_one({"contact.email": email})
     assert doc is not None and len(doc["touches"]) == 2, "the repeat was recorded as a touch"
-    [event] = await leads.db.outbox.find({"key": doc["_id"]}).to_list()
-    assert event["headers"]["ce_actor"] == f"key:{key['id']}"
+    # The capture, then the touch (LeadTouched): both name the key as their actor.
+    events = await leads.db.outbox.find({"key": doc["_id"]}).to_list()
+    assert sorted(event["topic"] for event in events) == ["kariz.lead-captured.v1", "kariz.lead-touched.v1"]
+    assert {event["headers"]["ce_actor"] for event in events} == {f"key:{key['id']}"}
 
     wrong_source = await leads.http.post("/leads", json=lead_body(source="partner"), headers=form)
     assert wrong_source.status_code == 422 and wrong_source.json()["message"].startswith("source:")
@@ -109,8 +111,10 @@ async def test_a_keys_changes_name_the_key_and_whom_it_acts_for_in_the_history_a
     )
     assert touched["details"]["source"] == "partner"
     assert (captured["kind"], captured["by"], captured["on_behalf_of"]) == ("captured", rep, None)
-    [event] = await leads.db.outbox.find({"key": doc["_id"]}).to_list()
+    [event] = await leads.db.outbox.find({"key": doc["_id"], "topic": "kariz.lead-captured.v1"}).to_list()
     assert event["headers"]["ce_actor"] == rep and "ce_onbehalfof" not in event["headers"]
+    [touch] = await leads.db.outbox.find({"key": doc["_id"], "topic": "kariz.lead-touched.v1"}).to_list()
+    assert touch["headers"]["ce_actor"] == f"key:{key['id']}"
 
     owner = doc["owner"]
     other = next(r for r in ("alex@kariz.example", "sam@kariz.example", "kim@kariz.example") if r != owner)

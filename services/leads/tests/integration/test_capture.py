@@ -11,7 +11,7 @@ import pytest
 
 from kariz_devkit.testing import Backends, reading, unique
 from kariz_leads.adapters.mongo.repositories import MongoLeadRepository
-from kariz_shared.contracts.events import LeadCaptured, LeadResponseOverdue
+from kariz_shared.contracts.events import LeadCaptured, LeadResponseOverdue, LeadTouched
 from kariz_shared.messaging.timers import TimerWorker
 from kariz_shared.runtime.clock import FakeClock
 
@@ -149,13 +149,14 @@ async def test_a_second_capture_of_the_same_address_is_a_touch_not_a_lead(
     assert shown["touches"] == repeat["touches"]
     assert await leads.db.leads.count_documents({"contact.email": f"{name}@navy.example"}) == 1
     assert len(reader.of(TOPIC, lead["id"])) == 1
-    assert await leads.db.outbox.count_documents({"key": lead["id"]}) == 1
+    assert await leads.db.outbox.count_documents({"key": lead["id"], "topic": TOPIC}) == 1
+    assert await leads.db.outbox.count_documents({"key": lead["id"], "topic": LeadTouched.topic()}) == 1
 
     assert sorted(r.status_code for r in raced) == [200, 201]
     assert {r.json()["id"] for r in raced} == {raced_id}
     assert await leads.db.leads.count_documents({"contact.email": racer}) == 1
     assert len(reader.of(TOPIC, raced_id)) == 1
-    assert await leads.db.outbox.count_documents({"key": raced_id}) == 1
+    assert await leads.db.outbox.count_documents({"key": raced_id, "topic": TOPIC}) == 1
     assert 'kariz_leads_duplicates_total{source="event"}' in metrics
 
 
@@ -224,7 +225,9 @@ async def test_the_unique_index_turns_a_lost_race_into_a_touch(
     assert second.json()["id"] == first.json()["id"]
     assert [t["source"] for t in second.json()["touches"]] == ["web_form", "referral"]
     assert await leads.db.leads.count_documents({"contact.email": email}) == 1
-    assert await leads.db.outbox.count_documents({}) == outbox_before
+    # No second capture: the one event more is the touch's (LeadTouched).
+    assert await leads.db.outbox.count_documents({}) == outbox_before + 1
+    assert await leads.db.outbox.count_documents({"key": first.json()["id"], "topic": TOPIC}) == 1
 
 
 async def test_the_database_keeps_the_recent_touches_and_counts_them_all(

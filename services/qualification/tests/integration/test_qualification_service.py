@@ -25,6 +25,7 @@ from kariz_shared.contracts.events import (
     LeadCaptured,
     LeadDisqualified,
     LeadQualified,
+    LeadScored,
     LeadSource,
 )
 from kariz_shared.service import Service
@@ -417,3 +418,58 @@ async def test_a_lead_is_its_owners_the_queue_is_filtered_and_the_rule_set_is_an
     assert edit.status_code == 403 and "admin" in edit.json()["message"]
     assert (await harness.http.get("/rules/versions", headers=owner)).status_code == 403
     assert (await harness.http.get("/rules", headers={"Authorization": ""})).status_code == 401
+
+
+async def test_engagement_posted_by_a_marketing_key_qualifies_a_nurtured_lead_and_lead_scored_is_published(
+    harness: Harness,
+) -> None:
+    lead = unique("L")
+    email = f"{lead.lower()}@engaged.example"
+    # retail 5 + 10-49 5 + FR 8 + manager 8 + web_form 8 = 34: nurtured, cold (below 40).
+    event = captured(
+        lead, industry="retail", size=20, country="FR", title="IT Manager", source=LeadSource.WEB_FORM
+    )
+    event = event.model_copy(update={"contact": event.contact.model_copy(update={"email": email})})
+    env = from_leads(event)
+    await harness.feed(env)
+    await harness.handled(env)
+
+    issued = await harness.http.post(
+        "/api-keys", json={"name": "marketing automation", "scopes": ["engagements:record"]}
+    )
+    assert issued.status_code == 201, issued.text
+    marketing = {"X-Api-Key": issued.json()["key"], "Authorization": ""}
+
+    async with reading(harness.backends.kafka_bootstrap, LeadScored.topic()) as scored:
+        now = datetime.now(UTC).isoformat()
+        first = {"kind": "webinar_attended", "occurred_at": now, "email": email.upper()}
+        response = await harness.http.post("/engagements", json=first, headers=marketing)
+        assert (response.status_code, response.json()) == (200, {"recorded": True}), response.text
+        [record] = await scored.wait_for(lambda r: r.key == lead)
+        body = LeadScored.model_validate(record.body)
+        assert (body.fit, body.engagement, body.total, body.band, body.previous_band) == (
+            34,
+            15,
+            49,
+            "warm",
+            "cold",
+        )
+        assert record.headers["ce_correlationid"] == env.correlation_id
+        # Warm now: the decay timer is armed for when the faded webinar takes it back below 40.
+        timer = await harness.db.timers.find_one({"_id": f"qualification:engagement-decay:{lead}"})
+        assert timer is not None and timer["event"]["band"] == "warm"
+
+    for kind in ("webinar_attended", "content_downloaded"):
+        body_ = {"kind": kind, "occurred_at": datetime.now(UTC).isoformat(), "lead_id": lead}
+        assert (await harness.http.post("/engagements", json=body_, headers=marketing)).status_code == 200
+
+    record = await harness.decision_event(lead)
+    assert record.topic == QUALIFIED
+    qualified = LeadQualified.model_validate(record.body)
+    assert (qualified.score, qualified.reason, qualified.actor) == (72, "engagement", None)
+    view = (await harness.http.get(f"/leads/{lead}/qualification")).json()
+    assert (view["status"], view["decision"]["reason"]) == ("qualified", "engagement")
+    assert (view["current"]["fit"]["points"], view["current"]["engagement"]["points"]) == (34, 38)
+    # Decided: the decay timer is disarmed, and exactly one decision went out.
+    assert await harness.db.timers.find_one({"_id": f"qualification:engagement-decay:{lead}"}) is None
+    assert [doc["topic"] for doc in await harness.outbox(lead)].count(QUALIFIED) == 1

@@ -139,6 +139,7 @@ async def test_a_strong_fit_is_scored_and_qualified_at_capture(units: Units, clo
             breakdown=list(lead.breakdown),
             answers=None,
             qualified_at=clock.now(),
+            decision_number=1,
         )
     ]
     assert units.uow.metrics.scores == [("captured", 80)]
@@ -171,6 +172,7 @@ async def test_a_poor_fit_is_disqualified_at_capture_with_the_reason(units: Unit
         ],
         answers=None,
         disqualified_at=clock.now(),
+        decision_number=1,
     )
     lead = await views.qualification_of(units, "L-1")
     assert lead.status == "disqualified"
@@ -295,6 +297,7 @@ async def test_a_no_from_the_call_disqualifies_despite_the_score(
         answers=answers,
         checklist=event.checklist,
         disqualified_at=clock.now(),
+        decision_number=1,
         actor=REP,
     ), "the rep whose answers decided it is its actor"
     assert lead.decision.by == REP

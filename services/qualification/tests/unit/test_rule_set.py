@@ -59,8 +59,8 @@ def test_defaults_round_trip_through_json() -> None:
         ("thresholds", {"qualify": 70, "disqualify_below": 70}, "must be below qualify"),
         ("thresholds", {"qualify": 0, "disqualify_below": 0}, "greater than or equal to 1"),
         ("thresholds", {"qualify": 70, "disqualify_below": -5}, "greater than or equal to 0"),
-        # fit 90 + the best checklist (MEDDPICC's 70) = 160.
-        ("thresholds", {"qualify": 161, "disqualify_below": 15}, "can never be reached"),
+        # fit 90 + the best checklist (MEDDPICC's 70) + engagement's cap (40) = 200.
+        ("thresholds", {"qualify": 201, "disqualify_below": 15}, "can never be reached"),
     ],
 )
 def test_invalid_rule_sets_are_refused_with_a_message(path: str, value: Any, message: str) -> None:

@@ -344,6 +344,22 @@ class TaskRequested(Event):
     requested_at: datetime
 
 
+class LeadTouched(Event):
+    description: ClassVar[str] = (
+        "A known contact was captured again (a repeat form fill, another list, an import's repeat): a "
+        "touch of the lead the address already is, never a new lead. Qualification counts it as "
+        "engagement."
+    )
+    key_field: ClassVar[str] = "lead_id"
+
+    lead_id: str
+    source: LeadSource
+    campaign: str | None = None
+    touch_count: int = Field(description="Every capture of this contact so far, the first one included")
+    touched_at: datetime
+    actor: str | None = actor_field()
+
+
 class LeadReassigned(Event):
     description: ClassVar[str] = (
         "A lead changed owner: a manager reassigned it, or its response SLA's escalation handed it to the "
@@ -443,6 +459,22 @@ class LeadQualified(Event):
     )
     qualified_at: datetime
     actor: str | None = actor_field()
+    reason: str | None = Field(
+        default=None,
+        description="Why it qualified when not by an answer or the capture's score: 'engagement' (signals "
+        "raised a nurtured lead's combined score over the threshold)",
+    )
+    decision_number: int | None = Field(
+        default=None,
+        description="Which decision of the lead this is (1 the first; a re-opened lead's next is later)",
+    )
+    existing_customer: bool = Field(
+        default=False,
+        description="The lead's account has a won deal: an upsell or cross-sell opportunity (account_id)",
+    )
+    account_id: str | None = Field(
+        default=None, description="For an existing customer: the account of its won deal, as deals names it"
+    )
 
 
 class LeadDisqualified(Event):
@@ -460,6 +492,58 @@ class LeadDisqualified(Event):
     )
     disqualified_at: datetime
     actor: str | None = actor_field()
+    decision_number: int | None = Field(
+        default=None,
+        description="Which decision of the lead this is (1 the first; a re-opened lead's next is later)",
+    )
+
+
+class LeadReopened(Event):
+    description: ClassVar[str] = (
+        "A disqualified lead was re-opened (back in nurture, to be decided again): by a manager, or by "
+        "new engagement above the rule set's threshold after its cooling-off period. Its earlier decisions "
+        "are kept; the re-opening is a decision of its own in the lead's sequence."
+    )
+    key_field: ClassVar[str] = "lead_id"
+
+    lead_id: str
+    owner: str
+    decision_number: int = Field(description="Which decision of the lead the re-opening is")
+    reopened_decision: int = Field(description="The number of the disqualification it re-opens")
+    reason: str
+    reopened_at: datetime
+    actor: str | None = actor_field()
+
+
+class LeadScored(Event):
+    description: ClassVar[str] = (
+        "A lead's score changed band (e.g. warm to hot, or hot to warm as its engagement faded), for "
+        "marketing automation: the fit and engagement parts, their total and both bands."
+    )
+    key_field: ClassVar[str] = "lead_id"
+
+    lead_id: str
+    owner: str
+    fit: int = Field(description="The fit part of the score (with the checklist's answers)")
+    engagement: int = Field(description="The engagement part, decayed to scored_at")
+    total: int
+    band: str
+    previous_band: str | None = Field(default=None, description="The band it was in before")
+    breakdown: list[ScoreLine] = Field(default_factory=list, description="Every rule that counted")
+    scored_at: datetime
+
+
+class LeadEngagementDecayDue(Event):
+    description: ClassVar[str] = (
+        "A lead's decayed engagement is due to take its score below its band: a timer of the "
+        "qualification service, armed when engagement is recorded; qualification itself consumes it and "
+        "rescores the lead (LeadScored), arming the next one."
+    )
+    key_field: ClassVar[str] = "lead_id"
+
+    lead_id: str
+    band: str = Field(description="The band the lead was in when the timer was armed")
+    due_at: datetime
 
 
 # --- deals ----------------------------------------------------------------------------------------
@@ -727,12 +811,16 @@ EVENTS: dict[str, type[Event]] = {
         ActivityLogged,
         FollowUpDue,
         TaskRequested,
+        LeadTouched,
         LeadReassigned,
         LeadQueued,
         LeadsMerged,
         RepProfile,
         LeadQualified,
         LeadDisqualified,
+        LeadScored,
+        LeadEngagementDecayDue,
+        LeadReopened,
         DealOpened,
         StageChanged,
         DealWon,

@@ -158,6 +158,8 @@ class Scope(StrEnum):
 
     LEADS_CAPTURE = "leads:capture"
     LEADS_IMPORT = "leads:import"
+    #: Report a lead's engagement (qualification's POST /engagements): marketing automation's key.
+    ENGAGEMENTS_RECORD = "engagements:record"
 
 
 @dataclass(frozen=True)

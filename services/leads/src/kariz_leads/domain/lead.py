@@ -20,6 +20,7 @@ from kariz_shared.contracts.events import (
     LeadReassigned,
     LeadsMerged,
     LeadSource,
+    LeadTouched,
 )
 from kariz_shared.contracts.identity import Actor
 from kariz_shared.contracts.normalisation import duplicate_key
@@ -347,6 +348,17 @@ class Lead(Aggregate):
         self.touches_by_source[source.value] = self.touches_by_source.get(source.value, 0) + 1
         self.updated_at = at
         self._record(LeadChangeKind.TOUCHED, at, by, source=source.value, campaign=campaign)
+        # Qualification counts a repeat capture as engagement.
+        self.raise_event(
+            LeadTouched(
+                lead_id=self.id,
+                source=source,
+                campaign=campaign,
+                touch_count=self.touch_count,
+                touched_at=at,
+                actor=by.who,
+            )
+        )
         return touch
 
     def qualify(self, score: int, at: datetime, by: Actor) -> None:

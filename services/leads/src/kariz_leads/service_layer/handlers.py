@@ -257,6 +257,8 @@ async def capture_lines(
         lead = known.get(email) or new.get(email)
         if lead is not None:
             touch = lead.touch(line.source, line.details.campaign, at, by)
+            for event in lead.pull_events():  # LeadTouched
+                uow.emit(event, correlation_id=lead.correlation_id)
             if email not in new:  # a lead of this unit carries its touches into its insert
                 await uow.leads.add_touch(lead, touch)
             uow.after_commit(partial(uow.metrics.touched, line.source))

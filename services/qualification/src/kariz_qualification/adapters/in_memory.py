@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kariz_qualification.domain.lead import Lead, Outcome, Scoring, Trigger
+from kariz_qualification.domain.customers import WonAccount
+from kariz_qualification.domain.engagement import EngagementKind
+from kariz_qualification.domain.lead import Lead, Outcome, ReopenedBy, Scoring, Trigger
 from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
 from kariz_qualification.domain.rule_versions import RuleSetVersion
 from kariz_qualification.domain.rules import DEFAULT_RULES, RuleSet
@@ -38,6 +40,9 @@ class InMemoryLeadRepository(InMemoryVersionedAggregates[Lead]):
         leads, total = self.select(query.matches, lambda lead: lead.captured_at, limit=limit, offset=offset)
         return [LeadSummary.of(lead) for lead in leads], total
 
+    async def by_email(self, email: str) -> Lead | None:
+        return self.first(lambda lead: lead.contact.email == email and lead.merged_into is None)
+
 
 @dataclass
 class InMemoryRuleSetRepository:
@@ -64,17 +69,36 @@ class InMemoryRuleSetRepository:
 
 
 @dataclass
+class InMemoryWonAccountRepository:
+    by_key: dict[str, WonAccount] = field(default_factory=dict)
+
+    async def get(self, key: str) -> WonAccount | None:
+        return self.by_key.get(key)
+
+    async def add(self, account: WonAccount) -> None:
+        self.by_key[account.key] = account
+
+
+@dataclass
 class RecordedMetrics:
     """What a test can look at instead of Prometheus."""
 
     scores: list[tuple[Trigger, int]] = field(default_factory=list)
     decisions: list[Outcome] = field(default_factory=list)
+    signals: list[EngagementKind] = field(default_factory=list)
+    reopenings: list[ReopenedBy] = field(default_factory=list)
 
     def scored(self, scoring: Scoring) -> None:
         self.scores.append((scoring.trigger, scoring.score))
 
     def decided(self, outcome: Outcome) -> None:
         self.decisions.append(outcome)
+
+    def engaged(self, kind: EngagementKind) -> None:
+        self.signals.append(kind)
+
+    def reopened(self, by: ReopenedBy) -> None:
+        self.reopenings.append(by)
 
 
 class InMemoryQualificationUnitOfWork(InMemoryUnitOfWork, QualificationUnitOfWork):
@@ -87,4 +111,5 @@ class InMemoryQualificationUnitOfWork(InMemoryUnitOfWork, QualificationUnitOfWor
         self.merges: InMemoryLeadMerges = InMemoryLeadMerges()
         seeded = RuleSetVersion.seeded(rules or DEFAULT_RULES, self.clock.now())
         self.rules: InMemoryRuleSetRepository = InMemoryRuleSetRepository([seeded])
+        self.accounts: InMemoryWonAccountRepository = InMemoryWonAccountRepository()
         self.metrics: RecordedMetrics = RecordedMetrics()

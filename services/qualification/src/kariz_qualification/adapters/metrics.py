@@ -7,7 +7,8 @@ from typing import get_args
 
 from prometheus_client import Counter, Histogram
 
-from kariz_qualification.domain.lead import Outcome, Scoring, Trigger
+from kariz_qualification.domain.engagement import EngagementKind
+from kariz_qualification.domain.lead import Outcome, ReopenedBy, Scoring, Trigger
 from kariz_shared.runtime.metrics import registry
 
 decisions = Counter(
@@ -24,11 +25,28 @@ scores = Histogram(
     registry=registry,
 )
 
+engagement_signals = Counter(
+    "kariz_qualification_engagement_signals_total",
+    "Engagement signals taken, by kind (email_opened, ..., touched, reached); a repeat counts once",
+    ["kind"],
+    registry=registry,
+)
+reopened = Counter(
+    "kariz_qualification_reopened_total",
+    "Disqualified leads re-opened, by what re-opened them (manager, engagement)",
+    ["by"],
+    registry=registry,
+)
+
 # Every outcome and trigger starts at 0, so increase() and rates see the first decision too.
 for _outcome in get_args(Outcome):
     decisions.labels(_outcome)
 for _trigger in get_args(Trigger):
     scores.labels(_trigger)
+for _kind in get_args(EngagementKind):
+    engagement_signals.labels(_kind)
+for _by in get_args(ReopenedBy):
+    reopened.labels(_by)
 
 
 class PrometheusMetrics:
@@ -39,3 +57,9 @@ class PrometheusMetrics:
 
     def decided(self, outcome: Outcome) -> None:
         decisions.labels(outcome).inc()
+
+    def engaged(self, kind: EngagementKind) -> None:
+        engagement_signals.labels(kind).inc()
+
+    def reopened(self, by: ReopenedBy) -> None:
+        reopened.labels(by).inc()

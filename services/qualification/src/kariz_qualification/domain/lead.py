@@ -13,9 +13,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
+from kariz_qualification.domain.customers import EXISTING_CUSTOMER, WonAccount
+from kariz_qualification.domain.engagement import (
+    Signal,
+    band_drop_at,
+    engagement_lines,
+    is_engagement,
+    knows,
+    newest,
+)
 from kariz_qualification.domain.methodologies import (
     METHODOLOGIES,
     ChecklistReview,
@@ -36,6 +45,8 @@ from kariz_shared.contracts.events import (
     LeadCaptured,
     LeadDisqualified,
     LeadQualified,
+    LeadReopened,
+    LeadScored,
     LeadSource,
     QualificationChecklist,
     ScoreLine,
@@ -46,7 +57,16 @@ Outcome = Literal["qualified", "disqualified"]
 Status = Literal["nurture", "qualified", "disqualified", "merged"]
 #: ``merged``: the scoring a merge took from the duplicate, which had the better verdict.
 #: ``checklist``: answers recorded with ``PUT /leads/{id}/checklist/{methodology}``.
-Trigger = Literal["captured", "bant", "checklist", "merged"]
+#: ``engagement``: an engagement signal (POST /engagements, a repeat capture, a rep reaching the contact);
+#: ``decay``: the decay timer, when fading engagement takes the score below its band.
+Trigger = Literal["captured", "bant", "checklist", "merged", "engagement", "decay"]
+#: The triggers that may qualify a lead but never disqualify it: a signal or its fading only adds
+#: points to a fit that was good enough at capture.
+ENGAGEMENT_TRIGGERS: frozenset[Trigger] = frozenset({"engagement", "decay"})
+#: What re-opened a disqualified lead.
+ReopenedBy = Literal["manager", "engagement"]
+#: Why a lead qualified when a signal took it over the threshold (``LeadQualified.reason``).
+BY_ENGAGEMENT = "engagement"
 
 #: How good a verdict is, for a merge: the better qualification wins (then the higher score).
 VERDICT_RANK = {"qualified": 2, "nurture": 1, "disqualified": 0}
@@ -103,6 +123,21 @@ class Decision:
     manual: bool = False
     #: Who decided: the rep whose answers or disqualification it was; None when the scoring decided.
     by: str | None = None
+    #: Which decision of the lead it is, re-openings counted (1: the first).
+    number: int = 1
+
+
+@dataclass(frozen=True)
+class Reopening:
+    """A disqualified lead put back in nurture: a decision of its own in the lead's sequence."""
+
+    number: int
+    #: The number of the disqualification it re-opened.
+    reopened: int
+    at: datetime
+    reason: str
+    #: The manager who re-opened it; None when new engagement did.
+    by: str | None = None
 
 
 @dataclass
@@ -127,6 +162,15 @@ class Lead(Aggregate):
     merged_into: str | None = None
     #: The leads merged into this one, oldest first.
     merged_from: list[str] = field(default_factory=list)
+    #: Engagement signals, oldest first (the most recent ``KEPT_SIGNALS``); kept after a decision too.
+    signals: list[Signal] = field(default_factory=list)
+    #: The band of the latest scoring (None: scored before bands were kept); LeadScored on a change.
+    band: str | None = None
+    #: The won account this lead belongs to when it was captured: an existing customer.
+    customer: WonAccount | None = None
+    #: Decisions a re-opening superseded, oldest first (the current one is ``decision``).
+    past_decisions: list[Decision] = field(default_factory=list)
+    reopenings: list[Reopening] = field(default_factory=list)
     # Optimistic concurrency: the version this copy was loaded at.
     version: int = 0
 
@@ -147,9 +191,11 @@ class Lead(Aggregate):
         at: datetime,
         *,
         rules_version: int | None = None,
+        customer: WonAccount | None = None,
     ) -> Lead:
         """Take a captured lead into qualification and score its fit straight away with ``rules``
-        (version ``rules_version`` of the rule set)."""
+        (version ``rules_version`` of the rule set). A lead of a ``customer`` account (a deal was won
+        with it) qualifies as an existing customer unless a hard no of its checklist says otherwise."""
         lead = cls(
             lead_id=event.lead_id,
             owner=event.owner,
@@ -160,6 +206,7 @@ class Lead(Aggregate):
             correlation_id=correlation_id,
             captured_at=event.captured_at,
             methodology=rules.methodology_for(event.company),
+            customer=customer,
         )
         lead.rescore(rules, "captured", at, rules_version=rules_version)
         return lead
@@ -261,19 +308,150 @@ class Lead(Aggregate):
     ) -> Scoring:
         """Score with ``rules`` (fit, plus the answers if any), keep the scoring, and decide."""
         self._refuse_if_decided("rescore")
-        lines = rules.score_fit(self.company, self.contact, self.source)
-        lines += rules.score_checklist(self.methodology, self.checklist)
+        lines = self.score_lines(rules, at)
         score = sum(line.points for line in lines)
         scoring = Scoring(
             at=at, score=score, breakdown=tuple(lines), trigger=trigger, rules_version=rules_version
         )
         self.scorings.append(scoring)
         verdict = decide(scoring.score, rules.thresholds, self.review(rules))
-        if verdict.status == "qualified":
-            self._qualify(rules, at, by)
-        elif verdict.status == "disqualified":
+        if self.customer is not None and self.review(rules).hard_no is None:
+            # Fit is known for an account that bought: its score is not what decides it.
+            self._qualify(rules, at, by, reason=EXISTING_CUSTOMER)
+        elif verdict.status == "qualified":
+            self._qualify(rules, at, by, reason=BY_ENGAGEMENT if trigger == "engagement" else None)
+        elif verdict.status == "disqualified" and trigger not in ENGAGEMENT_TRIGGERS:
             self._disqualify(verdict.reason or "disqualified", at, manual=False, by=by, rules=rules)
+        self._observe_band(rules, scoring)
         return scoring
+
+    # --- engagement ---------------------------------------------------------------------------------
+
+    def fit_lines(self, rules: RuleSet) -> list[ScoreLine]:
+        """The fit part of the score: the company, contact and source, and the checklist's answers."""
+        return rules.score_fit(self.company, self.contact, self.source) + rules.score_checklist(
+            self.methodology, self.checklist
+        )
+
+    def engagement_lines(self, rules: RuleSet, at: datetime) -> list[ScoreLine]:
+        """The engagement part of the score, decayed to ``at``."""
+        return engagement_lines(self.signals, rules.engagement, at)
+
+    def score_lines(self, rules: RuleSet, at: datetime) -> list[ScoreLine]:
+        return self.fit_lines(rules) + self.engagement_lines(rules, at)
+
+    def engage(
+        self, signal: Signal, rules: RuleSet, at: datetime, *, rules_version: int | None = None
+    ) -> Scoring | None:
+        """Take an engagement signal. A lead in nurture is rescored (and qualified when the combined
+        score reaches the threshold with the checklist's required items in); a decided lead keeps the
+        signal for its history and is not rescored (a decision stands). None when nothing was scored: a
+        decided lead, or a signal of the same id taken before."""
+        self._refuse_if_merged("record engagement for")
+        if knows(self.signals, signal.signal_id):
+            return None
+        self.signals = newest([*self.signals, signal])
+        if self.decision is not None and not self._reopens_on_engagement(rules, at):
+            return None
+        return self.rescore(rules, "engagement", at, rules_version=rules_version)
+
+    def reopen(self, reason: str, at: datetime, by: str | None) -> Reopening:
+        """Put a disqualified lead back in nurture (a manager's call, or new engagement): a new decision
+        in its sequence; the disqualification stays in its history. A qualified lead has its deal."""
+        self._refuse_if_merged("re-open")
+        if self.decision is None or self.decision.outcome != "disqualified":
+            state = "in nurture" if self.decision is None else self.decision.outcome
+            raise Conflict(
+                f"cannot re-open lead {self.lead_id}: it is {state}; only a disqualified lead re-opens"
+            )
+        reopened = self.decision
+        self.past_decisions.append(reopened)
+        self.decision = None
+        reopening = Reopening(self._next_number(), reopened.number, at, reason, by)
+        self.reopenings.append(reopening)
+        self.raise_event(
+            LeadReopened(
+                lead_id=self.lead_id,
+                owner=self.owner,
+                decision_number=reopening.number,
+                reopened_decision=reopened.number,
+                reason=reason,
+                reopened_at=at,
+                actor=by,
+            )
+        )
+        return reopening
+
+    @property
+    def decisions(self) -> list[Decision | Reopening]:
+        """Every decision of the lead, re-openings included, in order."""
+        current = [] if self.decision is None else [self.decision]
+        return sorted([*self.past_decisions, *self.reopenings, *current], key=lambda d: d.number)
+
+    def _next_number(self) -> int:
+        return len(self.past_decisions) + len(self.reopenings) + (0 if self.decision is None else 1) + 1
+
+    def _reopens_on_engagement(self, rules: RuleSet, at: datetime) -> bool:
+        """A disqualified lead re-opens when the engagement since its disqualification, decayed to
+        ``at``, reaches the rule set's ``reopen_points`` once its cooling-off period is over."""
+        engagement, decided = rules.engagement, self.decision
+        if decided is None or decided.outcome != "disqualified" or engagement.reopen_points is None:
+            return False
+        if at - decided.at < timedelta(days=engagement.reopen_after_days):
+            return False
+        since = [s for s in self.signals if s.at > decided.at]
+        points = sum(line.points for line in engagement_lines(since, engagement, at))
+        if points < engagement.reopen_points:
+            return False
+        self.reopen(f"engagement: {points} points since the disqualification", at, by=None)
+        return True
+
+    def fade(self, rules: RuleSet, at: datetime, *, rules_version: int | None = None) -> Scoring | None:
+        """The decay timer fired: rescore a lead still in nurture with its engagement decayed to ``at``
+        (LeadScored when that changes its band). None for a lead decided or merged meanwhile."""
+        if self.decision is not None or self.merged_into is not None:
+            return None
+        return self.rescore(rules, "decay", at, rules_version=rules_version)
+
+    def band_drop_at(self, rules: RuleSet, at: datetime) -> datetime | None:
+        """When fading engagement will take the score below the band it is in at ``at``; None when it
+        never will (the fit alone keeps it there, or it is in the lowest band) or the lead is decided."""
+        if self.decision is not None or self.merged_into is not None or not self.signals:
+            return None
+        fit = sum(line.points for line in self.fit_lines(rules))
+        engagement = rules.engagement
+        floor = engagement.band_of(fit + self._engagement_points(rules, at)).min
+        if floor == 0 or fit >= floor:
+            return None
+        longest = max(engagement.half_life(signal.kind) for signal in self.signals)
+        # After 20 half-lives 100 points are worth a ten-thousandth of a point: nothing is left to fade.
+        return band_drop_at(lambda t: fit + self._engagement_points(rules, t), floor, at, longest * 20)
+
+    def _engagement_points(self, rules: RuleSet, at: datetime) -> int:
+        return sum(line.points for line in self.engagement_lines(rules, at))
+
+    def _observe_band(self, rules: RuleSet, scoring: Scoring) -> None:
+        """Keep the band of ``scoring``; a change of band raises ``LeadScored`` for marketing automation,
+        unless the scoring decided the lead (its LeadQualified or LeadDisqualified says it, score and
+        all) or was its first (at capture: there is no change to tell)."""
+        band = rules.engagement.band_of(scoring.score).name
+        previous, self.band = self.band, band
+        if previous is None or previous == band or self.decision is not None:
+            return
+        engagement = sum(line.points for line in scoring.breakdown if is_engagement(line))
+        self.raise_event(
+            LeadScored(
+                lead_id=self.lead_id,
+                owner=self.owner,
+                fit=scoring.score - engagement,
+                engagement=engagement,
+                total=scoring.score,
+                band=band,
+                previous_band=previous,
+                breakdown=list(scoring.breakdown),
+                scored_at=scoring.at,
+            )
+        )
 
     def disqualify(
         self, reason: str, at: datetime, by: str | None = None, rules: RuleSet | None = None
@@ -322,6 +500,13 @@ class Lead(Aggregate):
                 f"it is qualified with {self.methodology} (its segment's methodology when it was captured)"
             )
 
+    def _refuse_if_merged(self, action: str) -> None:
+        if self.merged_into is not None:
+            raise Conflict(
+                f"cannot {action} lead {self.lead_id}: it was merged into {self.merged_into}; "
+                "qualify that lead instead"
+            )
+
     def _refuse_if_decided(self, action: str) -> None:
         if self.merged_into is not None:
             raise Conflict(
@@ -334,9 +519,11 @@ class Lead(Aggregate):
                 f"at {self.decision.at.isoformat()} and a decision is final"
             )
 
-    def _qualify(self, rules: RuleSet, at: datetime, by: str | None) -> None:
+    def _qualify(self, rules: RuleSet, at: datetime, by: str | None, reason: str | None = None) -> None:
         threshold = rules.thresholds.qualify
-        self.decision = Decision(outcome="qualified", at=at, threshold=threshold, by=by)
+        self.decision = Decision(
+            outcome="qualified", at=at, reason=reason, threshold=threshold, by=by, number=self._next_number()
+        )
         budget, currency = budget_of(self.methodology, self.checklist)
         self.raise_event(
             LeadQualified(
@@ -354,13 +541,20 @@ class Lead(Aggregate):
                 budget_currency=currency,
                 qualified_at=at,
                 actor=by,
+                reason=reason,
+                decision_number=self.decision.number,
+                existing_customer=self.customer is not None,
+                account_id=None if self.customer is None else self.customer.account_id,
             )
         )
 
     def _disqualify(
         self, reason: str, at: datetime, *, manual: bool, by: str | None, rules: RuleSet | None = None
     ) -> None:
-        self.decision = Decision(outcome="disqualified", at=at, reason=reason, manual=manual, by=by)
+        number = self._next_number()
+        self.decision = Decision(
+            outcome="disqualified", at=at, reason=reason, manual=manual, by=by, number=number
+        )
         self.raise_event(
             LeadDisqualified(
                 lead_id=self.lead_id,
@@ -372,5 +566,6 @@ class Lead(Aggregate):
                 checklist=None if rules is None else self.qualification_checklist(rules),
                 disqualified_at=at,
                 actor=by,
+                decision_number=number,
             )
         )

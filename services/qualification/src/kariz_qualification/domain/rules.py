@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
+from kariz_qualification.domain.engagement import EngagementRules
+
 # BANT's answers (Budget, Authority, Need, Timeline) are the methodologies' vocabulary, re-exported.
 from kariz_qualification.domain.methodologies import (
     METHODOLOGIES,
@@ -223,6 +225,11 @@ class RuleSet(BaseModel):
         default_factory=list,
         description="Which methodology a company is qualified with: the first segment it matches; none: BANT",
     )
+    # Optional too: a rule set stored before engagement was scored loads with the defaults.
+    engagement: EngagementRules = Field(
+        default_factory=EngagementRules,
+        description="Points of engagement signals, their half-life and cap, and the score bands",
+    )
 
     @field_validator("industry", mode="before")
     @classmethod
@@ -316,6 +323,7 @@ class RuleSet(BaseModel):
             + best(list(self.source.values()))
             # A lead answers one methodology's checklist: the best of them.
             + max(self.checklist_rules(name).best() for name in ("bant", *self.methodologies))
+            + self.engagement.max_points
         )
 
     # --- methodologies ------------------------------------------------------------------------------

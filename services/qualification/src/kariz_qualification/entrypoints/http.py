@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
 
-from kariz_qualification.domain.lead import Lead, Outcome, Status, Trigger
+from kariz_qualification.domain.lead import Decision, Lead, Outcome, Reopening, Status, Trigger
 from kariz_qualification.domain.methodologies import (
     METHODOLOGIES,
     Given,
@@ -232,6 +232,53 @@ class ChecklistView(BaseModel):
         )
 
 
+class DecisionStepView(BaseModel):
+    """One decision of the lead's sequence: a verdict, or the re-opening of a disqualification."""
+
+    number: int
+    outcome: Literal["qualified", "disqualified", "reopened"]
+    at: datetime
+    reason: str | None
+    by: str | None = Field(
+        description="Who decided (a rep, a manager); none when the score or engagement did"
+    )
+
+    @classmethod
+    def of(cls, step: Decision | Reopening) -> DecisionStepView:
+        if isinstance(step, Reopening):
+            return cls(number=step.number, outcome="reopened", at=step.at, reason=step.reason, by=step.by)
+        return cls(number=step.number, outcome=step.outcome, at=step.at, reason=step.reason, by=step.by)
+
+
+class ScorePartView(BaseModel):
+    points: int
+    breakdown: list[ScoreLine]
+
+
+class CurrentScoreView(BaseModel):
+    """The score as it stands now: fit (with the checklist's answers) plus engagement decayed to now."""
+
+    at: datetime = Field(description="When it was computed")
+    fit: ScorePartView
+    engagement: ScorePartView = Field(description="Engagement signals by kind, each decayed by its half-life")
+    total: int
+    band: str = Field(description="The band of the total (the rule set's engagement.bands)")
+    signals: int = Field(description="Engagement signals kept for the lead")
+
+    @classmethod
+    def of(cls, lead: Lead, rules: RuleSet, at: datetime) -> CurrentScoreView:
+        fit, engagement = lead.fit_lines(rules), lead.engagement_lines(rules, at)
+        total = sum(line.points for line in [*fit, *engagement])
+        return cls(
+            at=at,
+            fit=ScorePartView(points=sum(line.points for line in fit), breakdown=fit),
+            engagement=ScorePartView(points=sum(line.points for line in engagement), breakdown=engagement),
+            total=total,
+            band=rules.engagement.band_of(total).name,
+            signals=len(lead.signals),
+        )
+
+
 class QualificationView(BaseModel):
     lead_id: str
     owner: str
@@ -248,11 +295,21 @@ class QualificationView(BaseModel):
     merged_into: str | None = Field(
         default=None, description="For a merged lead (status merged): the lead it was merged into"
     )
+    decisions: list[DecisionStepView] = Field(
+        description="Every decision, re-openings included, oldest first: a re-opened lead keeps its history"
+    )
+    current: CurrentScoreView = Field(
+        description="The score now, fit + engagement with their breakdowns (score is the latest scoring's)"
+    )
 
     @classmethod
-    def of(cls, lead: Lead, rules: RuleSet) -> QualificationView:
+    def of(cls, lead: Lead, rules: RuleSet, at: datetime | None = None) -> QualificationView:
+        """The view at ``at`` (default: the latest scoring's time, which a change has just made)."""
         d = lead.decision
+        now = at or (lead.latest.at if lead.latest is not None else lead.captured_at)
         return cls(
+            decisions=[DecisionStepView.of(step) for step in lead.decisions],
+            current=CurrentScoreView.of(lead, rules, now),
             lead_id=lead.lead_id,
             owner=lead.owner,
             company=lead.company.name,
@@ -400,8 +457,8 @@ def router(units: UnitsOfWork[QualificationUnitOfWork]) -> APIRouter:
     )
     async def get_qualification(lead_id: LeadId, caller: Authenticated) -> QualificationView:
         caller.require(*PEOPLE)
-        lead, rules = await views.qualification_and_rules(units, lead_id, caller.seen)
-        return QualificationView.of(lead, rules)
+        lead, rules, now = await views.qualification_and_rules_now(units, lead_id, caller.seen)
+        return QualificationView.of(lead, rules, now)
 
     async def answered(lead: Lead) -> QualificationView:
         # What is still missing is the rule set in force's to say.

@@ -6,9 +6,16 @@ Each entry runs as ``handle(uow, event)`` in the consumer's batch transaction, o
 
 from __future__ import annotations
 
-from kariz_qualification.service_layer import handlers
+from kariz_qualification.service_layer import engagement, handlers
 from kariz_qualification.service_layer.unit_of_work import QualificationUnitOfWork
-from kariz_shared.contracts.events import LeadCaptured, LeadsMerged
+from kariz_shared.contracts.events import (
+    ActivityLogged,
+    DealWon,
+    LeadCaptured,
+    LeadEngagementDecayDue,
+    LeadsMerged,
+    LeadTouched,
+)
 from kariz_shared.persistence.unit_of_work import Subscriptions
 
 
@@ -22,7 +29,27 @@ async def on_leads_merged(uow: QualificationUnitOfWork, event: LeadsMerged) -> N
     await handlers.follow_merge(uow, event)
 
 
+async def on_activity_logged(uow: QualificationUnitOfWork, event: ActivityLogged) -> None:
+    await engagement.engage_on_activity(uow, event)
+
+
+async def on_lead_touched(uow: QualificationUnitOfWork, event: LeadTouched) -> None:
+    await engagement.engage_on_touch(uow, event)
+
+
+async def on_engagement_decay_due(uow: QualificationUnitOfWork, event: LeadEngagementDecayDue) -> None:
+    await engagement.fade_engagement(uow, event)
+
+
+async def on_deal_won(uow: QualificationUnitOfWork, event: DealWon) -> None:
+    await handlers.record_won_account(uow, event)
+
+
 SUBSCRIPTIONS: Subscriptions[QualificationUnitOfWork] = {
     LeadCaptured: on_lead_captured,
     LeadsMerged: on_leads_merged,
+    ActivityLogged: on_activity_logged,
+    LeadEngagementDecayDue: on_engagement_decay_due,
+    LeadTouched: on_lead_touched,
+    DealWon: on_deal_won,
 }

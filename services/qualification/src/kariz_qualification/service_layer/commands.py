@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
+from kariz_qualification.domain.engagement import MarketingKind
 from kariz_qualification.domain.methodologies import Given
 from kariz_qualification.domain.rules import RuleSet
 from kariz_shared.contracts.events import BantAnswers
@@ -30,6 +32,31 @@ class RecordChecklist:
     methodology: str
     #: By item; items not given keep their answers. Who and when are set as they are recorded.
     answers: dict[str, Given]
+    seen: Owners = EVERYONE
+    by: str = field(kw_only=True)
+
+
+@dataclass(frozen=True)
+class RecordEngagement:
+    """A marketing system (or a person) reports an engagement of a lead's contact, by lead id or by the
+    contact's e-mail address."""
+
+    kind: MarketingKind
+    occurred_at: datetime
+    lead_id: str | None = None
+    email: str | None = None
+    #: The sender's id of the signal: a repeat of it counts once.
+    engagement_id: str | None = None
+    seen: Owners = EVERYONE
+    by: str = field(kw_only=True)
+
+
+@dataclass(frozen=True)
+class ReopenLead:
+    """A manager re-opens a disqualified lead, with a reason: it is back in nurture."""
+
+    lead_id: str
+    reason: str
     seen: Owners = EVERYONE
     by: str = field(kw_only=True)
 

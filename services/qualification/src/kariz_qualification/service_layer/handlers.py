@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from kariz_qualification.domain.customers import WonAccount, account_key
 from kariz_qualification.domain.lead import Lead, Scoring
 from kariz_qualification.domain.rule_versions import RuleSetVersion
 from kariz_qualification.service_layer.commands import (
@@ -20,7 +21,7 @@ from kariz_qualification.service_layer.commands import (
 from kariz_qualification.service_layer.unit_of_work import QualificationUnitOfWork
 from kariz_qualification.service_layer.views import lead_or_not_found
 from kariz_shared.contracts.errors import DuplicateRecord
-from kariz_shared.contracts.events import LeadCaptured, LeadsMerged
+from kariz_shared.contracts.events import DealWon, LeadCaptured, LeadsMerged
 from kariz_shared.contracts.versions import raced
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
 from kariz_shared.runtime.logging import correlation_id as current_correlation_id
@@ -41,7 +42,10 @@ async def capture_lead(uow: QualificationUnitOfWork, event: LeadCaptured) -> Non
     in_force = await uow.rules.current()
     # The consumer sets the incoming event's correlation id; the lead id is a last resort.
     story = current_correlation_id.get() or event.lead_id
-    lead = Lead.capture(event, story, in_force.rules, uow.clock.now(), rules_version=in_force.number)
+    customer = await uow.accounts.get(account_key(event.company))
+    lead = Lead.capture(
+        event, story, in_force.rules, uow.clock.now(), rules_version=in_force.number, customer=customer
+    )
     survivor_id = await uow.merges.survivor_of(event.lead_id)
     if survivor_id is not None:
         # Merged in leads before its capture got here. Its own scoring's verdict is published as any
@@ -80,6 +84,21 @@ async def follow_merge(uow: QualificationUnitOfWork, event: LeadsMerged) -> None
         return
     survivor.absorb(duplicate, uow.clock.now())
     await uow.leads.save(survivor)
+
+
+async def record_won_account(uow: QualificationUnitOfWork, event: DealWon) -> None:
+    """A deal was won: its lead's account is an existing customer from now on, so its next leads are
+    qualified as upsell or cross-sell opportunities. A deal of a lead not held here is remembered by
+    nothing: qualification knows an account only by its leads' companies."""
+    lead = await _survivor(uow, event.lead_id)
+    if lead is None:
+        log.info("deal won for a lead not under qualification", extra={"lead_id": event.lead_id})
+        return
+    await uow.accounts.add(
+        WonAccount(
+            account_key(lead.company), event.account_id, event.account_name, event.won_at, event.deal_id
+        )
+    )
 
 
 # --- commands -------------------------------------------------------------------------------------

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from kariz_qualification.domain.lead import Lead, Outcome, Scoring
+from kariz_qualification.domain.customers import WonAccount
+from kariz_qualification.domain.engagement import EngagementKind
+from kariz_qualification.domain.lead import Lead, Outcome, ReopenedBy, Scoring
 from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
 from kariz_qualification.domain.rule_versions import RuleSetVersion
 from kariz_shared.persistence.lead_merges import LeadMerges
@@ -42,6 +44,10 @@ class LeadRepository(Protocol):
         """One page of the leads ``query`` selects, newest capture first, and how many it selects."""
         ...
 
+    async def by_email(self, email: str) -> Lead | None:
+        """The lead (not merged into another) whose contact has the normalised address ``email``."""
+        ...
+
 
 class RuleSetRepository(Protocol):
     """The versions of the scoring rule set, by number; the newest is in force. Append-only: a version
@@ -66,6 +72,18 @@ class RuleSetRepository(Protocol):
         ...
 
 
+class WonAccountRepository(Protocol):
+    """The accounts with a won deal, by account key (``domain.customers.account_key``)."""
+
+    async def get(self, key: str) -> WonAccount | None:
+        """The won account of that key; on MongoDB the first call reads those of the batch's captures."""
+        ...
+
+    async def add(self, account: WonAccount) -> None:
+        """Keep the account (a later won deal of it replaces the one kept)."""
+        ...
+
+
 class QualificationMetrics(Protocol):
     """The business metrics; observed only once the unit that made the fact committed."""
 
@@ -73,9 +91,14 @@ class QualificationMetrics(Protocol):
 
     def decided(self, outcome: Outcome) -> None: ...
 
+    def engaged(self, kind: EngagementKind) -> None: ...
+
+    def reopened(self, by: ReopenedBy) -> None: ...
+
 
 class QualificationUnitOfWork(UnitOfWork):
     leads: LeadRepository
     merges: LeadMerges
     rules: RuleSetRepository
+    accounts: WonAccountRepository
     metrics: QualificationMetrics

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from kariz_qualification.domain.lead import Lead
 from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
 from kariz_qualification.domain.rule_versions import RuleSetVersion
@@ -28,6 +30,17 @@ async def qualification_and_rules(
 
     async def read(uow: QualificationUnitOfWork) -> tuple[Lead, RuleSet]:
         return await lead_or_not_found(uow, lead_id, seen), (await uow.rules.current()).rules
+
+    return await units.read(read)
+
+
+async def qualification_and_rules_now(
+    units: UnitsOfWork[QualificationUnitOfWork], lead_id: str, seen: Owners = EVERYONE
+) -> tuple[Lead, RuleSet, datetime]:
+    """The lead, the rule set in force and the time now: its engagement is decayed to now."""
+
+    async def read(uow: QualificationUnitOfWork) -> tuple[Lead, RuleSet, datetime]:
+        return await lead_or_not_found(uow, lead_id, seen), (await uow.rules.current()).rules, uow.clock.now()
 
     return await units.read(read)
 

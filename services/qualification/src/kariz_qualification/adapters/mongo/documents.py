@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from kariz_qualification.domain.lead import Decision, Lead, Scoring
+from kariz_qualification.domain.customers import WonAccount
+from kariz_qualification.domain.engagement import Signal
+from kariz_qualification.domain.lead import Decision, Lead, Reopening, Scoring
 from kariz_qualification.domain.queries import LeadSummary
 from kariz_qualification.domain.rule_versions import SEEDED_BY, UNRECORDED, RuleSetVersion
 from kariz_qualification.domain.rules import RuleSet
@@ -26,6 +28,8 @@ RULE_SET_VERSIONS = "rule_set_versions"
 #: seed set to 1 and each replacement raised by 1. Read once at start-up, to carry it over; never written.
 RULE_SETS = "rule_sets"
 CURRENT = "current"
+#: The accounts with a won deal, ``_id`` = the account key (``domain:<domain>`` or ``name:<name>``).
+WON_ACCOUNTS = "won_accounts"
 
 #: The fields a review queue's row needs (see :func:`summary_from_document`).
 SUMMARY_FIELDS = ("owner", "company.name", "status", "score", "captured_at", "decision.at")
@@ -89,22 +93,48 @@ def lead_to_document(lead: Lead) -> dict[str, Any]:
             }
             for s in lead.scorings
         ],
-        "decision": None
-        if lead.decision is None
-        else {
-            "outcome": lead.decision.outcome,
-            "at": lead.decision.at,
-            "reason": lead.decision.reason,
-            "threshold": lead.decision.threshold,
-            "manual": lead.decision.manual,
-            "by": lead.decision.by,
-        },
+        "decision": None if lead.decision is None else decision_to_document(lead.decision),
+        "past_decisions": [decision_to_document(d) for d in lead.past_decisions],
+        "reopenings": [
+            {"number": r.number, "reopened": r.reopened, "at": r.at, "reason": r.reason, "by": r.by}
+            for r in lead.reopenings
+        ],
         "merged_into": lead.merged_into,
         "merged_from": list(lead.merged_from),
+        "signals": [
+            {"kind": s.kind, "at": s.at, "origin": s.origin, "signal_id": s.signal_id, "by": s.by}
+            for s in lead.signals
+        ],
+        "band": lead.band,
+        "customer": None if lead.customer is None else vars(lead.customer),
         # Denormalised for the queries that list leads.
         "status": lead.status,
         "score": lead.score,
     }
+
+
+def decision_to_document(decision: Decision) -> dict[str, Any]:
+    return {
+        "outcome": decision.outcome,
+        "at": decision.at,
+        "reason": decision.reason,
+        "threshold": decision.threshold,
+        "manual": decision.manual,
+        "by": decision.by,
+        "number": decision.number,
+    }
+
+
+def decision_from_document(doc: dict[str, Any]) -> Decision:
+    return Decision(
+        outcome=doc["outcome"],
+        at=doc["at"],
+        reason=doc.get("reason"),
+        threshold=doc.get("threshold"),
+        manual=doc.get("manual", False),
+        by=doc.get("by"),
+        number=doc.get("number", 1),
+    )
 
 
 def lead_from_document(doc: dict[str, Any]) -> Lead:
@@ -136,18 +166,22 @@ def lead_from_document(doc: dict[str, Any]) -> Lead:
             )
             for s in doc.get("scorings", [])
         ],
-        decision=None
-        if decision is None
-        else Decision(
-            outcome=decision["outcome"],
-            at=decision["at"],
-            reason=decision.get("reason"),
-            threshold=decision.get("threshold"),
-            manual=decision.get("manual", False),
-            by=decision.get("by"),
-        ),
+        decision=None if decision is None else decision_from_document(decision),
+        # Both absent from leads stored before decisions were a sequence: one decision, the first.
+        past_decisions=[decision_from_document(d) for d in doc.get("past_decisions") or []],
+        reopenings=[
+            Reopening(r["number"], r["reopened"], r["at"], r["reason"], r.get("by"))
+            for r in doc.get("reopenings") or []
+        ],
         merged_into=doc.get("merged_into"),
         merged_from=list(doc.get("merged_from") or []),
+        # Both absent from leads stored before engagement was scored.
+        signals=[
+            Signal(s["kind"], s["at"], s["origin"], signal_id=s.get("signal_id"), by=s.get("by"))
+            for s in doc.get("signals") or []
+        ],
+        band=doc.get("band"),
+        customer=None if doc.get("customer") is None else WonAccount(**doc["customer"]),
         version=doc.get("version", 0),
     )
 

@@ -36,6 +36,8 @@ async def ensure_indexes(db: Db) -> None:
         [("status", ASCENDING), ("owner", ASCENDING), ("captured_at", DESCENDING)],
         name="status_owner_captured",
     )
+    # POST /engagements names a lead by its contact's address.
+    await db[LEADS].create_index([("contact.email", ASCENDING)], name="contact_email")
 
 
 async def seed_rules(db: Db, rules: RuleSet, at: datetime) -> bool:

@@ -15,12 +15,14 @@ from kariz_qualification.adapters.mongo.documents import (
     LEADS,
     RULE_SET_VERSIONS,
     SUMMARY_FIELDS,
+    WON_ACCOUNTS,
     lead_from_document,
     lead_to_document,
     summary_from_document,
     version_from_document,
     version_to_document,
 )
+from kariz_qualification.domain.customers import WonAccount, account_key_of
 from kariz_qualification.domain.lead import Lead
 from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
 from kariz_qualification.domain.rule_versions import RuleSetVersion
@@ -79,6 +81,13 @@ class MongoLeadRepository:
         )
         return [summary_from_document(doc) for doc in docs], total
 
+    async def by_email(self, email: str) -> Lead | None:
+        # Served by the contact_email index.
+        doc = await self.collection.find_one(
+            {"contact.email": email, "merged_into": None}, session=self.tx.session
+        )
+        return None if doc is None else lead_from_document(doc)
+
 
 class MongoRuleSetRepository:
     def __init__(self, tx: Transaction, clock: Clock) -> None:
@@ -115,3 +124,26 @@ class MongoRuleSetRepository:
             session=self.tx.session,
         )
         return [version_from_document(doc) for doc in docs], total
+
+
+class MongoWonAccountRepository:
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+
+    async def get(self, key: str) -> WonAccount | None:
+        # One $in for the accounts of every capture in the batch: a capture reads it on the hot path.
+        doc = await self.tx.find_one_for_batch(WON_ACCOUNTS, "_id", key, of_event=account_key_of)
+        if doc is None:
+            return None
+        return WonAccount(doc["_id"], doc["account_id"], doc["account_name"], doc["won_at"], doc["deal_id"])
+
+    async def add(self, account: WonAccount) -> None:
+        fields = {
+            "account_id": account.account_id,
+            "account_name": account.account_name,
+            "won_at": account.won_at,
+            "deal_id": account.deal_id,
+        }
+        await self.tx.db[WON_ACCOUNTS].update_one(
+            {"_id": account.key}, {"$set": fields}, upsert=True, session=self.tx.session
+        )

@@ -6,6 +6,7 @@ from kariz_qualification.adapters.metrics import PrometheusMetrics
 from kariz_qualification.adapters.mongo.repositories import (
     MongoLeadRepository,
     MongoRuleSetRepository,
+    MongoWonAccountRepository,
 )
 from kariz_qualification.service_layer.unit_of_work import QualificationMetrics, QualificationUnitOfWork
 from kariz_shared.persistence.lead_merges import MongoLeadMerges
@@ -22,4 +23,5 @@ class MongoQualificationUnitOfWork(MongoUnitOfWork, QualificationUnitOfWork):
         self.leads = MongoLeadRepository(tx)
         self.merges = MongoLeadMerges(tx)
         self.rules = MongoRuleSetRepository(tx, clock)
+        self.accounts = MongoWonAccountRepository(tx)
         self.metrics = metrics
