@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
 from kariz_notifications.adapters.email import SmtpLogin, SmtpMailer
 from kariz_notifications.adapters.metrics import PrometheusDeliveryMetrics
 from kariz_notifications.adapters.mongo.indexes import ensure_indexes
 from kariz_notifications.adapters.mongo.repositories import MongoDeliveryQueue, MongoNotificationsReads
+from kariz_notifications.adapters.mongo.rule_documents import seed_rule_set
 from kariz_notifications.adapters.mongo.unit_of_work import MongoNotificationsUnitOfWork
 from kariz_notifications.adapters.webhook import WebhookPoster
 from kariz_notifications.domain.model import Channel
 from kariz_notifications.domain.schedule import RetryPolicy
-from kariz_notifications.entrypoints import http, kafka
+from kariz_notifications.entrypoints import http, kafka, rules_http
 from kariz_notifications.entrypoints.workers import DeliveryWorker
 from kariz_notifications.service_layer.handlers import Sender
 from kariz_notifications.settings import NotificationsSettings
@@ -38,6 +40,7 @@ def build(settings: NotificationsSettings | None = None, clock: Clock | None = N
         clock=clock,
     )
     service.on_startup(ensure_indexes)
+    service.on_startup(partial(seed_rule_set, clock=service.clock))
     senders: dict[Channel, Sender] = {
         Channel.EMAIL: SmtpMailer(
             settings.smtp_host,
@@ -75,4 +78,5 @@ def build(settings: NotificationsSettings | None = None, clock: Clock | None = N
     units = MongoUnitsOfWork(service.store, service.clock, unit_of_work)
     service.subscribe_all(units, kafka.subscriptions(on_recorded=worker.wake))
     service.api.include_router(http.router(MongoNotificationsReads(service.store.db)))
+    service.api.include_router(rules_http.router(units))
     return service

@@ -108,7 +108,7 @@ def test_an_overdue_response_without_a_known_manager_alerts_the_owner_alone_and_
     reps = roster(rep("rep@kariz.test", team="emea"))
     p = plan(sample.response_overdue(), CTX, Audience(team=TEAM), reps)
     assert list(emails(p)) == ["rep@kariz.test"]
-    assert p.notes == ("no manager known for rep@kariz.test in the roster: the owner alone is told",)
+    assert p.notes == ("no manager known for rep@kariz.test in the roster: no manager of theirs is told",)
 
 
 def test_an_overdue_response_of_a_queued_lead_goes_to_its_teams_managers(sample) -> None:  # type: ignore[no-untyped-def]

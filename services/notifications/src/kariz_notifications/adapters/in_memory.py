@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from kariz_notifications.domain.automation import RuleSetVersion
 from kariz_notifications.domain.model import (
     Attempt,
     Audience,
@@ -23,6 +24,7 @@ from kariz_notifications.domain.model import (
 from kariz_notifications.domain.queries import DeliveryCriteria
 from kariz_notifications.domain.schedule import NextStep
 from kariz_notifications.service_layer.unit_of_work import NotificationsUnitOfWork
+from kariz_shared.contracts.errors import DuplicateRecord
 from kariz_shared.contracts.identity import LiveRoster
 from kariz_shared.persistence.in_memory import InMemoryUnitOfWork
 from kariz_shared.runtime.clock import Clock
@@ -62,6 +64,33 @@ class InMemoryHandovers:
         self.opened.setdefault(handover.deal_id, HandoverRecord(handover, created_at=at))
 
 
+class InMemoryRuleSetVersions:
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.versions: dict[int, RuleSetVersion] = {}
+
+    async def current(self) -> RuleSetVersion:
+        if not self.versions:
+            return RuleSetVersion.seeded(self.clock.now())
+        return self.versions[max(self.versions)]
+
+    async def get(self, number: int) -> RuleSetVersion | None:
+        if number == 0 and 0 not in self.versions:
+            return RuleSetVersion.seeded(self.clock.now())
+        return self.versions.get(number)
+
+    async def add(self, version: RuleSetVersion) -> None:
+        if version.number in self.versions:
+            raise DuplicateRecord(f"version {version.number} exists")
+        self.versions[version.number] = version
+
+    async def page(self, *, limit: int, offset: int) -> tuple[list[RuleSetVersion], int]:
+        stored = dict(self.versions)
+        stored.setdefault(0, await self.get(0))
+        newest_first = [stored[n] for n in sorted(stored, reverse=True)]
+        return newest_first[offset : offset + limit], len(newest_first)
+
+
 class InMemoryNotificationsUnitOfWork(InMemoryUnitOfWork, NotificationsUnitOfWork):
     def __init__(
         self, clock: Clock | None = None, audience: Audience | None = None, reps: Reps | None = None
@@ -69,6 +98,7 @@ class InMemoryNotificationsUnitOfWork(InMemoryUnitOfWork, NotificationsUnitOfWor
         super().__init__(clock)
         self.deliveries = InMemoryDeliveries()
         self.handovers = InMemoryHandovers()
+        self.rules = InMemoryRuleSetVersions(self.clock)
         self.audience = audience or Audience()
         self.reps: Reps = reps if reps is not None else LiveRoster()
         self.causation_id: str | None = None

@@ -59,6 +59,8 @@ class Email:
     to: str
     subject: str
     body: str
+    #: The HTML part (a runtime rule's template may have one), sent beside the plain text.
+    html: str | None = None
 
 
 @dataclass(frozen=True)

@@ -65,12 +65,16 @@ async def record_notifications(uow: NotificationsUnitOfWork, event: Event) -> li
     if uow.causation_id is None or uow.correlation_id is None:
         raise ValueError("recording notifications needs the event's id and correlation id")
     context = EventContext(event_id=uow.causation_id, correlation_id=uow.correlation_id)
-    plan = rules.plan(event, context, uow.audience, uow.reps)
+    at = uow.clock.now()
+    in_force = await uow.rules.current()
+    plan = rules.plan(event, context, uow.audience, uow.reps, in_force.rules, at=at)
     for note in plan.notes:
         log.warning(note, extra={"event_id": context.event_id, "event_type": event.event_name()})
-    at = uow.clock.now()
     for delivery in plan.deliveries:
         uow.deliveries.add(delivery, at)
+    for task in plan.tasks:
+        # Through the outbox with this unit: a task is asked for exactly when its deliveries are recorded.
+        uow.emit(task)
     if plan.handover is not None:
         await uow.handovers.open(plan.handover, context.correlation_id, at)
     return plan.deliveries

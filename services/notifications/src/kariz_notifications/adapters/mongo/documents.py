@@ -59,7 +59,10 @@ def delivery_document(delivery: Delivery, at: datetime) -> Doc:
 
 def _message_document(message: Email | WebhookPost) -> Doc:
     if isinstance(message, Email):
-        return {"to": message.to, "subject": message.subject, "body": message.body}
+        doc: Doc = {"to": message.to, "subject": message.subject, "body": message.body}
+        if message.html is not None:
+            doc["html"] = message.html
+        return doc
     return {"url": message.url, "subscriber": message.subscriber, "body": message.body}
 
 
@@ -76,7 +79,7 @@ def delivery_record(doc: Doc) -> DeliveryRecord:
     channel = Channel(doc["channel"])
     m = doc["message"]
     message: Email | WebhookPost = (
-        Email(to=m["to"], subject=m["subject"], body=m["body"])
+        Email(to=m["to"], subject=m["subject"], body=m["body"], html=m.get("html"))
         if channel is Channel.EMAIL
         else WebhookPost(url=m["url"], subscriber=m["subscriber"], body=m["body"])
     )
