@@ -48,7 +48,7 @@ FieldPath = Annotated[
         description="e.g. amount, company.industry",
     ),
 ]
-Scalar = str | int | float | bool
+Scalar = bool | int | float | Annotated[str, Field(max_length=200)]
 RuleId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$", description="The rule's id")]
 
 
@@ -59,7 +59,7 @@ class Strict(BaseModel):
 class ConditionBody(Strict):
     field: FieldPath
     op: Operator
-    value: Scalar | list[Scalar] | None = Field(default=None, max_length=100)
+    value: Scalar | Annotated[list[Scalar], Field(max_length=100)] | None = None
 
     def condition(self) -> Condition:
         return Condition(self.field, self.op, self.value)

@@ -1,0 +1,337 @@
+"""Runtime rules (``/rules``) over the in-memory unit of work: a rule created over HTTP with conditions
+decides what an event sends (e-mail in the reader's locale, webhook, task), the versions and their
+ETags, the refusals at save time, and the preview that sends nothing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from kariz_devkit.issuer import LocalIssuer
+from kariz_devkit.testing import accepting, bearer
+from kariz_notifications.adapters.in_memory import InMemoryNotificationsUnitOfWork
+from kariz_notifications.domain.automation import Condition, Operator
+from kariz_notifications.domain.model import Audience, Channel, Email, Subscriber
+from kariz_notifications.domain.templates import persian_digits
+from kariz_notifications.entrypoints import kafka, rules_http
+from kariz_shared.contracts.events import RepProfile, TaskRequested
+from kariz_shared.contracts.identity import LiveRoster
+from kariz_shared.persistence.in_memory import InMemoryUnitsOfWork
+from kariz_shared.runtime import http as runtime_http
+from kariz_shared.runtime.clock import FakeClock
+
+OWNER = "rep@kariz.test"
+MANAGER = "boss@kariz.test"
+
+ENTERPRISE_DEMO: dict[str, Any] = {
+    "id": "enterprise-demo",
+    "trigger": "StageChanged",
+    "conditions": [
+        {"field": "to_stage", "op": "in", "value": ["demo"]},
+        {"field": "pipeline", "op": "equals", "value": "enterprise"},
+        {"field": "amount", "op": ">=", "value": 50000},
+    ],
+    "actions": [
+        {
+            "kind": "email",
+            "recipients": [{"role": "owner_manager"}],
+            "templates": {
+                "en": {
+                    "subject": "Demo: deal {{ deal_id }}, {{ amount | money(currency) }}",
+                    "text": "Deal {{ deal_id }} of {{ owner }} reached the demo on {{ changed_at | when }}.",
+                    "html": "<p>Deal <b>{{ deal_id }}</b> of {{ owner }}</p>",
+                },
+                "fa": {
+                    "subject": "نمایش: معامله {{ deal_id }}، {{ amount | money(currency) }}",
+                    "text": "معامله {{ deal_id }} در {{ changed_at | when }} به مرحلهٔ نمایش رسید.",
+                },
+            },
+        },
+        {"kind": "webhook", "subscriber": "teams"},
+        {"kind": "task", "assignee": {"role": "owner"}, "title": "Prepare the demo of {{ deal_id }}"},
+    ],
+}
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime(2025, 3, 14, 9, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def uow(clock: FakeClock) -> InMemoryNotificationsUnitOfWork:
+    reps = LiveRoster()
+    at = datetime(2025, 1, 1, tzinfo=UTC)
+    reps.put(RepProfile(email=OWNER, manager=MANAGER, updated_at=at))
+    reps.put(RepProfile(email=MANAGER, locale="fa-IR", time_zone="Asia/Tehran", updated_at=at))
+    audience = Audience(subscribers=(Subscriber("teams", "https://teams.example/h", frozenset()),))
+    return InMemoryNotificationsUnitOfWork(clock, audience, reps)
+
+
+@pytest.fixture
+def units(uow: InMemoryNotificationsUnitOfWork) -> InMemoryUnitsOfWork[InMemoryNotificationsUnitOfWork]:
+    return InMemoryUnitsOfWork(uow)
+
+
+@pytest.fixture
+async def api(
+    units: InMemoryUnitsOfWork[InMemoryNotificationsUnitOfWork], issuer: LocalIssuer, admin_token: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = FastAPI()
+    runtime_http.install(app, "notifications")
+    accepting(app, issuer)
+    app.include_router(rules_http.router(units))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://kariz.test", headers=bearer(admin_token)
+    ) as client:
+        yield client
+
+
+async def consume(
+    units: InMemoryUnitsOfWork[InMemoryNotificationsUnitOfWork], event: Any, event_id: str
+) -> dict[str, Any]:
+    units.uow.causation_id, units.uow.correlation_id = event_id, f"corr-{event_id}"
+    await units.handle(kafka.subscriptions()[type(event)], event)
+    return {
+        s.record.delivery.key: s.record.delivery
+        for s in units.uow.deliveries.stored.values()
+        if s.record.delivery.event_id == event_id
+    }
+
+
+async def test_version_0_is_the_default_rules_and_nothing_of_today_is_lost(api: httpx.AsyncClient) -> None:
+    response = await api.get("/rules")
+    assert response.status_code == 200 and response.headers["etag"] == '"0"'
+    body = response.json()
+    assert body["actor"] == "system:seed"
+    assert [r["id"] for r in body["rules"]] == [
+        "lead-qualified",
+        "deal-moved-back",
+        "handover",
+        "deal-won",
+        "deal-lost",
+        "follow-up-due",
+        "response-overdue",
+        "lead-queued",
+        "lead-reassigned",
+    ]
+    queued = (await api.get("/rules/lead-queued")).json()
+    assert queued["actions"][0]["recipients"] == [{"role": "team", "field": None, "addresses": []}]
+
+
+async def test_a_rule_created_over_http_fires_only_on_a_matching_event(
+    api: httpx.AsyncClient, units: InMemoryUnitsOfWork[InMemoryNotificationsUnitOfWork], sample: Any
+) -> None:
+    created = await api.post("/rules", json=ENTERPRISE_DEMO, headers={"If-Match": '"0"'})
+    assert created.status_code == 201, created.text
+    assert created.headers["etag"] == '"1"' and created.json()["version"] == 1
+
+    match = sample.stage_changed(
+        deal_id="D-9", direction="forward", pipeline="enterprise", amount=50000, to_stage="demo"
+    )
+    deliveries = await consume(units, match, "evt-1")
+    assert set(deliveries) == {f"evt-1:email:{MANAGER}", "evt-1:webhook:teams"}
+    mail = deliveries[f"evt-1:email:{MANAGER}"].message
+    assert isinstance(mail, Email)
+    # The manager reads Persian: Persian digits, the Jalali date in Tehran's time, right to left.
+    assert mail.subject == f"نمایش: معامله D-9، {persian_digits('50,000.00')} EUR"
+    day, year, time = (persian_digits(n) for n in ("24", "1403", "13:00"))
+    assert f"{day} اسفند {year}، {time} (Asia/Tehran)" in mail.body and mail.html is None
+    assert deliveries["evt-1:webhook:teams"].rule == "enterprise-demo"
+    [task] = [e for e in units.published if isinstance(e, TaskRequested)]
+    assert (task.request_id, task.lead_id, task.assignee) == ("evt-1:enterprise-demo:2", "L-1", OWNER)
+    assert task.title == "Prepare the demo of D-9" and task.due_at == units.uow.clock.now() + timedelta(
+        days=1
+    )
+
+    small = sample.stage_changed(direction="forward", pipeline="enterprise", amount=49999, to_stage="demo")
+    assert await consume(units, small, "evt-2") == {}
+    other = sample.stage_changed(direction="forward", pipeline="smb", amount=90000, to_stage="demo")
+    assert await consume(units, other, "evt-3") == {}
+    assert len([e for e in units.published if isinstance(e, TaskRequested)]) == 1
+
+
+async def test_an_english_reader_gets_the_english_text_and_html(
+    api: httpx.AsyncClient, units: InMemoryUnitsOfWork[InMemoryNotificationsUnitOfWork], sample: Any
+) -> None:
+    rule = {
+        **ENTERPRISE_DEMO,
+        "actions": [{**ENTERPRISE_DEMO["actions"][0], "recipients": [{"role": "owner"}]}],
+    }
+    assert (await api.post("/rules", json=rule)).status_code == 201
+    event = sample.stage_changed(
+        deal_id="D-2", direction="forward", pipeline="enterprise", amount=60000, to_stage="demo"
+    )
+    mail = (await consume(units, event, "evt-1"))[f"evt-1:email:{OWNER}"].message
+    assert isinstance(mail, Email)
+    assert mail.subject == "Demo: deal D-2, 60,000.00 EUR"
+    assert mail.body == "Deal D-2 of rep@kariz.test reached the demo on 2025-03-14 09:30 (UTC)."
+    assert mail.html is not None and 'dir="ltr"' in mail.html and "<b>D-2</b>" in mail.html
+
+
+async def test_a_disabled_default_rule_sends_nothing_and_the_versions_keep_who_did_it(
+    api: httpx.AsyncClient, units: InMemoryUnitsOfWork[InMemoryNotificationsUnitOfWork], sample: Any
+) -> None:
+    lost = (await api.get("/rules/deal-lost")).json()
+    change = {k: v for k, v in lost.items() if k not in ("id", "version")} | {"enabled": False}
+    replaced = await api.put("/rules/deal-lost", json=change, headers={"If-Match": '"0"'})
+    assert replaced.status_code == 200, replaced.text
+    assert await consume(units, sample.deal_lost(), "evt-1") == {}
+
+    stale = await api.put("/rules/deal-lost", json=change, headers={"If-Match": '"0"'})
+    assert stale.status_code == 409 and "version 1" in stale.json()["message"]
+    page = (await api.get("/rules/versions")).json()
+    assert [(v["version"], v["actor"]) for v in page["items"]] == [
+        (1, "admin@kariz.test"),
+        (0, "system:seed"),
+    ]
+    assert (await api.get("/rules/versions/0")).json()["rules"][4]["enabled"] is True
+    assert (await api.get("/rules/versions/7")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"trigger": "DealExploded"}, "trigger"),
+        ({"conditions": [{"field": "amount_usd", "op": ">=", "value": 1}]}, "conditions[0].field"),
+        ({"conditions": [{"field": "to_stage", "op": "in", "value": "demo"}]}, "conditions[0].value"),
+        (
+            {
+                "actions": [
+                    {
+                        "kind": "email",
+                        "recipients": [{"role": "owner"}],
+                        "templates": {"en": {"subject": "{{ stage }}", "text": ""}},
+                    }
+                ]
+            },
+            "actions[0].templates.en.subject",
+        ),
+        (
+            {
+                "actions": [
+                    {
+                        "kind": "email",
+                        "recipients": [{"role": "owner"}],
+                        "templates": {"fa": {"subject": "x", "text": ""}},
+                    }
+                ]
+            },
+            "actions[0].templates",
+        ),
+        ({"actions": [{"kind": "webhook", "subscriber": "nobody"}]}, "actions[0].subscriber"),
+        (
+            {
+                "actions": [
+                    {
+                        "kind": "email",
+                        "recipients": [{"role": "addresses", "addresses": ["x"]}],
+                        "builtin": "deal-lost",
+                    }
+                ]
+            },
+            "actions[0].recipients[0].addresses",
+        ),
+        (
+            {"actions": [{"kind": "email", "recipients": [{"role": "owner"}], "builtin": "deal-won"}]},
+            "actions[0].builtin",
+        ),
+        (
+            {"actions": [{"kind": "task", "assignee": {"role": "owner", "field": "assignee"}, "title": "x"}]},
+            "actions[0].assignee.field",
+        ),
+    ],
+)
+async def test_a_rule_that_cannot_run_is_refused_at_save_time_naming_the_field(
+    api: httpx.AsyncClient,
+    units: InMemoryUnitsOfWork[InMemoryNotificationsUnitOfWork],
+    change: dict[str, Any],
+    field: str,
+) -> None:
+    response = await api.post("/rules", json={**ENTERPRISE_DEMO, **change})
+    assert response.status_code == 422, response.text
+    assert response.json()["message"].startswith(f"{field}:"), response.json()
+    assert (await api.get("/rules")).headers["etag"] == '"0"'  # nothing half-written
+
+
+async def test_a_taken_id_and_an_unknown_rule(api: httpx.AsyncClient) -> None:
+    taken = await api.post("/rules", json={**ENTERPRISE_DEMO, "id": "deal-won"})
+    assert taken.status_code == 409 and taken.json()["message"].startswith("id:")
+    change = {k: v for k, v in ENTERPRISE_DEMO.items() if k != "id"}
+    assert (await api.put("/rules/no-such-rule", json=change)).status_code == 404
+    assert (await api.get("/rules/no-such-rule")).status_code == 404
+
+
+async def test_the_preview_shows_who_would_get_what_and_records_nothing(
+    api: httpx.AsyncClient, units: InMemoryUnitsOfWork[InMemoryNotificationsUnitOfWork], sample: Any
+) -> None:
+    assert (await api.post("/rules", json={**ENTERPRISE_DEMO, "enabled": False})).status_code == 201
+    event = sample.stage_changed(direction="forward", pipeline="enterprise", amount=70000, to_stage="demo")
+    shown = await api.post("/rules/enterprise-demo/preview", json={"event": event.model_dump(mode="json")})
+    assert shown.status_code == 200, shown.text
+    body = shown.json()
+    assert body["matched"] is True
+    assert [(d["channel"], d["recipient"]) for d in body["deliveries"]] == [
+        ("email", MANAGER),
+        ("webhook", "teams"),
+    ]
+    assert [t["assignee"] for t in body["tasks"]] == [OWNER]
+    assert units.uow.deliveries.stored == {} and units.published == []
+
+    missed = event.model_dump(mode="json") | {"amount": "10"}
+    assert (await api.post("/rules/enterprise-demo/preview", json={"event": missed})).json()[
+        "matched"
+    ] is False
+    broken = await api.post("/rules/enterprise-demo/preview", json={"event": {"deal_id": "D-1"}})
+    assert broken.status_code == 422 and broken.json()["message"].startswith("event.")
+
+
+async def test_only_an_admin_changes_rules_and_a_rep_reads_none(
+    api: httpx.AsyncClient, issuer: LocalIssuer
+) -> None:
+    manager = bearer(issuer.token(MANAGER, ["manager"]))
+    rep = bearer(issuer.token(OWNER, ["rep"]))
+    assert (await api.get("/rules", headers=manager)).status_code == 200
+    assert (await api.post("/rules", json=ENTERPRISE_DEMO, headers=manager)).status_code == 403
+    assert (await api.get("/rules", headers=rep)).status_code == 403
+    assert (await api.get("/rules", headers={"Authorization": ""})).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("condition", "fields", "holds"),
+    [
+        (
+            Condition("company.industry", Operator.EQUALS, "software"),
+            {"company": {"industry": "software"}},
+            True,
+        ),
+        (Condition("company.industry", Operator.EXISTS), {"company": {"industry": None}}, False),
+        (Condition("company.industry", Operator.EXISTS, False), {"company": {}}, True),
+        (Condition("amount", Operator.AT_MOST, 100), {"amount": "100.00"}, True),
+        (Condition("amount", Operator.AT_LEAST, 100), {"amount": None}, False),
+        (Condition("source", Operator.IN, ["free_trial", "referral"]), {"source": "referral"}, True),
+        (
+            Condition("at", Operator.AT_LEAST, "2025-03-14T00:00:00+00:00"),
+            {"at": datetime(2025, 3, 13, tzinfo=UTC)},
+            False,
+        ),
+    ],
+)
+def test_conditions(condition: Condition, fields: dict[str, Any], holds: bool) -> None:
+    assert condition.holds(fields) is holds
+
+
+def test_the_default_rule_set_sends_what_the_rules_in_code_send(sample: Any) -> None:
+    from kariz_notifications.domain.model import EventContext
+    from kariz_notifications.domain.rules import DEFAULT_RULES, Roles, emails_for, plan
+
+    audience = Audience(team=("team@kariz.test",), handover=("onboarding@kariz.test",))
+    for event in (sample.deal_won(), sample.deal_lost(), sample.lead_qualified(), sample.stage_changed()):
+        in_code = emails_for(event, Roles(audience, LiveRoster()), DEFAULT_RULES)
+        as_data = plan(event, EventContext("e", "c"), audience).deliveries
+        assert [(d.rule, d.message) for d in as_data if d.channel is Channel.EMAIL] == in_code
