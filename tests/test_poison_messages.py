@@ -39,14 +39,20 @@ from kariz_devkit.testing import Backends, Record, eventually, publish_raw, read
 from kariz_leads.bootstrap import build as build_leads
 from kariz_leads.settings import LeadsSettings
 from kariz_notifications.bootstrap import build as build_notifications
+from kariz_notifications.domain.rules import DEFAULT_RULES
 from kariz_notifications.settings import NotificationsSettings
 from kariz_qualification.bootstrap import build as build_qualification
 from kariz_qualification.settings import QualificationSettings
 from kariz_shared.contracts.envelope import Envelope
 from kariz_shared.contracts.events import (
+    ActivityChannel,
+    ActivityDirection,
+    ActivityLogged,
+    ActivityOutcome,
     Company,
     Contact,
     DealLost,
+    DealOpened,
     DealWon,
     Event,
     FollowUpDue,
@@ -191,6 +197,32 @@ def leads_merged(survivor: str) -> LeadsMerged:
 
 
 DEAL = {"lead_id": "L-poison", "owner": "rep@kariz.example"}
+
+
+def activity_logged(lead_id: str) -> ActivityLogged:
+    return ActivityLogged(
+        activity_id=unique("A"),
+        lead_id=lead_id,
+        owner="rep@kariz.example",
+        channel=ActivityChannel.CALL,
+        direction=ActivityDirection.OUTBOUND,
+        outcome=ActivityOutcome.REACHED,
+        reaching=True,
+        occurred_at=NOW,
+        logged_at=NOW,
+    )
+
+
+def deal_opened(deal_id: str) -> DealOpened:
+    return DealOpened(
+        deal_id=deal_id,
+        **DEAL,
+        account_id="A-poison",
+        account_name="Poison Test GmbH",
+        pipeline="default",
+        stage="discovery",
+        opened_at=NOW,
+    )
 
 
 def stage_changed(deal_id: str) -> StageChanged:
@@ -410,6 +442,8 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     consumed = [
+        ActivityLogged,
+        DealOpened,
         LeadCaptured,
         LeadQualified,
         LeadDisqualified,
@@ -449,7 +483,10 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             return [envelope(make(first)), envelope(make(key_in(partition_of(first, count), count, prefix)))]
 
         cases = [
-            Case(LeadCaptured, [qualification], pair(lead_captured, "L")),
+            # Notifications consumes every public event (a "*" subscriber, a runtime rule may want any).
+            Case(ActivityLogged, [notifications], pair(activity_logged, "L")),
+            Case(DealOpened, [notifications], pair(deal_opened, "D")),
+            Case(LeadCaptured, [qualification, notifications], pair(lead_captured, "L")),
             Case(
                 LeadQualified,
                 [leads, deals, notifications],
@@ -460,7 +497,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             ),
             Case(
                 LeadDisqualified,
-                [leads],
+                [leads, notifications],
                 [
                     envelope(lead_disqualified(lead["id"], lead["owner"], f"reason {i}"))
                     for i, lead in enumerate(disqualified_leads)
@@ -468,11 +505,11 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             ),
             Case(
                 LeadResponseEscalationDue,
-                [leads],
+                [leads, notifications],
                 [envelope(escalation_due(lead)) for lead in escalated_leads],
             ),
             Case(TaskRequested, [leads], [envelope(task_requested(lead)) for lead in requested_for]),
-            Case(LeadsMerged, [qualification, deals], pair(leads_merged, "L")),
+            Case(LeadsMerged, [qualification, deals, notifications], pair(leads_merged, "L")),
             Case(StageChanged, [notifications], pair(stage_changed, "D")),
             Case(DealWon, [notifications], pair(deal_won, "D")),
             Case(DealLost, [notifications], pair(deal_lost, "D")),
@@ -558,7 +595,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
                         assert "RuntimeError: injected failure for event" in r.headers["dlq_error"]
 
         # The good events' effects, in each owning service.
-        captured = cases[0].good
+        captured = next(c for c in cases if c.cls is LeadCaptured).good
         for env in captured:
             response = await qualification.http.get(f"/leads/{env.key}/qualification")
             assert (response.status_code, response.json()["status"]) == (200, "nurture")
@@ -584,7 +621,9 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             for consumer in (qualification, deals):
                 remembered = await consumer.db.lead_merges.find_one({"_id": merge.merged_lead_id})
                 assert remembered is not None and remembered["survivor"] == merge.lead_id
-        for case in [c for c in cases if any(r is notifications for r in c.consumers)]:
+        # The events the default rules e-mail about (the others it consumes send nothing by default).
+        mailed = {rule.trigger for rule in DEFAULT_RULES}
+        for case in [c for c in cases if any(r is notifications for r in c.consumers) and c.cls in mailed]:
             for env in case.good:
                 listed = (await notifications.http.get("/notifications", params={"subject": env.key})).json()
                 assert {n["event_id"] for n in listed["items"]} == {env.id}, (case.topic, listed)

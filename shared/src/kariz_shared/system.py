@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kariz_shared.contracts.events import (
+    EVENTS,
     ActivityLogged,
     DealLost,
     DealOpened,
@@ -96,18 +97,9 @@ SERVICES: tuple[ServiceEntry, ...] = (
         8004,
         # TaskRequested is the task action of the automation rules (issue G); its contract is here now.
         publishes=(TaskRequested,),
-        # The leads service's follow-up, response-SLA, queue and reassignment events are its reminders and
-        # alerts (issue G's default rules).
-        consumes=(
-            LeadQualified,
-            StageChanged,
-            DealWon,
-            DealLost,
-            FollowUpDue,
-            LeadResponseOverdue,
-            LeadQueued,
-            LeadReassigned,
-        ),
+        # Every public event but its own and the roster (followed by every service): a runtime rule may
+        # name any event type as its trigger, and a "*" webhook subscriber sees every one (issue G).
+        consumes=tuple(e for e in EVENTS.values() if e not in (RepProfile, TaskRequested)),
         summary="rules that turn events into e-mails and signed webhooks, delivery log",
     ),
 )

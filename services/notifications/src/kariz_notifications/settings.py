@@ -9,13 +9,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from kariz_notifications.domain.model import ALL_EVENTS, Audience, EventType, Subscriber
+from kariz_notifications.domain.model import ALL_EVENTS, Audience, Subscriber
 from kariz_notifications.domain.schedule import LEASE
+from kariz_shared import system
 from kariz_shared.contracts import webhooks
 from kariz_shared.runtime.settings import ServiceSettings, read_password
 
 ADDRESS = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
-SUBSCRIBABLE = {e.value for e in EventType} | {ALL_EVENTS}
+#: Every event the service consumes, so every public event but its own and the roster's.
+SUBSCRIBABLE = {e.event_name() for e in system.service("notifications").consumes} | {ALL_EVENTS}
 
 
 def _address_list(value: Any) -> Any:

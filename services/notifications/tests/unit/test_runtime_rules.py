@@ -4,6 +4,7 @@ ETags, the refusals at save time, and the preview that sends nothing."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,7 +17,7 @@ from kariz_devkit.issuer import LocalIssuer
 from kariz_devkit.testing import accepting, bearer
 from kariz_notifications.adapters.in_memory import InMemoryNotificationsUnitOfWork
 from kariz_notifications.domain.automation import Condition, Operator
-from kariz_notifications.domain.model import Audience, Channel, Email, Subscriber
+from kariz_notifications.domain.model import Audience, Channel, Email, Subscriber, WebhookPost
 from kariz_notifications.domain.templates import persian_digits
 from kariz_notifications.entrypoints import kafka, rules_http
 from kariz_shared.contracts.events import RepProfile, TaskRequested
@@ -335,3 +336,18 @@ def test_the_default_rule_set_sends_what_the_rules_in_code_send(sample: Any) -> 
         in_code = emails_for(event, Roles(audience, LiveRoster()), DEFAULT_RULES)
         as_data = plan(event, EventContext("e", "c"), audience).deliveries
         assert [(d.rule, d.message) for d in as_data if d.channel is Channel.EMAIL] == in_code
+
+
+@pytest.mark.parametrize("event_type", ["LeadCaptured", "LeadDisqualified", "DealOpened", "LeadsMerged"])
+async def test_a_star_subscriber_sees_every_public_event(event_type: str) -> None:
+    from kariz_notifications.domain.samples import sample_of
+    from kariz_shared.contracts.events import EVENTS
+
+    audit = Subscriber("audit", "https://audit.example/h", frozenset({"*"}))
+    uow = InMemoryNotificationsUnitOfWork(FakeClock(), Audience(subscribers=(audit,)))
+    units = InMemoryUnitsOfWork(uow)
+    event = EVENTS[event_type].model_validate(sample_of(EVENTS[event_type]))
+    [hook] = (await consume(units, event, "evt-1")).values()
+    assert (hook.channel, hook.recipient, hook.event_type) == (Channel.WEBHOOK, "audit", event_type)
+    assert isinstance(hook.message, WebhookPost)
+    assert json.loads(hook.message.body)["type"] == EVENTS[event_type].ce_type()

@@ -22,6 +22,7 @@ from typing import Any
 
 from kariz_notifications.domain.samples import sample_of
 from kariz_notifications.domain.templates import EmailTexts, TemplateError, check_texts
+from kariz_shared import system
 from kariz_shared.contracts.errors import Conflict, NotFound, RuleViolation
 from kariz_shared.contracts.events import EVENTS, TaskKind
 from kariz_shared.contracts.versions import next_version
@@ -35,6 +36,8 @@ MAX_ACTIONS = 10
 RULE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 ADDRESS = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
 WHAT = "the notification rules"
+#: The events a rule may name: those the service consumes (every public event but its own and the roster).
+TRIGGERS = frozenset(e.event_name() for e in system.service("notifications").consumes)
 
 
 class Operator(StrEnum):
@@ -253,8 +256,10 @@ def check_rule(rule: AutomationRule, subscribers: Sequence[str]) -> AutomationRu
         raise RuleViolation(
             "id: lower-case letters, digits and dashes, 1..64, starting with a letter or digit"
         )
-    if rule.trigger not in EVENTS:
-        raise RuleViolation(f"trigger: {rule.trigger!r} is no public event; choose from {sorted(EVENTS)}")
+    if rule.trigger not in TRIGGERS:
+        raise RuleViolation(
+            f"trigger: {rule.trigger!r} is no event a rule can name; choose from {sorted(TRIGGERS)}"
+        )
     sample = _fields_of(rule.trigger)
     if len(rule.conditions) > MAX_CONDITIONS:
         raise RuleViolation(f"conditions: at most {MAX_CONDITIONS}")
