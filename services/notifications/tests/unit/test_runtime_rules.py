@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from kariz_devkit.issuer import LocalIssuer
 from kariz_devkit.testing import accepting, bearer
 from kariz_notifications.adapters.in_memory import InMemoryNotificationsUnitOfWork
-from kariz_notifications.domain.automation import Condition, Operator
+from kariz_notifications.domain.automation import Condition, EmailAction, Operator
 from kariz_notifications.domain.model import Audience, Channel, Email, Subscriber, WebhookPost
 from kariz_notifications.domain.templates import persian_digits
 from kariz_notifications.entrypoints import kafka, rules_http
@@ -351,3 +351,35 @@ async def test_a_star_subscriber_sees_every_public_event(event_type: str) -> Non
     assert (hook.channel, hook.recipient, hook.event_type) == (Channel.WEBHOOK, "audit", event_type)
     assert isinstance(hook.message, WebhookPost)
     assert json.loads(hook.message.body)["type"] == EVENTS[event_type].ce_type()
+
+
+def test_every_default_rule_passes_the_checks_of_a_saved_rule_in_english_and_persian() -> None:
+    from kariz_notifications.domain.automation import check_rule, default_rule_set
+    from kariz_notifications.domain.rules import check_builtins
+
+    for rule in default_rule_set():
+        check_builtins(check_rule(rule, []))
+        [action] = rule.actions
+        assert (
+            isinstance(action, EmailAction) and action.builtin == rule.id and set(action.templates) == {"fa"}
+        )
+
+
+async def test_a_persian_reader_gets_the_default_reminder_in_persian_and_an_english_one_the_built_in(
+    sample: Any,
+) -> None:
+    reps = LiveRoster()
+    at = datetime(2025, 1, 1, tzinfo=UTC)
+    reps.put(RepProfile(email="sara@kariz.test", locale="fa-IR", time_zone="Asia/Tehran", updated_at=at))
+    units = InMemoryUnitsOfWork(InMemoryNotificationsUnitOfWork(FakeClock(), Audience(), reps))
+    due = sample.follow_up_due(lead_id="L-9", assignee="sara@kariz.test", deal_id=None)
+    [persian] = (await consume(units, due, "evt-1")).values()
+    assert isinstance(persian.message, Email) and persian.rule == "follow-up-due"
+    assert (
+        persian.message.subject.startswith("پیگیری سررسید شد: ") and "(سرنخ L-9)" in persian.message.subject
+    )
+    assert "معامله" not in persian.message.body  # no deal: the line is left out
+    assert f"{persian_digits('1403')}، {persian_digits('13:00')} (Asia/Tehran)" in persian.message.body
+
+    [english] = (await consume(units, sample.follow_up_due(lead_id="L-8"), "evt-2")).values()
+    assert isinstance(english.message, Email) and english.message.subject.startswith("Follow-up due: ")

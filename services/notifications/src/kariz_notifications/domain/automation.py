@@ -20,6 +20,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
+from kariz_notifications.domain.persian import PERSIAN_DEFAULTS
 from kariz_notifications.domain.samples import sample_of
 from kariz_notifications.domain.templates import EmailTexts, TemplateError, check_texts
 from kariz_shared import system
@@ -165,8 +166,9 @@ class ActionKind(StrEnum):
 
 @dataclass(frozen=True)
 class EmailAction:
-    """An e-mail to each address the recipients name. ``builtin``: one of today's e-mails (the default
-    rules); otherwise ``templates`` by locale (``en``, ``fa``), the reader's locale or else English."""
+    """An e-mail to each address the recipients name, from ``templates`` by locale (``en``, ``fa``): the
+    reader's locale, else English. ``builtin``: one of today's e-mails (a default rule's) stands for
+    English, and for any locale the templates lack."""
 
     recipients: tuple[Recipients, ...]
     templates: Mapping[str, EmailTexts] = field(default_factory=dict)
@@ -304,14 +306,13 @@ def _check_action(
             raise RuleViolation(f"{where}.recipients: name at least one")
         for n, r in enumerate(action.recipients):
             _check_recipients(f"{where}.recipients[{n}]", r, trigger, sample)
-        if action.builtin is None:
-            if "en" not in action.templates:
-                raise RuleViolation(f"{where}.templates: an English (en) template is needed, the fallback")
-            for locale, texts in action.templates.items():
-                try:
-                    check_texts(texts, sample, locale)
-                except TemplateError as exc:
-                    raise RuleViolation(f"{where}.templates.{locale}.{exc.part}: {exc}") from exc
+        if action.builtin is None and "en" not in action.templates:
+            raise RuleViolation(f"{where}.templates: an English (en) template is needed, the fallback")
+        for locale, texts in action.templates.items():
+            try:
+                check_texts(texts, sample, locale)
+            except TemplateError as exc:
+                raise RuleViolation(f"{where}.templates.{locale}.{exc.part}: {exc}") from exc
     elif isinstance(action, WebhookAction):
         if action.subscriber not in subscribers:
             raise RuleViolation(
@@ -336,7 +337,10 @@ def _builtin(
         id=rule_id,
         trigger=trigger,
         conditions=conditions,
-        actions=(EmailAction(recipients=recipients, builtin=rule_id),),
+        # English is the built-in e-mail; a Persian reader gets its Persian version.
+        actions=(
+            EmailAction(recipients=recipients, builtin=rule_id, templates={"fa": PERSIAN_DEFAULTS[rule_id]}),
+        ),
     )
 
 

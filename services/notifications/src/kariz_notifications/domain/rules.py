@@ -210,14 +210,14 @@ def emails_for(
 
 
 def email_of(action: EmailAction, event: Event, fields: Mapping[str, Any], roles: Roles, to: str) -> Email:
-    """The e-mail ``action`` sends ``to``: a built-in one, or its templates in the reader's locale."""
-    if action.builtin is not None:
-        return rendering.render(BUILTIN_TEMPLATES[action.builtin], event, roles.reader(to))
+    """The e-mail ``action`` sends ``to``: its template in the reader's locale, else the built-in one
+    (English) if it has one, else its English template."""
     locale = roles.locale(to)
-    texts = action.templates.get(locale) or action.templates["en"]
-    shown = templates.render_texts(
-        texts, fields, locale if locale in action.templates else "en", roles.reader(to).zone
-    )
+    if locale not in action.templates:
+        if action.builtin is not None:
+            return rendering.render(BUILTIN_TEMPLATES[action.builtin], event, roles.reader(to))
+        locale = "en"
+    shown = templates.render_texts(action.templates[locale], fields, locale, roles.reader(to).zone)
     return Email(to=to, subject=shown.subject, body=shown.text, html=shown.html)
 
 
