@@ -65,6 +65,7 @@ from kariz_shared.contracts.events import (
     LeadResponseOverdue,
     LeadsMerged,
     LeadSource,
+    NotificationDue,
     ScoreLine,
     StageChanged,
     TaskKind,
@@ -222,6 +223,21 @@ def deal_opened(deal_id: str) -> DealOpened:
         pipeline="default",
         stage="discovery",
         opened_at=NOW,
+    )
+
+
+def notification_due(deal_id: str) -> NotificationDue:
+    """A deferred action of a rule that is not in force: handled (logged), sends nothing."""
+    opened = deal_opened(deal_id)
+    return NotificationDue(
+        deferral_id=unique("deferral"),
+        subject_id=deal_id,
+        rule_id="no-such-rule",
+        action=0,
+        trigger="DealOpened",
+        trigger_event_id=unique("evt"),
+        event=opened.model_dump(mode="json"),
+        due_at=NOW,
     )
 
 
@@ -444,6 +460,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
     consumed = [
         ActivityLogged,
         DealOpened,
+        NotificationDue,
         LeadCaptured,
         LeadQualified,
         LeadDisqualified,
@@ -486,6 +503,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             # Notifications consumes every public event (a "*" subscriber, a runtime rule may want any).
             Case(ActivityLogged, [notifications], pair(activity_logged, "L")),
             Case(DealOpened, [notifications], pair(deal_opened, "D")),
+            Case(NotificationDue, [notifications], pair(notification_due, "D")),
             Case(LeadCaptured, [qualification, notifications], pair(lead_captured, "L")),
             Case(
                 LeadQualified,
@@ -544,6 +562,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             (kariz_qualification.service_layer.handlers, "follow_merge"),
             (kariz_deals.service_layer.handlers, "follow_merge"),
             (kariz_notifications.service_layer.handlers, "record_notifications"),
+            (kariz_notifications.service_layer.handlers, "record_due_action"),
         ]:
             monkeypatch.setattr(module, name, failing_for(failing, getattr(module, name)))
 

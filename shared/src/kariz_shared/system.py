@@ -25,6 +25,7 @@ from kariz_shared.contracts.events import (
     LeadResponseEscalationDue,
     LeadResponseOverdue,
     LeadsMerged,
+    NotificationDue,
     RepProfile,
     StageChanged,
     TaskRequested,
@@ -96,7 +97,8 @@ SERVICES: tuple[ServiceEntry, ...] = (
         "notifications",
         8004,
         # TaskRequested is the task action of the automation rules (issue G); its contract is here now.
-        publishes=(TaskRequested,),
+        # NotificationDue: a rule's action deferred by a timer, consumed by notifications itself.
+        publishes=(TaskRequested, NotificationDue),
         # Every public event but its own and the roster (followed by every service): a runtime rule may
         # name any event type as its trigger, and a "*" webhook subscriber sees every one (issue G).
         consumes=tuple(e for e in EVENTS.values() if e not in (RepProfile, TaskRequested)),

@@ -383,3 +383,126 @@ async def test_a_persian_reader_gets_the_default_reminder_in_persian_and_an_engl
 
     [english] = (await consume(units, sample.follow_up_due(lead_id="L-8"), "evt-2")).values()
     assert isinstance(english.message, Email) and english.message.subject.startswith("Follow-up due: ")
+
+
+SATISFACTION: dict[str, Any] = {
+    "id": "satisfaction-check",
+    "trigger": "DealWon",
+    "actions": [
+        {
+            "kind": "email",
+            "delay_minutes": 3 * 24 * 60,
+            "recipients": [{"role": "owner"}],
+            "templates": {"en": {"subject": "How is onboarding at {{ account_name }}?", "text": "Ask them."}},
+        }
+    ],
+}
+
+
+async def fire_timers(units: InMemoryUnitsOfWork[InMemoryNotificationsUnitOfWork]) -> list[Any]:
+    """The due timers fired, and each NotificationDue consumed as the service's consumer would."""
+    from kariz_shared.contracts.events import NotificationDue
+
+    fired = await units.fire_due_timers()
+    for n, due in enumerate(fired):
+        assert isinstance(due, NotificationDue)
+        units.uow.causation_id, units.uow.correlation_id = f"timer-{n}", "corr-timer"
+        await units.handle(kafka.subscriptions()[NotificationDue], due)
+    return fired
+
+
+def by_rule(units: InMemoryUnitsOfWork[InMemoryNotificationsUnitOfWork], rule: str) -> list[Any]:
+    return [s.record.delivery for s in units.uow.deliveries.stored.values() if s.record.delivery.rule == rule]
+
+
+async def test_a_delayed_action_goes_when_the_clock_reaches_its_time_once(
+    api: httpx.AsyncClient,
+    units: InMemoryUnitsOfWork[InMemoryNotificationsUnitOfWork],
+    clock: FakeClock,
+    sample: Any,
+) -> None:
+    assert (await api.post("/rules", json=SATISFACTION)).status_code == 201
+    await consume(units, sample.deal_won(deal_id="D-5", account_name="Globex"), "evt-1")
+    assert by_rule(units, "deal-won") and by_rule(units, "satisfaction-check") == []
+
+    clock.advance(timedelta(days=3) - timedelta(minutes=1))
+    assert await fire_timers(units) == []
+    clock.advance(timedelta(minutes=1))
+    [due] = await fire_timers(units)
+    assert (due.rule_id, due.trigger, due.subject_id) == ("satisfaction-check", "DealWon", "D-5")
+    [mail] = by_rule(units, "satisfaction-check")
+    assert (mail.key, mail.message.subject) == (
+        f"evt-1:satisfaction-check:0:email:{OWNER}",
+        "How is onboarding at Globex?",
+    )
+    clock.advance(timedelta(days=30))
+    assert await fire_timers(units) == []  # fired once
+
+
+async def test_a_delayed_action_of_a_rule_disabled_meanwhile_sends_nothing(
+    api: httpx.AsyncClient,
+    units: InMemoryUnitsOfWork[InMemoryNotificationsUnitOfWork],
+    clock: FakeClock,
+    sample: Any,
+) -> None:
+    assert (await api.post("/rules", json=SATISFACTION)).status_code == 201
+    await consume(units, sample.deal_won(), "evt-1")
+    change = {k: v for k, v in SATISFACTION.items() if k != "id"} | {"enabled": False}
+    assert (await api.put("/rules/satisfaction-check", json=change)).status_code == 200
+    clock.advance(timedelta(days=3))
+    assert len(await fire_timers(units)) == 1
+    assert by_rule(units, "satisfaction-check") == []
+
+
+async def test_quiet_hours_defer_an_email_to_their_end_in_the_recipients_time_zone(
+    api: httpx.AsyncClient,
+    units: InMemoryUnitsOfWork[InMemoryNotificationsUnitOfWork],
+    clock: FakeClock,
+    sample: Any,
+) -> None:
+    rule = {
+        **ENTERPRISE_DEMO,
+        "actions": [
+            {
+                **ENTERPRISE_DEMO["actions"][0],
+                "recipients": [{"role": "owner"}, {"role": "owner_manager"}],
+                "quiet_hours": {"start": "22:00", "end": "07:00"},
+            }
+        ],
+    }
+    assert (await api.post("/rules", json=rule)).status_code == 201
+    # 20:00 UTC: the owner (UTC) is still awake; the manager in Tehran (23:30) is in quiet hours.
+    clock.set(datetime(2025, 3, 14, 20, 0, tzinfo=UTC))
+    event = sample.stage_changed(direction="forward", pipeline="enterprise", amount=80000, to_stage="demo")
+    await consume(units, event, "evt-1")
+    assert [d.recipient for d in by_rule(units, "enterprise-demo")] == [OWNER]
+
+    clock.set(datetime(2025, 3, 15, 3, 29, tzinfo=UTC))  # 06:59 in Tehran
+    assert await fire_timers(units) == []
+    clock.set(datetime(2025, 3, 15, 3, 30, tzinfo=UTC))  # 07:00 in Tehran
+    [due] = await fire_timers(units)
+    assert due.recipient == MANAGER
+    assert sorted(d.recipient for d in by_rule(units, "enterprise-demo")) == sorted([OWNER, MANAGER])
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "at", "ends"),
+    [
+        ("22:00", "07:00", datetime(2025, 3, 14, 23, 0, tzinfo=UTC), datetime(2025, 3, 15, 7, 0, tzinfo=UTC)),
+        ("22:00", "07:00", datetime(2025, 3, 15, 6, 0, tzinfo=UTC), datetime(2025, 3, 15, 7, 0, tzinfo=UTC)),
+        ("22:00", "07:00", datetime(2025, 3, 15, 7, 0, tzinfo=UTC), None),
+        (
+            "12:00",
+            "13:00",
+            datetime(2025, 3, 15, 12, 30, tzinfo=UTC),
+            datetime(2025, 3, 15, 13, 0, tzinfo=UTC),
+        ),
+        ("12:00", "13:00", datetime(2025, 3, 15, 11, 59, tzinfo=UTC), None),
+    ],
+)
+def test_the_end_of_quiet_hours(start: str, end: str, at: datetime, ends: datetime | None) -> None:
+    from datetime import time
+
+    from kariz_notifications.domain.automation import QuietHours
+
+    assert QuietHours(time.fromisoformat(start), time.fromisoformat(end)).end_of(at, UTC) == ends

@@ -536,6 +536,29 @@ class DealLost(Event):
     actor: str | None = actor_field()
 
 
+# --- notifications --------------------------------------------------------------------------------
+
+
+class NotificationDue(Event):
+    description: ClassVar[str] = (
+        "An automation rule's action fell due later than its trigger (issue G): after the action's delay "
+        '("3 days after DealWon"), or for one recipient at the end of their quiet hours. Emitted once by '
+        "a timer of the notifications service, which consumes it and then runs that action for the "
+        "trigger event it carries."
+    )
+    key_field: ClassVar[str] = "subject_id"
+
+    deferral_id: str = Field(description="Unique per deferred action (and recipient): <event id>:<rule>:<n>")
+    subject_id: str = Field(description="The id of the lead or deal the trigger event is about")
+    rule_id: str
+    action: int = Field(description="The action's place in its rule, from 0")
+    trigger: str = Field(description="The trigger event's type, e.g. DealWon")
+    trigger_event_id: str
+    event: dict[str, Any] = Field(description="The trigger event's fields, as it was published")
+    recipient: str | None = Field(default=None, description="Only this recipient (a quiet-hours deferral)")
+    due_at: datetime
+
+
 #: Every event type, by name. A new event must be added here to get a topic.
 EVENTS: dict[str, type[Event]] = {
     cls.__name__: cls
@@ -556,6 +579,7 @@ EVENTS: dict[str, type[Event]] = {
         StageChanged,
         DealWon,
         DealLost,
+        NotificationDue,
     )
 }
 

@@ -15,7 +15,7 @@ import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
@@ -38,7 +38,11 @@ RULE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 ADDRESS = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
 WHAT = "the notification rules"
 #: The events a rule may name: those the service consumes (every public event but its own and the roster).
-TRIGGERS = frozenset(e.event_name() for e in system.service("notifications").consumes)
+#: (Not its own NotificationDue: that is how a deferred action comes back.)
+_SERVICE = system.service("notifications")
+TRIGGERS = frozenset(e.event_name() for e in _SERVICE.consumes if e not in _SERVICE.publishes)
+#: How long an action may wait after its trigger at most.
+MAX_DELAY = timedelta(days=365)
 
 
 class Operator(StrEnum):
@@ -158,6 +162,27 @@ class Recipients:
         return self.field or DEFAULT_FIELD.get(self.role)
 
 
+@dataclass(frozen=True)
+class QuietHours:
+    """Hours of the recipient's day (in their time zone) an e-mail waits out: ``22:00``-``07:00`` runs
+    over midnight. An e-mail due inside them goes at their end."""
+
+    start: time
+    end: time
+
+    def end_of(self, at: datetime, zone: tzinfo) -> datetime | None:
+        """When the quiet hours that ``at`` falls in end (None: ``at`` is outside them)."""
+        local = at.astimezone(zone)
+        now = local.time().replace(tzinfo=None)
+        overnight = self.start > self.end
+        inside = (now >= self.start or now < self.end) if overnight else (self.start <= now < self.end)
+        if not inside:
+            return None
+        end_day = local.date() + timedelta(days=1) if overnight and now >= self.start else local.date()
+        # Wall-clock end in the recipient's zone (a DST change that night moves it with their clock).
+        return datetime.combine(end_day, self.end, tzinfo=zone)
+
+
 class ActionKind(StrEnum):
     EMAIL = "email"
     WEBHOOK = "webhook"
@@ -174,6 +199,9 @@ class EmailAction:
     templates: Mapping[str, EmailTexts] = field(default_factory=dict)
     builtin: str | None = None
     kind: ActionKind = ActionKind.EMAIL
+    #: How long after the trigger it goes (a durable timer: NotificationDue).
+    delay: timedelta = timedelta(0)
+    quiet_hours: QuietHours | None = None
 
 
 @dataclass(frozen=True)
@@ -182,6 +210,7 @@ class WebhookAction:
 
     subscriber: str
     kind: ActionKind = ActionKind.WEBHOOK
+    delay: timedelta = timedelta(0)
 
 
 @dataclass(frozen=True)
@@ -194,6 +223,7 @@ class TaskAction:
     task: TaskKind = TaskKind.OTHER
     due_in: timedelta = timedelta(days=1)
     kind: ActionKind = ActionKind.TASK
+    delay: timedelta = timedelta(0)
 
 
 Action = EmailAction | WebhookAction | TaskAction
@@ -301,11 +331,15 @@ def _check_recipients(where: str, r: Recipients, trigger: str, sample: Mapping[s
 def _check_action(
     where: str, action: Action, trigger: str, sample: Mapping[str, Any], subscribers: Sequence[str]
 ) -> None:
+    if not timedelta(0) <= action.delay <= MAX_DELAY:
+        raise RuleViolation(f"{where}.delay_minutes: between 0 and {MAX_DELAY.days} days")
     if isinstance(action, EmailAction):
         if not action.recipients:
             raise RuleViolation(f"{where}.recipients: name at least one")
         for n, r in enumerate(action.recipients):
             _check_recipients(f"{where}.recipients[{n}]", r, trigger, sample)
+        if action.quiet_hours is not None and action.quiet_hours.start == action.quiet_hours.end:
+            raise RuleViolation(f"{where}.quiet_hours: the start and the end are the same time")
         if action.builtin is None and "en" not in action.templates:
             raise RuleViolation(f"{where}.templates: an English (en) template is needed, the fallback")
         for locale, texts in action.templates.items():

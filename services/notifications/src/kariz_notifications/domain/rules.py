@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from kariz_notifications.domain import rendering, templates
@@ -47,6 +47,7 @@ from kariz_shared.contracts.events import (
     LeadQueued,
     LeadReassigned,
     LeadResponseOverdue,
+    NotificationDue,
     StageChanged,
     TaskRequested,
 )
@@ -69,6 +70,8 @@ class Plan:
     handover: Handover | None = None
     #: Follow-ups the rules' task actions ask the leads service for.
     tasks: list[TaskRequested] = field(default_factory=list)
+    #: Actions that go later: each armed as a timer whose event (NotificationDue) fires them.
+    deferrals: list[NotificationDue] = field(default_factory=list)
     #: What the rules could not resolve (a manager nobody named): the handler logs each.
     notes: tuple[str, ...] = ()
 
@@ -229,6 +232,34 @@ class RuleEffects:
     emails: list[tuple[str, Email]] = field(default_factory=list)
     webhooks: list[tuple[str, Subscriber]] = field(default_factory=list)
     tasks: list[TaskRequested] = field(default_factory=list)
+    #: Actions that go later (a delay, a recipient's quiet hours): each a timer's event.
+    deferrals: list[NotificationDue] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Firing:
+    """A deferred action come due: only action ``action`` of the rule, only to ``recipient`` if named,
+    and no delay or quiet hours again."""
+
+    action: int
+    recipient: str | None = None
+
+
+def deferral(
+    event: Event, rule: AutomationRule, n: int, event_id: str, due_at: datetime, recipient: str | None = None
+) -> NotificationDue:
+    suffix = f":{recipient}" if recipient is not None else ""
+    return NotificationDue(
+        deferral_id=f"{event_id}:{rule.id}:{n}{suffix}",
+        subject_id=event.key(),
+        rule_id=rule.id,
+        action=n,
+        trigger=event.event_name(),
+        trigger_event_id=event_id,
+        event=event.model_dump(mode="json"),
+        recipient=recipient,
+        due_at=due_at,
+    )
 
 
 def task_of(
@@ -264,23 +295,42 @@ def effects_of(
     event_id: str,
     at: datetime,
     include_disabled: bool = False,
+    firing: Firing | None = None,
 ) -> RuleEffects:
-    """Run every matching rule of ``rule_set`` on ``event`` (the disabled ones too for a preview)."""
+    """Run every matching rule of ``rule_set`` on ``event`` (the disabled ones too for a preview), or
+    the one action a deferral ``firing`` names."""
     event_type = event.event_name()
     fields = event.model_dump()
     effects = RuleEffects()
     seen: set[str] = set()
     subscribers = {s.name: s for s in roles.audience.subscribers}
     for rule in rule_set:
-        if not (rule.enabled or include_disabled) or not rule.matches(event_type, fields):
+        # A deferred action's rule must still match as it now reads: an admin who narrowed it meanwhile
+        # meant it not to go.
+        if not rule.matches(event_type, fields):
+            continue
+        if firing is None and not (rule.enabled or include_disabled):
             continue
         for n, action in enumerate(rule.actions):
+            if firing is not None and n != firing.action:
+                continue
+            if firing is None and action.delay > timedelta(0):
+                effects.deferrals.append(deferral(event, rule, n, event_id, at + action.delay))
+                continue
             if isinstance(action, EmailAction):
                 for recipients in action.recipients:
                     for to in roles.named(recipients, fields):
-                        if same_person(to) in seen:
+                        if same_person(to) in seen or (firing and firing.recipient not in (None, to)):
                             continue
                         seen.add(same_person(to))
+                        quiet_until = (
+                            action.quiet_hours.end_of(at, roles.reader(to).zone)
+                            if action.quiet_hours is not None and (firing is None or firing.recipient is None)
+                            else None
+                        )
+                        if quiet_until is not None:
+                            effects.deferrals.append(deferral(event, rule, n, event_id, quiet_until, to))
+                            continue
                         try:
                             effects.emails.append((rule.id, email_of(action, event, fields, roles, to)))
                         except templates.TemplateError as exc:
@@ -323,6 +373,7 @@ def plan(
     at: datetime | None = None,
     include_disabled: bool = False,
     subscriptions: bool = True,
+    firing: Firing | None = None,
 ) -> Plan:
     """Everything an event causes here: what the rules in force (``rule_set``; the default rules when
         none) send and ask for, webhooks to the subscribers of its type, and perhaps a hand-over. ``reps``
@@ -352,6 +403,7 @@ def plan(
         event_id=context.event_id,
         at=at if at is not None else rendering.occurred_at(event),
         include_disabled=include_disabled,
+        firing=firing,
     )
     deliveries = [delivery(Channel.EMAIL, email.to, email, rule) for rule, email in effects.emails]
     hooks = [
@@ -372,7 +424,12 @@ def plan(
                     )
                 )
     return Plan(
-        deliveries=deliveries, handover=handover_for(event), tasks=effects.tasks, notes=tuple(roles.notes)
+        deliveries=deliveries,
+        # A deferred action comes after the event's hand-over was opened.
+        handover=handover_for(event) if firing is None else None,
+        tasks=effects.tasks,
+        deferrals=effects.deferrals,
+        notes=tuple(roles.notes),
     )
 
 

@@ -9,7 +9,7 @@ from kariz_notifications.domain.model import Delivery
 from kariz_notifications.service_layer import handlers
 from kariz_notifications.service_layer.unit_of_work import NotificationsUnitOfWork
 from kariz_shared import system
-from kariz_shared.contracts.events import Event
+from kariz_shared.contracts.events import Event, NotificationDue
 from kariz_shared.persistence.unit_of_work import Subscriptions
 
 
@@ -26,5 +26,15 @@ def subscriptions(
             # Only once committed: before that the sender could not see them.
             uow.after_commit(lambda: on_recorded(deliveries))
 
-    # Every event the service consumes (kariz_shared.system): the rules in force say what each sends.
-    return {event_cls: notify for event_cls in system.service("notifications").consumes}
+    async def fire(uow: NotificationsUnitOfWork, due: NotificationDue) -> None:
+        deliveries = await handlers.record_due_action(uow, due)
+        if deliveries:
+            uow.after_commit(lambda: on_recorded(deliveries))
+
+    # Every event the service consumes (kariz_shared.system): the rules in force say what each sends;
+    # its own NotificationDue is a rule's deferred action come due.
+    table: Subscriptions[NotificationsUnitOfWork] = {
+        event_cls: notify for event_cls in system.service("notifications").consumes
+    }
+    table[NotificationDue] = fire
+    return table

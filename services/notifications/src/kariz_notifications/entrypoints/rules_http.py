@@ -4,7 +4,7 @@ change: 409 when another admin changed the rules first), as leads' ``/assignment
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Response
@@ -16,6 +16,7 @@ from kariz_notifications.domain.automation import (
     Condition,
     EmailAction,
     Operator,
+    QuietHours,
     RecipientRole,
     Recipients,
     RuleSetVersion,
@@ -87,8 +88,22 @@ class TemplateBody(Strict):
     html: str | None = Field(default=None, max_length=20_000, description="The HTML part, if any")
 
 
+Delay = Annotated[
+    int, Field(ge=0, le=365 * 24 * 60, description="Minutes after the trigger it goes (a durable timer)")
+]
+
+
+class QuietHoursBody(Strict):
+    start: time = Field(description="e.g. 22:00, in each recipient's time zone")
+    end: time = Field(description="e.g. 07:00; before the start: over midnight")
+
+
 class EmailActionBody(Strict):
     kind: Literal["email"] = "email"
+    delay_minutes: Delay = 0
+    quiet_hours: QuietHoursBody | None = Field(
+        default=None, description="An e-mail due inside them goes at their end, in the recipient's zone"
+    )
     recipients: list[RecipientsBody] = Field(min_length=1, max_length=20)
     templates: dict[Literal["en", "fa"], TemplateBody] = Field(
         default={}, description="By locale; English is the fallback for a reader of another locale"
@@ -100,16 +115,24 @@ class EmailActionBody(Strict):
             recipients=tuple(r.recipients() for r in self.recipients),
             templates={k: EmailTexts(t.subject, t.text, t.html) for k, t in self.templates.items()},
             builtin=self.builtin,
+            delay=timedelta(minutes=self.delay_minutes),
+            quiet_hours=None
+            if self.quiet_hours is None
+            else QuietHours(
+                self.quiet_hours.start.replace(tzinfo=None), self.quiet_hours.end.replace(tzinfo=None)
+            ),
         )
 
 
 class WebhookActionBody(Strict):
     kind: Literal["webhook"] = "webhook"
+    delay_minutes: Delay = 0
     subscriber: str = Field(min_length=1, max_length=64, description="A webhook subscriber of the settings")
 
 
 class TaskActionBody(Strict):
     kind: Literal["task"] = "task"
+    delay_minutes: Delay = 0
     assignee: RecipientsBody
     title: str = Field(min_length=1, max_length=200, description="Sandboxed Jinja2, like the e-mails")
     task: TaskKind = TaskKind.OTHER
@@ -119,9 +142,16 @@ class TaskActionBody(Strict):
 ActionBody = Annotated[EmailActionBody | WebhookActionBody | TaskActionBody, Field(discriminator="kind")]
 
 
+def _minutes(delay: timedelta) -> int:
+    return int(delay.total_seconds() // 60)
+
+
 def _action_body(a: Action) -> EmailActionBody | WebhookActionBody | TaskActionBody:
     if isinstance(a, EmailAction):
+        quiet = a.quiet_hours
         return EmailActionBody(
+            delay_minutes=_minutes(a.delay),
+            quiet_hours=None if quiet is None else QuietHoursBody(start=quiet.start, end=quiet.end),
             recipients=[RecipientsBody.of(r) for r in a.recipients],
             templates={
                 k: TemplateBody(subject=t.subject, text=t.text, html=t.html) for k, t in a.templates.items()
@@ -129,8 +159,9 @@ def _action_body(a: Action) -> EmailActionBody | WebhookActionBody | TaskActionB
             builtin=a.builtin,
         )
     if isinstance(a, WebhookAction):
-        return WebhookActionBody(subscriber=a.subscriber)
+        return WebhookActionBody(subscriber=a.subscriber, delay_minutes=_minutes(a.delay))
     return TaskActionBody(
+        delay_minutes=_minutes(a.delay),
         assignee=RecipientsBody.of(a.assignee),
         title=a.title,
         task=a.task,
@@ -153,10 +184,16 @@ class RuleChange(Strict):
             if isinstance(a, EmailActionBody):
                 actions.append(a.action())
             elif isinstance(a, WebhookActionBody):
-                actions.append(WebhookAction(a.subscriber))
+                actions.append(WebhookAction(a.subscriber, delay=timedelta(minutes=a.delay_minutes)))
             else:
                 actions.append(
-                    TaskAction(a.assignee.recipients(), a.title, a.task, timedelta(minutes=a.due_in_minutes))
+                    TaskAction(
+                        a.assignee.recipients(),
+                        a.title,
+                        a.task,
+                        timedelta(minutes=a.due_in_minutes),
+                        delay=timedelta(minutes=a.delay_minutes),
+                    )
                 )
         return AutomationRule(
             id=rule_id,

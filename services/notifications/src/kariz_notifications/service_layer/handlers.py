@@ -24,7 +24,8 @@ from kariz_notifications.domain.model import (
 from kariz_notifications.domain.schedule import NextStep, RetryPolicy
 from kariz_notifications.service_layer.commands import Deliver
 from kariz_notifications.service_layer.unit_of_work import DeliveryQueue, NotificationsUnitOfWork
-from kariz_shared.contracts.events import Event
+from kariz_shared.contracts.errors import RejectedEvent
+from kariz_shared.contracts.events import EVENTS, Event, NotificationDue
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,47 @@ async def record_notifications(uow: NotificationsUnitOfWork, event: Event) -> li
     for task in plan.tasks:
         # Through the outbox with this unit: a task is asked for exactly when its deliveries are recorded.
         uow.emit(task)
+    for due in plan.deferrals:
+        # A durable timer, armed in this transaction: a crash before it fires loses nothing.
+        uow.timers.arm(due.deferral_id, due.due_at, due)
     if plan.handover is not None:
         await uow.handovers.open(plan.handover, context.correlation_id, at)
+    return plan.deliveries
+
+
+async def record_due_action(uow: NotificationsUnitOfWork, due: NotificationDue) -> list[Delivery]:
+    """A deferred action come due: run it for its trigger event, by the rule as it reads now (a rule
+    removed, disabled or narrowed meanwhile sends nothing, logged)."""
+    if uow.correlation_id is None:
+        raise ValueError("a deferred action needs its event's correlation id")
+    extra = {"rule": due.rule_id, "deferral": due.deferral_id}
+    trigger_cls = EVENTS.get(due.trigger)
+    if trigger_cls is None:
+        raise RejectedEvent(f"NotificationDue for an unknown event type {due.trigger!r}")
+    event = trigger_cls.model_validate(due.event)
+    in_force = await uow.rules.current()
+    rule = next((r for r in in_force.rules if r.id == due.rule_id), None)
+    if rule is None or not rule.enabled or due.action >= len(rule.actions):
+        log.warning("a deferred action's rule is gone, disabled or shorter now: nothing sent", extra=extra)
+        return []
+    at = uow.clock.now()
+    context = EventContext(event_id=due.deferral_id, correlation_id=uow.correlation_id)
+    plan = rules.plan(
+        event,
+        context,
+        uow.audience,
+        uow.reps,
+        (rule,),
+        at=at,
+        subscriptions=False,
+        firing=rules.Firing(due.action, due.recipient),
+    )
+    for note in plan.notes:
+        log.warning(note, extra=extra)
+    for delivery in plan.deliveries:
+        uow.deliveries.add(delivery, at)
+    for task in plan.tasks:
+        uow.emit(task)
     return plan.deliveries
 
 

@@ -3,7 +3,7 @@ each version whole, never changed once stored; version 0 seeded at the first sta
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
+from datetime import UTC, time, timedelta
 from typing import Any
 
 from pymongo import DESCENDING
@@ -16,6 +16,7 @@ from kariz_notifications.domain.automation import (
     Condition,
     EmailAction,
     Operator,
+    QuietHours,
     RecipientRole,
     Recipients,
     RuleSetVersion,
@@ -40,8 +41,16 @@ def _recipients(doc: Doc) -> Recipients:
 
 
 def _action_doc(a: Action) -> Doc:
+    return {**_action_fields(a), "delay_s": a.delay.total_seconds()}
+
+
+def _action_fields(a: Action) -> Doc:
     if isinstance(a, EmailAction):
+        quiet = a.quiet_hours
         return {
+            "quiet_hours": None
+            if quiet is None
+            else {"start": quiet.start.isoformat(), "end": quiet.end.isoformat()},
             "kind": a.kind.value,
             "recipients": [_recipients_doc(r) for r in a.recipients],
             "builtin": a.builtin,
@@ -62,8 +71,14 @@ def _action_doc(a: Action) -> Doc:
 
 def _action(doc: Doc) -> Action:
     kind = ActionKind(doc["kind"])
+    delay = timedelta(seconds=doc.get("delay_s", 0))
     if kind is ActionKind.EMAIL:
+        quiet = doc.get("quiet_hours")
         return EmailAction(
+            delay=delay,
+            quiet_hours=None
+            if quiet is None
+            else QuietHours(time.fromisoformat(quiet["start"]), time.fromisoformat(quiet["end"])),
             recipients=tuple(_recipients(r) for r in doc["recipients"]),
             builtin=doc.get("builtin"),
             templates={
@@ -72,12 +87,13 @@ def _action(doc: Doc) -> Action:
             },
         )
     if kind is ActionKind.WEBHOOK:
-        return WebhookAction(doc["subscriber"])
+        return WebhookAction(doc["subscriber"], delay=delay)
     return TaskAction(
         assignee=_recipients(doc["assignee"]),
         title=doc["title"],
         task=TaskKind(doc["task"]),
         due_in=timedelta(seconds=doc["due_in_s"]),
+        delay=delay,
     )
 
 
