@@ -54,6 +54,8 @@ from kariz_shared.contracts.events import (
     DealLost,
     DealOpened,
     DealWon,
+    DigestDue,
+    DigestItem,
     Event,
     FollowUpDue,
     LeadCaptured,
@@ -237,6 +239,22 @@ def notification_due(deal_id: str) -> NotificationDue:
         trigger="DealOpened",
         trigger_event_id=unique("evt"),
         event=opened.model_dump(mode="json"),
+        due_at=NOW,
+    )
+
+
+def digest_due(recipient: str) -> DigestDue:
+    """A digest window's end: one e-mail to its recipient."""
+    item = DigestItem(
+        event_id=unique("evt"), event_type="StageChanged", subject_id="D-1", subject="s", text="t"
+    )
+    return DigestDue(
+        digest_id=unique("digest"),
+        recipient=recipient,
+        rule_id="setbacks",
+        action=0,
+        window_started_at=NOW,
+        items=[item],
         due_at=NOW,
     )
 
@@ -461,6 +479,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
         ActivityLogged,
         DealOpened,
         NotificationDue,
+        DigestDue,
         LeadCaptured,
         LeadQualified,
         LeadDisqualified,
@@ -504,6 +523,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             Case(ActivityLogged, [notifications], pair(activity_logged, "L")),
             Case(DealOpened, [notifications], pair(deal_opened, "D")),
             Case(NotificationDue, [notifications], pair(notification_due, "D")),
+            Case(DigestDue, [notifications], pair(digest_due, "rep")),
             Case(LeadCaptured, [qualification, notifications], pair(lead_captured, "L")),
             Case(
                 LeadQualified,
@@ -563,6 +583,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             (kariz_deals.service_layer.handlers, "follow_merge"),
             (kariz_notifications.service_layer.handlers, "record_notifications"),
             (kariz_notifications.service_layer.handlers, "record_due_action"),
+            (kariz_notifications.service_layer.handlers, "send_digest"),
         ]:
             monkeypatch.setattr(module, name, failing_for(failing, getattr(module, name)))
 

@@ -15,6 +15,7 @@ from kariz_shared.contracts.events import (
     DealLost,
     DealOpened,
     DealWon,
+    DigestDue,
     Event,
     FollowUpDue,
     LeadCaptured,
@@ -97,8 +98,9 @@ SERVICES: tuple[ServiceEntry, ...] = (
         "notifications",
         8004,
         # TaskRequested is the task action of the automation rules (issue G); its contract is here now.
-        # NotificationDue: a rule's action deferred by a timer, consumed by notifications itself.
-        publishes=(TaskRequested, NotificationDue),
+        # NotificationDue, DigestDue: a rule's action deferred, a digest window ended (timers), consumed by
+        # notifications itself.
+        publishes=(TaskRequested, NotificationDue, DigestDue),
         # Every public event but its own and the roster (followed by every service): a runtime rule may
         # name any event type as its trigger, and a "*" webhook subscriber sees every one (issue G).
         consumes=tuple(e for e in EVENTS.values() if e not in (RepProfile, TaskRequested)),

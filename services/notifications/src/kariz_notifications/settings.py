@@ -13,14 +13,12 @@ from kariz_notifications.domain.model import ALL_EVENTS, Audience, Subscriber
 from kariz_notifications.domain.schedule import LEASE
 from kariz_shared import system
 from kariz_shared.contracts import webhooks
-from kariz_shared.contracts.events import NotificationDue
 from kariz_shared.runtime.settings import ServiceSettings, read_password
 
 ADDRESS = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
 #: Every event the service consumes, so every public event but its own and the roster's.
-SUBSCRIBABLE = {
-    e.event_name() for e in system.service("notifications").consumes if e is not NotificationDue
-} | {ALL_EVENTS}
+_SERVICE = system.service("notifications")
+SUBSCRIBABLE = {e.event_name() for e in _SERVICE.consumes if e not in _SERVICE.publishes} | {ALL_EVENTS}
 
 
 def _address_list(value: Any) -> Any:

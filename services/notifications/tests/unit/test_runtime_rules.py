@@ -506,3 +506,47 @@ def test_the_end_of_quiet_hours(start: str, end: str, at: datetime, ends: dateti
     from kariz_notifications.domain.automation import QuietHours
 
     assert QuietHours(time.fromisoformat(start), time.fromisoformat(end)).end_of(at, UTC) == ends
+
+
+async def test_a_digest_merges_five_alerts_to_one_manager_into_one_email_at_the_window_end(
+    api: httpx.AsyncClient,
+    units: InMemoryUnitsOfWork[InMemoryNotificationsUnitOfWork],
+    clock: FakeClock,
+    sample: Any,
+) -> None:
+    rule = {
+        "id": "deal-setbacks-digest",
+        "trigger": "StageChanged",
+        "conditions": [{"field": "direction", "op": "equals", "value": "back"}],
+        "actions": [
+            {
+                "kind": "email",
+                "digest_minutes": 30,
+                "recipients": [{"role": "owner_manager"}],
+                "templates": {
+                    "en": {"subject": "Setback of {{ deal_id }}", "text": "{{ deal_id }}: {{ to_stage }}"}
+                },
+            }
+        ],
+    }
+    assert (await api.post("/rules", json=rule)).status_code == 201
+    for n in range(5):
+        await consume(units, sample.stage_changed(deal_id=f"D-{n}", direction="back"), f"evt-{n}")
+        clock.advance(timedelta(minutes=5))
+    assert by_rule(units, "deal-setbacks-digest") == []
+    # A redelivered alert (the consumer would drop it, a replay might not) is not listed twice.
+    await consume(units, sample.stage_changed(deal_id="D-4", direction="back"), "evt-4")
+
+    clock.advance(timedelta(minutes=4))  # 29 minutes after the first
+    assert await units.fire_due_timers() == []
+    clock.advance(timedelta(minutes=1))
+    [window] = await units.fire_due_timers()
+    units.uow.causation_id, units.uow.correlation_id = "timer-1", "corr-timer"
+    await units.handle(kafka.subscriptions()[type(window)], window)
+    [digest] = by_rule(units, "deal-setbacks-digest")
+    assert digest.recipient == MANAGER and isinstance(digest.message, Email)
+    # The manager reads Persian: the count in Persian digits; each alert as its template made it.
+    assert digest.message.subject == f"{persian_digits('5')} هشدار از قاعدهٔ deal-setbacks-digest"
+    assert [line for line in digest.message.body.splitlines() if line.startswith("D-")] == [
+        f"D-{n}: discovery" for n in range(5)
+    ]

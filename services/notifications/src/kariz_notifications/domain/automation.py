@@ -202,6 +202,8 @@ class EmailAction:
     #: How long after the trigger it goes (a durable timer: NotificationDue).
     delay: timedelta = timedelta(0)
     quiet_hours: QuietHours | None = None
+    #: Alerts of this action to one person within this window go as one e-mail at its end.
+    digest: timedelta = timedelta(0)
 
 
 @dataclass(frozen=True)
@@ -338,6 +340,8 @@ def _check_action(
             raise RuleViolation(f"{where}.recipients: name at least one")
         for n, r in enumerate(action.recipients):
             _check_recipients(f"{where}.recipients[{n}]", r, trigger, sample)
+        if not timedelta(0) <= action.digest <= timedelta(days=1):
+            raise RuleViolation(f"{where}.digest_minutes: between 0 and one day")
         if action.quiet_hours is not None and action.quiet_hours.start == action.quiet_hours.end:
             raise RuleViolation(f"{where}.quiet_hours: the start and the end are the same time")
         if action.builtin is None and "en" not in action.templates:

@@ -72,6 +72,8 @@ class Plan:
     tasks: list[TaskRequested] = field(default_factory=list)
     #: Actions that go later: each armed as a timer whose event (NotificationDue) fires them.
     deferrals: list[NotificationDue] = field(default_factory=list)
+    #: E-mails for digests: (rule, action, window length, locale, e-mail), see ``domain.digests``.
+    digests: list[tuple[str, int, timedelta, str, Email]] = field(default_factory=list)
     #: What the rules could not resolve (a manager nobody named): the handler logs each.
     notes: tuple[str, ...] = ()
 
@@ -234,6 +236,8 @@ class RuleEffects:
     tasks: list[TaskRequested] = field(default_factory=list)
     #: Actions that go later (a delay, a recipient's quiet hours): each a timer's event.
     deferrals: list[NotificationDue] = field(default_factory=list)
+    #: E-mails that join their recipient's digest window: (rule, action, its window's length, locale, e-mail).
+    digests: list[tuple[str, int, timedelta, str, Email]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -332,7 +336,11 @@ def effects_of(
                             effects.deferrals.append(deferral(event, rule, n, event_id, quiet_until, to))
                             continue
                         try:
-                            effects.emails.append((rule.id, email_of(action, event, fields, roles, to)))
+                            email = email_of(action, event, fields, roles, to)
+                            if action.digest > timedelta(0) and firing is None:
+                                effects.digests.append((rule.id, n, action.digest, roles.locale(to), email))
+                            else:
+                                effects.emails.append((rule.id, email))
                         except templates.TemplateError as exc:
                             # Checked against the event's sample when saved; a value that is None here
                             # can still fail: the others of the rule go out, this one is noted.
@@ -429,6 +437,7 @@ def plan(
         handover=handover_for(event) if firing is None else None,
         tasks=effects.tasks,
         deferrals=effects.deferrals,
+        digests=effects.digests,
         notes=tuple(roles.notes),
     )
 

@@ -9,7 +9,7 @@ from kariz_notifications.domain.model import Delivery
 from kariz_notifications.service_layer import handlers
 from kariz_notifications.service_layer.unit_of_work import NotificationsUnitOfWork
 from kariz_shared import system
-from kariz_shared.contracts.events import Event, NotificationDue
+from kariz_shared.contracts.events import DigestDue, Event, NotificationDue
 from kariz_shared.persistence.unit_of_work import Subscriptions
 
 
@@ -32,9 +32,15 @@ def subscriptions(
             uow.after_commit(lambda: on_recorded(deliveries))
 
     # Every event the service consumes (kariz_shared.system): the rules in force say what each sends;
-    # its own NotificationDue is a rule's deferred action come due.
+    # its own NotificationDue is a rule's deferred action come due, its DigestDue a digest window's end.
     table: Subscriptions[NotificationsUnitOfWork] = {
         event_cls: notify for event_cls in system.service("notifications").consumes
     }
+
+    async def digest(uow: NotificationsUnitOfWork, window: DigestDue) -> None:
+        deliveries = await handlers.send_digest(uow, window)
+        uow.after_commit(lambda: on_recorded(deliveries))
+
     table[NotificationDue] = fire
+    table[DigestDue] = digest
     return table

@@ -104,6 +104,9 @@ class EmailActionBody(Strict):
     quiet_hours: QuietHoursBody | None = Field(
         default=None, description="An e-mail due inside them goes at their end, in the recipient's zone"
     )
+    digest_minutes: int = Field(
+        default=0, ge=0, le=24 * 60, description="Its alerts to one person within this window: one e-mail"
+    )
     recipients: list[RecipientsBody] = Field(min_length=1, max_length=20)
     templates: dict[Literal["en", "fa"], TemplateBody] = Field(
         default={}, description="By locale; English is the fallback for a reader of another locale"
@@ -116,6 +119,7 @@ class EmailActionBody(Strict):
             templates={k: EmailTexts(t.subject, t.text, t.html) for k, t in self.templates.items()},
             builtin=self.builtin,
             delay=timedelta(minutes=self.delay_minutes),
+            digest=timedelta(minutes=self.digest_minutes),
             quiet_hours=None
             if self.quiet_hours is None
             else QuietHours(
@@ -151,6 +155,7 @@ def _action_body(a: Action) -> EmailActionBody | WebhookActionBody | TaskActionB
         quiet = a.quiet_hours
         return EmailActionBody(
             delay_minutes=_minutes(a.delay),
+            digest_minutes=_minutes(a.digest),
             quiet_hours=None if quiet is None else QuietHoursBody(start=quiet.start, end=quiet.end),
             recipients=[RecipientsBody.of(r) for r in a.recipients],
             templates={

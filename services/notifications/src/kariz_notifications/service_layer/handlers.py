@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from kariz_notifications.domain import rules
+from kariz_notifications.domain import digests, rules
 from kariz_notifications.domain.model import (
     Attempt,
     Channel,
@@ -25,7 +25,7 @@ from kariz_notifications.domain.schedule import NextStep, RetryPolicy
 from kariz_notifications.service_layer.commands import Deliver
 from kariz_notifications.service_layer.unit_of_work import DeliveryQueue, NotificationsUnitOfWork
 from kariz_shared.contracts.errors import RejectedEvent
-from kariz_shared.contracts.events import EVENTS, Event, NotificationDue
+from kariz_shared.contracts.events import EVENTS, DigestDue, DigestItem, Event, NotificationDue
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,27 @@ async def record_notifications(uow: NotificationsUnitOfWork, event: Event) -> li
     for due in plan.deferrals:
         # A durable timer, armed in this transaction: a crash before it fires loses nothing.
         uow.timers.arm(due.deferral_id, due.due_at, due)
+    for rule_id, action, length, locale, email in plan.digests:
+        # The window's alerts live in its timer's event: added to in this transaction, sent at its end.
+        key = digests.digest_key(rule_id, action, email.to)
+        armed = await uow.timers.get(key)
+        window = digests.gathered(
+            armed.event if armed is not None and isinstance(armed.event, DigestDue) else None,
+            rule_id=rule_id,
+            action=action,
+            email=email,
+            locale=locale,
+            item=DigestItem(
+                event_id=context.event_id,
+                event_type=event.event_name(),
+                subject_id=event.key(),
+                subject=email.subject,
+                text=email.body,
+            ),
+            at=at,
+            length=length,
+        )
+        uow.timers.arm(key, window.due_at, window)
     if plan.handover is not None:
         await uow.handovers.open(plan.handover, context.correlation_id, at)
     return plan.deliveries
@@ -118,6 +139,27 @@ async def record_due_action(uow: NotificationsUnitOfWork, due: NotificationDue) 
     for task in plan.tasks:
         uow.emit(task)
     return plan.deliveries
+
+
+async def send_digest(uow: NotificationsUnitOfWork, window: DigestDue) -> list[Delivery]:
+    """A digest window ended: its alerts as one e-mail (one delivery per window, so a redelivered
+    ``DigestDue`` adds nothing)."""
+    if uow.correlation_id is None:
+        raise ValueError("a digest needs its event's correlation id")
+    email = digests.digest_email(window)
+    delivery = Delivery(
+        key=rules.delivery_key(window.digest_id, Channel.EMAIL, window.recipient),
+        channel=Channel.EMAIL,
+        recipient=window.recipient,
+        event_type=DigestDue.event_name(),
+        event_id=window.digest_id,
+        subject=window.items[0].subject_id if window.items else window.recipient,
+        correlation_id=uow.correlation_id,
+        message=email,
+        rule=window.rule_id,
+    )
+    uow.deliveries.add(delivery, uow.clock.now())
+    return [delivery]
 
 
 async def deliver(

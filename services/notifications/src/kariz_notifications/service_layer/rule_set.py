@@ -116,6 +116,12 @@ async def preview(units: UnitsOfWork[NotificationsUnitOfWork], rule_id: str, eve
             include_disabled=True,
             subscriptions=False,
         )
-        return Preview(True, planned.deliveries, planned.tasks, planned.notes)
+        gathered = tuple(
+            f"{email.to}: joins the {int(length.total_seconds() // 60)}-minute digest of {rid}: "
+            f"{email.subject}"
+            for rid, _, length, _, email in planned.digests
+        )
+        later = tuple(f"{d.recipient or 'the action'}: at {d.due_at.isoformat()}" for d in planned.deferrals)
+        return Preview(True, planned.deliveries, planned.tasks, planned.notes + gathered + later)
 
     return await units.read(read)

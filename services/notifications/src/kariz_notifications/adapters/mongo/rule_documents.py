@@ -48,6 +48,7 @@ def _action_fields(a: Action) -> Doc:
     if isinstance(a, EmailAction):
         quiet = a.quiet_hours
         return {
+            "digest_s": a.digest.total_seconds(),
             "quiet_hours": None
             if quiet is None
             else {"start": quiet.start.isoformat(), "end": quiet.end.isoformat()},
@@ -76,6 +77,7 @@ def _action(doc: Doc) -> Action:
         quiet = doc.get("quiet_hours")
         return EmailAction(
             delay=delay,
+            digest=timedelta(seconds=doc.get("digest_s", 0)),
             quiet_hours=None
             if quiet is None
             else QuietHours(time.fromisoformat(quiet["start"]), time.fromisoformat(quiet["end"])),
