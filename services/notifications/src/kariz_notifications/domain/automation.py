@@ -290,6 +290,8 @@ def check_rule(rule: AutomationRule, subscribers: Sequence[str]) -> AutomationRu
         raise RuleViolation(
             "id: lower-case letters, digits and dashes, 1..64, starting with a letter or digit"
         )
+    if rule.id == "versions":
+        raise RuleViolation("id: 'versions' is the path of the rule set's versions (GET /rules/versions)")
     if rule.trigger not in TRIGGERS:
         raise RuleViolation(
             f"trigger: {rule.trigger!r} is no event a rule can name; choose from {sorted(TRIGGERS)}"

@@ -10,6 +10,7 @@ is right to left.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -17,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 import jdatetime
-from jinja2 import StrictUndefined, pass_context
+from jinja2 import StrictUndefined, Template, pass_context
 from jinja2 import TemplateError as JinjaError
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
@@ -99,11 +100,17 @@ _TEXT = _environment(autoescape=False)
 _HTML = _environment(autoescape=True)
 
 
+@functools.lru_cache(maxsize=1024)
+def _compiled(env: SandboxedEnvironment, source: str) -> Template:
+    """A template compiled once per process: every e-mail of a rule renders the same source."""
+    return env.from_string(source)
+
+
 def _render(env: SandboxedEnvironment, part: str, source: str, variables: Mapping[str, Any]) -> str:
     if len(source) > MAX_TEMPLATE_CHARS:
         raise TemplateError(part, f"at most {MAX_TEMPLATE_CHARS} characters")
     try:
-        return env.from_string(source).render(variables)
+        return _compiled(env, source).render(variables)
     except JinjaError as exc:
         raise TemplateError(part, exc.message or type(exc).__name__) from exc
     except (TypeError, ValueError, ArithmeticError) as exc:

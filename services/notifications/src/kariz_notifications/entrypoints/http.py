@@ -83,6 +83,7 @@ class EmailView(BaseModel):
     to: str
     subject: str
     body: str
+    html: str | None = Field(default=None, description="The HTML part, if the rule's template has one")
 
 
 class WebhookView(BaseModel):
@@ -102,7 +103,9 @@ class NotificationDetailView(NotificationView):
         return cls(
             **NotificationView.of(r).model_dump(),
             correlation_id=r.delivery.correlation_id,
-            email=EmailView(to=m.to, subject=m.subject, body=m.body) if isinstance(m, Email) else None,
+            email=EmailView(to=m.to, subject=m.subject, body=m.body, html=m.html)
+            if isinstance(m, Email)
+            else None,
             webhook=None
             if isinstance(m, Email)
             else WebhookView(url=m.url, subscriber=m.subscriber, body=m.body),
