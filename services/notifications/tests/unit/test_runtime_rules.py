@@ -203,7 +203,7 @@ async def test_a_disabled_default_rule_sends_nothing_and_the_versions_keep_who_d
         ({"id": "versions"}, "id"),
         (
             {"actions": [{"kind": "webhook", "subscriber": "teams", "delay_minutes": -1}]},
-            "actions.0.webhook.delay_minutes",
+            "invalid request: actions.0.webhook.delay_minutes",
         ),
         ({"conditions": [{"field": "amount_usd", "op": ">=", "value": 1}]}, "conditions[0].field"),
         ({"conditions": [{"field": "to_stage", "op": "in", "value": "demo"}]}, "conditions[0].value"),
