@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import partial
 
+from kariz_notifications.adapters.chat import ChatPoster
 from kariz_notifications.adapters.email import SmtpLogin, SmtpMailer
 from kariz_notifications.adapters.metrics import PrometheusDeliveryMetrics
 from kariz_notifications.adapters.mongo.indexes import ensure_indexes
@@ -56,6 +57,7 @@ def build(settings: NotificationsSettings | None = None, clock: Clock | None = N
             else None,
         ),
         Channel.WEBHOOK: WebhookPoster(settings.subscriber_secrets, settings.webhook_timeout_s),
+        Channel.CHAT: ChatPoster(settings.chat_url, settings.webhook_timeout_s),
     }
     worker = DeliveryWorker(
         MongoDeliveryQueue(service.store.db),

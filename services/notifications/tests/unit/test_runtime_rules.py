@@ -556,3 +556,79 @@ async def test_a_digest_merges_five_alerts_to_one_manager_into_one_email_at_the_
     assert [line for line in digest.message.body.splitlines() if line.startswith("D-")] == [
         f"D-{n}: discovery" for n in range(5)
     ]
+
+
+async def test_a_chat_action_posts_in_slacks_and_in_teams_format_to_the_url_of_the_settings(
+    clock: FakeClock, sample: Any, issuer: LocalIssuer, admin_token: str
+) -> None:
+    from kariz_notifications.adapters.chat import ChatPoster
+    from kariz_notifications.domain.model import ChatDestination, ChatKind, ChatPost
+
+    chats = (ChatDestination("sales-slack", ChatKind.SLACK), ChatDestination("sales-teams", ChatKind.TEAMS))
+    units = InMemoryUnitsOfWork(InMemoryNotificationsUnitOfWork(clock, Audience(chats=chats)))
+    app = FastAPI()
+    runtime_http.install(app, "notifications")
+    accepting(app, issuer)
+    app.include_router(rules_http.router(units))
+    post = {"title": "Won: {{ account_name }}", "text": "{{ amount | money(currency) }} by {{ owner }}"}
+    rule = {
+        "id": "won-to-chat",
+        "trigger": "DealWon",
+        "actions": [
+            {"kind": "chat", "destination": "sales-slack", **post},
+            {"kind": "chat", "destination": "sales-teams", **post},
+        ],
+    }
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://kariz.test", headers=bearer(admin_token)
+    ) as api:
+        unknown = {**rule, "actions": [{"kind": "chat", "destination": "nowhere", **post}]}
+        refused = await api.post("/rules", json=unknown)
+        assert refused.status_code == 422 and refused.json()["message"].startswith("actions[0].destination:")
+        assert (await api.post("/rules", json=rule)).status_code == 201
+
+    deliveries = await consume(units, sample.deal_won(account_name="Globex", amount=48000), "evt-1")
+    slack, teams = (deliveries[f"evt-1:chat:{name}"] for name in ("sales-slack", "sales-teams"))
+    assert isinstance(slack.message, ChatPost) and isinstance(teams.message, ChatPost)
+
+    received: dict[str, Any] = {}
+
+    def receiver(request: httpx.Request) -> httpx.Response:
+        received[str(request.url)] = json.loads(request.content)
+        return httpx.Response(200)
+
+    urls = {"sales-slack": "https://hooks.slack.example/T1/B1/x", "sales-teams": "https://teams.example/wf/1"}
+    poster = ChatPoster(urls.get, timeout_s=5)
+    poster._client = httpx.AsyncClient(transport=httpx.MockTransport(receiver))
+    assert (await poster.send(slack)).ok and (await poster.send(teams)).ok
+    await poster.aclose()
+
+    slack_body = received[urls["sales-slack"]]
+    assert slack_body["text"].startswith("Won: Globex")
+    assert [b["type"] for b in slack_body["blocks"]] == ["header", "section"]
+    assert slack_body["blocks"][1]["text"] == {"type": "mrkdwn", "text": "48,000.00 EUR by rep@kariz.test"}
+    teams_body = received[urls["sales-teams"]]
+    [attachment] = teams_body["attachments"]
+    assert teams_body["type"] == "message"
+    assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
+    card = attachment["content"]
+    assert card["type"] == "AdaptiveCard" and [b["text"] for b in card["body"]] == [
+        "Won: Globex",
+        "48,000.00 EUR by rep@kariz.test",
+    ]
+    gone = ChatPoster(lambda name: None, timeout_s=5)
+    assert (await gone.send(slack)).error == "chat 'sales-slack' is not configured any more"
+
+
+def test_chat_webhooks_of_the_settings() -> None:
+    from kariz_notifications.settings import NotificationsSettings
+
+    teams = {"name": "sales", "kind": "teams", "url": "https://teams.example/wf"}
+    settings = NotificationsSettings(chat_webhooks=[teams])
+    assert settings.chat_url("sales") == "https://teams.example/wf" and settings.chat_url("other") is None
+    assert [(c.name, c.kind.value) for c in settings.audience().chats] == [("sales", "teams")]
+    assert "teams.example" not in repr(settings)  # the URL is a credential
+    with pytest.raises(ValueError, match="must be https"):
+        NotificationsSettings(chat_webhooks=[{**teams, "url": "http://teams.example/wf"}])
+    with pytest.raises(ValueError, match="kind"):
+        NotificationsSettings(chat_webhooks=[{**teams, "kind": "irc"}])

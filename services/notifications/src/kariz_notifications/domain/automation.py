@@ -187,6 +187,7 @@ class ActionKind(StrEnum):
     EMAIL = "email"
     WEBHOOK = "webhook"
     TASK = "task"
+    CHAT = "chat"
 
 
 @dataclass(frozen=True)
@@ -228,7 +229,19 @@ class TaskAction:
     delay: timedelta = timedelta(0)
 
 
-Action = EmailAction | WebhookAction | TaskAction
+@dataclass(frozen=True)
+class ChatAction:
+    """A message to a chat channel of the settings (Slack or Teams), by name; ``title`` and ``text``
+    are templates like an e-mail's (English: a channel has no one reader's locale)."""
+
+    destination: str
+    title: str
+    text: str
+    kind: ActionKind = ActionKind.CHAT
+    delay: timedelta = timedelta(0)
+
+
+Action = EmailAction | WebhookAction | TaskAction | ChatAction
 
 
 @dataclass(frozen=True)
@@ -284,7 +297,7 @@ def _fields_of(trigger: str) -> Mapping[str, Any]:
     return sample_of(EVENTS[trigger])
 
 
-def check_rule(rule: AutomationRule, subscribers: Sequence[str]) -> AutomationRule:
+def check_rule(rule: AutomationRule, subscribers: Sequence[str], chats: Sequence[str] = ()) -> AutomationRule:
     """``rule`` if it can run as it says; else a 422 naming the part that cannot."""
     if not RULE_ID.match(rule.id):
         raise RuleViolation(
@@ -316,7 +329,7 @@ def check_rule(rule: AutomationRule, subscribers: Sequence[str]) -> AutomationRu
     if len(rule.actions) > MAX_ACTIONS:
         raise RuleViolation(f"actions: at most {MAX_ACTIONS}")
     for n, action in enumerate(rule.actions):
-        _check_action(f"actions[{n}]", action, rule.trigger, sample, subscribers)
+        _check_action(f"actions[{n}]", action, rule.trigger, sample, subscribers, chats)
     return rule
 
 
@@ -333,7 +346,12 @@ def _check_recipients(where: str, r: Recipients, trigger: str, sample: Mapping[s
 
 
 def _check_action(
-    where: str, action: Action, trigger: str, sample: Mapping[str, Any], subscribers: Sequence[str]
+    where: str,
+    action: Action,
+    trigger: str,
+    sample: Mapping[str, Any],
+    subscribers: Sequence[str],
+    chats: Sequence[str],
 ) -> None:
     if not timedelta(0) <= action.delay <= MAX_DELAY:
         raise RuleViolation(f"{where}.delay_minutes: between 0 and {MAX_DELAY.days} days")
@@ -353,6 +371,16 @@ def _check_action(
                 check_texts(texts, sample, locale)
             except TemplateError as exc:
                 raise RuleViolation(f"{where}.templates.{locale}.{exc.part}: {exc}") from exc
+    elif isinstance(action, ChatAction):
+        if action.destination not in chats:
+            raise RuleViolation(
+                f"{where}.destination: no chat {action.destination!r}; known: {sorted(chats)}"
+            )
+        try:
+            check_texts(EmailTexts(action.title, action.text), sample, "en")
+        except TemplateError as exc:
+            part = "title" if exc.part == "subject" else exc.part
+            raise RuleViolation(f"{where}.{part}: {exc}") from exc
     elif isinstance(action, WebhookAction):
         if action.subscriber not in subscribers:
             raise RuleViolation(

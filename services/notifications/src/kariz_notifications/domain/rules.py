@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from kariz_notifications.domain import rendering, templates
+from kariz_notifications.domain import chat, rendering, templates
 from kariz_notifications.domain.automation import (
     AutomationRule,
+    ChatAction,
     EmailAction,
     RecipientRole,
     Recipients,
@@ -28,6 +29,7 @@ from kariz_notifications.domain.model import (
     SUBSCRIPTION,
     Audience,
     Channel,
+    ChatPost,
     Delivery,
     Email,
     EventContext,
@@ -233,6 +235,7 @@ class RuleEffects:
 
     emails: list[tuple[str, Email]] = field(default_factory=list)
     webhooks: list[tuple[str, Subscriber]] = field(default_factory=list)
+    chats: list[tuple[str, ChatPost]] = field(default_factory=list)
     tasks: list[TaskRequested] = field(default_factory=list)
     #: Actions that go later (a delay, a recipient's quiet hours): each a timer's event.
     deferrals: list[NotificationDue] = field(default_factory=list)
@@ -308,6 +311,7 @@ def effects_of(
     effects = RuleEffects()
     seen: set[str] = set()
     subscribers = {s.name: s for s in roles.audience.subscribers}
+    chats = {c.name: c for c in roles.audience.chats}
     for rule in rule_set:
         # A deferred action's rule must still match as it now reads: an admin who narrowed it meanwhile
         # meant it not to go.
@@ -345,6 +349,20 @@ def effects_of(
                             # Checked against the event's sample when saved; a value that is None here
                             # can still fail: the others of the rule go out, this one is noted.
                             roles.notes.append(f"rule {rule.id}: the e-mail to {to} did not render: {exc}")
+            elif isinstance(action, ChatAction):
+                destination = chats.get(action.destination)
+                if destination is None:
+                    roles.notes.append(f"rule {rule.id}: no chat {action.destination} in the settings")
+                    continue
+                try:
+                    shown = templates.render_texts(
+                        templates.EmailTexts(action.title, action.text), fields, "en"
+                    )
+                except templates.TemplateError as exc:
+                    roles.notes.append(f"rule {rule.id}: the chat message did not render: {exc}")
+                    continue
+                body = chat.chat_body(destination.kind, shown.subject, shown.text)
+                effects.chats.append((rule.id, ChatPost(destination.name, destination.kind, body)))
             elif isinstance(action, WebhookAction):
                 subscriber = subscribers.get(action.subscriber)
                 if subscriber is None:
@@ -390,7 +408,9 @@ def plan(
     (a rule's preview shows the rule's doing only)."""
     event_type = event.event_name()
 
-    def delivery(channel: Channel, recipient: str, message: Email | WebhookPost, rule: str) -> Delivery:
+    def delivery(
+        channel: Channel, recipient: str, message: Email | WebhookPost | ChatPost, rule: str
+    ) -> Delivery:
         return Delivery(
             key=delivery_key(context.event_id, channel, recipient),
             channel=channel,
@@ -414,6 +434,7 @@ def plan(
         firing=firing,
     )
     deliveries = [delivery(Channel.EMAIL, email.to, email, rule) for rule, email in effects.emails]
+    deliveries += [delivery(Channel.CHAT, post.destination, post, rule) for rule, post in effects.chats]
     hooks = [
         *effects.webhooks,
         *((SUBSCRIPTION, s) for s in audience.subscribers if subscriptions and s.wants(event_type)),

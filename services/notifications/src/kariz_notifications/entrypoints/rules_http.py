@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from kariz_notifications.domain.automation import (
     Action,
     AutomationRule,
+    ChatAction,
     Condition,
     EmailAction,
     Operator,
@@ -143,14 +144,23 @@ class TaskActionBody(Strict):
     due_in_minutes: int = Field(default=24 * 60, ge=0, le=365 * 24 * 60)
 
 
-ActionBody = Annotated[EmailActionBody | WebhookActionBody | TaskActionBody, Field(discriminator="kind")]
+class ChatActionBody(Strict):
+    kind: Literal["chat"] = "chat"
+    delay_minutes: Delay = 0
+    destination: str = Field(min_length=1, max_length=64, description="A chat webhook of the settings")
+    title: str = Field(min_length=1, max_length=500, description="Sandboxed Jinja2, like the e-mails")
+    text: str = Field(max_length=3000, description="Sandboxed Jinja2; Slack mrkdwn for a Slack channel")
+
+
+AnyAction = EmailActionBody | WebhookActionBody | TaskActionBody | ChatActionBody
+ActionBody = Annotated[AnyAction, Field(discriminator="kind")]
 
 
 def _minutes(delay: timedelta) -> int:
     return int(delay.total_seconds() // 60)
 
 
-def _action_body(a: Action) -> EmailActionBody | WebhookActionBody | TaskActionBody:
+def _action_body(a: Action) -> AnyAction:
     if isinstance(a, EmailAction):
         quiet = a.quiet_hours
         return EmailActionBody(
@@ -165,6 +175,10 @@ def _action_body(a: Action) -> EmailActionBody | WebhookActionBody | TaskActionB
         )
     if isinstance(a, WebhookAction):
         return WebhookActionBody(subscriber=a.subscriber, delay_minutes=_minutes(a.delay))
+    if isinstance(a, ChatAction):
+        return ChatActionBody(
+            destination=a.destination, title=a.title, text=a.text, delay_minutes=_minutes(a.delay)
+        )
     return TaskActionBody(
         delay_minutes=_minutes(a.delay),
         assignee=RecipientsBody.of(a.assignee),
@@ -190,6 +204,10 @@ class RuleChange(Strict):
                 actions.append(a.action())
             elif isinstance(a, WebhookActionBody):
                 actions.append(WebhookAction(a.subscriber, delay=timedelta(minutes=a.delay_minutes)))
+            elif isinstance(a, ChatActionBody):
+                actions.append(
+                    ChatAction(a.destination, a.title, a.text, delay=timedelta(minutes=a.delay_minutes))
+                )
             else:
                 actions.append(
                     TaskAction(
@@ -385,6 +403,11 @@ def router(units: UnitsOfWork[NotificationsUnitOfWork]) -> APIRouter:
                     PreviewDelivery(
                         channel=d.channel.value, recipient=d.recipient, rule=d.rule, body=m.body, url=m.url
                     )
+                )
+            else:
+                # A chat's URL is a credential of the settings: the preview shows the body alone.
+                deliveries.append(
+                    PreviewDelivery(channel=d.channel.value, recipient=d.recipient, rule=d.rule, body=m.body)
                 )
         return PreviewView(
             matched=shown.matched,

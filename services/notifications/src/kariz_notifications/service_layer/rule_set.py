@@ -56,7 +56,10 @@ async def _change(
     numbers: list[int] = []
 
     async def work(uow: NotificationsUnitOfWork) -> RuleSetVersion:
-        rules.check_builtins(check_rule(rule, [s.name for s in uow.audience.subscribers]))
+        known = uow.audience
+        rules.check_builtins(
+            check_rule(rule, [s.name for s in known.subscribers], [c.name for c in known.chats])
+        )
         current = await uow.rules.current()
         at = uow.clock.now()
         changed = (

@@ -13,6 +13,7 @@ from kariz_notifications.domain.automation import (
     Action,
     ActionKind,
     AutomationRule,
+    ChatAction,
     Condition,
     EmailAction,
     Operator,
@@ -61,6 +62,8 @@ def _action_fields(a: Action) -> Doc:
         }
     if isinstance(a, WebhookAction):
         return {"kind": a.kind.value, "subscriber": a.subscriber}
+    if isinstance(a, ChatAction):
+        return {"kind": a.kind.value, "destination": a.destination, "title": a.title, "text": a.text}
     return {
         "kind": a.kind.value,
         "assignee": _recipients_doc(a.assignee),
@@ -90,6 +93,8 @@ def _action(doc: Doc) -> Action:
         )
     if kind is ActionKind.WEBHOOK:
         return WebhookAction(doc["subscriber"], delay=delay)
+    if kind is ActionKind.CHAT:
+        return ChatAction(doc["destination"], doc["title"], doc["text"], delay=delay)
     return TaskAction(
         assignee=_recipients(doc["assignee"]),
         title=doc["title"],
