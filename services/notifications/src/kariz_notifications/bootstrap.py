@@ -11,11 +11,12 @@ from kariz_notifications.adapters.metrics import PrometheusDeliveryMetrics
 from kariz_notifications.adapters.mongo.indexes import ensure_indexes
 from kariz_notifications.adapters.mongo.repositories import MongoDeliveryQueue, MongoNotificationsReads
 from kariz_notifications.adapters.mongo.rule_documents import seed_rule_set
+from kariz_notifications.adapters.mongo.subscriptions import MongoSubscriptionSecrets
 from kariz_notifications.adapters.mongo.unit_of_work import MongoNotificationsUnitOfWork
 from kariz_notifications.adapters.webhook import WebhookPoster
 from kariz_notifications.domain.model import Channel
 from kariz_notifications.domain.schedule import RetryPolicy
-from kariz_notifications.entrypoints import http, kafka, rules_http
+from kariz_notifications.entrypoints import http, kafka, rules_http, subscriptions_http
 from kariz_notifications.entrypoints.workers import DeliveryWorker
 from kariz_notifications.service_layer.handlers import Sender
 from kariz_notifications.settings import NotificationsSettings
@@ -56,7 +57,11 @@ def build(settings: NotificationsSettings | None = None, clock: Clock | None = N
             if settings.smtp_username
             else None,
         ),
-        Channel.WEBHOOK: WebhookPoster(settings.subscriber_secrets, settings.webhook_timeout_s),
+        Channel.WEBHOOK: WebhookPoster(
+            settings.subscriber_secrets,
+            settings.webhook_timeout_s,
+            MongoSubscriptionSecrets(service.store.db).secret,
+        ),
         Channel.CHAT: ChatPoster(settings.chat_url, settings.webhook_timeout_s),
     }
     worker = DeliveryWorker(
@@ -81,4 +86,5 @@ def build(settings: NotificationsSettings | None = None, clock: Clock | None = N
     service.subscribe_all(units, kafka.subscriptions(on_recorded=worker.wake))
     service.api.include_router(http.router(MongoNotificationsReads(service.store.db)))
     service.api.include_router(rules_http.router(units))
+    service.api.include_router(subscriptions_http.router(units, allow_http=settings.webhook_allow_http))
     return service

@@ -23,6 +23,7 @@ from kariz_notifications.domain.model import (
 )
 from kariz_notifications.domain.queries import DeliveryCriteria
 from kariz_notifications.domain.schedule import NextStep
+from kariz_notifications.domain.subscriptions import ManagedSubscription
 from kariz_notifications.service_layer.unit_of_work import NotificationsUnitOfWork
 from kariz_shared.contracts.errors import DuplicateRecord
 from kariz_shared.contracts.identity import LiveRoster
@@ -91,6 +92,24 @@ class InMemoryRuleSetVersions:
         return newest_first[offset : offset + limit], len(newest_first)
 
 
+class InMemoryManagedSubscriptions:
+    def __init__(self) -> None:
+        self.stored: dict[str, ManagedSubscription] = {}
+
+    async def all(self) -> list[ManagedSubscription]:
+        return sorted(self.stored.values(), key=lambda s: (s.created_at, s.id))
+
+    async def add(self, subscription: ManagedSubscription) -> None:
+        self.stored[subscription.id] = subscription
+
+    async def remove(self, subscription_id: str) -> bool:
+        return self.stored.pop(subscription_id, None) is not None
+
+    async def secret(self, subscription_id: str) -> str | None:
+        found = self.stored.get(subscription_id)
+        return found.secret if found is not None else None
+
+
 class InMemoryNotificationsUnitOfWork(InMemoryUnitOfWork, NotificationsUnitOfWork):
     def __init__(
         self, clock: Clock | None = None, audience: Audience | None = None, reps: Reps | None = None
@@ -99,6 +118,7 @@ class InMemoryNotificationsUnitOfWork(InMemoryUnitOfWork, NotificationsUnitOfWor
         self.deliveries = InMemoryDeliveries()
         self.handovers = InMemoryHandovers()
         self.rules = InMemoryRuleSetVersions(self.clock)
+        self.subscriptions = InMemoryManagedSubscriptions()
         self.audience = audience or Audience()
         self.reps: Reps = reps if reps is not None else LiveRoster()
         self.causation_id: str | None = None

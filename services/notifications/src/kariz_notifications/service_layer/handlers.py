@@ -4,6 +4,7 @@ claimed batch of deliveries and record what became of each (the worker's rounds 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping
@@ -68,7 +69,10 @@ async def record_notifications(uow: NotificationsUnitOfWork, event: Event) -> li
     context = EventContext(event_id=uow.causation_id, correlation_id=uow.correlation_id)
     at = uow.clock.now()
     in_force = await uow.rules.current()
-    plan = rules.plan(event, context, uow.audience, uow.reps, in_force.rules, at=at)
+    # The settings' subscribers, then those integrators registered (``/subscriptions``).
+    managed = tuple(s.as_subscriber() for s in await uow.subscriptions.all())
+    audience = dataclasses.replace(uow.audience, subscribers=uow.audience.subscribers + managed)
+    plan = rules.plan(event, context, audience, uow.reps, in_force.rules, at=at)
     for note in plan.notes:
         log.warning(note, extra={"event_id": context.event_id, "event_type": event.event_name()})
     for delivery in plan.deliveries:

@@ -13,6 +13,7 @@ from typing import Protocol
 from kariz_notifications.domain.automation import RuleSetVersion
 from kariz_notifications.domain.model import Attempt, Audience, Delivery, DeliveryRecord, Handover, Reps
 from kariz_notifications.domain.schedule import NextStep
+from kariz_notifications.domain.subscriptions import ManagedSubscription
 from kariz_shared.persistence.unit_of_work import UnitOfWork
 
 
@@ -50,11 +51,25 @@ class RuleSetVersions(Protocol):
         ...
 
 
+class ManagedSubscriptions(Protocol):
+    """The webhook subscriptions integrators manage (collection ``subscriptions``, ``_id`` = id)."""
+
+    async def all(self) -> list[ManagedSubscription]: ...
+
+    async def add(self, subscription: ManagedSubscription) -> None: ...
+
+    async def remove(self, subscription_id: str) -> bool:
+        """True if there was one to remove."""
+        ...
+
+
 class NotificationsUnitOfWork(UnitOfWork):
     deliveries: Deliveries
     handovers: Handovers
     #: The runtime rules (``/rules``): the version in force decides what each event sends.
     rules: RuleSetVersions
+    #: The subscriptions of ``/subscriptions``, each event's subscribers besides the settings' ones.
+    subscriptions: ManagedSubscriptions
     #: Who hears about what besides the owner (team, onboarding, webhook subscribers): the rules in force.
     audience: Audience
     #: The reps as the roster knows them now: managers, teams' managers, recipients' time zones.
