@@ -43,6 +43,7 @@ from kariz_devkit.testing import Backends, Record, eventually, publish_raw, read
 from kariz_leads.bootstrap import build as build_leads
 from kariz_leads.settings import LeadsSettings
 from kariz_notifications.bootstrap import build as build_notifications
+from kariz_notifications.domain.rules import DEFAULT_RULES
 from kariz_notifications.settings import NotificationsSettings
 from kariz_qualification.bootstrap import build as build_qualification
 from kariz_qualification.settings import QualificationSettings
@@ -55,7 +56,10 @@ from kariz_shared.contracts.events import (
     Company,
     Contact,
     DealLost,
+    DealOpened,
     DealWon,
+    DigestDue,
+    DigestItem,
     Event,
     FollowUpDue,
     LeadCaptured,
@@ -69,6 +73,7 @@ from kariz_shared.contracts.events import (
     LeadsMerged,
     LeadSource,
     LeadTouched,
+    NotificationDue,
     QuoteExpired,
     ScoreLine,
     StageChanged,
@@ -218,6 +223,49 @@ def activity_logged(lead_id: str) -> ActivityLogged:
 
 
 DEAL = {"lead_id": "L-poison", "owner": "rep@kariz.example"}
+
+
+def deal_opened(deal_id: str) -> DealOpened:
+    return DealOpened(
+        deal_id=deal_id,
+        **DEAL,
+        account_id="A-poison",
+        account_name="Poison Test GmbH",
+        pipeline="default",
+        stage="discovery",
+        opened_at=NOW,
+    )
+
+
+def notification_due(deal_id: str) -> NotificationDue:
+    """A deferred action of a rule that is not in force: handled (logged), sends nothing."""
+    opened = deal_opened(deal_id)
+    return NotificationDue(
+        deferral_id=unique("deferral"),
+        subject_id=deal_id,
+        rule_id="no-such-rule",
+        action=0,
+        trigger="DealOpened",
+        trigger_event_id=unique("evt"),
+        event=opened.model_dump(mode="json"),
+        due_at=NOW,
+    )
+
+
+def digest_due(recipient: str) -> DigestDue:
+    """A digest window's end: one e-mail to its recipient."""
+    item = DigestItem(
+        event_id=unique("evt"), event_type="StageChanged", subject_id="D-1", subject="s", text="t"
+    )
+    return DigestDue(
+        digest_id=unique("digest"),
+        recipient=recipient,
+        rule_id="setbacks",
+        action=0,
+        window_started_at=NOW,
+        items=[item],
+        due_at=NOW,
+    )
 
 
 def stage_changed(deal_id: str) -> StageChanged:
@@ -458,6 +506,9 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     consumed = [
+        DealOpened,
+        NotificationDue,
+        DigestDue,
         LeadCaptured,
         LeadQualified,
         LeadDisqualified,
@@ -501,7 +552,11 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             return [envelope(make(first)), envelope(make(key_in(partition_of(first, count), count, prefix)))]
 
         cases = [
-            Case(LeadCaptured, [qualification], pair(lead_captured, "L")),
+            # Notifications consumes every public event (a "*" subscriber, a runtime rule may want any).
+            Case(DealOpened, [notifications], pair(deal_opened, "D")),
+            Case(NotificationDue, [notifications], pair(notification_due, "D")),
+            Case(DigestDue, [notifications], pair(digest_due, "rep")),
+            Case(LeadCaptured, [qualification, notifications], pair(lead_captured, "L")),
             Case(
                 LeadQualified,
                 [leads, deals, notifications],
@@ -512,7 +567,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             ),
             Case(
                 LeadDisqualified,
-                [leads],
+                [leads, notifications],
                 [
                     envelope(lead_disqualified(lead["id"], lead["owner"], f"reason {i}"))
                     for i, lead in enumerate(disqualified_leads)
@@ -520,14 +575,14 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             ),
             Case(
                 LeadResponseEscalationDue,
-                [leads],
+                [leads, notifications],
                 [envelope(escalation_due(lead)) for lead in escalated_leads],
             ),
             Case(TaskRequested, [leads], [envelope(task_requested(lead)) for lead in requested_for]),
-            Case(LeadsMerged, [qualification, deals], pair(leads_merged, "L")),
-            Case(ActivityLogged, [qualification, deals], pair(activity_logged, "L")),
-            Case(LeadEngagementDecayDue, [qualification], pair(engagement_decay_due, "L")),
-            Case(LeadTouched, [qualification], pair(lead_touched, "L")),
+            Case(LeadsMerged, [qualification, deals, notifications], pair(leads_merged, "L")),
+            Case(ActivityLogged, [qualification, deals, notifications], pair(activity_logged, "L")),
+            Case(LeadEngagementDecayDue, [qualification, notifications], pair(engagement_decay_due, "L")),
+            Case(LeadTouched, [qualification, notifications], pair(lead_touched, "L")),
             Case(StageChanged, [notifications], pair(stage_changed, "D")),
             Case(DealWon, [qualification, deals, notifications], pair(deal_won, "D")),
             Case(DealLost, [deals, notifications], pair(deal_lost, "D")),
@@ -535,7 +590,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             Case(LeadResponseOverdue, [notifications], pair(response_overdue, "L")),
             Case(LeadQueued, [notifications], pair(lead_queued, "L")),
             Case(LeadReassigned, [notifications], pair(lead_reassigned, "L")),
-            Case(QuoteExpired, [deals], pair(quote_expired, "D")),
+            Case(QuoteExpired, [deals, notifications], pair(quote_expired, "D")),
         ]
         # Every topic some service consumes is here, with every group that consumes it.
         assert {cls for r in svc.values() for cls in r.service.consumes} == set(consumed)
@@ -570,6 +625,8 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             (kariz_deals.service_layer.quotes, "expire_quote"),
             (kariz_deals.service_layer.objections, "count_outcome"),
             (kariz_notifications.service_layer.handlers, "record_notifications"),
+            (kariz_notifications.service_layer.handlers, "record_due_action"),
+            (kariz_notifications.service_layer.handlers, "send_digest"),
         ]:
             monkeypatch.setattr(module, name, failing_for(failing, getattr(module, name)))
 
@@ -621,7 +678,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
                         assert "RuntimeError: injected failure for event" in r.headers["dlq_error"]
 
         # The good events' effects, in each owning service.
-        captured = cases[0].good
+        captured = next(c for c in cases if c.cls is LeadCaptured).good
         for env in captured:
             response = await qualification.http.get(f"/leads/{env.key}/qualification")
             assert (response.status_code, response.json()["status"]) == (200, "nurture")
@@ -647,7 +704,9 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             for consumer in (qualification, deals):
                 remembered = await consumer.db.lead_merges.find_one({"_id": merge.merged_lead_id})
                 assert remembered is not None and remembered["survivor"] == merge.lead_id
-        for case in [c for c in cases if any(r is notifications for r in c.consumers)]:
+        # The events the default rules e-mail about (the others it consumes send nothing by default).
+        mailed = {rule.trigger for rule in DEFAULT_RULES}
+        for case in [c for c in cases if any(r is notifications for r in c.consumers) and c.cls in mailed]:
             for env in case.good:
                 listed = (await notifications.http.get("/notifications", params={"subject": env.key})).json()
                 assert {n["event_id"] for n in listed["items"]} == {env.id}, (case.topic, listed)

@@ -10,12 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kariz_shared.contracts.events import (
+    EVENTS,
     ActivityLogged,
     DealLost,
     DealOpened,
     DealStalled,
     DealUpdated,
     DealWon,
+    DigestDue,
     Event,
     FollowUpDue,
     LeadCaptured,
@@ -30,6 +32,7 @@ from kariz_shared.contracts.events import (
     LeadScored,
     LeadsMerged,
     LeadTouched,
+    NotificationDue,
     ObjectionRecorded,
     QuoteAccepted,
     QuoteApprovalRequested,
@@ -126,19 +129,12 @@ SERVICES: tuple[ServiceEntry, ...] = (
         "notifications",
         8004,
         # TaskRequested is the task action of the automation rules (issue G); its contract is here now.
-        publishes=(TaskRequested,),
-        # The leads service's follow-up, response-SLA, queue and reassignment events are its reminders and
-        # alerts (issue G's default rules).
-        consumes=(
-            LeadQualified,
-            StageChanged,
-            DealWon,
-            DealLost,
-            FollowUpDue,
-            LeadResponseOverdue,
-            LeadQueued,
-            LeadReassigned,
-        ),
+        # NotificationDue, DigestDue: a rule's action deferred, a digest window ended (timers), consumed by
+        # notifications itself.
+        publishes=(TaskRequested, NotificationDue, DigestDue),
+        # Every public event but its own and the roster (followed by every service): a runtime rule may
+        # name any event type as its trigger, and a "*" webhook subscriber sees every one (issue G).
+        consumes=tuple(e for e in EVENTS.values() if e not in (RepProfile, TaskRequested)),
         summary="rules that turn events into e-mails and signed webhooks, delivery log",
     ),
     ServiceEntry(

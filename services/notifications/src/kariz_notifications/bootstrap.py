@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
+from kariz_notifications.adapters.chat import ChatPoster
 from kariz_notifications.adapters.email import SmtpLogin, SmtpMailer
 from kariz_notifications.adapters.metrics import PrometheusDeliveryMetrics
 from kariz_notifications.adapters.mongo.indexes import ensure_indexes
 from kariz_notifications.adapters.mongo.repositories import MongoDeliveryQueue, MongoNotificationsReads
+from kariz_notifications.adapters.mongo.rule_documents import seed_rule_set
+from kariz_notifications.adapters.mongo.subscriptions import MongoSubscriptionSecrets
 from kariz_notifications.adapters.mongo.unit_of_work import MongoNotificationsUnitOfWork
 from kariz_notifications.adapters.webhook import WebhookPoster
 from kariz_notifications.domain.model import Channel
 from kariz_notifications.domain.schedule import RetryPolicy
-from kariz_notifications.entrypoints import http, kafka
+from kariz_notifications.entrypoints import http, kafka, rules_http, subscriptions_http
 from kariz_notifications.entrypoints.workers import DeliveryWorker
 from kariz_notifications.service_layer.handlers import Sender
 from kariz_notifications.settings import NotificationsSettings
@@ -38,6 +42,7 @@ def build(settings: NotificationsSettings | None = None, clock: Clock | None = N
         clock=clock,
     )
     service.on_startup(ensure_indexes)
+    service.on_startup(partial(seed_rule_set, clock=service.clock))
     senders: dict[Channel, Sender] = {
         Channel.EMAIL: SmtpMailer(
             settings.smtp_host,
@@ -52,7 +57,12 @@ def build(settings: NotificationsSettings | None = None, clock: Clock | None = N
             if settings.smtp_username
             else None,
         ),
-        Channel.WEBHOOK: WebhookPoster(settings.subscriber_secrets, settings.webhook_timeout_s),
+        Channel.WEBHOOK: WebhookPoster(
+            settings.subscriber_secrets,
+            settings.webhook_timeout_s,
+            MongoSubscriptionSecrets(service.store.db).secret,
+        ),
+        Channel.CHAT: ChatPoster(settings.chat_url, settings.webhook_timeout_s),
     }
     worker = DeliveryWorker(
         MongoDeliveryQueue(service.store.db),
@@ -75,4 +85,6 @@ def build(settings: NotificationsSettings | None = None, clock: Clock | None = N
     units = MongoUnitsOfWork(service.store, service.clock, unit_of_work)
     service.subscribe_all(units, kafka.subscriptions(on_recorded=worker.wake))
     service.api.include_router(http.router(MongoNotificationsReads(service.store.db)))
+    service.api.include_router(rules_http.router(units))
+    service.api.include_router(subscriptions_http.router(units, allow_http=settings.webhook_allow_http))
     return service

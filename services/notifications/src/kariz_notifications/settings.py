@@ -9,13 +9,16 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from kariz_notifications.domain.model import ALL_EVENTS, Audience, EventType, Subscriber
+from kariz_notifications.domain.model import ALL_EVENTS, Audience, ChatDestination, ChatKind, Subscriber
 from kariz_notifications.domain.schedule import LEASE
+from kariz_shared import system
 from kariz_shared.contracts import webhooks
 from kariz_shared.runtime.settings import ServiceSettings, read_password
 
 ADDRESS = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
-SUBSCRIBABLE = {e.value for e in EventType} | {ALL_EVENTS}
+#: Every event the service consumes, so every public event but its own and the roster's.
+_SERVICE = system.service("notifications")
+SUBSCRIBABLE = {e.event_name() for e in _SERVICE.consumes if e not in _SERVICE.publishes} | {ALL_EVENTS}
 
 
 def _address_list(value: Any) -> Any:
@@ -73,6 +76,24 @@ class WebhookSubscriber(BaseModel):
         return Subscriber(name=self.name, url=self.url, events=frozenset(self.events))
 
 
+class ChatWebhook(BaseModel):
+    """A chat channel rules may post to: a Slack incoming webhook or a Teams workflow webhook."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    kind: ChatKind
+    # Whoever has the URL may post to the channel: a secret like a subscriber's.
+    url: SecretStr
+
+    @field_validator("url")
+    @classmethod
+    def _https_url(cls, url: SecretStr) -> SecretStr:
+        if not re.match(r"^https?://[^\s/]+", url.get_secret_value()):
+            raise ValueError("a chat webhook's url must be an http(s) URL")
+        return url
+
+
 class NotificationsSettings(ServiceSettings):
     service_name: str = "notifications"
     http_port: int = 8004
@@ -101,6 +122,7 @@ class NotificationsSettings(ServiceSettings):
     team_emails: Annotated[list[str], NoDecode] = ["sales-team@kariz.example"]
     handover_emails: Annotated[list[str], NoDecode] = ["onboarding@kariz.example"]
     webhook_subscribers: list[WebhookSubscriber] = []
+    chat_webhooks: list[ChatWebhook] = []
     # Subscribers' URLs must be https; plain http only where the receivers are local (dev, tests).
     webhook_allow_http: bool = False
 
@@ -170,6 +192,7 @@ class NotificationsSettings(ServiceSettings):
         if repeated:
             raise ValueError(f"webhook subscriber names must be unique: {', '.join(repeated)}")
         plain = [s.name for s in self.webhook_subscribers if not s.url.startswith("https://")]
+        plain += [c.name for c in self.chat_webhooks if not c.url.get_secret_value().startswith("https://")]
         if plain and not self.webhook_allow_http:
             raise ValueError(
                 f"webhook subscribers {', '.join(plain)}: the url must be https (signed events travel "
@@ -182,7 +205,14 @@ class NotificationsSettings(ServiceSettings):
             team=tuple(self.team_emails),
             handover=tuple(self.handover_emails),
             subscribers=tuple(s.as_subscriber() for s in self.webhook_subscribers),
+            chats=tuple(ChatDestination(c.name, c.kind) for c in self.chat_webhooks),
         )
+
+    def chat_url(self, name: str) -> str | None:
+        for c in self.chat_webhooks:
+            if c.name == name:
+                return c.url.get_secret_value()
+        return None
 
     def subscriber_secrets(self, name: str) -> list[str] | None:
         """The secrets a subscriber's deliveries are signed with: the current one, then the previous."""

@@ -396,3 +396,64 @@ async def test_reminders_reach_the_assignee_and_the_owners_manager_from_the_rost
     await eventually(lambda: duplicates(svc.settings, FollowUpDue) > seen, timeout=30)
     assert await svc.db.deliveries.count_documents({"event_id": due.id}) == 2
     assert len(inbox.about(due.id)) == 1 and len(receiver.about(due.id)) == 1
+
+
+async def test_a_rule_created_over_http_mails_the_managers_locale_on_a_matching_event_only(  # type: ignore[no-untyped-def]
+    notifications: Notifications, backends: Backends, inbox, sample
+) -> None:
+    svc, bootstrap = notifications, backends.kafka_bootstrap
+    owner, manager = f"{unique('rep')}@kariz.test", f"{unique('boss')}@kariz.test"
+    pipeline = unique("enterprise").replace("_", "-")
+    for rep in (
+        RepProfile(email=owner, manager=manager, updated_at=datetime.now(UTC)),
+        RepProfile(email=manager, locale="fa-IR", time_zone="Asia/Tehran", updated_at=datetime.now(UTC)),
+    ):
+        await publish(
+            bootstrap, Envelope(event=rep, source=source_of(RepProfile), correlation_id=unique("c"))
+        )
+    roster = svc.service.roster
+    await eventually(lambda: roster.manager_of(owner) == manager and roster.profile(manager) is not None)
+
+    rule = {
+        "id": unique("demo").replace("_", "-").lower(),
+        "trigger": "StageChanged",
+        "conditions": [
+            {"field": "pipeline", "op": "equals", "value": pipeline},
+            {"field": "amount", "op": ">=", "value": 50000},
+        ],
+        "actions": [
+            {
+                "kind": "email",
+                "recipients": [{"role": "owner_manager"}],
+                "templates": {
+                    "en": {"subject": "Demo of {{ deal_id }}", "text": "{{ owner }} is at the demo."},
+                    "fa": {
+                        "subject": "نمایش {{ deal_id }}",
+                        "text": "{{ owner }} در {{ changed_at | when }}",
+                        "html": "<p>{{ amount | money(currency) }}</p>",
+                    },
+                },
+            }
+        ],
+    }
+    created = await svc.http.post("/rules", json=rule)
+    assert created.status_code == 201, created.text
+
+    small, big = unique("D"), unique("D")
+    for deal, amount in ((small, 49_999), (big, 50_000)):
+        event = sample.stage_changed(
+            deal_id=deal, owner=owner, direction="forward", pipeline=pipeline, amount=amount
+        )
+        await publish(bootstrap, envelope(event))
+    # Each also goes to the "*" subscriber: the rule adds the manager's e-mail to the big one only.
+    items = await eventually(lambda: svc.settled(2, subject=big), timeout=30)
+    assert {(i["channel"], i["recipient"], i["rule"]) for i in items} == {
+        ("email", manager, rule["id"]),
+        ("webhook", "audit", "subscription"),
+    }
+    [mail] = [m for m in inbox.messages if m["To"] == manager]
+    assert mail["Subject"] == f"نمایش {big}"
+    assert mail.get_body(("plain",)).get_content().startswith(f"{owner} در ")  # type: ignore[union-attr]
+    html = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert 'dir="rtl"' in html and "۵۰,۰۰۰.۰۰ EUR" in html  # noqa: RUF001
+    assert await eventually(lambda: svc.settled(1, subject=small), timeout=30)

@@ -63,7 +63,7 @@ def hook(**changes: object) -> dict[str, object]:
     ("subscribers", "message"),
     [
         ([hook(events=["DealSigned"])], "unknown events ['DealSigned']"),
-        ([hook(events=["LeadCaptured"])], "unknown events ['LeadCaptured']"),
+        ([hook(events=["RepProfile"])], "unknown events ['RepProfile']"),
         ([hook(events=[])], "at least 1 item"),
         ([hook(url="ftp://fin.example/h")], "not an http(s) URL"),
         ([hook(name="has space")], "should match pattern"),

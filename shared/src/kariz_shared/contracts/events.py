@@ -801,6 +801,58 @@ class ObjectionRecorded(Event):
     actor: str | None = actor_field()
 
 
+# --- notifications --------------------------------------------------------------------------------
+
+
+class NotificationDue(Event):
+    description: ClassVar[str] = (
+        "An automation rule's action fell due later than its trigger (issue G): after the action's delay "
+        '("3 days after DealWon"), or for one recipient at the end of their quiet hours. Emitted once by '
+        "a timer of the notifications service, which consumes it and then runs that action for the "
+        "trigger event it carries."
+    )
+    key_field: ClassVar[str] = "subject_id"
+
+    deferral_id: str = Field(description="Unique per deferred action (and recipient): <event id>:<rule>:<n>")
+    subject_id: str = Field(description="The id of the lead or deal the trigger event is about")
+    rule_id: str
+    action: int = Field(description="The action's place in its rule, from 0")
+    trigger: str = Field(description="The trigger event's type, e.g. DealWon")
+    trigger_event_id: str
+    event: dict[str, Any] = Field(description="The trigger event's fields, as it was published")
+    recipient: str | None = Field(default=None, description="Only this recipient (a quiet-hours deferral)")
+    due_at: datetime
+
+
+class DigestItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: str
+    event_type: str
+    subject_id: str = Field(description="The lead or deal the alert is about")
+    subject: str = Field(description="The alert's e-mail subject")
+    text: str = Field(description="The alert's e-mail text")
+
+
+class DigestDue(Event):
+    description: ClassVar[str] = (
+        "The digest window of an automation rule's e-mail action to one recipient ended (issue G): the "
+        "alerts it gathered since the first go as one e-mail. Emitted once by a timer of the notifications "
+        "service, which consumes it; each alert of the window is added to the armed timer's event."
+    )
+    key_field: ClassVar[str] = "recipient"
+
+    digest_id: str = Field(description="Unique per window: <rule>:<action>:<recipient>:<window start>")
+    recipient: str
+    rule_id: str
+    action: int
+    locale: str = Field(default="en", description="The recipient's locale when the window opened")
+    window_started_at: datetime
+    items: list[DigestItem] = Field(description="The alerts, in the order they came (at most 100)")
+    more: int = Field(default=0, description="Alerts beyond the first 100, counted only")
+    due_at: datetime
+
+
 #: Every event type, by name. A new event must be added here to get a topic.
 EVENTS: dict[str, type[Event]] = {
     cls.__name__: cls
@@ -833,6 +885,8 @@ EVENTS: dict[str, type[Event]] = {
         QuoteAccepted,
         QuoteExpired,
         ObjectionRecorded,
+        NotificationDue,
+        DigestDue,
     )
 }
 

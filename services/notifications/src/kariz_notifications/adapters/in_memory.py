@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from kariz_notifications.domain.automation import RuleSetVersion
 from kariz_notifications.domain.model import (
     Attempt,
     Audience,
@@ -22,7 +23,9 @@ from kariz_notifications.domain.model import (
 )
 from kariz_notifications.domain.queries import DeliveryCriteria
 from kariz_notifications.domain.schedule import NextStep
+from kariz_notifications.domain.subscriptions import ManagedSubscription
 from kariz_notifications.service_layer.unit_of_work import NotificationsUnitOfWork
+from kariz_shared.contracts.errors import DuplicateRecord
 from kariz_shared.contracts.identity import LiveRoster
 from kariz_shared.persistence.in_memory import InMemoryUnitOfWork
 from kariz_shared.runtime.clock import Clock
@@ -62,6 +65,51 @@ class InMemoryHandovers:
         self.opened.setdefault(handover.deal_id, HandoverRecord(handover, created_at=at))
 
 
+class InMemoryRuleSetVersions:
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.versions: dict[int, RuleSetVersion] = {}
+
+    async def current(self) -> RuleSetVersion:
+        if not self.versions:
+            return RuleSetVersion.seeded(self.clock.now())
+        return self.versions[max(self.versions)]
+
+    async def get(self, number: int) -> RuleSetVersion | None:
+        if number == 0 and 0 not in self.versions:
+            return RuleSetVersion.seeded(self.clock.now())
+        return self.versions.get(number)
+
+    async def add(self, version: RuleSetVersion) -> None:
+        if version.number in self.versions:
+            raise DuplicateRecord(f"version {version.number} exists")
+        self.versions[version.number] = version
+
+    async def page(self, *, limit: int, offset: int) -> tuple[list[RuleSetVersion], int]:
+        stored = dict(self.versions)
+        stored.setdefault(0, await self.get(0))
+        newest_first = [stored[n] for n in sorted(stored, reverse=True)]
+        return newest_first[offset : offset + limit], len(newest_first)
+
+
+class InMemoryManagedSubscriptions:
+    def __init__(self) -> None:
+        self.stored: dict[str, ManagedSubscription] = {}
+
+    async def all(self) -> list[ManagedSubscription]:
+        return sorted(self.stored.values(), key=lambda s: (s.created_at, s.id))
+
+    async def add(self, subscription: ManagedSubscription) -> None:
+        self.stored[subscription.id] = subscription
+
+    async def remove(self, subscription_id: str) -> bool:
+        return self.stored.pop(subscription_id, None) is not None
+
+    async def secret(self, subscription_id: str) -> str | None:
+        found = self.stored.get(subscription_id)
+        return found.secret if found is not None else None
+
+
 class InMemoryNotificationsUnitOfWork(InMemoryUnitOfWork, NotificationsUnitOfWork):
     def __init__(
         self, clock: Clock | None = None, audience: Audience | None = None, reps: Reps | None = None
@@ -69,6 +117,8 @@ class InMemoryNotificationsUnitOfWork(InMemoryUnitOfWork, NotificationsUnitOfWor
         super().__init__(clock)
         self.deliveries = InMemoryDeliveries()
         self.handovers = InMemoryHandovers()
+        self.rules = InMemoryRuleSetVersions(self.clock)
+        self.subscriptions = InMemoryManagedSubscriptions()
         self.audience = audience or Audience()
         self.reps: Reps = reps if reps is not None else LiveRoster()
         self.causation_id: str | None = None

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import httpx
 
 from kariz_notifications.adapters.email import describe
 from kariz_notifications.domain.model import Delivery, SendResult, WebhookPost
+from kariz_notifications.domain.subscriptions import PREFIX
 from kariz_shared.contracts import webhooks
 from kariz_shared.contracts.events import EVENTS
 
@@ -25,9 +26,16 @@ def headers_for(delivery: Delivery, secrets: str | Sequence[str], body: bytes) -
 
 
 class WebhookPoster:
-    def __init__(self, secret_for: Callable[[str], str | Sequence[str] | None], timeout_s: float) -> None:
-        # The secret is looked up at send time: it is never written to the delivery log.
+    def __init__(
+        self,
+        secret_for: Callable[[str], str | Sequence[str] | None],
+        timeout_s: float,
+        managed_secret: Callable[[str], Awaitable[str | None]] | None = None,
+    ) -> None:
+        # The secret is looked up at send time: it is never written to the delivery log. A managed
+        # subscription's (``sub-<id>``) is read from its store.
         self.secret_for = secret_for
+        self.managed_secret = managed_secret
         self.timeout_s = timeout_s
         self._client: httpx.AsyncClient | None = None
 
@@ -41,6 +49,8 @@ class WebhookPoster:
             raise TypeError(f"delivery {delivery.key} is not a webhook")
         post = delivery.message
         secret = self.secret_for(post.subscriber)
+        if secret is None and self.managed_secret is not None and post.subscriber.startswith(PREFIX):
+            secret = await self.managed_secret(post.subscriber.removeprefix(PREFIX))
         if secret is None:
             return SendResult(
                 ok=False, error=f"webhook subscriber {post.subscriber!r} is not configured any more"

@@ -41,6 +41,13 @@ class EventType(StrEnum):
 class Channel(StrEnum):
     EMAIL = "email"
     WEBHOOK = "webhook"
+    #: A Slack incoming webhook or a Microsoft Teams workflow webhook, in each one's message format.
+    CHAT = "chat"
+
+
+class ChatKind(StrEnum):
+    SLACK = "slack"
+    TEAMS = "teams"
 
 
 class DeliveryStatus(StrEnum):
@@ -59,6 +66,8 @@ class Email:
     to: str
     subject: str
     body: str
+    #: The HTML part (a runtime rule's template may have one), sent beside the plain text.
+    html: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,22 @@ class WebhookPost:
     subscriber: str
     #: The exact JSON text that is signed and sent, so every attempt carries the same bytes.
     body: str
+
+
+@dataclass(frozen=True)
+class ChatPost:
+    """A message to a chat channel of the settings, by name: its URL (a credential) stays there."""
+
+    destination: str
+    kind: ChatKind
+    #: The exact JSON text posted, in the format of ``kind``.
+    body: str
+
+
+@dataclass(frozen=True)
+class ChatDestination:
+    name: str
+    kind: ChatKind
 
 
 @dataclass(frozen=True)
@@ -88,6 +113,8 @@ class Audience:
     team: tuple[str, ...] = ()
     handover: tuple[str, ...] = ()
     subscribers: tuple[Subscriber, ...] = ()
+    #: The chat channels of the settings a rule's chat action may post to.
+    chats: tuple[ChatDestination, ...] = ()
 
 
 class Reps(Protocol):
@@ -121,7 +148,7 @@ class Delivery:
     event_id: str
     subject: str
     correlation_id: str
-    message: Email | WebhookPost
+    message: Email | WebhookPost | ChatPost
     #: The rule that caused it (``SUBSCRIPTION`` for a webhook), for the metrics; empty in a delivery
     #: recorded before rules had names.
     rule: str = ""

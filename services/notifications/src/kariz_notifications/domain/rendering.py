@@ -108,7 +108,11 @@ def occurred_at(event: Event) -> datetime:
         return event.won_at
     if isinstance(event, DealLost):
         return event.lost_at
-    raise TypeError(f"{type(event).__name__} does not notify anyone")
+    # Any other event a runtime rule names: its first time field (``opened_at``, ``captured_at``...).
+    for value in event.model_dump().values():
+        if isinstance(value, datetime):
+            return value
+    raise TypeError(f"{type(event).__name__} states no time")
 
 
 def _no_sections(event: Event) -> list[list[str]]:

@@ -12,12 +12,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from kariz_notifications.domain.model import (
     Attempt,
     Channel,
+    ChatPost,
     DeliveryRecord,
     DeliveryStatus,
     Email,
     EventType,
     HandoverRecord,
     HandoverStatus,
+    WebhookPost,
 )
 from kariz_notifications.domain.queries import DeliveryCriteria
 from kariz_notifications.service_layer import views
@@ -83,6 +85,7 @@ class EmailView(BaseModel):
     to: str
     subject: str
     body: str
+    html: str | None = Field(default=None, description="The HTML part, if the rule's template has one")
 
 
 class WebhookView(BaseModel):
@@ -91,10 +94,17 @@ class WebhookView(BaseModel):
     body: str = Field(description="The JSON text that was (or will be) signed and posted")
 
 
+class ChatView(BaseModel):
+    destination: str = Field(description="The chat channel of the settings")
+    kind: str = Field(description="slack | teams")
+    body: str = Field(description="The JSON text that was (or will be) posted")
+
+
 class NotificationDetailView(NotificationView):
     correlation_id: str
     email: EmailView | None = None
     webhook: WebhookView | None = None
+    chat: ChatView | None = None
 
     @classmethod
     def detail(cls, r: DeliveryRecord) -> NotificationDetailView:
@@ -102,10 +112,15 @@ class NotificationDetailView(NotificationView):
         return cls(
             **NotificationView.of(r).model_dump(),
             correlation_id=r.delivery.correlation_id,
-            email=EmailView(to=m.to, subject=m.subject, body=m.body) if isinstance(m, Email) else None,
-            webhook=None
+            email=EmailView(to=m.to, subject=m.subject, body=m.body, html=m.html)
             if isinstance(m, Email)
-            else WebhookView(url=m.url, subscriber=m.subscriber, body=m.body),
+            else None,
+            webhook=WebhookView(url=m.url, subscriber=m.subscriber, body=m.body)
+            if isinstance(m, WebhookPost)
+            else None,
+            chat=ChatView(destination=m.destination, kind=m.kind.value, body=m.body)
+            if isinstance(m, ChatPost)
+            else None,
         )
 
 

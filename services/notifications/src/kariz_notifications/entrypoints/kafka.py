@@ -8,17 +8,8 @@ from collections.abc import Callable
 from kariz_notifications.domain.model import Delivery
 from kariz_notifications.service_layer import handlers
 from kariz_notifications.service_layer.unit_of_work import NotificationsUnitOfWork
-from kariz_shared.contracts.events import (
-    DealLost,
-    DealWon,
-    Event,
-    FollowUpDue,
-    LeadQualified,
-    LeadQueued,
-    LeadReassigned,
-    LeadResponseOverdue,
-    StageChanged,
-)
+from kariz_shared import system
+from kariz_shared.contracts.events import DigestDue, Event, NotificationDue
 from kariz_shared.persistence.unit_of_work import Subscriptions
 
 
@@ -35,14 +26,21 @@ def subscriptions(
             # Only once committed: before that the sender could not see them.
             uow.after_commit(lambda: on_recorded(deliveries))
 
-    return {
-        LeadQualified: notify,
-        StageChanged: notify,
-        DealWon: notify,
-        DealLost: notify,
-        # The leads service's reminders and alerts (issue C): same rules table, same idempotent deliveries.
-        FollowUpDue: notify,
-        LeadResponseOverdue: notify,
-        LeadQueued: notify,
-        LeadReassigned: notify,
+    async def fire(uow: NotificationsUnitOfWork, due: NotificationDue) -> None:
+        deliveries = await handlers.record_due_action(uow, due)
+        if deliveries:
+            uow.after_commit(lambda: on_recorded(deliveries))
+
+    # Every event the service consumes (kariz_shared.system): the rules in force say what each sends;
+    # its own NotificationDue is a rule's deferred action come due, its DigestDue a digest window's end.
+    table: Subscriptions[NotificationsUnitOfWork] = {
+        event_cls: notify for event_cls in system.service("notifications").consumes
     }
+
+    async def digest(uow: NotificationsUnitOfWork, window: DigestDue) -> None:
+        deliveries = await handlers.send_digest(uow, window)
+        uow.after_commit(lambda: on_recorded(deliveries))
+
+    table[NotificationDue] = fire
+    table[DigestDue] = digest
+    return table

@@ -4,6 +4,7 @@ claimed batch of deliveries and record what became of each (the worker's rounds 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from kariz_notifications.domain import rules
+from kariz_notifications.domain import digests, rules
 from kariz_notifications.domain.model import (
     Attempt,
     Channel,
@@ -24,7 +25,8 @@ from kariz_notifications.domain.model import (
 from kariz_notifications.domain.schedule import NextStep, RetryPolicy
 from kariz_notifications.service_layer.commands import Deliver
 from kariz_notifications.service_layer.unit_of_work import DeliveryQueue, NotificationsUnitOfWork
-from kariz_shared.contracts.events import Event
+from kariz_shared.contracts.errors import RejectedEvent
+from kariz_shared.contracts.events import EVENTS, DigestDue, DigestItem, Event, NotificationDue
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +67,103 @@ async def record_notifications(uow: NotificationsUnitOfWork, event: Event) -> li
     if uow.causation_id is None or uow.correlation_id is None:
         raise ValueError("recording notifications needs the event's id and correlation id")
     context = EventContext(event_id=uow.causation_id, correlation_id=uow.correlation_id)
-    plan = rules.plan(event, context, uow.audience, uow.reps)
+    at = uow.clock.now()
+    in_force = await uow.rules.current()
+    # The settings' subscribers, then those integrators registered (``/subscriptions``).
+    managed = tuple(s.as_subscriber() for s in await uow.subscriptions.all())
+    audience = dataclasses.replace(uow.audience, subscribers=uow.audience.subscribers + managed)
+    plan = rules.plan(event, context, audience, uow.reps, in_force.rules, at=at)
     for note in plan.notes:
         log.warning(note, extra={"event_id": context.event_id, "event_type": event.event_name()})
-    at = uow.clock.now()
     for delivery in plan.deliveries:
         uow.deliveries.add(delivery, at)
+    for task in plan.tasks:
+        # Through the outbox with this unit: a task is asked for exactly when its deliveries are recorded.
+        uow.emit(task)
+    for due in plan.deferrals:
+        # A durable timer, armed in this transaction: a crash before it fires loses nothing.
+        uow.timers.arm(due.deferral_id, due.due_at, due)
+    for rule_id, action, length, locale, email in plan.digests:
+        # The window's alerts live in its timer's event: added to in this transaction, sent at its end.
+        key = digests.digest_key(rule_id, action, email.to)
+        armed = await uow.timers.get(key)
+        window = digests.gathered(
+            armed.event if armed is not None and isinstance(armed.event, DigestDue) else None,
+            rule_id=rule_id,
+            action=action,
+            email=email,
+            locale=locale,
+            item=DigestItem(
+                event_id=context.event_id,
+                event_type=event.event_name(),
+                subject_id=event.key(),
+                subject=email.subject,
+                text=email.body,
+            ),
+            at=at,
+            length=length,
+        )
+        uow.timers.arm(key, window.due_at, window)
     if plan.handover is not None:
         await uow.handovers.open(plan.handover, context.correlation_id, at)
     return plan.deliveries
+
+
+async def record_due_action(uow: NotificationsUnitOfWork, due: NotificationDue) -> list[Delivery]:
+    """A deferred action come due: run it for its trigger event, by the rule as it reads now (a rule
+    removed, disabled or narrowed meanwhile sends nothing, logged)."""
+    if uow.correlation_id is None:
+        raise ValueError("a deferred action needs its event's correlation id")
+    extra = {"rule": due.rule_id, "deferral": due.deferral_id}
+    trigger_cls = EVENTS.get(due.trigger)
+    if trigger_cls is None:
+        raise RejectedEvent(f"NotificationDue for an unknown event type {due.trigger!r}")
+    event = trigger_cls.model_validate(due.event)
+    in_force = await uow.rules.current()
+    rule = next((r for r in in_force.rules if r.id == due.rule_id), None)
+    if rule is None or not rule.enabled or due.action >= len(rule.actions):
+        log.warning("a deferred action's rule is gone, disabled or shorter now: nothing sent", extra=extra)
+        return []
+    at = uow.clock.now()
+    context = EventContext(event_id=due.deferral_id, correlation_id=uow.correlation_id)
+    plan = rules.plan(
+        event,
+        context,
+        uow.audience,
+        uow.reps,
+        (rule,),
+        at=at,
+        subscriptions=False,
+        firing=rules.Firing(due.action, due.recipient),
+    )
+    for note in plan.notes:
+        log.warning(note, extra=extra)
+    for delivery in plan.deliveries:
+        uow.deliveries.add(delivery, at)
+    for task in plan.tasks:
+        uow.emit(task)
+    return plan.deliveries
+
+
+async def send_digest(uow: NotificationsUnitOfWork, window: DigestDue) -> list[Delivery]:
+    """A digest window ended: its alerts as one e-mail (one delivery per window, so a redelivered
+    ``DigestDue`` adds nothing)."""
+    if uow.correlation_id is None:
+        raise ValueError("a digest needs its event's correlation id")
+    email = digests.digest_email(window)
+    delivery = Delivery(
+        key=rules.delivery_key(window.digest_id, Channel.EMAIL, window.recipient),
+        channel=Channel.EMAIL,
+        recipient=window.recipient,
+        event_type=DigestDue.event_name(),
+        event_id=window.digest_id,
+        subject=window.items[0].subject_id if window.items else window.recipient,
+        correlation_id=uow.correlation_id,
+        message=email,
+        rule=window.rule_id,
+    )
+    uow.deliveries.add(delivery, uow.clock.now())
+    return [delivery]
 
 
 async def deliver(

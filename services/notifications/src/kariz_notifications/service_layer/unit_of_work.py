@@ -10,8 +10,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from kariz_notifications.domain.automation import RuleSetVersion
 from kariz_notifications.domain.model import Attempt, Audience, Delivery, DeliveryRecord, Handover, Reps
 from kariz_notifications.domain.schedule import NextStep
+from kariz_notifications.domain.subscriptions import ManagedSubscription
 from kariz_shared.persistence.unit_of_work import UnitOfWork
 
 
@@ -30,9 +32,44 @@ class Handovers(Protocol):
         ...
 
 
+class RuleSetVersions(Protocol):
+    """The notification rules' versions (collection ``rule_set_versions``, ``_id`` = number)."""
+
+    async def current(self) -> RuleSetVersion:
+        """The newest version (version 0, the default rules, when none is stored)."""
+        ...
+
+    async def get(self, number: int) -> RuleSetVersion | None: ...
+
+    async def add(self, version: RuleSetVersion) -> None:
+        """Store a new version; ``DuplicateRecord`` when its number is taken (a concurrent change
+        committed it first)."""
+        ...
+
+    async def page(self, *, limit: int, offset: int) -> tuple[list[RuleSetVersion], int]:
+        """One page of the versions, newest first, and how many there are."""
+        ...
+
+
+class ManagedSubscriptions(Protocol):
+    """The webhook subscriptions integrators manage (collection ``subscriptions``, ``_id`` = id)."""
+
+    async def all(self) -> list[ManagedSubscription]: ...
+
+    async def add(self, subscription: ManagedSubscription) -> None: ...
+
+    async def remove(self, subscription_id: str) -> bool:
+        """True if there was one to remove."""
+        ...
+
+
 class NotificationsUnitOfWork(UnitOfWork):
     deliveries: Deliveries
     handovers: Handovers
+    #: The runtime rules (``/rules``): the version in force decides what each event sends.
+    rules: RuleSetVersions
+    #: The subscriptions of ``/subscriptions``, each event's subscribers besides the settings' ones.
+    subscriptions: ManagedSubscriptions
     #: Who hears about what besides the owner (team, onboarding, webhook subscribers): the rules in force.
     audience: Audience
     #: The reps as the roster knows them now: managers, teams' managers, recipients' time zones.

@@ -15,6 +15,8 @@ from pymongo import DESCENDING
 from kariz_notifications.domain.model import (
     Attempt,
     Channel,
+    ChatKind,
+    ChatPost,
     Delivery,
     DeliveryRecord,
     DeliveryStatus,
@@ -57,9 +59,14 @@ def delivery_document(delivery: Delivery, at: datetime) -> Doc:
     }
 
 
-def _message_document(message: Email | WebhookPost) -> Doc:
+def _message_document(message: Email | WebhookPost | ChatPost) -> Doc:
+    if isinstance(message, ChatPost):
+        return {"destination": message.destination, "kind": message.kind.value, "body": message.body}
     if isinstance(message, Email):
-        return {"to": message.to, "subject": message.subject, "body": message.body}
+        doc: Doc = {"to": message.to, "subject": message.subject, "body": message.body}
+        if message.html is not None:
+            doc["html"] = message.html
+        return doc
     return {"url": message.url, "subscriber": message.subscriber, "body": message.body}
 
 
@@ -75,11 +82,13 @@ def attempt_document(attempt: Attempt) -> Doc:
 def delivery_record(doc: Doc) -> DeliveryRecord:
     channel = Channel(doc["channel"])
     m = doc["message"]
-    message: Email | WebhookPost = (
-        Email(to=m["to"], subject=m["subject"], body=m["body"])
-        if channel is Channel.EMAIL
-        else WebhookPost(url=m["url"], subscriber=m["subscriber"], body=m["body"])
-    )
+    message: Email | WebhookPost | ChatPost
+    if channel is Channel.EMAIL:
+        message = Email(to=m["to"], subject=m["subject"], body=m["body"], html=m.get("html"))
+    elif channel is Channel.CHAT:
+        message = ChatPost(destination=m["destination"], kind=ChatKind(m["kind"]), body=m["body"])
+    else:
+        message = WebhookPost(url=m["url"], subscriber=m["subscriber"], body=m["body"])
     delivery = Delivery(
         key=doc["_id"],
         channel=channel,

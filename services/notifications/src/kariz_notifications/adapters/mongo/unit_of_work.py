@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from kariz_notifications.adapters.mongo.repositories import MongoDeliveries, MongoHandovers
+from kariz_notifications.adapters.mongo.rule_documents import MongoRuleSetVersions
+from kariz_notifications.adapters.mongo.subscriptions import MongoManagedSubscriptions
 from kariz_notifications.domain.model import Audience, Reps
 from kariz_notifications.service_layer.unit_of_work import NotificationsUnitOfWork
 from kariz_shared.persistence.store import Transaction
@@ -15,6 +17,8 @@ class MongoNotificationsUnitOfWork(MongoUnitOfWork, NotificationsUnitOfWork):
         super().__init__(tx, clock)
         self.deliveries = MongoDeliveries(tx)
         self.handovers = MongoHandovers(tx)
+        self.rules = MongoRuleSetVersions(tx, clock)
+        self.subscriptions = MongoManagedSubscriptions(tx)
         self.audience = audience
         self.reps = reps
         # Made for each event of a consumed batch, once the transaction is set to that event.

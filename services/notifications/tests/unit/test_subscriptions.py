@@ -1,0 +1,116 @@
+"""``/subscriptions`` over the in-memory unit of work: an endpoint registered over HTTP receives the
+events it names ("*": every public event), signed with the secret shown once; removed, it gets none."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from kariz_devkit.issuer import LocalIssuer
+from kariz_devkit.testing import accepting, bearer
+from kariz_notifications.adapters.in_memory import InMemoryNotificationsUnitOfWork
+from kariz_notifications.adapters.webhook import WebhookPoster
+from kariz_notifications.domain.model import Channel
+from kariz_notifications.domain.samples import sample_of
+from kariz_notifications.entrypoints import kafka, subscriptions_http
+from kariz_shared.contracts import webhooks
+from kariz_shared.contracts.events import EVENTS
+from kariz_shared.persistence.in_memory import InMemoryUnitsOfWork
+from kariz_shared.runtime import http as runtime_http
+from kariz_shared.runtime.clock import FakeClock
+
+Units = InMemoryUnitsOfWork[InMemoryNotificationsUnitOfWork]
+
+
+@pytest.fixture
+def units() -> Units:
+    return InMemoryUnitsOfWork(InMemoryNotificationsUnitOfWork(FakeClock()))
+
+
+@pytest.fixture
+async def api(units: Units, issuer: LocalIssuer, admin_token: str) -> AsyncIterator[httpx.AsyncClient]:
+    app = FastAPI()
+    runtime_http.install(app, "notifications")
+    accepting(app, issuer)
+    app.include_router(subscriptions_http.router(units, allow_http=False))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://kariz.test", headers=bearer(admin_token)
+    ) as client:
+        yield client
+
+
+async def consume(units: Units, event_type: str, event_id: str) -> list[Any]:
+    event = EVENTS[event_type].model_validate(sample_of(EVENTS[event_type]))
+    units.uow.causation_id, units.uow.correlation_id = event_id, "corr"
+    await units.handle(kafka.subscriptions()[type(event)], event)
+    stored = units.uow.deliveries.stored.values()
+    return [s.record.delivery for s in stored if s.record.delivery.event_id == event_id]
+
+
+async def test_a_registered_endpoint_gets_every_public_event_signed_with_its_secret(
+    api: httpx.AsyncClient, units: Units
+) -> None:
+    created = await api.post("/subscriptions", json={"url": "https://crm.example/in", "events": ["*"]})
+    assert created.status_code == 201, created.text
+    body = created.json()
+    secret, name = body["secret"], body["name"]
+    assert len(secret) >= webhooks.SECRET_MIN_BYTES and name == f"sub-{body['id']}"
+    [listed] = (await api.get("/subscriptions")).json()
+    assert "secret" not in listed and listed["created_by"] == "admin@kariz.test"
+
+    [hook] = await consume(units, "LeadCaptured", "evt-1")
+    assert (hook.channel, hook.recipient, hook.rule) == (Channel.WEBHOOK, name, "subscription")
+
+    seen: list[httpx.Request] = []
+    poster = WebhookPoster(lambda n: None, 5, units.uow.subscriptions.secret)
+    poster._client = httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda r: seen.append(r) or httpx.Response(200))
+    )
+    assert (await poster.send(hook)).ok
+    await poster.aclose()
+    [request] = seen
+    assert webhooks.verify(secret, request.content, dict(request.headers))
+    assert json.loads(request.content)["type"] == "kariz.lead-captured.v1"
+
+    assert (await api.delete(f"/subscriptions/{body['id']}")).status_code == 204
+    assert await consume(units, "DealOpened", "evt-2") == []
+    assert (await api.delete(f"/subscriptions/{body['id']}")).status_code == 404
+
+
+async def test_an_endpoint_gets_only_the_event_types_it_names(api: httpx.AsyncClient, units: Units) -> None:
+    created = await api.post(
+        "/subscriptions", json={"url": "https://crm.example/in", "events": ["DealOpened"]}
+    )
+    assert created.status_code == 201
+    assert await consume(units, "LeadCaptured", "evt-1") == []
+    assert [d.event_type for d in await consume(units, "DealOpened", "evt-2")] == ["DealOpened"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"url": "http://crm.example/in", "events": ["*"]}, "url:"),
+        ({"url": "crm.example", "events": ["*"]}, "url:"),
+        ({"url": "https://crm.example/in", "events": ["RepProfile"]}, "events:"),
+        ({"url": "https://crm.example/in", "events": ["DigestDue"]}, "events:"),
+        ({"url": "https://crm.example/in", "events": []}, "invalid request: events"),
+    ],
+)
+async def test_bad_endpoints_are_refused_naming_the_field(
+    api: httpx.AsyncClient, units: Units, body: dict[str, Any], field: str
+) -> None:
+    response = await api.post("/subscriptions", json=body)
+    assert response.status_code == 422 and response.json()["message"].startswith(field), response.json()
+    assert units.uow.subscriptions.stored == {}
+
+
+async def test_only_an_admin_manages_subscriptions(api: httpx.AsyncClient, issuer: LocalIssuer) -> None:
+    manager = bearer(issuer.token("boss@kariz.test", ["manager"]))
+    assert (await api.get("/subscriptions", headers=manager)).status_code == 403
+    body = {"url": "https://crm.example/in", "events": ["*"]}
+    assert (await api.post("/subscriptions", json=body, headers=manager)).status_code == 403
