@@ -218,6 +218,21 @@ async def test_a_deal_takes_the_top_level_budget_amount(
     assert (opened.amount, opened.currency) == expected
 
 
+async def test_an_existing_customers_lead_opens_an_upsell_linked_to_the_accounts_won_deals(
+    units: Units,
+) -> None:
+    won = await open_one(units, lead_id="L-1")
+    won.stage = "won"  # the account's first deal was won (how it got there is the moves' tests' part)
+    await open_one(units, lead_id="L-2")  # an open deal of the account links nothing
+    event = qualified("L-3").model_copy(update={"existing_customer": True, "account_id": "Q-ACC"})
+    await consume(units, event)
+    [upsell] = [d for d in stored(units) if d.lead_id == "L-3"]
+    assert upsell.deal_type == "upsell" and upsell.account == won.account
+    assert upsell.linked_deal_ids == (won.id,)
+    # A lead qualified without the flag is new business, as before.
+    assert won.deal_type == "new_business" and won.linked_deal_ids == ()
+
+
 async def test_two_leads_of_one_company_domain_share_one_account(units: Units) -> None:
     first = await open_one(units, lead_id="L-1", company="Globex", domain="www.Globex.example")
     second = await open_one(units, lead_id="L-2", company="Globex Corp", domain="https://globex.example/")

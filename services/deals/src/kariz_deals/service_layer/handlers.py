@@ -7,10 +7,12 @@ import logging
 from datetime import datetime
 
 from kariz_deals.domain import (
+    WON,
     Account,
     AccountRef,
     Deal,
     DealProfile,
+    DealType,
     Pipeline,
     Segment,
     new_account_id,
@@ -70,8 +72,18 @@ async def open_deal_for(
     amount = budget if budget is not None and budget > 0 else None
     priced_in = lead.budget_currency if amount is not None and lead.budget_currency else currency
     contact = lead.contact
+    # Qualification found a won deal of the lead's account (issue D): an upsell, linked to this account's
+    # won deals here (its account id is qualification's own key, so the account is deals' own).
+    deal_type = DealType.UPSELL if lead.existing_customer else DealType.NEW_BUSINESS
+    won = (
+        sorted(d.id for d in await uow.deals.of_account(account.id) if d.stage == WON)
+        if lead.existing_customer
+        else []
+    )
     pipeline = await _pipeline_for(
-        uow, DealProfile(segment=Segment.of_size(account.size), country=account.country), pipeline
+        uow,
+        DealProfile(deal_type=deal_type, segment=Segment.of_size(account.size), country=account.country),
+        pipeline,
     )
     deal = Deal.open(
         deal_id=new_deal_id(),
@@ -92,7 +104,9 @@ async def open_deal_for(
             "title": contact.title,
         },
         source=lead.source.value,
+        deal_type=deal_type,
     )
+    deal.linked_deal_ids = tuple(won)
     uow.deals.add(deal)
     uow.publish(deal)
     keep_stall_timer(uow, deal, had_one=False, first=True)
