@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -20,7 +21,7 @@ from kariz_notifications.domain.automation import Condition, EmailAction, Operat
 from kariz_notifications.domain.model import Audience, Channel, Email, Subscriber, WebhookPost
 from kariz_notifications.domain.templates import persian_digits
 from kariz_notifications.entrypoints import kafka, rules_http
-from kariz_shared.contracts.events import RepProfile, TaskRequested
+from kariz_shared.contracts.events import DealStalled, RepProfile, TaskRequested
 from kariz_shared.contracts.identity import LiveRoster
 from kariz_shared.persistence.in_memory import InMemoryUnitsOfWork
 from kariz_shared.runtime import http as runtime_http
@@ -116,6 +117,7 @@ async def test_version_0_is_the_default_rules_and_nothing_of_today_is_lost(api: 
         "handover",
         "deal-won",
         "deal-lost",
+        "deal-stalled",
         "follow-up-due",
         "response-overdue",
         "lead-queued",
@@ -123,6 +125,35 @@ async def test_version_0_is_the_default_rules_and_nothing_of_today_is_lost(api: 
     ]
     queued = (await api.get("/rules/lead-queued")).json()
     assert queued["actions"][0]["recipients"] == [{"role": "team", "field": None, "addresses": []}]
+
+
+async def test_a_stalled_deal_tells_its_owner_and_their_manager_each_in_their_language(
+    api: httpx.AsyncClient, units: InMemoryUnitsOfWork[InMemoryNotificationsUnitOfWork]
+) -> None:
+    at = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
+    stalled = DealStalled(
+        deal_id="D-7",
+        lead_id="L-7",
+        owner=OWNER,
+        pipeline="enterprise",
+        stage="demo",
+        days_in_stage=15.2,
+        rot_days=14,
+        amount=Decimal("48000.00"),
+        entered_stage_at=at - timedelta(days=15.2),
+        stalled_at=at,
+    )
+    deliveries = await consume(units, stalled, "evt-stall")
+    owner, manager = (
+        deliveries[f"evt-stall:email:{OWNER}"].message,
+        deliveries[f"evt-stall:email:{MANAGER}"].message,
+    )
+    assert isinstance(owner, Email) and isinstance(manager, Email)
+    assert owner.subject == "Deal stalled: D-7 in demo for 15 days"
+    assert "past its 14-day limit" in owner.body
+    # The manager reads Persian (the roster says fa-IR): the Persian default, with Persian digits.
+    assert manager.subject == "معامله متوقف: D-7 در مرحله demo"
+    assert persian_digits("14") in manager.body and persian_digits("48,000.00") in manager.body
 
 
 async def test_a_rule_created_over_http_fires_only_on_a_matching_event(

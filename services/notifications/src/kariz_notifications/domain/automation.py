@@ -428,6 +428,7 @@ def default_rule_set() -> tuple[AutomationRule, ...]:
         _builtin("handover", "DealWon", Recipients(RecipientRole.ONBOARDING)),
         _builtin("deal-won", "DealWon", Recipients(RecipientRole.SALES_TEAM), owner),
         _builtin("deal-lost", "DealLost", owner),
+        _builtin("deal-stalled", "DealStalled", owner, Recipients(RecipientRole.OWNER_MANAGER)),
         _builtin("follow-up-due", "FollowUpDue", Recipients(RecipientRole.OWNER, field="assignee")),
         _builtin("response-overdue", "LeadResponseOverdue", owner, Recipients(RecipientRole.OWNER_MANAGER)),
         _builtin("lead-queued", "LeadQueued", Recipients(RecipientRole.TEAM)),

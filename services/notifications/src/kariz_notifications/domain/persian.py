@@ -62,6 +62,19 @@ PERSIAN_DEFAULTS: dict[str, EmailTexts] = {
             "مبلغ: {{ amount | money(currency) }}\n"
         ),
     ),
+    "deal-stalled": EmailTexts(
+        subject="معامله متوقف: {{ deal_id }} در مرحله {{ stage }}",
+        text=(
+            "معامله {{ deal_id }} {{ days_in_stage | number }} روز در مرحله {{ stage }} ({{ pipeline }}) "
+            "مانده است، بیش از سقف {{ rot_days | number }} روز آن: آن را جلو ببرید یا آنچه با مشتری "
+            "می‌گذرد را ثبت کنید.\n\n"
+            "معامله: {{ deal_id }}\n"
+            "مسئول: {{ owner }}\n"
+            "مرحله: {{ stage }} ({{ pipeline }})\n"
+            "{% if amount %}مبلغ: {{ amount | money(currency) }}\n{% endif %}"
+            "ورود به مرحله: {{ entered_stage_at | when }}\n"
+        ),
+    ),
     "follow-up-due": EmailTexts(
         subject="پیگیری سررسید شد: {{ title }} (سرنخ {{ lead_id }})",
         text=(

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from kariz_notifications.domain.model import Email, EventContext
 from kariz_shared.contracts.events import (
     DealLost,
+    DealStalled,
     DealWon,
     Event,
     FollowUpDue,
@@ -226,6 +227,22 @@ DEAL_LOST: Template[DealLost] = Template(
         ("Account", f"{e.account_name} ({e.account_id})"),
         ("Amount", money(e.amount, e.currency)),
         ("Cycle", duration(e.cycle_seconds)),
+    ],
+)
+
+
+DEAL_STALLED: Template[DealStalled] = Template(
+    subject=lambda e: f"Deal stalled: {e.deal_id} in {e.stage} for {e.days_in_stage:.0f} days",
+    headline=lambda e: (
+        f"Deal {e.deal_id} has sat in {e.stage} ({e.pipeline}) for {e.days_in_stage:.0f} days, past its "
+        f"{e.rot_days}-day limit: move it on, or log what is happening with the customer."
+    ),
+    facts=lambda e: [
+        ("Deal", e.deal_id),
+        ("Owner", e.owner),
+        ("Stage", f"{e.stage} ({e.pipeline})"),
+        ("Amount", money(e.amount, e.currency)),
+        ("In stage", e.entered_stage_at),
     ],
 )
 

@@ -42,6 +42,7 @@ from kariz_notifications.domain.rendering import Reader, Template
 from kariz_shared.contracts.errors import RuleViolation
 from kariz_shared.contracts.events import (
     DealLost,
+    DealStalled,
     DealWon,
     Event,
     FollowUpDue,
@@ -178,6 +179,8 @@ DEFAULT_RULES: tuple[Rule[Any], ...] = (
     Rule("handover", DealWon, lambda e, roles: roles.audience.handover, rendering.HANDOVER),
     Rule("deal-won", DealWon, lambda e, roles: [*roles.audience.team, e.owner], rendering.DEAL_WON),
     Rule("deal-lost", DealLost, lambda e, roles: [e.owner], rendering.DEAL_LOST),
+    # A deal past its stage's rot limit (issue E): its owner and their manager, so someone acts.
+    Rule("deal-stalled", DealStalled, lambda e, roles: roles.with_manager(e.owner), rendering.DEAL_STALLED),
     Rule("follow-up-due", FollowUpDue, lambda e, roles: roles.person(e.assignee), rendering.FOLLOW_UP_DUE),
     Rule(
         "response-overdue",
