@@ -9,6 +9,7 @@ order holds, and a stopped leader hands over.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -263,8 +264,12 @@ async def test_replicas_share_the_outbox_one_publisher_at_a_time_order_kept(
             assert [leader.relay.leading, follower.relay.leading] == [True, False]
             await leader.stop()  # hands the lease over
             survivor = a if follower is first else b
-            for stage in stages[4:]:
-                moved = await survivor.post(f"/deals/{deal}/stage", json={"stage": stage})
+            order = ["qualification", *stages[:5], "won"]  # the default pipeline's open stages, then won
+            for before, stage in list(itertools.pairwise(stages))[3:]:
+                body = {"stage": stage}
+                if order.index(stage) < order.index(before):  # contract -> proposal: a move back says why
+                    body["reason"] = "the customer asked for a revised proposal"
+                moved = await survivor.post(f"/deals/{deal}/stage", json=body)
                 assert moved.status_code == 200, moved.text
             await reader.wait_for(lambda r: r.key == deal, count=len(stages), timeout=60)
             await eventually(lambda: follower.relay.leading)
