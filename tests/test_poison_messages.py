@@ -55,8 +55,11 @@ from kariz_shared.contracts.events import (
     ActivityOutcome,
     Company,
     Contact,
+    DealFieldChange,
     DealLost,
     DealOpened,
+    DealStalled,
+    DealUpdated,
     DealWon,
     DigestDue,
     DigestItem,
@@ -68,13 +71,22 @@ from kariz_shared.contracts.events import (
     LeadQualified,
     LeadQueued,
     LeadReassigned,
+    LeadReopened,
     LeadResponseEscalationDue,
     LeadResponseOverdue,
+    LeadScored,
     LeadsMerged,
     LeadSource,
     LeadTouched,
     NotificationDue,
+    ObjectionCategory,
+    ObjectionRecorded,
+    ObjectionStatus,
+    QuoteAccepted,
+    QuoteApprovalRequested,
     QuoteExpired,
+    QuoteSent,
+    RfpResponseDue,
     ScoreLine,
     StageChanged,
     TaskKind,
@@ -318,6 +330,113 @@ def quote_expired(deal_id: str) -> QuoteExpired:
     )
 
 
+# Deals' and qualification's newer events, which notifications consumes with every public event (a rule
+# may name any of them): each is handled, whatever a rule makes of it.
+def deal_updated(deal_id: str) -> DealUpdated:
+    return DealUpdated(
+        deal_id=deal_id,
+        **DEAL,
+        pipeline="default",
+        stage="demo",
+        changes=[DealFieldChange(field="next_step", old=None, new="send the proposal")],
+        updated_at=NOW,
+    )
+
+
+def deal_stalled(deal_id: str) -> DealStalled:
+    return DealStalled(
+        deal_id=deal_id,
+        **DEAL,
+        pipeline="default",
+        stage="demo",
+        days_in_stage=15.0,
+        rot_days=14,
+        entered_stage_at=NOW,
+        stalled_at=NOW,
+    )
+
+
+def rfp_response_due(deal_id: str) -> RfpResponseDue:
+    return RfpResponseDue(
+        deal_id=deal_id,
+        **DEAL,
+        account_id="A-poison",
+        account_name="Poison Test GmbH",
+        issuer="Poison Test procurement",
+        response_due_at=NOW,
+        kind="reminder",
+    )
+
+
+QUOTE = {"quote_number": 1, "owner": "rep@kariz.example"}
+
+
+def quote_approval_requested(deal_id: str) -> QuoteApprovalRequested:
+    return QuoteApprovalRequested(
+        deal_id=deal_id,
+        quote_id=unique("Q"),
+        **QUOTE,
+        currency="EUR",
+        total=Decimal("900"),
+        max_discount_pct=Decimal("25"),
+        discount_limit_pct=Decimal("20"),
+        requested_at=NOW,
+    )
+
+
+def quote_sent(deal_id: str) -> QuoteSent:
+    return QuoteSent(
+        deal_id=deal_id,
+        quote_id=unique("Q"),
+        **QUOTE,
+        currency="EUR",
+        total=Decimal("900"),
+        valid_until=NOW,
+        sent_at=NOW,
+    )
+
+
+def quote_accepted(deal_id: str) -> QuoteAccepted:
+    return QuoteAccepted(
+        deal_id=deal_id, quote_id=unique("Q"), **QUOTE, currency="EUR", total=Decimal("900"), accepted_at=NOW
+    )
+
+
+def objection_recorded(deal_id: str) -> ObjectionRecorded:
+    return ObjectionRecorded(
+        objection_id=unique("O"),
+        deal_id=deal_id,
+        **DEAL,
+        category=ObjectionCategory.PRICE,
+        words="too expensive",
+        status=ObjectionStatus.OPEN,
+        recorded_at=NOW,
+    )
+
+
+def lead_scored(lead_id: str) -> LeadScored:
+    return LeadScored(
+        lead_id=lead_id,
+        owner="rep@kariz.example",
+        fit=40,
+        engagement=10,
+        total=50,
+        band="warm",
+        scored_at=NOW,
+    )
+
+
+def lead_reopened(lead_id: str) -> LeadReopened:
+    return LeadReopened(
+        lead_id=lead_id,
+        owner="rep@kariz.example",
+        decision_number=2,
+        reopened_decision=1,
+        reason="asked again",
+        reopened_at=NOW,
+    )
+
+
 # The leads service's reminders and alerts, for notifications: each e-mails someone (a queue's team has no
 # manager in the roster here, so the sales team hears of it), so the effect is visible.
 def follow_up_due(lead_id: str) -> FollowUpDue:
@@ -526,6 +645,15 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
         QuoteExpired,
         LeadEngagementDecayDue,
         LeadTouched,
+        DealUpdated,
+        DealStalled,
+        RfpResponseDue,
+        QuoteApprovalRequested,
+        QuoteSent,
+        QuoteAccepted,
+        ObjectionRecorded,
+        LeadScored,
+        LeadReopened,
     ]
     topics = [cls.topic() for cls in consumed]
     partitions = await partition_counts(backends.kafka_bootstrap, topics)
@@ -591,6 +719,15 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             Case(LeadQueued, [notifications], pair(lead_queued, "L")),
             Case(LeadReassigned, [notifications], pair(lead_reassigned, "L")),
             Case(QuoteExpired, [deals, notifications], pair(quote_expired, "D")),
+            Case(DealUpdated, [notifications], pair(deal_updated, "D")),
+            Case(DealStalled, [notifications], pair(deal_stalled, "D")),
+            Case(RfpResponseDue, [notifications], pair(rfp_response_due, "D")),
+            Case(QuoteApprovalRequested, [notifications], pair(quote_approval_requested, "D")),
+            Case(QuoteSent, [notifications], pair(quote_sent, "D")),
+            Case(QuoteAccepted, [notifications], pair(quote_accepted, "D")),
+            Case(ObjectionRecorded, [notifications], pair(objection_recorded, "D")),
+            Case(LeadScored, [notifications], pair(lead_scored, "L")),
+            Case(LeadReopened, [notifications], pair(lead_reopened, "L")),
         ]
         # Every topic some service consumes is here, with every group that consumes it.
         assert {cls for r in svc.values() for cls in r.service.consumes} == set(consumed)
