@@ -802,3 +802,53 @@ async def test_objections_recorded_over_http_and_the_deal_won_move_the_librarys_
         await http.get("/objection-answers", params={"q": view["title"].upper(), "category": "price"})
     ).json()
     assert [a["id"] for a in found["items"]] == [answer_id]
+
+
+async def test_rfp_upsell_and_an_existing_customers_lead_open_deals_that_follow_their_pipelines(
+    deals: Running,
+) -> None:
+    """Issue E's entry points beyond a qualified lead, on the real broker and database: a won account gets
+    an upsell by hand (linked to its won deal) and one from qualification's existing-customer verdict; an
+    RFP for it waits for its go before it moves on."""
+    http = deals.http
+    domain = f"{unique('acct')}.example"
+    won_lead = unique("L")
+    await publish(deals.bootstrap, from_qualification(qualified(won_lead, domain=domain), unique("corr")))
+    won = await deal_for(http, won_lead)
+    for stage in ("discovery", "demo", "proposal", "negotiation", "contract", "won"):
+        moved = await move(http, won["id"], stage=stage, amount="20000")
+        assert moved.status_code == 200, moved.text
+
+    upsell = await http.post(
+        "/deals", json={"account_id": won["account"]["id"], "deal_type": "upsell", "amount": "5000"}
+    )
+    assert upsell.status_code == 201, upsell.text
+    assert upsell.json()["linked_deal_ids"] == [won["id"]] and upsell.json()["stage"] == "qualification"
+
+    customer_lead = unique("L")
+    verdict = qualified(customer_lead, domain=domain).model_copy(
+        update={"existing_customer": True, "account_id": "qualification-account"}
+    )
+    await publish(deals.bootstrap, from_qualification(verdict, unique("corr")))
+    from_verdict = await deal_for(http, customer_lead)
+    assert (from_verdict["deal_type"], from_verdict["linked_deal_ids"]) == ("upsell", [won["id"]])
+    assert from_verdict["account"]["id"] == won["account"]["id"]
+
+    due = datetime.now(UTC) + timedelta(days=14)
+    rfp = await http.post(
+        "/deals",
+        json={
+            "account_id": won["account"]["id"],
+            "deal_type": "rfp",
+            "rfp": {"issuer": "Procurement", "response_due_at": due.isoformat(), "requirements": ["SSO"]},
+        },
+    )
+    assert rfp.status_code == 201, rfp.text
+    rfp_id = rfp.json()["id"]
+    refused = await move(http, rfp_id, stage="discovery")
+    assert refused.status_code == 422 and "go or no-go" in refused.json()["message"]
+    go = await http.post(f"/deals/{rfp_id}/rfp-decision", json={"decision": "go"})
+    assert go.status_code == 200, go.text
+    assert (await move(http, rfp_id, stage="discovery")).status_code == 200
+    # Its reminder and overdue timers are armed in the deals database.
+    assert await deals.db.timers.count_documents({"_id": {"$regex": f"^deal:{rfp_id}:rfp"}}) == 2
