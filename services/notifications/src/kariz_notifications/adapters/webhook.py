@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
-import httpx
-
-from kariz_notifications.adapters.email import describe
+from kariz_notifications.adapters.http_post import Poster
 from kariz_notifications.domain.model import Delivery, SendResult, WebhookPost
 from kariz_notifications.domain.subscriptions import PREFIX
 from kariz_shared.contracts import webhooks
@@ -25,7 +22,7 @@ def headers_for(delivery: Delivery, secrets: str | Sequence[str], body: bytes) -
     }
 
 
-class WebhookPoster:
+class WebhookPoster(Poster):
     def __init__(
         self,
         secret_for: Callable[[str], str | Sequence[str] | None],
@@ -34,15 +31,9 @@ class WebhookPoster:
     ) -> None:
         # The secret is looked up at send time: it is never written to the delivery log. A managed
         # subscription's (``sub-<id>``) is read from its store.
+        super().__init__(timeout_s)
         self.secret_for = secret_for
         self.managed_secret = managed_secret
-        self.timeout_s = timeout_s
-        self._client: httpx.AsyncClient | None = None
-
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.timeout_s, follow_redirects=False)
-        return self._client
 
     async def send(self, delivery: Delivery) -> SendResult:
         if not isinstance(delivery.message, WebhookPost):
@@ -56,24 +47,4 @@ class WebhookPoster:
                 ok=False, error=f"webhook subscriber {post.subscriber!r} is not configured any more"
             )
         body = post.body.encode()
-        try:
-            # httpx's timeout bounds each read; this bounds the whole exchange.
-            async with asyncio.timeout(self.timeout_s):
-                response = await self._http().post(
-                    post.url, content=body, headers=headers_for(delivery, secret, body)
-                )
-        except (TimeoutError, httpx.TimeoutException):
-            return SendResult(ok=False, error=f"no answer within {self.timeout_s:g} s")
-        except httpx.HTTPError as exc:
-            return SendResult(ok=False, error=describe(exc))
-        if response.is_success:
-            return SendResult(ok=True, status_code=response.status_code)
-        error = f"HTTP {response.status_code} {response.reason_phrase}".strip()
-        if response.text:
-            error += f": {response.text[:200]}"
-        return SendResult(ok=False, error=error, status_code=response.status_code)
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        return await self.post(post.url, body, headers_for(delivery, secret, body))
