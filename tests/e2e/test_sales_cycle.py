@@ -40,6 +40,10 @@ from kariz_shared.system import SERVICE_NAMES as SERVICES
 pytestmark = pytest.mark.e2e
 
 SECRET = "e2e-webhook-secret-at-least-32-bytes"
+# The stack's consumers are new groups on the session's broker: each reads every earlier test's records
+# first. In a full run that catch-up took over 30 s (five services, notifications reading every public
+# event), so each step waits longer; alone it takes a second or two.
+CATCH_UP_S = 120.0
 CE_HEADERS = {"ce_id", "ce_source", "ce_type", "ce_specversion", "ce_time", "ce_subject", "content-type"}
 
 
@@ -187,11 +191,15 @@ async def test_a_lead_goes_from_capture_to_won_with_email_and_signed_webhook(sta
         assert lead["company"]["domain"] == "globex-e2e.example"
         assert lead["owner"] == stack.rep
 
-        [captured] = await reader.wait_for(lambda r: r.topic == LeadCaptured.topic() and r.key == lead_id)
+        [captured] = await reader.wait_for(
+            lambda r: r.topic == LeadCaptured.topic() and r.key == lead_id, timeout=CATCH_UP_S
+        )
         _assert_cloudevent(captured, LeadCaptured.topic(), lead_id, correlation_id, "/kariz/leads")
         # Who made each change: the rep who captured the lead; the services for what they did on their own.
         assert captured.headers["ce_actor"] == stack.rep
-        [qualified] = await reader.wait_for(lambda r: r.topic == LeadQualified.topic() and r.key == lead_id)
+        [qualified] = await reader.wait_for(
+            lambda r: r.topic == LeadQualified.topic() and r.key == lead_id, timeout=CATCH_UP_S
+        )
         _assert_cloudevent(qualified, LeadQualified.topic(), lead_id, correlation_id, "/kariz/qualification")
         assert qualified.headers["ce_actor"] == "/kariz/qualification"
         assert qualified.headers["ce_causationid"] == captured.headers["ce_id"]
@@ -202,7 +210,7 @@ async def test_a_lead_goes_from_capture_to_won_with_email_and_signed_webhook(sta
         assert {line["rule"] for line in verdict["breakdown"]} >= {"industry", "country", "source"}
 
         [opened] = await reader.wait_for(
-            lambda r: r.topic == DealOpened.topic() and r.body.get("lead_id") == lead_id
+            lambda r: r.topic == DealOpened.topic() and r.body.get("lead_id") == lead_id, timeout=CATCH_UP_S
         )
         deal_id = opened.key
         assert deal_id is not None
@@ -227,7 +235,9 @@ async def test_a_lead_goes_from_capture_to_won_with_email_and_signed_webhook(sta
             assert moved.status_code == 200, moved.text
 
         changes = await reader.wait_for(
-            lambda r: r.topic == StageChanged.topic() and r.key == deal_id, count=len(path)
+            lambda r: r.topic == StageChanged.topic() and r.key == deal_id,
+            count=len(path),
+            timeout=CATCH_UP_S,
         )
         assert [(c.body["from_stage"], c.body["to_stage"]) for c in changes] == [
             ("qualification", "discovery"),
@@ -239,7 +249,9 @@ async def test_a_lead_goes_from_capture_to_won_with_email_and_signed_webhook(sta
         ], "StageChanged must arrive in order for one deal"
         for change in changes:
             _assert_cloudevent(change, StageChanged.topic(), deal_id, correlation_id, "/kariz/deals")
-        [won] = await reader.wait_for(lambda r: r.topic == DealWon.topic() and r.key == deal_id)
+        [won] = await reader.wait_for(
+            lambda r: r.topic == DealWon.topic() and r.key == deal_id, timeout=CATCH_UP_S
+        )
         _assert_cloudevent(won, DealWon.topic(), deal_id, correlation_id, "/kariz/deals")
         assert won.headers["ce_actor"] == stack.rep and opened.headers["ce_actor"] == "/kariz/deals"
         assert won.body["amount"] in ("48000", "48000.00", 48000)
@@ -267,10 +279,11 @@ async def test_a_lead_goes_from_capture_to_won_with_email_and_signed_webhook(sta
                 {"team@kariz.test", stack.rep, "onboarding@kariz.test"}
                 <= {str(m["To"]) for m in mails_for_deal()}
             ),
-            timeout=30,
+            timeout=CATCH_UP_S,
         )
         await eventually(
-            lambda: [h for h in stack.hooks.received if json.loads(h[1])["subject"] == deal_id], timeout=30
+            lambda: [h for h in stack.hooks.received if json.loads(h[1])["subject"] == deal_id],
+            timeout=CATCH_UP_S,
         )
         [(headers, body)] = [h for h in stack.hooks.received if json.loads(h[1])["subject"] == deal_id]
         assert verify(SECRET, body, headers), "webhook signature must verify with the subscriber's secret"
@@ -312,7 +325,7 @@ async def _check_databases(stack: Stack, lead_id: str, deal_id: str) -> None:
             doc = await dbs["leads"].leads.find_one({"_id": lead_id})
             return doc is not None and doc["status"] == "qualified"
 
-        await eventually(lead_is_qualified, timeout=20)
+        await eventually(lead_is_qualified, timeout=CATCH_UP_S)
         assert await dbs["qualification"].processed_events.count_documents({"subject": lead_id}) == 1
         deal = await dbs["deals"].deals.find_one({"_id": deal_id})
         assert deal is not None and deal["stage"] == "won"
@@ -322,7 +335,7 @@ async def _check_databases(stack: Stack, lead_id: str, deal_id: str) -> None:
             sent = {"subject": deal_id, "status": "sent"}
             return await dbs["notifications"].deliveries.count_documents(sent) >= 4
 
-        await eventually(all_sent, timeout=20)
+        await eventually(all_sent, timeout=CATCH_UP_S)
         for name, db in dbs.items():
             assert await db.outbox.count_documents({"published_at": None}) == 0, (
                 f"{name} left events unpublished"
