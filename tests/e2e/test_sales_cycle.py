@@ -40,10 +40,10 @@ from kariz_shared.system import SERVICE_NAMES as SERVICES
 pytestmark = pytest.mark.e2e
 
 SECRET = "e2e-webhook-secret-at-least-32-bytes"
-# The stack's consumers are new groups on the session's broker: each reads every earlier test's records
-# first. In a full run that catch-up took over 30 s (five services, notifications reading every public
-# event), so each step waits longer; alone it takes a second or two.
-CATCH_UP_S = 120.0
+# The stack runs on a broker of the module's own (``stack_backends``): on the session's, its new consumer
+# groups first read every earlier test's records (over 30 s late in a full run). Alone a step takes a
+# second or two; the margin is for a loaded machine.
+CATCH_UP_S = 60.0
 CE_HEADERS = {"ce_id", "ce_source", "ce_type", "ce_specversion", "ce_time", "ce_subject", "content-type"}
 
 
@@ -97,13 +97,14 @@ async def hooks() -> AsyncIterator[tuple[Hooks, int]]:
 
 @pytest.fixture(scope="module")
 async def stack(
-    backends: Backends,
+    stack_backends: Backends,
     inbox: Inbox,
     hooks: tuple[Hooks, int],
     tmp_path_factory: pytest.TempPathFactory,
     issuer: LocalIssuer,
     admin_token: str,
 ) -> AsyncIterator[Stack]:
+    backends = stack_backends
     hook_store, hook_port = hooks
     rep = f"{unique('rep')}@kariz.test"
     databases = {name: unique(f"e2e_{name}") for name in SERVICES}

@@ -52,6 +52,9 @@ ALERTS = DEPLOY / "prometheus" / "alerts.yml"
 RATE_INTERVAL = "30s"
 RANGE = "10m"
 
+# A broker of the module's own (``stack_backends``): the stack's consumers catch up on nothing earlier.
+CATCH_UP_S = 60.0
+
 
 @dataclass
 class Observed:
@@ -90,8 +93,9 @@ def _prometheus_config(targets: dict[str, int], lag_port: int) -> dict[str, Any]
 
 @pytest.fixture(scope="module")
 async def observed(
-    backends: Backends, smtp_port: int, tmp_path_factory: pytest.TempPathFactory, admin_token: str
+    stack_backends: Backends, smtp_port: int, tmp_path_factory: pytest.TempPathFactory, admin_token: str
 ) -> AsyncIterator[Observed]:
+    backends = stack_backends
     work = Path(tmp_path_factory.mktemp("operations"))
     group_prefix = unique("ops")
     common = {
@@ -188,7 +192,7 @@ async def _sales_traffic(urls: dict[str, str], backends: Backends, token: str) -
             answer = await http.get(f"{urls['qualification']}/leads/{middling}/qualification")
             return answer.status_code == 200 and answer.json()["status"] == "nurture"
 
-        await eventually(nurtured, timeout=60)
+        await eventually(nurtured, timeout=CATCH_UP_S)
         bant = {"budget": "confirmed", "authority": "decision_maker", "need": "none", "timeline": "later"}
         response = await http.put(f"{urls['qualification']}/leads/{middling}/bant", json=bant)
         assert response.status_code == 200, response.text
@@ -197,7 +201,7 @@ async def _sales_traffic(urls: dict[str, str], backends: Backends, token: str) -
             page = (await http.get(f"{urls['deals']}/deals", params={"lead_id": lead_id})).json()
             return page["items"][0]["id"] if page["items"] else None
 
-        deals = [await eventually(lambda lead=lead: deal_of(lead), timeout=60) for lead in strong]
+        deals = [await eventually(lambda lead=lead: deal_of(lead), timeout=CATCH_UP_S) for lead in strong]
         paths = [
             "discovery demo proposal:48000 negotiation contract won",
             "discovery proposal:20000 won",

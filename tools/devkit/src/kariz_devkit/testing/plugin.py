@@ -1,5 +1,6 @@
 """pytest fixtures: ``backends`` (a running broker and database for the whole session, and the identity
-provider the services accept), ``issuer`` (that provider: ``issuer.token(user, roles, team=...)``),
+provider the services accept), ``stack_backends`` (the same with an empty broker of the module's own),
+``issuer`` (that provider: ``issuer.token(user, roles, team=...)``),
 ``admin_token``, and ``settings_for`` (service settings pointing at them, with a database of the test's
 own)."""
 
@@ -92,6 +93,27 @@ def backends(issuer: LocalIssuer) -> Iterator[Backends]:
     for b in factory():
         asyncio.run(ensure_topics(b.kafka_bootstrap, partitions=3))
         yield dataclasses.replace(b, auth_issuer=issuer.url, auth_audience=issuer.audience)
+
+
+@pytest.fixture(scope="module")
+def stack_backends(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backends]:
+    """The session's backends with an empty broker of the module's own (embedded only), for a module
+    that runs whole services. Their consumer groups are new and start from the earliest offset: on the
+    session broker they first read every earlier test's records (minutes, late in a full run)."""
+    if not backends.embedded:
+        yield backends
+        return
+    from kariz_devkit.embedded import EmbeddedBackends, free_port
+
+    broker = EmbeddedBackends(
+        kafka_port=free_port(), mongodb_port=0, data_dir=tmp_path_factory.mktemp("broker")
+    )
+    broker.start_broker()
+    try:
+        asyncio.run(ensure_topics(broker.kafka_bootstrap, partitions=3))
+        yield dataclasses.replace(backends, kafka_bootstrap=broker.kafka_bootstrap)
+    finally:
+        broker.stop()
 
 
 @pytest.fixture
