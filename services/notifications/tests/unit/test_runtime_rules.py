@@ -21,7 +21,14 @@ from kariz_notifications.domain.automation import Condition, EmailAction, Operat
 from kariz_notifications.domain.model import Audience, Channel, Email, Subscriber, WebhookPost
 from kariz_notifications.domain.templates import persian_digits
 from kariz_notifications.entrypoints import kafka, rules_http
-from kariz_shared.contracts.events import DealStalled, RepProfile, TaskRequested
+from kariz_shared.contracts.events import (
+    DealStalled,
+    QuoteApprovalRequested,
+    QuoteExpired,
+    RepProfile,
+    RfpResponseDue,
+    TaskRequested,
+)
 from kariz_shared.contracts.identity import LiveRoster
 from kariz_shared.persistence.in_memory import InMemoryUnitsOfWork
 from kariz_shared.runtime import http as runtime_http
@@ -118,6 +125,9 @@ async def test_version_0_is_the_default_rules_and_nothing_of_today_is_lost(api: 
         "deal-won",
         "deal-lost",
         "deal-stalled",
+        "quote-approval-requested",
+        "quote-expired",
+        "rfp-response-due",
         "follow-up-due",
         "response-overdue",
         "lead-queued",
@@ -154,6 +164,57 @@ async def test_a_stalled_deal_tells_its_owner_and_their_manager_each_in_their_la
     # The manager reads Persian (the roster says fa-IR): the Persian default, with Persian digits.
     assert manager.subject == "معامله متوقف: D-7 در مرحله demo"
     assert persian_digits("14") in manager.body and persian_digits("48,000.00") in manager.body
+
+
+async def test_quotes_and_rfps_tell_the_approving_manager_and_the_owner_by_default(
+    units: InMemoryUnitsOfWork[InMemoryNotificationsUnitOfWork],
+) -> None:
+    at = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
+    approval = QuoteApprovalRequested(
+        deal_id="D-7",
+        quote_id="Q-1",
+        quote_number=2,
+        owner=OWNER,
+        manager=MANAGER,
+        currency="EUR",
+        total=Decimal("36000.00"),
+        max_discount_pct=Decimal("25"),
+        discount_limit_pct=Decimal("15"),
+        requested_at=at,
+    )
+    deliveries = await consume(units, approval, "evt-approve")
+    # Only the approving manager: the owner asked for it.
+    assert set(deliveries) == {f"evt-approve:email:{MANAGER}"}
+    mail = deliveries[f"evt-approve:email:{MANAGER}"].message
+    assert isinstance(mail, Email)
+    # The manager reads Persian: the Persian default, with Persian digits.
+    assert mail.subject.startswith("پیش‌فاکتور برای تأیید: D-7")
+    assert persian_digits("25") in mail.subject and persian_digits("36,000.00") in mail.body
+
+    expired = QuoteExpired(deal_id="D-7", quote_id="Q-1", quote_number=2, owner=OWNER, valid_until=at)
+    deliveries = await consume(units, expired, "evt-expired")
+    assert set(deliveries) == {f"evt-expired:email:{OWNER}"}
+    mail = deliveries[f"evt-expired:email:{OWNER}"].message
+    assert isinstance(mail, Email) and mail.subject == "Quote expired: D-7 v2"
+
+    for kind, subject in (
+        ("reminder", "RFP response due soon: Acme (Gov Procurement)"),
+        ("overdue", "RFP response overdue: Acme (Gov Procurement)"),
+    ):
+        due = RfpResponseDue(
+            deal_id="D-8",
+            lead_id="L-8",
+            owner=OWNER,
+            account_id="A-1",
+            account_name="Acme",
+            issuer="Gov Procurement",
+            response_due_at=at,
+            kind=kind,
+        )
+        deliveries = await consume(units, due, f"evt-rfp-{kind}")
+        assert set(deliveries) == {f"evt-rfp-{kind}:email:{OWNER}"}
+        mail = deliveries[f"evt-rfp-{kind}:email:{OWNER}"].message
+        assert isinstance(mail, Email) and mail.subject == subject
 
 
 async def test_a_rule_created_over_http_fires_only_on_a_matching_event(

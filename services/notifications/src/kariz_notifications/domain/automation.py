@@ -429,6 +429,12 @@ def default_rule_set() -> tuple[AutomationRule, ...]:
         _builtin("deal-won", "DealWon", Recipients(RecipientRole.SALES_TEAM), owner),
         _builtin("deal-lost", "DealLost", owner),
         _builtin("deal-stalled", "DealStalled", owner, Recipients(RecipientRole.OWNER_MANAGER)),
+        # The owner's manager approves (the roster names them, as it did for deals' event).
+        _builtin(
+            "quote-approval-requested", "QuoteApprovalRequested", Recipients(RecipientRole.OWNER_MANAGER)
+        ),
+        _builtin("quote-expired", "QuoteExpired", owner),
+        _builtin("rfp-response-due", "RfpResponseDue", owner),
         _builtin("follow-up-due", "FollowUpDue", Recipients(RecipientRole.OWNER, field="assignee")),
         _builtin("response-overdue", "LeadResponseOverdue", owner, Recipients(RecipientRole.OWNER_MANAGER)),
         _builtin("lead-queued", "LeadQueued", Recipients(RecipientRole.TEAM)),

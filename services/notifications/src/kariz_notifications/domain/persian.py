@@ -75,6 +75,46 @@ PERSIAN_DEFAULTS: dict[str, EmailTexts] = {
             "ورود به مرحله: {{ entered_stage_at | when }}\n"
         ),
     ),
+    "quote-approval-requested": EmailTexts(
+        subject=(
+            "پیش‌فاکتور برای تأیید: {{ deal_id }} نسخهٔ {{ quote_number | number }}، "
+            "تخفیف {{ max_discount_pct | number }}٪"
+        ),
+        text=(
+            "پیش‌فاکتور نسخهٔ {{ quote_number | number }} {{ owner }} روی معاملهٔ {{ deal_id }} "
+            "{{ max_discount_pct | number }}٪ تخفیف می‌دهد، بیش از سقف {{ discount_limit_pct | number }}٪: "
+            "تا شما تأیید نکنید فرستاده نمی‌شود.\n\n"
+            "معامله: {{ deal_id }}\n"
+            "پیش‌فاکتور: {{ quote_id }}\n"
+            "مسئول: {{ owner }}\n"
+            "جمع: {{ total | money(currency) }}\n"
+            "زمان درخواست: {{ requested_at | when }}\n"
+        ),
+    ),
+    "quote-expired": EmailTexts(
+        subject="پیش‌فاکتور منقضی شد: {{ deal_id }} نسخهٔ {{ quote_number | number }}",
+        text=(
+            "پیش‌فاکتور نسخهٔ {{ quote_number | number }} روی معاملهٔ {{ deal_id }} بی‌پاسخ به تاریخ "
+            "اعتبارش رسید: از مشتری بپرسید یا نسخهٔ تازه‌ای بفرستید.\n\n"
+            "معامله: {{ deal_id }}\n"
+            "پیش‌فاکتور: {{ quote_id }}\n"
+            "معتبر تا: {{ valid_until | when }}\n"
+        ),
+    ),
+    "rfp-response-due": EmailTexts(
+        subject=(
+            "{% if kind == 'overdue' %}پاسخ RFP دیر شده{% else %}موعد پاسخ RFP نزدیک است{% endif %}: "
+            "{{ account_name }} ({{ issuer }})"
+        ),
+        text=(
+            "{% if kind == 'overdue' %}موعد پاسخ به RFP {{ issuer }} روی معاملهٔ {{ deal_id }} گذشته است."
+            "{% else %}موعد پاسخ به RFP {{ issuer }} روی معاملهٔ {{ deal_id }} نزدیک است.{% endif %}\n\n"
+            "معامله: {{ deal_id }}\n"
+            "حساب: {{ account_name }} ({{ account_id }})\n"
+            "صادرکننده: {{ issuer }}\n"
+            "موعد: {{ response_due_at | when }}\n"
+        ),
+    ),
     "follow-up-due": EmailTexts(
         subject="پیگیری سررسید شد: {{ title }} (سرنخ {{ lead_id }})",
         text=(

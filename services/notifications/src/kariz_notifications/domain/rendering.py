@@ -26,6 +26,9 @@ from kariz_shared.contracts.events import (
     LeadQueued,
     LeadReassigned,
     LeadResponseOverdue,
+    QuoteApprovalRequested,
+    QuoteExpired,
+    RfpResponseDue,
     StageChanged,
 )
 
@@ -250,6 +253,58 @@ DEAL_STALLED: Template[DealStalled] = Template(
 def _task(kind: str) -> str:
     return kind.replace("_", " ")
 
+
+QUOTE_APPROVAL_REQUESTED: Template[QuoteApprovalRequested] = Template(
+    subject=lambda e: (
+        f"Quote to approve: {e.deal_id} v{e.quote_number}, {e.max_discount_pct}% discount "
+        f"(limit {e.discount_limit_pct}%)"
+    ),
+    headline=lambda e: (
+        f"{e.owner}'s quote {e.quote_number} on deal {e.deal_id} gives {e.max_discount_pct}% off, over "
+        f"the {e.discount_limit_pct}% limit: it cannot be sent until you approve it."
+    ),
+    facts=lambda e: [
+        ("Deal", e.deal_id),
+        ("Quote", f"{e.quote_id} (version {e.quote_number})"),
+        ("Owner", e.owner),
+        ("Total", money(e.total, e.currency)),
+        ("Discount", f"{e.max_discount_pct}% (limit {e.discount_limit_pct}%)"),
+        ("Asked at", e.requested_at),
+    ],
+)
+
+QUOTE_EXPIRED: Template[QuoteExpired] = Template(
+    subject=lambda e: f"Quote expired: {e.deal_id} v{e.quote_number}",
+    headline=lambda e: (
+        f"Quote {e.quote_number} on deal {e.deal_id} reached its validity date without an answer: "
+        "ask the customer, or send a new version."
+    ),
+    facts=lambda e: [
+        ("Deal", e.deal_id),
+        ("Quote", f"{e.quote_id} (version {e.quote_number})"),
+        ("Valid until", e.valid_until),
+    ],
+)
+
+RFP_RESPONSE_DUE: Template[RfpResponseDue] = Template(
+    subject=lambda e: (
+        f"RFP response overdue: {e.account_name} ({e.issuer})"
+        if e.kind == "overdue"
+        else f"RFP response due soon: {e.account_name} ({e.issuer})"
+    ),
+    headline=lambda e: (
+        f"The response to {e.issuer}'s RFP on deal {e.deal_id} was due and is not marked sent."
+        if e.kind == "overdue"
+        else f"The response to {e.issuer}'s RFP on deal {e.deal_id} is due soon."
+    ),
+    facts=lambda e: [
+        ("Deal", e.deal_id),
+        ("Account", f"{e.account_name} ({e.account_id})"),
+        ("Issuer", e.issuer),
+        ("Due at", e.response_due_at),
+        ("Decision", e.decision or "no go/no-go yet"),
+    ],
+)
 
 FOLLOW_UP_DUE: Template[FollowUpDue] = Template(
     subject=lambda e: f"Follow-up due: {e.title} (lead {e.lead_id})",

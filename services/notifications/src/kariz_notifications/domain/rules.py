@@ -51,6 +51,9 @@ from kariz_shared.contracts.events import (
     LeadReassigned,
     LeadResponseOverdue,
     NotificationDue,
+    QuoteApprovalRequested,
+    QuoteExpired,
+    RfpResponseDue,
     StageChanged,
     TaskRequested,
 )
@@ -146,6 +149,10 @@ class Roles:
             return self.team_managers(who)
         if role is RecipientRole.OWNER:
             return self.person(who)
+        return self.manager(who)
+
+    def manager(self, who: str) -> list[str]:
+        """The manager ``who``'s roster profile names (for a team's queue, the team's managers)."""
         if who.startswith(QUEUE_PREFIX):
             return self.person(who)  # a queue's "manager" is its team's managers
         manager = self.reps.manager_of(who)
@@ -181,6 +188,15 @@ DEFAULT_RULES: tuple[Rule[Any], ...] = (
     Rule("deal-lost", DealLost, lambda e, roles: [e.owner], rendering.DEAL_LOST),
     # A deal past its stage's rot limit (issue E): its owner and their manager, so someone acts.
     Rule("deal-stalled", DealStalled, lambda e, roles: roles.with_manager(e.owner), rendering.DEAL_STALLED),
+    # Quotes and RFPs (issue E): the approving manager; the owner, of a quote that lapsed or an RFP due.
+    Rule(
+        "quote-approval-requested",
+        QuoteApprovalRequested,
+        lambda e, roles: roles.manager(e.owner),
+        rendering.QUOTE_APPROVAL_REQUESTED,
+    ),
+    Rule("quote-expired", QuoteExpired, lambda e, roles: [e.owner], rendering.QUOTE_EXPIRED),
+    Rule("rfp-response-due", RfpResponseDue, lambda e, roles: [e.owner], rendering.RFP_RESPONSE_DUE),
     Rule("follow-up-due", FollowUpDue, lambda e, roles: roles.person(e.assignee), rendering.FOLLOW_UP_DUE),
     Rule(
         "response-overdue",
