@@ -55,6 +55,7 @@ from kariz_shared.contracts.events import (
     ActivityOutcome,
     Company,
     Contact,
+    ContactUnsubscribed,
     DealFieldChange,
     DealLost,
     DealOpened,
@@ -79,6 +80,8 @@ from kariz_shared.contracts.events import (
     LeadSource,
     LeadTouched,
     NotificationDue,
+    NurtureStepDue,
+    NurtureStepKind,
     ObjectionCategory,
     ObjectionRecorded,
     ObjectionStatus,
@@ -477,6 +480,24 @@ def engagement_decay_due(lead_id: str) -> LeadEngagementDecayDue:
     return LeadEngagementDecayDue(lead_id=lead_id, band="warm", due_at=NOW)
 
 
+def nurture_step_due(lead_id: str) -> NurtureStepDue:
+    return NurtureStepDue(
+        step_id=f"{lead_id}:warm-up:0",
+        lead_id=lead_id,
+        owner="rep@kariz.example",
+        track="warm-up",
+        step=0,
+        kind=NurtureStepKind.TASK,
+        title="Call to see where they stand",
+        task_kind=TaskKind.CALL_BACK,
+        due_at=NOW,
+    )
+
+
+def contact_unsubscribed(lead_id: str) -> ContactUnsubscribed:
+    return ContactUnsubscribed(lead_id=lead_id, email="sara@acme.example", unsubscribed_at=NOW)
+
+
 def lead_touched(lead_id: str) -> LeadTouched:
     """A repeat capture of a lead qualification does not hold: the signal is dropped."""
     return LeadTouched(lead_id=lead_id, source=LeadSource.WEB_FORM, touch_count=2, touched_at=NOW)
@@ -654,6 +675,8 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
         ObjectionRecorded,
         LeadScored,
         LeadReopened,
+        NurtureStepDue,
+        ContactUnsubscribed,
     ]
     topics = [cls.topic() for cls in consumed]
     partitions = await partition_counts(backends.kafka_bootstrap, topics)
@@ -728,6 +751,8 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             Case(ObjectionRecorded, [notifications], pair(objection_recorded, "D")),
             Case(LeadScored, [notifications], pair(lead_scored, "L")),
             Case(LeadReopened, [notifications], pair(lead_reopened, "L")),
+            Case(NurtureStepDue, [notifications], pair(nurture_step_due, "L")),
+            Case(ContactUnsubscribed, [notifications], pair(contact_unsubscribed, "L")),
         ]
         # Every topic some service consumes is here, with every group that consumes it.
         assert {cls for r in svc.values() for cls in r.service.consumes} == set(consumed)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from kariz_shared.contracts.events import (
     EVENTS,
     ActivityLogged,
+    ContactUnsubscribed,
     DealLost,
     DealOpened,
     DealStalled,
@@ -33,6 +34,7 @@ from kariz_shared.contracts.events import (
     LeadsMerged,
     LeadTouched,
     NotificationDue,
+    NurtureStepDue,
     ObjectionRecorded,
     QuoteAccepted,
     QuoteApprovalRequested,
@@ -96,7 +98,14 @@ SERVICES: tuple[ServiceEntry, ...] = (
     ServiceEntry(
         "qualification",
         8002,
-        publishes=(LeadQualified, LeadDisqualified, LeadScored, LeadEngagementDecayDue, LeadReopened),
+        publishes=(
+            LeadQualified,
+            LeadDisqualified,
+            LeadScored,
+            LeadEngagementDecayDue,
+            LeadReopened,
+            NurtureStepDue,
+        ),
         # LeadEngagementDecayDue is its own decay timer's: it rescores the lead when it fires; a reaching
         # ActivityLogged is an engagement signal.
         # DealWon makes its account an existing customer: its next leads are upsell opportunities.
@@ -131,7 +140,7 @@ SERVICES: tuple[ServiceEntry, ...] = (
         # TaskRequested is the task action of the automation rules (issue G); its contract is here now.
         # NotificationDue, DigestDue: a rule's action deferred, a digest window ended (timers), consumed by
         # notifications itself.
-        publishes=(TaskRequested, NotificationDue, DigestDue),
+        publishes=(TaskRequested, NotificationDue, DigestDue, ContactUnsubscribed),
         # Every public event but its own and the roster (followed by every service): a runtime rule may
         # name any event type as its trigger, and a "*" webhook subscriber sees every one (issue G).
         consumes=tuple(e for e in EVENTS.values() if e not in (RepProfile, TaskRequested)),

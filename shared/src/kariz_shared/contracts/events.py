@@ -546,6 +546,35 @@ class LeadEngagementDecayDue(Event):
     due_at: datetime
 
 
+class NurtureStepKind(StrEnum):
+    TASK = "task"
+    CONTENT = "content"
+
+
+class NurtureStepDue(Event):
+    description: ClassVar[str] = (
+        "A step of a nurtured lead's nurture track fell due (issue D): a timer of the qualification "
+        "service, armed when the lead enters nurture and after each step, cancelled when it qualifies, is "
+        "disqualified or unsubscribes. Qualification consumes it to arm the next step; for a task step the "
+        "leads service opens a follow-up for the owner, for a content step notifications sends the "
+        "content library's piece to the contact (with consent)."
+    )
+    key_field: ClassVar[str] = "lead_id"
+
+    step_id: str = Field(description="Unique per step of one lead's track: <lead>:<track>:<n>")
+    lead_id: str
+    owner: str
+    track: str = Field(description="The nurture track's name in the rule set")
+    step: int = Field(description="The step's place in its track, from 0")
+    kind: NurtureStepKind
+    title: str = Field(description="The task's title, or what the content is about")
+    task_kind: TaskKind | None = Field(default=None, description="A task step's kind (call, e-mail...)")
+    content_tags: list[str] = Field(
+        default_factory=list, description="A content step: the content library's pieces with these tags"
+    )
+    due_at: datetime
+
+
 # --- deals ----------------------------------------------------------------------------------------
 
 
@@ -853,6 +882,21 @@ class DigestDue(Event):
     due_at: datetime
 
 
+class ContactUnsubscribed(Event):
+    description: ClassVar[str] = (
+        "A lead's contact unsubscribed (the link in a content e-mail, or recorded by a user): "
+        "notifications sends them no more content, and nurture stops for the lead (issue G, D)."
+    )
+    key_field: ClassVar[str] = "lead_id"
+
+    lead_id: str
+    email: str
+    channel: str = Field(default="email", description="What they unsubscribed from")
+    content_id: str | None = Field(default=None, description="The content whose link they followed")
+    unsubscribed_at: datetime
+    actor: str | None = actor_field()
+
+
 #: Every event type, by name. A new event must be added here to get a topic.
 EVENTS: dict[str, type[Event]] = {
     cls.__name__: cls
@@ -873,6 +917,7 @@ EVENTS: dict[str, type[Event]] = {
         LeadScored,
         LeadEngagementDecayDue,
         LeadReopened,
+        NurtureStepDue,
         DealOpened,
         StageChanged,
         DealWon,
@@ -887,6 +932,7 @@ EVENTS: dict[str, type[Event]] = {
         ObjectionRecorded,
         NotificationDue,
         DigestDue,
+        ContactUnsubscribed,
     )
 }
 
