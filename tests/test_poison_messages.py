@@ -87,6 +87,7 @@ from kariz_shared.contracts.events import (
     ObjectionStatus,
     QuoteAccepted,
     QuoteApprovalRequested,
+    RepProfile,
     QuoteExpired,
     QuoteSent,
     RfpResponseDue,
@@ -371,7 +372,9 @@ def rfp_response_due(deal_id: str) -> RfpResponseDue:
     )
 
 
-QUOTE = {"quote_number": 1, "owner": "rep@kariz.example"}
+# The quoting rep has a manager in the roster: the default rule quote-approval-requested e-mails them.
+QUOTE_OWNER = "quoting-rep@kariz.example"
+QUOTE = {"quote_number": 1, "owner": QUOTE_OWNER}
 
 
 def quote_approval_requested(deal_id: str) -> QuoteApprovalRequested:
@@ -692,6 +695,12 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             svc["qualification"],
             svc["deals"],
             svc["notifications"],
+        )
+        # As if read from kariz.reps.v1; put here so no other test's services see this rep's manager.
+        notifications.service.roster.put(
+            RepProfile(
+                email=QUOTE_OWNER, team="quotes", manager="quote-manager@kariz.example", updated_at=NOW
+            )
         )
         qualified_leads = await known_leads(leads, 2, count)
         disqualified_leads = await known_leads(leads, 2, count)
