@@ -9,16 +9,16 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from kariz_notifications.domain.automation import TRIGGERS
 from kariz_notifications.domain.model import ALL_EVENTS, Audience, ChatDestination, ChatKind, Subscriber
 from kariz_notifications.domain.schedule import LEASE
-from kariz_shared import system
 from kariz_shared.contracts import webhooks
 from kariz_shared.runtime.settings import ServiceSettings, read_password
 
 ADDRESS = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
-#: Every event the service consumes, so every public event but its own and the roster's.
-_SERVICE = system.service("notifications")
-SUBSCRIBABLE = {e.event_name() for e in _SERVICE.consumes if e not in _SERVICE.publishes} | {ALL_EVENTS}
+#: The events a subscriber may name: those a rule may (every public event but the roster, TaskRequested
+#: and notifications' own timers).
+SUBSCRIBABLE = TRIGGERS | {ALL_EVENTS}
 
 
 def _address_list(value: Any) -> Any:

@@ -25,7 +25,7 @@ from kariz_notifications.domain.samples import sample_of
 from kariz_notifications.domain.templates import EmailTexts, TemplateError, check_texts
 from kariz_shared import system
 from kariz_shared.contracts.errors import Conflict, NotFound, RuleViolation
-from kariz_shared.contracts.events import EVENTS, TaskKind
+from kariz_shared.contracts.events import EVENTS, DigestDue, NotificationDue, TaskKind
 from kariz_shared.contracts.versions import next_version
 
 #: Who made version 0: nobody did, the service seeded it.
@@ -37,10 +37,12 @@ MAX_ACTIONS = 10
 RULE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 ADDRESS = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
 WHAT = "the notification rules"
-#: The events a rule may name: those the service consumes (every public event but its own and the roster).
-#: (Not its own NotificationDue: that is how a deferred action comes back.)
+#: Its own timers: how a deferred action comes back and a digest window ends, never a rule's trigger.
+OWN_TIMERS = frozenset({NotificationDue.event_name(), DigestDue.event_name()})
+#: The events a rule may name: those the service consumes (every public event but the roster and
+#: TaskRequested), its own timers aside. Its own ContactUnsubscribed is one: a CRM wants to hear of it.
 _SERVICE = system.service("notifications")
-TRIGGERS = frozenset(e.event_name() for e in _SERVICE.consumes if e not in _SERVICE.publishes)
+TRIGGERS = frozenset(e.event_name() for e in _SERVICE.consumes) - OWN_TIMERS
 #: How long an action may wait after its trigger at most.
 MAX_DELAY = timedelta(days=365)
 
