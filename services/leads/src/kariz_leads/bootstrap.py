@@ -46,7 +46,9 @@ def build(settings: LeadsSettings | None = None, clock: Clock | None = None) -> 
         clock=clock,
     )
     # Captures assign by the process's copy of the assignment rules in force, refreshed now and then.
-    rules_in_force = RulesInForce(timedelta(seconds=settings.assignment_rules_refresh_s))
+    rules_in_force = RulesInForce(
+        timedelta(seconds=settings.assignment_rules_refresh_s), number=lambda version: version.number
+    )
     units = MongoUnitsOfWork(
         service.store, service.clock, partial(MongoLeadsUnitOfWork, rules_in_force=rules_in_force)
     )

@@ -421,7 +421,7 @@ async def test_the_rules_in_force_are_read_again_only_after_their_refresh(clock:
         reads.append(1)
         return stored[-1]
 
-    cache = RulesInForce(timedelta(seconds=5))
+    cache = RulesInForce(timedelta(seconds=5), number=lambda version: version.number)
     assert (await cache.get(clock.now(), load)).number == 0
     stored.append(stored[0].replaced_by(AssignmentRules.of([DACH]), T0, BY.who))  # another replica's
     clock.advance(timedelta(seconds=4))

@@ -19,6 +19,7 @@ from kariz_notifications.domain.schedule import RetryPolicy
 from kariz_notifications.entrypoints import http, kafka, rules_http, subscriptions_http
 from kariz_notifications.entrypoints.workers import DeliveryWorker
 from kariz_notifications.service_layer.handlers import Sender
+from kariz_notifications.service_layer.unit_of_work import Copies
 from kariz_notifications.settings import NotificationsSettings
 from kariz_shared import system
 from kariz_shared.persistence.store import Transaction
@@ -77,10 +78,12 @@ def build(settings: NotificationsSettings | None = None, clock: Clock | None = N
     )
     service.add_worker("delivery", worker.run)
     audience = settings.audience()
+    # Every consumed event is planned by the process's copies of the rules and subscriptions.
+    copies = Copies.refreshed_every(timedelta(seconds=settings.rules_refresh_s))
 
     def unit_of_work(tx: Transaction, clock: Clock) -> MongoNotificationsUnitOfWork:
         # The service's live roster (kariz.reps.v1): managers and time zones as they are at each event.
-        return MongoNotificationsUnitOfWork(tx, clock, audience, service.roster)
+        return MongoNotificationsUnitOfWork(tx, clock, audience, service.roster, copies)
 
     units = MongoUnitsOfWork(service.store, service.clock, unit_of_work)
     service.subscribe_all(units, kafka.subscriptions(on_recorded=worker.wake))

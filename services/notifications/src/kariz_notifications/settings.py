@@ -125,6 +125,9 @@ class NotificationsSettings(ServiceSettings):
     chat_webhooks: list[ChatWebhook] = []
     # Subscribers' URLs must be https; plain http only where the receivers are local (dev, tests).
     webhook_allow_http: bool = False
+    # Each replica plans events by its copy of the rules and subscriptions, read again at most this
+    # often: another replica's change counts within it, this one's at once.
+    rules_refresh_s: float = Field(default=5.0, ge=0, le=3600)
 
     delivery_max_attempts: int = Field(default=6, ge=1, le=50)
     delivery_backoff_s: float = Field(default=1.0, gt=0, le=60)

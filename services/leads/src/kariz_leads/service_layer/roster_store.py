@@ -4,12 +4,11 @@ and the in-process copy of the rules in force that captures read."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
 from typing import Protocol
 
 from kariz_leads.domain.assignment_rules import AssignmentRulesVersion
 from kariz_leads.domain.roster import Rep
+from kariz_shared.persistence.in_force import InForce
 
 
 class RepRepository(Protocol):
@@ -59,29 +58,5 @@ class AssignmentRuleVersions(Protocol):
         ...
 
 
-class RulesInForce:
-    """The assignment rules in force as this process's captures see them: read at most once per
-    ``refresh`` (the service's clock), so a capture costs no read of them; a replacement made in this
-    process is seen at once (:meth:`took_effect`), another replica's within ``refresh``."""
-
-    def __init__(self, refresh: timedelta) -> None:
-        self.refresh = refresh
-        self.version: AssignmentRulesVersion | None = None
-        self.read_at: datetime | None = None
-
-    async def get(
-        self, now: datetime, load: Callable[[], Awaitable[AssignmentRulesVersion]]
-    ) -> AssignmentRulesVersion:
-        stale = self.read_at is None or not (self.read_at <= now < self.read_at + self.refresh)
-        if self.version is None or stale:
-            version = await load()
-            # A replacement seen through took_effect meanwhile is not undone by an older read.
-            if self.version is None or version.number >= self.version.number:
-                self.version = version
-            self.read_at = now
-        return self.version
-
-    def took_effect(self, version: AssignmentRulesVersion, now: datetime) -> None:
-        """A replacement committed in this process: captures assign by it from now on."""
-        if self.version is None or version.number >= self.version.number:
-            self.version, self.read_at = version, now
+#: The process's copy of the assignment rules in force that captures read (refreshed now and then).
+RulesInForce = InForce[AssignmentRulesVersion]

@@ -75,6 +75,9 @@ class InMemoryRuleSetVersions:
             return RuleSetVersion.seeded(self.clock.now())
         return self.versions[max(self.versions)]
 
+    async def in_force(self) -> RuleSetVersion:
+        return await self.current()
+
     async def get(self, number: int) -> RuleSetVersion | None:
         if number == 0 and 0 not in self.versions:
             return RuleSetVersion.seeded(self.clock.now())
@@ -98,6 +101,9 @@ class InMemoryManagedSubscriptions:
 
     async def all(self) -> list[ManagedSubscription]:
         return sorted(self.stored.values(), key=lambda s: (s.created_at, s.id))
+
+    async def in_force(self) -> list[ManagedSubscription]:
+        return await self.all()
 
     async def add(self, subscription: ManagedSubscription) -> None:
         self.stored[subscription.id] = subscription

@@ -68,9 +68,10 @@ async def record_notifications(uow: NotificationsUnitOfWork, event: Event) -> li
         raise ValueError("recording notifications needs the event's id and correlation id")
     context = EventContext(event_id=uow.causation_id, correlation_id=uow.correlation_id)
     at = uow.clock.now()
-    in_force = await uow.rules.current()
+    # The process's copies (refreshed now and then), not two reads of the database for every event.
+    in_force = await uow.rules.in_force()
     # The settings' subscribers, then those integrators registered (``/subscriptions``).
-    managed = tuple(s.as_subscriber() for s in await uow.subscriptions.all())
+    managed = tuple(s.as_subscriber() for s in await uow.subscriptions.in_force())
     audience = dataclasses.replace(uow.audience, subscribers=uow.audience.subscribers + managed)
     plan = rules.plan(event, context, audience, uow.reps, in_force.rules, at=at)
     for note in plan.notes:

@@ -7,13 +7,15 @@ The implementations are in ``adapters.mongo`` (MongoDB) and ``adapters.in_memory
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from kariz_notifications.domain.automation import RuleSetVersion
 from kariz_notifications.domain.model import Attempt, Audience, Delivery, DeliveryRecord, Handover, Reps
 from kariz_notifications.domain.schedule import NextStep
 from kariz_notifications.domain.subscriptions import ManagedSubscription
+from kariz_shared.persistence.in_force import InForce
 from kariz_shared.persistence.unit_of_work import UnitOfWork
 
 
@@ -39,6 +41,11 @@ class RuleSetVersions(Protocol):
         """The newest version (version 0, the default rules, when none is stored)."""
         ...
 
+    async def in_force(self) -> RuleSetVersion:
+        """The version each consumed event is planned by: on MongoDB the process's copy
+        (:class:`~kariz_shared.persistence.in_force.InForce`), at most its refresh interval old."""
+        ...
+
     async def get(self, number: int) -> RuleSetVersion | None: ...
 
     async def add(self, version: RuleSetVersion) -> None:
@@ -56,11 +63,29 @@ class ManagedSubscriptions(Protocol):
 
     async def all(self) -> list[ManagedSubscription]: ...
 
+    async def in_force(self) -> list[ManagedSubscription]:
+        """Those each consumed event is delivered to: on MongoDB the process's copy, at most its refresh
+        interval old (one registered or removed in this process counts at once)."""
+        ...
+
     async def add(self, subscription: ManagedSubscription) -> None: ...
 
     async def remove(self, subscription_id: str) -> bool:
         """True if there was one to remove."""
         ...
+
+
+@dataclass(frozen=True)
+class Copies:
+    """The process's copies of what every consumed event reads: the rules in force and the registered
+    subscriptions (:class:`~kariz_shared.persistence.in_force.InForce`)."""
+
+    rules: InForce[RuleSetVersion]
+    subscriptions: InForce[list[ManagedSubscription]]
+
+    @classmethod
+    def refreshed_every(cls, refresh: timedelta) -> Copies:
+        return cls(InForce(refresh, number=lambda version: version.number), InForce(refresh))
 
 
 class NotificationsUnitOfWork(UnitOfWork):

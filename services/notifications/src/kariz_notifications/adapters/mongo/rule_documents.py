@@ -26,6 +26,7 @@ from kariz_notifications.domain.automation import (
 )
 from kariz_notifications.domain.templates import EmailTexts
 from kariz_shared.contracts.events import TaskKind
+from kariz_shared.persistence.in_force import InForce
 from kariz_shared.persistence.store import Store, Transaction, find_page
 from kariz_shared.runtime.clock import Clock
 
@@ -145,12 +146,24 @@ def version_from_document(doc: Doc) -> RuleSetVersion:
 
 
 class MongoRuleSetVersions:
-    def __init__(self, tx: Transaction, clock: Clock) -> None:
-        self.tx, self.clock = tx, clock
+    def __init__(
+        self, tx: Transaction, clock: Clock, in_force: InForce[RuleSetVersion] | None = None
+    ) -> None:
+        self.tx, self.clock, self.cache = tx, clock, in_force
         self.versions = tx.db[RULE_SET_VERSIONS]
 
     async def current(self) -> RuleSetVersion:
         doc = await self.versions.find_one({}, sort=[("_id", DESCENDING)], session=self.tx.session)
+        return version_from_document(doc) if doc else RuleSetVersion.seeded(self.clock.now())
+
+    async def in_force(self) -> RuleSetVersion:
+        if self.cache is None:
+            return await self.current()
+        return await self.cache.get(self.clock.now(), self._read_outside)
+
+    async def _read_outside(self) -> RuleSetVersion:
+        # The process's copy is shared by every unit: read outside this one's transaction.
+        doc = await self.versions.find_one({}, sort=[("_id", DESCENDING)])
         return version_from_document(doc) if doc else RuleSetVersion.seeded(self.clock.now())
 
     async def get(self, number: int) -> RuleSetVersion | None:
@@ -161,6 +174,9 @@ class MongoRuleSetVersions:
 
     async def add(self, version: RuleSetVersion) -> None:
         await self.versions.insert_one(version_document(version), session=self.tx.session)
+        if self.cache is not None:
+            cache, now = self.cache, self.clock.now()
+            self.tx.after_commit(lambda: cache.took_effect(version, now))
 
     async def page(self, *, limit: int, offset: int) -> tuple[list[RuleSetVersion], int]:
         docs, total = await find_page(

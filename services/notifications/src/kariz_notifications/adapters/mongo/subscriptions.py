@@ -8,9 +8,12 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from kariz_notifications.domain.subscriptions import ManagedSubscription
+from kariz_shared.persistence.in_force import InForce
 from kariz_shared.persistence.store import Transaction
+from kariz_shared.runtime.clock import Clock
 
 SUBSCRIPTIONS = "subscriptions"
+ORDER = [("created_at", 1), ("_id", 1)]
 Doc = dict[str, Any]
 
 
@@ -37,20 +40,38 @@ def subscription_from_document(doc: Doc) -> ManagedSubscription:
 
 
 class MongoManagedSubscriptions:
-    def __init__(self, tx: Transaction) -> None:
-        self.tx = tx
+    def __init__(
+        self, tx: Transaction, clock: Clock, in_force: InForce[list[ManagedSubscription]] | None = None
+    ) -> None:
+        self.tx, self.clock, self.cache = tx, clock, in_force
         self.collection = tx.db[SUBSCRIPTIONS]
 
     async def all(self) -> list[ManagedSubscription]:
-        found = self.collection.find({}, session=self.tx.session).sort([("created_at", 1), ("_id", 1)])
+        found = self.collection.find({}, session=self.tx.session).sort(ORDER)
         return [subscription_from_document(doc) async for doc in found]
+
+    async def in_force(self) -> list[ManagedSubscription]:
+        if self.cache is None:
+            return await self.all()
+        return await self.cache.get(self.clock.now(), self._read_outside)
+
+    async def _read_outside(self) -> list[ManagedSubscription]:
+        # The process's copy is shared by every unit: read outside this one's transaction.
+        return [subscription_from_document(doc) async for doc in self.collection.find({}).sort(ORDER)]
 
     async def add(self, subscription: ManagedSubscription) -> None:
         await self.collection.insert_one(subscription_document(subscription), session=self.tx.session)
+        self._changed()
 
     async def remove(self, subscription_id: str) -> bool:
         result = await self.collection.delete_one({"_id": subscription_id}, session=self.tx.session)
+        if result.deleted_count == 1:
+            self._changed()
         return result.deleted_count == 1
+
+    def _changed(self) -> None:
+        if self.cache is not None:
+            self.tx.after_commit(self.cache.invalidate)
 
 
 class MongoSubscriptionSecrets:

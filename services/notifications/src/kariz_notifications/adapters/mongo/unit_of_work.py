@@ -6,19 +6,28 @@ from kariz_notifications.adapters.mongo.repositories import MongoDeliveries, Mon
 from kariz_notifications.adapters.mongo.rule_documents import MongoRuleSetVersions
 from kariz_notifications.adapters.mongo.subscriptions import MongoManagedSubscriptions
 from kariz_notifications.domain.model import Audience, Reps
-from kariz_notifications.service_layer.unit_of_work import NotificationsUnitOfWork
+from kariz_notifications.service_layer.unit_of_work import Copies, NotificationsUnitOfWork
 from kariz_shared.persistence.store import Transaction
 from kariz_shared.persistence.unit_of_work import MongoUnitOfWork
 from kariz_shared.runtime.clock import Clock
 
 
 class MongoNotificationsUnitOfWork(MongoUnitOfWork, NotificationsUnitOfWork):
-    def __init__(self, tx: Transaction, clock: Clock, audience: Audience, reps: Reps) -> None:
+    def __init__(
+        self,
+        tx: Transaction,
+        clock: Clock,
+        audience: Audience,
+        reps: Reps,
+        in_force: Copies | None = None,
+    ) -> None:
         super().__init__(tx, clock)
         self.deliveries = MongoDeliveries(tx)
         self.handovers = MongoHandovers(tx)
-        self.rules = MongoRuleSetVersions(tx, clock)
-        self.subscriptions = MongoManagedSubscriptions(tx)
+        self.rules = MongoRuleSetVersions(tx, clock, in_force.rules if in_force else None)
+        self.subscriptions = MongoManagedSubscriptions(
+            tx, clock, in_force.subscriptions if in_force else None
+        )
         self.audience = audience
         self.reps = reps
         # Made for each event of a consumed batch, once the transaction is set to that event.
