@@ -1,14 +1,15 @@
 """The events a deal raises: DealOpened when opened, StageChanged on every move, then DealWon or DealLost
 when the move closed it; a refused move raises nothing."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from kariz_deals.domain import DEFAULT_PIPELINE, AccountRef, Deal
+from kariz_deals.domain.deal import DealChanges
 from kariz_shared.contracts.errors import RuleViolation
-from kariz_shared.contracts.events import DealLost, DealOpened, DealWon, StageChanged
+from kariz_shared.contracts.events import DealLost, DealOpened, DealUpdated, DealWon, StageChanged
 
 T0 = datetime(2025, 5, 1, 8, 0, tzinfo=UTC)
 
@@ -41,6 +42,8 @@ def test_opening_raises_deal_opened() -> None:
         amount=Decimal("300"),
         currency="EUR",
         opened_at=T0,
+        probability=Decimal("0.10"),
+        forecast_category="pipeline",
     )
     assert event.key() == "D-9"
 
@@ -68,6 +71,31 @@ def test_a_plain_move_raises_only_stage_changed() -> None:
     assert event.note == "demo booked" and event.amount is None
     assert event.changed_at == T0 + timedelta(minutes=90)
     assert event.key() == "D-9"
+
+
+def test_every_event_of_a_move_or_edit_says_what_the_forecast_reads_after_it() -> None:
+    deal = new_deal(Decimal("5000"))
+    deal.pull_events()
+    deal.advance_to("demo", T0 + timedelta(hours=1))
+    [moved] = deal.pull_events()
+    assert isinstance(moved, StageChanged)
+    assert (moved.probability, moved.forecast_category, moved.expected_close_date) == (
+        Decimal("0.40"),
+        "best_case",
+        None,
+    )
+    deal.update(DealChanges(expected_close_date=date(2025, 6, 30)), T0 + timedelta(hours=2))
+    [edited] = deal.pull_events()
+    assert isinstance(edited, DealUpdated)
+    assert (edited.probability, edited.forecast_category, edited.expected_close_date) == (
+        Decimal("0.40"),
+        "best_case",
+        date(2025, 6, 30),
+    )
+    deal.advance_to("negotiation", T0 + timedelta(hours=3))
+    [committed] = deal.pull_events()
+    assert isinstance(committed, StageChanged)
+    assert (committed.forecast_category, committed.expected_close_date) == ("commit", date(2025, 6, 30))
 
 
 def test_a_move_back_says_back() -> None:

@@ -163,6 +163,8 @@ async def test_a_qualified_lead_opens_a_deal_in_the_first_stage_with_its_account
         amount=Decimal("12000"),
         currency="EUR",
         opened_at=clock.now(),
+        probability=Decimal("0.10"),
+        forecast_category="pipeline",
     )
     assert units.uow.metrics.opened_count == 1
 

@@ -9,7 +9,7 @@ Consumers ignore fields they do not know (``extra="ignore"``), so producers may 
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -578,6 +578,30 @@ class NurtureStepDue(Event):
 # --- deals ----------------------------------------------------------------------------------------
 
 
+def probability_field() -> Any:
+    return Field(
+        default=None,
+        description="The win probability (0 to 1) of the deal's stage after this event, as its pipeline says "
+        "(absent in events published before the forecast read it)",
+    )
+
+
+def forecast_category_field() -> Any:
+    return Field(
+        default=None,
+        description="The forecast category of the deal's stage after this event: pipeline | best_case | "
+        "commit | closed | omitted (absent in events published before the forecast read it)",
+    )
+
+
+def expected_close_field() -> Any:
+    return Field(
+        default=None,
+        description="When the deal is expected to close (a calendar date), after this event; absent when "
+        "nobody said, or in events published before the forecast read it",
+    )
+
+
 class DealOpened(Event):
     description: ClassVar[str] = "A deal was opened in a pipeline for a qualified lead."
     key_field: ClassVar[str] = "deal_id"
@@ -592,6 +616,10 @@ class DealOpened(Event):
     amount: Decimal | None = None
     currency: str = "EUR"
     opened_at: datetime
+    # The forecast's inputs (issue F): where the deal stands when it opens.
+    expected_close_date: date | None = expected_close_field()
+    probability: Decimal | None = probability_field()
+    forecast_category: str | None = forecast_category_field()
 
 
 class StageChanged(Event):
@@ -616,6 +644,9 @@ class StageChanged(Event):
         description="Why it moved back, or 'pipeline changed' when a new version of its pipeline removed "
         "the stage it was in (absent on other moves)",
     )
+    expected_close_date: date | None = expected_close_field()
+    probability: Decimal | None = probability_field()
+    forecast_category: str | None = forecast_category_field()
 
 
 class DealWon(Event):
@@ -677,6 +708,9 @@ class DealUpdated(Event):
     currency: str = "EUR"
     updated_at: datetime
     actor: str | None = actor_field()
+    expected_close_date: date | None = expected_close_field()
+    probability: Decimal | None = probability_field()
+    forecast_category: str | None = forecast_category_field()
 
 
 class DealStalled(Event):

@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
 
 from kariz_deals.domain.pipeline import LOST, WON, DealFacts, DealType, Direction, Pipeline, Stage
 from kariz_deals.domain.rfp import RfpDecision, RfpDetails
@@ -147,6 +148,7 @@ class Deal(Aggregate):
         source: str | None = None,
         opened_for: str | None = None,
         deal_type: DealType = DealType.NEW_BUSINESS,
+        expected_close_date: date | None = None,
     ) -> Deal:
         if amount is not None and amount <= 0:
             raise RuleViolation(f"a deal's amount must be greater than 0, got {amount}")
@@ -167,6 +169,7 @@ class Deal(Aggregate):
             source=source,
             opened_for=opened_for or lead_id,
             deal_type=deal_type,
+            expected_close_date=expected_close_date,
         )
         deal.start_stall_clock(at)
         deal.raise_event(
@@ -181,6 +184,7 @@ class Deal(Aggregate):
                 amount=deal.amount,
                 currency=deal.currency,
                 opened_at=deal.opened_at,
+                **deal.forecast_inputs(),
             )
         )
         return deal
@@ -216,6 +220,15 @@ class Deal(Aggregate):
     @property
     def forecast_category(self) -> str:
         return self.current_stage.forecast_category.value
+
+    def forecast_inputs(self) -> dict[str, Any]:
+        """What the forecast reads of the deal after an event (issue F): its stage's probability and
+        category, and its expected close date."""
+        return {
+            "expected_close_date": self.expected_close_date,
+            "probability": self.probability,
+            "forecast_category": self.forecast_category,
+        }
 
     @property
     def weighted_amount(self) -> Decimal | None:
@@ -327,6 +340,7 @@ class Deal(Aggregate):
                 actor=move.by,
                 # A loss's reason is DealLost's; a win's is kept on the deal.
                 reason=move.reason if move.direction is Direction.BACK else None,
+                **self.forecast_inputs(),
             )
         )
         if move.won:
@@ -432,6 +446,7 @@ class Deal(Aggregate):
                     currency=self.currency,
                     updated_at=at,
                     actor=by.who if by else None,
+                    **self.forecast_inputs(),
                 )
             )
         return changed
@@ -514,6 +529,7 @@ class Deal(Aggregate):
                 currency=self.currency,
                 changed_at=at,
                 reason=PIPELINE_CHANGED,
+                **self.forecast_inputs(),
             )
         )
         return move

@@ -107,8 +107,8 @@ async def open_deal(units: UnitsOfWork[DealsUnitOfWork], command: OpenDeal, *, d
             contact=dict(newest.contact),
             source=command.deal_type.value,
             deal_type=command.deal_type,
+            expected_close_date=command.expected_close_date,
         )
-        deal.expected_close_date = command.expected_close_date
         deal.product_line = command.product_line
         deal.next_step = command.next_step
         deal.rfp = command.rfp
