@@ -162,9 +162,10 @@ SERVICES: tuple[ServiceEntry, ...] = (
             StageChanged,
             DealWon,
             DealLost,
+            DealUpdated,
         ),
         summary="projections of the sales events per day and dimension: funnel, win rate, cycle, "
-        "velocity, outcomes, stages, activity",
+        "velocity, outcomes, stages, activity; the forecast against quotas",
     ),
 )
 

@@ -5,13 +5,19 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from kariz_reports.adapters.mongo import MongoReportsUnitOfWork, ensure_indexes, read_generations
-from kariz_reports.entrypoints import http, kafka
+from kariz_reports.adapters.mongo import (
+    MongoPlansUnitOfWork,
+    MongoReportsUnitOfWork,
+    ensure_indexes,
+    read_generations,
+)
+from kariz_reports.entrypoints import forecast_http, http, kafka
 from kariz_reports.entrypoints.rebuild import Rebuild, refresh_gauges
 from kariz_reports.service_layer.unit_of_work import ReportsUnitOfWork
 from kariz_reports.settings import ReportsSettings
 from kariz_shared import system
 from kariz_shared.persistence.store import Store, Transaction
+from kariz_shared.persistence.unit_of_work import MongoUnitsOfWork
 from kariz_shared.runtime.clock import Clock
 from kariz_shared.runtime.periodic import refreshing
 from kariz_shared.service import Service
@@ -67,11 +73,11 @@ def build(settings: ReportsSettings | None = None, clock: Clock | None = None) -
         "generation-gauges",
         refreshing("generation", lambda: refresh_gauges(service.store), settings.metrics_refresh_interval_s),
     )
-    service.api.include_router(
-        http.router(
-            ActiveGeneration(service.store, service.clock, service, settings), service.clock, settings
-        )
-    )
+    reads = ActiveGeneration(service.store, service.clock, service, settings)
+    service.api.include_router(http.router(reads, service.clock, settings))
+    # Quotas and forecast calls: the reports' own records, written in a transaction of their own.
+    plans = MongoUnitsOfWork(service.store, service.clock, MongoPlansUnitOfWork)
+    service.api.include_router(forecast_http.router(reads, plans, service.clock, settings))
     return service
 
 

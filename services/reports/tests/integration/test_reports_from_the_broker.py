@@ -7,6 +7,8 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Callable
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -22,6 +24,7 @@ from kariz_shared.system import source_of
 pytestmark = pytest.mark.integration
 
 MARCH = {"from": "2026-03-01", "to": "2026-03-31", "by": "campaign"}
+MAY = date(2026, 5, 20)
 
 
 def the_story(events: Any, campaign: str, rng: random.Random) -> tuple[list[Event], dict[str, Any]]:
@@ -110,19 +113,54 @@ async def test_the_reports_agree_with_the_events_and_a_rebuild_gives_the_same(
         ReportsSettings, service_name="reports", kafka_bootstrap_servers=stack_backends.kafka_bootstrap
     )
 
+    # The forecast's part: a rep of this test's own with a commit and a best-case deal closing in May.
+    seller = f"{unique('seller')}@kariz.test"
+    commit, best_case = unique("D"), unique("D")
+    forecasted = [
+        events.opened(commit, unique("L"), owner=seller, amount=Decimal("50000")).model_copy(
+            update={"probability": Decimal("0.75"), "forecast_category": "commit", "expected_close_date": MAY}
+        ),
+        events.opened(best_case, unique("L"), owner=seller, amount=Decimal("20000")).model_copy(
+            update={
+                "probability": Decimal("0.4"),
+                "forecast_category": "best_case",
+                "expected_close_date": MAY,
+            }
+        ),
+    ]
+    produced += [*forecasted, forecasted[0]]  # the first one twice: a redelivery
+
     service = build(settings)
     async with running(service, token=admin_token) as client:
+        quota = await client.put("/quotas", json={"period": "2026-Q2", "rep": seller, "amount": 100000})
+        assert quota.status_code == 200, quota.text
         await publish_all(stack_backends.kafka_bootstrap, produced)
         await eventually(lambda: _agrees(client, campaign, expected), timeout=60)
+        await eventually(lambda: _forecast_agrees(client, seller), timeout=30)
 
         rebuilder, job = rebuild(settings)
         done = await job.run()
         await rebuilder.store.close()
         assert done.generation == 2 and done.applied >= len(produced)
         assert await figures(client, campaign) == expected
+        # The quota is the reports' own record, not a projection: the rebuild left it.
+        assert await _forecast_agrees(client, seller)
         generations = await service.store.db["generations"].find_one({"_id": "state"})
         assert (generations["active"], generations["building"]) == (2, None)
 
 
 async def _agrees(client: Any, campaign: str, expected: dict[str, Any]) -> bool:
     return await figures(client, campaign) == expected
+
+
+async def _forecast_agrees(client: Any, seller: str) -> bool:
+    answer = (await client.get("/forecast", params={"period": "2026-Q2", "by": "rep"})).json()
+    lines = [i for i in answer["items"] if i["rep"] == seller]
+    if not lines:
+        return False
+    line = lines[0]
+    return bool(
+        line["categories"]["commit"] == {"count": 1, "amount": 50000.0, "weighted_amount": 37500.0}
+        and line["categories"]["best_case"] == {"count": 1, "amount": 20000.0, "weighted_amount": 8000.0}
+        and (line["quota"], line["commit_gap"], line["best_case_forecast"]) == (100000.0, 50000.0, 70000.0)
+    )

@@ -8,6 +8,7 @@ from datetime import UTC, date, tzinfo
 
 from kariz_reports.domain.facts import Contribution, DealFacts, LeadFacts
 from kariz_reports.domain.figures import DailyFigure, RowKey, bumps, moved
+from kariz_reports.domain.plans import ForecastCall, Quota
 from kariz_reports.service_layer.unit_of_work import ReportsUnitOfWork, Teams
 from kariz_shared.persistence.in_memory import InMemoryUnitOfWork
 from kariz_shared.runtime.clock import Clock
@@ -53,6 +54,33 @@ class InMemoryFigures:
         ]
 
 
+class InMemoryQuotas:
+    def __init__(self) -> None:
+        self.stored: dict[tuple[str, str], Quota] = {}
+
+    async def get(self, period: str, whom: str) -> Quota | None:
+        return self.stored.get((period, whom))
+
+    async def put(self, quota: Quota) -> None:
+        self.stored[(quota.period, quota.whom)] = quota
+
+    async def of_period(self, period: str) -> list[Quota]:
+        return sorted((q for (p, _), q in self.stored.items() if p == period), key=lambda q: q.whom)
+
+
+class InMemoryForecastCalls:
+    def __init__(self) -> None:
+        self.stored: list[ForecastCall] = []
+
+    async def add(self, call: ForecastCall) -> None:
+        self.stored.append(call)
+
+    async def of_period(self, period: str) -> list[ForecastCall]:
+        return sorted(
+            (c for c in self.stored if c.period == period), key=lambda c: (c.at, c.id), reverse=True
+        )
+
+
 class NoTeams:
     def team_of(self, email: str) -> str | None:
         return None
@@ -65,5 +93,7 @@ class InMemoryReportsUnitOfWork(InMemoryUnitOfWork, ReportsUnitOfWork):
         super().__init__(clock)
         self.facts = InMemoryFacts()
         self.figures = InMemoryFigures()
+        self.quotas = InMemoryQuotas()
+        self.calls = InMemoryForecastCalls()
         self.teams = teams or NoTeams()
         self.zone = zone

@@ -12,22 +12,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from typing import Any
 
 from pydantic import TypeAdapter
-from pymongo import ASCENDING, UpdateOne
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 
 from kariz_reports.domain.facts import Contribution, DealFacts, LeadFacts
 from kariz_reports.domain.figures import DailyFigure, bumps
-from kariz_reports.service_layer.unit_of_work import ReportsUnitOfWork, Teams
+from kariz_reports.domain.plans import CallKind, ForecastCall, Quota, QuotaChange
+from kariz_reports.service_layer.unit_of_work import PlansUnitOfWork, ReportsUnitOfWork, Teams
 from kariz_shared.persistence.store import Store, Transaction
 from kariz_shared.persistence.unit_of_work import MongoUnitOfWork
 from kariz_shared.runtime.clock import Clock
 
 GENERATIONS = "generations"
 STATE_ID = "state"
+#: The reports' own records, beside the generations (a rebuild leaves them).
+QUOTAS = "quotas"
+FORECAST_CALLS = "forecast_calls"
 
 _LEAD = TypeAdapter(LeadFacts)
 _DEAL = TypeAdapter(DealFacts)
@@ -183,6 +187,97 @@ class MongoFigures:
         ]
 
 
+def _quota_change_doc(c: QuotaChange) -> dict[str, Any]:
+    return {"amount": str(c.amount), "currency": c.currency, "set_by": c.set_by, "set_at": c.set_at}
+
+
+def _quota_from(doc: dict[str, Any]) -> Quota:
+    return Quota(
+        period=doc["period"],
+        whom=doc["whom"],
+        amount=Decimal(doc["amount"]),
+        currency=doc["currency"],
+        set_by=doc["set_by"],
+        set_at=doc["set_at"].astimezone(UTC),
+        history=tuple(
+            QuotaChange(Decimal(h["amount"]), h["currency"], h["set_by"], h["set_at"].astimezone(UTC))
+            for h in doc.get("history", [])
+        ),
+    )
+
+
+class MongoQuotas:
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+        self.collection = tx.db[QUOTAS]
+
+    async def get(self, period: str, whom: str) -> Quota | None:
+        doc = await self.collection.find_one({"_id": f"{period}|{whom}"}, session=self.tx.session)
+        return _quota_from(doc) if doc else None
+
+    async def put(self, quota: Quota) -> None:
+        doc = {
+            "_id": f"{quota.period}|{quota.whom}",
+            "period": quota.period,
+            "whom": quota.whom,
+            **_quota_change_doc(QuotaChange(quota.amount, quota.currency, quota.set_by, quota.set_at)),
+            "history": [_quota_change_doc(h) for h in quota.history],
+        }
+        await self.collection.replace_one({"_id": doc["_id"]}, doc, upsert=True, session=self.tx.session)
+
+    async def of_period(self, period: str) -> list[Quota]:
+        found = self.collection.find({"period": period}, session=self.tx.session).sort("whom", ASCENDING)
+        return [_quota_from(doc) async for doc in found]
+
+
+class MongoForecastCalls:
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+        self.collection = tx.db[FORECAST_CALLS]
+
+    async def add(self, call: ForecastCall) -> None:
+        doc = {
+            "_id": call.id,
+            "period": call.period,
+            "whom": call.whom,
+            "kind": call.kind.value,
+            "commit": str(call.commit),
+            "best_case": str(call.best_case),
+            "note": call.note,
+            "by": call.by,
+            "at": call.at,
+        }
+        await self.collection.insert_one(doc, session=self.tx.session)
+
+    async def of_period(self, period: str) -> list[ForecastCall]:
+        found = self.collection.find({"period": period}, session=self.tx.session).sort(
+            [("at", DESCENDING), ("_id", DESCENDING)]
+        )
+        return [
+            ForecastCall(
+                id=doc["_id"],
+                period=doc["period"],
+                whom=doc["whom"],
+                kind=CallKind(doc["kind"]),
+                commit=Decimal(doc["commit"]),
+                best_case=Decimal(doc["best_case"]),
+                note=doc["note"],
+                by=doc["by"],
+                at=doc["at"].astimezone(UTC),
+            )
+            async for doc in found
+        ]
+
+
+class MongoPlansUnitOfWork(MongoUnitOfWork, PlansUnitOfWork):
+    """The unit of work of a quota or a forecast call: the reports' own records, no generation."""
+
+    def __init__(self, tx: Transaction, clock: Clock) -> None:
+        super().__init__(tx, clock)
+        self.quotas = MongoQuotas(tx)
+        self.calls = MongoForecastCalls(tx)
+
+
 class MongoReportsUnitOfWork(MongoUnitOfWork, ReportsUnitOfWork):
     """The unit of work on one generation of the projections."""
 
@@ -191,6 +286,8 @@ class MongoReportsUnitOfWork(MongoUnitOfWork, ReportsUnitOfWork):
         self.generation = generation
         self.facts = MongoFacts(tx, generation)
         self.figures = MongoFigures(tx, generation)
+        self.quotas = MongoQuotas(tx)
+        self.calls = MongoForecastCalls(tx)
         self.teams = teams
         self.zone = zone
 
@@ -205,6 +302,9 @@ async def ensure_generation_indexes(store: Store, generation: int) -> None:
 
 
 async def ensure_indexes(store: Store) -> None:
+    # A period's quotas and calls (a forecast reads them whole: a few per rep and team).
+    await store.db[QUOTAS].create_index([("period", ASCENDING), ("whom", ASCENDING)])
+    await store.db[FORECAST_CALLS].create_index([("period", ASCENDING), ("at", DESCENDING)])
     generations = await read_generations(store.db)
     for generation in generations.written:
         await ensure_generation_indexes(store, generation)

@@ -24,6 +24,7 @@ from kariz_shared.contracts.events import (
     ActivityLogged,
     DealLost,
     DealOpened,
+    DealUpdated,
     DealWon,
     LeadCaptured,
     LeadDisqualified,
@@ -32,6 +33,8 @@ from kariz_shared.contracts.events import (
     LeadsMerged,
     StageChanged,
 )
+
+CENT = Decimal("0.01")
 
 #: The dimensions a report may be broken down by (``?by=``); ``all`` is the whole.
 DIMENSIONS = ("source", "campaign", "rep", "team", "industry", "country", "company_size", "pipeline")
@@ -67,6 +70,18 @@ class Metric:
     STAGE_TIME = "stage_time"  # facet: the stage left; sample: seconds spent in it (each visit)
     ACTIVITY = "activity"  # facet: channel/outcome
     SLA_BREACH = "sla_breach"  # a response overdue
+    # The forecast (issue F): an open deal on its expected close day, under its stage's category.
+    FORECAST = "forecast:"  # + category; amount
+    FORECAST_WEIGHTED = "forecast_weighted:"  # + category; amount x the stage's probability
+
+
+#: The forecast categories of an open deal that count in a forecast (``closed`` is the won figures,
+#: ``omitted`` counts nowhere).
+FORECAST_CATEGORIES = ("pipeline", "best_case", "commit")
+
+
+def forecast_metrics() -> tuple[str, ...]:
+    return tuple(f"{m}{c}" for c in FORECAST_CATEGORIES for m in (Metric.FORECAST, Metric.FORECAST_WEIGHTED))
 
 
 @dataclass(frozen=True)
@@ -280,6 +295,18 @@ class Move:
     who: Attribution
 
 
+@dataclass(frozen=True)
+class Standing:
+    """Where an open deal stands for the forecast, as its newest deal event (by its time) told."""
+
+    as_of: datetime
+    who: Attribution
+    amount: Decimal | None
+    probability: Decimal | None
+    category: str | None
+    expected_close: date | None
+
+
 @dataclass
 class DealFacts:
     """What the events said about one deal."""
@@ -292,12 +319,67 @@ class DealFacts:
     moves: dict[str, Move] = field(default_factory=dict)
     won: tuple[datetime, Decimal, float, Attribution] | None = None
     lost: tuple[datetime, str, str, Decimal | None, float, Attribution] | None = None
+    #: The forecast's view of it (absent in facts kept before the forecast).
+    standing: Standing | None = None
     applied: list[Contribution] = field(default_factory=list)
+
+    def _stand(
+        self,
+        at: datetime,
+        who: Attribution,
+        amount: Decimal | None,
+        probability: Decimal | None,
+        category: str | None,
+        close: date | None,
+        *,
+        close_told: bool,
+    ) -> None:
+        """Take the deal's standing from an event newer than the one it has (so a duplicate or an older
+        event told late changes nothing). An event published before the forecast read deals carries
+        no probability: its stage's probability, category and close date stay as they were known."""
+        before = self.standing
+        if before is not None and at <= before.as_of:
+            return
+        aware = probability is not None
+        self.standing = Standing(
+            as_of=at,
+            who=who,
+            amount=amount,
+            probability=probability if aware or before is None else before.probability,
+            category=category if aware or before is None else before.category,
+            expected_close=close if aware or close_told or before is None else before.expected_close,
+        )
+
+    def fold_updated(self, event: DealUpdated, who: Attribution) -> None:
+        self.pipeline = self.pipeline or event.pipeline
+        # The change list names a close date set or cleared, in every version of the event.
+        told = [c for c in event.changes if c.field == "expected_close_date"]
+        close = event.expected_close_date
+        if told:
+            close = date.fromisoformat(told[-1].new) if told[-1].new else None
+        self._stand(
+            event.updated_at,
+            who,
+            event.amount,
+            event.probability,
+            event.forecast_category,
+            close,
+            close_told=bool(told),
+        )
 
     def fold_opened(self, event: DealOpened, who: Attribution) -> None:
         self.pipeline = event.pipeline
         if self.opened is None:
             self.opened = (event.opened_at, event.stage, event.amount, who)
+        self._stand(
+            event.opened_at,
+            who,
+            event.amount,
+            event.probability,
+            event.forecast_category,
+            event.expected_close_date,
+            close_told=False,
+        )
 
     def fold_stage_changed(self, event: StageChanged, who: Attribution) -> None:
         self.pipeline = self.pipeline or event.pipeline
@@ -312,6 +394,15 @@ class DealFacts:
                 event.changed_at,
                 who,
             ),
+        )
+        self._stand(
+            event.changed_at,
+            who,
+            event.amount,
+            event.probability,
+            event.forecast_category,
+            event.expected_close_date,
+            close_told=False,
         )
 
     def fold_won(self, event: DealWon, who: Attribution) -> None:
@@ -379,7 +470,42 @@ class DealFacts:
             at, reason, stage, lost_amount, cycle, who = self.lost
             add("lost", Metric.LOST, at, who, amount=lost_amount, facet=reason, sample=cycle)
             add("lost_at_stage", Metric.LOST_AT_STAGE, at, who, facet=stage)
+        out.extend(self._forecast(dims))
         return out
+
+    def _forecast(self, dims: tuple[tuple[str, str], ...]) -> list[Contribution]:
+        """An open deal with a close date counts in the forecast of that day, under its category; a
+        closed one counts in the won figures (or nowhere) instead."""
+        s = self.standing
+        closed = self.won is not None or self.lost is not None
+        if s is None or closed or s.expected_close is None or s.category not in FORECAST_CATEGORIES:
+            return []
+        with_people = (*dims, *_people(s.who))
+        counted = [
+            Contribution(
+                f"deal:{self.deal_id}:forecast",
+                f"{Metric.FORECAST}{s.category}",
+                s.expected_close,
+                s.who.rep,
+                s.who.team,
+                with_people,
+                amount=s.amount,
+            )
+        ]
+        if s.amount is not None and s.probability is not None:
+            weighted = (s.amount * s.probability).quantize(CENT)
+            counted.append(
+                Contribution(
+                    f"deal:{self.deal_id}:forecast_weighted",
+                    f"{Metric.FORECAST_WEIGHTED}{s.category}",
+                    s.expected_close,
+                    s.who.rep,
+                    s.who.team,
+                    with_people,
+                    amount=weighted,
+                )
+            )
+        return counted
 
 
 def _people(who: Attribution) -> tuple[tuple[str, str], ...]:

@@ -8,6 +8,7 @@ is a unit test with fixed dates. A period is a half-open range of local days, ``
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
@@ -42,7 +43,20 @@ NAMED: dict[str, tuple[Span, int]] = {
     "last_year": (Span.YEAR, -1),
 }
 
+#: The periods ahead a forecast or a quota may also name (a report reads what happened: not these).
+AHEAD: dict[str, tuple[Span, int]] = {
+    "next_month": (Span.MONTH, 1),
+    "next_quarter": (Span.QUARTER, 1),
+    "next_year": (Span.YEAR, 1),
+}
+
 MONTHS_IN: dict[Span, int] = {Span.MONTH: 1, Span.QUARTER: 3, Span.YEAR: 12}
+
+#: A month, quarter or year by its label: ``2026-03``, ``2026-Q3``, ``2026``; ``FY2026-Q1``, ``FY2026``
+#: when the fiscal year starts after January (in the organisation's calendar: ``1405-Q1`` in Persian).
+LABEL = re.compile(
+    r"^(?:(?P<month_year>\d{4})-(?P<month>\d{2})|(?P<fy>FY)?(?P<year>\d{4})(?:-Q(?P<quarter>[1-4]))?)$"
+)
 
 #: The longest explicit range a report answers (with its four comparison periods, five times this).
 LONGEST_RANGE = timedelta(days=3 * 366)
@@ -142,6 +156,39 @@ def named(name: str, today: date, year: Year) -> Period:
         raise PeriodError(f"period must be one of {', '.join(NAMED)}, not {name!r}")
     span, shift = NAMED[name]
     return _containing(year, span, today, shift)
+
+
+def planned(name: str, today: date, year: Year) -> Period:
+    """The period a quota, a forecast or a forecast call is for: a name relative to today (``this_quarter``,
+    ``next_quarter``, ...) or a month's, quarter's or year's label as the reports name it."""
+    if name in NAMED or name in AHEAD:
+        span, shift = NAMED.get(name) or AHEAD[name]
+        return _containing(year, span, today, shift)
+    found = LABEL.match(name)
+    if found is None:
+        raise PeriodError(
+            f"period must be one of {', '.join([*NAMED, *AHEAD])} or a label such as 2026-03, 2026-Q3 or "
+            f"2026, not {name!r}"
+        )
+    if found["month_year"]:
+        month = int(found["month"])
+        if not 1 <= month <= 12:
+            raise PeriodError(f"period: {name!r} has no month {month}")
+        period = _month_period(year, Span.MONTH, int(found["month_year"]) * 12 + month - 1)
+    else:
+        fiscal = year.fiscal_start_month != 1
+        if bool(found["fy"]) != fiscal:
+            hint = "FY<year>" if fiscal else "<year> without FY"
+            starts = year.fiscal_start_month
+            raise PeriodError(f"period: {name!r}; the fiscal year starts in month {starts}: {hint}")
+        first = int(found["year"]) * 12 + year.fiscal_start_month - 1
+        if found["quarter"]:
+            period = _month_period(year, Span.QUARTER, first + (int(found["quarter"]) - 1) * 3)
+        else:
+            period = _month_period(year, Span.YEAR, first)
+    if not EARLIEST <= period.start <= LATEST:
+        raise PeriodError(f"period: {name!r} is out of range")
+    return period
 
 
 def between(first: date, last: date) -> Period:

@@ -12,6 +12,7 @@ from kariz_shared.contracts.events import (
     ActivityLogged,
     DealLost,
     DealOpened,
+    DealUpdated,
     DealWon,
     LeadCaptured,
     LeadDisqualified,
@@ -95,6 +96,8 @@ count_deal_opened = _on_deal(lambda uow, d, e: d.fold_opened(e, _who(uow, e.owne
 count_stage_change = _on_deal(lambda uow, d, e: d.fold_stage_changed(e, _who(uow, e.owner)))
 count_deal_won = _on_deal(lambda uow, d, e: d.fold_won(e, _who(uow, e.owner)))
 count_deal_lost = _on_deal(lambda uow, d, e: d.fold_lost(e, _who(uow, e.owner)))
+#: An edit moves the deal in the forecast (its amount, close date or owner).
+count_deal_update = _on_deal(lambda uow, d, e: d.fold_updated(e, _who(uow, e.owner)))
 
 #: Which handler folds which event.
 HANDLERS: dict[type, Callable[[ReportsUnitOfWork, Any], Awaitable[None]]] = {
@@ -108,4 +111,5 @@ HANDLERS: dict[type, Callable[[ReportsUnitOfWork, Any], Awaitable[None]]] = {
     StageChanged: count_stage_change,
     DealWon: count_deal_won,
     DealLost: count_deal_lost,
+    DealUpdated: count_deal_update,
 }

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from kariz_reports.domain.facts import Contribution, DealFacts, LeadFacts
 from kariz_reports.domain.figures import DailyFigure
+from kariz_reports.domain.plans import ForecastCall, Quota
 from kariz_shared.persistence.unit_of_work import UnitOfWork
 
 
@@ -46,11 +47,38 @@ class Figures(Protocol):
         ...
 
 
+class Quotas(Protocol):
+    """The quotas (``quotas``, one per period and whom, its history inside), outside the generations."""
+
+    async def get(self, period: str, whom: str) -> Quota | None: ...
+
+    async def put(self, quota: Quota) -> None: ...
+
+    async def of_period(self, period: str) -> list[Quota]: ...
+
+
+class ForecastCalls(Protocol):
+    """The forecast calls (``forecast_calls``), every submission kept, outside the generations."""
+
+    async def add(self, call: ForecastCall) -> None: ...
+
+    async def of_period(self, period: str) -> list[ForecastCall]:
+        """Every call for ``period``, newest first."""
+        ...
+
+
 class Teams(Protocol):
     def team_of(self, email: str) -> str | None: ...
 
 
-class ReportsUnitOfWork(UnitOfWork):
+class PlansUnitOfWork(UnitOfWork):
+    """Quotas and forecast calls: what a write of the reports' API changes."""
+
+    quotas: Quotas
+    calls: ForecastCalls
+
+
+class ReportsUnitOfWork(PlansUnitOfWork):
     facts: Facts
     figures: Figures
     #: The roster as it is now: the team a rep's figures count for.
