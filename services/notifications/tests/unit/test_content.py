@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from kariz_devkit.issuer import LocalIssuer
 from kariz_devkit.testing import accepting, bearer
 from kariz_notifications.adapters.in_memory import InMemoryNotificationsUnitOfWork
+from kariz_notifications.domain.content import ContentDraft, ContentItem
 from kariz_notifications.domain.model import Delivery, DeliveryStatus, Email
 from kariz_notifications.domain.unsubscribe import UnsubscribeLinks
 from kariz_notifications.entrypoints import content_http, kafka, rules_http
@@ -419,3 +420,69 @@ async def test_the_satisfaction_check_in_persian_and_skipped_without_consent(
             assert mail.message.html is not None and 'dir="rtl"' in mail.message.html
         else:
             assert mail.skipped == SkipReason.NO_CONSENT.value
+
+
+def test_the_unsubscribe_key_is_long_or_absent_and_absent_makes_no_links(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pydantic import ValidationError
+
+    from kariz_notifications.settings import NotificationsSettings
+
+    monkeypatch.delenv("KARIZ_UNSUBSCRIBE_SECRET", raising=False)
+    assert NotificationsSettings().unsubscribe_links() is None
+    with pytest.raises(ValidationError, match="KARIZ_UNSUBSCRIBE_SECRET must be at least 32 bytes"):
+        NotificationsSettings(unsubscribe_secret="short")
+    links = NotificationsSettings(
+        unsubscribe_secret=SECRET, unsubscribe_base_url="https://k.example/"
+    ).unsubscribe_links()
+    assert links is not None and links.link("L-1", CUSTOMER, None).startswith(
+        "https://k.example/unsubscribe/"
+    )
+    assert links.read(links.token("L-1", CUSTOMER, "x")).content_id == "x"
+
+
+async def test_without_the_key_content_is_skipped_and_the_route_refuses(
+    issuer: LocalIssuer, clock: FakeClock
+) -> None:
+    units = InMemoryUnitsOfWork(InMemoryNotificationsUnitOfWork(clock))
+    await consume(units, captured(consent=True), "evt-capture")
+    [skipped] = customer_mail(await consume(units, nurture_step(NurtureStepKind.CONTENT, []), "evt-step"))
+    assert skipped.skipped == "no_content"  # no library piece: found before the missing key
+    # With a piece but no key: skipped all the same, never sent without a working link.
+    await units.uow.content.add(
+        ContentItem.created("guide", ContentDraft("Guide", "https://k.example/g"), "a", clock.now())
+    )
+    [no_link] = customer_mail(await consume(units, nurture_step(NurtureStepKind.CONTENT, []), "evt-step-2"))
+    assert no_link.skipped == "no_unsubscribe_link"
+    app = FastAPI()
+    runtime_http.install(app, "notifications")
+    app.include_router(content_http.router(units))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://kariz.test") as c:
+        token = UnsubscribeLinks(SECRET, "x://y").token("L-1", CUSTOMER, None)
+        refused = await c.post(f"/unsubscribe/{token}")
+        assert refused.status_code == 422 and "KARIZ_UNSUBSCRIBE_SECRET" in refused.text
+
+
+async def test_a_rule_naming_content_not_in_the_library_is_refused_at_save_time(
+    client: httpx.AsyncClient, issuer: LocalIssuer
+) -> None:
+    admin = as_(issuer, "admin@kariz.test", "admin")
+    named = DEMO_CONTENT | {"actions": [{"kind": "content", "content_id": "acme-case-study"}]}
+    refused = await client.post("/rules", json=named, headers=admin)
+    assert refused.status_code == 422 and "actions[0].content_id" in refused.text
+    no_lead = {"id": "r", "trigger": "QuoteExpired", "actions": [{"kind": "content"}]}
+    refused = await client.post("/rules", json=no_lead, headers=admin)
+    assert refused.status_code == 422 and "QuoteExpired names no lead" in refused.text
+    await client.post("/content", json=CASE_STUDY, headers=admin)
+    assert (await client.post("/rules", json=named, headers=admin)).status_code == 201
+    shown = (await client.get("/rules/demo-content", headers=admin)).json()
+    assert shown["actions"][0]["kind"] == "content" and shown["actions"][0]["content_id"] == "acme-case-study"
+
+
+def test_content_actions_survive_their_stored_form() -> None:
+    from kariz_notifications.adapters.mongo.rule_documents import rule_document, rule_from_document
+    from kariz_notifications.domain.automation import default_rule_set
+
+    for rule in default_rule_set():
+        assert rule_from_document(rule_document(rule)) == rule
