@@ -38,6 +38,8 @@ from kariz_leads.entrypoints import merge as leads_merge
 from kariz_leads.entrypoints import roster as leads_roster
 from kariz_leads.entrypoints import tasks as leads_tasks
 from kariz_notifications.adapters.in_memory import InMemoryNotificationsReads, InMemoryNotificationsUnitOfWork
+from kariz_notifications.domain.unsubscribe import UnsubscribeLinks
+from kariz_notifications.entrypoints import content_http as notifications_content
 from kariz_notifications.entrypoints import http as notifications_http
 from kariz_qualification.adapters.in_memory import InMemoryQualificationUnitOfWork
 from kariz_qualification.entrypoints import engagements as qualification_engagements
@@ -109,6 +111,11 @@ def routers() -> dict[str, APIRouter]:
         "deals": deals_routes,
         "deals-quotes": deals_quotes_routers(deals_units),
         "notifications": notifications_http.router(InMemoryNotificationsReads(notifications)),
+        "notifications: content": notifications_content.router(
+            InMemoryUnitsOfWork(
+                InMemoryNotificationsUnitOfWork(clock, links=UnsubscribeLinks("f" * 40, "http://kariz.test"))
+            )
+        ),
         "reports": reports_http.router(
             InMemoryUnitsOfWork(InMemoryReportsUnitOfWork(clock)), clock, ReportsSettings()
         ),

@@ -630,6 +630,20 @@ def sales_funnel() -> dict[str, Any]:
                     kind="bargauge",
                     width=8,
                 ),
+                Panel(
+                    "Content to customers: sent, and skipped by reason",
+                    [
+                        (
+                            "sum by (outcome, reason) "
+                            f"(increase(kariz_notifications_content_total[{RANGE}]))",
+                            "{{outcome}} {{reason}}",
+                        ),
+                    ],
+                    kind="bargauge",
+                    width=24,
+                    description="Content actions' e-mails to leads' contacts: sent, or skipped (no_consent, "
+                    "consent_withdrawn, unsubscribed, no_contact, no_content...).",
+                ),
             ],
         ),
         Row(

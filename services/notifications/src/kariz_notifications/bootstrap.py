@@ -7,7 +7,7 @@ from functools import partial
 
 from kariz_notifications.adapters.chat import ChatPoster
 from kariz_notifications.adapters.email import SmtpLogin, SmtpMailer
-from kariz_notifications.adapters.metrics import PrometheusDeliveryMetrics
+from kariz_notifications.adapters.metrics import PrometheusContentMetrics, PrometheusDeliveryMetrics
 from kariz_notifications.adapters.mongo.indexes import ensure_indexes
 from kariz_notifications.adapters.mongo.repositories import MongoDeliveryQueue, MongoNotificationsReads
 from kariz_notifications.adapters.mongo.rule_documents import seed_rule_set
@@ -16,7 +16,7 @@ from kariz_notifications.adapters.mongo.unit_of_work import MongoNotificationsUn
 from kariz_notifications.adapters.webhook import WebhookPoster
 from kariz_notifications.domain.model import Channel
 from kariz_notifications.domain.schedule import RetryPolicy
-from kariz_notifications.entrypoints import http, kafka, rules_http, subscriptions_http
+from kariz_notifications.entrypoints import content_http, http, kafka, rules_http, subscriptions_http
 from kariz_notifications.entrypoints.workers import DeliveryWorker
 from kariz_notifications.service_layer.handlers import Sender
 from kariz_notifications.service_layer.unit_of_work import Copies
@@ -80,14 +80,18 @@ def build(settings: NotificationsSettings | None = None, clock: Clock | None = N
     audience = settings.audience()
     # Every consumed event is planned by the process's copies of the rules and subscriptions.
     copies = Copies.refreshed_every(timedelta(seconds=settings.rules_refresh_s))
+    links = settings.unsubscribe_links()
 
     def unit_of_work(tx: Transaction, clock: Clock) -> MongoNotificationsUnitOfWork:
         # The service's live roster (kariz.reps.v1): managers and time zones as they are at each event.
-        return MongoNotificationsUnitOfWork(tx, clock, audience, service.roster, copies)
+        return MongoNotificationsUnitOfWork(tx, clock, audience, service.roster, copies, links)
 
     units = MongoUnitsOfWork(service.store, service.clock, unit_of_work)
-    service.subscribe_all(units, kafka.subscriptions(on_recorded=worker.wake))
+    service.subscribe_all(
+        units, kafka.subscriptions(on_recorded=worker.wake, on_skipped=PrometheusContentMetrics().skipped)
+    )
     service.api.include_router(http.router(MongoNotificationsReads(service.store.db)))
     service.api.include_router(rules_http.router(units))
+    service.api.include_router(content_http.router(units))
     service.api.include_router(subscriptions_http.router(units, allow_http=settings.webhook_allow_http))
     return service

@@ -12,6 +12,7 @@ from pydantic_settings import NoDecode
 from kariz_notifications.domain.automation import TRIGGERS
 from kariz_notifications.domain.model import ALL_EVENTS, Audience, ChatDestination, ChatKind, Subscriber
 from kariz_notifications.domain.schedule import LEASE
+from kariz_notifications.domain.unsubscribe import UnsubscribeLinks
 from kariz_shared.contracts import webhooks
 from kariz_shared.runtime.settings import ServiceSettings, read_password
 
@@ -129,6 +130,13 @@ class NotificationsSettings(ServiceSettings):
     # often: another replica's change counts within it, this one's at once.
     rules_refresh_s: float = Field(default=5.0, ge=0, le=3600)
 
+    # Content e-mails (issue G) carry an unsubscribe link signed with this (HMAC-SHA256, at least 32
+    # bytes): KARIZ_UNSUBSCRIBE_SECRET. Empty: no content goes (each is skipped, logged), since none may go
+    # without a working link.
+    unsubscribe_secret: SecretStr = SecretStr("")
+    # Where a contact's mail client reaches /unsubscribe/{token} (the service's public address).
+    unsubscribe_base_url: str = Field(default="http://127.0.0.1:8004", pattern=r"^https?://[^\s/]+\S*$")
+
     delivery_max_attempts: int = Field(default=6, ge=1, le=50)
     delivery_backoff_s: float = Field(default=1.0, gt=0, le=60)
     delivery_poll_interval_s: float = Field(default=0.2, gt=0, le=60)
@@ -202,6 +210,20 @@ class NotificationsSettings(ServiceSettings):
                 "in it); KARIZ_WEBHOOK_ALLOW_HTTP=true allows http for local receivers"
             )
         return self
+
+    @model_validator(mode="after")
+    def _unsubscribe_secret_long_enough(self) -> NotificationsSettings:
+        secret = self.unsubscribe_secret.get_secret_value()
+        if secret and len(secret.encode()) < webhooks.SECRET_MIN_BYTES:
+            raise ValueError(
+                f"KARIZ_UNSUBSCRIBE_SECRET must be at least {webhooks.SECRET_MIN_BYTES} bytes: a short one "
+                "can be guessed, and with it every contact's unsubscribe link"
+            )
+        return self
+
+    def unsubscribe_links(self) -> UnsubscribeLinks | None:
+        secret = self.unsubscribe_secret.get_secret_value()
+        return UnsubscribeLinks(secret, self.unsubscribe_base_url) if secret else None
 
     def audience(self) -> Audience:
         return Audience(

@@ -46,3 +46,6 @@ class CountingMetrics:
         self.counts["gave_up", channel] += gave_up
         self.by_rule["failed", channel, rule] += 1
         self.by_rule["gave_up", channel, rule] += gave_up
+
+    def customer_sent(self, rule: str) -> None:
+        self.by_rule["customer_sent", Channel.EMAIL, rule] += 1

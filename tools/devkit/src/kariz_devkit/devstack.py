@@ -150,6 +150,8 @@ async def _run(args: argparse.Namespace, with_services: bool) -> None:
                 "KARIZ_TEAMS": json.dumps(DEV_TEAMS),
                 "KARIZ_API_DOCS": "true",
                 "KARIZ_WEBHOOK_ALLOW_HTTP": "true",  # the dev webhook sink is local, plain http
+                # Content e-mails carry signed unsubscribe links; without a key none is sent.
+                "KARIZ_UNSUBSCRIBE_SECRET": "dev-unsubscribe-links-only-not-for-production",
             }
             ports = {"smtp_port": args.smtp_port, "webhook_port": args.webhook_port}
             sinks = await Sinks(WEBHOOK_SECRET, **ports, folder=data, echo=True).start()

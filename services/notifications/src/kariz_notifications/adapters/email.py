@@ -60,6 +60,10 @@ def compose(delivery: Delivery, sender: str, at: datetime) -> EmailMessage:
     msg["X-Kariz-Event-Type"] = event_cls.ce_type() if event_cls else delivery.event_type
     msg["X-Kariz-Correlation-Id"] = delivery.correlation_id
     msg.set_content(mail.body)
+    if mail.unsubscribe is not None:
+        # One click from the mail client (RFC 8058): a POST to the link, which is the credential.
+        msg["List-Unsubscribe"] = f"<{mail.unsubscribe}>"
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     if mail.html is not None:
         # multipart/alternative: a reader's client shows the HTML, or else the plain text.
         msg.add_alternative(mail.html, subtype="html")

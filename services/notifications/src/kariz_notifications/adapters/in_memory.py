@@ -4,12 +4,14 @@ lease holder, the log newest first), no database."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from kariz_notifications.domain.automation import RuleSetVersion
+from kariz_notifications.domain.content import MAX_MERGE_HOPS, Contact, ContentItem
 from kariz_notifications.domain.model import (
     Attempt,
     Audience,
@@ -24,8 +26,9 @@ from kariz_notifications.domain.model import (
 from kariz_notifications.domain.queries import DeliveryCriteria
 from kariz_notifications.domain.schedule import NextStep
 from kariz_notifications.domain.subscriptions import ManagedSubscription
+from kariz_notifications.domain.unsubscribe import UnsubscribeLinks
 from kariz_notifications.service_layer.unit_of_work import NotificationsUnitOfWork
-from kariz_shared.contracts.errors import DuplicateRecord
+from kariz_shared.contracts.errors import Conflict, DuplicateRecord
 from kariz_shared.contracts.identity import LiveRoster
 from kariz_shared.persistence.in_memory import InMemoryUnitOfWork
 from kariz_shared.runtime.clock import Clock
@@ -45,16 +48,76 @@ class InMemoryDeliveries:
 
     def add(self, delivery: Delivery, at: datetime) -> None:
         if delivery.key not in self.stored:
+            skipped = delivery.skipped is not None
             self.stored[delivery.key] = StoredDelivery(
                 DeliveryRecord(
                     delivery=delivery,
-                    status=DeliveryStatus.PENDING,
+                    status=DeliveryStatus.SKIPPED if skipped else DeliveryStatus.PENDING,
                     attempts=(),
                     created_at=at,
-                    next_attempt_at=at,
+                    next_attempt_at=None if skipped else at,
                     sent_at=None,
                 )
             )
+
+
+class InMemoryContacts:
+    def __init__(self) -> None:
+        self.stored: dict[str, Contact] = {}
+
+    async def get(self, lead_id: str) -> Contact | None:
+        return copy.deepcopy(self.stored.get(lead_id))
+
+    async def current(self, lead_id: str) -> Contact | None:
+        found = self.stored.get(lead_id)
+        for _ in range(MAX_MERGE_HOPS):
+            if found is None or found.merged_into is None:
+                break
+            found = self.stored.get(found.merged_into)
+        return copy.deepcopy(found)
+
+    async def save(self, contact: Contact) -> None:
+        self.stored[contact.lead_id] = copy.deepcopy(contact)
+
+
+class InMemoryContentLibrary:
+    def __init__(self) -> None:
+        self.stored: dict[str, ContentItem] = {}
+
+    async def get(self, content_id: str) -> ContentItem | None:
+        return copy.deepcopy(self.stored.get(content_id))
+
+    async def add(self, item: ContentItem) -> None:
+        if item.id in self.stored:
+            raise DuplicateRecord(f"content {item.id} exists")
+        self.stored[item.id] = copy.deepcopy(item)
+
+    async def save(self, item: ContentItem) -> None:
+        kept = self.stored.get(item.id)
+        if kept is None or kept.version != item.version:
+            raise Conflict(f"content {item.id!r} was changed meanwhile; reload it and apply your edit again")
+        item.version += 1
+        self.stored[item.id] = copy.deepcopy(item)
+
+    async def active(self) -> list[ContentItem]:
+        found = sorted((c for c in self.stored.values() if not c.retired), key=lambda c: (c.created_at, c.id))
+        return copy.deepcopy(found)
+
+    async def page(
+        self, *, tag: str | None, stage: str | None, retired: bool, limit: int, offset: int
+    ) -> tuple[list[ContentItem], int]:
+        found = sorted(
+            (
+                c
+                for c in self.stored.values()
+                if c.retired is retired
+                and (tag is None or tag in c.draft.tags)
+                and (stage is None or not c.draft.stages or stage in c.draft.stages)
+            ),
+            key=lambda c: (c.created_at, c.id),
+            reverse=True,
+        )
+        return copy.deepcopy(found[offset : offset + limit]), len(found)
 
 
 class InMemoryHandovers:
@@ -117,14 +180,24 @@ class InMemoryManagedSubscriptions:
 
 
 class InMemoryNotificationsUnitOfWork(InMemoryUnitOfWork, NotificationsUnitOfWork):
+    #: The links' signer is configuration, not state: a rolled-back unit keeps it as it is.
+    not_state = InMemoryUnitOfWork.not_state | {"links"}
+
     def __init__(
-        self, clock: Clock | None = None, audience: Audience | None = None, reps: Reps | None = None
+        self,
+        clock: Clock | None = None,
+        audience: Audience | None = None,
+        reps: Reps | None = None,
+        links: UnsubscribeLinks | None = None,
     ) -> None:
         super().__init__(clock)
         self.deliveries = InMemoryDeliveries()
         self.handovers = InMemoryHandovers()
         self.rules = InMemoryRuleSetVersions(self.clock)
         self.subscriptions = InMemoryManagedSubscriptions()
+        self.contacts = InMemoryContacts()
+        self.content = InMemoryContentLibrary()
+        self.links = links
         self.audience = audience or Audience()
         self.reps: Reps = reps if reps is not None else LiveRoster()
         self.causation_id: str | None = None
@@ -170,7 +243,13 @@ class InMemoryDeliveryQueue:
         self, deliveries: Sequence[Delivery], lease_until: datetime, token: str
     ) -> list[DeliveryRecord]:
         stored = self.uow.deliveries.stored
-        fresh = [stored[d.key] for d in deliveries if d.key in stored and stored[d.key].record.claims == 0]
+        fresh = [
+            stored[d.key]
+            for d in deliveries
+            if d.key in stored
+            and stored[d.key].record.claims == 0
+            and stored[d.key].record.status is DeliveryStatus.PENDING
+        ]
         return [self._take(s, token, lease_until) for s in fresh]
 
     @staticmethod

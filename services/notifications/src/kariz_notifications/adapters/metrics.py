@@ -3,9 +3,12 @@ names, ``subscription`` for webhooks), never a recipient."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from prometheus_client import Counter, Histogram
 
-from kariz_notifications.domain.model import SUBSCRIPTION, Channel
+from kariz_notifications.domain.content import SkipReason
+from kariz_notifications.domain.model import SUBSCRIPTION, Channel, Delivery
 from kariz_notifications.domain.rules import DEFAULT_RULES
 
 #: A delivery recorded before deliveries carried their rule.
@@ -36,6 +39,17 @@ gave_up_total = Counter(
     ["channel", "rule"],
 )
 
+content_total = Counter(
+    "kariz_notifications_content_total",
+    "E-mails to customers' contacts (content actions): sent, or skipped with the reason",
+    ["outcome", "reason"],
+)
+#: The outcome "sent" has no reason.
+SENT = "sent"
+content_total.labels(SENT, "")
+for _reason in SkipReason:
+    content_total.labels("skipped", _reason.value)
+
 # Every rule starts at 0 on its channel, so increase() and rates see the first delivery (or failure) too.
 _LABELS = [(Channel.EMAIL.value, rule.name) for rule in DEFAULT_RULES] + [
     (Channel.WEBHOOK.value, SUBSCRIPTION)
@@ -61,3 +75,15 @@ class PrometheusDeliveryMetrics:
         failed_total.labels(channel.value, rule or UNNAMED).inc()
         if gave_up:
             gave_up_total.labels(channel.value, rule or UNNAMED).inc()
+
+    def customer_sent(self, rule: str) -> None:
+        content_total.labels(SENT, "").inc()
+
+
+class PrometheusContentMetrics:
+    """Content skipped, counted once its unit committed (``entrypoints.kafka``'s ``on_skipped``)."""
+
+    def skipped(self, deliveries: Sequence[Delivery]) -> None:
+        for d in deliveries:
+            if d.skipped is not None:
+                content_total.labels("skipped", d.skipped).inc()

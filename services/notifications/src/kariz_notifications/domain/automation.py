@@ -20,6 +20,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
+from kariz_notifications.domain.content import CONTENT_ID, ContentChoice
 from kariz_notifications.domain.persian import PERSIAN_DEFAULTS
 from kariz_notifications.domain.samples import sample_of
 from kariz_notifications.domain.templates import EmailTexts, TemplateError, check_texts
@@ -43,6 +44,8 @@ OWN_TIMERS = frozenset({NotificationDue.event_name(), DigestDue.event_name()})
 #: TaskRequested), its own timers aside. Its own ContactUnsubscribed is one: a CRM wants to hear of it.
 _SERVICE = system.service("notifications")
 TRIGGERS = frozenset(e.event_name() for e in _SERVICE.consumes) - OWN_TIMERS
+#: How long after a win the default satisfaction check goes.
+SATISFACTION_DELAY = timedelta(days=3)
 #: How long an action may wait after its trigger at most.
 MAX_DELAY = timedelta(days=365)
 
@@ -190,6 +193,16 @@ class ActionKind(StrEnum):
     WEBHOOK = "webhook"
     TASK = "task"
     CHAT = "chat"
+    CONTENT = "content"
+
+
+class CustomerMessage(StrEnum):
+    """What a content action's e-mail to the customer says (shipped templates, English and Persian)."""
+
+    #: A piece of the content library.
+    CONTENT = "content"
+    #: After a win: how is onboarding going? (no library piece).
+    SATISFACTION = "satisfaction"
 
 
 @dataclass(frozen=True)
@@ -243,7 +256,18 @@ class ChatAction:
     delay: timedelta = timedelta(0)
 
 
-Action = EmailAction | WebhookAction | TaskAction | ChatAction
+@dataclass(frozen=True)
+class ContentAction:
+    """An e-mail to the event's customer contact (its lead's, a deal's lead's): a library piece chosen by
+    ``choice``, or a satisfaction check; only with consent recorded, always with an unsubscribe link."""
+
+    choice: ContentChoice = field(default_factory=ContentChoice)
+    message: CustomerMessage = CustomerMessage.CONTENT
+    kind: ActionKind = ActionKind.CONTENT
+    delay: timedelta = timedelta(0)
+
+
+Action = EmailAction | WebhookAction | TaskAction | ChatAction | ContentAction
 
 
 @dataclass(frozen=True)
@@ -383,6 +407,17 @@ def _check_action(
         except TemplateError as exc:
             part = "title" if exc.part == "subject" else exc.part
             raise RuleViolation(f"{where}.{part}: {exc}") from exc
+    elif isinstance(action, ContentAction):
+        if value_at(sample, "lead_id") is _MISSING:
+            raise RuleViolation(f"{where}: {trigger} names no lead, and content goes to a lead's contact")
+        choice = action.choice
+        if choice.content_id is not None and not CONTENT_ID.match(choice.content_id):
+            raise RuleViolation(f"{where}.content_id: not a content id")
+        for name, path in (("stage_field", choice.stage_field), ("tags_field", choice.tags_field)):
+            if path is not None and value_at(sample, path) is _MISSING:
+                raise RuleViolation(f"{where}.{name}: {trigger} has no field {path!r}")
+        if action.message is CustomerMessage.SATISFACTION and choice != ContentChoice():
+            raise RuleViolation(f"{where}.message: a satisfaction check sends no library content")
     elif isinstance(action, WebhookAction):
         if action.subscriber not in subscribers:
             raise RuleViolation(
@@ -429,6 +464,13 @@ def default_rule_set() -> tuple[AutomationRule, ...]:
         # Hand-over first: it carries everything the won notice does, plus what onboarding must do.
         _builtin("handover", "DealWon", Recipients(RecipientRole.ONBOARDING)),
         _builtin("deal-won", "DealWon", Recipients(RecipientRole.SALES_TEAM), owner),
+        # After the sale: a few days on, the customer is asked how onboarding goes (with consent).
+        AutomationRule(
+            id="satisfaction-check",
+            trigger="DealWon",
+            actions=(ContentAction(message=CustomerMessage.SATISFACTION, delay=SATISFACTION_DELAY),),
+            description="Three days after a win, ask the customer's contact how onboarding goes",
+        ),
         _builtin("deal-lost", "DealLost", owner),
         _builtin("deal-stalled", "DealStalled", owner, Recipients(RecipientRole.OWNER_MANAGER)),
         # The owner's manager approves (the roster names them, as it did for deals' event).
@@ -441,6 +483,15 @@ def default_rule_set() -> tuple[AutomationRule, ...]:
         _builtin("response-overdue", "LeadResponseOverdue", owner, Recipients(RecipientRole.OWNER_MANAGER)),
         _builtin("lead-queued", "LeadQueued", Recipients(RecipientRole.TEAM)),
         _builtin("lead-reassigned", "LeadReassigned", Recipients(RecipientRole.OWNER, field="to_owner")),
+        # A nurture track's content step (qualification's timer, issue D): the library's piece with the
+        # step's tags to the lead's contact (with consent); its task steps are the leads service's.
+        AutomationRule(
+            id="nurture-content",
+            trigger="NurtureStepDue",
+            conditions=(Condition("kind", Operator.EQUALS, "content"),),
+            actions=(ContentAction(choice=ContentChoice(tags_field="content_tags")),),
+            description="A nurture track's content step: the library's piece with the step's tags",
+        ),
     )
 
 

@@ -55,6 +55,8 @@ class DeliveryStatus(StrEnum):
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
+    #: Never to be sent, kept so a user sees why (content to a contact without consent): ``skipped``.
+    SKIPPED = "skipped"
 
 
 class HandoverStatus(StrEnum):
@@ -68,6 +70,8 @@ class Email:
     body: str
     #: The HTML part (a runtime rule's template may have one), sent beside the plain text.
     html: str | None = None
+    #: A content e-mail's unsubscribe link: also its List-Unsubscribe header (one click, RFC 8058).
+    unsubscribe: str | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +156,12 @@ class Delivery:
     #: The rule that caused it (``SUBSCRIPTION`` for a webhook), for the metrics; empty in a delivery
     #: recorded before rules had names.
     rule: str = ""
+    #: Why it is not to be sent (a content action's skip: no consent, unsubscribed...); None to send.
+    skipped: str | None = None
+    #: The library piece a content e-mail carries.
+    content_id: str | None = None
+    #: An e-mail to a customer's contact (a content action's), not to a user.
+    to_customer: bool = False
 
 
 @dataclass(frozen=True)

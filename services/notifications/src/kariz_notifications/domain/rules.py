@@ -17,6 +17,8 @@ from kariz_notifications.domain import chat, rendering, templates
 from kariz_notifications.domain.automation import (
     AutomationRule,
     ChatAction,
+    ContentAction,
+    CustomerMessage,
     EmailAction,
     RecipientRole,
     Recipients,
@@ -25,6 +27,8 @@ from kariz_notifications.domain.automation import (
     default_rule_set,
     value_at,
 )
+from kariz_notifications.domain.content import SKIP_TEXT, Contact, ContentItem, SkipReason
+from kariz_notifications.domain.customer_mail import customer_email
 from kariz_notifications.domain.model import (
     SUBSCRIPTION,
     Audience,
@@ -39,6 +43,7 @@ from kariz_notifications.domain.model import (
     WebhookPost,
 )
 from kariz_notifications.domain.rendering import Reader, Template
+from kariz_notifications.domain.unsubscribe import UnsubscribeLinks
 from kariz_shared.contracts.errors import RuleViolation
 from kariz_shared.contracts.events import (
     DealLost,
@@ -82,6 +87,34 @@ class Plan:
     digests: list[tuple[str, int, timedelta, str, Email]] = field(default_factory=list)
     #: What the rules could not resolve (a manager nobody named): the handler logs each.
     notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CustomerReach:
+    """What content actions need of storage, read before the rules run (the domain does no I/O): the
+    event's lead's contact (None: none known), the library, and the links' signer (None: no secret)."""
+
+    contact: Contact | None = None
+    library: tuple[ContentItem, ...] = ()
+    links: UnsubscribeLinks | None = None
+
+
+@dataclass(frozen=True)
+class ContentOutcome:
+    """A content action's doing for one event: the e-mail to send, or why it is skipped."""
+
+    rule: str
+    recipient: str
+    email: Email
+    content_id: str | None = None
+    skipped: SkipReason | None = None
+
+
+def needs_customers(event_type: str, rule_set: Sequence[AutomationRule]) -> bool:
+    """Whether a rule of ``event_type`` has a content action (only then is the contact read)."""
+    return any(
+        r.trigger == event_type and any(isinstance(a, ContentAction) for a in r.actions) for r in rule_set
+    )
 
 
 class Roles:
@@ -260,6 +293,8 @@ class RuleEffects:
     deferrals: list[NotificationDue] = field(default_factory=list)
     #: E-mails that join their recipient's digest window: (rule, action, its window's length, locale, e-mail).
     digests: list[tuple[str, int, timedelta, str, Email]] = field(default_factory=list)
+    #: Content actions' e-mails to the customer's contact, sent or skipped.
+    contents: list[ContentOutcome] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -313,6 +348,49 @@ def task_of(
     )
 
 
+def content_of(
+    action: ContentAction, rule: AutomationRule, fields: Mapping[str, Any], reach: CustomerReach
+) -> ContentOutcome:
+    """What ``action`` sends the event's contact: the e-mail, or, skipped, the reason in its place."""
+    lead = str(fields.get("lead_id"))
+    contact = reach.contact
+
+    def skipped(reason: SkipReason, to: str, extra: str = "") -> ContentOutcome:
+        text = SKIP_TEXT[reason].format(lead=lead) + extra
+        return ContentOutcome(rule.id, to, Email(to=to, subject=f"skipped: {text}", body=text), None, reason)
+
+    if contact is None:
+        return skipped(SkipReason.NO_CONTACT, f"lead:{lead}")
+    reason = contact.skip_reason()
+    if reason is not None:
+        return skipped(reason, contact.email)
+    item = None
+    if action.message is CustomerMessage.CONTENT:
+        stage = value_at(fields, action.choice.stage_field) if action.choice.stage_field else None
+        extra = value_at(fields, action.choice.tags_field) if action.choice.tags_field else ()
+        item = action.choice.pick(
+            reach.library,
+            str(stage) if isinstance(stage, str) else None,
+            [str(t) for t in extra] if isinstance(extra, list | tuple) else (),
+        )
+        if item is None:
+            return skipped(SkipReason.NO_CONTENT, contact.email)
+    if reach.links is None:
+        return skipped(SkipReason.NO_UNSUBSCRIBE_LINK, contact.email)
+    content_id = item.id if item is not None else None
+    try:
+        email = customer_email(
+            action.message,
+            fields,
+            contact,
+            item,
+            reach.links.link(contact.lead_id, contact.email, content_id),
+        )
+    except templates.TemplateError as exc:
+        return skipped(SkipReason.NOT_RENDERED, contact.email, f": {exc}")
+    return ContentOutcome(rule.id, contact.email, email, content_id)
+
+
 def effects_of(
     event: Event,
     rule_set: Sequence[AutomationRule],
@@ -322,6 +400,7 @@ def effects_of(
     at: datetime,
     include_disabled: bool = False,
     firing: Firing | None = None,
+    reach: CustomerReach | None = None,
 ) -> RuleEffects:
     """Run every matching rule of ``rule_set`` on ``event`` (the disabled ones too for a preview), or
     the one action a deferral ``firing`` names."""
@@ -382,6 +461,14 @@ def effects_of(
                     continue
                 body = chat.chat_body(destination.kind, shown.subject, shown.text)
                 effects.chats.append((rule.id, ChatPost(destination.name, destination.kind, body)))
+            elif isinstance(action, ContentAction):
+                outcome = content_of(action, rule, fields, reach or CustomerReach())
+                if same_person(outcome.recipient) in seen:
+                    continue
+                seen.add(same_person(outcome.recipient))
+                if outcome.skipped is not None:
+                    roles.notes.append(f"rule {rule.id}: content skipped: {outcome.email.body}")
+                effects.contents.append(outcome)
             elif isinstance(action, WebhookAction):
                 subscriber = subscribers.get(action.subscriber)
                 if subscriber is None:
@@ -419,6 +506,7 @@ def plan(
     include_disabled: bool = False,
     subscriptions: bool = True,
     firing: Firing | None = None,
+    reach: CustomerReach | None = None,
 ) -> Plan:
     """Everything an event causes here: what the rules in force (``rule_set``; the default rules when
         none) send and ask for, webhooks to the subscribers of its type, and perhaps a hand-over. ``reps``
@@ -428,7 +516,13 @@ def plan(
     event_type = event.event_name()
 
     def delivery(
-        channel: Channel, recipient: str, message: Email | WebhookPost | ChatPost, rule: str
+        channel: Channel,
+        recipient: str,
+        message: Email | WebhookPost | ChatPost,
+        rule: str,
+        skipped: str | None = None,
+        content_id: str | None = None,
+        to_customer: bool = False,
     ) -> Delivery:
         return Delivery(
             key=delivery_key(context.event_id, channel, recipient),
@@ -440,6 +534,9 @@ def plan(
             correlation_id=context.correlation_id,
             message=message,
             rule=rule,
+            skipped=skipped,
+            content_id=content_id,
+            to_customer=to_customer,
         )
 
     roles = Roles(audience, reps if reps is not None else LiveRoster())
@@ -451,8 +548,21 @@ def plan(
         at=at if at is not None else rendering.occurred_at(event),
         include_disabled=include_disabled,
         firing=firing,
+        reach=reach,
     )
     deliveries = [delivery(Channel.EMAIL, email.to, email, rule) for rule, email in effects.emails]
+    deliveries += [
+        delivery(
+            Channel.EMAIL,
+            c.recipient,
+            c.email,
+            c.rule,
+            c.skipped.value if c.skipped is not None else None,
+            c.content_id,
+            to_customer=True,
+        )
+        for c in effects.contents
+    ]
     deliveries += [delivery(Channel.CHAT, post.destination, post, rule) for rule, post in effects.chats]
     hooks = [
         *effects.webhooks,

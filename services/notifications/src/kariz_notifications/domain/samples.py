@@ -4,7 +4,7 @@ checked against when the rule is saved, so that a misspelt field is refused then
 from __future__ import annotations
 
 import types
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any, Literal, Union, get_args, get_origin
@@ -41,6 +41,8 @@ def _value(annotation: Any) -> Any:
             return Decimal("1")
         if issubclass(annotation, datetime):
             return SAMPLE_TIME
+        if issubclass(annotation, date):  # a day, e.g. a deal's expected close date
+            return SAMPLE_TIME.date()
     return "sample"
 
 

@@ -60,6 +60,12 @@ class NotificationView(BaseModel):
         description="Times a sender took it; more than attempts means a sender died mid-send and it was "
         "sent again with the same delivery id"
     )
+    skipped: str | None = Field(
+        default=None,
+        description="status skipped: why it was never sent (no_consent, consent_withdrawn, unsubscribed, "
+        "no_contact, no_content...)",
+    )
+    content_id: str | None = Field(default=None, description="The library piece a content e-mail carries")
 
     @classmethod
     def of(cls, r: DeliveryRecord) -> NotificationView:
@@ -78,6 +84,8 @@ class NotificationView(BaseModel):
             sent_at=r.sent_at,
             next_attempt_at=r.next_attempt_at,
             claims=r.claims,
+            skipped=d.skipped,
+            content_id=d.content_id,
         )
 
 
@@ -86,6 +94,7 @@ class EmailView(BaseModel):
     subject: str
     body: str
     html: str | None = Field(default=None, description="The HTML part, if the rule's template has one")
+    unsubscribe: str | None = Field(default=None, description="A content e-mail's unsubscribe link")
 
 
 class WebhookView(BaseModel):
@@ -112,7 +121,7 @@ class NotificationDetailView(NotificationView):
         return cls(
             **NotificationView.of(r).model_dump(),
             correlation_id=r.delivery.correlation_id,
-            email=EmailView(to=m.to, subject=m.subject, body=m.body, html=m.html)
+            email=EmailView(to=m.to, subject=m.subject, body=m.body, html=m.html, unsubscribe=m.unsubscribe)
             if isinstance(m, Email)
             else None,
             webhook=WebhookView(url=m.url, subscriber=m.subscriber, body=m.body)

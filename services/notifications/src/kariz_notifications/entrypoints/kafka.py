@@ -15,21 +15,27 @@ from kariz_shared.persistence.unit_of_work import Subscriptions
 
 def subscriptions(
     on_recorded: Callable[[list[Delivery]], None] = lambda deliveries: None,
+    on_skipped: Callable[[list[Delivery]], None] = lambda deliveries: None,
 ) -> Subscriptions[NotificationsUnitOfWork]:
     """Every event that notifies someone records its deliveries; once they are committed,
-    ``on_recorded`` hands them to this process's sender, which takes them at once by id."""
+    ``on_recorded`` hands them to this process's sender, which takes them at once by id, and
+    ``on_skipped`` hears of those kept unsent (content to a contact without consent: the metrics)."""
+
+    def after(uow: NotificationsUnitOfWork, deliveries: list[Delivery]) -> None:
+        due = [d for d in deliveries if d.skipped is None]
+        skipped = [d for d in deliveries if d.skipped is not None]
+        # Only once committed: before that the sender could not see them.
+        if due:
+            uow.after_commit(lambda: on_recorded(due))
+        if skipped:
+            uow.after_commit(lambda: on_skipped(skipped))
 
     async def notify(uow: NotificationsUnitOfWork, event: Event) -> None:
         # The handler is looked up on each call, not bound here: a test may stand in for it.
-        deliveries = await handlers.record_notifications(uow, event)
-        if deliveries:
-            # Only once committed: before that the sender could not see them.
-            uow.after_commit(lambda: on_recorded(deliveries))
+        after(uow, await handlers.record_notifications(uow, event))
 
     async def fire(uow: NotificationsUnitOfWork, due: NotificationDue) -> None:
-        deliveries = await handlers.record_due_action(uow, due)
-        if deliveries:
-            uow.after_commit(lambda: on_recorded(deliveries))
+        after(uow, await handlers.record_due_action(uow, due))
 
     # Every event the service consumes (kariz_shared.system): the rules in force say what each sends;
     # its own NotificationDue is a rule's deferred action come due, its DigestDue a digest window's end.
@@ -38,8 +44,7 @@ def subscriptions(
     }
 
     async def digest(uow: NotificationsUnitOfWork, window: DigestDue) -> None:
-        deliveries = await handlers.send_digest(uow, window)
-        uow.after_commit(lambda: on_recorded(deliveries))
+        after(uow, await handlers.send_digest(uow, window))
 
     table[NotificationDue] = fire
     table[DigestDue] = digest

@@ -15,6 +15,8 @@ from kariz_notifications.domain.automation import (
     AutomationRule,
     ChatAction,
     Condition,
+    ContentAction,
+    CustomerMessage,
     EmailAction,
     Operator,
     QuietHours,
@@ -24,6 +26,7 @@ from kariz_notifications.domain.automation import (
     TaskAction,
     WebhookAction,
 )
+from kariz_notifications.domain.content import ContentChoice
 from kariz_notifications.domain.model import Email, WebhookPost
 from kariz_notifications.domain.templates import EmailTexts
 from kariz_notifications.service_layer import rule_set
@@ -152,7 +155,37 @@ class ChatActionBody(Strict):
     text: str = Field(max_length=3000, description="Sandboxed Jinja2; Slack mrkdwn for a Slack channel")
 
 
-AnyAction = EmailActionBody | WebhookActionBody | TaskActionBody | ChatActionBody
+Tag = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+
+
+class ContentActionBody(Strict):
+    """An e-mail to the event's customer contact (its lead's): only with consent recorded, always with
+    an unsubscribe link. ``message`` content: the library piece ``content_id`` names, else the first
+    active one (oldest first) with every tag of ``tags`` (and of the event's list ``tags_field``),
+    suiting the event's stage (``stage_field``, e.g. to_stage) and one of ``segments``; satisfaction:
+    the after-sale check, no piece."""
+
+    kind: Literal["content"] = "content"
+    delay_minutes: Delay = 0
+    message: CustomerMessage = CustomerMessage.CONTENT
+    content_id: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
+    tags: list[Tag] = Field(default=[], max_length=20)
+    stage_field: FieldPath | None = Field(default=None, description="e.g. to_stage, stage")
+    segments: list[Tag] = Field(default=[], max_length=20)
+    tags_field: FieldPath | None = Field(default=None, description="e.g. content_tags (NurtureStepDue)")
+
+    def action(self) -> ContentAction:
+        choice = ContentChoice(
+            content_id=self.content_id,
+            tags=tuple(self.tags),
+            stage_field=self.stage_field,
+            segments=tuple(self.segments),
+            tags_field=self.tags_field,
+        )
+        return ContentAction(choice, self.message, delay=timedelta(minutes=self.delay_minutes))
+
+
+AnyAction = EmailActionBody | WebhookActionBody | TaskActionBody | ChatActionBody | ContentActionBody
 ActionBody = Annotated[AnyAction, Field(discriminator="kind")]
 
 
@@ -178,6 +211,17 @@ def _action_body(a: Action) -> AnyAction:
     if isinstance(a, ChatAction):
         return ChatActionBody(
             destination=a.destination, title=a.title, text=a.text, delay_minutes=_minutes(a.delay)
+        )
+    if isinstance(a, ContentAction):
+        c = a.choice
+        return ContentActionBody(
+            delay_minutes=_minutes(a.delay),
+            message=a.message,
+            content_id=c.content_id,
+            tags=list(c.tags),
+            stage_field=c.stage_field,
+            segments=list(c.segments),
+            tags_field=c.tags_field,
         )
     return TaskActionBody(
         delay_minutes=_minutes(a.delay),
@@ -208,6 +252,8 @@ class RuleChange(Strict):
                 actions.append(
                     ChatAction(a.destination, a.title, a.text, delay=timedelta(minutes=a.delay_minutes))
                 )
+            elif isinstance(a, ContentActionBody):
+                actions.append(a.action())
             else:
                 actions.append(
                     TaskAction(
@@ -287,6 +333,9 @@ class PreviewDelivery(BaseModel):
     body: str
     html: str | None = None
     url: str | None = None
+    skipped: str | None = Field(
+        default=None, description="Why it would not be sent (content: no_consent, unsubscribed...)"
+    )
 
 
 class PreviewView(BaseModel):
@@ -396,6 +445,7 @@ def router(units: UnitsOfWork[NotificationsUnitOfWork]) -> APIRouter:
                         subject=m.subject,
                         body=m.body,
                         html=m.html,
+                        skipped=d.skipped,
                     )
                 )
             elif isinstance(m, WebhookPost):

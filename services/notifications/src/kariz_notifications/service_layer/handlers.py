@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import Protocol
 
 from kariz_notifications.domain import digests, rules
+from kariz_notifications.domain.automation import AutomationRule
+from kariz_notifications.domain.content import ConsentRecord, Contact
 from kariz_notifications.domain.model import (
     Attempt,
     Channel,
@@ -26,7 +28,17 @@ from kariz_notifications.domain.schedule import NextStep, RetryPolicy
 from kariz_notifications.service_layer.commands import Deliver
 from kariz_notifications.service_layer.unit_of_work import DeliveryQueue, NotificationsUnitOfWork
 from kariz_shared.contracts.errors import RejectedEvent
-from kariz_shared.contracts.events import EVENTS, DigestDue, DigestItem, Event, NotificationDue
+from kariz_shared.contracts.events import (
+    EVENTS,
+    DigestDue,
+    DigestItem,
+    Event,
+    LeadCaptured,
+    LeadReassigned,
+    LeadsMerged,
+    NotificationDue,
+    lead_id_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +62,10 @@ class DeliveryMetrics(Protocol):
 
     def failed(self, channel: Channel, rule: str, *, gave_up: bool) -> None: ...
 
+    def customer_sent(self, rule: str) -> None:
+        """An e-mail to a customer's contact (content, a satisfaction check) was sent."""
+        ...
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -61,6 +77,54 @@ class Outcome:
     recorded: bool
 
 
+async def follow_contact(uow: NotificationsUnitOfWork, event: Event) -> None:
+    """Keep each lead's contact as the leads service's events tell it: captured (with its consent),
+    reassigned (whose it is), merged (the duplicate's contact joins the survivor's)."""
+    if isinstance(event, LeadCaptured):
+        if await uow.contacts.get(event.lead_id) is not None:
+            return  # a redelivered capture: what users recorded since stands
+        c = event.contact
+        consent = ConsentRecord(True, event.actor or f"capture:{event.source.value}", event.captured_at)
+        await uow.contacts.save(
+            Contact(
+                lead_id=event.lead_id,
+                email=c.email,
+                name=f"{c.first_name} {c.last_name}".strip(),
+                owner=event.owner,
+                # Consent not given at capture is none recorded: content waits until a user records it.
+                consent=consent if event.consent else None,
+                history=[consent] if event.consent else [],
+            )
+        )
+    elif isinstance(event, LeadReassigned):
+        found = await uow.contacts.get(event.lead_id)
+        if found is not None and found.owner != event.to_owner:
+            found.owner = event.to_owner
+            await uow.contacts.save(found)
+    elif isinstance(event, LeadsMerged):
+        duplicate = await uow.contacts.get(event.merged_lead_id)
+        survivor = await uow.contacts.get(event.lead_id)
+        if duplicate is None or duplicate.merged_into == event.lead_id:
+            return  # unknown here, or a redelivered merge
+        duplicate.merged_into = event.lead_id
+        await uow.contacts.save(duplicate)
+        if survivor is not None:
+            survivor.absorb(duplicate)
+            survivor.owner = event.owner
+            await uow.contacts.save(survivor)
+
+
+async def customer_reach(
+    uow: NotificationsUnitOfWork, event: Event, rule_set: tuple[AutomationRule, ...]
+) -> rules.CustomerReach | None:
+    """What content actions of ``rule_set`` need for ``event`` (None: it has none, nothing is read)."""
+    if not rules.needs_customers(event.event_name(), rule_set):
+        return None
+    lead_id = lead_id_of(event)
+    found = await uow.contacts.current(lead_id) if lead_id is not None else None
+    return rules.CustomerReach(found, tuple(await uow.content.active()), uow.links)
+
+
 async def record_notifications(uow: NotificationsUnitOfWork, event: Event) -> list[Delivery]:
     """Write the deliveries (and the hand-over) an event causes. Nothing is sent here: sending is a side
     effect that must not happen inside a transaction that may be retried or rolled back."""
@@ -68,12 +132,14 @@ async def record_notifications(uow: NotificationsUnitOfWork, event: Event) -> li
         raise ValueError("recording notifications needs the event's id and correlation id")
     context = EventContext(event_id=uow.causation_id, correlation_id=uow.correlation_id)
     at = uow.clock.now()
+    await follow_contact(uow, event)
     # The process's copies (refreshed now and then), not two reads of the database for every event.
     in_force = await uow.rules.in_force()
     # The settings' subscribers, then those integrators registered (``/subscriptions``).
     managed = tuple(s.as_subscriber() for s in await uow.subscriptions.in_force())
     audience = dataclasses.replace(uow.audience, subscribers=uow.audience.subscribers + managed)
-    plan = rules.plan(event, context, audience, uow.reps, in_force.rules, at=at)
+    reach = await customer_reach(uow, event, in_force.rules)
+    plan = rules.plan(event, context, audience, uow.reps, in_force.rules, at=at, reach=reach)
     for note in plan.notes:
         log.warning(note, extra={"event_id": context.event_id, "event_type": event.event_name()})
     for delivery in plan.deliveries:
@@ -136,6 +202,7 @@ async def record_due_action(uow: NotificationsUnitOfWork, due: NotificationDue) 
         at=at,
         subscriptions=False,
         firing=rules.Firing(due.action, due.recipient),
+        reach=await customer_reach(uow, event, (rule,)),
     )
     for note in plan.notes:
         log.warning(note, extra=extra)
@@ -198,6 +265,8 @@ async def deliver(
             )
         elif attempt.succeeded:
             metrics.sent(delivery.channel, delivery.rule)
+            if delivery.to_customer:
+                metrics.customer_sent(delivery.rule)
         else:
             metrics.failed(delivery.channel, delivery.rule, gave_up=step.status is DeliveryStatus.FAILED)
             log.warning(

@@ -6,10 +6,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kariz_notifications.domain import rules
-from kariz_notifications.domain.automation import WHAT, AutomationRule, RuleSetVersion, check_rule
+from kariz_notifications.domain.automation import (
+    WHAT,
+    AutomationRule,
+    ContentAction,
+    RuleSetVersion,
+    check_rule,
+)
 from kariz_notifications.domain.model import Delivery, EventContext
+from kariz_notifications.service_layer.handlers import customer_reach
 from kariz_notifications.service_layer.unit_of_work import NotificationsUnitOfWork
-from kariz_shared.contracts.errors import DuplicateRecord, NotFound
+from kariz_shared.contracts.errors import DuplicateRecord, NotFound, RuleViolation
 from kariz_shared.contracts.events import Event, TaskRequested
 from kariz_shared.contracts.versions import raced
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
@@ -60,6 +67,13 @@ async def _change(
         rules.check_builtins(
             check_rule(rule, [s.name for s in known.subscribers], [c.name for c in known.chats])
         )
+        for n, action in enumerate(rule.actions):
+            # A piece named by id must be in the library now (one retired later is skipped, logged).
+            named = action.choice.content_id if isinstance(action, ContentAction) else None
+            if named is not None:
+                item = await uow.content.get(named)
+                if item is None or item.retired:
+                    raise RuleViolation(f"actions[{n}].content_id: no active content {named!r} in /content")
         current = await uow.rules.current()
         at = uow.clock.now()
         changed = (
@@ -118,6 +132,7 @@ async def preview(units: UnitsOfWork[NotificationsUnitOfWork], rule_id: str, eve
             at=uow.clock.now(),
             include_disabled=True,
             subscriptions=False,
+            reach=await customer_reach(uow, event, (rule,)),
         )
         gathered = tuple(
             f"{email.to}: joins the {int(length.total_seconds() // 60)}-minute digest of {rid}: "

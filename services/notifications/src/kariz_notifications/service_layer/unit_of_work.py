@@ -12,9 +12,11 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from kariz_notifications.domain.automation import RuleSetVersion
+from kariz_notifications.domain.content import Contact, ContentItem
 from kariz_notifications.domain.model import Attempt, Audience, Delivery, DeliveryRecord, Handover, Reps
 from kariz_notifications.domain.schedule import NextStep
 from kariz_notifications.domain.subscriptions import ManagedSubscription
+from kariz_notifications.domain.unsubscribe import UnsubscribeLinks
 from kariz_shared.persistence.in_force import InForce
 from kariz_shared.persistence.unit_of_work import UnitOfWork
 
@@ -88,6 +90,47 @@ class Copies:
         return cls(InForce(refresh, number=lambda version: version.number), InForce(refresh))
 
 
+class Contacts(Protocol):
+    """Each lead's contact and consent (collection ``contacts``, ``_id`` = lead id)."""
+
+    async def get(self, lead_id: str) -> Contact | None:
+        """The contact of ``lead_id`` as stored (a merged lead's too: see :meth:`current`)."""
+        ...
+
+    async def current(self, lead_id: str) -> Contact | None:
+        """The contact that stands for ``lead_id`` now: a merged lead's survivor's, followed through
+        the merges."""
+        ...
+
+    async def save(self, contact: Contact) -> None: ...
+
+
+class ContentLibrary(Protocol):
+    """The content library (collection ``content``, ``_id`` = id)."""
+
+    async def get(self, content_id: str) -> ContentItem | None: ...
+
+    async def add(self, item: ContentItem) -> None:
+        """Store a new item; ``DuplicateRecord`` when its id is taken."""
+        ...
+
+    async def save(self, item: ContentItem) -> None:
+        """Store ``item`` one version on over the version it was read at (409 when another save came
+        first)."""
+        ...
+
+    async def active(self) -> list[ContentItem]:
+        """Every item not retired, oldest first: what content actions choose from."""
+        ...
+
+    async def page(
+        self, *, tag: str | None, stage: str | None, retired: bool, limit: int, offset: int
+    ) -> tuple[list[ContentItem], int]:
+        """One page of the items (with ``tag``, suiting ``stage``; retired ones only when asked),
+        newest first, and how many match."""
+        ...
+
+
 class NotificationsUnitOfWork(UnitOfWork):
     deliveries: Deliveries
     handovers: Handovers
@@ -99,6 +142,11 @@ class NotificationsUnitOfWork(UnitOfWork):
     audience: Audience
     #: The reps as the roster knows them now: managers, teams' managers, recipients' time zones.
     reps: Reps
+    #: Each lead's contact and consent; the content library.
+    contacts: Contacts
+    content: ContentLibrary
+    #: Signs the unsubscribe links of content e-mails (None: no secret set, no content goes).
+    links: UnsubscribeLinks | None
     #: The id and correlation id of the event this unit applies (None outside a consumer).
     causation_id: str | None
     correlation_id: str | None

@@ -38,8 +38,9 @@ HANDOVERS_NEWEST_FIRST = [("created_at", DESCENDING), ("_id", DESCENDING)]
 
 
 def delivery_document(delivery: Delivery, at: datetime) -> Doc:
-    """A new delivery, pending and due at ``at``."""
-    return {
+    """A new delivery, pending and due at ``at`` (or skipped, never due, with its reason)."""
+    skipped = delivery.skipped is not None
+    doc: Doc = {
         "_id": delivery.key,
         "channel": delivery.channel.value,
         "recipient": delivery.recipient,
@@ -49,14 +50,21 @@ def delivery_document(delivery: Delivery, at: datetime) -> Doc:
         "correlation_id": delivery.correlation_id,
         "message": _message_document(delivery.message),
         "rule": delivery.rule,
-        "status": DeliveryStatus.PENDING.value,
-        "next_attempt_at": at,
+        "status": (DeliveryStatus.SKIPPED if skipped else DeliveryStatus.PENDING).value,
+        "next_attempt_at": None if skipped else at,
         "created_at": at,
         "order": ObjectId(),
         "sent_at": None,
         "attempts": [],
         "claims": 0,
     }
+    if skipped:
+        doc["skipped"] = delivery.skipped
+    if delivery.content_id is not None:
+        doc["content_id"] = delivery.content_id
+    if delivery.to_customer:
+        doc["to_customer"] = True
+    return doc
 
 
 def _message_document(message: Email | WebhookPost | ChatPost) -> Doc:
@@ -66,6 +74,8 @@ def _message_document(message: Email | WebhookPost | ChatPost) -> Doc:
         doc: Doc = {"to": message.to, "subject": message.subject, "body": message.body}
         if message.html is not None:
             doc["html"] = message.html
+        if message.unsubscribe is not None:
+            doc["unsubscribe"] = message.unsubscribe
         return doc
     return {"url": message.url, "subscriber": message.subscriber, "body": message.body}
 
@@ -84,7 +94,13 @@ def delivery_record(doc: Doc) -> DeliveryRecord:
     m = doc["message"]
     message: Email | WebhookPost | ChatPost
     if channel is Channel.EMAIL:
-        message = Email(to=m["to"], subject=m["subject"], body=m["body"], html=m.get("html"))
+        message = Email(
+            to=m["to"],
+            subject=m["subject"],
+            body=m["body"],
+            html=m.get("html"),
+            unsubscribe=m.get("unsubscribe"),
+        )
     elif channel is Channel.CHAT:
         message = ChatPost(destination=m["destination"], kind=ChatKind(m["kind"]), body=m["body"])
     else:
@@ -99,6 +115,9 @@ def delivery_record(doc: Doc) -> DeliveryRecord:
         correlation_id=doc["correlation_id"],
         message=message,
         rule=doc.get("rule", ""),
+        skipped=doc.get("skipped"),
+        content_id=doc.get("content_id"),
+        to_customer=doc.get("to_customer", False),
     )
     attempts = tuple(
         Attempt(

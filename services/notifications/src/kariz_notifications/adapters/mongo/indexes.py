@@ -7,6 +7,7 @@ import contextlib
 from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import OperationFailure
 
+from kariz_notifications.adapters.mongo.content import CONTENT, CONTENT_NEWEST_FIRST
 from kariz_notifications.adapters.mongo.documents import (
     DELIVERIES,
     HANDOVERS,
@@ -32,3 +33,6 @@ async def ensure_indexes(store: Store) -> None:
         await deliveries.drop_index("event_id_1_created_at_-1_order_-1")
     await store.db[HANDOVERS].create_index(HANDOVERS_NEWEST_FIRST)
     await store.db[HANDOVERS].create_index([("status", ASCENDING), ("created_at", DESCENDING)])
+    # GET /content: newest first, by retired, and by tag; content actions read the active ones.
+    await store.db[CONTENT].create_index([("retired", ASCENDING), *CONTENT_NEWEST_FIRST])
+    await store.db[CONTENT].create_index([("tags", ASCENDING), ("retired", ASCENDING), *CONTENT_NEWEST_FIRST])

@@ -103,7 +103,9 @@ class MongoDeliveryQueue:
     ) -> list[DeliveryRecord]:
         # By id, no look at the queue: its sorted read costs the embedded database time in proportion
         # to the backlog.
-        return await self._take([d.key for d in deliveries], {"claims": 0}, token, lease_until)
+        # A skipped delivery (content without consent) is never claimed: it is pending never.
+        claimable = {"claims": 0, "status": DeliveryStatus.PENDING.value}
+        return await self._take([d.key for d in deliveries], claimable, token, lease_until)
 
     async def _take(
         self, keys: list[str], claimable: Doc, token: str, lease_until: datetime

@@ -15,6 +15,8 @@ from kariz_notifications.domain.automation import (
     AutomationRule,
     ChatAction,
     Condition,
+    ContentAction,
+    CustomerMessage,
     EmailAction,
     Operator,
     QuietHours,
@@ -24,6 +26,7 @@ from kariz_notifications.domain.automation import (
     TaskAction,
     WebhookAction,
 )
+from kariz_notifications.domain.content import ContentChoice
 from kariz_notifications.domain.templates import EmailTexts
 from kariz_shared.contracts.events import TaskKind
 from kariz_shared.persistence.in_force import InForce
@@ -65,6 +68,17 @@ def _action_fields(a: Action) -> Doc:
         return {"kind": a.kind.value, "subscriber": a.subscriber}
     if isinstance(a, ChatAction):
         return {"kind": a.kind.value, "destination": a.destination, "title": a.title, "text": a.text}
+    if isinstance(a, ContentAction):
+        c = a.choice
+        return {
+            "kind": a.kind.value,
+            "message": a.message.value,
+            "content_id": c.content_id,
+            "tags": list(c.tags),
+            "stage_field": c.stage_field,
+            "segments": list(c.segments),
+            "tags_field": c.tags_field,
+        }
     return {
         "kind": a.kind.value,
         "assignee": _recipients_doc(a.assignee),
@@ -96,6 +110,15 @@ def _action(doc: Doc) -> Action:
         return WebhookAction(doc["subscriber"], delay=delay)
     if kind is ActionKind.CHAT:
         return ChatAction(doc["destination"], doc["title"], doc["text"], delay=delay)
+    if kind is ActionKind.CONTENT:
+        choice = ContentChoice(
+            content_id=doc.get("content_id"),
+            tags=tuple(doc.get("tags", ())),
+            stage_field=doc.get("stage_field"),
+            segments=tuple(doc.get("segments", ())),
+            tags_field=doc.get("tags_field"),
+        )
+        return ContentAction(choice, CustomerMessage(doc.get("message", "content")), delay=delay)
     return TaskAction(
         assignee=_recipients(doc["assignee"]),
         title=doc["title"],
