@@ -36,6 +36,7 @@ import kariz_leads.service_layer.reassignment
 import kariz_notifications.service_layer.handlers
 import kariz_qualification.service_layer.engagement
 import kariz_qualification.service_layer.handlers
+import kariz_qualification.service_layer.nurture
 from kariz_deals.bootstrap import build as build_deals
 from kariz_deals.settings import DealsSettings
 from kariz_devkit.embedded import free_port
@@ -706,6 +707,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
         disqualified_leads = await known_leads(leads, 2, count)
         escalated_leads = await known_leads(leads, 2, count)
         requested_for = await known_leads(leads, 2, count)
+        nurtured_for = await known_leads(leads, 2, count)
 
         def pair(make: Callable[[str], Event], prefix: str) -> list[Envelope[Event]]:
             first = unique(prefix)
@@ -760,8 +762,12 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             Case(ObjectionRecorded, [notifications], pair(objection_recorded, "D")),
             Case(LeadScored, [notifications], pair(lead_scored, "L")),
             Case(LeadReopened, [notifications], pair(lead_reopened, "L")),
-            Case(NurtureStepDue, [notifications], pair(nurture_step_due, "L")),
-            Case(ContactUnsubscribed, [notifications], pair(contact_unsubscribed, "L")),
+            Case(
+                NurtureStepDue,
+                [qualification, leads, notifications],
+                [envelope(nurture_step_due(lead["id"])) for lead in nurtured_for],
+            ),
+            Case(ContactUnsubscribed, [qualification, notifications], pair(contact_unsubscribed, "L")),
         ]
         # Every topic some service consumes is here, with every group that consumes it.
         assert {cls for r in svc.values() for cls in r.service.consumes} == set(consumed)
@@ -785,6 +791,9 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             (kariz_leads.service_layer.handlers, "record_disqualified"),
             (kariz_leads.service_layer.reassignment, "escalate_unanswered_lead"),
             (kariz_leads.service_layer.activities, "record_task_requested"),
+            (kariz_leads.service_layer.activities, "record_nurture_task"),
+            (kariz_qualification.service_layer.nurture, "take_nurture_step"),
+            (kariz_qualification.service_layer.nurture, "stop_nurture_on_unsubscribe"),
             (kariz_deals.service_layer.handlers, "open_deal_for"),
             (kariz_qualification.service_layer.handlers, "follow_merge"),
             (kariz_qualification.service_layer.engagement, "engage_on_activity"),

@@ -91,7 +91,8 @@ SERVICES: tuple[ServiceEntry, ...] = (
             LeadTouched,
         ),
         # LeadResponseEscalationDue is its own response timer's: it reassigns the lead when it fires.
-        consumes=(LeadQualified, LeadDisqualified, TaskRequested, LeadResponseEscalationDue),
+        # A task step of a nurture track (NurtureStepDue) is a follow-up for the lead's owner.
+        consumes=(LeadQualified, LeadDisqualified, TaskRequested, LeadResponseEscalationDue, NurtureStepDue),
         summary="capture, normalisation, duplicates, assignment, response SLA, activities, follow-ups, "
         "imports, merges, the roster and assignment rules",
     ),
@@ -109,7 +110,18 @@ SERVICES: tuple[ServiceEntry, ...] = (
         # LeadEngagementDecayDue is its own decay timer's: it rescores the lead when it fires; a reaching
         # ActivityLogged is an engagement signal.
         # DealWon makes its account an existing customer: its next leads are upsell opportunities.
-        consumes=(LeadCaptured, LeadsMerged, ActivityLogged, LeadEngagementDecayDue, LeadTouched, DealWon),
+        # NurtureStepDue is its own nurture timer's: it arms the track's next step; ContactUnsubscribed
+        # stops the lead's track.
+        consumes=(
+            LeadCaptured,
+            LeadsMerged,
+            ActivityLogged,
+            LeadEngagementDecayDue,
+            LeadTouched,
+            DealWon,
+            NurtureStepDue,
+            ContactUnsubscribed,
+        ),
         summary="scoring, BANT answers, engagement with decay, thresholds, disqualification",
     ),
     ServiceEntry(

@@ -19,6 +19,7 @@ from kariz_shared.contracts.events import (
     LeadDisqualified,
     LeadQualified,
     LeadResponseEscalationDue,
+    NurtureStepDue,
     TaskRequested,
 )
 
@@ -50,6 +51,15 @@ async def on_task_requested(uow: LeadsUnitOfWork, event: TaskRequested) -> None:
         raise RejectedEvent(f"TaskRequested that cannot be a follow-up: {exc}") from exc
 
 
+async def on_nurture_step_due(uow: LeadsUnitOfWork, event: NurtureStepDue) -> None:
+    try:
+        await activities.record_nurture_task(uow, event)
+    except NotFound as exc:
+        raise RejectedEvent(f"NurtureStepDue for a lead leads never captured: {exc}") from exc
+    except RuleViolation as exc:
+        raise RejectedEvent(f"NurtureStepDue that cannot be a follow-up: {exc}") from exc
+
+
 def on_response_escalation_due(
     team: SalesTeam, sla: ResponseSla
 ) -> Callable[[LeadsUnitOfWork, LeadResponseEscalationDue], Awaitable[None]]:
@@ -68,4 +78,5 @@ SUBSCRIPTIONS: dict[type[Event], Callable[[LeadsUnitOfWork, Any], Awaitable[None
     LeadQualified: on_lead_qualified,
     LeadDisqualified: on_lead_disqualified,
     TaskRequested: on_task_requested,
+    NurtureStepDue: on_nurture_step_due,
 }

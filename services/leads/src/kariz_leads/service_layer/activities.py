@@ -26,6 +26,8 @@ from kariz_shared.contracts.events import (
     ActivityChannel,
     ActivityDirection,
     ActivityOutcome,
+    NurtureStepDue,
+    NurtureStepKind,
     TaskKind,
     TaskRequested,
 )
@@ -207,10 +209,6 @@ async def move_open_follow_ups(
 async def record_task_requested(uow: LeadsUnitOfWork, event: TaskRequested) -> None:
     """Another service's request for a follow-up: one per request id (the follow-up's id), for the named
     assignee or the lead's owner. ``NotFound`` for a lead never captured."""
-    if await uow.tasks.get(event.request_id) is not None:
-        return  # this request made its follow-up already
-    lead = found(await uow.leads.get_for_event(event.lead_id), f"no lead with id {event.lead_id!r}")
-    lead = await survivor_of(uow, lead)  # asked for a record merged meanwhile: its survivor's follow-up
     command = OpenFollowUp(
         kind=event.kind,
         title=event.title,
@@ -219,8 +217,21 @@ async def record_task_requested(uow: LeadsUnitOfWork, event: TaskRequested) -> N
         note=event.note,
         deal_id=event.deal_id,
     )
-    by = Actor(source_of(TaskRequested))
-    await _open_in(uow, lead, command, EVERYONE, by, task_id=event.request_id, request_id=event.request_id)
+    await _open_requested(uow, event.lead_id, event.request_id, command, Actor(source_of(TaskRequested)))
+
+
+async def record_nurture_task(uow: LeadsUnitOfWork, event: NurtureStepDue) -> None:
+    """A task step of a lead's nurture track fell due: a follow-up for the lead's owner, due now, one
+    per step (its step id is the follow-up's id). Content steps are notifications' to send."""
+    if event.kind is not NurtureStepKind.TASK:
+        return
+    command = OpenFollowUp(
+        kind=event.task_kind or TaskKind.OTHER,
+        title=event.title,
+        due_at=event.due_at,
+        note=f"Nurture track {event.track}, step {event.step + 1}",
+    )
+    await _open_requested(uow, event.lead_id, event.step_id, command, Actor(source_of(NurtureStepDue)))
 
 
 # --- the read side --------------------------------------------------------------------------------
@@ -316,6 +327,18 @@ async def _log_in(uow: LeadsUnitOfWork, lead: Lead, command: LogActivity, by: Ac
     stop_response_timers_if_answered(uow, lead)
     uow.after_commit(partial(uow.metrics.activity_logged, activity.channel, activity.outcome))
     return activity
+
+
+async def _open_requested(
+    uow: LeadsUnitOfWork, lead_id: str, request_id: str, command: OpenFollowUp, by: Actor
+) -> None:
+    """Another service's follow-up: once per request id (the follow-up's id), on the lead or the one it
+    was merged into since. ``NotFound`` for a lead never captured."""
+    if await uow.tasks.get(request_id) is not None:
+        return  # this request made its follow-up already
+    lead = found(await uow.leads.get_for_event(lead_id), f"no lead with id {lead_id!r}")
+    lead = await survivor_of(uow, lead)  # asked for a record merged meanwhile: its survivor's follow-up
+    await _open_in(uow, lead, command, EVERYONE, by, task_id=request_id, request_id=request_id)
 
 
 async def _open_in(

@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from kariz_qualification.domain.customers import WonAccount
 from kariz_qualification.domain.engagement import EngagementKind
 from kariz_qualification.domain.lead import Lead, Outcome, ReopenedBy, Scoring, Trigger
+from kariz_qualification.domain.nurture import StopReason
 from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
 from kariz_qualification.domain.rule_versions import RuleSetVersion
 from kariz_qualification.domain.rules import DEFAULT_RULES, RuleSet
 from kariz_qualification.service_layer.unit_of_work import QualificationUnitOfWork
 from kariz_shared.contracts.errors import Conflict, DuplicateRecord
+from kariz_shared.contracts.events import NurtureStepKind
 from kariz_shared.persistence.in_memory import InMemoryUnitOfWork, InMemoryVersionedAggregates
 from kariz_shared.persistence.lead_merges import InMemoryLeadMerges
 from kariz_shared.runtime.clock import Clock
@@ -87,6 +89,10 @@ class RecordedMetrics:
     decisions: list[Outcome] = field(default_factory=list)
     signals: list[EngagementKind] = field(default_factory=list)
     reopenings: list[ReopenedBy] = field(default_factory=list)
+    #: ``(track, kind)`` of each nurture step armed, and of each that fell due and was taken.
+    nurture_armed: list[tuple[str, NurtureStepKind]] = field(default_factory=list)
+    nurture_fired: list[tuple[str, NurtureStepKind]] = field(default_factory=list)
+    nurture_stops: list[StopReason] = field(default_factory=list)
 
     def scored(self, scoring: Scoring) -> None:
         self.scores.append((scoring.trigger, scoring.score))
@@ -99,6 +105,15 @@ class RecordedMetrics:
 
     def reopened(self, by: ReopenedBy) -> None:
         self.reopenings.append(by)
+
+    def nurture_step_armed(self, track: str, kind: NurtureStepKind) -> None:
+        self.nurture_armed.append((track, kind))
+
+    def nurture_step_fired(self, track: str, kind: NurtureStepKind) -> None:
+        self.nurture_fired.append((track, kind))
+
+    def nurture_stopped(self, reason: StopReason) -> None:
+        self.nurture_stops.append(reason)
 
 
 class InMemoryQualificationUnitOfWork(InMemoryUnitOfWork, QualificationUnitOfWork):

@@ -9,6 +9,8 @@ from prometheus_client import Counter, Histogram
 
 from kariz_qualification.domain.engagement import EngagementKind
 from kariz_qualification.domain.lead import Outcome, ReopenedBy, Scoring, Trigger
+from kariz_qualification.domain.nurture import StopReason
+from kariz_shared.contracts.events import NurtureStepKind
 from kariz_shared.runtime.metrics import registry
 
 decisions = Counter(
@@ -37,6 +39,25 @@ reopened = Counter(
     ["by"],
     registry=registry,
 )
+# Track names are the rule set's (an admin's few), so they are a bounded label.
+nurture_steps_armed = Counter(
+    "kariz_qualification_nurture_steps_armed_total",
+    "Nurture steps armed as timers, by track and kind (content, task)",
+    ["track", "kind"],
+    registry=registry,
+)
+nurture_steps_fired = Counter(
+    "kariz_qualification_nurture_steps_fired_total",
+    "Nurture steps that fell due and were taken (the next one armed), by track and kind",
+    ["track", "kind"],
+    registry=registry,
+)
+nurture_stops = Counter(
+    "kariz_qualification_nurture_stops_total",
+    "Nurture tracks stopped, by reason (qualified, disqualified, merged, unsubscribed, completed, withdrawn)",
+    ["reason"],
+    registry=registry,
+)
 
 # Every outcome and trigger starts at 0, so increase() and rates see the first decision too.
 for _outcome in get_args(Outcome):
@@ -47,6 +68,8 @@ for _kind in get_args(EngagementKind):
     engagement_signals.labels(_kind)
 for _by in get_args(ReopenedBy):
     reopened.labels(_by)
+for _reason in get_args(StopReason):
+    nurture_stops.labels(_reason)
 
 
 class PrometheusMetrics:
@@ -63,3 +86,12 @@ class PrometheusMetrics:
 
     def reopened(self, by: ReopenedBy) -> None:
         reopened.labels(by).inc()
+
+    def nurture_step_armed(self, track: str, kind: NurtureStepKind) -> None:
+        nurture_steps_armed.labels(track, kind.value).inc()
+
+    def nurture_step_fired(self, track: str, kind: NurtureStepKind) -> None:
+        nurture_steps_fired.labels(track, kind.value).inc()
+
+    def nurture_stopped(self, reason: StopReason) -> None:
+        nurture_stops.labels(reason).inc()

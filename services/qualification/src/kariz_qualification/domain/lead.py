@@ -12,7 +12,7 @@ event itself; its use case hands it to the unit of work (``uow.publish(lead)``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -34,6 +34,7 @@ from kariz_qualification.domain.methodologies import (
     bant_checklist,
     budget_of,
 )
+from kariz_qualification.domain.nurture import NurtureMove, NurtureRun, StopReason, after, step_due
 from kariz_qualification.domain.rules import RuleSet, Thresholds
 from kariz_shared.contracts.aggregate import Aggregate
 from kariz_shared.contracts.errors import Conflict, RuleViolation
@@ -48,6 +49,7 @@ from kariz_shared.contracts.events import (
     LeadReopened,
     LeadScored,
     LeadSource,
+    NurtureStepDue,
     QualificationChecklist,
     ScoreLine,
 )
@@ -171,6 +173,10 @@ class Lead(Aggregate):
     #: Decisions a re-opening superseded, oldest first (the current one is ``decision``).
     past_decisions: list[Decision] = field(default_factory=list)
     reopenings: list[Reopening] = field(default_factory=list)
+    #: Its nurture track's runs, one per stay in nurture, oldest first (the last may be running).
+    nurture_runs: list[NurtureRun] = field(default_factory=list)
+    #: When its contact unsubscribed (``ContactUnsubscribed``): it is nurtured no more.
+    unsubscribed_at: datetime | None = None
     # Optimistic concurrency: the version this copy was loaded at.
     version: int = 0
 
@@ -452,6 +458,79 @@ class Lead(Aggregate):
                 scored_at=scoring.at,
             )
         )
+
+    # --- nurture -------------------------------------------------------------------------------------
+
+    @property
+    def nurture_run(self) -> NurtureRun | None:
+        """The latest run of its nurture track (running or stopped); None: never nurtured by a track."""
+        return self.nurture_runs[-1] if self.nurture_runs else None
+
+    def follow_nurture(self, rules: RuleSet, at: datetime) -> NurtureMove | None:
+        """Keep the nurture track in step with the lead, after any change of it: stop the running track
+        once the lead left nurture or its contact unsubscribed; start its track (``rules.track_for``)
+        when it is in nurture and has not run one in this stay (a track that ended is not run again
+        until a re-opening). None when nothing changed."""
+        run = self.nurture_run
+        if run is not None and run.active:
+            reason = self._nurture_stop_reason()
+            return None if reason is None else self._stop_nurture(run, reason, at)
+        if self._nurture_stop_reason() is not None:
+            return None
+        stay = len(self.reopenings)
+        if any(r.stay == stay for r in self.nurture_runs):
+            return None
+        chosen = rules.track_for(self.company)
+        if chosen is None:
+            return None
+        name, track = chosen
+        due = after(track.steps[0], at)
+        run = NurtureRun(track=name, stay=stay, started_at=at, step=0, next_due_at=due)
+        self.nurture_runs.append(run)
+        return NurtureMove(armed=step_due(run, self.lead_id, self.owner, track, 0, due), track=name)
+
+    def take_nurture_step(self, event: NurtureStepDue, rules: RuleSet, at: datetime) -> NurtureMove | None:
+        """A step of its track fell due: count it and move to the next step (due its ``after_days``
+        after this one's due time), or stop at the track's end. None for a step that is not the one
+        armed: a repeat, a step of an earlier stay, or one that fell due as the run stopped."""
+        run = self.nurture_run
+        if run is None or not run.active or event.step_id != run.step_id(self.lead_id):
+            return None
+        reason = self._nurture_stop_reason()
+        if reason is not None:
+            return self._stop_nurture(run, reason, at)
+        taken = replace(run, taken=run.taken + 1)
+        track = rules.nurture.tracks.get(run.track)
+        following = run.step + 1
+        if track is None or following >= len(track.steps):
+            # An admin may remove or shorten the track while it runs: what is left of it is not run.
+            ended: StopReason = "withdrawn" if track is None else "completed"
+            self.nurture_runs[-1] = taken.stopped(ended, at)
+            return NurtureMove(taken=event, stopped=ended, track=run.track)
+        # From the due time, not from when the step came back: consumer lag does not stretch the cadence.
+        due = max(after(track.steps[following], event.due_at), at)
+        self.nurture_runs[-1] = replace(taken, step=following, next_due_at=due)
+        armed = step_due(run, self.lead_id, self.owner, track, following, due)
+        return NurtureMove(armed=armed, taken=event, track=run.track)
+
+    def unsubscribe(self, at: datetime) -> bool:
+        """Its contact unsubscribed ``at``; False when that was known already (its nurture stops with
+        the next ``follow_nurture``)."""
+        if self.unsubscribed_at is not None:
+            return False
+        self.unsubscribed_at = at
+        return True
+
+    def _nurture_stop_reason(self) -> StopReason | None:
+        if self.merged_into is not None:
+            return "merged"
+        if self.decision is not None:
+            return self.decision.outcome
+        return "unsubscribed" if self.unsubscribed_at is not None else None
+
+    def _stop_nurture(self, run: NurtureRun, reason: StopReason, at: datetime) -> NurtureMove:
+        self.nurture_runs[-1] = run.stopped(reason, at)
+        return NurtureMove(stopped=reason, track=run.track)
 
     def disqualify(
         self, reason: str, at: datetime, by: str | None = None, rules: RuleSet | None = None

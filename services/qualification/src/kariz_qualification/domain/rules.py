@@ -30,6 +30,7 @@ from kariz_qualification.domain.methodologies import Authority as Authority
 from kariz_qualification.domain.methodologies import Budget as Budget
 from kariz_qualification.domain.methodologies import Need as Need
 from kariz_qualification.domain.methodologies import Timeline as Timeline
+from kariz_qualification.domain.nurture import NurtureRules, NurtureTrack, TrackName
 from kariz_shared.contracts.events import (
     BantAnswers,
     ChecklistAnswer,
@@ -155,6 +156,9 @@ class Segment(BaseModel):
     max_size: Annotated[StrictInt, Field(ge=0)] | None = Field(default=None, description="Employees at most")
     industries: list[str] = Field(default_factory=list, description="Any of these industries")
     countries: list[str] = Field(default_factory=list, description="Any of these ISO 3166-1 alpha-2 codes")
+    nurture_track: TrackName | None = Field(
+        default=None, description="The nurture track of its nurtured leads (none: nurture.default_track)"
+    )
 
     @field_validator("industries")
     @classmethod
@@ -230,6 +234,11 @@ class RuleSet(BaseModel):
         default_factory=EngagementRules,
         description="Points of engagement signals, their half-life and cap, and the score bands",
     )
+    # Optional as well: a rule set stored before nurture tracks were kept loads with none (no nurture).
+    nurture: NurtureRules = Field(
+        default_factory=NurtureRules,
+        description="Nurture tracks (cadences of content and task steps) and which one a nurtured lead gets",
+    )
 
     @field_validator("industry", mode="before")
     @classmethod
@@ -293,6 +302,11 @@ class RuleSet(BaseModel):
                     f"segments: {segment.name!r} uses {segment.methodology}, "
                     "which methodologies has no rules for"
                 )
+            if segment.nurture_track is not None and segment.nurture_track not in self.nurture.tracks:
+                raise ValueError(
+                    f"segments: {segment.name!r} names nurture track {segment.nurture_track!r}, "
+                    f"which nurture.tracks has not ({', '.join(self.nurture.tracks) or 'none'})"
+                )
         return self
 
     @model_validator(mode="after")
@@ -335,6 +349,13 @@ class RuleSet(BaseModel):
         """The methodology a company is qualified with: its segment's, else BANT."""
         segment = self.segment_for(company)
         return "bant" if segment is None else segment.methodology
+
+    def track_for(self, company: Company) -> tuple[str, NurtureTrack] | None:
+        """The nurture track of a company's nurtured lead: its segment's, else the default; None: none."""
+        segment = self.segment_for(company)
+        name = segment.nurture_track if segment is not None and segment.nurture_track else None
+        name = name or self.nurture.default_track
+        return None if name is None else (name, self.nurture.tracks[name])
 
     def checklist_rules(self, name: str) -> ChecklistRules:
         """A methodology's rules. BANT's come from ``bant`` with today's hard no's (no need, then no

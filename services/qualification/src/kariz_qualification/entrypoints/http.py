@@ -20,6 +20,7 @@ from kariz_qualification.domain.methodologies import (
     Methodology,
     MethodologyName,
 )
+from kariz_qualification.domain.nurture import NurtureRun, StopReason
 from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
 from kariz_qualification.domain.rule_versions import RuleSetVersion
 from kariz_qualification.domain.rules import Authority, Budget, Need, RuleSet, Timeline
@@ -31,7 +32,13 @@ from kariz_qualification.service_layer.commands import (
     ReplaceRules,
 )
 from kariz_qualification.service_layer.unit_of_work import QualificationUnitOfWork
-from kariz_shared.contracts.events import BantAnswers, ChecklistAnswer, ChecklistCompleteness, ScoreLine
+from kariz_shared.contracts.events import (
+    BantAnswers,
+    ChecklistAnswer,
+    ChecklistCompleteness,
+    NurtureStepKind,
+    ScoreLine,
+)
 from kariz_shared.contracts.identity import PEOPLE, Role
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
 from kariz_shared.runtime.auth import SIGN_IN_ERRORS, Authenticated, authenticate
@@ -279,6 +286,50 @@ class CurrentScoreView(BaseModel):
         )
 
 
+class NurtureStepView(BaseModel):
+    step: int = Field(description="Its place in the track, from 0")
+    kind: NurtureStepKind
+    title: str
+    due_at: datetime
+
+
+class NurtureView(BaseModel):
+    """The lead's nurture track: the latest run (one per stay in nurture) and the step it has armed."""
+
+    track: str
+    stay: int = Field(description="0: since capture; n: since the lead's n-th re-opening")
+    status: Literal["running", "stopped"]
+    started_at: datetime
+    steps: int | None = Field(description="Steps in the track (none: the rule set no longer has it)")
+    taken: int = Field(description="Steps that fell due so far")
+    next_step: NurtureStepView | None = Field(description="The step armed, while the track runs")
+    stopped_at: datetime | None
+    stop_reason: StopReason | None
+    unsubscribed_at: datetime | None = Field(description="When the contact unsubscribed: nurtured no more")
+
+    @classmethod
+    def of(cls, lead: Lead, run: NurtureRun, rules: RuleSet) -> NurtureView:
+        track = rules.nurture.tracks.get(run.track)
+        next_step = None
+        if run.active and run.next_due_at is not None and track is not None and run.step < len(track.steps):
+            rule = track.steps[run.step]
+            next_step = NurtureStepView(
+                step=run.step, kind=rule.kind, title=rule.title, due_at=run.next_due_at
+            )
+        return cls(
+            track=run.track,
+            stay=run.stay,
+            status="running" if run.active else "stopped",
+            started_at=run.started_at,
+            steps=None if track is None else len(track.steps),
+            taken=run.taken,
+            next_step=next_step,
+            stopped_at=run.stopped_at,
+            stop_reason=run.stop_reason,
+            unsubscribed_at=lead.unsubscribed_at,
+        )
+
+
 class QualificationView(BaseModel):
     lead_id: str
     owner: str
@@ -301,6 +352,9 @@ class QualificationView(BaseModel):
     current: CurrentScoreView = Field(
         description="The score now, fit + engagement with their breakdowns (score is the latest scoring's)"
     )
+    nurture: NurtureView | None = Field(
+        default=None, description="Its nurture track, running or stopped; none: it never ran one"
+    )
 
     @classmethod
     def of(cls, lead: Lead, rules: RuleSet, at: datetime | None = None) -> QualificationView:
@@ -310,6 +364,7 @@ class QualificationView(BaseModel):
         return cls(
             decisions=[DecisionStepView.of(step) for step in lead.decisions],
             current=CurrentScoreView.of(lead, rules, now),
+            nurture=None if lead.nurture_run is None else NurtureView.of(lead, lead.nurture_run, rules),
             lead_id=lead.lead_id,
             owner=lead.owner,
             company=lead.company.name,

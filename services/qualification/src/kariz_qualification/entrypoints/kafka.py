@@ -6,15 +6,17 @@ Each entry runs as ``handle(uow, event)`` in the consumer's batch transaction, o
 
 from __future__ import annotations
 
-from kariz_qualification.service_layer import engagement, handlers
+from kariz_qualification.service_layer import engagement, handlers, nurture
 from kariz_qualification.service_layer.unit_of_work import QualificationUnitOfWork
 from kariz_shared.contracts.events import (
     ActivityLogged,
+    ContactUnsubscribed,
     DealWon,
     LeadCaptured,
     LeadEngagementDecayDue,
     LeadsMerged,
     LeadTouched,
+    NurtureStepDue,
 )
 from kariz_shared.persistence.unit_of_work import Subscriptions
 
@@ -45,6 +47,14 @@ async def on_deal_won(uow: QualificationUnitOfWork, event: DealWon) -> None:
     await handlers.record_won_account(uow, event)
 
 
+async def on_nurture_step_due(uow: QualificationUnitOfWork, event: NurtureStepDue) -> None:
+    await nurture.take_nurture_step(uow, event)
+
+
+async def on_contact_unsubscribed(uow: QualificationUnitOfWork, event: ContactUnsubscribed) -> None:
+    await nurture.stop_nurture_on_unsubscribe(uow, event)
+
+
 SUBSCRIPTIONS: Subscriptions[QualificationUnitOfWork] = {
     LeadCaptured: on_lead_captured,
     LeadsMerged: on_leads_merged,
@@ -52,4 +62,6 @@ SUBSCRIPTIONS: Subscriptions[QualificationUnitOfWork] = {
     LeadEngagementDecayDue: on_engagement_decay_due,
     LeadTouched: on_lead_touched,
     DealWon: on_deal_won,
+    NurtureStepDue: on_nurture_step_due,
+    ContactUnsubscribed: on_contact_unsubscribed,
 }

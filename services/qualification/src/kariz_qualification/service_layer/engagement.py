@@ -18,6 +18,7 @@ from kariz_qualification.domain.lead import Lead
 from kariz_qualification.domain.rules import RuleSet
 from kariz_qualification.service_layer.commands import RecordEngagement, ReopenLead
 from kariz_qualification.service_layer.handlers import _publish_and_observe, _story_of, _survivor
+from kariz_qualification.service_layer.nurture import follow_nurture
 from kariz_qualification.service_layer.unit_of_work import QualificationUnitOfWork
 from kariz_qualification.service_layer.views import lead_or_not_found, not_under_qualification
 from kariz_shared.contracts.errors import NotFound, RuleViolation, found
@@ -72,6 +73,7 @@ async def reopen_lead(units: UnitsOfWork[QualificationUnitOfWork], command: Reop
     async def work(uow: QualificationUnitOfWork) -> Lead:
         lead = await lead_or_not_found(uow, command.lead_id, command.seen)
         lead.reopen(command.reason, uow.clock.now(), command.by)
+        follow_nurture(uow, lead, (await uow.rules.current()).rules)  # back in nurture: its track again
         await uow.leads.save(lead)
         uow.publish(lead)
         uow.after_commit(partial(uow.metrics.reopened, "manager"))
@@ -118,6 +120,7 @@ async def fade_engagement(uow: QualificationUnitOfWork, event: LeadEngagementDec
     scoring = lead.fade(in_force.rules, uow.clock.now(), rules_version=in_force.number)
     if scoring is None:
         return  # decided or merged meanwhile: its timer is not armed again
+    follow_nurture(uow, lead, in_force.rules)
     await uow.leads.save(lead)
     _publish_and_observe(uow, lead, scoring)
     keep_decay_timer(uow, lead, in_force.rules)
@@ -152,6 +155,8 @@ async def _engage(uow: QualificationUnitOfWork, lead: Lead, signal: Signal) -> b
         return False
     reopenings = len(lead.reopenings)
     scoring = lead.engage(signal, in_force.rules, uow.clock.now(), rules_version=in_force.number)
+    # A signal may qualify a nurtured lead (its track stops) or re-open a disqualified one (it starts).
+    follow_nurture(uow, lead, in_force.rules)
     await uow.leads.save(lead)
     uow.after_commit(partial(uow.metrics.engaged, signal.kind))
     if len(lead.reopenings) > reopenings:

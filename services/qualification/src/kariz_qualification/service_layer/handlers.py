@@ -18,8 +18,10 @@ from kariz_qualification.service_layer.commands import (
     RecordChecklist,
     ReplaceRules,
 )
+from kariz_qualification.service_layer.nurture import follow_nurture
 from kariz_qualification.service_layer.unit_of_work import QualificationUnitOfWork
 from kariz_qualification.service_layer.views import lead_or_not_found
+from kariz_qualification.service_layer.views import survivor as _survivor
 from kariz_shared.contracts.errors import DuplicateRecord
 from kariz_shared.contracts.events import DealWon, LeadCaptured, LeadsMerged
 from kariz_shared.contracts.versions import raced
@@ -51,12 +53,14 @@ async def capture_lead(uow: QualificationUnitOfWork, event: LeadCaptured) -> Non
         # Merged in leads before its capture got here. Its own scoring's verdict is published as any
         # capture's (leads and deals take it to the survivor), and folded into the survivor here.
         lead.merge_into(survivor_id)
+    follow_nurture(uow, lead, in_force.rules)
     uow.leads.add(lead)
     _publish_and_observe(uow, lead, lead.scorings[-1])
     if survivor_id is not None:
         survivor = await _survivor(uow, survivor_id)
         if survivor is not None:
             survivor.absorb(lead, uow.clock.now())
+            follow_nurture(uow, survivor, in_force.rules)
             await uow.leads.save(survivor)
 
 
@@ -77,12 +81,15 @@ async def follow_merge(uow: QualificationUnitOfWork, event: LeadsMerged) -> None
     if duplicate.merged_into is not None:
         return  # this merge (or one before it) was applied
     duplicate.merge_into(event.lead_id)
+    rules = (await uow.rules.current()).rules
+    follow_nurture(uow, duplicate, rules)  # the survivor is nurtured for both
     await uow.leads.save(duplicate)
     survivor = await _survivor(uow, event.lead_id)
     if survivor is None:
         log.info("merge into a lead not captured here yet", extra={"lead_id": event.lead_id})
         return
     survivor.absorb(duplicate, uow.clock.now())
+    follow_nurture(uow, survivor, rules)
     await uow.leads.save(survivor)
 
 
@@ -111,6 +118,7 @@ async def record_answers(units: UnitsOfWork[QualificationUnitOfWork], command: R
         scoring = lead.record_answers(
             command.answers, in_force.rules, uow.clock.now(), rules_version=in_force.number, by=command.by
         )
+        follow_nurture(uow, lead, in_force.rules)
         await uow.leads.save(lead)
         _publish_and_observe(uow, lead, scoring)
         return lead
@@ -134,6 +142,7 @@ async def record_checklist(units: UnitsOfWork[QualificationUnitOfWork], command:
             rules_version=in_force.number,
             by=command.by,
         )
+        follow_nurture(uow, lead, in_force.rules)
         await uow.leads.save(lead)
         _publish_and_observe(uow, lead, scoring)
         return lead
@@ -146,6 +155,7 @@ async def disqualify_lead(units: UnitsOfWork[QualificationUnitOfWork], command: 
         lead = await lead_or_not_found(uow, command.lead_id, command.seen)
         in_force = await uow.rules.current()
         lead.disqualify(command.reason, uow.clock.now(), command.by, rules=in_force.rules)
+        follow_nurture(uow, lead, in_force.rules)
         await uow.leads.save(lead)
         _publish_and_observe(uow, lead, None)
         return lead
@@ -176,19 +186,6 @@ async def replace_rules(units: UnitsOfWork[QualificationUnitOfWork], command: Re
 
 
 # --- internals ------------------------------------------------------------------------------------
-
-#: How many merges a survivor is followed through (merged meanwhile into a third lead).
-MAX_HOPS = 20
-
-
-async def _survivor(uow: QualificationUnitOfWork, lead_id: str) -> Lead | None:
-    """The lead ``lead_id`` lives on in: itself, or the lead it was merged into since (None: unknown)."""
-    lead = await uow.leads.get(lead_id)
-    for _ in range(MAX_HOPS):
-        if lead is None or lead.merged_into is None:
-            return lead
-        lead = await uow.leads.get(lead.merged_into)
-    return None
 
 
 async def _story_of(units: UnitsOfWork[QualificationUnitOfWork], lead_id: str) -> str:

@@ -12,8 +12,10 @@ from typing import Protocol
 from kariz_qualification.domain.customers import WonAccount
 from kariz_qualification.domain.engagement import EngagementKind
 from kariz_qualification.domain.lead import Lead, Outcome, ReopenedBy, Scoring
+from kariz_qualification.domain.nurture import StopReason
 from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
 from kariz_qualification.domain.rule_versions import RuleSetVersion
+from kariz_shared.contracts.events import NurtureStepKind
 from kariz_shared.persistence.lead_merges import LeadMerges
 from kariz_shared.persistence.unit_of_work import UnitOfWork
 
@@ -94,6 +96,12 @@ class QualificationMetrics(Protocol):
     def engaged(self, kind: EngagementKind) -> None: ...
 
     def reopened(self, by: ReopenedBy) -> None: ...
+
+    def nurture_step_armed(self, track: str, kind: NurtureStepKind) -> None: ...
+
+    def nurture_step_fired(self, track: str, kind: NurtureStepKind) -> None: ...
+
+    def nurture_stopped(self, reason: StopReason) -> None: ...
 
 
 class QualificationUnitOfWork(UnitOfWork):

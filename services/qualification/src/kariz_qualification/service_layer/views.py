@@ -98,3 +98,17 @@ async def lead_or_not_found(uow: QualificationUnitOfWork, lead_id: str, seen: Ow
     lead = found(await uow.leads.get(lead_id), not_under_qualification(lead_id))
     seen.sees(lead.owner, not_under_qualification(lead_id))
     return lead
+
+
+#: How many merges a survivor is followed through (merged meanwhile into a third lead).
+MAX_HOPS = 20
+
+
+async def survivor(uow: QualificationUnitOfWork, lead_id: str) -> Lead | None:
+    """The lead ``lead_id`` lives on in: itself, or the lead it was merged into since (None: unknown)."""
+    lead = await uow.leads.get(lead_id)
+    for _ in range(MAX_HOPS):
+        if lead is None or lead.merged_into is None:
+            return lead
+        lead = await uow.leads.get(lead.merged_into)
+    return None

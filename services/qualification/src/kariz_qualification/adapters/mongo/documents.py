@@ -8,6 +8,7 @@ from typing import Any
 from kariz_qualification.domain.customers import WonAccount
 from kariz_qualification.domain.engagement import Signal
 from kariz_qualification.domain.lead import Decision, Lead, Reopening, Scoring
+from kariz_qualification.domain.nurture import NurtureRun
 from kariz_qualification.domain.queries import LeadSummary
 from kariz_qualification.domain.rule_versions import SEEDED_BY, UNRECORDED, RuleSetVersion
 from kariz_qualification.domain.rules import RuleSet
@@ -107,6 +108,8 @@ def lead_to_document(lead: Lead) -> dict[str, Any]:
         ],
         "band": lead.band,
         "customer": None if lead.customer is None else vars(lead.customer),
+        "nurture_runs": [dict(vars(run)) for run in lead.nurture_runs],
+        "unsubscribed_at": lead.unsubscribed_at,
         # Denormalised for the queries that list leads.
         "status": lead.status,
         "score": lead.score,
@@ -182,6 +185,9 @@ def lead_from_document(doc: dict[str, Any]) -> Lead:
         ],
         band=doc.get("band"),
         customer=None if doc.get("customer") is None else WonAccount(**doc["customer"]),
+        # Both absent from leads stored before nurture tracks were run.
+        nurture_runs=[NurtureRun(**run) for run in doc.get("nurture_runs") or []],
+        unsubscribed_at=doc.get("unsubscribed_at"),
         version=doc.get("version", 0),
     )
 
