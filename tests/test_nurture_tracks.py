@@ -46,9 +46,16 @@ class Up:
 
 
 @contextlib.asynccontextmanager
-async def services(settings_for: Callable[..., Any], token: str) -> AsyncIterator[tuple[Up, Up]]:
-    leads_settings = settings_for(LeadsSettings, service_name="leads", reps=[REP])
-    qualification_settings = settings_for(QualificationSettings, service_name="qualification")
+async def services(
+    backends: Backends, settings_for: Callable[..., Any], token: str
+) -> AsyncIterator[tuple[Up, Up]]:
+    bootstrap = backends.kafka_bootstrap
+    leads_settings = settings_for(
+        LeadsSettings, service_name="leads", reps=[REP], kafka_bootstrap_servers=bootstrap
+    )
+    qualification_settings = settings_for(
+        QualificationSettings, service_name="qualification", kafka_bootstrap_servers=bootstrap
+    )
     leads, qualification = build_leads(leads_settings), build_qualification(qualification_settings)
     async with running(leads, token=token) as leads_http, running(qualification, token=token) as q_http:
         yield Up(leads, leads_http), Up(qualification, q_http)
@@ -69,9 +76,12 @@ async def fire_timers_at(up: Up, at: datetime) -> int:
 
 
 async def test_a_nurtured_lead_gets_its_steps_the_task_step_is_a_follow_up_and_an_unsubscribe_stops_it(
-    backends: Backends, settings_for: Callable[..., Any], admin_token: str
+    stack_backends: Backends, settings_for: Callable[..., Any], admin_token: str
 ) -> None:
-    async with services(settings_for, admin_token) as (leads, qualification):
+    # A broker of the module's own: on the session's, the services' new consumer groups would first
+    # read every earlier test's records (minutes late in a full run, past every wait below).
+    backends = stack_backends
+    async with services(backends, settings_for, admin_token) as (leads, qualification):
         rules = {
             **DEFAULT_RULES.model_dump(mode="json"),
             "nurture": {"tracks": {"warm-up": TRACK}, "default_track": "warm-up"},

@@ -556,7 +556,11 @@ def failing_for(event_ids: set[str], real: Callable[..., Awaitable[Any]]) -> Cal
 async def the_four_services(
     backends: Backends, settings_for: Callable[..., Any], token: str
 ) -> AsyncIterator[dict[str, Running]]:
-    tuning = {"consumer_max_attempts": MAX_ATTEMPTS, "consumer_retry_backoff_s": 0.01}
+    tuning = {
+        "consumer_max_attempts": MAX_ATTEMPTS,
+        "consumer_retry_backoff_s": 0.01,
+        "kafka_bootstrap_servers": backends.kafka_bootstrap,
+    }
     settings: dict[str, ServiceSettings] = {
         "leads": settings_for(LeadsSettings, service_name="leads", **tuning),
         "qualification": settings_for(QualificationSettings, service_name="qualification", **tuning),
@@ -644,7 +648,7 @@ async def known_leads(leads: Running, count: int, partitions: int) -> list[dict[
 
 
 async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around_them_are_handled(
-    backends: Backends,
+    stack_backends: Backends,
     settings_for: Callable[..., Any],
     admin_token: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -682,6 +686,9 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
         NurtureStepDue,
         ContactUnsubscribed,
     ]
+    # A broker of the module's own: on the session's, these new consumer groups would first read every
+    # earlier test's records (minutes late in a full run, past every wait below).
+    backends = stack_backends
     topics = [cls.topic() for cls in consumed]
     partitions = await partition_counts(backends.kafka_bootstrap, topics)
     assert len(set(partitions.values())) == 1, partitions
