@@ -754,7 +754,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             Case(LeadTouched, [qualification, notifications], pair(lead_touched, "L")),
             Case(StageChanged, [notifications], pair(stage_changed, "D")),
             Case(DealWon, [qualification, deals, notifications], pair(deal_won, "D")),
-            Case(DealLost, [deals, notifications], pair(deal_lost, "D")),
+            Case(DealLost, [qualification, deals, notifications], pair(deal_lost, "D")),
             Case(FollowUpDue, [notifications], pair(follow_up_due, "L")),
             Case(LeadResponseOverdue, [notifications], pair(response_overdue, "L")),
             Case(LeadQueued, [notifications], pair(lead_queued, "L")),

@@ -110,6 +110,7 @@ SERVICES: tuple[ServiceEntry, ...] = (
         # LeadEngagementDecayDue is its own decay timer's: it rescores the lead when it fires; a reaching
         # ActivityLogged is an engagement signal.
         # DealWon makes its account an existing customer: its next leads are upsell opportunities.
+        # DealWon and DealLost close the loop: the outcomes of qualified leads calibrate the score.
         # NurtureStepDue is its own nurture timer's: it arms the track's next step; ContactUnsubscribed
         # stops the lead's track.
         consumes=(
@@ -119,10 +120,12 @@ SERVICES: tuple[ServiceEntry, ...] = (
             LeadEngagementDecayDue,
             LeadTouched,
             DealWon,
+            DealLost,
             NurtureStepDue,
             ContactUnsubscribed,
         ),
-        summary="scoring, BANT answers, engagement with decay, thresholds, disqualification",
+        summary="scoring, BANT answers, engagement with decay, thresholds, disqualification, "
+        "outcomes that calibrate the score",
     ),
     ServiceEntry(
         "deals",

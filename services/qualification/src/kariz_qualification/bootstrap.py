@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kariz_qualification.adapters.mongo.indexes import prepare
 from kariz_qualification.adapters.mongo.unit_of_work import MongoQualificationUnitOfWork
-from kariz_qualification.entrypoints import engagements, http, kafka
+from kariz_qualification.entrypoints import engagements, http, kafka, scoring
 from kariz_qualification.settings import QualificationSettings
 from kariz_shared.persistence.store import Store
 from kariz_shared.persistence.unit_of_work import MongoUnitsOfWork
@@ -33,6 +33,7 @@ def build(settings: QualificationSettings | None = None, clock: Clock | None = N
     service.on_startup(prepare_database)
     service.subscribe_all(units, kafka.SUBSCRIPTIONS)
     service.api.include_router(http.router(units))
+    service.api.include_router(scoring.router(units))
     # Marketing systems report engagement with keys issued here (scope engagements:record).
     service.accept_api_keys()
     service.api.include_router(engagements.router(units))

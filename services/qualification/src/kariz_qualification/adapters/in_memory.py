@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kariz_qualification.domain.calibration import WinModel
 from kariz_qualification.domain.customers import WonAccount
 from kariz_qualification.domain.engagement import EngagementKind
 from kariz_qualification.domain.lead import Lead, Outcome, ReopenedBy, Scoring, Trigger
 from kariz_qualification.domain.nurture import StopReason
+from kariz_qualification.domain.outcomes import QualifiedLead
 from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
 from kariz_qualification.domain.rule_versions import RuleSetVersion
 from kariz_qualification.domain.rules import DEFAULT_RULES, RuleSet
@@ -82,6 +84,50 @@ class InMemoryWonAccountRepository:
 
 
 @dataclass
+class InMemoryQualifiedLeadRepository:
+    by_id: dict[str, QualifiedLead] = field(default_factory=dict)
+
+    async def get(self, lead_id: str) -> QualifiedLead | None:
+        return self.by_id.get(lead_id)
+
+    def add(self, lead: QualifiedLead) -> None:
+        self.by_id.setdefault(lead.lead_id, lead)
+
+    async def save(self, lead: QualifiedLead) -> None:
+        self.by_id[lead.lead_id] = lead
+
+    async def closed_counts(self) -> tuple[int, int]:
+        results = [lead.result for lead in self.by_id.values()]
+        return results.count("won"), results.count("lost")
+
+    async def closed(self, newest: int) -> list[QualifiedLead]:
+        closed = [lead for lead in self.by_id.values() if lead.is_closed]
+        # Newest first, as the MongoDB query sorts; the same lead ids in the same order each time.
+        closed.sort(key=lambda lead: (lead.closed_at, lead.lead_id), reverse=True)
+        return closed[:newest]
+
+    async def every(self) -> list[QualifiedLead]:
+        return list(self.by_id.values())
+
+
+@dataclass
+class InMemoryCalibrationRepository:
+    models: list[WinModel] = field(default_factory=list)
+
+    async def latest(self) -> WinModel | None:
+        return self.models[-1] if self.models else None
+
+    async def add(self, model: WinModel) -> None:
+        if any(m.number == model.number for m in self.models):
+            raise DuplicateRecord(f"calibration {model.number} exists", index="_id_")
+        self.models.append(model)
+
+    async def page(self, limit: int, offset: int) -> tuple[list[WinModel], int]:
+        newest_first = list(reversed(self.models))
+        return newest_first[offset : offset + limit], len(newest_first)
+
+
+@dataclass
 class RecordedMetrics:
     """What a test can look at instead of Prometheus."""
 
@@ -93,6 +139,8 @@ class RecordedMetrics:
     nurture_armed: list[tuple[str, NurtureStepKind]] = field(default_factory=list)
     nurture_fired: list[tuple[str, NurtureStepKind]] = field(default_factory=list)
     nurture_stops: list[StopReason] = field(default_factory=list)
+    outcomes: list[str] = field(default_factory=list)
+    calibrations: list[int] = field(default_factory=list)
 
     def scored(self, scoring: Scoring) -> None:
         self.scores.append((scoring.trigger, scoring.score))
@@ -115,6 +163,12 @@ class RecordedMetrics:
     def nurture_stopped(self, reason: StopReason) -> None:
         self.nurture_stops.append(reason)
 
+    def outcome_closed(self, result: str) -> None:
+        self.outcomes.append(result)
+
+    def calibrated(self, model: WinModel) -> None:
+        self.calibrations.append(model.number)
+
 
 class InMemoryQualificationUnitOfWork(InMemoryUnitOfWork, QualificationUnitOfWork):
     # Metrics are observed after a unit committed; a rolled-back unit observed nothing to undo.
@@ -127,4 +181,6 @@ class InMemoryQualificationUnitOfWork(InMemoryUnitOfWork, QualificationUnitOfWor
         seeded = RuleSetVersion.seeded(rules or DEFAULT_RULES, self.clock.now())
         self.rules: InMemoryRuleSetRepository = InMemoryRuleSetRepository([seeded])
         self.accounts: InMemoryWonAccountRepository = InMemoryWonAccountRepository()
+        self.outcomes: InMemoryQualifiedLeadRepository = InMemoryQualifiedLeadRepository()
+        self.calibrations: InMemoryCalibrationRepository = InMemoryCalibrationRepository()
         self.metrics: RecordedMetrics = RecordedMetrics()

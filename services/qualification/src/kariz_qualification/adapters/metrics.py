@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import get_args
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
+from kariz_qualification.domain.calibration import WinModel
 from kariz_qualification.domain.engagement import EngagementKind
 from kariz_qualification.domain.lead import Outcome, ReopenedBy, Scoring, Trigger
 from kariz_qualification.domain.nurture import StopReason
@@ -58,6 +59,37 @@ nurture_stops = Counter(
     ["reason"],
     registry=registry,
 )
+outcomes_closed = Counter(
+    "kariz_qualification_outcomes_total",
+    "Deals of qualified leads that closed, by result (won, lost): the closed loop's data",
+    ["result"],
+    registry=registry,
+)
+calibration_version = Gauge(
+    "kariz_qualification_calibration_version",
+    "The calibration in force (0: none yet; the rule score alone stands)",
+    registry=registry,
+)
+calibration_trained = Gauge(
+    "kariz_qualification_calibration_trained_timestamp_seconds",
+    "When the calibration in force was trained (its age: time() - this)",
+    registry=registry,
+)
+calibration_outcomes = Gauge(
+    "kariz_qualification_calibration_outcomes",
+    "How many closed outcomes the calibration in force was trained on",
+    registry=registry,
+)
+calibration_auc = Gauge(
+    "kariz_qualification_calibration_auc",
+    "The calibration's out-of-sample AUC (0.5: a coin; 1: perfect)",
+    registry=registry,
+)
+calibration_brier = Gauge(
+    "kariz_qualification_calibration_brier",
+    "The calibration's out-of-sample Brier score (lower is better)",
+    registry=registry,
+)
 
 # Every outcome and trigger starts at 0, so increase() and rates see the first decision too.
 for _outcome in get_args(Outcome):
@@ -70,6 +102,8 @@ for _by in get_args(ReopenedBy):
     reopened.labels(_by)
 for _reason in get_args(StopReason):
     nurture_stops.labels(_reason)
+for _result in ("won", "lost"):
+    outcomes_closed.labels(_result)
 
 
 class PrometheusMetrics:
@@ -95,3 +129,13 @@ class PrometheusMetrics:
 
     def nurture_stopped(self, reason: StopReason) -> None:
         nurture_stops.labels(reason).inc()
+
+    def outcome_closed(self, result: str) -> None:
+        outcomes_closed.labels(result).inc()
+
+    def calibrated(self, model: WinModel) -> None:
+        calibration_version.set(model.number)
+        calibration_trained.set(model.trained_at.timestamp())
+        calibration_outcomes.set(model.outcomes)
+        calibration_auc.set(model.auc)
+        calibration_brier.set(model.brier)

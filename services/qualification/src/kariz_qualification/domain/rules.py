@@ -31,6 +31,7 @@ from kariz_qualification.domain.methodologies import Budget as Budget
 from kariz_qualification.domain.methodologies import Need as Need
 from kariz_qualification.domain.methodologies import Timeline as Timeline
 from kariz_qualification.domain.nurture import NurtureRules, NurtureTrack, TrackName
+from kariz_qualification.domain.outcomes import CalibrationRules
 from kariz_shared.contracts.events import (
     BantAnswers,
     ChecklistAnswer,
@@ -238,6 +239,12 @@ class RuleSet(BaseModel):
     nurture: NurtureRules = Field(
         default_factory=NurtureRules,
         description="Nurture tracks (cadences of content and task steps) and which one a nurtured lead gets",
+    )
+    # Optional too: a rule set stored before outcomes were kept loads with the defaults.
+    calibration: CalibrationRules = Field(
+        default_factory=CalibrationRules,
+        description="When the outcomes of qualified leads are enough to calibrate the score, how often "
+        "it is calibrated again, and how many outcomes a suggested point needs",
     )
 
     @field_validator("industry", mode="before")

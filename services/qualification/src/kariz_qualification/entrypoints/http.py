@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
 
+from kariz_qualification.domain.calibration import WinModel
 from kariz_qualification.domain.lead import Decision, Lead, Outcome, Reopening, Status, Trigger
 from kariz_qualification.domain.methodologies import (
     METHODOLOGIES,
@@ -21,10 +22,11 @@ from kariz_qualification.domain.methodologies import (
     MethodologyName,
 )
 from kariz_qualification.domain.nurture import NurtureRun, StopReason
+from kariz_qualification.domain.outcomes import features_of
 from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
 from kariz_qualification.domain.rule_versions import RuleSetVersion
 from kariz_qualification.domain.rules import Authority, Budget, Need, RuleSet, Timeline
-from kariz_qualification.service_layer import handlers, views
+from kariz_qualification.service_layer import handlers, outcomes, views
 from kariz_qualification.service_layer.commands import (
     DisqualifyLead,
     RecordAnswers,
@@ -330,6 +332,30 @@ class NurtureView(BaseModel):
         )
 
 
+class WinProbabilityView(BaseModel):
+    probability: float | None = Field(
+        description="The calibrated probability that a lead scored like this one is won (from the rules "
+        "of its latest scoring); none before a calibration"
+    )
+    calibration: int | None = Field(description="The calibration it comes from (GET /scoring/calibrations)")
+    basis: str = Field(description="What it rests on, or why there is none")
+
+    @classmethod
+    def of(cls, lead: Lead, model: WinModel | None) -> WinProbabilityView:
+        if model is None:
+            return cls(
+                probability=None,
+                calibration=None,
+                basis="not enough outcomes yet (GET /scoring/performance): the rule score alone stands",
+            )
+        return cls(
+            probability=model.probability(features_of(lead.breakdown)),
+            calibration=model.number,
+            basis=f"calibration {model.number}: {model.outcomes} outcomes, out-of-sample AUC "
+            f"{model.auc:.2f}, Brier {model.brier:.3f}",
+        )
+
+
 class QualificationView(BaseModel):
     lead_id: str
     owner: str
@@ -354,6 +380,9 @@ class QualificationView(BaseModel):
     )
     nurture: NurtureView | None = Field(
         default=None, description="Its nurture track, running or stopped; none: it never ran one"
+    )
+    win_probability: WinProbabilityView | None = Field(
+        default=None, description="How likely it is to be won, from the outcomes of leads like it"
     )
 
     @classmethod
@@ -513,11 +542,15 @@ def router(units: UnitsOfWork[QualificationUnitOfWork]) -> APIRouter:
     async def get_qualification(lead_id: LeadId, caller: Authenticated) -> QualificationView:
         caller.require(*PEOPLE)
         lead, rules, now = await views.qualification_and_rules_now(units, lead_id, caller.seen)
-        return QualificationView.of(lead, rules, now)
+        return await with_odds(QualificationView.of(lead, rules, now), lead)
 
     async def answered(lead: Lead) -> QualificationView:
         # What is still missing is the rule set in force's to say.
-        return QualificationView.of(lead, (await views.current_rules(units)).rules)
+        return await with_odds(QualificationView.of(lead, (await views.current_rules(units)).rules), lead)
+
+    async def with_odds(view: QualificationView, lead: Lead) -> QualificationView:
+        model = await outcomes.calibration_in_force(units)
+        return view.model_copy(update={"win_probability": WinProbabilityView.of(lead, model)})
 
     @api.put(
         "/leads/{lead_id}/checklist/{methodology}",

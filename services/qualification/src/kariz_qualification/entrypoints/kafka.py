@@ -6,11 +6,12 @@ Each entry runs as ``handle(uow, event)`` in the consumer's batch transaction, o
 
 from __future__ import annotations
 
-from kariz_qualification.service_layer import engagement, handlers, nurture
+from kariz_qualification.service_layer import engagement, handlers, nurture, outcomes
 from kariz_qualification.service_layer.unit_of_work import QualificationUnitOfWork
 from kariz_shared.contracts.events import (
     ActivityLogged,
     ContactUnsubscribed,
+    DealLost,
     DealWon,
     LeadCaptured,
     LeadEngagementDecayDue,
@@ -45,6 +46,11 @@ async def on_engagement_decay_due(uow: QualificationUnitOfWork, event: LeadEngag
 
 async def on_deal_won(uow: QualificationUnitOfWork, event: DealWon) -> None:
     await handlers.record_won_account(uow, event)
+    await outcomes.count_won(uow, event)
+
+
+async def on_deal_lost(uow: QualificationUnitOfWork, event: DealLost) -> None:
+    await outcomes.count_lost(uow, event)
 
 
 async def on_nurture_step_due(uow: QualificationUnitOfWork, event: NurtureStepDue) -> None:
@@ -62,6 +68,7 @@ SUBSCRIPTIONS: Subscriptions[QualificationUnitOfWork] = {
     LeadEngagementDecayDue: on_engagement_decay_due,
     LeadTouched: on_lead_touched,
     DealWon: on_deal_won,
+    DealLost: on_deal_lost,
     NurtureStepDue: on_nurture_step_due,
     ContactUnsubscribed: on_contact_unsubscribed,
 }

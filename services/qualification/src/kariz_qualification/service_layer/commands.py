@@ -81,3 +81,19 @@ class ReplaceRules:
     #: The version the admin edited (HTTP ``If-Match``): refused if another is in force by now. None:
     #: replace whatever is in force.
     edited_version: int | None = None
+
+
+@dataclass(frozen=True)
+class Calibrate:
+    """An admin asks for a new calibration now, from the outcomes kept so far."""
+
+    actor: str
+
+
+@dataclass(frozen=True)
+class ApplySuggestedPoints:
+    """An admin puts the calibration's suggested points in force: a new version of the rule set."""
+
+    actor: str
+    #: The rule-set version the admin compared the suggestion with (If-Match); None: the one in force.
+    edited_version: int | None = None

@@ -19,6 +19,7 @@ from kariz_qualification.service_layer.commands import (
     ReplaceRules,
 )
 from kariz_qualification.service_layer.nurture import follow_nurture
+from kariz_qualification.service_layer.outcomes import keep_if_qualified
 from kariz_qualification.service_layer.unit_of_work import QualificationUnitOfWork
 from kariz_qualification.service_layer.views import lead_or_not_found
 from kariz_qualification.service_layer.views import survivor as _survivor
@@ -201,6 +202,8 @@ def _publish_and_observe(uow: QualificationUnitOfWork, lead: Lead, scoring: Scor
     uow.publish(lead)
     # A decision is final and a decided lead refuses every change, so a decision here was made just now.
     decided = lead.decision.outcome if lead.decision is not None else None
+    if decided == "qualified":
+        keep_if_qualified(uow, lead)
     metrics = uow.metrics
 
     def observe() -> None:

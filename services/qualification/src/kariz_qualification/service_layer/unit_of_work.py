@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from kariz_qualification.domain.calibration import WinModel
 from kariz_qualification.domain.customers import WonAccount
 from kariz_qualification.domain.engagement import EngagementKind
 from kariz_qualification.domain.lead import Lead, Outcome, ReopenedBy, Scoring
 from kariz_qualification.domain.nurture import StopReason
+from kariz_qualification.domain.outcomes import QualifiedLead
 from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
 from kariz_qualification.domain.rule_versions import RuleSetVersion
 from kariz_shared.contracts.events import NurtureStepKind
@@ -86,6 +88,48 @@ class WonAccountRepository(Protocol):
         ...
 
 
+class QualifiedLeadRepository(Protocol):
+    """The qualified leads and what became of them, by lead id (the closed loop's data)."""
+
+    async def get(self, lead_id: str) -> QualifiedLead | None: ...
+
+    def add(self, lead: QualifiedLead) -> None:
+        """Keep a lead that qualified just now; written when the unit commits (with the batch's others)."""
+        ...
+
+    async def save(self, lead: QualifiedLead) -> None:
+        """Write the lead's outcome (stored or not: a lead qualified before outcomes were kept)."""
+        ...
+
+    async def closed_counts(self) -> tuple[int, int]:
+        """How many were won and how many lost."""
+        ...
+
+    async def closed(self, newest: int) -> list[QualifiedLead]:
+        """The ``newest`` whose deal was won or lost, the most recently closed: what a calibration is
+        trained on."""
+        ...
+
+    async def every(self) -> list[QualifiedLead]:
+        """All of them, open ones too: what the performance report counts."""
+        ...
+
+
+class WinModelRepository(Protocol):
+    """The calibrations by number; the newest is in force. Append-only."""
+
+    async def latest(self) -> WinModel | None: ...
+
+    async def add(self, model: WinModel) -> None:
+        """Store a new version; one of the same number stored meanwhile (another replica calibrated at
+        the same time) fails the unit with ``DuplicateRecord``."""
+        ...
+
+    async def page(self, limit: int, offset: int) -> tuple[list[WinModel], int]:
+        """One page of the versions, newest first, and how many there are."""
+        ...
+
+
 class QualificationMetrics(Protocol):
     """The business metrics; observed only once the unit that made the fact committed."""
 
@@ -103,10 +147,16 @@ class QualificationMetrics(Protocol):
 
     def nurture_stopped(self, reason: StopReason) -> None: ...
 
+    def outcome_closed(self, result: str) -> None: ...
+
+    def calibrated(self, model: WinModel) -> None: ...
+
 
 class QualificationUnitOfWork(UnitOfWork):
     leads: LeadRepository
     merges: LeadMerges
     rules: RuleSetRepository
     accounts: WonAccountRepository
+    outcomes: QualifiedLeadRepository
+    calibrations: WinModelRepository
     metrics: QualificationMetrics

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from kariz_qualification.domain.calibration import WinModel
 from kariz_qualification.domain.customers import WonAccount
 from kariz_qualification.domain.engagement import Signal
 from kariz_qualification.domain.lead import Decision, Lead, Reopening, Scoring
 from kariz_qualification.domain.nurture import NurtureRun
+from kariz_qualification.domain.outcomes import QualifiedLead
 from kariz_qualification.domain.queries import LeadSummary
 from kariz_qualification.domain.rule_versions import SEEDED_BY, UNRECORDED, RuleSetVersion
 from kariz_qualification.domain.rules import RuleSet
@@ -31,6 +33,10 @@ RULE_SETS = "rule_sets"
 CURRENT = "current"
 #: The accounts with a won deal, ``_id`` = the account key (``domain:<domain>`` or ``name:<name>``).
 WON_ACCOUNTS = "won_accounts"
+#: The qualified leads and their deals' outcomes, ``_id`` = the lead id.
+QUALIFIED_LEADS = "qualified_leads"
+#: The calibrations, ``_id`` = the version number (unique: two calibrations cannot both be version n).
+CALIBRATIONS = "calibrations"
 
 #: The fields a review queue's row needs (see :func:`summary_from_document`).
 SUMMARY_FIELDS = ("owner", "company.name", "status", "score", "captured_at", "decision.at")
@@ -202,4 +208,63 @@ def summary_from_document(doc: dict[str, Any]) -> LeadSummary:
         score=doc["score"],
         captured_at=doc["captured_at"],
         decided_at=(doc.get("decision") or {}).get("at"),
+    )
+
+
+def qualified_lead_to_document(lead: QualifiedLead) -> dict[str, Any]:
+    return {
+        "_id": lead.lead_id,
+        "qualified_at": lead.qualified_at,
+        "score": lead.score,
+        "features": list(lead.features),
+        "rules_version": lead.rules_version,
+        "result": lead.result,
+        "closed_at": lead.closed_at,
+        "deal_id": lead.deal_id,
+    }
+
+
+def qualified_lead_from_document(doc: dict[str, Any]) -> QualifiedLead:
+    return QualifiedLead(
+        lead_id=doc["_id"],
+        qualified_at=doc["qualified_at"],
+        score=doc["score"],
+        features=tuple(doc["features"]),
+        rules_version=doc.get("rules_version"),
+        result=doc["result"],
+        closed_at=doc.get("closed_at"),
+        deal_id=doc.get("deal_id"),
+    )
+
+
+def calibration_to_document(model: WinModel) -> dict[str, Any]:
+    return {
+        "_id": model.number,
+        "trained_at": model.trained_at,
+        "rules_version": model.rules_version,
+        "intercept": model.intercept,
+        # Pairs, not a sub-document: a feature such as ``bant.need=yes`` holds a dot.
+        "weights": [[feature, weight] for feature, weight in model.weights.items()],
+        "won": model.won,
+        "lost": model.lost,
+        "auc": model.auc,
+        "brier": model.brier,
+        "folds": model.folds,
+        "closed": model.closed,
+    }
+
+
+def calibration_from_document(doc: dict[str, Any]) -> WinModel:
+    return WinModel(
+        number=doc["_id"],
+        trained_at=doc["trained_at"],
+        rules_version=doc["rules_version"],
+        intercept=doc["intercept"],
+        weights={feature: weight for feature, weight in doc["weights"]},
+        won=doc["won"],
+        lost=doc["lost"],
+        auc=doc["auc"],
+        brier=doc["brier"],
+        folds=doc["folds"],
+        closed=doc["closed"],
     )

@@ -10,16 +10,21 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from kariz_qualification.adapters.metrics import PrometheusMetrics
 from kariz_qualification.adapters.mongo.documents import (
+    CALIBRATIONS,
     CURRENT,
     LEADS,
+    QUALIFIED_LEADS,
     RULE_SET_VERSIONS,
     RULE_SETS,
+    calibration_from_document,
     version_carried_over,
     version_to_document,
 )
 from kariz_qualification.domain.rule_versions import RuleSetVersion
 from kariz_qualification.domain.rules import DEFAULT_RULES, RuleSet
+from kariz_qualification.service_layer.unit_of_work import QualificationMetrics
 from kariz_shared.persistence.store import Store
 from kariz_shared.runtime.clock import Clock
 
@@ -38,6 +43,11 @@ async def ensure_indexes(db: Db) -> None:
     )
     # POST /engagements names a lead by its contact's address.
     await db[LEADS].create_index([("contact.email", ASCENDING)], name="contact_email")
+    # The closed loop counts outcomes by result (a calibration is due every so many closed ones),
+    # and a calibration reads the newest closed ones.
+    await db[QUALIFIED_LEADS].create_index(
+        [("result", ASCENDING), ("closed_at", DESCENDING), ("_id", DESCENDING)], name="result_closed"
+    )
 
 
 async def seed_rules(db: Db, rules: RuleSet, at: datetime) -> bool:
@@ -54,9 +64,12 @@ async def seed_rules(db: Db, rules: RuleSet, at: datetime) -> bool:
     return result.upserted_id is not None
 
 
-async def prepare(store: Store, clock: Clock) -> None:
+async def prepare(store: Store, clock: Clock, metrics: QualificationMetrics | None = None) -> None:
     """Start-up: indexes, and the first version of the rule set when the database has none (a restart
-    keeps the versions stored)."""
+    keeps the versions stored); the calibration in force shown in the metrics from the start."""
     await ensure_indexes(store.db)
     if await seed_rules(store.db, DEFAULT_RULES, clock.now()):
         log.info("stored the first version of the scoring rule set")
+    latest = await store.db[CALIBRATIONS].find_one({}, sort=[("_id", DESCENDING)])
+    if latest is not None:
+        (metrics or PrometheusMetrics()).calibrated(calibration_from_document(latest))

@@ -12,18 +12,26 @@ from typing import Any
 from pymongo import DESCENDING
 
 from kariz_qualification.adapters.mongo.documents import (
+    CALIBRATIONS,
     LEADS,
+    QUALIFIED_LEADS,
     RULE_SET_VERSIONS,
     SUMMARY_FIELDS,
     WON_ACCOUNTS,
+    calibration_from_document,
+    calibration_to_document,
     lead_from_document,
     lead_to_document,
+    qualified_lead_from_document,
+    qualified_lead_to_document,
     summary_from_document,
     version_from_document,
     version_to_document,
 )
+from kariz_qualification.domain.calibration import WinModel
 from kariz_qualification.domain.customers import WonAccount, account_key_of
 from kariz_qualification.domain.lead import Lead
+from kariz_qualification.domain.outcomes import QualifiedLead
 from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
 from kariz_qualification.domain.rule_versions import RuleSetVersion
 from kariz_qualification.domain.rules import DEFAULT_RULES
@@ -147,3 +155,71 @@ class MongoWonAccountRepository:
         await self.tx.db[WON_ACCOUNTS].update_one(
             {"_id": account.key}, {"$set": fields}, upsert=True, session=self.tx.session
         )
+
+
+CLOSED = {"result": {"$in": ["won", "lost"]}}
+
+
+class MongoQualifiedLeadRepository:
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+        self.collection = tx.db[QUALIFIED_LEADS]
+
+    async def get(self, lead_id: str) -> QualifiedLead | None:
+        doc = await self.collection.find_one({"_id": lead_id}, session=self.tx.session)
+        return None if doc is None else qualified_lead_from_document(doc)
+
+    def add(self, lead: QualifiedLead) -> None:
+        # With the batch's other inserts; kept once even if a redelivery qualified it again.
+        self.tx.insert_later(QUALIFIED_LEADS, qualified_lead_to_document(lead), unless_present=True)
+
+    async def save(self, lead: QualifiedLead) -> None:
+        document = qualified_lead_to_document(lead)
+        await self.collection.replace_one(
+            {"_id": document["_id"]}, document, upsert=True, session=self.tx.session
+        )
+
+    async def closed_counts(self) -> tuple[int, int]:
+        # Served by the result_closed index.
+        won = await self.collection.count_documents({"result": "won"}, session=self.tx.session)
+        lost = await self.collection.count_documents({"result": "lost"}, session=self.tx.session)
+        return won, lost
+
+    async def closed(self, newest: int) -> list[QualifiedLead]:
+        # Served by the result_closed index.
+        cursor = self.collection.find(
+            CLOSED,
+            sort=[("closed_at", DESCENDING), ("_id", DESCENDING)],
+            limit=newest,
+            session=self.tx.session,
+        )
+        return [qualified_lead_from_document(doc) async for doc in cursor]
+
+    async def every(self) -> list[QualifiedLead]:
+        cursor = self.collection.find({}, session=self.tx.session)
+        return [qualified_lead_from_document(doc) async for doc in cursor]
+
+
+class MongoCalibrationRepository:
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+        self.collection = tx.db[CALIBRATIONS]
+
+    async def latest(self) -> WinModel | None:
+        doc = await self.collection.find_one({}, sort=[("_id", DESCENDING)], session=self.tx.session)
+        return None if doc is None else calibration_from_document(doc)
+
+    async def add(self, model: WinModel) -> None:
+        # A duplicate _id (another calibrated version n first) becomes DuplicateRecord in the unit.
+        await self.collection.insert_one(calibration_to_document(model), session=self.tx.session)
+
+    async def page(self, limit: int, offset: int) -> tuple[list[WinModel], int]:
+        docs, total = await find_page(
+            self.collection,
+            {},
+            sort=[("_id", DESCENDING)],
+            limit=limit,
+            offset=offset,
+            session=self.tx.session,
+        )
+        return [calibration_from_document(doc) for doc in docs], total

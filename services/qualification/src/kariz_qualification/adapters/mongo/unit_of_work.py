@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from kariz_qualification.adapters.metrics import PrometheusMetrics
 from kariz_qualification.adapters.mongo.repositories import (
+    MongoCalibrationRepository,
     MongoLeadRepository,
+    MongoQualifiedLeadRepository,
     MongoRuleSetRepository,
     MongoWonAccountRepository,
 )
@@ -24,4 +26,6 @@ class MongoQualificationUnitOfWork(MongoUnitOfWork, QualificationUnitOfWork):
         self.merges = MongoLeadMerges(tx)
         self.rules = MongoRuleSetRepository(tx, clock)
         self.accounts = MongoWonAccountRepository(tx)
+        self.outcomes = MongoQualifiedLeadRepository(tx)
+        self.calibrations = MongoCalibrationRepository(tx)
         self.metrics = metrics
