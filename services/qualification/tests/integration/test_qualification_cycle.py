@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from pymongo.asynchronous.database import AsyncDatabase
 
 from kariz_devkit.issuer import LocalIssuer
@@ -174,6 +175,12 @@ async def rules(cycle: Cycle) -> dict[str, Any]:
     return result
 
 
+def decisions(outcome: str, reason: str) -> float:
+    """The decisions metric's count for ``outcome`` by that kind of reason."""
+    labels = {"outcome": outcome, "reason": reason}
+    return REGISTRY.get_sample_value("kariz_qualification_decisions_total", labels) or 0.0
+
+
 def faded(points: float, days: float, half_life_days: float) -> float:
     """What ``points`` are worth ``days`` later: the README's ``points * 0.5^(age / half_life)``."""
     return points * 0.5 ** (days / half_life_days)
@@ -181,6 +188,7 @@ def faded(points: float, days: float, half_life_days: float) -> float:
 
 async def test_engagement_qualifies_a_nurtured_lead_once_however_many_signals_follow(cycle: Cycle) -> None:
     lead = unique("L")
+    by_engagement = decisions("qualified", "engagement")
     await cycle.capture(cold(lead))
     assert (await cycle.view(lead))["status"] == "nurture"
 
@@ -202,6 +210,7 @@ async def test_engagement_qualifies_a_nurtured_lead_once_however_many_signals_fo
     )
     assert (qualified.decision_number, qualified.existing_customer) == (1, False)
     assert qualified.qualified_at == cycle.clock.now()
+    assert decisions("qualified", "engagement") == by_engagement + 1
 
     # More signals, by every path: the marketing API, a repeat capture (LeadTouched), a rep's call.
     for kind in ("webinar_attended", "email_clicked", "page_visited"):
@@ -220,6 +229,7 @@ async def test_engagement_qualifies_a_nurtured_lead_once_however_many_signals_fo
     await cycle.published(lead)
     assert len(cycle.reader.of(QUALIFIED, lead)) == 1
     assert await cycle.timer(lead) is None, "a decided lead's decay timer is disarmed"
+    assert decisions("qualified", "engagement") == by_engagement + 1
 
 
 async def test_the_same_signals_sixty_days_old_count_for_little_faded_by_the_leads_timer(

@@ -200,7 +200,7 @@ async def _story_of(units: UnitsOfWork[QualificationUnitOfWork], lead_id: str) -
 def _publish_and_observe(uow: QualificationUnitOfWork, lead: Lead, scoring: Scoring | None) -> None:
     uow.publish(lead)
     # A decision is final and a decided lead refuses every change, so a decision here was made just now.
-    decided = lead.decision.outcome if lead.decision is not None else None
+    decided = lead.decision
     metrics = uow.metrics
 
     def observe() -> None:
