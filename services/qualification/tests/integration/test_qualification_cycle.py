@@ -26,6 +26,10 @@ from kariz_qualification.bootstrap import build
 from kariz_qualification.settings import QualificationSettings
 from kariz_shared.contracts.envelope import Envelope
 from kariz_shared.contracts.events import (
+    ActivityChannel,
+    ActivityDirection,
+    ActivityLogged,
+    ActivityOutcome,
     Company,
     Contact,
     DealWon,
@@ -218,10 +222,24 @@ async def test_engagement_qualifies_a_nurtured_lead_once_however_many_signals_fo
     await cycle.feed(
         LeadTouched(lead_id=lead, source=LeadSource.WEB_FORM, touch_count=2, touched_at=cycle.clock.now())
     )
+    await cycle.feed(
+        ActivityLogged(
+            activity_id=unique("act"),
+            lead_id=lead,
+            owner=OWNER,
+            channel=ActivityChannel.CALL,
+            direction=ActivityDirection.OUTBOUND,
+            outcome=ActivityOutcome.REACHED,
+            reaching=True,
+            occurred_at=cycle.clock.now(),
+            logged_at=cycle.clock.now(),
+            actor=OWNER,
+        )
+    )
 
     view = await cycle.view(lead)
-    # Kept (seven signals), but the decision stands: no rescoring, no second LeadQualified.
-    assert view["current"]["signals"] == 7
+    # Kept (eight signals), but the decision stands: no rescoring, no second LeadQualified.
+    assert view["current"]["signals"] == 8
     assert (view["status"], view["score"], [d["number"] for d in view["decisions"]]) == ("qualified", 72, [1])
     assert [s["trigger"] for s in view["scorings"]] == ["captured", "engagement", "engagement", "engagement"]
     # The outbox is all the relay publishes from: one LeadQualified there, and once it is out, on the topic.
