@@ -462,11 +462,13 @@ def sales_funnel() -> dict[str, Any]:
                     width=6,
                 ),
                 Panel(
-                    "Decisions by outcome",
+                    # The reason is a kind (score, answers, engagement, ...), a handful of series.
+                    "Decisions by outcome and reason",
                     [
                         (
-                            f"sum by (outcome) (increase(kariz_qualification_decisions_total[{RANGE}]))",
-                            "{{outcome}}",
+                            "sum by (outcome, reason) "
+                            f"(increase(kariz_qualification_decisions_total[{RANGE}]))",
+                            "{{outcome}}: {{reason}}",
                         )
                     ],
                     kind="piechart",

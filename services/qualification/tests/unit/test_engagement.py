@@ -308,6 +308,8 @@ async def test_the_decay_timer_rescores_the_lead_when_its_band_drops(units: Unit
     timer = timers(units).armed[decay_timer_key("L-1")]
     assert isinstance(timer.event, LeadEngagementDecayDue) and timer.event.band == "warm"
     assert timedelta(days=14) < timer.due_at - clock.now() < timedelta(days=60)
+    # The event says when its timer is due, to the millisecond a timer (and MongoDB) keeps.
+    assert timer.event.due_at == timer.due_at
 
     # A minute before it is due nothing fires and the lead is still warm.
     clock.set(timer.due_at - timedelta(minutes=2))

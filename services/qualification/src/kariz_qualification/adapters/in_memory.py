@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from kariz_qualification.domain.calibration import WinModel
 from kariz_qualification.domain.customers import WonAccount
 from kariz_qualification.domain.engagement import EngagementKind
-from kariz_qualification.domain.lead import Lead, Outcome, ReopenedBy, Scoring, Trigger
+from kariz_qualification.domain.lead import Decision, Lead, Outcome, ReasonKind, ReopenedBy, Scoring, Trigger
 from kariz_qualification.domain.nurture import StopReason
 from kariz_qualification.domain.outcomes import QualifiedLead
 from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
@@ -133,6 +133,8 @@ class RecordedMetrics:
 
     scores: list[tuple[Trigger, int]] = field(default_factory=list)
     decisions: list[Outcome] = field(default_factory=list)
+    #: ``(outcome, kind of reason)`` of each decision, as the metric's labels have them.
+    decision_reasons: list[tuple[Outcome, ReasonKind | None]] = field(default_factory=list)
     signals: list[EngagementKind] = field(default_factory=list)
     reopenings: list[ReopenedBy] = field(default_factory=list)
     #: ``(track, kind)`` of each nurture step armed, and of each that fell due and was taken.
@@ -145,8 +147,9 @@ class RecordedMetrics:
     def scored(self, scoring: Scoring) -> None:
         self.scores.append((scoring.trigger, scoring.score))
 
-    def decided(self, outcome: Outcome) -> None:
-        self.decisions.append(outcome)
+    def decided(self, decision: Decision) -> None:
+        self.decisions.append(decision.outcome)
+        self.decision_reasons.append((decision.outcome, decision.reason_kind))
 
     def engaged(self, kind: EngagementKind) -> None:
         self.signals.append(kind)

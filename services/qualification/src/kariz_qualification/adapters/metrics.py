@@ -9,15 +9,18 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from kariz_qualification.domain.calibration import WinModel
 from kariz_qualification.domain.engagement import EngagementKind
-from kariz_qualification.domain.lead import Outcome, ReopenedBy, Scoring, Trigger
+from kariz_qualification.domain.lead import REASON_KINDS, Decision, ReopenedBy, Scoring, Trigger
 from kariz_qualification.domain.nurture import StopReason
 from kariz_shared.contracts.events import NurtureStepKind
 from kariz_shared.runtime.metrics import registry
 
+# The reason is a kind (score, answers, engagement, existing_customer, hard_no, manual), never the
+# reason's text: a rep's words would make a series per disqualification.
 decisions = Counter(
     "kariz_qualification_decisions_total",
-    "Final qualification decisions, by outcome (qualified, disqualified)",
-    ["outcome"],
+    "Qualification decisions, by outcome (qualified, disqualified) and the kind of reason (score, "
+    "answers, engagement, existing_customer, hard_no, manual)",
+    ["outcome", "reason"],
     registry=registry,
 )
 scores = Histogram(
@@ -92,8 +95,9 @@ calibration_brier = Gauge(
 )
 
 # Every outcome and trigger starts at 0, so increase() and rates see the first decision too.
-for _outcome in get_args(Outcome):
-    decisions.labels(_outcome)
+for _outcome, _kinds in REASON_KINDS.items():
+    for _kind in _kinds:
+        decisions.labels(_outcome, _kind)
 for _trigger in get_args(Trigger):
     scores.labels(_trigger)
 for _kind in get_args(EngagementKind):
@@ -112,8 +116,9 @@ class PrometheusMetrics:
     def scored(self, scoring: Scoring) -> None:
         scores.labels(scoring.trigger).observe(scoring.score)
 
-    def decided(self, outcome: Outcome) -> None:
-        decisions.labels(outcome).inc()
+    def decided(self, decision: Decision) -> None:
+        # "unknown": a decision stored before kinds were kept; one made now always has its kind.
+        decisions.labels(decision.outcome, decision.reason_kind or "unknown").inc()
 
     def engaged(self, kind: EngagementKind) -> None:
         engagement_signals.labels(kind).inc()

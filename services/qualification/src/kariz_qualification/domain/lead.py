@@ -69,6 +69,19 @@ ENGAGEMENT_TRIGGERS: frozenset[Trigger] = frozenset({"engagement", "decay"})
 ReopenedBy = Literal["manager", "engagement"]
 #: Why a lead qualified when a signal took it over the threshold (``LeadQualified.reason``).
 BY_ENGAGEMENT = "engagement"
+#: What kind of reason decided a lead, a bounded word for metrics (the reason itself is free text: a
+#: rep's words, a rule set's hard no). ``score``: the score reached the threshold or fell below the
+#: floor; ``answers``: a qualification call's answers took it over the threshold; ``engagement``: a
+#: signal did; ``existing_customer``: a lead of a won account; ``hard_no``: an answer that disqualifies;
+#: ``manual``: a rep disqualified it by hand.
+ReasonKind = Literal["score", "answers", "engagement", "existing_customer", "hard_no", "manual"]
+#: The kinds each outcome can have.
+REASON_KINDS: dict[Outcome, tuple[ReasonKind, ...]] = {
+    "qualified": ("score", "answers", "engagement", "existing_customer"),
+    "disqualified": ("score", "hard_no", "manual"),
+}
+#: The triggers by which a qualification call's answers are recorded.
+ANSWER_TRIGGERS: frozenset[Trigger] = frozenset({"bant", "checklist"})
 
 #: How good a verdict is, for a merge: the better qualification wins (then the higher score).
 VERDICT_RANK = {"qualified": 2, "nurture": 1, "disqualified": 0}
@@ -127,6 +140,8 @@ class Decision:
     by: str | None = None
     #: Which decision of the lead it is, re-openings counted (1: the first).
     number: int = 1
+    #: What kind of reason decided it; None for a decision stored before kinds were kept.
+    reason_kind: ReasonKind | None = None
 
 
 @dataclass(frozen=True)
@@ -320,14 +335,18 @@ class Lead(Aggregate):
             at=at, score=score, breakdown=tuple(lines), trigger=trigger, rules_version=rules_version
         )
         self.scorings.append(scoring)
-        verdict = decide(scoring.score, rules.thresholds, self.review(rules))
-        if self.customer is not None and self.review(rules).hard_no is None:
+        review = self.review(rules)
+        verdict = decide(scoring.score, rules.thresholds, review)
+        if self.customer is not None and review.hard_no is None:
             # Fit is known for an account that bought: its score is not what decides it.
-            self._qualify(rules, at, by, reason=EXISTING_CUSTOMER)
+            self._qualify(rules, at, by, "existing_customer", reason=EXISTING_CUSTOMER)
+        elif verdict.status == "qualified" and trigger == "engagement":
+            self._qualify(rules, at, by, "engagement", reason=BY_ENGAGEMENT)
         elif verdict.status == "qualified":
-            self._qualify(rules, at, by, reason=BY_ENGAGEMENT if trigger == "engagement" else None)
+            self._qualify(rules, at, by, "answers" if trigger in ANSWER_TRIGGERS else "score")
         elif verdict.status == "disqualified" and trigger not in ENGAGEMENT_TRIGGERS:
-            self._disqualify(verdict.reason or "disqualified", at, manual=False, by=by, rules=rules)
+            kind: ReasonKind = "hard_no" if review.hard_no is not None else "score"
+            self._disqualify(verdict.reason or "disqualified", at, kind, manual=False, by=by, rules=rules)
         self._observe_band(rules, scoring)
         return scoring
 
@@ -537,7 +556,7 @@ class Lead(Aggregate):
     ) -> None:
         """Disqualify by hand, with the rep's reason (``rules``: to say how complete the checklist was)."""
         self._refuse_if_decided("disqualify")
-        self._disqualify(reason, at, manual=True, by=by, rules=rules)
+        self._disqualify(reason, at, "manual", manual=True, by=by, rules=rules)
 
     def absorb(self, duplicate: Lead, at: datetime) -> bool:
         """A merge in leads folded ``duplicate`` into this lead: the better qualification wins (qualified
@@ -598,10 +617,18 @@ class Lead(Aggregate):
                 f"at {self.decision.at.isoformat()} and a decision is final"
             )
 
-    def _qualify(self, rules: RuleSet, at: datetime, by: str | None, reason: str | None = None) -> None:
+    def _qualify(
+        self, rules: RuleSet, at: datetime, by: str | None, kind: ReasonKind, reason: str | None = None
+    ) -> None:
         threshold = rules.thresholds.qualify
         self.decision = Decision(
-            outcome="qualified", at=at, reason=reason, threshold=threshold, by=by, number=self._next_number()
+            outcome="qualified",
+            at=at,
+            reason=reason,
+            threshold=threshold,
+            by=by,
+            number=self._next_number(),
+            reason_kind=kind,
         )
         budget, currency = budget_of(self.methodology, self.checklist)
         self.raise_event(
@@ -628,11 +655,24 @@ class Lead(Aggregate):
         )
 
     def _disqualify(
-        self, reason: str, at: datetime, *, manual: bool, by: str | None, rules: RuleSet | None = None
+        self,
+        reason: str,
+        at: datetime,
+        kind: ReasonKind,
+        *,
+        manual: bool,
+        by: str | None,
+        rules: RuleSet | None = None,
     ) -> None:
         number = self._next_number()
         self.decision = Decision(
-            outcome="disqualified", at=at, reason=reason, manual=manual, by=by, number=number
+            outcome="disqualified",
+            at=at,
+            reason=reason,
+            manual=manual,
+            by=by,
+            number=number,
+            reason_kind=kind,
         )
         self.raise_event(
             LeadDisqualified(

@@ -25,6 +25,7 @@ from kariz_shared.contracts.errors import NotFound, RuleViolation, found
 from kariz_shared.contracts.events import ActivityLogged, LeadEngagementDecayDue, LeadTouched
 from kariz_shared.contracts.normalisation import normalise_email
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
+from kariz_shared.runtime.clock import to_millisecond
 
 log = logging.getLogger(__name__)
 
@@ -132,11 +133,13 @@ async def fade_engagement(uow: QualificationUnitOfWork, event: LeadEngagementDec
 def keep_decay_timer(uow: QualificationUnitOfWork, lead: Lead, rules: RuleSet) -> None:
     """Arm the lead's decay timer for when its score will fall below its band, or disarm it."""
     now = uow.clock.now()
-    due = lead.band_drop_at(rules, now)
+    drop = lead.band_drop_at(rules, now)
     key = decay_timer_key(lead.lead_id)
-    if due is None or lead.band is None:
+    if drop is None or lead.band is None:
         uow.timers.cancel(key)
         return
+    # The bisection's moment has microseconds; the timer keeps milliseconds: its event says the same.
+    due = to_millisecond(drop)
     uow.timers.arm(
         key,
         due,

@@ -201,8 +201,8 @@ async def _story_of(units: UnitsOfWork[QualificationUnitOfWork], lead_id: str) -
 def _publish_and_observe(uow: QualificationUnitOfWork, lead: Lead, scoring: Scoring | None) -> None:
     uow.publish(lead)
     # A decision is final and a decided lead refuses every change, so a decision here was made just now.
-    decided = lead.decision.outcome if lead.decision is not None else None
-    if decided == "qualified":
+    decided = lead.decision
+    if decided is not None and decided.outcome == "qualified":
         keep_if_qualified(uow, lead)
     metrics = uow.metrics
 

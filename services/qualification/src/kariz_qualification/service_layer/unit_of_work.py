@@ -12,7 +12,7 @@ from typing import Protocol
 from kariz_qualification.domain.calibration import WinModel
 from kariz_qualification.domain.customers import WonAccount
 from kariz_qualification.domain.engagement import EngagementKind
-from kariz_qualification.domain.lead import Lead, Outcome, ReopenedBy, Scoring
+from kariz_qualification.domain.lead import Decision, Lead, ReopenedBy, Scoring
 from kariz_qualification.domain.nurture import StopReason
 from kariz_qualification.domain.outcomes import QualifiedLead
 from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
@@ -135,7 +135,9 @@ class QualificationMetrics(Protocol):
 
     def scored(self, scoring: Scoring) -> None: ...
 
-    def decided(self, outcome: Outcome) -> None: ...
+    def decided(self, decision: Decision) -> None:
+        """A decision was made (its outcome and its kind of reason)."""
+        ...
 
     def engaged(self, kind: EngagementKind) -> None: ...
 

@@ -131,6 +131,7 @@ def decision_to_document(decision: Decision) -> dict[str, Any]:
         "manual": decision.manual,
         "by": decision.by,
         "number": decision.number,
+        "reason_kind": decision.reason_kind,
     }
 
 
@@ -143,6 +144,7 @@ def decision_from_document(doc: dict[str, Any]) -> Decision:
         manual=doc.get("manual", False),
         by=doc.get("by"),
         number=doc.get("number", 1),
+        reason_kind=doc.get("reason_kind"),
     )
 
 
