@@ -427,6 +427,14 @@ async def test_a_lead_of_a_won_account_qualifies_as_an_existing_customer(cycle: 
     await cycle.capture(cold(again, domain=domain.upper(), company="ACME"))
     await cycle.capture(cold(stranger, domain=f"{unique('other').lower()}.example"))
 
+    # An upsell is judged by its own items (need and timeline by default), not by its fit: it waits.
+    waiting = await cycle.view(again)
+    assert waiting["status"] == "nurture"
+    assert waiting["checklist"]["completeness"]["missing"] == ["need", "timeline"]
+    answers = {"answers": {"need": "confirmed", "timeline": "within_3_months"}}
+    answered = await cycle.http.put(f"/leads/{again}/checklist/bant", json=answers)
+    assert answered.status_code == 200, answered.text
+
     [body] = await cycle.on_topic(QUALIFIED, again)
     qualified = LeadQualified.model_validate(body)
     assert (qualified.existing_customer, qualified.account_id, qualified.reason) == (
@@ -434,6 +442,7 @@ async def test_a_lead_of_a_won_account_qualifies_as_an_existing_customer(cycle: 
         account,
         "existing customer",
     )
-    assert (qualified.score, qualified.decision_number) == (34, 1)
+    # 34 + need 15 + timeline 15: below the threshold (70), qualified as a customer all the same.
+    assert (qualified.score, qualified.decision_number) == (64, 1)
     assert (await cycle.view(stranger))["status"] == "nurture"
     assert await cycle.outbox(stranger, QUALIFIED) == []

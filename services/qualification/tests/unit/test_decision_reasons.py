@@ -18,8 +18,14 @@ from kariz_qualification.adapters.metrics import PrometheusMetrics
 from kariz_qualification.adapters.mongo.documents import decision_from_document, decision_to_document
 from kariz_qualification.domain.engagement import MarketingKind
 from kariz_qualification.domain.lead import REASON_KINDS, Decision
+from kariz_qualification.domain.methodologies import Given
 from kariz_qualification.service_layer import engagement, handlers, views
-from kariz_qualification.service_layer.commands import DisqualifyLead, RecordAnswers, RecordEngagement
+from kariz_qualification.service_layer.commands import (
+    DisqualifyLead,
+    RecordAnswers,
+    RecordChecklist,
+    RecordEngagement,
+)
 from kariz_shared.contracts.events import BantAnswers, Company, Contact, DealWon, LeadCaptured, LeadSource
 from kariz_shared.persistence.in_memory import InMemoryUnitsOfWork
 from kariz_shared.runtime.clock import FakeClock
@@ -123,6 +129,12 @@ async def test_every_path_to_a_decision_counts_under_its_kind_of_reason(
     await units.handle(handlers.record_won_account, won)
     again = cold("L-customer").model_copy(update={"company": strong("L-score").company})
     await units.handle(handlers.capture_lead, again)
+    # An upsell's own items first (need and timeline): its fit is known.
+    upsell = {
+        "need": Given("choice", value="confirmed"),
+        "timeline": Given("choice", value="within_3_months"),
+    }
+    await handlers.record_checklist(units, RecordChecklist("L-customer", "bant", upsell, by=REP))
 
     assert units.uow.metrics.decision_reasons == [
         ("qualified", "score"),

@@ -25,12 +25,14 @@ from kariz_qualification.domain.engagement import (
     decayed,
     engagement_lines,
 )
+from kariz_qualification.domain.methodologies import Given
 from kariz_qualification.domain.rules import DEFAULT_RULES
 from kariz_qualification.entrypoints.engagements import router
 from kariz_qualification.service_layer import engagement, handlers, views
 from kariz_qualification.service_layer.commands import (
     DisqualifyLead,
     RecordAnswers,
+    RecordChecklist,
     RecordEngagement,
     ReopenLead,
 )
@@ -504,13 +506,69 @@ async def test_a_new_lead_of_an_account_with_a_won_deal_is_qualified_as_an_exist
     await units.handle(handlers.record_won_account, won.model_copy(update={"lead_id": "L-unknown"}))
     assert list(units.uow.accounts.by_key) == ["name:shop l-1"]
 
-    # The same company again (its name written otherwise): 34 points of fit, qualified all the same.
+    # The same company again (its name written otherwise): 34 points of fit, but an upsell is judged by
+    # its own items (the rule set's existing_customers: need and timeline), not by fit.
     again = cold_lead("L-2", email="bob@example.com")
     again = again.model_copy(update={"company": again.company.model_copy(update={"name": "  SHOP   l-1 "})})
     await units.handle(handlers.capture_lead, again)
+    assert units.of_type(LeadQualified) == []
+    waiting = await views.qualification_of(units, "L-2")
+    assert waiting.status == "nurture" and waiting.customer is not None
+    assert waiting.review(DEFAULT_RULES).missing == ("need", "timeline")
+    # Need answered, timeline not yet: still waiting; both in, qualified whatever the score (34 + 15 + 5).
+    need = {"need": Given("choice", value="confirmed")}
+    await handlers.record_checklist(units, RecordChecklist("L-2", "bant", need, by=OWNER))
+    assert units.of_type(LeadQualified) == []
+    timeline = {"timeline": Given("choice", value="within_12_months")}
+    await handlers.record_checklist(units, RecordChecklist("L-2", "bant", timeline, by=OWNER))
     [qualified] = units.of_type(LeadQualified)
-    assert (qualified.lead_id, qualified.score, qualified.reason) == ("L-2", 34, "existing customer")
+    assert (qualified.lead_id, qualified.score, qualified.reason) == ("L-2", 54, "existing customer")
     assert (qualified.existing_customer, qualified.account_id) == (True, "A-1")
     # Another company's lead is scored on fit as before.
     await units.handle(handlers.capture_lead, cold_lead("L-3", email="eve@example.com"))
     assert (await views.qualification_of(units, "L-3")).status == "nurture"
+
+
+async def test_a_managers_reopening_of_a_lead_whose_account_won_since_qualifies_it_for_upsell(
+    units: Units, clock: FakeClock
+) -> None:
+    # Disqualified by hand first: not now.
+    await units.handle(handlers.capture_lead, cold_lead("L-1"))
+    await handlers.disqualify_lead(units, DisqualifyLead("L-1", "no project this year", by=OWNER))
+    # Later another lead of the same company is won.
+    await units.handle(handlers.capture_lead, cold_lead("L-2", email="bob@example.com"))
+    won = DealWon(
+        deal_id="D-2",
+        lead_id="L-2",
+        account_id="A-1",
+        account_name="Shop L-1",
+        owner=OWNER,
+        amount=Decimal("9000"),
+        cycle_seconds=3600.0,
+        won_at=clock.now(),
+    )
+    await units.handle(handlers.record_won_account, won)
+    # L-2's company is "Shop L-2": the won account is that one. L-1 is of another account and re-opens
+    # as a stranger; a lead of the won account re-opens as an existing customer.
+    reopened = await engagement.reopen_lead(units, ReopenLead("L-1", "asked again", by=MANAGER))
+    assert reopened.customer is None
+
+    await units.handle(
+        handlers.capture_lead,
+        cold_lead("L-3", email="eve@example.com").model_copy(update={"company": cold_lead("L-2").company}),
+    )
+    await handlers.disqualify_lead(units, DisqualifyLead("L-3", "not now", by=OWNER))
+    upsell = await engagement.reopen_lead(
+        units, ReopenLead("L-3", "the customer asks for more seats", by=MANAGER)
+    )
+    assert upsell.customer is not None and upsell.customer.account_id == "A-1"
+    assert upsell.review(DEFAULT_RULES).missing == ("need", "timeline")
+    answers = {
+        "need": Given("choice", value="confirmed"),
+        "timeline": Given("choice", value="within_3_months"),
+    }
+    decided = await handlers.record_checklist(units, RecordChecklist("L-3", "bant", answers, by=OWNER))
+    assert decided.status == "qualified" and decided.decision is not None
+    assert (decided.decision.reason, decided.decision.number) == ("existing customer", 3)
+    [qualified] = [e for e in units.of_type(LeadQualified) if e.lead_id == "L-3"]
+    assert (qualified.existing_customer, qualified.account_id, qualified.decision_number) == (True, "A-1", 3)

@@ -101,3 +101,21 @@ def test_touching_bands_gaps_and_penalties_are_allowed() -> None:
         Company(name="A", size=5), Contact(first_name="a", last_name="b", email="e"), LeadSource.EVENT
     )
     assert ("company_size", -5) in {(line.rule, line.points) for line in lines}
+
+
+def test_an_existing_customers_items_must_be_items_of_the_methodology_and_a_rule_set_before_them_loads() -> (
+    None
+):
+    document = DEFAULT_RULES.model_dump(mode="json")
+    document["existing_customers"] = {"required": {"meddic": ["timeline"]}}
+    with pytest.raises(
+        ValidationError, match=r"existing_customers.required.meddic: 'timeline' is not an item"
+    ):
+        RuleSet.model_validate(document)
+    del document["existing_customers"]
+    loaded = RuleSet.model_validate(document)
+    assert loaded.existing_customers.required["bant"] == ["need", "timeline"]
+    # An empty list: an existing customer's lead qualifies at once, as before the upsell rules.
+    document["existing_customers"] = {"required": {"bant": []}}
+    review = RuleSet.model_validate(document).review("bant", {}, existing_customer=True)
+    assert (review.required, review.missing) == ((), ())

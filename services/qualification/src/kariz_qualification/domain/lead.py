@@ -259,7 +259,7 @@ class Lead(Aggregate):
 
     def review(self, rules: RuleSet) -> ChecklistReview:
         """What ``rules``' verdict rules say of this lead's checklist."""
-        return rules.review(self.methodology, self.checklist)
+        return rules.review(self.methodology, self.checklist, existing_customer=self.customer is not None)
 
     def qualification_checklist(self, rules: RuleSet) -> QualificationChecklist | None:
         """The checklist as the decision events carry it; None when nothing was answered."""
@@ -338,8 +338,10 @@ class Lead(Aggregate):
         review = self.review(rules)
         verdict = decide(scoring.score, rules.thresholds, review)
         if self.customer is not None and review.hard_no is None:
-            # Fit is known for an account that bought: its score is not what decides it.
-            self._qualify(rules, at, by, "existing_customer", reason=EXISTING_CUSTOMER)
+            # Fit is known for an account that bought: its score is not what decides it, the upsell's own
+            # items (need and timeline by default) are; until they are in, it is nurtured.
+            if not review.missing:
+                self._qualify(rules, at, by, "existing_customer", reason=EXISTING_CUSTOMER)
         elif verdict.status == "qualified" and trigger == "engagement":
             self._qualify(rules, at, by, "engagement", reason=BY_ENGAGEMENT)
         elif verdict.status == "qualified":
@@ -406,6 +408,14 @@ class Lead(Aggregate):
             )
         )
         return reopening
+
+    def known_as_customer(self, account: WonAccount) -> bool:
+        """The lead's account won a deal since it was captured: from now on it is qualified as an
+        existing customer (the upsell rules). Returns whether that is new."""
+        if self.customer is not None:
+            return False
+        self.customer = account
+        return True
 
     @property
     def decisions(self) -> list[Decision | Reopening]:

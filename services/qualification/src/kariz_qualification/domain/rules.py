@@ -146,6 +146,36 @@ class ChecklistRules(BaseModel):
         return sum(max([0, *rule.points.values()]) for rule in self.items.values())
 
 
+class ExistingCustomerRules(BaseModel):
+    """How a lead of a won account (an upsell or cross-sell) is qualified: its fit is known, so its score
+    decides nothing; the items of its checklist listed here (need and timeline, by default) must be
+    answered first, and a hard no still disqualifies it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    required: dict[MethodologyName, list[str]] = Field(
+        default_factory=lambda: {
+            "bant": ["need", "timeline"],
+            "meddic": ["identify_pain", "decision_process"],
+            "meddpicc": ["identify_pain", "decision_process"],
+        },
+        description="By methodology, the items an existing customer's lead must have answered before it "
+        "qualifies (a methodology not listed, or an empty list: it qualifies at once)",
+    )
+
+    @model_validator(mode="after")
+    def _items_exist(self) -> ExistingCustomerRules:
+        for name, keys in self.required.items():
+            catalogue = METHODOLOGIES[name]
+            for key in keys:
+                if catalogue.item(key) is None:
+                    raise ValueError(
+                        f"existing_customers.required.{name}: {key!r} is not an item of {name} "
+                        f"({', '.join(catalogue.keys)})"
+                    )
+        return self
+
+
 class Segment(BaseModel):
     """Companies qualified with ``methodology``: all of the given conditions hold (none given: any)."""
 
@@ -239,6 +269,12 @@ class RuleSet(BaseModel):
     nurture: NurtureRules = Field(
         default_factory=NurtureRules,
         description="Nurture tracks (cadences of content and task steps) and which one a nurtured lead gets",
+    )
+    # Optional as well: a rule set stored before upsell rules loads with the defaults.
+    existing_customers: ExistingCustomerRules = Field(
+        default_factory=ExistingCustomerRules,
+        description="How a lead of an account with a won deal is qualified: the checklist items it needs "
+        "(its fit is known)",
     )
     # Optional too: a rule set stored before outcomes were kept loads with the defaults.
     calibration: CalibrationRules = Field(
@@ -394,8 +430,11 @@ class RuleSet(BaseModel):
                 lines.append(ScoreLine(rule=f"{name}.{key}", matched=matched, points=rule.points[matched]))
         return lines
 
-    def review(self, name: str, checklist: Mapping[str, ChecklistAnswer]) -> ChecklistReview:
-        """What the verdict rules say of a checklist: its first hard no, the required items missing."""
+    def review(
+        self, name: str, checklist: Mapping[str, ChecklistAnswer], *, existing_customer: bool = False
+    ) -> ChecklistReview:
+        """What the verdict rules say of a checklist: its first hard no, the required items missing (an
+        existing customer's: ``existing_customers.required``, in place of the methodology's)."""
         rules = self.checklist_rules(name).items
         hard_no = None
         for key, rule in rules.items():
@@ -404,7 +443,11 @@ class RuleSet(BaseModel):
                 hard_no = rule.reason or f"{key}: {value_key(answer)}"
                 break
         keys = METHODOLOGIES[name].keys
-        required = tuple(k for k in keys if k in rules and rules[k].required)
+        if existing_customer:
+            wanted = set(self.existing_customers.required.get(name, []))
+            required = tuple(k for k in keys if k in wanted)
+        else:
+            required = tuple(k for k in keys if k in rules and rules[k].required)
         return ChecklistReview(
             methodology=name,
             hard_no=hard_no,

@@ -13,6 +13,7 @@ import logging
 from datetime import timedelta
 from functools import partial
 
+from kariz_qualification.domain.customers import account_key
 from kariz_qualification.domain.engagement import Signal, knows
 from kariz_qualification.domain.lead import Lead
 from kariz_qualification.domain.rules import RuleSet
@@ -74,6 +75,11 @@ async def reopen_lead(units: UnitsOfWork[QualificationUnitOfWork], command: Reop
     async def work(uow: QualificationUnitOfWork) -> Lead:
         lead = await lead_or_not_found(uow, command.lead_id, command.seen)
         lead.reopen(command.reason, uow.clock.now(), command.by)
+        # A manager's re-opening of a lead whose account has won a deal since is a request to qualify it
+        # for upsell: the existing customers' rules decide it from now on.
+        account = await uow.accounts.get(account_key(lead.company))
+        if account is not None:
+            lead.known_as_customer(account)
         follow_nurture(uow, lead, (await uow.rules.current()).rules)  # back in nurture: its track again
         await uow.leads.save(lead)
         uow.publish(lead)
