@@ -4,9 +4,12 @@ picked out, summed per source and for the run, and each disagreement with the dr
 from __future__ import annotations
 
 from collections import Counter
+from datetime import date
 from decimal import Decimal
+from io import StringIO
 from typing import Any
 
+from kariz_loadgen import observe
 from kariz_loadgen.journey import Tally
 from kariz_loadgen.run_report import cross_check, duration, render, run_report
 
@@ -179,3 +182,47 @@ def test_durations_read_as_a_manager_reads_them() -> None:
         "5.5 h",
         "12.3 days",
     ]
+
+
+class Reports:
+    """A reports service that catches up one answer at a time, then stands still at ``stop``."""
+
+    def __init__(self, stop: int) -> None:
+        self.reads, self.stop = 0, stop
+
+    async def __call__(self, *_: Any) -> Any:
+        self.reads += 1
+        full = answers()
+        if self.reads >= self.stop:
+            return run_report(full, RUN)
+        return run_report({name: {"items": []} for name in full}, RUN)
+
+
+async def test_the_wait_goes_on_while_the_reports_move_and_ends_when_they_agree_or_stand_still(
+    monkeypatch: Any,
+) -> None:
+    catching_up = Reports(stop=3)
+    monkeypatch.setattr(observe, "read_run", catching_up)
+    said = StringIO()
+    day = date(2026, 3, 10)
+    seen = await observe.caught_up(
+        None,
+        matching_tally(),
+        RUN,
+        day,
+        day,
+        patience_s=60,
+        poll_s=0,
+        say_every_s=0,
+        stream=said,  # type: ignore[arg-type]
+    )
+    assert seen.mismatches == [] and catching_up.reads == 3
+    assert (
+        said.getvalue().splitlines()[0]
+        == "waiting for the reports service: captured 0/5, deals 0/3, won 0/1, lost 0/2"
+    )
+    # Figures that never reach the driver's: given up once they stood still for the patience.
+    stuck = Reports(stop=10**9)
+    monkeypatch.setattr(observe, "read_run", stuck)
+    gave_up = await observe.caught_up(None, matching_tally(), RUN, day, day, patience_s=0, poll_s=0)  # type: ignore[arg-type]
+    assert gave_up.mismatches[0] == "leads captured: reports 0, driver 5" and stuck.reads == 2

@@ -60,7 +60,7 @@ class DemoRun:
             f"{t.requests} requests, {t.retries} retried; {t.captured} new leads, {t.touches} repeat touches "
             f"of a known lead, {t.nurtured} qualification calls.\n"
             f"The reports service caught up with the run in {self.waited_s:.1f} s"
-            + ("" if not self.mismatches else " (or not: patience ran out)")
+            + ("" if not self.mismatches else " (or not: its figures stood still)")
             + ".\n"
         )
 
@@ -76,7 +76,7 @@ async def run_demo(
     seed: int,
     token: str,
     progress_to: TextIO | None = None,
-    reports_patience_s: float = 60.0,
+    reports_patience_s: float = 30.0,
 ) -> DemoRun:
     """Drive ``leads`` synthetic captures through Kariz, then read the run's funnel from the reports
     service once it caught up, signed in with ``token`` (a bearer token from the identity provider; in
@@ -101,7 +101,15 @@ async def run_demo(
         first = (since - timedelta(days=1)).date()
         last = (datetime.now(UTC) + timedelta(days=1)).date()
         # A reader of its own: its requests are not the run's.
-        seen = await caught_up(Kariz(http, urls), t, run_tag, first, last, patience_s=reports_patience_s)
+        seen = await caught_up(
+            Kariz(http, urls),
+            t,
+            run_tag,
+            first,
+            last,
+            patience_s=reports_patience_s,
+            stream=progress_to or sys.stderr,
+        )
     return DemoRun(t, seen.report, seen.mismatches, elapsed, seen.waited_s, run_tag)
 
 
@@ -157,8 +165,9 @@ def main() -> None:
     parser.add_argument(
         "--reports-patience",
         type=float,
-        default=60.0,
-        help="seconds to wait for the reports service to catch up with the run (default 60)",
+        default=30.0,
+        help="seconds the reports service's figures of the run may stand still, short of the driver's "
+        "count, before the cross-check gives up on them (default 30)",
     )
     parser.add_argument(
         "--token",
