@@ -67,6 +67,7 @@ from kariz_shared.contracts.events import (
     DigestItem,
     Event,
     FollowUpDue,
+    ForecastSnapshotDue,
     LeadCaptured,
     LeadDisqualified,
     LeadEngagementDecayDue,
@@ -502,6 +503,13 @@ def contact_unsubscribed(lead_id: str) -> ContactUnsubscribed:
     return ContactUnsubscribed(lead_id=lead_id, email="sara@acme.example", unsubscribed_at=NOW)
 
 
+def forecast_snapshot_due(schedule: str) -> ForecastSnapshotDue:
+    """The reports' weekly snapshot timer (a schedule of its own per test run, for the key)."""
+    return ForecastSnapshotDue(
+        snapshot_id=f"{schedule}:{NOW.isoformat()}", schedule=schedule, time_zone="UTC", due_at=NOW
+    )
+
+
 def lead_touched(lead_id: str) -> LeadTouched:
     """A repeat capture of a lead qualification does not hold: the signal is dropped."""
     return LeadTouched(lead_id=lead_id, source=LeadSource.WEB_FORM, touch_count=2, touched_at=NOW)
@@ -685,6 +693,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
         LeadReopened,
         NurtureStepDue,
         ContactUnsubscribed,
+        ForecastSnapshotDue,
     ]
     # A broker of the module's own: on the session's, these new consumer groups would first read every
     # earlier test's records (minutes late in a full run, past every wait below).
@@ -775,6 +784,9 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
                 [envelope(nurture_step_due(lead["id"])) for lead in nurtured_for],
             ),
             Case(ContactUnsubscribed, [qualification, notifications], pair(contact_unsubscribed, "L")),
+            # The reports' own snapshot timer; reports runs in none of these four (its consumer is
+            # covered by its own tests), so notifications, which hears every event, is the one here.
+            Case(ForecastSnapshotDue, [notifications], pair(forecast_snapshot_due, "weekly")),
         ]
         # Every topic some service consumes is here, with every group that consumes it.
         assert {cls for r in svc.values() for cls in r.service.consumes} == set(consumed)

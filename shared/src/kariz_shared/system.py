@@ -21,6 +21,7 @@ from kariz_shared.contracts.events import (
     DigestDue,
     Event,
     FollowUpDue,
+    ForecastSnapshotDue,
     LeadCaptured,
     LeadDisqualified,
     LeadEngagementDecayDue,
@@ -164,7 +165,8 @@ SERVICES: tuple[ServiceEntry, ...] = (
     ServiceEntry(
         "reports",
         8006,
-        publishes=(),
+        # ForecastSnapshotDue is its own weekly snapshot timer's: consumed, it keeps the forecast's standing.
+        publishes=(ForecastSnapshotDue,),
         # A read model of the public topics, as an outside subscriber reads them (issue F).
         consumes=(
             LeadCaptured,
@@ -178,6 +180,7 @@ SERVICES: tuple[ServiceEntry, ...] = (
             DealWon,
             DealLost,
             DealUpdated,
+            ForecastSnapshotDue,
         ),
         summary="projections of the sales events per day and dimension: funnel, win rate, cycle, "
         "velocity, outcomes, stages, activity; the forecast against quotas",

@@ -47,3 +47,17 @@ def test_every_journey_is_a_valid_walk_to_won_or_lost(brisk: bool) -> None:
             assert [s for s in stages if s in FORWARD][-1] == "contract"
         else:
             assert lead.journey[-1].reason
+
+
+def test_run_campaigns_name_the_run_and_source_and_change_nothing_else() -> None:
+    plain = Population(3, run_tag="ab12cd34").leads(60)
+    tagged = Population(3, run_tag="ab12cd34", run_campaigns=True).leads(60)
+    for a, b in zip(plain, tagged, strict=True):
+        if a.body.get("campaign") == "second-touch":
+            assert b.body == a.body  # a repeat touch keeps its own campaign
+        else:
+            assert b.body["campaign"] == f"demo-ab12cd34-{a.source}"
+            assert {**b.body, "campaign": a.body["campaign"]} == a.body
+        assert (a.call, a.journey) == (b.call, b.journey)
+    # Without a run tag there is no run to name.
+    assert Population(3, run_campaigns=True).leads(5)[0].body == Population(3).leads(5)[0].body

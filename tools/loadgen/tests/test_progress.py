@@ -8,7 +8,7 @@ import io
 import pytest
 from kariz_loadgen.cli import NOT_RUNNING, not_ready, run
 from kariz_loadgen.journey import DEFAULT_URLS
-from kariz_loadgen.observe import of_run
+from kariz_loadgen.population import run_campaign, source_of_run_campaign
 from kariz_loadgen.progress import Progress, progress_line
 
 from kariz_devkit.embedded import free_port
@@ -43,10 +43,12 @@ async def test_on_a_terminal_the_line_is_redrawn_in_place() -> None:
     assert "1/4 leads" in text
 
 
-def test_a_run_tag_picks_the_run_leads_only() -> None:
-    assert of_run("ana.lopez.17.3db91288@acme.example", "3db91288")
-    assert not of_run("ana.lopez.17.3db91289@acme.example", "3db91288")
-    assert not of_run("ana.lopez.17@acme.example", "3db91288")
+def test_a_run_tag_picks_the_run_campaigns_only() -> None:
+    assert run_campaign("3db91288", "web_form") == "demo-3db91288-web_form"
+    assert source_of_run_campaign("demo-3db91288-web_form", "3db91288") == "web_form"
+    assert source_of_run_campaign("demo-3db91289-web_form", "3db91288") is None
+    assert source_of_run_campaign("spring-webinar", "3db91288") is None
+    assert source_of_run_campaign("demo-3db91288-", "3db91288") is None
 
 
 async def test_nothing_listening_means_not_running(capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,9 +13,11 @@ from kariz_reports.adapters.mongo import (
 )
 from kariz_reports.entrypoints import forecast_http, http, kafka
 from kariz_reports.entrypoints.rebuild import Rebuild, refresh_gauges
+from kariz_reports.service_layer import snapshots
 from kariz_reports.service_layer.unit_of_work import ReportsUnitOfWork
 from kariz_reports.settings import ReportsSettings
 from kariz_shared import system
+from kariz_shared.contracts.events import ForecastSnapshotDue
 from kariz_shared.persistence.store import Store, Transaction
 from kariz_shared.persistence.unit_of_work import MongoUnitsOfWork
 from kariz_shared.runtime.clock import Clock
@@ -69,6 +71,17 @@ def build(settings: ReportsSettings | None = None, clock: Clock | None = None) -
 
     for event_cls, handle in kafka.subscriptions().items():
         service.subscribe(event_cls, in_generations(handle))
+
+    # The weekly forecast snapshot: its timer armed at start-up, its due event taken on the active
+    # generation (a snapshot is the reports' own history, not a projection).
+    schedule = settings.snapshot_schedule
+    take = kafka.on_snapshot_due(schedule)
+
+    async def snapshot_due(event: ForecastSnapshotDue, tx: Transaction) -> None:
+        state = await read_generations(tx.db, tx.session)
+        await take(MongoReportsUnitOfWork(tx, service.clock, state.active, service.roster, zone), event)
+
+    service.subscribe(ForecastSnapshotDue, snapshot_due)
     service.add_worker(
         "generation-gauges",
         refreshing("generation", lambda: refresh_gauges(service.store), settings.metrics_refresh_interval_s),
@@ -77,6 +90,11 @@ def build(settings: ReportsSettings | None = None, clock: Clock | None = None) -
     service.api.include_router(http.router(reads, service.clock, settings))
     # Quotas and forecast calls: the reports' own records, written in a transaction of their own.
     plans = MongoUnitsOfWork(service.store, service.clock, MongoPlansUnitOfWork)
+
+    async def arm_snapshots(_: Store) -> None:
+        await plans.run(lambda uow: snapshots.arm_snapshots(uow, schedule))
+
+    service.on_startup(arm_snapshots)
     service.api.include_router(forecast_http.router(reads, plans, service.clock, settings))
     return service
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 
 from kariz_reports.domain.periods import Calendar, Year
+from kariz_reports.domain.snapshots import SnapshotSchedule, Weekday
 from kariz_shared.runtime.settings import ServiceSettings
 
 
@@ -24,6 +26,10 @@ class ReportsSettings(ServiceSettings):
     #: Records the rebuild reads from the retained topics before it writes its progress and lag.
     rebuild_progress_every: int = Field(default=1000, ge=1, le=1_000_000)
 
+    #: The weekday and local time (in ``report_time_zone``) the weekly forecast snapshot is taken.
+    forecast_snapshot_weekday: Weekday = Weekday.MONDAY
+    forecast_snapshot_time: time = time(0, 0)
+
     @field_validator("report_time_zone")
     @classmethod
     def _known_zone(cls, name: str) -> str:
@@ -36,6 +42,11 @@ class ReportsSettings(ServiceSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.report_time_zone)
+
+    @property
+    def snapshot_schedule(self) -> SnapshotSchedule:
+        at = self.forecast_snapshot_time.replace(tzinfo=None)
+        return SnapshotSchedule(self.forecast_snapshot_weekday, at, self.zone, self.report_time_zone)
 
     def year(self, calendar: Calendar | None = None) -> Year:
         return Year(calendar or self.report_calendar, self.fiscal_year_start_month)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +19,7 @@ from kariz_reports.bootstrap import build, rebuild
 from kariz_reports.settings import ReportsSettings
 from kariz_shared.contracts.envelope import Envelope
 from kariz_shared.contracts.events import Event
+from kariz_shared.runtime.clock import FakeClock
 from kariz_shared.system import source_of
 
 pytestmark = pytest.mark.integration
@@ -164,3 +165,94 @@ async def _forecast_agrees(client: Any, seller: str) -> bool:
         and line["categories"]["best_case"] == {"count": 1, "amount": 20000.0, "weighted_amount": 8000.0}
         and (line["quota"], line["commit_gap"], line["best_case_forecast"]) == (100000.0, 50000.0, 70000.0)
     )
+
+
+async def test_the_weekly_snapshot_fires_on_a_moved_clock_and_the_changes_since_answer(
+    events: Any, stack_backends: Any, settings_for: Callable[..., ReportsSettings], admin_token: str
+) -> None:
+    settings = settings_for(
+        ReportsSettings, service_name="reports", kafka_bootstrap_servers=stack_backends.kafka_bootstrap
+    )
+    clock = FakeClock(events.now)  # Tuesday 2026-03-10 09:30 UTC
+    monday = datetime(2026, 3, 16, tzinfo=UTC)
+    seller = f"{unique('seller')}@kariz.test"
+    commit, best_case = unique("D"), unique("D")
+
+    def standing(event: Any, category: str, probability: str) -> Any:
+        update = {
+            "probability": Decimal(probability),
+            "forecast_category": category,
+            "expected_close_date": MAY,
+        }
+        return event.model_copy(update=update)
+
+    service = build(settings, clock)
+    async with running(service, token=admin_token) as client:
+        # Armed at start-up for Monday 00:00 in the organisation's time zone (UTC here).
+        timer = await service.store.db["timers"].find_one({"_id": "forecast-snapshot:weekly"})
+        assert timer is not None and timer["due_at"] == monday
+        await publish_all(
+            stack_backends.kafka_bootstrap,
+            [
+                standing(
+                    events.opened(commit, unique("L"), owner=seller, amount=Decimal("50000")),
+                    "commit",
+                    "0.75",
+                ),
+                standing(
+                    events.opened(best_case, unique("L"), owner=seller, amount=Decimal("20000")),
+                    "best_case",
+                    "0.4",
+                ),
+            ],
+        )
+        await eventually(lambda: _forecast_counts(client, seller, commit=1, best_case=1), timeout=30)
+
+        clock.set(monday + timedelta(seconds=1))
+        await eventually(lambda: _snapshots(client, 1), timeout=30)
+        [snapshot] = (await client.get("/forecast/snapshots")).json()
+        assert (snapshot["id"], snapshot["due_at"]) == (
+            "weekly:2026-03-16T00:00:00+00:00",
+            monday.isoformat(),
+        )
+        again = await service.store.db["timers"].find_one({"_id": "forecast-snapshot:weekly"})
+        assert again is not None and again["due_at"] == monday + timedelta(days=7)
+
+        # During the week: the best case is committed at a higher amount, the commit is won.
+        tuesday = monday + timedelta(days=1)
+        lead = unique("L")
+        raised = events.moved(
+            best_case, "demo", "negotiation", 1, lead_id=lead, owner=seller, amount=Decimal("25000")
+        )
+        await publish_all(
+            stack_backends.kafka_bootstrap,
+            [
+                standing(raised.model_copy(update={"changed_at": tuesday}), "commit", "0.75"),
+                events.won(commit, unique("L"), owner=seller, amount=Decimal("50000"), won_at=tuesday),
+            ],
+        )
+        await eventually(lambda: _forecast_counts(client, seller, commit=1, best_case=0), timeout=30)
+        answer = (await client.get("/forecast/changes", params={"period": "2026-Q2", "by": "rep"})).json()
+        mine = {d["deal_id"]: d["changes"] for d in answer["deals"] if d["rep"] == seller}
+        assert mine == {best_case: ["category", "amount"], commit: ["won"]}
+        [line] = [i for i in answer["items"] if i["rep"] == seller]
+        assert line["category_moves"] == {"best_case->commit": {"count": 1, "amount": 25000.0}}
+        assert line["won"] == {"count": 1, "amount": 50000.0}
+        assert line["amount_changes"] == {"count": 1, "amount": 5000.0}
+        assert line["categories"]["commit"]["then"]["amount"] == 50000.0
+        assert line["categories"]["commit"]["now"]["amount"] == 25000.0
+        assert answer["since"]["id"] == snapshot["id"]
+
+
+async def _forecast_counts(client: Any, seller: str, *, commit: int, best_case: int) -> bool:
+    answer = (await client.get("/forecast", params={"period": "2026-Q2", "by": "rep"})).json()
+    lines = [i for i in answer["items"] if i["rep"] == seller]
+    return bool(
+        lines
+        and lines[0]["categories"]["commit"]["count"] == commit
+        and lines[0]["categories"]["best_case"]["count"] == best_case
+    )
+
+
+async def _snapshots(client: Any, count: int) -> bool:
+    return len((await client.get("/forecast/snapshots")).json()) == count

@@ -4,7 +4,7 @@ bad input named."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import httpx
@@ -15,6 +15,7 @@ from kariz_devkit.issuer import LocalIssuer
 from kariz_devkit.testing import accepting, bearer
 from kariz_reports.adapters.in_memory import InMemoryReportsUnitOfWork
 from kariz_reports.entrypoints import forecast_http, kafka
+from kariz_reports.service_layer import snapshots
 from kariz_reports.settings import ReportsSettings
 from kariz_shared.persistence.in_memory import InMemoryUnitsOfWork
 from kariz_shared.runtime import http as runtime_http
@@ -118,3 +119,73 @@ async def test_refusals_say_why_and_name_the_field(api: httpx.AsyncClient, issue
     assert (await api.get("/forecast?period=someday", headers=maria)).status_code == 422
     assert (await api.get("/forecast")).status_code == 401
     assert (await api.get("/forecast/calls?period=this_quarter", headers=maria)).json() == []
+
+
+async def test_what_changed_since_the_snapshot_in_json_and_csv_each_seeing_their_own(
+    events, issuer: LocalIssuer
+) -> None:  # type: ignore[no-untyped-def]
+    clock = FakeClock(events.now)  # Tuesday 2026-03-10: the snapshot falls due Monday 2026-03-16
+    units = InMemoryUnitsOfWork(InMemoryReportsUnitOfWork(clock, teams=Teams()))
+    table = kafka.subscriptions()
+    schedule = ReportsSettings().snapshot_schedule
+
+    def standing(event, category: str, close: date):  # type: ignore[no-untyped-def]
+        update = {"probability": Decimal("0.5"), "forecast_category": category, "expected_close_date": close}
+        return event.model_copy(update=update)
+
+    for event in (
+        standing(events.opened("D-1", "L-1", amount=Decimal("40000")), "best_case", date(2026, 3, 31)),
+        standing(
+            events.opened("D-2", "L-2", owner="kim@kariz.test", amount=Decimal("9000")),
+            "pipeline",
+            date(2026, 3, 20),
+        ),
+    ):
+        await units.handle(table[type(event)], event)
+    app = FastAPI()
+    runtime_http.install(app, "reports")
+    accepting(app, issuer, teams=TEAMS)
+    app.include_router(forecast_http.router(units, units, clock, ReportsSettings()))
+    maria = as_(issuer, "maria@kariz.test", "manager", "emea")
+    alex = as_(issuer, "alex@kariz.test", "rep")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://kariz.test") as api:
+        none_yet = await api.get("/forecast/changes", headers=maria)
+        assert none_yet.status_code == 404 and "since" in none_yet.text
+        await units.run(lambda uow: snapshots.arm_snapshots(uow, schedule))
+        clock.set(datetime(2026, 3, 16, tzinfo=UTC))
+        [due] = await units.fire_due_timers()
+        await units.handle(kafka.on_snapshot_due(schedule), due)
+        committed = events.moved("D-1", "demo", "negotiation", 7, lead_id="L-1", amount=Decimal("40000"))
+        later = standing(committed, "commit", date(2026, 3, 31))
+        await units.handle(table[type(later)], later)
+
+        listed = (await api.get("/forecast/snapshots", headers=alex)).json()
+        assert [s["id"] for s in listed] == [due.snapshot_id]
+        answer = await api.get("/forecast/changes?period=this_quarter&by=rep", headers=maria)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        # Maria manages emea: Alex's deal, not Kim's.
+        assert [(d["deal_id"], d["changes"]) for d in body["deals"]] == [("D-1", ["category"])]
+        assert body["items"][0]["rep"] == "alex@kariz.test"
+        assert body["all"]["category_moves"] == {"best_case->commit": {"count": 1, "amount": 40000.0}}
+        csv_text = (await api.get("/forecast/changes?by=rep", headers={**maria, "Accept": "text/csv"})).text
+        header, whole, alex_row = csv_text.splitlines()
+        assert header.startswith("report,period,from,to,rep,categories.pipeline.then.count")
+        assert "category_moves.best_case->commit.count" in header
+        assert whole.startswith("forecast-changes,2026-Q1,2026-01-01,2026-03-31,all,")
+        assert alex_row.split(",")[4] == "alex@kariz.test"
+        kim = as_(issuer, "kim@kariz.test", "rep")
+        hers = (await api.get("/forecast/changes", headers=kim)).json()
+        assert hers["deals"] == [] and hers["all"]["categories"]["pipeline"]["then"]["count"] == 1
+        assert hers["all"]["categories"]["best_case"]["then"]["count"] == 0  # Alex's is not hers
+        bad_since = await api.get("/forecast/changes?since=weekly:nope", headers=maria)
+        assert bad_since.status_code == 404 and "since" in bad_since.text
+        for query, field in (
+            ("period=someday", "period"),
+            ("by=colour", "by"),
+            ("since=" + "x" * 201, "since"),
+        ):
+            bad = await api.get(f"/forecast/changes?{query}", headers=maria)
+            assert bad.status_code == 422 and field in bad.text, (query, bad.text)
+        assert (await api.get("/forecast/snapshots?limit=0", headers=maria)).status_code == 422
+        assert (await api.get("/forecast/changes")).status_code == 401

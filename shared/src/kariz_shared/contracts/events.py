@@ -931,6 +931,24 @@ class ContactUnsubscribed(Event):
     actor: str | None = actor_field()
 
 
+# --- reports --------------------------------------------------------------------------------------
+
+
+class ForecastSnapshotDue(Event):
+    description: ClassVar[str] = (
+        "A forecast snapshot of the reports service fell due (issue F): a timer of reports, armed at its "
+        "start-up for the next configured weekday and time of day in the organisation's time zone (default "
+        "Monday 00:00) and again each time it fires. Reports consumes it to keep where every open deal "
+        "stands in the forecast (close date, category, amount), so what changed since is one query."
+    )
+    key_field: ClassVar[str] = "schedule"
+
+    snapshot_id: str = Field(description="Unique per firing: <schedule>:<due time, ISO 8601 in UTC>")
+    schedule: str = Field(description="Which snapshots fell due: weekly")
+    time_zone: str = Field(description="The organisation's IANA time zone the weekday and time are read in")
+    due_at: datetime
+
+
 #: Every event type, by name. A new event must be added here to get a topic.
 EVENTS: dict[str, type[Event]] = {
     cls.__name__: cls
@@ -967,6 +985,7 @@ EVENTS: dict[str, type[Event]] = {
         NotificationDue,
         DigestDue,
         ContactUnsubscribed,
+        ForecastSnapshotDue,
     )
 }
 

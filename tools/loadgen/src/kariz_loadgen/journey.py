@@ -45,7 +45,8 @@ class Tally:
     moves: int = 0
     requests: int = 0
     retries: int = 0
-    by_source: Counter[str] = field(default_factory=Counter)
+    by_source: Counter[str] = field(default_factory=Counter)  # every capture, touches included
+    captured_by_source: Counter[str] = field(default_factory=Counter)  # new leads only
     qualified_by_source: Counter[str] = field(default_factory=Counter)
     won_by_source: Counter[str] = field(default_factory=Counter)
     loss_reasons: Counter[str] = field(default_factory=Counter)
@@ -183,6 +184,7 @@ async def drive(kariz: Kariz, lead: SyntheticLead, *, on_captured: Any = None) -
         # The first capture of this address went through before its answer was lost; the retry found it.
         tally.recaptured += 1
     tally.captured += 1
+    tally.captured_by_source[lead.source] += 1
     tally.lead_ids[lead.email] = lead_id
     decision = await qualify(kariz, lead_id, lead)
     if decision != "qualified":

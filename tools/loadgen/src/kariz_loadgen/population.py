@@ -138,13 +138,32 @@ class SyntheticLead:
         return self.journey[-1].stage if self.journey else "none"
 
 
+RUN_CAMPAIGN_PREFIX = "demo-"
+
+
+def run_campaign(run_tag: str, source: str) -> str:
+    """The campaign of a run's first captures from ``source``: ``demo-<run tag>-<source>``."""
+    return f"{RUN_CAMPAIGN_PREFIX}{run_tag}-{source}"
+
+
+def source_of_run_campaign(campaign: str, run_tag: str) -> str | None:
+    """The source a campaign of this run stands for, or None for any other campaign."""
+    prefix = run_campaign(run_tag, "")
+    return campaign[len(prefix) :] or None if campaign.startswith(prefix) else None
+
+
 class Population:
     """Synthetic leads, the same for the same seed. ``run_tag`` keeps e-mails unique across runs on
     one database, so a second run captures new leads rather than touches of old ones."""
 
-    def __init__(self, seed: int = 7, run_tag: str = "", *, brisk: bool = False) -> None:
+    def __init__(
+        self, seed: int = 7, run_tag: str = "", *, brisk: bool = False, run_campaigns: bool = False
+    ) -> None:
         self.rng = random.Random(seed)
         self.run_tag = run_tag
+        #: Each first capture's campaign is the run's for its source (``run_campaign``), so the reports
+        #: service answers for the run alone (``?by=campaign``) among everything else it counted.
+        self.run_campaigns = run_campaigns and bool(run_tag)
         #: Brisk deals jump stages (allowed: a rep may skip ahead) so a run spends its time on many leads
         #: rather than on many moves of each; they still go back a stage now and then.
         self.brisk = brisk
@@ -197,6 +216,8 @@ class Population:
             ),
             "consent": rng.random() < 0.9,
         }
+        if self.run_campaigns:
+            body["campaign"] = run_campaign(self.run_tag, str(body["source"]))
         return SyntheticLead(n, body, self._call(), self._journey())
 
     def _touch_again(self, n: int, known: SyntheticLead) -> SyntheticLead:

@@ -19,9 +19,10 @@ from typing import Any
 from pydantic import TypeAdapter
 from pymongo import ASCENDING, DESCENDING, UpdateOne
 
-from kariz_reports.domain.facts import Contribution, DealFacts, LeadFacts
+from kariz_reports.domain.facts import FORECAST_CATEGORIES, Contribution, DealFacts, LeadFacts
 from kariz_reports.domain.figures import DailyFigure, bumps
 from kariz_reports.domain.plans import CallKind, ForecastCall, Quota, QuotaChange
+from kariz_reports.domain.snapshots import Snapshot, SnapshotLine
 from kariz_reports.service_layer.unit_of_work import PlansUnitOfWork, ReportsUnitOfWork, Teams
 from kariz_shared.persistence.store import Store, Transaction
 from kariz_shared.persistence.unit_of_work import MongoUnitOfWork
@@ -32,6 +33,8 @@ STATE_ID = "state"
 #: The reports' own records, beside the generations (a rebuild leaves them).
 QUOTAS = "quotas"
 FORECAST_CALLS = "forecast_calls"
+FORECAST_SNAPSHOTS = "forecast_snapshots"
+FORECAST_SNAPSHOT_DEALS = "forecast_snapshot_deals"
 
 _LEAD = TypeAdapter(LeadFacts)
 _DEAL = TypeAdapter(DealFacts)
@@ -112,6 +115,27 @@ class MongoFacts:
         return [
             _DEAL.validate_python(doc["facts"])
             async for doc in self.deals.find({"lead_id": lead_id}, session=self.tx.session)
+        ]
+
+    async def deals_by_id(self, deal_ids: Sequence[str]) -> list[DealFacts]:
+        found = self.deals.find({"_id": {"$in": list(deal_ids)}}, session=self.tx.session)
+        return [_DEAL.validate_python(doc["facts"]) async for doc in found]
+
+    async def forecast_deals(self, start: date | None, end: date | None) -> list[DealFacts]:
+        close: dict[str, Any] = {"$ne": None}
+        if start is not None:
+            close["$gte"] = start.isoformat()
+        if end is not None:
+            close["$lt"] = end.isoformat()
+        query = {
+            "facts.standing.expected_close": close,
+            "facts.standing.category": {"$in": list(FORECAST_CATEGORIES)},
+            "facts.won": None,
+            "facts.lost": None,
+        }
+        return [
+            _DEAL.validate_python(doc["facts"])
+            async for doc in self.deals.find(query, session=self.tx.session)
         ]
 
     async def keep_lead(self, facts: LeadFacts) -> None:
@@ -269,6 +293,86 @@ class MongoForecastCalls:
         ]
 
 
+def _snapshot_from(doc: dict[str, Any]) -> Snapshot:
+    return Snapshot(
+        id=doc["_id"],
+        schedule=doc["schedule"],
+        due_at=doc["due_at"].astimezone(UTC),
+        taken_at=doc["taken_at"].astimezone(UTC),
+        deals=doc["deals"],
+    )
+
+
+def _decimal(text: str | None) -> Decimal | None:
+    return Decimal(text) if text is not None else None
+
+
+class MongoForecastSnapshots:
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+        self.snapshots = tx.db[FORECAST_SNAPSHOTS]
+        self.deals = tx.db[FORECAST_SNAPSHOT_DEALS]
+
+    async def get(self, snapshot_id: str) -> Snapshot | None:
+        doc = await self.snapshots.find_one({"_id": snapshot_id}, session=self.tx.session)
+        return _snapshot_from(doc) if doc else None
+
+    async def add(self, snapshot: Snapshot, lines: Sequence[SnapshotLine]) -> None:
+        # Its id is the due event's: a second taking of one snapshot fails on the _id, never doubles it.
+        await self.snapshots.insert_one(
+            {
+                "_id": snapshot.id,
+                "schedule": snapshot.schedule,
+                "due_at": snapshot.due_at,
+                "taken_at": snapshot.taken_at,
+                "deals": snapshot.deals,
+            },
+            session=self.tx.session,
+        )
+        if lines:
+            await self.deals.insert_many(
+                [
+                    {
+                        "_id": f"{snapshot.id}|{line.deal_id}",
+                        "snapshot": snapshot.id,
+                        "deal_id": line.deal_id,
+                        "rep": line.rep,
+                        "team": line.team,
+                        "close": line.close.isoformat(),
+                        "category": line.category,
+                        "amount": str(line.amount) if line.amount is not None else None,
+                        "weighted": str(line.weighted) if line.weighted is not None else None,
+                    }
+                    for line in lines
+                ],
+                session=self.tx.session,
+            )
+
+    async def newest(self, before: datetime | None = None) -> Snapshot | None:
+        query = {"due_at": {"$lt": before}} if before is not None else {}
+        doc = await self.snapshots.find_one(query, sort=[("due_at", DESCENDING)], session=self.tx.session)
+        return _snapshot_from(doc) if doc else None
+
+    async def listing(self, limit: int) -> list[Snapshot]:
+        found = self.snapshots.find({}, session=self.tx.session).sort("due_at", DESCENDING).limit(limit)
+        return [_snapshot_from(doc) async for doc in found]
+
+    async def lines(self, snapshot_id: str, start: date, end: date) -> list[SnapshotLine]:
+        query = {"snapshot": snapshot_id, "close": {"$gte": start.isoformat(), "$lt": end.isoformat()}}
+        return [
+            SnapshotLine(
+                deal_id=doc["deal_id"],
+                rep=doc["rep"],
+                team=doc["team"],
+                close=date.fromisoformat(doc["close"]),
+                category=doc["category"],
+                amount=_decimal(doc["amount"]),
+                weighted=_decimal(doc["weighted"]),
+            )
+            async for doc in self.deals.find(query, session=self.tx.session)
+        ]
+
+
 class MongoPlansUnitOfWork(MongoUnitOfWork, PlansUnitOfWork):
     """The unit of work of a quota or a forecast call: the reports' own records, no generation."""
 
@@ -276,6 +380,7 @@ class MongoPlansUnitOfWork(MongoUnitOfWork, PlansUnitOfWork):
         super().__init__(tx, clock)
         self.quotas = MongoQuotas(tx)
         self.calls = MongoForecastCalls(tx)
+        self.snapshots = MongoForecastSnapshots(tx)
 
 
 class MongoReportsUnitOfWork(MongoUnitOfWork, ReportsUnitOfWork):
@@ -288,6 +393,7 @@ class MongoReportsUnitOfWork(MongoUnitOfWork, ReportsUnitOfWork):
         self.figures = MongoFigures(tx, generation)
         self.quotas = MongoQuotas(tx)
         self.calls = MongoForecastCalls(tx)
+        self.snapshots = MongoForecastSnapshots(tx)
         self.teams = teams
         self.zone = zone
 
@@ -299,12 +405,16 @@ async def ensure_generation_indexes(store: Store, generation: int) -> None:
     )
     # A lead's deals, when a dimension of the lead is learnt after them.
     await store.db[deals_of(generation)].create_index([("lead_id", ASCENDING)])
+    # The open deals of a forecast period (the snapshots and their changes).
+    await store.db[deals_of(generation)].create_index([("facts.standing.expected_close", ASCENDING)])
 
 
 async def ensure_indexes(store: Store) -> None:
     # A period's quotas and calls (a forecast reads them whole: a few per rep and team).
     await store.db[QUOTAS].create_index([("period", ASCENDING), ("whom", ASCENDING)])
     await store.db[FORECAST_CALLS].create_index([("period", ASCENDING), ("at", DESCENDING)])
+    await store.db[FORECAST_SNAPSHOTS].create_index([("due_at", DESCENDING)])
+    await store.db[FORECAST_SNAPSHOT_DEALS].create_index([("snapshot", ASCENDING), ("close", ASCENDING)])
     generations = await read_generations(store.db)
     for generation in generations.written:
         await ensure_generation_indexes(store, generation)

@@ -186,7 +186,8 @@ def win_rate(t: Tallies, value: str, open_deals: int = 0) -> dict[str, Any]:
 
 
 def _days(seconds: float | None) -> float | None:
-    return round(seconds / 86400, 3) if seconds is not None else None
+    # To 6 places (a tenth of a second): a cycle of seconds (a demo's, a test's) is not 0.
+    return round(seconds / 86400, 6) if seconds is not None else None
 
 
 def cycle(t: Tallies, value: str, open_deals: int = 0) -> dict[str, Any]:

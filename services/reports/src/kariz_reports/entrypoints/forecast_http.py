@@ -16,8 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from kariz_reports.domain.periods import Calendar, Period, PeriodError, Year, planned
 from kariz_reports.domain.plans import ForecastCall, Quota
 from kariz_reports.entrypoints.http import Organisation, Reads, as_csv, scope_of
-from kariz_reports.service_layer import forecast
+from kariz_reports.service_layer import forecast, snapshots
 from kariz_reports.service_layer.forecast import ForecastQuery, SetQuota, SubmitCall, Units
+from kariz_reports.service_layer.snapshots import ChangesQuery
 from kariz_reports.service_layer.unit_of_work import PlansUnitOfWork
 from kariz_shared.contracts.errors import RuleViolation
 from kariz_shared.contracts.identity import same_person
@@ -143,6 +144,42 @@ def router(
         if format == "csv" or (format is None and "text/csv" in request.headers.get("accept", "")):
             return Response(as_csv(answer), media_type="text/csv; charset=utf-8")
         return JSONResponse(answer)
+
+    @routes.get(
+        "/forecast/changes",
+        summary="What changed in a period's forecast since a snapshot (default: the newest)",
+        description="The period's open deals at the snapshot against those now: deals that moved into "
+        "or out of the period, were won or lost, changed category (best_case->commit) or amount; per "
+        "category the count, amount and weighted amount then, now and the change; by rep or team, and "
+        "the deals one by one (JSON; the CSV has the totals).",
+        responses={200: {"content": {"application/json": {}, "text/csv": {}}}},
+    )
+    async def get_changes(
+        request: Request,
+        caller: Authenticated,
+        period: Annotated[str, Query(max_length=40, description=PERIOD_HELP)] = "this_quarter",
+        by: Annotated[Literal["all", "rep", "team"], Query(description="One line per rep or team")] = "all",
+        since: Annotated[
+            str | None, Query(max_length=200, description="A snapshot's id (GET /forecast/snapshots)")
+        ] = None,
+        calendar: Annotated[Calendar | None, Query(description="Months, quarters, years of it")] = None,
+        format: Annotated[Literal["json", "csv"] | None, Query(description="csv, or Accept")] = None,
+    ) -> Response:
+        scope = scope_of(caller)
+        the_period, _ = period_of(period, calendar)
+        query = ChangesQuery(the_period, by, scope, since)
+        answer = await reads.read(lambda uow: snapshots.changes(uow, query))
+        if format == "csv" or (format is None and "text/csv" in request.headers.get("accept", "")):
+            return Response(as_csv(answer), media_type="text/csv; charset=utf-8")
+        return JSONResponse(answer)
+
+    @routes.get("/forecast/snapshots", summary="The forecast snapshots taken, newest first")
+    async def get_snapshots(
+        caller: Authenticated,
+        limit: Annotated[int, Query(ge=1, le=520, description="How many, newest first")] = 12,
+    ) -> list[dict[str, Any]]:
+        scope_of(caller)
+        return [s.summary() for s in await reads.read(lambda uow: uow.snapshots.listing(limit))]
 
     @routes.put("/quotas", summary="Set a quota (admin; a manager for their team and its reps)")
     async def put_quota(body: QuotaBody, caller: Authenticated) -> QuotaOut:

@@ -7,12 +7,13 @@ The implementations are in ``adapters.mongo`` (MongoDB) and ``adapters.in_memory
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, tzinfo
+from datetime import date, datetime, tzinfo
 from typing import Protocol
 
 from kariz_reports.domain.facts import Contribution, DealFacts, LeadFacts
 from kariz_reports.domain.figures import DailyFigure
 from kariz_reports.domain.plans import ForecastCall, Quota
+from kariz_reports.domain.snapshots import Snapshot, SnapshotLine
 from kariz_shared.persistence.unit_of_work import UnitOfWork
 
 
@@ -25,6 +26,15 @@ class Facts(Protocol):
 
     async def deals_of(self, lead_id: str) -> list[DealFacts]:
         """The deals of a lead, so a dimension learnt late reaches their figures too."""
+        ...
+
+    async def deals_by_id(self, deal_ids: Sequence[str]) -> list[DealFacts]:
+        """The deals of these ids that are known."""
+        ...
+
+    async def forecast_deals(self, start: date | None, end: date | None) -> list[DealFacts]:
+        """The open deals that count in a forecast (a close date, a counted category) closing on days
+        ``start <= day < end`` (without bounds: all of them)."""
         ...
 
     async def keep_lead(self, facts: LeadFacts) -> None: ...
@@ -67,6 +77,27 @@ class ForecastCalls(Protocol):
         ...
 
 
+class ForecastSnapshots(Protocol):
+    """The forecast snapshots (``forecast_snapshots``, their lines in ``forecast_snapshot_deals``): the
+    reports' own history, outside the generations."""
+
+    async def get(self, snapshot_id: str) -> Snapshot | None: ...
+
+    async def add(self, snapshot: Snapshot, lines: Sequence[SnapshotLine]) -> None: ...
+
+    async def newest(self, before: datetime | None = None) -> Snapshot | None:
+        """The snapshot due last (before ``before``, when given)."""
+        ...
+
+    async def listing(self, limit: int) -> list[Snapshot]:
+        """The newest ``limit`` snapshots, newest first."""
+        ...
+
+    async def lines(self, snapshot_id: str, start: date, end: date) -> list[SnapshotLine]:
+        """The snapshot's lines closing on days ``start <= day < end``."""
+        ...
+
+
 class Teams(Protocol):
     def team_of(self, email: str) -> str | None: ...
 
@@ -76,6 +107,7 @@ class PlansUnitOfWork(UnitOfWork):
 
     quotas: Quotas
     calls: ForecastCalls
+    snapshots: ForecastSnapshots
 
 
 class ReportsUnitOfWork(PlansUnitOfWork):
