@@ -186,3 +186,21 @@ async def test_each_answer_has_the_previous_period_and_the_trailing_average(even
 def test_every_consumed_event_has_a_handler() -> None:
     # Ten the reports count, and DealUpdated, which moves a deal in the forecast.
     assert len(kafka.subscriptions()) == 11
+
+
+async def test_a_loss_is_no_going_on_from_the_stage_it_was_lost_at(events) -> None:  # type: ignore[no-untyped-def]
+    # Deals moves a lost deal "forward" to its lost stage: the stage it left did not convert.
+    u = await fold(
+        [
+            events.captured("L-1"),
+            events.qualified("L-1"),
+            events.opened("D-1", "L-1"),
+            events.moved("D-1", "qualification", "proposal", 1),
+            events.moved("D-1", "proposal", "lost", 2),
+            events.lost("D-1", "L-1", cycle_days=3),
+        ]
+    )
+    stages = {s["stage"]: s for s in (await answer(u, "stages"))["all"]["stages"]}
+    assert (stages["qualification"]["reached"], stages["qualification"]["went_on"]) == (1, 1)
+    assert (stages["proposal"]["reached"], stages["proposal"]["went_on"]) == (1, 0)
+    assert stages["proposal"]["lost_here"] == 1

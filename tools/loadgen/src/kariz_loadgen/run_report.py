@@ -46,8 +46,8 @@ class SourceRow:
 
 @dataclass(frozen=True)
 class StageRow:
-    """Of the run's deals, how many reached an open ``stage``, left it forward (to be lost, too: the
-    reports count a move to ``lost`` as forward), and were lost in it."""
+    """Of the run's deals, how many reached an open ``stage``, left it forward (a loss is no going on,
+    though deals moves a lost deal forward to ``lost``), and were lost in it."""
 
     stage: str
     reached: int

@@ -54,6 +54,10 @@ def size_band(employees: int | None) -> str | None:
     return LARGEST_BAND if employees > 1000 else None
 
 
+#: The terminal stage every pipeline of deals ends a lost deal in (``StageChanged.to_stage``).
+LOST_STAGE = "lost"
+
+
 class Metric:
     """What a contribution counts. Names are stored: change one and the stored figures lose it."""
 
@@ -449,7 +453,8 @@ class DealFacts:
         for key, move in sorted(self.moves.items(), key=lambda kv: kv[1].at):
             if move.to_stage not in reached:
                 reached[move.to_stage] = (move.at, move.who)
-            if move.forward and move.from_stage not in went_on:
+            # A loss is a move "forward" to the lost stage in deals' pipelines, but it is no going on.
+            if move.forward and move.to_stage != LOST_STAGE and move.from_stage not in went_on:
                 went_on[move.from_stage] = (move.at, move.who)
             add(
                 f"time:{key}",
