@@ -70,3 +70,26 @@ def test_throughput_ends_with_the_last_answer_when_deals_came_first() -> None:
     # Deals of every lead out 30 s after the start, but the last import (retried) answered at 170 s.
     assert end_to_end_s(started=100.0, captured_s=170.0, last_deal=130.0) == 170.0
     assert end_to_end_s(started=100.0, captured_s=20.0, last_deal=130.0) == 30.0
+
+
+def test_the_reports_phase_seeds_whole_deal_stories_and_reports_their_percentiles() -> None:
+    from datetime import date
+
+    from kariz_bench.reports import _percentiles, stories
+
+    from kariz_shared.contracts.events import DealLost, DealOpened, DealWon, LeadCaptured
+
+    first = list(stories(200, seed=5, tag="t", today=date(2026, 12, 4)))
+    assert first == list(stories(200, seed=5, tag="t", today=date(2026, 12, 4)))  # the same seed, the same
+    kinds = [type(e) for e in first]
+    assert kinds.count(LeadCaptured) == kinds.count(DealOpened) == 200
+    closed = kinds.count(DealWon) + kinds.count(DealLost)
+    assert 0 < kinds.count(DealWon) < closed < 200  # some won, some lost, some still open
+    opened = [e for e in first if isinstance(e, DealOpened)]
+    assert all(date(2025, 12, 4) <= e.opened_at.date() <= date(2026, 12, 4) for e in opened)
+    assert _percentiles([float(n) for n in range(1, 101)]) == {
+        "p50": 51.0,
+        "p95": 96.0,
+        "max": 100.0,
+        "count": 100.0,
+    }

@@ -5,6 +5,8 @@
 3. latency from capture to ``LeadQualified`` and to deal opened at half that throughput;
 4. the same throughput with two replicas of each consuming service;
 5. a CSV import of ``--import-rows`` generated rows (``POST /imports``), rows/s to done;
+6. (``--phases reports``, not by default) the reports' answer times over ``--report-deals`` deals while
+   new deals' events keep arriving;
 
 with peak memory per service and CPU seconds per lead, printed as a table and written as JSON.
 """
@@ -219,6 +221,28 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         results["csv_import"] = csv_run
         per_s, worker_per_s = csv_run.rows_per_second, csv_run.worker_rows_per_second
         say(f"  {per_s:,.1f} rows/s ({worker_per_s:,.1f}/s in the worker)")
+    if "reports" in phases:
+        from kariz_bench.reports import run_reports
+        from kariz_shared.messaging.broker import ensure_topics
+
+        async with backends(**layout) as backend:
+            results["backends"] = backend.kind
+            await ensure_topics(backend.backends.kafka_bootstrap, partitions=PARTITIONS)
+            say(
+                f"reports: {args.report_deals:,} deals' events, then {args.report_rounds} rounds of questions"
+            )
+            results["reports"] = await run_reports(
+                backend.backends.kafka_bootstrap,
+                backend.mongodb_uri_of("reports"),
+                deals=args.report_deals,
+                seed=args.seed,
+                rounds=args.report_rounds,
+                live_rate=args.report_live_rate,
+            )
+        r = results["reports"]
+        say(
+            f"  caught up in {r.caught_up_s:,.0f} s; answers p95 {r.all_ms['p95']} ms (max {r.all_ms['max']})"
+        )
     # Last: a failure of Kariz shows early, and the raw path does not warm the machine before Kariz.
     if "raw" in phases:
         from kariz_bench.raw import run_raw
@@ -264,6 +288,7 @@ def summary(results: dict[str, Any], args: argparse.Namespace, logs: Path) -> di
         "csv_import_rows_per_second": results["csv_import"].rows_per_second
         if results.get("csv_import")
         else None,
+        "reports_p95_ms": results["reports"].all_ms["p95"] if results.get("reports") else None,
         "limit": limit(one),
         "details": {
             "one_replica": _plain(one),
@@ -271,6 +296,7 @@ def summary(results: dict[str, Any], args: argparse.Namespace, logs: Path) -> di
             "latency": _plain(late),
             "raw": _plain(raw),
             "csv_import": _plain(results.get("csv_import")),
+            "reports": _plain(results.get("reports")),
             "collection_scans": [asdict(s) for s in results.get("collection_scans", [])] or None,
         },
         "run": {
@@ -345,6 +371,14 @@ def table(out: dict[str, Any]) -> str:
             (
                 f"CSV import rows/s ({run['rows']:,} rows, {run['megabytes']} MB)",
                 f"{run['rows_per_second']} to done, {run['worker_rows_per_second']} in the worker",
+            )
+        )
+    if d.get("reports"):
+        r = d["reports"]
+        rows.append(
+            (
+                f"reports over {r['deals']:,} deals, p50 / p95 ms",
+                f"{r['all_ms']['p50']} / {r['all_ms']['p95']} (caught up in {r['caught_up_s']} s)",
             )
         )
     if out["limit"]:
@@ -435,6 +469,13 @@ def main() -> None:
         action="store_true",
         help="profile every command of the 1-replica run and list the filters answered by a collection "
         "scan (the profiler costs the database CPU: not for figures)",
+    )
+    parser.add_argument(
+        "--report-deals", type=int, default=100_000, help="deals seeded for the reports phase"
+    )
+    parser.add_argument("--report-rounds", type=int, default=20, help="rounds of the reports' questions")
+    parser.add_argument(
+        "--report-live-rate", type=float, default=2.0, help="new deals a second while the reports answer"
     )
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--out", default="bench-results.json")
