@@ -152,3 +152,30 @@ async def test_a_batch_read_answers_every_event_of_the_batch_from_one_find(store
         await Transaction(None, store.db, "/t", "c", None).find_one_for_batch(  # type: ignore[arg-type]
             "probe", "contact.email", "x", of_event=lambda e: None
         )
+
+
+async def test_a_write_gathered_for_the_transaction_runs_in_it_before_commit_and_never_for_aborted_work(
+    store: Store,
+) -> None:
+    gathered: list[int] = []
+
+    async def work(tx: Transaction) -> None:
+        async def write() -> None:
+            await tx.db.gathered.insert_one({"_id": "sum", "n": sum(gathered)}, session=tx.session)
+
+        tx.before_commit(write)
+        gathered.extend([1, 2, 3])  # what the rest of the work adds after registering the write
+
+    await store.transaction(work)
+    assert await stored(store, "gathered") == [{"_id": "sum", "n": 6}]
+
+    async def refused(tx: Transaction) -> None:
+        async def write() -> None:
+            await tx.db.gathered.insert_one({"_id": "never"}, session=tx.session)
+
+        tx.before_commit(write)
+        raise Conflict("no")
+
+    with pytest.raises(Conflict):
+        await store.transaction(refused)
+    assert [d["_id"] for d in await stored(store, "gathered")] == ["sum"]

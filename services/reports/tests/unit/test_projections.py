@@ -204,3 +204,26 @@ async def test_a_loss_is_no_going_on_from_the_stage_it_was_lost_at(events) -> No
     assert (stages["qualification"]["reached"], stages["qualification"]["went_on"]) == (1, 1)
     assert (stages["proposal"]["reached"], stages["proposal"]["went_on"]) == (1, 0)
     assert stages["proposal"]["lost_here"] == 1
+
+
+def test_a_batchs_bumps_are_gathered_in_order_so_each_row_moves_once() -> None:
+    from datetime import date
+    from decimal import Decimal
+
+    from kariz_reports.domain.figures import Bump, RowKey, gather
+
+    row: RowKey = (date(2026, 3, 2), "won", "*", "all", "*")
+    first = Bump(count=1, amount=Decimal(10), samples_set={("-", "deal:D-1"): 3.0})
+    first.facets["price"] += 1
+    # The next event of the batch takes the deal's sample back and counts another deal.
+    second = Bump(count=1, amount=Decimal(5), samples_unset={("-", "deal:D-1")})
+    second.facets["price"] += 1
+    pending: dict[RowKey, Bump] = {}
+    gather(pending, {row: first})
+    gather(pending, {row: second})
+    merged = pending[row]
+    assert (merged.count, merged.amount, dict(merged.facets)) == (2, Decimal(15), {"price": 2})
+    assert (merged.samples_set, merged.samples_unset) == ({}, {("-", "deal:D-1")})
+    # Set again by a third: the latest word wins.
+    gather(pending, {row: Bump(samples_set={("-", "deal:D-1"): 4.0})})
+    assert (merged.samples_set, merged.samples_unset) == ({("-", "deal:D-1"): 4.0}, set())

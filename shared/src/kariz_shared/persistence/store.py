@@ -238,6 +238,7 @@ class Transaction:
         self.causation_id = causation_id
         self.emitted: list[Envelope[Event]] = []
         self.after_commit_actions: list[Callable[[], None]] = []
+        self._before_commit: list[Callable[[], Awaitable[None]]] = []
         # The events this transaction applies, in order (set by kariz_shared.messaging.inbox; none for an
         # HTTP write).
         self.events: list[Event] = []
@@ -253,6 +254,12 @@ class Transaction:
     def after_commit(self, action: Callable[[], None]) -> None:
         """Run ``action`` once this transaction committed (e.g. count a metric); never if it aborts."""
         self.after_commit_actions.append(action)
+
+    def before_commit(self, write: Callable[[], Awaitable[None]]) -> None:
+        """Await ``write`` in this transaction just before it commits, with the queued inserts: a
+        repository that gathers a batch's changes (e.g. counters many events move) writes them once. A
+        retried attempt is a new transaction, so nothing gathered by a failed one is written."""
+        self._before_commit.append(write)
 
     def insert_later(
         self, collection: str, document: dict[str, Any], *, unless_present: bool = False
@@ -472,6 +479,8 @@ class Store:
             last.clear()
             tx = Transaction(session, self.db, self.source, correlation_id, causation_id)
             value = await work(tx)
+            for write in tx._before_commit:
+                await write()
             await tx._flush_replacements()
             await tx._flush_inserts()
             await tx._flush_outbox()

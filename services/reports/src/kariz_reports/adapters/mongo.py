@@ -20,7 +20,7 @@ from pydantic import TypeAdapter
 from pymongo import ASCENDING, DESCENDING, UpdateOne
 
 from kariz_reports.domain.facts import FORECAST_CATEGORIES, Contribution, DealFacts, LeadFacts
-from kariz_reports.domain.figures import DailyFigure, bumps
+from kariz_reports.domain.figures import Bump, DailyFigure, RowKey, bumps, gather
 from kariz_reports.domain.plans import CallKind, ForecastCall, Quota, QuotaChange
 from kariz_reports.domain.snapshots import Snapshot, SnapshotLine
 from kariz_reports.service_layer.unit_of_work import PlansUnitOfWork, ReportsUnitOfWork, Teams
@@ -147,6 +147,31 @@ class MongoFacts:
         await self.deals.replace_one({"_id": facts.deal_id}, doc, upsert=True, session=self.tx.session)
 
 
+def _update(key: RowKey, bump: Bump) -> UpdateOne:
+    day, metric, scope, dim, value = key
+    inc: dict[str, Any] = {"count": bump.count, "amount": bump.amount}
+    for facet, n in bump.facets.items():
+        if n:
+            inc[f"facets.{field_name(facet)}"] = n
+    update: dict[str, Any] = {
+        "$setOnInsert": {
+            "day": day.isoformat(),
+            "metric": metric,
+            "scope": scope,
+            "dim": dim,
+            "value": value,
+        },
+        "$inc": inc,
+    }
+    if bump.samples_set:
+        update["$set"] = {
+            f"samples.{field_name(f)}.{field_name(k)}": v for (f, k), v in bump.samples_set.items()
+        }
+    if bump.samples_unset:
+        update["$unset"] = {f"samples.{field_name(f)}.{field_name(k)}": "" for f, k in bump.samples_unset}
+    return UpdateOne({"_id": _row_id(day, metric, scope, dim, value)}, update, upsert=True)
+
+
 def _row_id(day: date, metric: str, scope: str, dim: str, value: str) -> str:
     return f"{day.isoformat()}|{metric}|{scope}|{dim}|{value}"
 
@@ -157,33 +182,22 @@ class MongoFigures:
         self.rows_of = tx.db[figures_of(generation)]
 
     async def change(self, retract: Sequence[Contribution], add: Sequence[Contribution]) -> None:
-        updates = []
-        for (day, metric, scope, dim, value), bump in bumps(retract, add).items():
-            inc: dict[str, Any] = {"count": bump.count, "amount": bump.amount}
-            for facet, n in bump.facets.items():
-                if n:
-                    inc[f"facets.{field_name(facet)}"] = n
-            update: dict[str, Any] = {
-                "$setOnInsert": {
-                    "day": day.isoformat(),
-                    "metric": metric,
-                    "scope": scope,
-                    "dim": dim,
-                    "value": value,
-                },
-                "$inc": inc,
-            }
-            if bump.samples_set:
-                update["$set"] = {
-                    f"samples.{field_name(f)}.{field_name(k)}": v for (f, k), v in bump.samples_set.items()
-                }
-            if bump.samples_unset:
-                update["$unset"] = {
-                    f"samples.{field_name(f)}.{field_name(k)}": "" for f, k in bump.samples_unset
-                }
-            updates.append(UpdateOne({"_id": _row_id(day, metric, scope, dim, value)}, update, upsert=True))
-        if updates:
-            await self.rows_of.bulk_write(updates, ordered=False, session=self.tx.session)
+        # Gathered for the whole transaction (a consumed batch) and written once before it commits: the
+        # events of a batch move many of the same rows (today's, the whole's), each upsert costs the
+        # embedded database alike, and no handler reads figures.
+        pending = await self.tx.once(f"figure-bumps:{self.rows_of.name}", self._gathering)
+        gather(pending, bumps(retract, add))
+
+    async def _gathering(self) -> dict[RowKey, Bump]:
+        pending: dict[RowKey, Bump] = {}
+
+        async def write() -> None:
+            updates = [_update(key, bump) for key, bump in pending.items() if not bump.empty]
+            if updates:
+                await self.rows_of.bulk_write(updates, ordered=False, session=self.tx.session)
+
+        self.tx.before_commit(write)
+        return pending
 
     async def rows(
         self, metrics: Sequence[str], scope: str, dim: str, start: date | None, end: date

@@ -95,6 +95,27 @@ class Bump:
         )
 
 
+def gather(into: dict[RowKey, Bump], later: dict[RowKey, Bump]) -> None:
+    """Fold ``later`` bumps (the next event's) into ``into`` (those of the events before it), so a batch
+    moves each row once: counts add up, and a sample set or unset later wins over an earlier one."""
+    for key, bump in later.items():
+        kept = into.get(key)
+        if kept is None:
+            into[key] = bump
+            continue
+        kept.count += bump.count
+        kept.amount += bump.amount
+        for facet, n in bump.facets.items():
+            kept.facets[facet] += n
+        # Within one bump a sample is set or unset, never both (see bumps()).
+        for at in bump.samples_unset:
+            kept.samples_set.pop(at, None)
+            kept.samples_unset.add(at)
+        for at, value in bump.samples_set.items():
+            kept.samples_unset.discard(at)
+            kept.samples_set[at] = value
+
+
 def bumps(retract: Iterable[Contribution], add: Iterable[Contribution]) -> dict[RowKey, Bump]:
     """The rows ``retract`` and ``add`` move, and by how much: each contribution counts in each of its
     scopes under each of its dimension values (the whole included). Retractions first, so a
