@@ -43,6 +43,8 @@ def build(settings: NotificationsSettings | None = None, clock: Clock | None = N
         clock=clock,
     )
     service.on_startup(ensure_indexes)
+    # Integrators manage their own subscriptions with keys issued here (scope events:subscribe).
+    service.accept_api_keys()
     service.on_startup(partial(seed_rule_set, clock=service.clock))
     senders: dict[Channel, Sender] = {
         Channel.EMAIL: SmtpMailer(

@@ -20,11 +20,32 @@ from kariz_notifications.domain.samples import sample_of
 from kariz_notifications.entrypoints import kafka, subscriptions_http
 from kariz_shared.contracts import webhooks
 from kariz_shared.contracts.events import EVENTS
+from kariz_shared.contracts.identity import Caller, KeyGrant, Scope
 from kariz_shared.persistence.in_memory import InMemoryUnitsOfWork
 from kariz_shared.runtime import http as runtime_http
 from kariz_shared.runtime.clock import FakeClock
 
 Units = InMemoryUnitsOfWork[InMemoryNotificationsUnitOfWork]
+HOOK = {"url": "https://crm.example/in", "events": ["*"]}
+
+
+class IntegratorKeys:
+    """The service's API keys as these tests need them: two integrators' keys with events:subscribe
+    (one acting for a partner's address), and one without."""
+
+    KEYS = {
+        "k-crm": (KeyGrant("crm1", "CRM sync", on_behalf_of="ops@partner.example"), {Scope.EVENTS_SUBSCRIBE}),
+        "k-erp": (KeyGrant("erp1", "ERP feed", on_behalf_of="partner:erp"), {Scope.EVENTS_SUBSCRIBE}),
+        "k-form": (KeyGrant("form1", "web form"), {Scope.LEADS_CAPTURE}),
+    }
+
+    async def caller(self, secret: str) -> Caller | None:
+        found = self.KEYS.get(secret)
+        return Caller.with_key(found[0], frozenset(found[1])) if found else None
+
+
+def key(secret: str) -> dict[str, str]:
+    return {"X-Api-Key": secret, "Authorization": ""}
 
 
 @pytest.fixture
@@ -37,6 +58,7 @@ async def api(units: Units, issuer: LocalIssuer, admin_token: str) -> AsyncItera
     app = FastAPI()
     runtime_http.install(app, "notifications")
     accepting(app, issuer)
+    app.state.api_keys = IntegratorKeys()
     app.include_router(subscriptions_http.router(units, allow_http=False))
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://kariz.test", headers=bearer(admin_token)
@@ -109,8 +131,94 @@ async def test_bad_endpoints_are_refused_naming_the_field(
     assert units.uow.subscriptions.stored == {}
 
 
-async def test_only_an_admin_manages_subscriptions(api: httpx.AsyncClient, issuer: LocalIssuer) -> None:
+async def test_a_manager_may_not_manage_subscriptions(api: httpx.AsyncClient, issuer: LocalIssuer) -> None:
     manager = bearer(issuer.token("boss@kariz.test", ["manager"]))
     assert (await api.get("/subscriptions", headers=manager)).status_code == 403
     body = {"url": "https://crm.example/in", "events": ["*"]}
     assert (await api.post("/subscriptions", json=body, headers=manager)).status_code == 403
+
+
+async def test_an_integrators_key_manages_its_own_subscriptions_and_sees_no_other(
+    api: httpx.AsyncClient, units: Units
+) -> None:
+    mine = await api.post("/subscriptions", json=HOOK, headers=key("k-crm"))
+    assert mine.status_code == 201, mine.text
+    mine_id = mine.json()["id"]
+    assert mine.json()["created_by"] == "key:crm1"
+    assert units.uow.subscriptions.stored[mine_id].contact == "ops@partner.example"
+    theirs = await api.post("/subscriptions", json=HOOK, headers=key("k-erp"))
+    theirs_id = theirs.json()["id"]
+    assert units.uow.subscriptions.stored[theirs_id].contact is None  # a partner's name, no address
+    by_admin = (await api.post("/subscriptions", json=HOOK)).json()["id"]
+
+    assert [s["id"] for s in (await api.get("/subscriptions", headers=key("k-crm"))).json()] == [mine_id]
+    assert {s["id"] for s in (await api.get("/subscriptions")).json()} == {mine_id, theirs_id, by_admin}
+    assert (await api.get(f"/subscriptions/{mine_id}", headers=key("k-crm"))).json()["url"] == HOOK["url"]
+
+    # Another owner's subscription is answered as missing, for every verb.
+    for other in (theirs_id, by_admin):
+        assert (await api.get(f"/subscriptions/{other}", headers=key("k-crm"))).status_code == 404
+        patched = await api.patch(
+            f"/subscriptions/{other}", json={"events": ["DealWon"]}, headers=key("k-crm")
+        )
+        assert patched.status_code == 404
+        assert (await api.delete(f"/subscriptions/{other}", headers=key("k-crm"))).status_code == 404
+    assert units.uow.subscriptions.stored[theirs_id].events == frozenset({"*"})
+
+    changed = await api.patch(
+        f"/subscriptions/{mine_id}", json={"events": ["DealWon", "DealLost"]}, headers=key("k-crm")
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["events"] == ["DealLost", "DealWon"] and changed.json()["url"] == HOOK["url"]
+    assert {d.recipient for d in await consume(units, "LeadCaptured", "evt-1")} == {
+        f"sub-{theirs_id}",
+        f"sub-{by_admin}",
+    }
+    # An admin changes and removes anyone's.
+    assert (await api.patch(f"/subscriptions/{mine_id}", json={"url": "https://crm.example/v2"})).json()[
+        "url"
+    ] == "https://crm.example/v2"
+    assert (await api.delete(f"/subscriptions/{mine_id}", headers=key("k-crm"))).status_code == 204
+    assert (await api.delete(f"/subscriptions/{theirs_id}")).status_code == 204
+    assert set(units.uow.subscriptions.stored) == {by_admin}
+
+
+async def test_a_key_without_the_scope_or_a_rep_may_not_subscribe(
+    api: httpx.AsyncClient, issuer: LocalIssuer
+) -> None:
+    rep = bearer(issuer.token("rep@kariz.test", ["rep"]))
+    for headers in (key("k-form"), rep):
+        assert (await api.post("/subscriptions", json=HOOK, headers=headers)).status_code == 403
+        assert (await api.get("/subscriptions", headers=headers)).status_code == 403
+    assert (await api.get("/subscriptions", headers=key("k-unknown"))).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"url": "http://crm.example/in"}, "url:"),
+        ({"events": ["RepProfile"]}, "events:"),
+        ({"events": []}, "invalid request: events"),
+        ({"secret": "mine"}, "invalid request: secret"),
+    ],
+)
+async def test_a_bad_change_is_refused_naming_the_field_and_changes_nothing(
+    api: httpx.AsyncClient, units: Units, body: dict[str, Any], field: str
+) -> None:
+    created = (await api.post("/subscriptions", json=HOOK, headers=key("k-crm"))).json()
+    response = await api.patch(f"/subscriptions/{created['id']}", json=body, headers=key("k-crm"))
+    assert response.status_code == 422 and response.json()["message"].startswith(field), response.json()
+    assert units.uow.subscriptions.stored[created["id"]].url == HOOK["url"]
+
+
+async def test_http_is_allowed_only_where_the_setting_allows_it(units: Units, issuer: LocalIssuer) -> None:
+    app = FastAPI()
+    runtime_http.install(app, "notifications")
+    accepting(app, issuer)
+    app.state.api_keys = IntegratorKeys()
+    app.include_router(subscriptions_http.router(units, allow_http=True))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://kariz.test"
+    ) as client:
+        body = {"url": "http://127.0.0.1:9000/in", "events": ["DealWon"]}
+        assert (await client.post("/subscriptions", json=body, headers=key("k-crm"))).status_code == 201

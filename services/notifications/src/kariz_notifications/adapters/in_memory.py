@@ -168,7 +168,13 @@ class InMemoryManagedSubscriptions:
     async def in_force(self) -> list[ManagedSubscription]:
         return await self.all()
 
+    async def get(self, subscription_id: str) -> ManagedSubscription | None:
+        return self.stored.get(subscription_id)
+
     async def add(self, subscription: ManagedSubscription) -> None:
+        self.stored[subscription.id] = subscription
+
+    async def save(self, subscription: ManagedSubscription) -> None:
         self.stored[subscription.id] = subscription
 
     async def remove(self, subscription_id: str) -> bool:

@@ -1,5 +1,7 @@
-"""``/subscriptions`` over HTTP: admins register webhook endpoints for event types (``"*"``: every
-public event), see them, and remove them. The secret is in the creation's answer only."""
+"""``/subscriptions`` over HTTP: webhook endpoints for event types (``"*"``: every public event). An
+admin manages every one; an integrator's API key with the scope ``events:subscribe`` (issued on this
+service's ``/api-keys``) registers, sees, changes and removes its own only. The secret is in the
+creation's answer only."""
 
 from __future__ import annotations
 
@@ -12,20 +14,40 @@ from pydantic import BaseModel, ConfigDict, Field
 from kariz_notifications.domain.subscriptions import ManagedSubscription
 from kariz_notifications.service_layer import subscriptions
 from kariz_notifications.service_layer.unit_of_work import NotificationsUnitOfWork
-from kariz_shared.contracts.identity import Role
+from kariz_shared.contracts.identity import Caller, Role, Scope
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
-from kariz_shared.runtime.auth import SIGN_IN_ERRORS, Authenticated, requiring
+from kariz_shared.runtime.auth import SIGN_IN_ERRORS, Authenticated
 
 SubscriptionId = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")]
+EventNames = list[Annotated[str, Field(max_length=64)]]
+URL = "https (http only where KARIZ_WEBHOOK_ALLOW_HTTP)"
+
+
+async def subscriber(caller: Authenticated) -> Caller:
+    """An admin, or a machine whose key has the scope ``events:subscribe`` (403 otherwise)."""
+    caller.require(Role.ADMIN, scope=Scope.EVENTS_SUBSCRIBE)
+    return caller
+
+
+Subscriber = Annotated[Caller, Depends(subscriber)]
 
 
 class NewSubscription(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(max_length=2000, description="https (http only where KARIZ_WEBHOOK_ALLOW_HTTP)")
-    events: list[Annotated[str, Field(max_length=64)]] = Field(
+    url: str = Field(max_length=2000, description=URL)
+    events: EventNames = Field(
         min_length=1, max_length=50, description='Event types such as "DealWon", or "*" for every one'
     )
+
+
+class SubscriptionChange(BaseModel):
+    """What changes of a subscription: the fields given; those left out stay."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(default=None, max_length=2000, description=URL)
+    events: EventNames | None = Field(default=None, min_length=1, max_length=50)
 
 
 class SubscriptionView(BaseModel):
@@ -33,7 +55,7 @@ class SubscriptionView(BaseModel):
     name: str = Field(description="What its deliveries' recipient is in GET /notifications")
     url: str
     events: list[str]
-    created_by: str
+    created_by: str = Field(description="Its owner: an admin's address or an integrator's key (key:<id>)")
     created_at: datetime
 
     @classmethod
@@ -55,27 +77,42 @@ class CreatedSubscription(SubscriptionView):
 def router(units: UnitsOfWork[NotificationsUnitOfWork], *, allow_http: bool) -> APIRouter:
     api = APIRouter(
         tags=["subscriptions"],
-        dependencies=[Depends(requiring(Role.ADMIN))],
-        responses={**SIGN_IN_ERRORS, 422: {"description": "A bad url or an unknown event type, named"}},
+        responses={
+            **SIGN_IN_ERRORS,
+            404: {"description": "No such subscription, or one of another owner"},
+            422: {"description": "A bad url or an unknown event type, named"},
+        },
     )
 
     @api.post("/subscriptions", status_code=201, summary="Register a webhook endpoint for event types")
-    async def register(
-        body: NewSubscription, caller: Authenticated, response: Response
-    ) -> CreatedSubscription:
-        created = await subscriptions.register(
-            units, body.url, body.events, caller.actor, allow_http=allow_http
-        )
+    async def register(body: NewSubscription, caller: Subscriber, response: Response) -> CreatedSubscription:
+        created = await subscriptions.register(units, body.url, body.events, caller, allow_http=allow_http)
         response.headers["Location"] = f"/subscriptions/{created.id}"
         return CreatedSubscription(**SubscriptionView.of(created).model_dump(), secret=created.secret)
 
-    @api.get("/subscriptions", summary="The registered endpoints (their secrets are never shown again)")
-    async def list_subscriptions() -> list[SubscriptionView]:
-        return [SubscriptionView.of(s) for s in await subscriptions.listed(units)]
+    @api.get(
+        "/subscriptions",
+        summary="The caller's endpoints (an admin's: every one); their secrets are never shown again",
+    )
+    async def list_subscriptions(caller: Subscriber) -> list[SubscriptionView]:
+        return [SubscriptionView.of(s) for s in await subscriptions.listed(units, caller)]
+
+    @api.get("/subscriptions/{subscription_id}", summary="One endpoint")
+    async def get_subscription(subscription_id: SubscriptionId, caller: Subscriber) -> SubscriptionView:
+        return SubscriptionView.of(await subscriptions.one(units, subscription_id, caller))
+
+    @api.patch("/subscriptions/{subscription_id}", summary="Change an endpoint's url or event types")
+    async def change(
+        subscription_id: SubscriptionId, body: SubscriptionChange, caller: Subscriber
+    ) -> SubscriptionView:
+        changed = await subscriptions.change(
+            units, subscription_id, caller, url=body.url, events=body.events, allow_http=allow_http
+        )
+        return SubscriptionView.of(changed)
 
     @api.delete("/subscriptions/{subscription_id}", status_code=204, summary="Remove an endpoint")
-    async def remove(subscription_id: SubscriptionId) -> Response:
-        await subscriptions.remove(units, subscription_id)
+    async def remove(subscription_id: SubscriptionId, caller: Subscriber) -> Response:
+        await subscriptions.remove(units, subscription_id, caller)
         return Response(status_code=204)
 
     return api

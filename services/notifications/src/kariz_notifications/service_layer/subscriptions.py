@@ -1,23 +1,42 @@
 """The use cases of ``/subscriptions``: register an endpoint (its secret generated here and returned
-once), list them (without secrets), remove one."""
+once), list them (without secrets), read, change and remove one. An admin reaches every subscription,
+an integrator's key its own: one of another owner is answered as missing (404)."""
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import secrets
 import uuid
 from collections.abc import Iterable
 
-from kariz_notifications.domain.subscriptions import ManagedSubscription, checked_endpoint
+from kariz_notifications.domain.subscriptions import (
+    ManagedSubscription,
+    checked_endpoint,
+    checked_events,
+    checked_url,
+    seen_by,
+)
 from kariz_notifications.service_layer.unit_of_work import NotificationsUnitOfWork
 from kariz_shared.contracts.errors import NotFound
+from kariz_shared.contracts.identity import Caller
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
+
+ADDRESS = re.compile(r"^[^@\s,;<>:]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
+
+
+def contact_of(caller: Caller) -> str | None:
+    """Whom news of a caller's subscription goes to: a person's address; for a key, whom it acts for
+    (the issuing admin unless the key names someone), if that is an address."""
+    who = caller.on_behalf_of if caller.key is not None else caller.actor
+    return who if who is not None and ADDRESS.match(who) else None
 
 
 async def register(
     units: UnitsOfWork[NotificationsUnitOfWork],
     url: str,
     events: Iterable[str],
-    actor: str,
+    caller: Caller,
     *,
     allow_http: bool,
 ) -> ManagedSubscription:
@@ -30,8 +49,9 @@ async def register(
             events=wanted,
             # 32 random bytes: the HMAC key the receiver verifies with (kariz_shared.contracts.webhooks).
             secret=secrets.token_urlsafe(32),
-            created_by=actor,
+            created_by=caller.actor,
             created_at=uow.clock.now(),
+            contact=contact_of(caller),
         )
         await uow.subscriptions.add(subscription)
         return subscription
@@ -39,15 +59,51 @@ async def register(
     return await units.run(work)
 
 
-async def listed(units: UnitsOfWork[NotificationsUnitOfWork]) -> list[ManagedSubscription]:
+async def listed(units: UnitsOfWork[NotificationsUnitOfWork], caller: Caller) -> list[ManagedSubscription]:
     async def read(uow: NotificationsUnitOfWork) -> list[ManagedSubscription]:
-        return await uow.subscriptions.all()
+        return [s for s in await uow.subscriptions.all() if s.visible_to(caller)]
 
     return await units.read(read)
 
 
-async def remove(units: UnitsOfWork[NotificationsUnitOfWork], subscription_id: str) -> None:
+async def one(
+    units: UnitsOfWork[NotificationsUnitOfWork], subscription_id: str, caller: Caller
+) -> ManagedSubscription:
+    async def read(uow: NotificationsUnitOfWork) -> ManagedSubscription:
+        return seen_by(await uow.subscriptions.get(subscription_id), caller, subscription_id)
+
+    return await units.read(read)
+
+
+async def change(
+    units: UnitsOfWork[NotificationsUnitOfWork],
+    subscription_id: str,
+    caller: Caller,
+    *,
+    url: str | None = None,
+    events: Iterable[str] | None = None,
+    allow_http: bool,
+) -> ManagedSubscription:
+    """Change what is given of a subscription's endpoint and event types; the rest stays."""
+    new_url = checked_url(url, allow_http=allow_http) if url is not None else None
+    new_events = checked_events(events) if events is not None else None
+
+    async def work(uow: NotificationsUnitOfWork) -> ManagedSubscription:
+        found = seen_by(await uow.subscriptions.get(subscription_id), caller, subscription_id)
+        changed = dataclasses.replace(
+            found, url=new_url or found.url, events=new_events if new_events is not None else found.events
+        )
+        await uow.subscriptions.save(changed)
+        return changed
+
+    return await units.run(work)
+
+
+async def remove(units: UnitsOfWork[NotificationsUnitOfWork], subscription_id: str, caller: Caller) -> None:
     async def work(uow: NotificationsUnitOfWork) -> bool:
+        found = await uow.subscriptions.get(subscription_id)
+        if found is None or not found.visible_to(caller):
+            return False
         return await uow.subscriptions.remove(subscription_id)
 
     if not await units.run(work):

@@ -70,7 +70,13 @@ class ManagedSubscriptions(Protocol):
         interval old (one registered or removed in this process counts at once)."""
         ...
 
+    async def get(self, subscription_id: str) -> ManagedSubscription | None: ...
+
     async def add(self, subscription: ManagedSubscription) -> None: ...
+
+    async def save(self, subscription: ManagedSubscription) -> None:
+        """Store ``subscription`` over the one of its id (changed endpoint, events, state...)."""
+        ...
 
     async def remove(self, subscription_id: str) -> bool:
         """True if there was one to remove."""

@@ -25,6 +25,7 @@ def subscription_document(s: ManagedSubscription) -> Doc:
         "secret": s.secret,
         "created_by": s.created_by,
         "created_at": s.created_at,
+        "contact": s.contact,
     }
 
 
@@ -36,6 +37,7 @@ def subscription_from_document(doc: Doc) -> ManagedSubscription:
         secret=doc["secret"],
         created_by=doc["created_by"],
         created_at=doc["created_at"].astimezone(UTC),
+        contact=doc.get("contact"),
     )
 
 
@@ -59,8 +61,18 @@ class MongoManagedSubscriptions:
         # The process's copy is shared by every unit: read outside this one's transaction.
         return [subscription_from_document(doc) async for doc in self.collection.find({}).sort(ORDER)]
 
+    async def get(self, subscription_id: str) -> ManagedSubscription | None:
+        doc = await self.collection.find_one({"_id": subscription_id}, session=self.tx.session)
+        return subscription_from_document(doc) if doc is not None else None
+
     async def add(self, subscription: ManagedSubscription) -> None:
         await self.collection.insert_one(subscription_document(subscription), session=self.tx.session)
+        self._changed()
+
+    async def save(self, subscription: ManagedSubscription) -> None:
+        await self.collection.replace_one(
+            {"_id": subscription.id}, subscription_document(subscription), session=self.tx.session
+        )
         self._changed()
 
     async def remove(self, subscription_id: str) -> bool:
