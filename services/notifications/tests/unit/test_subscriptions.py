@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -19,7 +20,7 @@ from kariz_notifications.domain.model import Channel
 from kariz_notifications.domain.samples import sample_of
 from kariz_notifications.entrypoints import kafka, subscriptions_http
 from kariz_shared.contracts import webhooks
-from kariz_shared.contracts.events import EVENTS
+from kariz_shared.contracts.events import EVENTS, Event
 from kariz_shared.contracts.identity import Caller, KeyGrant, Scope
 from kariz_shared.persistence.in_memory import InMemoryUnitsOfWork
 from kariz_shared.runtime import http as runtime_http
@@ -222,3 +223,115 @@ async def test_http_is_allowed_only_where_the_setting_allows_it(units: Units, is
     ) as client:
         body = {"url": "http://127.0.0.1:9000/in", "events": ["DealWon"]}
         assert (await client.post("/subscriptions", json=body, headers=key("k-crm"))).status_code == 201
+
+
+# --- value filters ----------------------------------------------------------------------------------
+
+ENTERPRISE_DEMO = [
+    {"field": "to_stage", "op": "in", "value": ["demo"]},
+    {"field": "pipeline", "op": "equals", "value": "enterprise"},
+    {"field": "amount", "op": ">=", "value": 50000},
+]
+
+
+async def deliveries_of(units: Units, event: Event, event_id: str) -> list[Any]:
+    """The webhook deliveries ``event`` causes (the default rules' e-mails aside)."""
+    units.uow.causation_id, units.uow.correlation_id = event_id, "corr"
+    await units.handle(kafka.subscriptions()[type(event)], event)
+    stored = [s.record.delivery for s in units.uow.deliveries.stored.values()]
+    return [d for d in stored if d.event_id == event_id and d.channel is Channel.WEBHOOK]
+
+
+async def test_a_filtered_subscription_gets_only_the_events_its_filters_match(
+    api: httpx.AsyncClient, units: Units, sample: Any
+) -> None:
+    body = {"url": "https://crm.example/in", "events": ["StageChanged"], "filters": ENTERPRISE_DEMO}
+    created = await api.post("/subscriptions", json=body, headers=key("k-crm"))
+    assert created.status_code == 201, created.text
+    assert created.json()["filters"] == ENTERPRISE_DEMO
+    name = created.json()["name"]
+
+    demo = {"direction": "forward", "pipeline": "enterprise"}
+    matching = sample.stage_changed(**demo, amount=Decimal("50000.00"))
+    assert [d.recipient for d in await deliveries_of(units, matching, "evt-1")] == [name]
+    for n, other in enumerate(
+        [
+            sample.stage_changed(**demo, amount=Decimal("49999")),
+            sample.stage_changed(direction="forward", pipeline="new-business", amount=Decimal("90000")),
+            sample.stage_changed(direction="back", pipeline="enterprise", amount=Decimal("90000")),
+            sample.stage_changed(**demo, amount=None),
+        ]
+    ):
+        assert [d.recipient for d in await deliveries_of(units, other, f"evt-x{n}")] == [], other
+
+    # Filters changed: the next events are judged by the new ones.
+    patched = await api.patch(
+        f"/subscriptions/{created.json()['id']}",
+        json={"filters": [{"field": "amount", "op": "<=", "value": 100}]},
+        headers=key("k-crm"),
+    )
+    assert patched.status_code == 200, patched.text
+    small = sample.stage_changed(direction="back", amount=Decimal("80"))
+    assert [d.recipient for d in await deliveries_of(units, small, "evt-2")] == [name]
+
+
+async def test_a_filter_on_every_event_passes_only_the_events_that_have_its_field_and_match(
+    api: httpx.AsyncClient, units: Units, sample: Any
+) -> None:
+    body = {"url": "https://crm.example/in", "events": ["*"], "filters": [ENTERPRISE_DEMO[2]]}
+    assert (await api.post("/subscriptions", json=body)).status_code == 201
+    assert len(await deliveries_of(units, sample.deal_won(amount=Decimal("60000")), "evt-1")) == 1
+    assert await deliveries_of(units, sample.deal_won(amount=Decimal("6000")), "evt-2") == []
+    assert await consume(units, "LeadCaptured", "evt-3") == []  # no amount at all
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (
+            {"events": ["DealWon"], "filters": [{"field": "to_stage", "op": "equals", "value": "demo"}]},
+            "filters[0].field: DealWon has no field 'to_stage'",
+        ),
+        (
+            {"events": ["DealWon", "StageChanged"], "filters": [{"field": "pipeline", "op": "exists"}]},
+            "filters[0].field: DealWon has no field 'pipeline'",
+        ),
+        (
+            {"events": ["*"], "filters": [{"field": "no_such_field", "op": "exists"}]},
+            "filters[0].field: no event has a field 'no_such_field'",
+        ),
+        (
+            {"events": ["DealWon"], "filters": [{"field": "amount", "op": "in", "value": 5}]},
+            "filters[0].value: 'in' needs a list",
+        ),
+        (
+            {"events": ["DealWon"], "filters": [{"field": "amount", "op": ">=", "value": True}]},
+            "filters[0].value: >= needs a number",
+        ),
+        (
+            {"events": ["DealWon"], "filters": [{"field": "amount", "op": "like", "value": 1}]},
+            "invalid request: filters",
+        ),
+        (
+            {"events": ["DealWon"], "filters": [{"field": "Amount!", "op": "exists"}]},
+            "invalid request: filters",
+        ),
+    ],
+)
+async def test_filters_are_checked_against_the_event_types_fields_at_save_time(
+    api: httpx.AsyncClient, units: Units, body: dict[str, Any], field: str
+) -> None:
+    response = await api.post("/subscriptions", json={"url": "https://crm.example/in", **body})
+    assert response.status_code == 422 and response.json()["message"].startswith(field), response.json()
+    assert units.uow.subscriptions.stored == {}
+
+
+async def test_changing_the_events_checks_the_filters_kept_against_them(
+    api: httpx.AsyncClient, units: Units
+) -> None:
+    body = {"url": "https://crm.example/in", "events": ["StageChanged"], "filters": ENTERPRISE_DEMO[:1]}
+    created = (await api.post("/subscriptions", json=body)).json()
+    response = await api.patch(f"/subscriptions/{created['id']}", json={"events": ["DealWon"]})
+    assert response.status_code == 422, response.text
+    assert response.json()["message"].startswith("filters[0].field: DealWon has no field 'to_stage'")
+    assert units.uow.subscriptions.stored[created["id"]].events == frozenset({"StageChanged"})

@@ -323,6 +323,31 @@ def _fields_of(trigger: str) -> Mapping[str, Any]:
     return sample_of(EVENTS[trigger])
 
 
+def check_conditions(
+    name: str, conditions: Sequence[Condition], samples: Mapping[str, Mapping[str, Any]], *, each: bool = True
+) -> None:
+    """A 422 naming the first of ``conditions`` (the request's field ``name``) that cannot be tested on
+    the events of ``samples`` (event type to a sample's fields): a field ``each`` of them (or, with
+    ``each`` False, none of them) has, or a value its operator cannot take."""
+    if len(conditions) > MAX_CONDITIONS:
+        raise RuleViolation(f"{name}: at most {MAX_CONDITIONS}")
+    for n, condition in enumerate(conditions):
+        where = f"{name}[{n}]"
+        lacking = sorted(t for t, sample in samples.items() if value_at(sample, condition.field) is _MISSING)
+        if lacking and each:
+            raise RuleViolation(f"{where}.field: {', '.join(lacking)} has no field {condition.field!r}")
+        if lacking and len(lacking) == len(samples):
+            raise RuleViolation(f"{where}.field: no event has a field {condition.field!r}")
+        if condition.op is Operator.IN and not isinstance(condition.value, list | tuple):
+            raise RuleViolation(f"{where}.value: 'in' needs a list of values")
+        if condition.op in (Operator.AT_LEAST, Operator.AT_MOST) and (
+            _number(condition.value) is None and not isinstance(condition.value, str)
+        ):
+            raise RuleViolation(f"{where}.value: {condition.op.value} needs a number or an ISO time")
+        if condition.op is Operator.EXISTS and condition.value not in (None, True, False):
+            raise RuleViolation(f"{where}.value: 'exists' takes true, false or nothing")
+
+
 def check_rule(rule: AutomationRule, subscribers: Sequence[str], chats: Sequence[str] = ()) -> AutomationRule:
     """``rule`` if it can run as it says; else a 422 naming the part that cannot."""
     if not RULE_ID.match(rule.id):
@@ -336,20 +361,7 @@ def check_rule(rule: AutomationRule, subscribers: Sequence[str], chats: Sequence
             f"trigger: {rule.trigger!r} is no event a rule can name; choose from {sorted(TRIGGERS)}"
         )
     sample = _fields_of(rule.trigger)
-    if len(rule.conditions) > MAX_CONDITIONS:
-        raise RuleViolation(f"conditions: at most {MAX_CONDITIONS}")
-    for n, condition in enumerate(rule.conditions):
-        where = f"conditions[{n}]"
-        if value_at(sample, condition.field) is _MISSING:
-            raise RuleViolation(f"{where}.field: {rule.trigger} has no field {condition.field!r}")
-        if condition.op is Operator.IN and not isinstance(condition.value, list | tuple):
-            raise RuleViolation(f"{where}.value: 'in' needs a list of values")
-        if condition.op in (Operator.AT_LEAST, Operator.AT_MOST) and (
-            _number(condition.value) is None and not isinstance(condition.value, str)
-        ):
-            raise RuleViolation(f"{where}.value: {condition.op.value} needs a number or an ISO time")
-        if condition.op is Operator.EXISTS and condition.value not in (None, True, False):
-            raise RuleViolation(f"{where}.value: 'exists' takes true, false or nothing")
+    check_conditions("conditions", rule.conditions, {rule.trigger: sample})
     if not rule.actions:
         raise RuleViolation("actions: a rule needs at least one action")
     if len(rule.actions) > MAX_ACTIONS:

@@ -7,13 +7,16 @@ deliveries are named ``sub-<id>``, so they never collide with a subscriber of th
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from kariz_notifications.domain.automation import TRIGGERS
+from kariz_notifications.domain.automation import TRIGGERS, Condition, check_conditions
 from kariz_notifications.domain.model import ALL_EVENTS, Subscriber
+from kariz_notifications.domain.samples import sample_of
 from kariz_shared.contracts.errors import NotFound, RuleViolation
+from kariz_shared.contracts.events import EVENTS
 from kariz_shared.contracts.identity import Caller, Role
 
 PREFIX = "sub-"
@@ -34,6 +37,8 @@ class ManagedSubscription:
     created_at: datetime
     #: Whom news of it (a suspension) is e-mailed to: the admin, or whom the key acts for.
     contact: str | None = None
+    #: Value filters, the rules' conditions (``amount >= 50000``): only events where all hold go.
+    filters: tuple[Condition, ...] = ()
 
     @property
     def name(self) -> str:
@@ -41,6 +46,10 @@ class ManagedSubscription:
 
     def as_subscriber(self) -> Subscriber:
         return Subscriber(name=self.name, url=self.url, events=self.events)
+
+    def accepts(self, event_type: str, fields: Mapping[str, Any]) -> bool:
+        """Whether an event of ``event_type`` with ``fields`` (its ``model_dump()``) goes to it."""
+        return self.as_subscriber().wants(event_type) and all(f.holds(fields) for f in self.filters)
 
     def visible_to(self, caller: Caller) -> bool:
         """An admin sees every subscription; anyone else (an integrator's key) its own only."""
@@ -75,6 +84,17 @@ def checked_events(events: Iterable[str]) -> frozenset[str]:
     if unknown:
         raise RuleViolation(f'events: unknown {unknown}; choose from {sorted(TRIGGERS)} or "*"')
     return wanted
+
+
+def checked_filters(filters: Iterable[Condition], events: frozenset[str]) -> tuple[Condition, ...]:
+    """Value filters a subscription to ``events`` can test, or a 422 naming the filter's field: each
+    filter's field must be one every named event type has ("*": one some public event has, since a
+    subscription to every event gets those without it filtered out)."""
+    checked = tuple(filters)
+    everything = ALL_EVENTS in events
+    names = sorted(TRIGGERS if everything else events)
+    check_conditions("filters", checked, {n: sample_of(EVENTS[n]) for n in names}, each=not everything)
+    return checked
 
 
 def checked_endpoint(url: str, events: Iterable[str], *, allow_http: bool) -> tuple[str, frozenset[str]]:

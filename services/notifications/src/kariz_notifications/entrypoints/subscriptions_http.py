@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from kariz_notifications.domain.subscriptions import ManagedSubscription
+from kariz_notifications.entrypoints.rules_http import ConditionBody
 from kariz_notifications.service_layer import subscriptions
 from kariz_notifications.service_layer.unit_of_work import NotificationsUnitOfWork
 from kariz_shared.contracts.identity import Caller, Role, Scope
@@ -21,6 +22,10 @@ from kariz_shared.runtime.auth import SIGN_IN_ERRORS, Authenticated
 SubscriptionId = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")]
 EventNames = list[Annotated[str, Field(max_length=64)]]
 URL = "https (http only where KARIZ_WEBHOOK_ALLOW_HTTP)"
+FILTERS = (
+    "Value filters, as a rule's conditions (all must hold): only matching events are delivered; each "
+    'field must be one of every named event type (with "*", of some)'
+)
 
 
 async def subscriber(caller: Authenticated) -> Caller:
@@ -39,6 +44,7 @@ class NewSubscription(BaseModel):
     events: EventNames = Field(
         min_length=1, max_length=50, description='Event types such as "DealWon", or "*" for every one'
     )
+    filters: list[ConditionBody] = Field(default=[], max_length=20, description=FILTERS)
 
 
 class SubscriptionChange(BaseModel):
@@ -48,6 +54,7 @@ class SubscriptionChange(BaseModel):
 
     url: str | None = Field(default=None, max_length=2000, description=URL)
     events: EventNames | None = Field(default=None, min_length=1, max_length=50)
+    filters: list[ConditionBody] | None = Field(default=None, max_length=20, description=FILTERS)
 
 
 class SubscriptionView(BaseModel):
@@ -55,6 +62,7 @@ class SubscriptionView(BaseModel):
     name: str = Field(description="What its deliveries' recipient is in GET /notifications")
     url: str
     events: list[str]
+    filters: list[ConditionBody]
     created_by: str = Field(description="Its owner: an admin's address or an integrator's key (key:<id>)")
     created_at: datetime
 
@@ -65,6 +73,7 @@ class SubscriptionView(BaseModel):
             name=s.name,
             url=s.url,
             events=sorted(s.events),
+            filters=[ConditionBody(field=c.field, op=c.op, value=c.value) for c in s.filters],
             created_by=s.created_by,
             created_at=s.created_at,
         )
@@ -80,13 +89,20 @@ def router(units: UnitsOfWork[NotificationsUnitOfWork], *, allow_http: bool) -> 
         responses={
             **SIGN_IN_ERRORS,
             404: {"description": "No such subscription, or one of another owner"},
-            422: {"description": "A bad url or an unknown event type, named"},
+            422: {"description": "A bad url, an unknown event type or a filter's field, named"},
         },
     )
 
     @api.post("/subscriptions", status_code=201, summary="Register a webhook endpoint for event types")
     async def register(body: NewSubscription, caller: Subscriber, response: Response) -> CreatedSubscription:
-        created = await subscriptions.register(units, body.url, body.events, caller, allow_http=allow_http)
+        created = await subscriptions.register(
+            units,
+            body.url,
+            body.events,
+            caller,
+            filters=[f.condition() for f in body.filters],
+            allow_http=allow_http,
+        )
         response.headers["Location"] = f"/subscriptions/{created.id}"
         return CreatedSubscription(**SubscriptionView.of(created).model_dump(), secret=created.secret)
 
@@ -101,12 +117,18 @@ def router(units: UnitsOfWork[NotificationsUnitOfWork], *, allow_http: bool) -> 
     async def get_subscription(subscription_id: SubscriptionId, caller: Subscriber) -> SubscriptionView:
         return SubscriptionView.of(await subscriptions.one(units, subscription_id, caller))
 
-    @api.patch("/subscriptions/{subscription_id}", summary="Change an endpoint's url or event types")
+    @api.patch("/subscriptions/{subscription_id}", summary="Change an endpoint's url, event types or filters")
     async def change(
         subscription_id: SubscriptionId, body: SubscriptionChange, caller: Subscriber
     ) -> SubscriptionView:
         changed = await subscriptions.change(
-            units, subscription_id, caller, url=body.url, events=body.events, allow_http=allow_http
+            units,
+            subscription_id,
+            caller,
+            url=body.url,
+            events=body.events,
+            filters=[f.condition() for f in body.filters] if body.filters is not None else None,
+            allow_http=allow_http,
         )
         return SubscriptionView.of(changed)
 

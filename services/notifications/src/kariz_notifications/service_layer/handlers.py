@@ -136,7 +136,11 @@ async def record_notifications(uow: NotificationsUnitOfWork, event: Event) -> li
     # The process's copies (refreshed now and then), not two reads of the database for every event.
     in_force = await uow.rules.in_force()
     # The settings' subscribers, then those integrators registered (``/subscriptions``).
-    managed = tuple(s.as_subscriber() for s in await uow.subscriptions.in_force())
+    # A subscription's value filters are the rules' conditions, on the same fields.
+    fields = event.model_dump()
+    managed = tuple(
+        s.as_subscriber() for s in await uow.subscriptions.in_force() if s.accepts(event.event_name(), fields)
+    )
     audience = dataclasses.replace(uow.audience, subscribers=uow.audience.subscribers + managed)
     reach = await customer_reach(uow, event, in_force.rules)
     plan = rules.plan(event, context, audience, uow.reps, in_force.rules, at=at, reach=reach)

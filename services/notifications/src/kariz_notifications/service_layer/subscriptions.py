@@ -8,12 +8,14 @@ import dataclasses
 import re
 import secrets
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
+from kariz_notifications.domain.automation import Condition
 from kariz_notifications.domain.subscriptions import (
     ManagedSubscription,
     checked_endpoint,
     checked_events,
+    checked_filters,
     checked_url,
     seen_by,
 )
@@ -38,9 +40,11 @@ async def register(
     events: Iterable[str],
     caller: Caller,
     *,
+    filters: Sequence[Condition] = (),
     allow_http: bool,
 ) -> ManagedSubscription:
     endpoint, wanted = checked_endpoint(url, events, allow_http=allow_http)
+    tests = checked_filters(filters, wanted)
 
     async def work(uow: NotificationsUnitOfWork) -> ManagedSubscription:
         subscription = ManagedSubscription(
@@ -52,6 +56,7 @@ async def register(
             created_by=caller.actor,
             created_at=uow.clock.now(),
             contact=contact_of(caller),
+            filters=tests,
         )
         await uow.subscriptions.add(subscription)
         return subscription
@@ -82,16 +87,22 @@ async def change(
     *,
     url: str | None = None,
     events: Iterable[str] | None = None,
+    filters: Sequence[Condition] | None = None,
     allow_http: bool,
 ) -> ManagedSubscription:
-    """Change what is given of a subscription's endpoint and event types; the rest stays."""
+    """Change what is given of a subscription's endpoint, event types and filters; the rest stays. The
+    filters are checked against the event types it will have."""
     new_url = checked_url(url, allow_http=allow_http) if url is not None else None
     new_events = checked_events(events) if events is not None else None
 
     async def work(uow: NotificationsUnitOfWork) -> ManagedSubscription:
         found = seen_by(await uow.subscriptions.get(subscription_id), caller, subscription_id)
+        wanted = new_events if new_events is not None else found.events
         changed = dataclasses.replace(
-            found, url=new_url or found.url, events=new_events if new_events is not None else found.events
+            found,
+            url=new_url or found.url,
+            events=wanted,
+            filters=checked_filters(filters if filters is not None else found.filters, wanted),
         )
         await uow.subscriptions.save(changed)
         return changed

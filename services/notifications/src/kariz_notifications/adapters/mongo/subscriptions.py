@@ -7,6 +7,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from kariz_notifications.domain.automation import Condition, Operator
 from kariz_notifications.domain.subscriptions import ManagedSubscription
 from kariz_shared.persistence.in_force import InForce
 from kariz_shared.persistence.store import Transaction
@@ -26,6 +27,7 @@ def subscription_document(s: ManagedSubscription) -> Doc:
         "created_by": s.created_by,
         "created_at": s.created_at,
         "contact": s.contact,
+        "filters": [{"field": c.field, "op": c.op.value, "value": c.value} for c in s.filters],
     }
 
 
@@ -38,6 +40,9 @@ def subscription_from_document(doc: Doc) -> ManagedSubscription:
         created_by=doc["created_by"],
         created_at=doc["created_at"].astimezone(UTC),
         contact=doc.get("contact"),
+        filters=tuple(
+            Condition(c["field"], Operator(c["op"]), c.get("value")) for c in doc.get("filters", [])
+        ),
     )
 
 
