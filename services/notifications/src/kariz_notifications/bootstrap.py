@@ -7,18 +7,23 @@ from functools import partial
 
 from kariz_notifications.adapters.chat import ChatPoster
 from kariz_notifications.adapters.email import SmtpLogin, SmtpMailer
-from kariz_notifications.adapters.metrics import PrometheusContentMetrics, PrometheusDeliveryMetrics
+from kariz_notifications.adapters.metrics import (
+    PrometheusContentMetrics,
+    PrometheusDeliveryMetrics,
+    PrometheusSubscriptionMetrics,
+)
 from kariz_notifications.adapters.mongo.indexes import ensure_indexes
 from kariz_notifications.adapters.mongo.repositories import MongoDeliveryQueue, MongoNotificationsReads
 from kariz_notifications.adapters.mongo.rule_documents import seed_rule_set
 from kariz_notifications.adapters.mongo.subscriptions import MongoSubscriptionSecrets
 from kariz_notifications.adapters.mongo.unit_of_work import MongoNotificationsUnitOfWork
 from kariz_notifications.adapters.webhook import WebhookPoster
-from kariz_notifications.domain.model import Channel
+from kariz_notifications.domain.model import Channel, Delivery
 from kariz_notifications.domain.schedule import RetryPolicy
 from kariz_notifications.entrypoints import content_http, http, kafka, rules_http, subscriptions_http
 from kariz_notifications.entrypoints.workers import DeliveryWorker
-from kariz_notifications.service_layer.handlers import Sender
+from kariz_notifications.service_layer import subscriptions
+from kariz_notifications.service_layer.handlers import Outcome, Sender
 from kariz_notifications.service_layer.unit_of_work import Copies
 from kariz_notifications.settings import NotificationsSettings
 from kariz_shared import system
@@ -67,18 +72,6 @@ def build(settings: NotificationsSettings | None = None, clock: Clock | None = N
         ),
         Channel.CHAT: ChatPoster(settings.chat_url, settings.webhook_timeout_s),
     }
-    worker = DeliveryWorker(
-        MongoDeliveryQueue(service.store.db),
-        senders,
-        clock=service.clock,
-        policy=RetryPolicy(settings.delivery_max_attempts, settings.delivery_backoff_s),
-        metrics=PrometheusDeliveryMetrics(),
-        poll_interval_s=settings.delivery_poll_interval_s,
-        concurrency=settings.delivery_concurrency,
-        batch=settings.delivery_batch,
-        lease=timedelta(seconds=settings.delivery_lease_s),
-    )
-    service.add_worker("delivery", worker.run)
     audience = settings.audience()
     # Every consumed event is planned by the process's copies of the rules and subscriptions.
     copies = Copies.refreshed_every(timedelta(seconds=settings.rules_refresh_s))
@@ -89,6 +82,30 @@ def build(settings: NotificationsSettings | None = None, clock: Clock | None = N
         return MongoNotificationsUnitOfWork(tx, clock, audience, service.roster, copies, links)
 
     units = MongoUnitsOfWork(service.store, service.clock, unit_of_work)
+    subscription_metrics = PrometheusSubscriptionMetrics()
+
+    async def count_outcomes(outcomes: list[Outcome]) -> list[Delivery]:
+        # Each managed subscription's health, and its suspension after persistent failure.
+        return await subscriptions.count_deliveries(
+            units,
+            outcomes,
+            suspend_after=settings.subscription_suspend_after,
+            metrics=subscription_metrics,
+        )
+
+    worker = DeliveryWorker(
+        MongoDeliveryQueue(service.store.db),
+        senders,
+        clock=service.clock,
+        policy=RetryPolicy(settings.delivery_max_attempts, settings.delivery_backoff_s),
+        metrics=PrometheusDeliveryMetrics(),
+        poll_interval_s=settings.delivery_poll_interval_s,
+        concurrency=settings.delivery_concurrency,
+        batch=settings.delivery_batch,
+        lease=timedelta(seconds=settings.delivery_lease_s),
+        on_outcomes=count_outcomes,
+    )
+    service.add_worker("delivery", worker.run)
     service.subscribe_all(
         units, kafka.subscriptions(on_recorded=worker.wake, on_skipped=PrometheusContentMetrics().skipped)
     )

@@ -126,6 +126,9 @@ class NotificationsSettings(ServiceSettings):
     chat_webhooks: list[ChatWebhook] = []
     # Subscribers' URLs must be https; plain http only where the receivers are local (dev, tests).
     webhook_allow_http: bool = False
+    # A managed subscription whose last this many deliveries all failed (each after every retry) is
+    # suspended, and its contact e-mailed; its owner resumes it.
+    subscription_suspend_after: int = Field(default=10, ge=1, le=1000)
     # Each replica plans events by its copy of the rules and subscriptions, read again at most this
     # often: another replica's change counts within it, this one's at once.
     rules_refresh_s: float = Field(default=5.0, ge=0, le=3600)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -14,17 +15,23 @@ from fastapi import FastAPI
 
 from kariz_devkit.issuer import LocalIssuer
 from kariz_devkit.testing import accepting, bearer
-from kariz_notifications.adapters.in_memory import InMemoryNotificationsUnitOfWork
+from kariz_notifications.adapters.in_memory import InMemoryDeliveryQueue, InMemoryNotificationsUnitOfWork
 from kariz_notifications.adapters.webhook import WebhookPoster
-from kariz_notifications.domain.model import Channel
+from kariz_notifications.domain.model import Channel, Delivery, SendResult
 from kariz_notifications.domain.samples import sample_of
+from kariz_notifications.domain.schedule import RetryPolicy
+from kariz_notifications.domain.subscriptions import SubscriptionState
 from kariz_notifications.entrypoints import kafka, subscriptions_http
+from kariz_notifications.service_layer import handlers, subscriptions
+from kariz_notifications.service_layer.commands import Deliver
 from kariz_shared.contracts import webhooks
 from kariz_shared.contracts.events import EVENTS, Event
 from kariz_shared.contracts.identity import Caller, KeyGrant, Scope
 from kariz_shared.persistence.in_memory import InMemoryUnitsOfWork
 from kariz_shared.runtime import http as runtime_http
 from kariz_shared.runtime.clock import FakeClock
+
+from .fakes import CountingMetrics, FakeSender
 
 Units = InMemoryUnitsOfWork[InMemoryNotificationsUnitOfWork]
 HOOK = {"url": "https://crm.example/in", "events": ["*"]}
@@ -335,3 +342,101 @@ async def test_changing_the_events_checks_the_filters_kept_against_them(
     assert response.status_code == 422, response.text
     assert response.json()["message"].startswith("filters[0].field: DealWon has no field 'to_stage'")
     assert units.uow.subscriptions.stored[created["id"]].events == frozenset({"StageChanged"})
+
+
+# --- pause, resume, health and suspension --------------------------------------------------------
+
+
+class CountedSuspensions:
+    def __init__(self) -> None:
+        self.suspended_count = 0
+
+    def suspended(self) -> None:
+        self.suspended_count += 1
+
+
+async def send_due(units: Units, *results: SendResult, suspensions: CountedSuspensions) -> list[Delivery]:
+    """One sender's round over every due delivery (one attempt each, then given up), the webhooks
+    answered with ``results`` in turn; then their count in the subscriptions' health. The e-mails the
+    counting recorded."""
+    queue = InMemoryDeliveryQueue(units.uow)
+    now = units.uow.clock.now()
+    claimed = await queue.claim(now, now + timedelta(seconds=30), "lane-1", limit=100)
+    outcomes = await handlers.deliver(
+        Deliver(tuple(claimed), "lane-1", now),
+        queue=queue,
+        senders={Channel.WEBHOOK: FakeSender(*results), Channel.EMAIL: FakeSender()},
+        policy=RetryPolicy(max_attempts=1, backoff_s=1.0),
+        metrics=CountingMetrics(),
+    )
+    return await subscriptions.count_deliveries(units, outcomes, suspend_after=3, metrics=suspensions)
+
+
+FAILED = SendResult(ok=False, error="HTTP 503", status_code=503)
+SENT = SendResult(ok=True, status_code=200)
+
+
+async def test_a_paused_subscription_gets_no_events_until_resumed(
+    api: httpx.AsyncClient, units: Units
+) -> None:
+    created = (await api.post("/subscriptions", json=HOOK, headers=key("k-crm"))).json()
+    paused = await api.post(f"/subscriptions/{created['id']}/pause", headers=key("k-crm"))
+    assert paused.status_code == 200, paused.text
+    assert (paused.json()["state"], paused.json()["state_reason"]) == ("paused", "paused by key:crm1")
+    assert await consume(units, "DealOpened", "evt-1") == []
+    assert (await api.post(f"/subscriptions/{created['id']}/pause", headers=key("k-erp"))).status_code == 404
+
+    resumed = await api.post(f"/subscriptions/{created['id']}/resume", headers=key("k-crm"))
+    assert resumed.json()["state"] == "active"
+    assert [d.recipient for d in await consume(units, "DealOpened", "evt-2")] == [created["name"]]
+
+
+async def test_persistent_failure_suspends_a_subscription_and_tells_its_contact_once(
+    api: httpx.AsyncClient, units: Units
+) -> None:
+    created = (await api.post("/subscriptions", json=HOOK, headers=key("k-crm"))).json()
+    sid, suspensions = created["id"], CountedSuspensions()
+    # Two failures, a success, two failures: never three in a row.
+    for n, result in enumerate([FAILED, FAILED, SENT, FAILED, FAILED]):
+        await consume(units, "DealOpened", f"evt-{n}")
+        assert await send_due(units, result, suspensions=suspensions) == []
+    shown = (await api.get(f"/subscriptions/{sid}", headers=key("k-crm"))).json()
+    assert shown["state"] == "active"
+    assert {k: shown["delivery"][k] for k in ("delivered", "failed", "failing_in_a_row", "last_error")} == {
+        "delivered": 1,
+        "failed": 4,
+        "failing_in_a_row": 2,
+        "last_error": "HTTP 503",
+    }
+    assert shown["delivery"]["last_success_at"] is not None
+
+    await consume(units, "DealOpened", "evt-5")
+    [notice] = await send_due(units, FAILED, suspensions=suspensions)
+    assert (notice.channel, notice.recipient) == (Channel.EMAIL, "ops@partner.example")
+    assert f"/subscriptions/{sid}/resume" in notice.message.body and "HTTP 503" in notice.message.body
+    assert units.uow.deliveries.stored[notice.key].record.delivery == notice
+    assert suspensions.suspended_count == 1
+    shown = (await api.get(f"/subscriptions/{sid}", headers=key("k-crm"))).json()
+    assert (shown["state"], shown["delivery"]["suspensions"]) == ("suspended", 1)
+    assert shown["state_reason"].startswith("3 deliveries in a row failed")
+    assert await consume(units, "DealOpened", "evt-6") == []  # suspended: nothing new for it
+
+    # Resumed, it is delivered to again with a fresh allowance; a success starts the count over.
+    assert (await api.post(f"/subscriptions/{sid}/resume", headers=key("k-crm"))).json()["state"] == "active"
+    assert len(await consume(units, "DealOpened", "evt-7")) == 1
+    assert await send_due(units, FAILED, suspensions=suspensions) == []
+    assert suspensions.suspended_count == 1
+    shown = (await api.get(f"/subscriptions/{sid}", headers=key("k-crm"))).json()
+    assert (shown["state"], shown["delivery"]["failing_in_a_row"]) == ("active", 1)
+
+
+async def test_a_suspended_subscription_without_a_contact_is_still_suspended(
+    api: httpx.AsyncClient, units: Units
+) -> None:
+    created = (await api.post("/subscriptions", json=HOOK, headers=key("k-erp"))).json()  # a partner's name
+    suspensions = CountedSuspensions()
+    for n in range(3):
+        await consume(units, "DealOpened", f"evt-{n}")
+        assert await send_due(units, FAILED, suspensions=suspensions) == []
+    assert units.uow.subscriptions.stored[created["id"]].state is SubscriptionState.SUSPENDED
+    assert suspensions.suspended_count == 1

@@ -25,7 +25,7 @@ from kariz_notifications.domain.model import (
 )
 from kariz_notifications.domain.queries import DeliveryCriteria
 from kariz_notifications.domain.schedule import NextStep
-from kariz_notifications.domain.subscriptions import ManagedSubscription
+from kariz_notifications.domain.subscriptions import DeliveryHealth, ManagedSubscription
 from kariz_notifications.domain.unsubscribe import UnsubscribeLinks
 from kariz_notifications.service_layer.unit_of_work import NotificationsUnitOfWork
 from kariz_shared.contracts.errors import Conflict, DuplicateRecord
@@ -185,6 +185,17 @@ class InMemoryManagedSubscriptions:
         return found.secret if found is not None else None
 
 
+class InMemorySubscriptionHealth:
+    def __init__(self) -> None:
+        self.stored: dict[str, DeliveryHealth] = {}
+
+    async def get(self, subscription_id: str) -> DeliveryHealth:
+        return self.stored.get(subscription_id) or DeliveryHealth(subscription_id)
+
+    async def save(self, health: DeliveryHealth) -> None:
+        self.stored[health.subscription_id] = health
+
+
 class InMemoryNotificationsUnitOfWork(InMemoryUnitOfWork, NotificationsUnitOfWork):
     #: The links' signer is configuration, not state: a rolled-back unit keeps it as it is.
     not_state = InMemoryUnitOfWork.not_state | {"links"}
@@ -201,6 +212,7 @@ class InMemoryNotificationsUnitOfWork(InMemoryUnitOfWork, NotificationsUnitOfWor
         self.handovers = InMemoryHandovers()
         self.rules = InMemoryRuleSetVersions(self.clock)
         self.subscriptions = InMemoryManagedSubscriptions()
+        self.subscription_health = InMemorySubscriptionHealth()
         self.contacts = InMemoryContacts()
         self.content = InMemoryContentLibrary()
         self.links = links

@@ -6,14 +6,16 @@ deliveries are named ``sub-<id>``, so they never collide with a subscriber of th
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from kariz_notifications.domain.automation import TRIGGERS, Condition, check_conditions
-from kariz_notifications.domain.model import ALL_EVENTS, Subscriber
+from kariz_notifications.domain.model import ALL_EVENTS, Channel, Delivery, Email, Subscriber
 from kariz_notifications.domain.samples import sample_of
 from kariz_shared.contracts.errors import NotFound, RuleViolation
 from kariz_shared.contracts.events import EVENTS
@@ -23,6 +25,17 @@ PREFIX = "sub-"
 #: The event types a subscription may name.
 SUBSCRIBABLE = TRIGGERS | {ALL_EVENTS}
 MAX_EVENTS = 50
+#: The rule the e-mail of a suspension counts under.
+SUSPENDED_RULE = "subscription-suspended"
+
+
+class SubscriptionState(StrEnum):
+    #: Events are delivered to it.
+    ACTIVE = "active"
+    #: Its owner paused it: no new deliveries until resumed (those recorded before still go).
+    PAUSED = "paused"
+    #: Kariz stopped it after persistent failure; its owner resumes it once the endpoint works.
+    SUSPENDED = "suspended"
 
 
 @dataclass(frozen=True)
@@ -39,6 +52,10 @@ class ManagedSubscription:
     contact: str | None = None
     #: Value filters, the rules' conditions (``amount >= 50000``): only events where all hold go.
     filters: tuple[Condition, ...] = ()
+    state: SubscriptionState = SubscriptionState.ACTIVE
+    #: When it last changed state, and why (a suspension's last error).
+    state_changed_at: datetime | None = None
+    state_reason: str | None = None
 
     @property
     def name(self) -> str:
@@ -49,7 +66,16 @@ class ManagedSubscription:
 
     def accepts(self, event_type: str, fields: Mapping[str, Any]) -> bool:
         """Whether an event of ``event_type`` with ``fields`` (its ``model_dump()``) goes to it."""
-        return self.as_subscriber().wants(event_type) and all(f.holds(fields) for f in self.filters)
+        return (
+            self.state is SubscriptionState.ACTIVE
+            and self.as_subscriber().wants(event_type)
+            and all(f.holds(fields) for f in self.filters)
+        )
+
+    def moved_to(
+        self, state: SubscriptionState, at: datetime, reason: str | None = None
+    ) -> ManagedSubscription:
+        return dataclasses.replace(self, state=state, state_changed_at=at, state_reason=reason)
 
     def visible_to(self, caller: Caller) -> bool:
         """An admin sees every subscription; anyone else (an integrator's key) its own only."""
@@ -100,3 +126,72 @@ def checked_filters(filters: Iterable[Condition], events: frozenset[str]) -> tup
 def checked_endpoint(url: str, events: Iterable[str], *, allow_http: bool) -> tuple[str, frozenset[str]]:
     """The endpoint and event types of a new subscription, or a 422 naming the field."""
     return checked_url(url, allow_http=allow_http), checked_events(events)
+
+
+@dataclass(frozen=True)
+class DeliveryHealth:
+    """How a subscription's deliveries fare: what its ``GET /subscriptions/{id}`` shows, and what
+    suspends it (``failing_in_a_row`` deliveries given up after their last attempt, none sent between)."""
+
+    subscription_id: str
+    delivered: int = 0
+    #: Deliveries given up after their last attempt.
+    failed: int = 0
+    #: Attempts that failed (a delivery retried five times and then sent counts five here).
+    failed_attempts: int = 0
+    failing_in_a_row: int = 0
+    last_success_at: datetime | None = None
+    last_failure_at: datetime | None = None
+    last_error: str | None = None
+    suspensions: int = 0
+
+    def after_attempt(
+        self, *, succeeded: bool, gave_up: bool, at: datetime, error: str | None
+    ) -> DeliveryHealth:
+        if succeeded:
+            return dataclasses.replace(
+                self, delivered=self.delivered + 1, failing_in_a_row=0, last_success_at=at
+            )
+        return dataclasses.replace(
+            self,
+            failed=self.failed + gave_up,
+            failed_attempts=self.failed_attempts + 1,
+            failing_in_a_row=self.failing_in_a_row + gave_up,
+            last_failure_at=at,
+            last_error=error,
+        )
+
+    def resumed(self) -> DeliveryHealth:
+        """Its owner resumed it: it gets as many failures again before another suspension."""
+        return dataclasses.replace(self, failing_in_a_row=0)
+
+
+def suspension_notice(
+    subscription: ManagedSubscription, health: DeliveryHealth, correlation_id: str
+) -> Delivery | None:
+    """The e-mail that tells a suspended subscription's contact (None: it has no address to tell)."""
+    if subscription.contact is None:
+        return None
+    event_id = f"{subscription.name}-suspended-{health.suspensions}"
+    body = (
+        f"Kariz suspended the webhook subscription {subscription.name} ({subscription.url}): its last "
+        f"{health.failing_in_a_row} deliveries failed after every retry.\n\n"
+        f"Last error: {health.last_error or 'unknown'}\n\n"
+        "No events are delivered to it while it is suspended. Once the endpoint answers again, resume it "
+        f"with POST /subscriptions/{subscription.id}/resume.\n"
+    )
+    return Delivery(
+        key=f"{event_id}:{Channel.EMAIL.value}:{subscription.contact}",
+        channel=Channel.EMAIL,
+        recipient=subscription.contact,
+        event_type="SubscriptionSuspended",
+        event_id=event_id,
+        subject=subscription.name,
+        correlation_id=correlation_id,
+        message=Email(
+            to=subscription.contact,
+            subject=f"Kariz suspended your webhook subscription {subscription.name}",
+            body=body,
+        ),
+        rule=SUSPENDED_RULE,
+    )

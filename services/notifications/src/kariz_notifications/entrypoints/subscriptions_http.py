@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from kariz_notifications.domain.subscriptions import ManagedSubscription
+from kariz_notifications.domain.subscriptions import DeliveryHealth, ManagedSubscription, SubscriptionState
 from kariz_notifications.entrypoints.rules_http import ConditionBody
 from kariz_notifications.service_layer import subscriptions
 from kariz_notifications.service_layer.unit_of_work import NotificationsUnitOfWork
@@ -65,6 +65,11 @@ class SubscriptionView(BaseModel):
     filters: list[ConditionBody]
     created_by: str = Field(description="Its owner: an admin's address or an integrator's key (key:<id>)")
     created_at: datetime
+    state: SubscriptionState = Field(
+        description="active: delivered to; paused by its owner; suspended by Kariz after persistent failure"
+    )
+    state_changed_at: datetime | None
+    state_reason: str | None = Field(description="Who paused or resumed it, or why it was suspended")
 
     @classmethod
     def of(cls, s: ManagedSubscription) -> SubscriptionView:
@@ -76,7 +81,38 @@ class SubscriptionView(BaseModel):
             filters=[ConditionBody(field=c.field, op=c.op, value=c.value) for c in s.filters],
             created_by=s.created_by,
             created_at=s.created_at,
+            state=s.state,
+            state_changed_at=s.state_changed_at,
+            state_reason=s.state_reason,
         )
+
+
+class HealthView(BaseModel):
+    delivered: int = Field(description="Deliveries its endpoint accepted")
+    failed: int = Field(description="Deliveries given up after their last attempt")
+    failed_attempts: int = Field(description="Attempts that failed, retried ones included")
+    failing_in_a_row: int = Field(description="Deliveries given up since the last one accepted")
+    last_success_at: datetime | None
+    last_failure_at: datetime | None
+    last_error: str | None
+    suspensions: int
+
+    @classmethod
+    def of(cls, h: DeliveryHealth) -> HealthView:
+        return cls(
+            delivered=h.delivered,
+            failed=h.failed,
+            failed_attempts=h.failed_attempts,
+            failing_in_a_row=h.failing_in_a_row,
+            last_success_at=h.last_success_at,
+            last_failure_at=h.last_failure_at,
+            last_error=h.last_error,
+            suspensions=h.suspensions,
+        )
+
+
+class SubscriptionDetail(SubscriptionView):
+    delivery: HealthView = Field(description="How its deliveries fare")
 
 
 class CreatedSubscription(SubscriptionView):
@@ -113,9 +149,23 @@ def router(units: UnitsOfWork[NotificationsUnitOfWork], *, allow_http: bool) -> 
     async def list_subscriptions(caller: Subscriber) -> list[SubscriptionView]:
         return [SubscriptionView.of(s) for s in await subscriptions.listed(units, caller)]
 
-    @api.get("/subscriptions/{subscription_id}", summary="One endpoint")
-    async def get_subscription(subscription_id: SubscriptionId, caller: Subscriber) -> SubscriptionView:
-        return SubscriptionView.of(await subscriptions.one(units, subscription_id, caller))
+    @api.get("/subscriptions/{subscription_id}", summary="One endpoint and how its deliveries fare")
+    async def get_subscription(subscription_id: SubscriptionId, caller: Subscriber) -> SubscriptionDetail:
+        found, fared = await subscriptions.health(units, subscription_id, caller)
+        return SubscriptionDetail(**SubscriptionView.of(found).model_dump(), delivery=HealthView.of(fared))
+
+    @api.post(
+        "/subscriptions/{subscription_id}/pause", summary="Stop delivering new events to it until resumed"
+    )
+    async def pause(subscription_id: SubscriptionId, caller: Subscriber) -> SubscriptionView:
+        return SubscriptionView.of(await subscriptions.pause(units, subscription_id, caller))
+
+    @api.post(
+        "/subscriptions/{subscription_id}/resume",
+        summary="Deliver again from the next event on (a suspended one too)",
+    )
+    async def resume(subscription_id: SubscriptionId, caller: Subscriber) -> SubscriptionView:
+        return SubscriptionView.of(await subscriptions.resume(units, subscription_id, caller))
 
     @api.patch("/subscriptions/{subscription_id}", summary="Change an endpoint's url, event types or filters")
     async def change(

@@ -16,14 +16,14 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 
 from kariz_notifications.domain.model import Channel, Delivery, DeliveryRecord
 from kariz_notifications.domain.schedule import LEASE, RetryPolicy
 from kariz_notifications.service_layer import handlers
 from kariz_notifications.service_layer.commands import Deliver
-from kariz_notifications.service_layer.handlers import DeliveryMetrics, Sender
+from kariz_notifications.service_layer.handlers import DeliveryMetrics, Outcome, Sender
 from kariz_notifications.service_layer.unit_of_work import DeliveryQueue
 from kariz_shared.runtime.clock import Clock
 
@@ -48,6 +48,7 @@ class DeliveryWorker:
         concurrency: int = 1,
         batch: int = 1,
         lease: timedelta = LEASE,
+        on_outcomes: Callable[[list[Outcome]], Awaitable[list[Delivery]]] | None = None,
     ) -> None:
         self.queue = queue
         self.senders = senders
@@ -58,6 +59,9 @@ class DeliveryWorker:
         self.concurrency = concurrency
         self.batch = batch
         self.lease = lease
+        # Hears of each batch's outcomes once recorded (the subscriptions' health); what it records in
+        # turn (a suspension's e-mail) is taken at once.
+        self.on_outcomes = on_outcomes
         self._wake = asyncio.Event()
         # Deliveries this process just recorded, taken by id before any look at the queue (bounded:
         # past the bound they wait in the database for a look like any other).
@@ -154,4 +158,13 @@ class DeliveryWorker:
         for outcome in outcomes:
             if outcome.recorded and outcome.step.next_attempt_at is not None:
                 self._look_by(outcome.step.next_attempt_at)  # the retry is taken from the queue when due
+        if self.on_outcomes is not None:
+            try:
+                recorded = await self.on_outcomes(outcomes)
+            except Exception:
+                # The deliveries are recorded: only their counts in the subscriptions' health are lost.
+                log.warning("counting a batch's outcomes failed", exc_info=True)
+            else:
+                if recorded:
+                    self.wake(recorded)
         return True

@@ -5,24 +5,35 @@ an integrator's key its own: one of another owner is answered as missing (404)."
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 import secrets
 import uuid
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from kariz_notifications.domain.automation import Condition
+from kariz_notifications.domain.model import Channel, Delivery, DeliveryStatus
 from kariz_notifications.domain.subscriptions import (
+    PREFIX,
+    DeliveryHealth,
     ManagedSubscription,
+    SubscriptionState,
     checked_endpoint,
     checked_events,
     checked_filters,
     checked_url,
     seen_by,
+    suspension_notice,
 )
+from kariz_notifications.service_layer.handlers import Outcome
 from kariz_notifications.service_layer.unit_of_work import NotificationsUnitOfWork
 from kariz_shared.contracts.errors import NotFound
 from kariz_shared.contracts.identity import Caller
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
+
+log = logging.getLogger(__name__)
 
 ADDRESS = re.compile(r"^[^@\s,;<>:]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
 
@@ -119,3 +130,120 @@ async def remove(units: UnitsOfWork[NotificationsUnitOfWork], subscription_id: s
 
     if not await units.run(work):
         raise NotFound(f"no subscription {subscription_id!r}")
+
+
+async def health(
+    units: UnitsOfWork[NotificationsUnitOfWork], subscription_id: str, caller: Caller
+) -> tuple[ManagedSubscription, DeliveryHealth]:
+    """A subscription and how its deliveries fare."""
+
+    async def read(uow: NotificationsUnitOfWork) -> tuple[ManagedSubscription, DeliveryHealth]:
+        found = seen_by(await uow.subscriptions.get(subscription_id), caller, subscription_id)
+        return found, await uow.subscription_health.get(subscription_id)
+
+    return await units.read(read)
+
+
+async def pause(
+    units: UnitsOfWork[NotificationsUnitOfWork], subscription_id: str, caller: Caller
+) -> ManagedSubscription:
+    """No new deliveries until resumed (a paused one stays paused; a suspended one becomes paused)."""
+
+    async def work(uow: NotificationsUnitOfWork) -> ManagedSubscription:
+        found = seen_by(await uow.subscriptions.get(subscription_id), caller, subscription_id)
+        if found.state is SubscriptionState.PAUSED:
+            return found
+        paused = found.moved_to(SubscriptionState.PAUSED, uow.clock.now(), f"paused by {caller.actor}")
+        await uow.subscriptions.save(paused)
+        return paused
+
+    return await units.run(work)
+
+
+async def resume(
+    units: UnitsOfWork[NotificationsUnitOfWork], subscription_id: str, caller: Caller
+) -> ManagedSubscription:
+    """Deliver again from the next event on; a suspended one gets its full allowance of failures again."""
+
+    async def work(uow: NotificationsUnitOfWork) -> ManagedSubscription:
+        found = seen_by(await uow.subscriptions.get(subscription_id), caller, subscription_id)
+        if found.state is SubscriptionState.ACTIVE:
+            return found
+        active = found.moved_to(SubscriptionState.ACTIVE, uow.clock.now(), f"resumed by {caller.actor}")
+        await uow.subscriptions.save(active)
+        await uow.subscription_health.save((await uow.subscription_health.get(subscription_id)).resumed())
+        return active
+
+    return await units.run(work)
+
+
+class SubscriptionMetrics(Protocol):
+    def suspended(self) -> None:
+        """A subscription was suspended after persistent failure."""
+        ...
+
+
+async def count_deliveries(
+    units: UnitsOfWork[NotificationsUnitOfWork],
+    outcomes: Sequence[Outcome],
+    *,
+    suspend_after: int,
+    metrics: SubscriptionMetrics,
+) -> list[Delivery]:
+    """Count a batch's attempts to managed subscriptions in their health, in one unit; an active one
+    whose last ``suspend_after`` deliveries were all given up is suspended, and its contact told by an
+    e-mail recorded in the same unit (returned, for the sender to take at once)."""
+    by_subscription: defaultdict[str, list[Outcome]] = defaultdict(list)
+    for outcome in outcomes:
+        d = outcome.delivery
+        # Only what its sender recorded: a delivery whose lease was lost is counted by its new sender.
+        if outcome.recorded and d.channel is Channel.WEBHOOK and d.recipient.startswith(PREFIX):
+            by_subscription[d.recipient.removeprefix(PREFIX)].append(outcome)
+    if not by_subscription:
+        return []
+    suspended: list[str] = []
+
+    async def work(uow: NotificationsUnitOfWork) -> list[Delivery]:
+        suspended.clear()
+        notices: list[Delivery] = []
+        at = uow.clock.now()
+        for subscription_id, attempts in sorted(by_subscription.items()):
+            fared = await uow.subscription_health.get(subscription_id)
+            for a in sorted(attempts, key=lambda x: x.attempt.at):
+                fared = fared.after_attempt(
+                    succeeded=a.attempt.succeeded,
+                    gave_up=a.step.status is DeliveryStatus.FAILED,
+                    at=a.attempt.at,
+                    error=a.attempt.error,
+                )
+            found = await uow.subscriptions.get(subscription_id)
+            if (
+                found is not None
+                and found.state is SubscriptionState.ACTIVE
+                and fared.failing_in_a_row >= suspend_after
+            ):
+                fared = dataclasses.replace(fared, suspensions=fared.suspensions + 1)
+                reason = (
+                    f"{fared.failing_in_a_row} deliveries in a row failed; last error: {fared.last_error}"
+                )
+                await uow.subscriptions.save(found.moved_to(SubscriptionState.SUSPENDED, at, reason))
+                suspended.append(subscription_id)
+                notice = suspension_notice(found, fared, attempts[-1].delivery.correlation_id)
+                if notice is None:
+                    log.warning(
+                        "a suspended subscription has no contact to tell",
+                        extra={"subscription": subscription_id},
+                    )
+                else:
+                    uow.deliveries.add(notice, at)
+                    notices.append(notice)
+            await uow.subscription_health.save(fared)
+        return notices
+
+    notices = await units.run(work)
+    for subscription_id in suspended:
+        metrics.suspended()
+        log.warning(
+            "subscription suspended after persistent failure", extra={"subscription": subscription_id}
+        )
+    return notices

@@ -15,7 +15,7 @@ from kariz_notifications.domain.automation import RuleSetVersion
 from kariz_notifications.domain.content import Contact, ContentItem
 from kariz_notifications.domain.model import Attempt, Audience, Delivery, DeliveryRecord, Handover, Reps
 from kariz_notifications.domain.schedule import NextStep
-from kariz_notifications.domain.subscriptions import ManagedSubscription
+from kariz_notifications.domain.subscriptions import DeliveryHealth, ManagedSubscription
 from kariz_notifications.domain.unsubscribe import UnsubscribeLinks
 from kariz_shared.persistence.in_force import InForce
 from kariz_shared.persistence.unit_of_work import UnitOfWork
@@ -83,6 +83,18 @@ class ManagedSubscriptions(Protocol):
         ...
 
 
+class SubscriptionHealth(Protocol):
+    """How each managed subscription's deliveries fare (collection ``subscription_health``, ``_id`` =
+    the subscription's id): kept apart from the subscriptions, so counting a delivery never invalidates
+    the process's copy of them."""
+
+    async def get(self, subscription_id: str) -> DeliveryHealth:
+        """Its health (all zero when nothing was delivered to it yet)."""
+        ...
+
+    async def save(self, health: DeliveryHealth) -> None: ...
+
+
 @dataclass(frozen=True)
 class Copies:
     """The process's copies of what every consumed event reads: the rules in force and the registered
@@ -144,6 +156,8 @@ class NotificationsUnitOfWork(UnitOfWork):
     rules: RuleSetVersions
     #: The subscriptions of ``/subscriptions``, each event's subscribers besides the settings' ones.
     subscriptions: ManagedSubscriptions
+    #: How each one's deliveries fare: counts, last success and failure, suspensions.
+    subscription_health: SubscriptionHealth
     #: Who hears about what besides the owner (team, onboarding, webhook subscribers): the rules in force.
     audience: Audience
     #: The reps as the roster knows them now: managers, teams' managers, recipients' time zones.

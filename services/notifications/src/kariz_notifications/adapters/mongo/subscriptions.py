@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
 from kariz_notifications.domain.automation import Condition, Operator
-from kariz_notifications.domain.subscriptions import ManagedSubscription
+from kariz_notifications.domain.subscriptions import DeliveryHealth, ManagedSubscription, SubscriptionState
 from kariz_shared.persistence.in_force import InForce
 from kariz_shared.persistence.store import Transaction
 from kariz_shared.runtime.clock import Clock
 
 SUBSCRIPTIONS = "subscriptions"
+HEALTH = "subscription_health"
 ORDER = [("created_at", 1), ("_id", 1)]
 Doc = dict[str, Any]
 
@@ -28,6 +29,9 @@ def subscription_document(s: ManagedSubscription) -> Doc:
         "created_at": s.created_at,
         "contact": s.contact,
         "filters": [{"field": c.field, "op": c.op.value, "value": c.value} for c in s.filters],
+        "state": s.state.value,
+        "state_changed_at": s.state_changed_at,
+        "state_reason": s.state_reason,
     }
 
 
@@ -43,7 +47,51 @@ def subscription_from_document(doc: Doc) -> ManagedSubscription:
         filters=tuple(
             Condition(c["field"], Operator(c["op"]), c.get("value")) for c in doc.get("filters", [])
         ),
+        state=SubscriptionState(doc.get("state", SubscriptionState.ACTIVE.value)),
+        state_changed_at=_utc(doc.get("state_changed_at")),
+        state_reason=doc.get("state_reason"),
     )
+
+
+def _utc(at: datetime | None) -> datetime | None:
+    return at.astimezone(UTC) if at is not None else None
+
+
+class MongoSubscriptionHealth:
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+        self.collection = tx.db[HEALTH]
+
+    async def get(self, subscription_id: str) -> DeliveryHealth:
+        doc = await self.collection.find_one({"_id": subscription_id}, session=self.tx.session)
+        if doc is None:
+            return DeliveryHealth(subscription_id)
+        return DeliveryHealth(
+            subscription_id=subscription_id,
+            delivered=doc["delivered"],
+            failed=doc["failed"],
+            failed_attempts=doc["failed_attempts"],
+            failing_in_a_row=doc["failing_in_a_row"],
+            last_success_at=_utc(doc.get("last_success_at")),
+            last_failure_at=_utc(doc.get("last_failure_at")),
+            last_error=doc.get("last_error"),
+            suspensions=doc.get("suspensions", 0),
+        )
+
+    async def save(self, health: DeliveryHealth) -> None:
+        doc = {
+            "delivered": health.delivered,
+            "failed": health.failed,
+            "failed_attempts": health.failed_attempts,
+            "failing_in_a_row": health.failing_in_a_row,
+            "last_success_at": health.last_success_at,
+            "last_failure_at": health.last_failure_at,
+            "last_error": health.last_error,
+            "suspensions": health.suspensions,
+        }
+        await self.collection.replace_one(
+            {"_id": health.subscription_id}, doc, upsert=True, session=self.tx.session
+        )
 
 
 class MongoManagedSubscriptions:

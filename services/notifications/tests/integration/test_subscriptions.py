@@ -1,0 +1,102 @@
+"""Subscriptions an integrator manages, against the real broker and database, a real webhook receiver
+and a real SMTP server: a key with the scope events:subscribe (issued on notifications' /api-keys)
+registers a filtered subscription that receives only the matching events, signed with its secret; a
+subscription whose endpoint keeps failing is suspended and its key's contact told by e-mail."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from kariz_devkit.testing import Backends, eventually, publish, running, unique
+from kariz_notifications.bootstrap import build
+from kariz_notifications.settings import NotificationsSettings
+from kariz_shared.contracts.envelope import Envelope
+from kariz_shared.contracts.events import Event, StageChanged
+from kariz_shared.contracts.webhooks import verify
+
+pytestmark = pytest.mark.integration
+
+
+def moved(deal_id: str, pipeline: str) -> StageChanged:
+    return StageChanged(
+        deal_id=deal_id,
+        lead_id=unique("L"),
+        owner="rep@kariz.test",
+        pipeline=pipeline,
+        from_stage="discovery",
+        to_stage="demo",
+        direction="forward",
+        seconds_in_from_stage=3600,
+        amount=Decimal("60000"),
+        changed_at=datetime.now(UTC),
+    )
+
+
+def envelope(event: Event) -> Envelope[Event]:
+    return Envelope(event=event, source="/kariz/deals", correlation_id=unique("corr"))
+
+
+async def test_an_integrators_filtered_subscription_and_a_failing_one_suspended(
+    stack_backends: Backends, settings_for: Callable[..., Any], admin_token: str, receiver: Any, inbox: Any
+) -> None:
+    settings: NotificationsSettings = settings_for(
+        NotificationsSettings,
+        service_name="notifications",
+        kafka_bootstrap_servers=stack_backends.kafka_bootstrap,
+        smtp_port=inbox.port,
+        webhook_allow_http=True,
+        delivery_max_attempts=1,
+        subscription_suspend_after=2,
+    )
+    async with running(build(settings), token=admin_token) as http:
+        issued = await http.post(
+            "/api-keys",
+            json={"name": "CRM sync", "scopes": ["events:subscribe"], "on_behalf_of": "ops@partner.example"},
+        )
+        assert issued.status_code == 201, issued.text
+        crm = {"X-Api-Key": issued.json()["key"], "Authorization": ""}
+        filtered = await http.post(
+            "/subscriptions",
+            json={
+                "url": receiver.url("/ok"),
+                "events": ["StageChanged"],
+                "filters": [{"field": "pipeline", "op": "equals", "value": "enterprise"}],
+            },
+            headers=crm,
+        )
+        assert filtered.status_code == 201, filtered.text
+        failing = await http.post(
+            "/subscriptions", json={"url": receiver.url("/gone"), "events": ["StageChanged"]}, headers=crm
+        )
+        assert failing.status_code == 201, failing.text
+        failing_id = failing.json()["id"]
+        assert (await http.get(f"/subscriptions/{failing_id}")).json()["created_by"].startswith("key:")
+
+        matching, other = envelope(moved(unique("D"), "enterprise")), envelope(moved(unique("D"), "smb"))
+        await publish(stack_backends.kafka_bootstrap, matching)
+        await publish(stack_backends.kafka_bootstrap, other)
+
+        [request] = await eventually(lambda: receiver.about(matching.id, "/ok"), timeout=60)
+        assert verify(filtered.json()["secret"], request.body, request.headers)
+
+        async def suspended() -> dict[str, Any] | None:
+            shown: dict[str, Any] = (await http.get(f"/subscriptions/{failing_id}", headers=crm)).json()
+            return shown if shown["state"] == "suspended" else None
+
+        shown = await eventually(suspended, timeout=60)
+        assert (shown["delivery"]["failed"], shown["delivery"]["delivered"]) == (2, 0)
+        assert shown["delivery"]["last_error"].startswith("HTTP 404")
+        # Both events reached the failing one, so both were planned: the other one never reached /ok.
+        assert receiver.about(other.id, "/ok") == []
+        assert len(receiver.about(other.id, "/gone")) == 1
+        [mail] = await eventually(
+            lambda: [m for m in inbox.messages if str(m["To"]) == "ops@partner.example"], timeout=60
+        )
+        assert f"sub-{failing_id}" in str(mail["Subject"])
+        detail = (await http.get(f"/subscriptions/{filtered.json()['id']}", headers=crm)).json()
+        assert (detail["state"], detail["delivery"]["delivered"]) == ("active", 1)
