@@ -68,7 +68,7 @@ def build(settings: NotificationsSettings | None = None, clock: Clock | None = N
         Channel.WEBHOOK: WebhookPoster(
             settings.subscriber_secrets,
             settings.webhook_timeout_s,
-            MongoSubscriptionSecrets(service.store.db).secret,
+            MongoSubscriptionSecrets(service.store.db, service.clock).secret,
         ),
         Channel.CHAT: ChatPoster(settings.chat_url, settings.webhook_timeout_s),
     }
@@ -112,5 +112,11 @@ def build(settings: NotificationsSettings | None = None, clock: Clock | None = N
     service.api.include_router(http.router(MongoNotificationsReads(service.store.db)))
     service.api.include_router(rules_http.router(units))
     service.api.include_router(content_http.router(units))
-    service.api.include_router(subscriptions_http.router(units, allow_http=settings.webhook_allow_http))
+    service.api.include_router(
+        subscriptions_http.router(
+            units,
+            allow_http=settings.webhook_allow_http,
+            secret_grace=timedelta(seconds=settings.subscription_secret_grace_s),
+        )
+    )
     return service

@@ -129,6 +129,9 @@ class NotificationsSettings(ServiceSettings):
     # A managed subscription whose last this many deliveries all failed (each after every retry) is
     # suspended, and its contact e-mailed; its owner resumes it.
     subscription_suspend_after: int = Field(default=10, ge=1, le=1000)
+    # After POST /subscriptions/{id}/rotate-secret, deliveries carry the old secret's signatures too this
+    # long, so the receiver switches without losing any.
+    subscription_secret_grace_s: float = Field(default=86400.0, ge=0, le=30 * 86400)
     # Each replica plans events by its copy of the rules and subscriptions, read again at most this
     # often: another replica's change counts within it, this one's at once.
     rules_refresh_s: float = Field(default=5.0, ge=0, le=3600)

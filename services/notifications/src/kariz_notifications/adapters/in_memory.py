@@ -159,8 +159,9 @@ class InMemoryRuleSetVersions:
 
 
 class InMemoryManagedSubscriptions:
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock) -> None:
         self.stored: dict[str, ManagedSubscription] = {}
+        self.clock = clock
 
     async def all(self) -> list[ManagedSubscription]:
         return sorted(self.stored.values(), key=lambda s: (s.created_at, s.id))
@@ -180,9 +181,9 @@ class InMemoryManagedSubscriptions:
     async def remove(self, subscription_id: str) -> bool:
         return self.stored.pop(subscription_id, None) is not None
 
-    async def secret(self, subscription_id: str) -> str | None:
+    async def secret(self, subscription_id: str) -> list[str] | None:
         found = self.stored.get(subscription_id)
-        return found.secret if found is not None else None
+        return found.signing_secrets(self.clock.now()) if found is not None else None
 
 
 class InMemorySubscriptionHealth:
@@ -211,7 +212,7 @@ class InMemoryNotificationsUnitOfWork(InMemoryUnitOfWork, NotificationsUnitOfWor
         self.deliveries = InMemoryDeliveries()
         self.handovers = InMemoryHandovers()
         self.rules = InMemoryRuleSetVersions(self.clock)
-        self.subscriptions = InMemoryManagedSubscriptions()
+        self.subscriptions = InMemoryManagedSubscriptions(self.clock)
         self.subscription_health = InMemorySubscriptionHealth()
         self.contacts = InMemoryContacts()
         self.content = InMemoryContentLibrary()

@@ -10,7 +10,7 @@ import dataclasses
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -56,6 +56,9 @@ class ManagedSubscription:
     #: When it last changed state, and why (a suspension's last error).
     state_changed_at: datetime | None = None
     state_reason: str | None = None
+    #: The secret before the last rotation: deliveries carry its signatures too until ``previous_until``.
+    previous_secret: str | None = None
+    previous_until: datetime | None = None
 
     @property
     def name(self) -> str:
@@ -76,6 +79,21 @@ class ManagedSubscription:
         self, state: SubscriptionState, at: datetime, reason: str | None = None
     ) -> ManagedSubscription:
         return dataclasses.replace(self, state=state, state_changed_at=at, state_reason=reason)
+
+    def signing_secrets(self, at: datetime) -> list[str]:
+        """The secrets its deliveries are signed with at ``at``: the current one, and the previous one
+        while a rotation's grace lasts."""
+        previous = (
+            self.previous_secret if self.previous_until is not None and at < self.previous_until else None
+        )
+        return [self.secret] + ([previous] if previous else [])
+
+    def rotated(self, secret: str, at: datetime, grace: timedelta) -> ManagedSubscription:
+        """With a new ``secret``; the current one stays valid for ``grace`` (one rotated before it is
+        dropped at once)."""
+        return dataclasses.replace(
+            self, secret=secret, previous_secret=self.secret, previous_until=at + grace
+        )
 
     def visible_to(self, caller: Caller) -> bool:
         """An admin sees every subscription; anyone else (an integrator's key) its own only."""

@@ -5,7 +5,7 @@ creation's answer only."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Response
@@ -15,6 +15,7 @@ from kariz_notifications.domain.subscriptions import DeliveryHealth, ManagedSubs
 from kariz_notifications.entrypoints.rules_http import ConditionBody
 from kariz_notifications.service_layer import subscriptions
 from kariz_notifications.service_layer.unit_of_work import NotificationsUnitOfWork
+from kariz_shared.contracts import webhooks
 from kariz_shared.contracts.identity import Caller, Role, Scope
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
 from kariz_shared.runtime.auth import SIGN_IN_ERRORS, Authenticated
@@ -117,9 +118,32 @@ class SubscriptionDetail(SubscriptionView):
 
 class CreatedSubscription(SubscriptionView):
     secret: str = Field(description="Verifies its deliveries' signatures; shown this once only")
+    standard_secret: str = Field(
+        description="The same secret as a Standard Webhooks library takes it (whsec_...), for the "
+        "webhook-signature header"
+    )
+
+    @classmethod
+    def showing(cls, s: ManagedSubscription) -> CreatedSubscription:
+        return cls(
+            **SubscriptionView.of(s).model_dump(),
+            secret=s.secret,
+            standard_secret=webhooks.standard_secret(s.secret),
+        )
 
 
-def router(units: UnitsOfWork[NotificationsUnitOfWork], *, allow_http: bool) -> APIRouter:
+class RotatedSecret(CreatedSubscription):
+    previous_secret_valid_until: datetime | None = Field(
+        description="Until then deliveries carry the previous secret's signatures too"
+    )
+
+
+def router(
+    units: UnitsOfWork[NotificationsUnitOfWork],
+    *,
+    allow_http: bool,
+    secret_grace: timedelta = timedelta(days=1),
+) -> APIRouter:
     api = APIRouter(
         tags=["subscriptions"],
         responses={
@@ -140,7 +164,7 @@ def router(units: UnitsOfWork[NotificationsUnitOfWork], *, allow_http: bool) -> 
             allow_http=allow_http,
         )
         response.headers["Location"] = f"/subscriptions/{created.id}"
-        return CreatedSubscription(**SubscriptionView.of(created).model_dump(), secret=created.secret)
+        return CreatedSubscription.showing(created)
 
     @api.get(
         "/subscriptions",
@@ -181,6 +205,17 @@ def router(units: UnitsOfWork[NotificationsUnitOfWork], *, allow_http: bool) -> 
             allow_http=allow_http,
         )
         return SubscriptionView.of(changed)
+
+    @api.post(
+        "/subscriptions/{subscription_id}/rotate-secret",
+        summary="A new secret, shown this once; the previous one signs deliveries too for a grace period",
+    )
+    async def rotate_secret(subscription_id: SubscriptionId, caller: Subscriber) -> RotatedSecret:
+        rotated = await subscriptions.rotate_secret(units, subscription_id, caller, grace=secret_grace)
+        return RotatedSecret(
+            **CreatedSubscription.showing(rotated).model_dump(),
+            previous_secret_valid_until=rotated.previous_until,
+        )
 
     @api.delete("/subscriptions/{subscription_id}", status_code=204, summary="Remove an endpoint")
     async def remove(subscription_id: SubscriptionId, caller: Subscriber) -> Response:

@@ -11,6 +11,7 @@ import secrets
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from typing import Protocol
 
 from kariz_notifications.domain.automation import Condition
@@ -62,8 +63,7 @@ async def register(
             id=uuid.uuid4().hex[:16],
             url=endpoint,
             events=wanted,
-            # 32 random bytes: the HMAC key the receiver verifies with (kariz_shared.contracts.webhooks).
-            secret=secrets.token_urlsafe(32),
+            secret=new_secret(),
             created_by=caller.actor,
             created_at=uow.clock.now(),
             contact=contact_of(caller),
@@ -130,6 +130,25 @@ async def remove(units: UnitsOfWork[NotificationsUnitOfWork], subscription_id: s
 
     if not await units.run(work):
         raise NotFound(f"no subscription {subscription_id!r}")
+
+
+def new_secret() -> str:
+    # 32 random bytes: the HMAC key the receiver verifies with (kariz_shared.contracts.webhooks).
+    return secrets.token_urlsafe(32)
+
+
+async def rotate_secret(
+    units: UnitsOfWork[NotificationsUnitOfWork], subscription_id: str, caller: Caller, *, grace: timedelta
+) -> ManagedSubscription:
+    """A new secret (returned once); the current one signs deliveries too for ``grace``."""
+
+    async def work(uow: NotificationsUnitOfWork) -> ManagedSubscription:
+        found = seen_by(await uow.subscriptions.get(subscription_id), caller, subscription_id)
+        rotated = found.rotated(new_secret(), uow.clock.now(), grace)
+        await uow.subscriptions.save(rotated)
+        return rotated
+
+    return await units.run(work)
 
 
 async def health(

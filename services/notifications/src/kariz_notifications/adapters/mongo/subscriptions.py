@@ -32,6 +32,8 @@ def subscription_document(s: ManagedSubscription) -> Doc:
         "state": s.state.value,
         "state_changed_at": s.state_changed_at,
         "state_reason": s.state_reason,
+        "previous_secret": s.previous_secret,
+        "previous_until": s.previous_until,
     }
 
 
@@ -50,6 +52,8 @@ def subscription_from_document(doc: Doc) -> ManagedSubscription:
         state=SubscriptionState(doc.get("state", SubscriptionState.ACTIVE.value)),
         state_changed_at=_utc(doc.get("state_changed_at")),
         state_reason=doc.get("state_reason"),
+        previous_secret=doc.get("previous_secret"),
+        previous_until=_utc(doc.get("previous_until")),
     )
 
 
@@ -140,11 +144,13 @@ class MongoManagedSubscriptions:
 
 
 class MongoSubscriptionSecrets:
-    """The sender's look-up of a managed subscription's secret, at send time, outside any transaction."""
+    """The sender's look-up of a managed subscription's secrets, at send time, outside any transaction:
+    the current one, and the previous one while a rotation's grace lasts (the clock's time)."""
 
-    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+    def __init__(self, db: AsyncDatabase[Doc], clock: Clock) -> None:
         self.collection = db[SUBSCRIPTIONS]
+        self.clock = clock
 
-    async def secret(self, subscription_id: str) -> str | None:
-        doc = await self.collection.find_one({"_id": subscription_id}, projection={"secret": 1})
-        return str(doc["secret"]) if doc else None
+    async def secret(self, subscription_id: str) -> list[str] | None:
+        doc = await self.collection.find_one({"_id": subscription_id})
+        return subscription_from_document(doc).signing_secrets(self.clock.now()) if doc else None
