@@ -94,6 +94,7 @@ from kariz_shared.contracts.events import (
     RfpResponseDue,
     ScoreLine,
     StageChanged,
+    SubscriptionDebounceDue,
     TaskKind,
     TaskRequested,
     dead_letter_topic,
@@ -281,6 +282,20 @@ def digest_due(recipient: str) -> DigestDue:
         action=0,
         window_started_at=NOW,
         items=[item],
+        due_at=NOW,
+    )
+
+
+def debounce_due(subject: str) -> SubscriptionDebounceDue:
+    """A debounce window's end for a subscription this service does not have: handled, nothing sent."""
+    return SubscriptionDebounceDue(
+        debounce_id=unique("debounce"),
+        subscription_id="0123456789abcdef",
+        subject=subject,
+        event_id=unique("evt"),
+        event_type="StageChanged",
+        body="{}",
+        window_started_at=NOW,
         due_at=NOW,
     )
 
@@ -657,6 +672,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
         DealOpened,
         NotificationDue,
         DigestDue,
+        SubscriptionDebounceDue,
         LeadCaptured,
         LeadQualified,
         LeadDisqualified,
@@ -725,6 +741,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             Case(DealOpened, [notifications], pair(deal_opened, "D")),
             Case(NotificationDue, [notifications], pair(notification_due, "D")),
             Case(DigestDue, [notifications], pair(digest_due, "rep")),
+            Case(SubscriptionDebounceDue, [notifications], pair(debounce_due, "D")),
             Case(LeadCaptured, [qualification, notifications], pair(lead_captured, "L")),
             Case(
                 LeadQualified,

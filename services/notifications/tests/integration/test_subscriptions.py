@@ -1,12 +1,13 @@
 """Subscriptions an integrator manages, against the real broker and database, a real webhook receiver
 and a real SMTP server: a key with the scope events:subscribe (issued on notifications' /api-keys)
 registers a filtered subscription that receives only the matching events, signed with its secret; a
-subscription whose endpoint keeps failing is suspended and its key's contact told by e-mail."""
+subscription whose endpoint keeps failing is suspended and its key's contact told by e-mail; a debounced
+one gets only the latest of a deal's quick moves, when its durable timer's window ends."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +19,9 @@ from kariz_notifications.settings import NotificationsSettings
 from kariz_shared.contracts.envelope import Envelope
 from kariz_shared.contracts.events import Event, StageChanged
 from kariz_shared.contracts.webhooks import verify
+from kariz_shared.messaging.timers import TimerWorker
+from kariz_shared.persistence.store import TIMERS
+from kariz_shared.runtime.clock import FakeClock
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +57,8 @@ async def test_an_integrators_filtered_subscription_and_a_failing_one_suspended(
         delivery_max_attempts=1,
         subscription_suspend_after=2,
     )
-    async with running(build(settings), token=admin_token) as http:
+    service = build(settings)
+    async with running(service, token=admin_token) as http:
         issued = await http.post(
             "/api-keys",
             json={"name": "CRM sync", "scopes": ["events:subscribe"], "on_behalf_of": "ops@partner.example"},
@@ -100,3 +105,32 @@ async def test_an_integrators_filtered_subscription_and_a_failing_one_suspended(
         assert f"sub-{failing_id}" in str(mail["Subject"])
         detail = (await http.get(f"/subscriptions/{filtered.json()['id']}", headers=crm)).json()
         assert (detail["state"], detail["delivery"]["delivered"]) == ("active", 1)
+
+        # Debounced: three quick moves of one deal are one durable timer, whose window (an hour: the
+        # service's own timer worker, on the real clock, never reaches it) ends on a fake clock.
+        debounced = await http.post(
+            "/subscriptions",
+            json={"url": receiver.url("/ok"), "events": ["StageChanged"], "debounce_seconds": 3600},
+            headers=crm,
+        )
+        assert debounced.status_code == 201, debounced.text
+        deal = unique("D")
+        moves = [envelope(moved(deal, "smb")) for _ in range(3)]
+        for move in moves:
+            await publish(stack_backends.kafka_bootstrap, move)
+        timers = service.store.db[TIMERS]
+        key = f"debounce:{debounced.json()['id']}:{deal}"
+
+        async def collapsed() -> dict[str, Any] | None:
+            doc: dict[str, Any] | None = await timers.find_one({"_id": key})
+            return doc if doc is not None and doc["event"]["collapsed"] == 2 else None
+
+        armed = await eventually(collapsed, timeout=60)
+        assert armed["event"]["event_id"] == moves[-1].id
+        assert all(receiver.about(m.id, "/ok") == [] for m in moves)
+        worker = TimerWorker(service.store, FakeClock(armed["due_at"] + timedelta(seconds=1)), settings)
+        while await worker.fire_due() >= worker.batch:
+            pass
+        [latest] = await eventually(lambda: receiver.about(moves[-1].id, "/ok"), timeout=60)
+        assert verify(debounced.json()["secret"], latest.body, latest.headers)
+        assert all(receiver.about(m.id, "/ok") == [] for m in moves[:-1])

@@ -28,7 +28,7 @@ from kariz_notifications.entrypoints import kafka, subscriptions_http
 from kariz_notifications.service_layer import handlers, subscriptions
 from kariz_notifications.service_layer.commands import Deliver
 from kariz_shared.contracts import webhooks
-from kariz_shared.contracts.events import EVENTS, Event
+from kariz_shared.contracts.events import EVENTS, Event, SubscriptionDebounceDue
 from kariz_shared.contracts.identity import Caller, KeyGrant, Scope
 from kariz_shared.persistence.in_memory import InMemoryUnitsOfWork
 from kariz_shared.runtime import http as runtime_http
@@ -506,3 +506,87 @@ async def test_a_rotated_secret_signs_beside_the_old_one_for_the_grace_period_on
 
     other = await api.post(f"/subscriptions/{created['id']}/rotate-secret", headers=key("k-erp"))
     assert other.status_code == 404
+
+
+# --- debounce per subject ---------------------------------------------------------------------------
+
+
+async def fire_windows(units: Units) -> list[Any]:
+    """The due timers fired (by the fake clock's time), each window consumed as the service would."""
+    fired = await units.fire_due_timers()
+    for n, window in enumerate(fired):
+        assert isinstance(window, SubscriptionDebounceDue)
+        units.uow.causation_id, units.uow.correlation_id = f"timer-{n}", "corr-timer"
+        await units.handle(kafka.subscriptions()[SubscriptionDebounceDue], window)
+    return fired
+
+
+def webhooks_to(units: Units, name: str) -> list[Delivery]:
+    stored = [s.record.delivery for s in units.uow.deliveries.stored.values()]
+    return [d for d in stored if d.recipient == name]
+
+
+async def test_rapid_events_of_one_subject_collapse_into_the_latest_when_the_window_ends(
+    api: httpx.AsyncClient, units: Units, sample: Any
+) -> None:
+    body = {"url": "https://crm.example/in", "events": ["StageChanged"], "debounce_seconds": 30}
+    created = (await api.post("/subscriptions", json=body, headers=key("k-crm"))).json()
+    assert created["debounce_seconds"] == 30
+    name, clock = created["name"], units.uow.clock
+    assert isinstance(clock, FakeClock)
+
+    for n, stage in enumerate(["discovery", "demo", "proposal"]):
+        if n:
+            clock.advance(timedelta(seconds=10))
+        await deliveries_of(units, sample.stage_changed(deal_id="D-1", to_stage=stage), f"evt-{n}")
+    await deliveries_of(units, sample.stage_changed(deal_id="D-2"), "evt-other")
+    assert webhooks_to(units, name) == []  # nothing yet: the windows are open
+
+    clock.advance(timedelta(seconds=9))  # 29 s after the first event of D-1
+    assert await fire_windows(units) == []
+    clock.advance(timedelta(seconds=1))
+    [window] = await fire_windows(units)
+    assert (window.subject, window.event_id, window.collapsed) == ("D-1", "evt-2", 2)
+    [latest] = webhooks_to(units, name)
+    assert (latest.event_id, latest.subject, latest.key) == ("evt-2", "D-1", f"evt-2:webhook:{name}")
+    assert json.loads(latest.message.body)["data"]["to_stage"] == "proposal"
+
+    clock.advance(timedelta(seconds=30))
+    [other] = await fire_windows(units)
+    assert other.subject == "D-2" and len(webhooks_to(units, name)) == 2
+    # A redelivered window adds nothing: the delivery is the latest event's own.
+    await units.handle(kafka.subscriptions()[SubscriptionDebounceDue], window)
+    assert len(webhooks_to(units, name)) == 2
+
+    # After its window, the subject's next event opens a new one.
+    await deliveries_of(units, sample.stage_changed(deal_id="D-1", to_stage="negotiation"), "evt-9")
+    clock.advance(timedelta(seconds=30))
+    assert [w.event_id for w in await fire_windows(units)] == ["evt-9"]
+
+
+async def test_a_window_of_a_removed_or_paused_subscription_delivers_nothing(
+    api: httpx.AsyncClient, units: Units, sample: Any
+) -> None:
+    body = {"url": "https://crm.example/in", "events": ["StageChanged"], "debounce_seconds": 5}
+    created = (await api.post("/subscriptions", json=body)).json()
+    await deliveries_of(units, sample.stage_changed(deal_id="D-1"), "evt-1")
+    assert (await api.post(f"/subscriptions/{created['id']}/pause")).status_code == 200
+    clock = units.uow.clock
+    assert isinstance(clock, FakeClock)
+    clock.advance(timedelta(seconds=5))
+    assert len(await fire_windows(units)) == 1
+    assert webhooks_to(units, created["name"]) == []
+
+
+async def test_debounce_is_checked_and_can_be_changed_or_removed(
+    api: httpx.AsyncClient, units: Units
+) -> None:
+    for bad in (0, 3601):
+        response = await api.post("/subscriptions", json={**HOOK, "debounce_seconds": bad})
+        assert response.status_code == 422 and response.json()["message"].startswith("debounce_seconds:")
+    created = (await api.post("/subscriptions", json={**HOOK, "debounce_seconds": 10})).json()
+    patched = await api.patch(f"/subscriptions/{created['id']}", json={"url": "https://crm.example/v2"})
+    assert patched.json()["debounce_seconds"] == 10  # not named: kept
+    cleared = await api.patch(f"/subscriptions/{created['id']}", json={"debounce_seconds": None})
+    assert cleared.json()["debounce_seconds"] is None
+    assert len(await consume(units, "DealOpened", "evt-1")) == 1  # at once again

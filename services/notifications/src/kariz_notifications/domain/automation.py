@@ -26,7 +26,13 @@ from kariz_notifications.domain.samples import sample_of
 from kariz_notifications.domain.templates import EmailTexts, TemplateError, check_texts
 from kariz_shared import system
 from kariz_shared.contracts.errors import Conflict, NotFound, RuleViolation
-from kariz_shared.contracts.events import EVENTS, DigestDue, NotificationDue, TaskKind
+from kariz_shared.contracts.events import (
+    EVENTS,
+    DigestDue,
+    NotificationDue,
+    SubscriptionDebounceDue,
+    TaskKind,
+)
 from kariz_shared.contracts.versions import next_version
 
 #: Who made version 0: nobody did, the service seeded it.
@@ -38,8 +44,11 @@ MAX_ACTIONS = 10
 RULE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 ADDRESS = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
 WHAT = "the notification rules"
-#: Its own timers: how a deferred action comes back and a digest window ends, never a rule's trigger.
-OWN_TIMERS = frozenset({NotificationDue.event_name(), DigestDue.event_name()})
+#: Its own timers: how a deferred action comes back, a digest window and a subscription's debounce window
+#: end; never a rule's trigger.
+OWN_TIMERS = frozenset(
+    {NotificationDue.event_name(), DigestDue.event_name(), SubscriptionDebounceDue.event_name()}
+)
 #: The events a rule may name: those the service consumes (every public event but the roster and
 #: TaskRequested), its own timers aside. Its own ContactUnsubscribed is one: a CRM wants to hear of it.
 _SERVICE = system.service("notifications")

@@ -18,13 +18,15 @@ from kariz_notifications.domain.automation import TRIGGERS, Condition, check_con
 from kariz_notifications.domain.model import ALL_EVENTS, Channel, Delivery, Email, Subscriber
 from kariz_notifications.domain.samples import sample_of
 from kariz_shared.contracts.errors import NotFound, RuleViolation
-from kariz_shared.contracts.events import EVENTS
+from kariz_shared.contracts.events import EVENTS, SubscriptionDebounceDue
 from kariz_shared.contracts.identity import Caller, Role
 
 PREFIX = "sub-"
 #: The event types a subscription may name.
 SUBSCRIBABLE = TRIGGERS | {ALL_EVENTS}
 MAX_EVENTS = 50
+#: The longest debounce window a subscription may ask for.
+MAX_DEBOUNCE_S = 3600
 #: The rule the e-mail of a suspension counts under.
 SUSPENDED_RULE = "subscription-suspended"
 
@@ -59,6 +61,8 @@ class ManagedSubscription:
     #: The secret before the last rotation: deliveries carry its signatures too until ``previous_until``.
     previous_secret: str | None = None
     previous_until: datetime | None = None
+    #: Collapse one subject's events within this many seconds into the latest (None: each goes at once).
+    debounce_seconds: int | None = None
 
     @property
     def name(self) -> str:
@@ -139,6 +143,51 @@ def checked_filters(filters: Iterable[Condition], events: frozenset[str]) -> tup
     names = sorted(TRIGGERS if everything else events)
     check_conditions("filters", checked, {n: sample_of(EVENTS[n]) for n in names}, each=not everything)
     return checked
+
+
+def checked_debounce(seconds: int | None) -> int | None:
+    if seconds is not None and not 1 <= seconds <= MAX_DEBOUNCE_S:
+        raise RuleViolation(f"debounce_seconds: 1..{MAX_DEBOUNCE_S}, or null for none")
+    return seconds
+
+
+def debounce_key(subscription_id: str, subject: str) -> str:
+    """The timer of one subject's debounce window for a subscription."""
+    return f"debounce:{subscription_id}:{subject}"
+
+
+def debounced(
+    armed: SubscriptionDebounceDue | None,
+    subscription: ManagedSubscription,
+    *,
+    event_id: str,
+    event_type: str,
+    subject: str,
+    body: str,
+    at: datetime,
+) -> SubscriptionDebounceDue:
+    """The window with this event as its latest: the armed one (its end kept, so a steady stream of one
+    subject still goes every window), or one opened now that ends ``debounce_seconds`` on."""
+    if armed is not None:
+        return armed.model_copy(
+            update={
+                "event_id": event_id,
+                "event_type": event_type,
+                "body": body,
+                "collapsed": armed.collapsed + (armed.event_id != event_id),
+            }
+        )
+    seconds = subscription.debounce_seconds or 0
+    return SubscriptionDebounceDue(
+        debounce_id=f"{subscription.id}:{subject}:{at.isoformat()}",
+        subscription_id=subscription.id,
+        subject=subject,
+        event_id=event_id,
+        event_type=event_type,
+        body=body,
+        window_started_at=at,
+        due_at=at + timedelta(seconds=seconds),
+    )
 
 
 def checked_endpoint(url: str, events: Iterable[str], *, allow_http: bool) -> tuple[str, frozenset[str]]:

@@ -23,6 +23,10 @@ from kariz_shared.runtime.auth import SIGN_IN_ERRORS, Authenticated
 SubscriptionId = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")]
 EventNames = list[Annotated[str, Field(max_length=64)]]
 URL = "https (http only where KARIZ_WEBHOOK_ALLOW_HTTP)"
+DEBOUNCE = (
+    "Collapse rapid events of one subject (a deal, a lead) within this many seconds (1..3600) into the "
+    "latest, delivered when the window ends"
+)
 FILTERS = (
     "Value filters, as a rule's conditions (all must hold): only matching events are delivered; each "
     'field must be one of every named event type (with "*", of some)'
@@ -46,6 +50,7 @@ class NewSubscription(BaseModel):
         min_length=1, max_length=50, description='Event types such as "DealWon", or "*" for every one'
     )
     filters: list[ConditionBody] = Field(default=[], max_length=20, description=FILTERS)
+    debounce_seconds: int | None = Field(default=None, description=DEBOUNCE)
 
 
 class SubscriptionChange(BaseModel):
@@ -56,6 +61,7 @@ class SubscriptionChange(BaseModel):
     url: str | None = Field(default=None, max_length=2000, description=URL)
     events: EventNames | None = Field(default=None, min_length=1, max_length=50)
     filters: list[ConditionBody] | None = Field(default=None, max_length=20, description=FILTERS)
+    debounce_seconds: int | None = Field(default=None, description=DEBOUNCE + "; null: none")
 
 
 class SubscriptionView(BaseModel):
@@ -64,6 +70,7 @@ class SubscriptionView(BaseModel):
     url: str
     events: list[str]
     filters: list[ConditionBody]
+    debounce_seconds: int | None
     created_by: str = Field(description="Its owner: an admin's address or an integrator's key (key:<id>)")
     created_at: datetime
     state: SubscriptionState = Field(
@@ -80,6 +87,7 @@ class SubscriptionView(BaseModel):
             url=s.url,
             events=sorted(s.events),
             filters=[ConditionBody(field=c.field, op=c.op, value=c.value) for c in s.filters],
+            debounce_seconds=s.debounce_seconds,
             created_by=s.created_by,
             created_at=s.created_at,
             state=s.state,
@@ -161,6 +169,7 @@ def router(
             body.events,
             caller,
             filters=[f.condition() for f in body.filters],
+            debounce_seconds=body.debounce_seconds,
             allow_http=allow_http,
         )
         response.headers["Location"] = f"/subscriptions/{created.id}"
@@ -202,6 +211,9 @@ def router(
             url=body.url,
             events=body.events,
             filters=[f.condition() for f in body.filters] if body.filters is not None else None,
+            debounce_seconds=body.debounce_seconds
+            if "debounce_seconds" in body.model_fields_set
+            else subscriptions.Keep.KEEP,
             allow_http=allow_http,
         )
         return SubscriptionView.of(changed)

@@ -12,6 +12,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
+from enum import Enum
 from typing import Protocol
 
 from kariz_notifications.domain.automation import Condition
@@ -21,6 +22,7 @@ from kariz_notifications.domain.subscriptions import (
     DeliveryHealth,
     ManagedSubscription,
     SubscriptionState,
+    checked_debounce,
     checked_endpoint,
     checked_events,
     checked_filters,
@@ -39,6 +41,12 @@ log = logging.getLogger(__name__)
 ADDRESS = re.compile(r"^[^@\s,;<>:]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
 
 
+class Keep(Enum):
+    """A change's way of saying "leave this as it is" where None means "none"."""
+
+    KEEP = "keep"
+
+
 def contact_of(caller: Caller) -> str | None:
     """Whom news of a caller's subscription goes to: a person's address; for a key, whom it acts for
     (the issuing admin unless the key names someone), if that is an address."""
@@ -53,10 +61,12 @@ async def register(
     caller: Caller,
     *,
     filters: Sequence[Condition] = (),
+    debounce_seconds: int | None = None,
     allow_http: bool,
 ) -> ManagedSubscription:
     endpoint, wanted = checked_endpoint(url, events, allow_http=allow_http)
     tests = checked_filters(filters, wanted)
+    debounce = checked_debounce(debounce_seconds)
 
     async def work(uow: NotificationsUnitOfWork) -> ManagedSubscription:
         subscription = ManagedSubscription(
@@ -68,6 +78,7 @@ async def register(
             created_at=uow.clock.now(),
             contact=contact_of(caller),
             filters=tests,
+            debounce_seconds=debounce,
         )
         await uow.subscriptions.add(subscription)
         return subscription
@@ -99,12 +110,14 @@ async def change(
     url: str | None = None,
     events: Iterable[str] | None = None,
     filters: Sequence[Condition] | None = None,
+    debounce_seconds: int | Keep | None = Keep.KEEP,
     allow_http: bool,
 ) -> ManagedSubscription:
     """Change what is given of a subscription's endpoint, event types and filters; the rest stays. The
     filters are checked against the event types it will have."""
     new_url = checked_url(url, allow_http=allow_http) if url is not None else None
     new_events = checked_events(events) if events is not None else None
+    debounce = checked_debounce(debounce_seconds) if not isinstance(debounce_seconds, Keep) else None
 
     async def work(uow: NotificationsUnitOfWork) -> ManagedSubscription:
         found = seen_by(await uow.subscriptions.get(subscription_id), caller, subscription_id)
@@ -114,6 +127,7 @@ async def change(
             url=new_url or found.url,
             events=wanted,
             filters=checked_filters(filters if filters is not None else found.filters, wanted),
+            debounce_seconds=found.debounce_seconds if isinstance(debounce_seconds, Keep) else debounce,
         )
         await uow.subscriptions.save(changed)
         return changed

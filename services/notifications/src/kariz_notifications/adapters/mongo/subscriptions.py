@@ -34,6 +34,7 @@ def subscription_document(s: ManagedSubscription) -> Doc:
         "state_reason": s.state_reason,
         "previous_secret": s.previous_secret,
         "previous_until": s.previous_until,
+        "debounce_seconds": s.debounce_seconds,
     }
 
 
@@ -54,6 +55,7 @@ def subscription_from_document(doc: Doc) -> ManagedSubscription:
         state_reason=doc.get("state_reason"),
         previous_secret=doc.get("previous_secret"),
         previous_until=_utc(doc.get("previous_until")),
+        debounce_seconds=doc.get("debounce_seconds"),
     )
 
 
