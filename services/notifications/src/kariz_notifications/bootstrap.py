@@ -21,12 +21,13 @@ from kariz_notifications.adapters.webhook import WebhookPoster
 from kariz_notifications.domain.model import Channel, Delivery
 from kariz_notifications.domain.schedule import RetryPolicy
 from kariz_notifications.entrypoints import content_http, http, kafka, rules_http, subscriptions_http
-from kariz_notifications.entrypoints.workers import DeliveryWorker
+from kariz_notifications.entrypoints.workers import DeliveryWorker, ReplayWorker
 from kariz_notifications.service_layer import subscriptions
 from kariz_notifications.service_layer.handlers import Outcome, Sender
 from kariz_notifications.service_layer.unit_of_work import Copies
 from kariz_notifications.settings import NotificationsSettings
 from kariz_shared import system
+from kariz_shared.messaging.history import TopicHistory
 from kariz_shared.persistence.store import Transaction
 from kariz_shared.persistence.unit_of_work import MongoUnitsOfWork
 from kariz_shared.runtime.clock import Clock
@@ -106,6 +107,11 @@ def build(settings: NotificationsSettings | None = None, clock: Clock | None = N
         on_outcomes=count_outcomes,
     )
     service.add_worker("delivery", worker.run)
+    # Replays of what the topics retain, to one subscription at a time.
+    replays = ReplayWorker(
+        units, TopicHistory(settings), worker.wake, poll_interval_s=settings.subscription_replay_poll_s
+    )
+    service.add_worker("replay", replays.run)
     service.subscribe_all(
         units, kafka.subscriptions(on_recorded=worker.wake, on_skipped=PrometheusContentMetrics().skipped)
     )
@@ -117,6 +123,7 @@ def build(settings: NotificationsSettings | None = None, clock: Clock | None = N
             units,
             allow_http=settings.webhook_allow_http,
             secret_grace=timedelta(seconds=settings.subscription_secret_grace_s),
+            on_replay=replays.wake,
         )
     )
     return service

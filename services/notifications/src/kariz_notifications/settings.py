@@ -131,6 +131,8 @@ class NotificationsSettings(ServiceSettings):
     subscription_suspend_after: int = Field(default=10, ge=1, le=1000)
     # After POST /subscriptions/{id}/rotate-secret, deliveries carry the old secret's signatures too this
     # long, so the receiver switches without losing any.
+    # How often the replay worker looks for a replay waiting (a request wakes it at once).
+    subscription_replay_poll_s: float = Field(default=5.0, gt=0, le=600)
     subscription_secret_grace_s: float = Field(default=86400.0, ge=0, le=30 * 86400)
     # Each replica plans events by its copy of the rules and subscriptions, read again at most this
     # often: another replica's change counts within it, this one's at once.

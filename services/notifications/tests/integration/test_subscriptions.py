@@ -2,7 +2,8 @@
 and a real SMTP server: a key with the scope events:subscribe (issued on notifications' /api-keys)
 registers a filtered subscription that receives only the matching events, signed with its secret; a
 subscription whose endpoint keeps failing is suspended and its key's contact told by e-mail; a debounced
-one gets only the latest of a deal's quick moves, when its durable timer's window ends."""
+one gets only the latest of a deal's quick moves, when its durable timer's window ends; a replay since a
+time re-delivers exactly the matching events since then."""
 
 from __future__ import annotations
 
@@ -58,6 +59,7 @@ async def test_an_integrators_filtered_subscription_and_a_failing_one_suspended(
         subscription_suspend_after=2,
     )
     service = build(settings)
+    started = datetime.now(UTC)
     async with running(service, token=admin_token) as http:
         issued = await http.post(
             "/api-keys",
@@ -134,3 +136,50 @@ async def test_an_integrators_filtered_subscription_and_a_failing_one_suspended(
         [latest] = await eventually(lambda: receiver.about(moves[-1].id, "/ok"), timeout=60)
         assert verify(debounced.json()["secret"], latest.body, latest.headers)
         assert all(receiver.about(m.id, "/ok") == [] for m in moves[:-1])
+
+        # Replay: what the topics retain since a time, matching the filters, as new deliveries carrying
+        # the original event ids.
+        midway = datetime.now(UTC)
+        late = envelope(moved(unique("D"), "enterprise"))
+        await publish(stack_backends.kafka_bootstrap, late)
+        await eventually(lambda: receiver.about(late.id, "/ok"), timeout=60)
+        replayed = await http.post(
+            "/subscriptions",
+            json={
+                "url": receiver.url("/ok"),
+                "events": ["StageChanged"],
+                "filters": [{"field": "pipeline", "op": "equals", "value": "enterprise"}],
+            },
+            headers=crm,
+        )
+        replayed_id = replayed.json()["id"]
+
+        async def replay_since(since: datetime) -> dict[str, Any]:
+            asked = await http.post(
+                f"/subscriptions/{replayed_id}/replay", json={"since": since.isoformat()}, headers=crm
+            )
+            assert asked.status_code == 202, asked.text
+
+            async def done() -> dict[str, Any] | None:
+                shown = (await http.get(f"/subscriptions/{replayed_id}", headers=crm)).json()
+                last: dict[str, Any] = shown["last_replay"]
+                return last if last["id"] == asked.json()["id"] and last["state"] == "done" else None
+
+            return await eventually(done, timeout=60)
+
+        def replayed_by(replay_id: str) -> list[Any]:
+            suffix = f":replay-{replay_id}"
+            return [r for r in receiver.requests if r.headers.get("x-kariz-delivery-id", "").endswith(suffix)]
+
+        everything = await replay_since(started)
+        assert (everything["read"], everything["matched"]) == (6, 2)  # six moves published, two enterprise
+        got = await eventually(
+            lambda: len(replayed_by(everything["id"])) == 2 and replayed_by(everything["id"])
+        )
+        assert {r.headers["x-kariz-event-id"] for r in got} == {matching.id, late.id}
+        assert all(verify(replayed.json()["secret"], r.body, r.headers) for r in got)
+
+        recent = await replay_since(midway)
+        assert recent["matched"] == 1
+        [again] = await eventually(lambda: replayed_by(recent["id"]))
+        assert again.headers["x-kariz-event-id"] == late.id

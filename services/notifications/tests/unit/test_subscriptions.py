@@ -7,7 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -23,11 +23,12 @@ from kariz_notifications.adapters.webhook import WebhookPoster
 from kariz_notifications.domain.model import Channel, Delivery, SendResult
 from kariz_notifications.domain.samples import sample_of
 from kariz_notifications.domain.schedule import RetryPolicy
-from kariz_notifications.domain.subscriptions import SubscriptionState
+from kariz_notifications.domain.subscriptions import ReplayState, SubscriptionState
 from kariz_notifications.entrypoints import kafka, subscriptions_http
 from kariz_notifications.service_layer import handlers, subscriptions
 from kariz_notifications.service_layer.commands import Deliver
 from kariz_shared.contracts import webhooks
+from kariz_shared.contracts.envelope import Envelope
 from kariz_shared.contracts.events import EVENTS, Event, SubscriptionDebounceDue
 from kariz_shared.contracts.identity import Caller, KeyGrant, Scope
 from kariz_shared.persistence.in_memory import InMemoryUnitsOfWork
@@ -590,3 +591,100 @@ async def test_debounce_is_checked_and_can_be_changed_or_removed(
     cleared = await api.patch(f"/subscriptions/{created['id']}", json={"debounce_seconds": None})
     assert cleared.json()["debounce_seconds"] is None
     assert len(await consume(units, "DealOpened", "evt-1")) == 1  # at once again
+
+
+# --- replay -------------------------------------------------------------------------------------------
+
+
+class RetainedTopics:
+    """What the topics retain, as a replay reads it: envelopes with the time each was published."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[datetime, Envelope[Any]]] = []
+        self.asked: list[tuple[list[str], datetime]] = []
+
+    def add(self, at: datetime, event: Event, event_id: str) -> Envelope[Any]:
+        envelope = Envelope(
+            event=event, source="/kariz/deals", correlation_id=f"corr-{event_id}", id=event_id
+        )
+        self.published.append((at, envelope))
+        return envelope
+
+    async def since(self, kinds: Sequence[type[Event]], since: datetime) -> AsyncIterator[Envelope[Any]]:
+        self.asked.append(([k.event_name() for k in kinds], since))
+        for at, envelope in self.published:
+            if at >= since and type(envelope.event) in kinds:
+                yield envelope
+
+
+async def test_a_replay_redelivers_the_matching_retained_events_since_a_time_with_their_ids(
+    api: httpx.AsyncClient, units: Units, sample: Any
+) -> None:
+    body = {
+        "url": "https://crm.example/in",
+        "events": ["StageChanged", "DealWon"],
+        "filters": [{"field": "amount", "op": ">=", "value": 50000}],
+    }
+    created = (await api.post("/subscriptions", json=body, headers=key("k-crm"))).json()
+    clock = units.uow.clock
+    assert isinstance(clock, FakeClock)
+    start = clock.now()
+    topics = RetainedTopics()
+    topics.add(start - timedelta(hours=1), sample.deal_won(amount=Decimal("90000")), "evt-before")
+    topics.add(start + timedelta(minutes=1), sample.deal_won(amount=Decimal("90000")), "evt-won")
+    topics.add(start + timedelta(minutes=2), sample.deal_won(amount=Decimal("900")), "evt-small")
+    topics.add(
+        start + timedelta(minutes=3),
+        sample.stage_changed(direction="forward", amount=Decimal("60000")),
+        "evt-moved",
+    )
+    clock.advance(timedelta(hours=1))
+
+    asked = await api.post(
+        f"/subscriptions/{created['id']}/replay", json={"since": start.isoformat()}, headers=key("k-crm")
+    )
+    assert asked.status_code == 202, asked.text
+    assert asked.json()["state"] == "pending"
+    again = await api.post(
+        f"/subscriptions/{created['id']}/replay", json={"since": start.isoformat()}, headers=key("k-crm")
+    )
+    assert again.status_code == 409  # one at a time
+
+    recorded: list[Delivery] = []
+    done = await subscriptions.run_next_replay(units, topics, recorded.extend)
+    assert done is not None and (done.state, done.read, done.matched) == (ReplayState.DONE, 3, 2)
+    assert topics.asked == [(["DealWon", "StageChanged"], start)]
+    assert [d.event_id for d in recorded] == ["evt-won", "evt-moved"]
+    for d in recorded:  # new deliveries, the original event's id in their body and headers
+        assert d.key == f"{d.event_id}:webhook:{created['name']}:replay-{done.id}"
+        assert json.loads(d.message.body)["id"] == d.event_id
+        assert units.uow.deliveries.stored[d.key].record.delivery == d
+    assert await subscriptions.run_next_replay(units, topics, recorded.extend) is None  # nothing waits
+
+    shown = (await api.get(f"/subscriptions/{created['id']}", headers=key("k-crm"))).json()
+    assert shown["last_replay"]["state"] == "done" and shown["last_replay"]["matched"] == 2
+
+
+@pytest.mark.parametrize(
+    ("since", "status", "field"),
+    [
+        ("2999-01-01T00:00:00+00:00", 422, "since:"),
+        ("2025-01-01T00:00:00", 422, "invalid request: since"),
+        ("yesterday", 422, "invalid request: since"),
+    ],
+)
+async def test_a_replay_needs_a_past_time_with_its_zone(
+    api: httpx.AsyncClient, since: str, status: int, field: str
+) -> None:
+    created = (await api.post("/subscriptions", json=HOOK)).json()
+    response = await api.post(f"/subscriptions/{created['id']}/replay", json={"since": since})
+    assert response.status_code == status and response.json()["message"].startswith(field), response.json()
+
+
+async def test_a_paused_subscription_or_another_owners_is_not_replayed(api: httpx.AsyncClient) -> None:
+    created = (await api.post("/subscriptions", json=HOOK, headers=key("k-crm"))).json()
+    since = {"since": "2025-01-01T00:00:00+00:00"}
+    mine = f"/subscriptions/{created['id']}"
+    assert (await api.post(f"{mine}/replay", json=since, headers=key("k-erp"))).status_code == 404
+    assert (await api.post(f"{mine}/pause", headers=key("k-crm"))).status_code == 200
+    assert (await api.post(f"{mine}/replay", json=since, headers=key("k-crm"))).status_code == 409

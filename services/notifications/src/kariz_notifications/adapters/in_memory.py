@@ -25,7 +25,7 @@ from kariz_notifications.domain.model import (
 )
 from kariz_notifications.domain.queries import DeliveryCriteria
 from kariz_notifications.domain.schedule import NextStep
-from kariz_notifications.domain.subscriptions import DeliveryHealth, ManagedSubscription
+from kariz_notifications.domain.subscriptions import DeliveryHealth, ManagedSubscription, Replay, ReplayState
 from kariz_notifications.domain.unsubscribe import UnsubscribeLinks
 from kariz_notifications.service_layer.unit_of_work import NotificationsUnitOfWork
 from kariz_shared.contracts.errors import Conflict, DuplicateRecord
@@ -197,6 +197,30 @@ class InMemorySubscriptionHealth:
         self.stored[health.subscription_id] = health
 
 
+class InMemoryReplays:
+    def __init__(self) -> None:
+        self.stored: dict[str, Replay] = {}
+
+    async def get(self, replay_id: str) -> Replay | None:
+        return self.stored.get(replay_id)
+
+    async def latest(self, subscription_id: str) -> Replay | None:
+        mine = [r for r in self.stored.values() if r.subscription_id == subscription_id]
+        return max(mine, key=lambda r: (r.requested_at, r.id)) if mine else None
+
+    async def save(self, replay: Replay) -> None:
+        self.stored[replay.id] = replay
+
+    async def claimable(self, now: datetime) -> Replay | None:
+        waiting = [
+            r
+            for r in self.stored.values()
+            if r.state is ReplayState.PENDING
+            or (r.state is ReplayState.RUNNING and r.claimed_until is not None and r.claimed_until < now)
+        ]
+        return min(waiting, key=lambda r: (r.requested_at, r.id)) if waiting else None
+
+
 class InMemoryNotificationsUnitOfWork(InMemoryUnitOfWork, NotificationsUnitOfWork):
     #: The links' signer is configuration, not state: a rolled-back unit keeps it as it is.
     not_state = InMemoryUnitOfWork.not_state | {"links"}
@@ -214,6 +238,7 @@ class InMemoryNotificationsUnitOfWork(InMemoryUnitOfWork, NotificationsUnitOfWor
         self.rules = InMemoryRuleSetVersions(self.clock)
         self.subscriptions = InMemoryManagedSubscriptions(self.clock)
         self.subscription_health = InMemorySubscriptionHealth()
+        self.replays = InMemoryReplays()
         self.contacts = InMemoryContacts()
         self.content = InMemoryContentLibrary()
         self.links = links

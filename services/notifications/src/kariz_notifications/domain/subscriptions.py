@@ -262,3 +262,35 @@ def suspension_notice(
         ),
         rule=SUSPENDED_RULE,
     )
+
+
+class ReplayState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A re-delivery of the matching events the topics retain since ``since`` to one subscription, run
+    in the background: each as a new delivery carrying the original event's id."""
+
+    id: str
+    subscription_id: str
+    since: datetime
+    requested_by: str
+    requested_at: datetime
+    state: ReplayState = ReplayState.PENDING
+    #: Events read from the topics, and those that matched and were recorded for delivery.
+    read: int = 0
+    matched: int = 0
+    finished_at: datetime | None = None
+    error: str | None = None
+    #: While running, whose it is until when (a replica that died mid-replay leaves it to another).
+    claimed_until: datetime | None = None
+
+
+def replay_delivery_key(event_id: str, subscription: ManagedSubscription, replay_id: str) -> str:
+    """A replayed event's delivery: its own key (the first delivery's is taken), the event's id kept."""
+    return f"{event_id}:{Channel.WEBHOOK.value}:{subscription.name}:replay-{replay_id}"

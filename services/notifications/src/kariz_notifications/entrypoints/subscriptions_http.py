@@ -5,13 +5,20 @@ creation's answer only."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from kariz_notifications.domain.subscriptions import DeliveryHealth, ManagedSubscription, SubscriptionState
+from kariz_notifications.domain.subscriptions import (
+    DeliveryHealth,
+    ManagedSubscription,
+    Replay,
+    ReplayState,
+    SubscriptionState,
+)
 from kariz_notifications.entrypoints.rules_http import ConditionBody
 from kariz_notifications.service_layer import subscriptions
 from kariz_notifications.service_layer.unit_of_work import NotificationsUnitOfWork
@@ -120,8 +127,41 @@ class HealthView(BaseModel):
         )
 
 
+class ReplayRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    since: AwareDatetime = Field(description="Re-deliver the matching events published since then")
+
+
+class ReplayView(BaseModel):
+    id: str
+    since: datetime
+    state: ReplayState
+    read: int = Field(description="Events read from the retained topics so far")
+    matched: int = Field(description="Of them, those matching its event types and filters, recorded again")
+    requested_by: str
+    requested_at: datetime
+    finished_at: datetime | None
+    error: str | None
+
+    @classmethod
+    def of(cls, r: Replay) -> ReplayView:
+        return cls(
+            id=r.id,
+            since=r.since,
+            state=r.state,
+            read=r.read,
+            matched=r.matched,
+            requested_by=r.requested_by,
+            requested_at=r.requested_at,
+            finished_at=r.finished_at,
+            error=r.error,
+        )
+
+
 class SubscriptionDetail(SubscriptionView):
     delivery: HealthView = Field(description="How its deliveries fare")
+    last_replay: ReplayView | None = Field(description="Its newest replay and how far it got")
 
 
 class CreatedSubscription(SubscriptionView):
@@ -151,6 +191,7 @@ def router(
     *,
     allow_http: bool,
     secret_grace: timedelta = timedelta(days=1),
+    on_replay: Callable[[], None] = lambda: None,
 ) -> APIRouter:
     api = APIRouter(
         tags=["subscriptions"],
@@ -185,7 +226,23 @@ def router(
     @api.get("/subscriptions/{subscription_id}", summary="One endpoint and how its deliveries fare")
     async def get_subscription(subscription_id: SubscriptionId, caller: Subscriber) -> SubscriptionDetail:
         found, fared = await subscriptions.health(units, subscription_id, caller)
-        return SubscriptionDetail(**SubscriptionView.of(found).model_dump(), delivery=HealthView.of(fared))
+        replay = await subscriptions.last_replay(units, subscription_id)
+        return SubscriptionDetail(
+            **SubscriptionView.of(found).model_dump(),
+            delivery=HealthView.of(fared),
+            last_replay=ReplayView.of(replay) if replay is not None else None,
+        )
+
+    @api.post(
+        "/subscriptions/{subscription_id}/replay",
+        status_code=202,
+        summary="Re-deliver the matching events the topics retain since a time, in the background",
+        responses={409: {"description": "Not active, or a replay of it still runs"}},
+    )
+    async def replay(subscription_id: SubscriptionId, body: ReplayRequest, caller: Subscriber) -> ReplayView:
+        requested = await subscriptions.request_replay(units, subscription_id, caller, body.since)
+        on_replay()
+        return ReplayView.of(requested)
 
     @api.post(
         "/subscriptions/{subscription_id}/pause", summary="Stop delivering new events to it until resumed"

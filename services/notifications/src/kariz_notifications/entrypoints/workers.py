@@ -21,10 +21,12 @@ from datetime import datetime, timedelta
 
 from kariz_notifications.domain.model import Channel, Delivery, DeliveryRecord
 from kariz_notifications.domain.schedule import LEASE, RetryPolicy
-from kariz_notifications.service_layer import handlers
+from kariz_notifications.service_layer import handlers, subscriptions
 from kariz_notifications.service_layer.commands import Deliver
 from kariz_notifications.service_layer.handlers import DeliveryMetrics, Outcome, Sender
-from kariz_notifications.service_layer.unit_of_work import DeliveryQueue
+from kariz_notifications.service_layer.subscriptions import History
+from kariz_notifications.service_layer.unit_of_work import DeliveryQueue, NotificationsUnitOfWork
+from kariz_shared.persistence.unit_of_work import UnitsOfWork
 from kariz_shared.runtime.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -168,3 +170,37 @@ class DeliveryWorker:
                 if recorded:
                     self.wake(recorded)
         return True
+
+
+class ReplayWorker:
+    """Runs the subscriptions' replays one after another, in the background: a request wakes it, and it
+    looks for one waiting (or left by a replica that died) at least every ``poll_interval_s`` (I/O
+    timing, on the event loop's time)."""
+
+    def __init__(
+        self,
+        units: UnitsOfWork[NotificationsUnitOfWork],
+        history: History,
+        on_recorded: Callable[[list[Delivery]], None],
+        *,
+        poll_interval_s: float,
+    ) -> None:
+        self.units = units
+        self.history = history
+        self.on_recorded = on_recorded
+        self.poll_interval_s = poll_interval_s
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                while await subscriptions.run_next_replay(self.units, self.history, self.on_recorded):
+                    pass
+            except Exception:
+                log.warning("could not run the replays; retrying", exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)

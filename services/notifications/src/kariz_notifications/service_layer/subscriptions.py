@@ -10,29 +10,43 @@ import re
 import secrets
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from datetime import datetime, timedelta
 from enum import Enum
-from typing import Protocol
+from typing import Any, Protocol
 
-from kariz_notifications.domain.automation import Condition
-from kariz_notifications.domain.model import Channel, Delivery, DeliveryStatus
+from kariz_notifications.domain import rendering
+from kariz_notifications.domain.automation import TRIGGERS, Condition
+from kariz_notifications.domain.model import (
+    ALL_EVENTS,
+    SUBSCRIPTION,
+    Channel,
+    Delivery,
+    DeliveryStatus,
+    EventContext,
+    WebhookPost,
+)
 from kariz_notifications.domain.subscriptions import (
     PREFIX,
     DeliveryHealth,
     ManagedSubscription,
+    Replay,
+    ReplayState,
     SubscriptionState,
     checked_debounce,
     checked_endpoint,
     checked_events,
     checked_filters,
     checked_url,
+    replay_delivery_key,
     seen_by,
     suspension_notice,
 )
 from kariz_notifications.service_layer.handlers import Outcome
 from kariz_notifications.service_layer.unit_of_work import NotificationsUnitOfWork
-from kariz_shared.contracts.errors import NotFound
+from kariz_shared.contracts.envelope import Envelope
+from kariz_shared.contracts.errors import Conflict, NotFound, RuleViolation
+from kariz_shared.contracts.events import EVENTS, Event
 from kariz_shared.contracts.identity import Caller
 from kariz_shared.persistence.unit_of_work import UnitsOfWork
 
@@ -280,3 +294,165 @@ async def count_deliveries(
             "subscription suspended after persistent failure", extra={"subscription": subscription_id}
         )
     return notices
+
+
+# --- replay ------------------------------------------------------------------------------------------
+
+#: A replay's events are recorded for delivery this many at a time, each batch in one unit.
+REPLAY_BATCH = 100
+#: How long a replica owns the replay it runs before another may take it over (it renews per batch).
+REPLAY_LEASE = timedelta(minutes=5)
+
+
+class History(Protocol):
+    """What the topics retain (``kariz_shared.messaging.history.TopicHistory``)."""
+
+    def since(self, kinds: Sequence[type[Event]], since: datetime) -> AsyncIterator[Envelope[Any]]: ...
+
+
+async def request_replay(
+    units: UnitsOfWork[NotificationsUnitOfWork], subscription_id: str, caller: Caller, since: datetime
+) -> Replay:
+    """Ask for a replay of what the topics retain since ``since``: run in the background; its status is
+    the subscription's ``last_replay``."""
+
+    async def work(uow: NotificationsUnitOfWork) -> Replay:
+        found = seen_by(await uow.subscriptions.get(subscription_id), caller, subscription_id)
+        now = uow.clock.now()
+        if since > now:
+            raise RuleViolation("since: a time in the past (the replay re-delivers what already happened)")
+        if found.state is not SubscriptionState.ACTIVE:
+            raise Conflict(f"the subscription is {found.state.value}: resume it first")
+        latest = await uow.replays.latest(subscription_id)
+        if latest is not None and latest.state in (ReplayState.PENDING, ReplayState.RUNNING):
+            raise Conflict(f"replay {latest.id} of this subscription is still {latest.state.value}")
+        replay = Replay(
+            id=uuid.uuid4().hex[:16],
+            subscription_id=subscription_id,
+            since=since,
+            requested_by=caller.actor,
+            requested_at=now,
+        )
+        await uow.replays.save(replay)
+        return replay
+
+    return await units.run(work)
+
+
+async def last_replay(units: UnitsOfWork[NotificationsUnitOfWork], subscription_id: str) -> Replay | None:
+    async def read(uow: NotificationsUnitOfWork) -> Replay | None:
+        return await uow.replays.latest(subscription_id)
+
+    return await units.read(read)
+
+
+def kinds_of(subscription: ManagedSubscription) -> list[type[Event]]:
+    """The event types whose topics a replay of ``subscription`` reads."""
+    names = TRIGGERS if ALL_EVENTS in subscription.events else subscription.events & TRIGGERS
+    return [EVENTS[name] for name in sorted(names)]
+
+
+async def run_next_replay(
+    units: UnitsOfWork[NotificationsUnitOfWork],
+    history: History,
+    on_recorded: Callable[[list[Delivery]], None],
+) -> Replay | None:
+    """Claim the oldest waiting replay (None: none waits) and run it to its end: every matching event the
+    topics retain since its start, each recorded as a new delivery with the original event's id (a
+    replay run again after a crash records nothing twice: the keys are the replay's)."""
+    lease = uuid.uuid4().hex
+
+    async def claim(uow: NotificationsUnitOfWork) -> tuple[Replay, ManagedSubscription | None] | None:
+        waiting = await uow.replays.claimable(uow.clock.now())
+        if waiting is None:
+            return None
+        running = dataclasses.replace(
+            waiting,
+            state=ReplayState.RUNNING,
+            read=0,
+            matched=0,
+            claimed_until=uow.clock.now() + REPLAY_LEASE,
+        )
+        await uow.replays.save(running)
+        return running, await uow.subscriptions.get(waiting.subscription_id)
+
+    claimed = await units.run(claim)
+    if claimed is None:
+        return None
+    replay, subscription = claimed
+    extra = {"replay": replay.id, "subscription": replay.subscription_id, "lease": lease}
+    try:
+        if subscription is None:
+            raise LookupError("the subscription was removed")
+        pending: list[Envelope[Any]] = []
+        read = matched = 0
+        async for envelope in history.since(kinds_of(subscription), replay.since):
+            read += 1
+            event = envelope.event
+            if subscription.accepts(event.event_name(), event.model_dump()):
+                pending.append(envelope)
+            if len(pending) >= REPLAY_BATCH:
+                matched += len(pending)
+                replay = await _record_replayed(
+                    units, replay, subscription, pending, read, matched, on_recorded
+                )
+                pending = []
+        matched += len(pending)
+        replay = await _record_replayed(units, replay, subscription, pending, read, matched, on_recorded)
+        finished = dataclasses.replace(replay, state=ReplayState.DONE, claimed_until=None)
+    except Exception as exc:
+        log.warning("a replay failed", extra={**extra, "error": f"{type(exc).__name__}: {exc}"})
+        finished = dataclasses.replace(
+            replay, state=ReplayState.FAILED, error=f"{type(exc).__name__}: {exc}", claimed_until=None
+        )
+
+    async def finish(uow: NotificationsUnitOfWork) -> Replay:
+        done = dataclasses.replace(finished, finished_at=uow.clock.now())
+        await uow.replays.save(done)
+        return done
+
+    return await units.run(finish)
+
+
+async def _record_replayed(
+    units: UnitsOfWork[NotificationsUnitOfWork],
+    replay: Replay,
+    subscription: ManagedSubscription,
+    envelopes: Sequence[Envelope[Any]],
+    read: int,
+    matched: int,
+    on_recorded: Callable[[list[Delivery]], None],
+) -> Replay:
+    """One batch of a replay's deliveries and its progress, in one unit; its lease renewed."""
+
+    async def work(uow: NotificationsUnitOfWork) -> tuple[Replay, list[Delivery]]:
+        now = uow.clock.now()
+        deliveries = [replayed_delivery(e, subscription, replay.id) for e in envelopes]
+        for delivery in deliveries:
+            uow.deliveries.add(delivery, now)
+        progressed = dataclasses.replace(replay, read=read, matched=matched, claimed_until=now + REPLAY_LEASE)
+        await uow.replays.save(progressed)
+        return progressed, deliveries
+
+    progressed, deliveries = await units.run(work)
+    if deliveries:
+        on_recorded(deliveries)
+    return progressed
+
+
+def replayed_delivery(envelope: Envelope[Any], subscription: ManagedSubscription, replay_id: str) -> Delivery:
+    event = envelope.event
+    context = EventContext(event_id=envelope.id, correlation_id=envelope.correlation_id)
+    return Delivery(
+        key=replay_delivery_key(envelope.id, subscription, replay_id),
+        channel=Channel.WEBHOOK,
+        recipient=subscription.name,
+        event_type=event.event_name(),
+        event_id=envelope.id,
+        subject=event.key(),
+        correlation_id=envelope.correlation_id,
+        message=WebhookPost(
+            url=subscription.url, subscriber=subscription.name, body=rendering.webhook_body(event, context)
+        ),
+        rule=SUBSCRIPTION,
+    )

@@ -15,7 +15,7 @@ from kariz_notifications.domain.automation import RuleSetVersion
 from kariz_notifications.domain.content import Contact, ContentItem
 from kariz_notifications.domain.model import Attempt, Audience, Delivery, DeliveryRecord, Handover, Reps
 from kariz_notifications.domain.schedule import NextStep
-from kariz_notifications.domain.subscriptions import DeliveryHealth, ManagedSubscription
+from kariz_notifications.domain.subscriptions import DeliveryHealth, ManagedSubscription, Replay
 from kariz_notifications.domain.unsubscribe import UnsubscribeLinks
 from kariz_shared.persistence.in_force import InForce
 from kariz_shared.persistence.unit_of_work import UnitOfWork
@@ -95,6 +95,22 @@ class SubscriptionHealth(Protocol):
     async def save(self, health: DeliveryHealth) -> None: ...
 
 
+class Replays(Protocol):
+    """The subscriptions' replays (collection ``subscription_replays``, ``_id`` = id)."""
+
+    async def get(self, replay_id: str) -> Replay | None: ...
+
+    async def latest(self, subscription_id: str) -> Replay | None:
+        """The subscription's newest replay."""
+        ...
+
+    async def save(self, replay: Replay) -> None: ...
+
+    async def claimable(self, now: datetime) -> Replay | None:
+        """The oldest replay waiting, or one whose runner's claim ran out before ``now``."""
+        ...
+
+
 @dataclass(frozen=True)
 class Copies:
     """The process's copies of what every consumed event reads: the rules in force and the registered
@@ -158,6 +174,8 @@ class NotificationsUnitOfWork(UnitOfWork):
     subscriptions: ManagedSubscriptions
     #: How each one's deliveries fare: counts, last success and failure, suspensions.
     subscription_health: SubscriptionHealth
+    #: Their replays of what the topics retain.
+    replays: Replays
     #: Who hears about what besides the owner (team, onboarding, webhook subscribers): the rules in force.
     audience: Audience
     #: The reps as the roster knows them now: managers, teams' managers, recipients' time zones.

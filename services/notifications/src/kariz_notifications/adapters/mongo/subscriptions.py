@@ -8,13 +8,20 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from kariz_notifications.domain.automation import Condition, Operator
-from kariz_notifications.domain.subscriptions import DeliveryHealth, ManagedSubscription, SubscriptionState
+from kariz_notifications.domain.subscriptions import (
+    DeliveryHealth,
+    ManagedSubscription,
+    Replay,
+    ReplayState,
+    SubscriptionState,
+)
 from kariz_shared.persistence.in_force import InForce
 from kariz_shared.persistence.store import Transaction
 from kariz_shared.runtime.clock import Clock
 
 SUBSCRIPTIONS = "subscriptions"
 HEALTH = "subscription_health"
+REPLAYS = "subscription_replays"
 ORDER = [("created_at", 1), ("_id", 1)]
 Doc = dict[str, Any]
 
@@ -143,6 +150,63 @@ class MongoManagedSubscriptions:
     def _changed(self) -> None:
         if self.cache is not None:
             self.tx.after_commit(self.cache.invalidate)
+
+
+class MongoReplays:
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+        self.collection = tx.db[REPLAYS]
+
+    async def get(self, replay_id: str) -> Replay | None:
+        doc = await self.collection.find_one({"_id": replay_id}, session=self.tx.session)
+        return _replay(doc) if doc else None
+
+    async def latest(self, subscription_id: str) -> Replay | None:
+        found = self.collection.find({"subscription_id": subscription_id}, session=self.tx.session)
+        docs = await found.sort([("requested_at", -1), ("_id", -1)]).limit(1).to_list(1)
+        return _replay(docs[0]) if docs else None
+
+    async def save(self, replay: Replay) -> None:
+        doc = {
+            "subscription_id": replay.subscription_id,
+            "since": replay.since,
+            "requested_by": replay.requested_by,
+            "requested_at": replay.requested_at,
+            "state": replay.state.value,
+            "read": replay.read,
+            "matched": replay.matched,
+            "finished_at": replay.finished_at,
+            "error": replay.error,
+            "claimed_until": replay.claimed_until,
+        }
+        await self.collection.replace_one({"_id": replay.id}, doc, upsert=True, session=self.tx.session)
+
+    async def claimable(self, now: datetime) -> Replay | None:
+        waiting = {
+            "$or": [
+                {"state": ReplayState.PENDING.value},
+                {"state": ReplayState.RUNNING.value, "claimed_until": {"$lt": now}},
+            ]
+        }
+        found = self.collection.find(waiting, session=self.tx.session)
+        docs = await found.sort([("requested_at", 1), ("_id", 1)]).limit(1).to_list(1)
+        return _replay(docs[0]) if docs else None
+
+
+def _replay(doc: Doc) -> Replay:
+    return Replay(
+        id=doc["_id"],
+        subscription_id=doc["subscription_id"],
+        since=doc["since"].astimezone(UTC),
+        requested_by=doc["requested_by"],
+        requested_at=doc["requested_at"].astimezone(UTC),
+        state=ReplayState(doc["state"]),
+        read=doc["read"],
+        matched=doc["matched"],
+        finished_at=_utc(doc.get("finished_at")),
+        error=doc.get("error"),
+        claimed_until=_utc(doc.get("claimed_until")),
+    )
 
 
 class MongoSubscriptionSecrets:

@@ -7,6 +7,7 @@ from kariz_notifications.adapters.mongo.repositories import MongoDeliveries, Mon
 from kariz_notifications.adapters.mongo.rule_documents import MongoRuleSetVersions
 from kariz_notifications.adapters.mongo.subscriptions import (
     MongoManagedSubscriptions,
+    MongoReplays,
     MongoSubscriptionHealth,
 )
 from kariz_notifications.domain.model import Audience, Reps
@@ -35,6 +36,7 @@ class MongoNotificationsUnitOfWork(MongoUnitOfWork, NotificationsUnitOfWork):
             tx, clock, in_force.subscriptions if in_force else None
         )
         self.subscription_health = MongoSubscriptionHealth(tx)
+        self.replays = MongoReplays(tx)
         self.contacts = MongoContacts(tx)
         self.content = MongoContentLibrary(tx)
         self.links = links
