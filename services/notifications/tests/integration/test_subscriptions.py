@@ -19,7 +19,7 @@ from kariz_notifications.bootstrap import build
 from kariz_notifications.settings import NotificationsSettings
 from kariz_shared.contracts.envelope import Envelope
 from kariz_shared.contracts.events import Event, StageChanged
-from kariz_shared.contracts.webhooks import verify
+from kariz_shared.contracts.webhooks import verify, verify_standard
 from kariz_shared.messaging.timers import TimerWorker
 from kariz_shared.persistence.store import TIMERS
 from kariz_shared.runtime.clock import FakeClock
@@ -183,3 +183,18 @@ async def test_an_integrators_filtered_subscription_and_a_failing_one_suspended(
         assert recent["matched"] == 1
         [again] = await eventually(lambda: replayed_by(recent["id"]))
         assert again.headers["x-kariz-event-id"] == late.id
+
+        # A rotated secret: for the grace period each delivery verifies with either secret, by Kariz's
+        # signatures and by the Standard Webhooks ones.
+        rotated = await http.post(f"/subscriptions/{replayed_id}/rotate-secret", headers=crm)
+        assert rotated.status_code == 200, rotated.text
+        after = envelope(moved(unique("D"), "enterprise"))
+        await publish(stack_backends.kafka_bootstrap, after)
+        signed = await eventually(
+            lambda: [
+                r for r in receiver.about(after.id, "/ok") if f"sub-{replayed_id}" in r.headers["webhook-id"]
+            ]
+        )
+        for secret in (rotated.json()["secret"], replayed.json()["secret"]):
+            assert verify(secret, signed[0].body, signed[0].headers)
+            assert verify_standard(secret, signed[0].body, signed[0].headers)
