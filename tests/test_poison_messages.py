@@ -831,6 +831,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             (kariz_notifications.service_layer.handlers, "record_notifications"),
             (kariz_notifications.service_layer.handlers, "record_due_action"),
             (kariz_notifications.service_layer.handlers, "send_digest"),
+            (kariz_notifications.service_layer.handlers, "deliver_debounced"),
         ]:
             monkeypatch.setattr(module, name, failing_for(failing, getattr(module, name)))
 
