@@ -37,6 +37,7 @@ import kariz_notifications.service_layer.handlers
 import kariz_qualification.service_layer.engagement
 import kariz_qualification.service_layer.handlers
 import kariz_qualification.service_layer.nurture
+import kariz_qualification.service_layer.outcomes
 from kariz_deals.bootstrap import build as build_deals
 from kariz_deals.settings import DealsSettings
 from kariz_devkit.embedded import free_port
@@ -824,6 +825,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             (kariz_qualification.service_layer.engagement, "fade_engagement"),
             (kariz_qualification.service_layer.engagement, "engage_on_touch"),
             (kariz_qualification.service_layer.handlers, "record_won_account"),
+            (kariz_qualification.service_layer.outcomes, "count_lost"),
             (kariz_deals.service_layer.handlers, "follow_merge"),
             (kariz_deals.service_layer.pipelines, "activity_logged"),
             (kariz_deals.service_layer.quotes, "expire_quote"),
