@@ -59,7 +59,7 @@ class TopicHistory:
             if not partitions:
                 return
             ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
-            since_ms = int(since.timestamp() * 1000)
+            since_ms = max(0, int(since.timestamp() * 1000))  # before 1970: from the start
             starts = await consumer.offsets_for_times(dict.fromkeys(partitions, since_ms))
             left = {
                 tp: ends[tp]
