@@ -41,6 +41,7 @@ from kariz_notifications.adapters.in_memory import InMemoryNotificationsReads, I
 from kariz_notifications.domain.unsubscribe import UnsubscribeLinks
 from kariz_notifications.entrypoints import content_http as notifications_content
 from kariz_notifications.entrypoints import http as notifications_http
+from kariz_notifications.entrypoints import subscriptions_http as notifications_subscriptions
 from kariz_qualification.adapters.in_memory import InMemoryQualificationUnitOfWork
 from kariz_qualification.entrypoints import engagements as qualification_engagements
 from kariz_qualification.entrypoints import http as qualification_http
@@ -115,6 +116,9 @@ def routers() -> dict[str, APIRouter]:
             InMemoryUnitsOfWork(
                 InMemoryNotificationsUnitOfWork(clock, links=UnsubscribeLinks("f" * 40, "http://kariz.test"))
             )
+        ),
+        "notifications: subscriptions": notifications_subscriptions.router(
+            InMemoryUnitsOfWork(InMemoryNotificationsUnitOfWork(clock)), allow_http=False
         ),
         "reports": reports_http.router(
             InMemoryUnitsOfWork(InMemoryReportsUnitOfWork(clock)), clock, ReportsSettings()

@@ -37,6 +37,7 @@ import kariz_notifications.service_layer.handlers
 import kariz_qualification.service_layer.engagement
 import kariz_qualification.service_layer.handlers
 import kariz_qualification.service_layer.nurture
+import kariz_qualification.service_layer.outcomes
 from kariz_deals.bootstrap import build as build_deals
 from kariz_deals.settings import DealsSettings
 from kariz_devkit.embedded import free_port
@@ -95,6 +96,7 @@ from kariz_shared.contracts.events import (
     RfpResponseDue,
     ScoreLine,
     StageChanged,
+    SubscriptionDebounceDue,
     TaskKind,
     TaskRequested,
     dead_letter_topic,
@@ -282,6 +284,20 @@ def digest_due(recipient: str) -> DigestDue:
         action=0,
         window_started_at=NOW,
         items=[item],
+        due_at=NOW,
+    )
+
+
+def debounce_due(subject: str) -> SubscriptionDebounceDue:
+    """A debounce window's end for a subscription this service does not have: handled, nothing sent."""
+    return SubscriptionDebounceDue(
+        debounce_id=unique("debounce"),
+        subscription_id="0123456789abcdef",
+        subject=subject,
+        event_id=unique("evt"),
+        event_type="StageChanged",
+        body="{}",
+        window_started_at=NOW,
         due_at=NOW,
     )
 
@@ -665,6 +681,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
         DealOpened,
         NotificationDue,
         DigestDue,
+        SubscriptionDebounceDue,
         LeadCaptured,
         LeadQualified,
         LeadDisqualified,
@@ -734,6 +751,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             Case(DealOpened, [notifications], pair(deal_opened, "D")),
             Case(NotificationDue, [notifications], pair(notification_due, "D")),
             Case(DigestDue, [notifications], pair(digest_due, "rep")),
+            Case(SubscriptionDebounceDue, [notifications], pair(debounce_due, "D")),
             Case(LeadCaptured, [qualification, notifications], pair(lead_captured, "L")),
             Case(
                 LeadQualified,
@@ -819,6 +837,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             (kariz_qualification.service_layer.engagement, "fade_engagement"),
             (kariz_qualification.service_layer.engagement, "engage_on_touch"),
             (kariz_qualification.service_layer.handlers, "record_won_account"),
+            (kariz_qualification.service_layer.outcomes, "count_lost"),
             (kariz_deals.service_layer.handlers, "follow_merge"),
             (kariz_deals.service_layer.pipelines, "activity_logged"),
             (kariz_deals.service_layer.quotes, "expire_quote"),
@@ -826,6 +845,7 @@ async def test_poison_messages_go_to_the_dead_letters_and_the_good_events_around
             (kariz_notifications.service_layer.handlers, "record_notifications"),
             (kariz_notifications.service_layer.handlers, "record_due_action"),
             (kariz_notifications.service_layer.handlers, "send_digest"),
+            (kariz_notifications.service_layer.handlers, "deliver_debounced"),
         ]:
             monkeypatch.setattr(module, name, failing_for(failing, getattr(module, name)))
 

@@ -646,6 +646,20 @@ def sales_funnel() -> dict[str, Any]:
                     description="Content actions' e-mails to leads' contacts: sent, or skipped (no_consent, "
                     "consent_withdrawn, unsubscribed, no_contact, no_content...).",
                 ),
+                Panel(
+                    "Webhook subscriptions suspended",
+                    [
+                        (
+                            f"sum (increase(kariz_notifications_subscriptions_suspended_total[{RANGE}]))",
+                            "suspended",
+                        ),
+                    ],
+                    kind="bargauge",
+                    width=24,
+                    description="Managed subscriptions Kariz suspended after "
+                    "KARIZ_SUBSCRIPTION_SUSPEND_AFTER deliveries in a row failed; "
+                    "KarizSubscriptionsSuspended fires on any.",
+                ),
             ],
         ),
         Row(

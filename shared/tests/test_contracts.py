@@ -78,6 +78,7 @@ from kariz_shared.contracts.events import (
     RfpResponseDue,
     ScoreLine,
     StageChanged,
+    SubscriptionDebounceDue,
     TaskKind,
     TaskRequested,
 )
@@ -422,6 +423,17 @@ def examples() -> dict[str, Event]:
                     text="Deal D-1 has sat in demo for 15 days.",
                 )
             ],
+            due_at=NOW,
+        ),
+        "SubscriptionDebounceDue": SubscriptionDebounceDue(
+            debounce_id="0123456789abcdef:D-1:2026-01-01T00:00:00+00:00",
+            subscription_id="0123456789abcdef",
+            subject="D-1",
+            event_id="E-3",
+            event_type="StageChanged",
+            body='{"id":"E-3","type":"kariz.stage-changed.v1","subject":"D-1","data":{}}',
+            collapsed=2,
+            window_started_at=NOW,
             due_at=NOW,
         ),
         "ObjectionRecorded": ObjectionRecorded(

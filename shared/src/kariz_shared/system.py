@@ -44,6 +44,7 @@ from kariz_shared.contracts.events import (
     RepProfile,
     RfpResponseDue,
     StageChanged,
+    SubscriptionDebounceDue,
     TaskRequested,
 )
 
@@ -155,8 +156,8 @@ SERVICES: tuple[ServiceEntry, ...] = (
         8004,
         # TaskRequested is the task action of the automation rules (issue G); its contract is here now.
         # NotificationDue, DigestDue: a rule's action deferred, a digest window ended (timers), consumed by
-        # notifications itself.
-        publishes=(TaskRequested, NotificationDue, DigestDue, ContactUnsubscribed),
+        # notifications itself; SubscriptionDebounceDue too, a subscription's debounce window ended.
+        publishes=(TaskRequested, NotificationDue, DigestDue, SubscriptionDebounceDue, ContactUnsubscribed),
         # Every public event but its own and the roster (followed by every service): a runtime rule may
         # name any event type as its trigger, and a "*" webhook subscriber sees every one (issue G).
         consumes=tuple(e for e in EVENTS.values() if e not in (RepProfile, TaskRequested)),

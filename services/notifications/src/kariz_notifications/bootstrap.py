@@ -7,21 +7,27 @@ from functools import partial
 
 from kariz_notifications.adapters.chat import ChatPoster
 from kariz_notifications.adapters.email import SmtpLogin, SmtpMailer
-from kariz_notifications.adapters.metrics import PrometheusContentMetrics, PrometheusDeliveryMetrics
+from kariz_notifications.adapters.metrics import (
+    PrometheusContentMetrics,
+    PrometheusDeliveryMetrics,
+    PrometheusSubscriptionMetrics,
+)
 from kariz_notifications.adapters.mongo.indexes import ensure_indexes
 from kariz_notifications.adapters.mongo.repositories import MongoDeliveryQueue, MongoNotificationsReads
 from kariz_notifications.adapters.mongo.rule_documents import seed_rule_set
 from kariz_notifications.adapters.mongo.subscriptions import MongoSubscriptionSecrets
 from kariz_notifications.adapters.mongo.unit_of_work import MongoNotificationsUnitOfWork
 from kariz_notifications.adapters.webhook import WebhookPoster
-from kariz_notifications.domain.model import Channel
+from kariz_notifications.domain.model import Channel, Delivery
 from kariz_notifications.domain.schedule import RetryPolicy
 from kariz_notifications.entrypoints import content_http, http, kafka, rules_http, subscriptions_http
-from kariz_notifications.entrypoints.workers import DeliveryWorker
-from kariz_notifications.service_layer.handlers import Sender
+from kariz_notifications.entrypoints.workers import DeliveryWorker, ReplayWorker
+from kariz_notifications.service_layer import subscriptions
+from kariz_notifications.service_layer.handlers import Outcome, Sender
 from kariz_notifications.service_layer.unit_of_work import Copies
 from kariz_notifications.settings import NotificationsSettings
 from kariz_shared import system
+from kariz_shared.messaging.history import TopicHistory
 from kariz_shared.persistence.store import Transaction
 from kariz_shared.persistence.unit_of_work import MongoUnitsOfWork
 from kariz_shared.runtime.clock import Clock
@@ -43,6 +49,8 @@ def build(settings: NotificationsSettings | None = None, clock: Clock | None = N
         clock=clock,
     )
     service.on_startup(ensure_indexes)
+    # Integrators manage their own subscriptions with keys issued here (scope events:subscribe).
+    service.accept_api_keys()
     service.on_startup(partial(seed_rule_set, clock=service.clock))
     senders: dict[Channel, Sender] = {
         Channel.EMAIL: SmtpMailer(
@@ -61,22 +69,10 @@ def build(settings: NotificationsSettings | None = None, clock: Clock | None = N
         Channel.WEBHOOK: WebhookPoster(
             settings.subscriber_secrets,
             settings.webhook_timeout_s,
-            MongoSubscriptionSecrets(service.store.db).secret,
+            MongoSubscriptionSecrets(service.store.db, service.clock).secret,
         ),
         Channel.CHAT: ChatPoster(settings.chat_url, settings.webhook_timeout_s),
     }
-    worker = DeliveryWorker(
-        MongoDeliveryQueue(service.store.db),
-        senders,
-        clock=service.clock,
-        policy=RetryPolicy(settings.delivery_max_attempts, settings.delivery_backoff_s),
-        metrics=PrometheusDeliveryMetrics(),
-        poll_interval_s=settings.delivery_poll_interval_s,
-        concurrency=settings.delivery_concurrency,
-        batch=settings.delivery_batch,
-        lease=timedelta(seconds=settings.delivery_lease_s),
-    )
-    service.add_worker("delivery", worker.run)
     audience = settings.audience()
     # Every consumed event is planned by the process's copies of the rules and subscriptions.
     copies = Copies.refreshed_every(timedelta(seconds=settings.rules_refresh_s))
@@ -87,11 +83,47 @@ def build(settings: NotificationsSettings | None = None, clock: Clock | None = N
         return MongoNotificationsUnitOfWork(tx, clock, audience, service.roster, copies, links)
 
     units = MongoUnitsOfWork(service.store, service.clock, unit_of_work)
+    subscription_metrics = PrometheusSubscriptionMetrics()
+
+    async def count_outcomes(outcomes: list[Outcome]) -> list[Delivery]:
+        # Each managed subscription's health, and its suspension after persistent failure.
+        return await subscriptions.count_deliveries(
+            units,
+            outcomes,
+            suspend_after=settings.subscription_suspend_after,
+            metrics=subscription_metrics,
+        )
+
+    worker = DeliveryWorker(
+        MongoDeliveryQueue(service.store.db),
+        senders,
+        clock=service.clock,
+        policy=RetryPolicy(settings.delivery_max_attempts, settings.delivery_backoff_s),
+        metrics=PrometheusDeliveryMetrics(),
+        poll_interval_s=settings.delivery_poll_interval_s,
+        concurrency=settings.delivery_concurrency,
+        batch=settings.delivery_batch,
+        lease=timedelta(seconds=settings.delivery_lease_s),
+        on_outcomes=count_outcomes,
+    )
+    service.add_worker("delivery", worker.run)
+    # Replays of what the topics retain, to one subscription at a time.
+    replays = ReplayWorker(
+        units, TopicHistory(settings), worker.wake, poll_interval_s=settings.subscription_replay_poll_s
+    )
+    service.add_worker("replay", replays.run)
     service.subscribe_all(
         units, kafka.subscriptions(on_recorded=worker.wake, on_skipped=PrometheusContentMetrics().skipped)
     )
     service.api.include_router(http.router(MongoNotificationsReads(service.store.db)))
     service.api.include_router(rules_http.router(units))
     service.api.include_router(content_http.router(units))
-    service.api.include_router(subscriptions_http.router(units, allow_http=settings.webhook_allow_http))
+    service.api.include_router(
+        subscriptions_http.router(
+            units,
+            allow_http=settings.webhook_allow_http,
+            secret_grace=timedelta(seconds=settings.subscription_secret_grace_s),
+            on_replay=replays.wake,
+        )
+    )
     return service

@@ -126,6 +126,14 @@ class NotificationsSettings(ServiceSettings):
     chat_webhooks: list[ChatWebhook] = []
     # Subscribers' URLs must be https; plain http only where the receivers are local (dev, tests).
     webhook_allow_http: bool = False
+    # A managed subscription whose last this many deliveries all failed (each after every retry) is
+    # suspended, and its contact e-mailed; its owner resumes it.
+    subscription_suspend_after: int = Field(default=10, ge=1, le=1000)
+    # After POST /subscriptions/{id}/rotate-secret, deliveries carry the old secret's signatures too this
+    # long, so the receiver switches without losing any.
+    # How often the replay worker looks for a replay waiting (a request wakes it at once).
+    subscription_replay_poll_s: float = Field(default=5.0, gt=0, le=600)
+    subscription_secret_grace_s: float = Field(default=86400.0, ge=0, le=30 * 86400)
     # Each replica plans events by its copy of the rules and subscriptions, read again at most this
     # often: another replica's change counts within it, this one's at once.
     rules_refresh_s: float = Field(default=5.0, ge=0, le=3600)

@@ -183,9 +183,9 @@ def test_subscribers_to_everything_and_to_a_new_event_get_its_webhook(sample) ->
 
 
 def test_a_subscriber_may_name_every_public_event_but_the_roster_and_notifications_own() -> None:
-    # The roster is state every service follows, TaskRequested, NotificationDue and DigestDue (its own timers)
-    # what notifications itself publishes: naming one is refused, not silent.
-    own_ones = {"RepProfile", "TaskRequested", "NotificationDue", "DigestDue"}
+    # The roster is state every service follows, TaskRequested, NotificationDue, DigestDue and
+    # SubscriptionDebounceDue (its own timers) what notifications itself publishes: naming one is refused.
+    own_ones = {"RepProfile", "TaskRequested", "NotificationDue", "DigestDue", "SubscriptionDebounceDue"}
     for own in own_ones:
         with pytest.raises(ValueError, match="unknown events"):
             WebhookSubscriber(name="crm", url="https://crm.example/in", secret=SECRET, events=[own])

@@ -916,6 +916,26 @@ class DigestDue(Event):
     due_at: datetime
 
 
+class SubscriptionDebounceDue(Event):
+    description: ClassVar[str] = (
+        "A managed webhook subscription's debounce window for one subject ended (issue G): the latest "
+        "event of that subject in the window is delivered to it, the earlier ones collapsed into it. "
+        "Emitted once by a timer of the notifications service, which consumes it; each event of the "
+        "window replaces the armed timer's latest."
+    )
+    key_field: ClassVar[str] = "subject"
+
+    debounce_id: str = Field(description="Unique per window: <subscription id>:<subject>:<window start>")
+    subscription_id: str
+    subject: str = Field(description="The key of the events collapsed: the lead or deal id")
+    event_id: str = Field(description="The latest event's id: the delivery carries it")
+    event_type: str
+    body: str = Field(description="The webhook JSON of the latest event, as it is signed and posted")
+    collapsed: int = Field(default=0, description="Earlier events of the window, not delivered")
+    window_started_at: datetime
+    due_at: datetime
+
+
 class ContactUnsubscribed(Event):
     description: ClassVar[str] = (
         "A lead's contact unsubscribed (the link in a content e-mail, or recorded by a user): "
@@ -984,6 +1004,7 @@ EVENTS: dict[str, type[Event]] = {
         ObjectionRecorded,
         NotificationDue,
         DigestDue,
+        SubscriptionDebounceDue,
         ContactUnsubscribed,
         ForecastSnapshotDue,
     )

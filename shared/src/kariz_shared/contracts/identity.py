@@ -160,6 +160,8 @@ class Scope(StrEnum):
     LEADS_IMPORT = "leads:import"
     #: Report a lead's engagement (qualification's POST /engagements): marketing automation's key.
     ENGAGEMENTS_RECORD = "engagements:record"
+    #: Manage its own webhook subscriptions (notifications' /subscriptions): an integrator's key.
+    EVENTS_SUBSCRIBE = "events:subscribe"
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from kariz_notifications.domain.model import (
 )
 from kariz_notifications.domain.queries import DeliveryCriteria
 from kariz_notifications.domain.schedule import NextStep
-from kariz_notifications.domain.subscriptions import ManagedSubscription
+from kariz_notifications.domain.subscriptions import DeliveryHealth, ManagedSubscription, Replay, ReplayState
 from kariz_notifications.domain.unsubscribe import UnsubscribeLinks
 from kariz_notifications.service_layer.unit_of_work import NotificationsUnitOfWork
 from kariz_shared.contracts.errors import Conflict, DuplicateRecord
@@ -159,8 +159,9 @@ class InMemoryRuleSetVersions:
 
 
 class InMemoryManagedSubscriptions:
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock) -> None:
         self.stored: dict[str, ManagedSubscription] = {}
+        self.clock = clock
 
     async def all(self) -> list[ManagedSubscription]:
         return sorted(self.stored.values(), key=lambda s: (s.created_at, s.id))
@@ -168,15 +169,56 @@ class InMemoryManagedSubscriptions:
     async def in_force(self) -> list[ManagedSubscription]:
         return await self.all()
 
+    async def get(self, subscription_id: str) -> ManagedSubscription | None:
+        return self.stored.get(subscription_id)
+
     async def add(self, subscription: ManagedSubscription) -> None:
+        self.stored[subscription.id] = subscription
+
+    async def save(self, subscription: ManagedSubscription) -> None:
         self.stored[subscription.id] = subscription
 
     async def remove(self, subscription_id: str) -> bool:
         return self.stored.pop(subscription_id, None) is not None
 
-    async def secret(self, subscription_id: str) -> str | None:
+    async def secret(self, subscription_id: str) -> list[str] | None:
         found = self.stored.get(subscription_id)
-        return found.secret if found is not None else None
+        return found.signing_secrets(self.clock.now()) if found is not None else None
+
+
+class InMemorySubscriptionHealth:
+    def __init__(self) -> None:
+        self.stored: dict[str, DeliveryHealth] = {}
+
+    async def get(self, subscription_id: str) -> DeliveryHealth:
+        return self.stored.get(subscription_id) or DeliveryHealth(subscription_id)
+
+    async def save(self, health: DeliveryHealth) -> None:
+        self.stored[health.subscription_id] = health
+
+
+class InMemoryReplays:
+    def __init__(self) -> None:
+        self.stored: dict[str, Replay] = {}
+
+    async def get(self, replay_id: str) -> Replay | None:
+        return self.stored.get(replay_id)
+
+    async def latest(self, subscription_id: str) -> Replay | None:
+        mine = [r for r in self.stored.values() if r.subscription_id == subscription_id]
+        return max(mine, key=lambda r: (r.requested_at, r.id)) if mine else None
+
+    async def save(self, replay: Replay) -> None:
+        self.stored[replay.id] = replay
+
+    async def claimable(self, now: datetime) -> Replay | None:
+        waiting = [
+            r
+            for r in self.stored.values()
+            if r.state is ReplayState.PENDING
+            or (r.state is ReplayState.RUNNING and r.claimed_until is not None and r.claimed_until < now)
+        ]
+        return min(waiting, key=lambda r: (r.requested_at, r.id)) if waiting else None
 
 
 class InMemoryNotificationsUnitOfWork(InMemoryUnitOfWork, NotificationsUnitOfWork):
@@ -194,7 +236,9 @@ class InMemoryNotificationsUnitOfWork(InMemoryUnitOfWork, NotificationsUnitOfWor
         self.deliveries = InMemoryDeliveries()
         self.handovers = InMemoryHandovers()
         self.rules = InMemoryRuleSetVersions(self.clock)
-        self.subscriptions = InMemoryManagedSubscriptions()
+        self.subscriptions = InMemoryManagedSubscriptions(self.clock)
+        self.subscription_health = InMemorySubscriptionHealth()
+        self.replays = InMemoryReplays()
         self.contacts = InMemoryContacts()
         self.content = InMemoryContentLibrary()
         self.links = links

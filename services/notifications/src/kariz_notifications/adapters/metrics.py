@@ -59,6 +59,19 @@ for _channel, _rule in _LABELS:
         _counter.labels(_channel, _rule)
 
 
+subscriptions_suspended_total = Counter(
+    "kariz_notifications_subscriptions_suspended_total",
+    "Managed webhook subscriptions suspended after persistent failure",
+)
+
+
+class PrometheusSubscriptionMetrics:
+    """``service_layer.subscriptions.SubscriptionMetrics`` as the counter above."""
+
+    def suspended(self) -> None:
+        subscriptions_suspended_total.inc()
+
+
 class PrometheusDeliveryMetrics:
     """The sending's counts (``service_layer.handlers.DeliveryMetrics``) as the metrics above."""
 

@@ -27,10 +27,11 @@ class WebhookPoster(Poster):
         self,
         secret_for: Callable[[str], str | Sequence[str] | None],
         timeout_s: float,
-        managed_secret: Callable[[str], Awaitable[str | None]] | None = None,
+        managed_secret: Callable[[str], Awaitable[str | Sequence[str] | None]] | None = None,
     ) -> None:
         # The secret is looked up at send time: it is never written to the delivery log. A managed
-        # subscription's (``sub-<id>``) is read from its store.
+        # subscription's (``sub-<id>``) are read from its store: the previous one too while a rotation's
+        # grace lasts.
         super().__init__(timeout_s)
         self.secret_for = secret_for
         self.managed_secret = managed_secret

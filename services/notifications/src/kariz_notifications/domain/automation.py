@@ -26,7 +26,13 @@ from kariz_notifications.domain.samples import sample_of
 from kariz_notifications.domain.templates import EmailTexts, TemplateError, check_texts
 from kariz_shared import system
 from kariz_shared.contracts.errors import Conflict, NotFound, RuleViolation
-from kariz_shared.contracts.events import EVENTS, DigestDue, NotificationDue, TaskKind
+from kariz_shared.contracts.events import (
+    EVENTS,
+    DigestDue,
+    NotificationDue,
+    SubscriptionDebounceDue,
+    TaskKind,
+)
 from kariz_shared.contracts.versions import next_version
 
 #: Who made version 0: nobody did, the service seeded it.
@@ -38,8 +44,11 @@ MAX_ACTIONS = 10
 RULE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 ADDRESS = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
 WHAT = "the notification rules"
-#: Its own timers: how a deferred action comes back and a digest window ends, never a rule's trigger.
-OWN_TIMERS = frozenset({NotificationDue.event_name(), DigestDue.event_name()})
+#: Its own timers: how a deferred action comes back, a digest window and a subscription's debounce window
+#: end; never a rule's trigger.
+OWN_TIMERS = frozenset(
+    {NotificationDue.event_name(), DigestDue.event_name(), SubscriptionDebounceDue.event_name()}
+)
 #: The events a rule may name: those the service consumes (every public event but the roster and
 #: TaskRequested), its own timers aside. Its own ContactUnsubscribed is one: a CRM wants to hear of it.
 _SERVICE = system.service("notifications")
@@ -323,6 +332,31 @@ def _fields_of(trigger: str) -> Mapping[str, Any]:
     return sample_of(EVENTS[trigger])
 
 
+def check_conditions(
+    name: str, conditions: Sequence[Condition], samples: Mapping[str, Mapping[str, Any]], *, each: bool = True
+) -> None:
+    """A 422 naming the first of ``conditions`` (the request's field ``name``) that cannot be tested on
+    the events of ``samples`` (event type to a sample's fields): a field ``each`` of them (or, with
+    ``each`` False, none of them) has, or a value its operator cannot take."""
+    if len(conditions) > MAX_CONDITIONS:
+        raise RuleViolation(f"{name}: at most {MAX_CONDITIONS}")
+    for n, condition in enumerate(conditions):
+        where = f"{name}[{n}]"
+        lacking = sorted(t for t, sample in samples.items() if value_at(sample, condition.field) is _MISSING)
+        if lacking and each:
+            raise RuleViolation(f"{where}.field: {', '.join(lacking)} has no field {condition.field!r}")
+        if lacking and len(lacking) == len(samples):
+            raise RuleViolation(f"{where}.field: no event has a field {condition.field!r}")
+        if condition.op is Operator.IN and not isinstance(condition.value, list | tuple):
+            raise RuleViolation(f"{where}.value: 'in' needs a list of values")
+        if condition.op in (Operator.AT_LEAST, Operator.AT_MOST) and (
+            _number(condition.value) is None and not isinstance(condition.value, str)
+        ):
+            raise RuleViolation(f"{where}.value: {condition.op.value} needs a number or an ISO time")
+        if condition.op is Operator.EXISTS and condition.value not in (None, True, False):
+            raise RuleViolation(f"{where}.value: 'exists' takes true, false or nothing")
+
+
 def check_rule(rule: AutomationRule, subscribers: Sequence[str], chats: Sequence[str] = ()) -> AutomationRule:
     """``rule`` if it can run as it says; else a 422 naming the part that cannot."""
     if not RULE_ID.match(rule.id):
@@ -336,20 +370,7 @@ def check_rule(rule: AutomationRule, subscribers: Sequence[str], chats: Sequence
             f"trigger: {rule.trigger!r} is no event a rule can name; choose from {sorted(TRIGGERS)}"
         )
     sample = _fields_of(rule.trigger)
-    if len(rule.conditions) > MAX_CONDITIONS:
-        raise RuleViolation(f"conditions: at most {MAX_CONDITIONS}")
-    for n, condition in enumerate(rule.conditions):
-        where = f"conditions[{n}]"
-        if value_at(sample, condition.field) is _MISSING:
-            raise RuleViolation(f"{where}.field: {rule.trigger} has no field {condition.field!r}")
-        if condition.op is Operator.IN and not isinstance(condition.value, list | tuple):
-            raise RuleViolation(f"{where}.value: 'in' needs a list of values")
-        if condition.op in (Operator.AT_LEAST, Operator.AT_MOST) and (
-            _number(condition.value) is None and not isinstance(condition.value, str)
-        ):
-            raise RuleViolation(f"{where}.value: {condition.op.value} needs a number or an ISO time")
-        if condition.op is Operator.EXISTS and condition.value not in (None, True, False):
-            raise RuleViolation(f"{where}.value: 'exists' takes true, false or nothing")
+    check_conditions("conditions", rule.conditions, {rule.trigger: sample})
     if not rule.actions:
         raise RuleViolation("actions: a rule needs at least one action")
     if len(rule.actions) > MAX_ACTIONS:

@@ -9,7 +9,7 @@ from kariz_notifications.domain.model import Delivery
 from kariz_notifications.service_layer import handlers
 from kariz_notifications.service_layer.unit_of_work import NotificationsUnitOfWork
 from kariz_shared import system
-from kariz_shared.contracts.events import DigestDue, Event, NotificationDue
+from kariz_shared.contracts.events import DigestDue, Event, NotificationDue, SubscriptionDebounceDue
 from kariz_shared.persistence.unit_of_work import Subscriptions
 
 
@@ -38,7 +38,8 @@ def subscriptions(
         after(uow, await handlers.record_due_action(uow, due))
 
     # Every event the service consumes (kariz_shared.system): the rules in force say what each sends;
-    # its own NotificationDue is a rule's deferred action come due, its DigestDue a digest window's end.
+    # its own NotificationDue is a rule's deferred action come due, its DigestDue a digest window's end,
+    # its SubscriptionDebounceDue a subscription's debounce window's end.
     table: Subscriptions[NotificationsUnitOfWork] = {
         event_cls: notify for event_cls in system.service("notifications").consumes
     }
@@ -46,6 +47,11 @@ def subscriptions(
     async def digest(uow: NotificationsUnitOfWork, window: DigestDue) -> None:
         after(uow, await handlers.send_digest(uow, window))
 
+    async def debounced(uow: NotificationsUnitOfWork, window: SubscriptionDebounceDue) -> None:
+        after(uow, await handlers.deliver_debounced(uow, window))
+
     table[NotificationDue] = fire
     table[DigestDue] = digest
+    # A subscription's debounce window ended: its subject's latest event goes.
+    table[SubscriptionDebounceDue] = debounced
     return table

@@ -16,15 +16,17 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 
 from kariz_notifications.domain.model import Channel, Delivery, DeliveryRecord
 from kariz_notifications.domain.schedule import LEASE, RetryPolicy
-from kariz_notifications.service_layer import handlers
+from kariz_notifications.service_layer import handlers, subscriptions
 from kariz_notifications.service_layer.commands import Deliver
-from kariz_notifications.service_layer.handlers import DeliveryMetrics, Sender
-from kariz_notifications.service_layer.unit_of_work import DeliveryQueue
+from kariz_notifications.service_layer.handlers import DeliveryMetrics, Outcome, Sender
+from kariz_notifications.service_layer.subscriptions import History
+from kariz_notifications.service_layer.unit_of_work import DeliveryQueue, NotificationsUnitOfWork
+from kariz_shared.persistence.unit_of_work import UnitsOfWork
 from kariz_shared.runtime.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,7 @@ class DeliveryWorker:
         concurrency: int = 1,
         batch: int = 1,
         lease: timedelta = LEASE,
+        on_outcomes: Callable[[list[Outcome]], Awaitable[list[Delivery]]] | None = None,
     ) -> None:
         self.queue = queue
         self.senders = senders
@@ -58,6 +61,9 @@ class DeliveryWorker:
         self.concurrency = concurrency
         self.batch = batch
         self.lease = lease
+        # Hears of each batch's outcomes once recorded (the subscriptions' health); what it records in
+        # turn (a suspension's e-mail) is taken at once.
+        self.on_outcomes = on_outcomes
         self._wake = asyncio.Event()
         # Deliveries this process just recorded, taken by id before any look at the queue (bounded:
         # past the bound they wait in the database for a look like any other).
@@ -154,4 +160,47 @@ class DeliveryWorker:
         for outcome in outcomes:
             if outcome.recorded and outcome.step.next_attempt_at is not None:
                 self._look_by(outcome.step.next_attempt_at)  # the retry is taken from the queue when due
+        if self.on_outcomes is not None:
+            try:
+                recorded = await self.on_outcomes(outcomes)
+            except Exception:
+                # The deliveries are recorded: only their counts in the subscriptions' health are lost.
+                log.warning("counting a batch's outcomes failed", exc_info=True)
+            else:
+                if recorded:
+                    self.wake(recorded)
         return True
+
+
+class ReplayWorker:
+    """Runs the subscriptions' replays one after another, in the background: a request wakes it, and it
+    looks for one waiting (or left by a replica that died) at least every ``poll_interval_s`` (I/O
+    timing, on the event loop's time)."""
+
+    def __init__(
+        self,
+        units: UnitsOfWork[NotificationsUnitOfWork],
+        history: History,
+        on_recorded: Callable[[list[Delivery]], None],
+        *,
+        poll_interval_s: float,
+    ) -> None:
+        self.units = units
+        self.history = history
+        self.on_recorded = on_recorded
+        self.poll_interval_s = poll_interval_s
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                while await subscriptions.run_next_replay(self.units, self.history, self.on_recorded):
+                    pass
+            except Exception:
+                log.warning("could not run the replays; retrying", exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from kariz_notifications.domain import digests, rules
+from kariz_notifications.domain import digests, rendering, rules
 from kariz_notifications.domain.automation import AutomationRule
 from kariz_notifications.domain.content import ConsentRecord, Contact
 from kariz_notifications.domain.model import (
+    SUBSCRIPTION,
     Attempt,
     Channel,
     Delivery,
@@ -23,8 +24,15 @@ from kariz_notifications.domain.model import (
     DeliveryStatus,
     EventContext,
     SendResult,
+    WebhookPost,
 )
 from kariz_notifications.domain.schedule import NextStep, RetryPolicy
+from kariz_notifications.domain.subscriptions import (
+    ManagedSubscription,
+    SubscriptionState,
+    debounce_key,
+    debounced,
+)
 from kariz_notifications.service_layer.commands import Deliver
 from kariz_notifications.service_layer.unit_of_work import DeliveryQueue, NotificationsUnitOfWork
 from kariz_shared.contracts.errors import RejectedEvent
@@ -37,6 +45,7 @@ from kariz_shared.contracts.events import (
     LeadReassigned,
     LeadsMerged,
     NotificationDue,
+    SubscriptionDebounceDue,
     lead_id_of,
 )
 
@@ -136,8 +145,14 @@ async def record_notifications(uow: NotificationsUnitOfWork, event: Event) -> li
     # The process's copies (refreshed now and then), not two reads of the database for every event.
     in_force = await uow.rules.in_force()
     # The settings' subscribers, then those integrators registered (``/subscriptions``).
-    managed = tuple(s.as_subscriber() for s in await uow.subscriptions.in_force())
+    # A subscription's value filters are the rules' conditions, on the same fields.
+    fields = event.model_dump()
+    accepting = [s for s in await uow.subscriptions.in_force() if s.accepts(event.event_name(), fields)]
+    managed = tuple(s.as_subscriber() for s in accepting if s.debounce_seconds is None)
     audience = dataclasses.replace(uow.audience, subscribers=uow.audience.subscribers + managed)
+    for subscription in accepting:
+        if subscription.debounce_seconds is not None:
+            await debounce(uow, subscription, event, context, at)
     reach = await customer_reach(uow, event, in_force.rules)
     plan = rules.plan(event, context, audience, uow.reps, in_force.rules, at=at, reach=reach)
     for note in plan.notes:
@@ -174,6 +189,57 @@ async def record_notifications(uow: NotificationsUnitOfWork, event: Event) -> li
     if plan.handover is not None:
         await uow.handovers.open(plan.handover, context.correlation_id, at)
     return plan.deliveries
+
+
+async def debounce(
+    uow: NotificationsUnitOfWork,
+    subscription: ManagedSubscription,
+    event: Event,
+    context: EventContext,
+    at: datetime,
+) -> None:
+    """The event as the latest of its subject's debounce window for ``subscription``: a durable timer,
+    armed (or its event replaced) in this transaction, delivers the window's latest when it ends."""
+    key = debounce_key(subscription.id, event.key())
+    armed = await uow.timers.get(key)
+    window = debounced(
+        armed.event if armed is not None and isinstance(armed.event, SubscriptionDebounceDue) else None,
+        subscription,
+        event_id=context.event_id,
+        event_type=event.event_name(),
+        subject=event.key(),
+        body=rendering.webhook_body(event, context),
+        at=at,
+    )
+    uow.timers.arm(key, window.due_at, window)
+
+
+async def deliver_debounced(uow: NotificationsUnitOfWork, window: SubscriptionDebounceDue) -> list[Delivery]:
+    """A debounce window ended: its latest event to the subscription, as the delivery it would have had
+    (the same key and event id, so a redelivered window adds nothing); none when the subscription is
+    gone or no longer active."""
+    if uow.correlation_id is None:
+        raise ValueError("a debounced delivery needs its event's correlation id")
+    subscription = await uow.subscriptions.get(window.subscription_id)
+    if subscription is None or subscription.state is not SubscriptionState.ACTIVE:
+        log.warning(
+            "a debounce window ended for a subscription removed or not active: nothing sent",
+            extra={"subscription": window.subscription_id, "event_id": window.event_id},
+        )
+        return []
+    delivery = Delivery(
+        key=rules.delivery_key(window.event_id, Channel.WEBHOOK, subscription.name),
+        channel=Channel.WEBHOOK,
+        recipient=subscription.name,
+        event_type=window.event_type,
+        event_id=window.event_id,
+        subject=window.subject,
+        correlation_id=uow.correlation_id,
+        message=WebhookPost(url=subscription.url, subscriber=subscription.name, body=window.body),
+        rule=SUBSCRIPTION,
+    )
+    uow.deliveries.add(delivery, uow.clock.now())
+    return [delivery]
 
 
 async def record_due_action(uow: NotificationsUnitOfWork, due: NotificationDue) -> list[Delivery]:

@@ -15,7 +15,7 @@ from kariz_notifications.domain.automation import RuleSetVersion
 from kariz_notifications.domain.content import Contact, ContentItem
 from kariz_notifications.domain.model import Attempt, Audience, Delivery, DeliveryRecord, Handover, Reps
 from kariz_notifications.domain.schedule import NextStep
-from kariz_notifications.domain.subscriptions import ManagedSubscription
+from kariz_notifications.domain.subscriptions import DeliveryHealth, ManagedSubscription, Replay
 from kariz_notifications.domain.unsubscribe import UnsubscribeLinks
 from kariz_shared.persistence.in_force import InForce
 from kariz_shared.persistence.unit_of_work import UnitOfWork
@@ -70,10 +70,44 @@ class ManagedSubscriptions(Protocol):
         interval old (one registered or removed in this process counts at once)."""
         ...
 
+    async def get(self, subscription_id: str) -> ManagedSubscription | None: ...
+
     async def add(self, subscription: ManagedSubscription) -> None: ...
+
+    async def save(self, subscription: ManagedSubscription) -> None:
+        """Store ``subscription`` over the one of its id (changed endpoint, events, state...)."""
+        ...
 
     async def remove(self, subscription_id: str) -> bool:
         """True if there was one to remove."""
+        ...
+
+
+class SubscriptionHealth(Protocol):
+    """How each managed subscription's deliveries fare (collection ``subscription_health``, ``_id`` =
+    the subscription's id): kept apart from the subscriptions, so counting a delivery never invalidates
+    the process's copy of them."""
+
+    async def get(self, subscription_id: str) -> DeliveryHealth:
+        """Its health (all zero when nothing was delivered to it yet)."""
+        ...
+
+    async def save(self, health: DeliveryHealth) -> None: ...
+
+
+class Replays(Protocol):
+    """The subscriptions' replays (collection ``subscription_replays``, ``_id`` = id)."""
+
+    async def get(self, replay_id: str) -> Replay | None: ...
+
+    async def latest(self, subscription_id: str) -> Replay | None:
+        """The subscription's newest replay."""
+        ...
+
+    async def save(self, replay: Replay) -> None: ...
+
+    async def claimable(self, now: datetime) -> Replay | None:
+        """The oldest replay waiting, or one whose runner's claim ran out before ``now``."""
         ...
 
 
@@ -138,6 +172,10 @@ class NotificationsUnitOfWork(UnitOfWork):
     rules: RuleSetVersions
     #: The subscriptions of ``/subscriptions``, each event's subscribers besides the settings' ones.
     subscriptions: ManagedSubscriptions
+    #: How each one's deliveries fare: counts, last success and failure, suspensions.
+    subscription_health: SubscriptionHealth
+    #: Their replays of what the topics retain.
+    replays: Replays
     #: Who hears about what besides the owner (team, onboarding, webhook subscribers): the rules in force.
     audience: Audience
     #: The reps as the roster knows them now: managers, teams' managers, recipients' time zones.

@@ -14,6 +14,7 @@ from kariz_notifications.adapters.mongo.documents import (
     HANDOVERS_NEWEST_FIRST,
     NEWEST_FIRST,
 )
+from kariz_notifications.adapters.mongo.subscriptions import REPLAYS
 from kariz_notifications.domain.queries import DeliveryCriteria
 from kariz_shared.persistence.store import Store
 
@@ -36,3 +37,7 @@ async def ensure_indexes(store: Store) -> None:
     # GET /content: newest first, by retired, and by tag; content actions read the active ones.
     await store.db[CONTENT].create_index([("retired", ASCENDING), *CONTENT_NEWEST_FIRST])
     await store.db[CONTENT].create_index([("tags", ASCENDING), ("retired", ASCENDING), *CONTENT_NEWEST_FIRST])
+    # A subscription's newest replay (GET /subscriptions/{id}, a new request); the replay worker's look
+    # for one waiting or left by a replica that died.
+    await store.db[REPLAYS].create_index([("subscription_id", ASCENDING), ("requested_at", DESCENDING)])
+    await store.db[REPLAYS].create_index([("state", ASCENDING), ("requested_at", ASCENDING)])

@@ -5,7 +5,11 @@ from __future__ import annotations
 from kariz_notifications.adapters.mongo.content import MongoContacts, MongoContentLibrary
 from kariz_notifications.adapters.mongo.repositories import MongoDeliveries, MongoHandovers
 from kariz_notifications.adapters.mongo.rule_documents import MongoRuleSetVersions
-from kariz_notifications.adapters.mongo.subscriptions import MongoManagedSubscriptions
+from kariz_notifications.adapters.mongo.subscriptions import (
+    MongoManagedSubscriptions,
+    MongoReplays,
+    MongoSubscriptionHealth,
+)
 from kariz_notifications.domain.model import Audience, Reps
 from kariz_notifications.domain.unsubscribe import UnsubscribeLinks
 from kariz_notifications.service_layer.unit_of_work import Copies, NotificationsUnitOfWork
@@ -31,6 +35,8 @@ class MongoNotificationsUnitOfWork(MongoUnitOfWork, NotificationsUnitOfWork):
         self.subscriptions = MongoManagedSubscriptions(
             tx, clock, in_force.subscriptions if in_force else None
         )
+        self.subscription_health = MongoSubscriptionHealth(tx)
+        self.replays = MongoReplays(tx)
         self.contacts = MongoContacts(tx)
         self.content = MongoContentLibrary(tx)
         self.links = links
