@@ -48,6 +48,7 @@ from kariz_shared.contracts.events import (
     DigestItem,
     Event,
     FollowUpDue,
+    ForecastSnapshotDue,
     LeadCaptured,
     LeadDisqualified,
     LeadEngagementDecayDue,
@@ -423,6 +424,12 @@ def examples() -> dict[str, Event]:
                     text="Deal D-1 has sat in demo for 15 days.",
                 )
             ],
+            due_at=NOW,
+        ),
+        "ForecastSnapshotDue": ForecastSnapshotDue(
+            snapshot_id="weekly:2026-01-05T00:00:00+00:00",
+            schedule="weekly",
+            time_zone="Europe/Berlin",
             due_at=NOW,
         ),
         "SubscriptionDebounceDue": SubscriptionDebounceDue(
