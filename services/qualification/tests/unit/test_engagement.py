@@ -316,7 +316,7 @@ async def test_the_decay_timer_rescores_the_lead_when_its_band_drops(units: Unit
     # A minute before it is due nothing fires and the lead is still warm.
     clock.set(timer.due_at - timedelta(minutes=2))
     assert await units.fire_due_timers() == []
-    lead, rules, now = await views.qualification_and_rules_now(units, "L-1")
+    lead, rules, now, _ = await views.qualification_and_rules_now(units, "L-1")
     assert sum(line.points for line in lead.score_lines(rules, now)) >= 40
 
     clock.set(timer.due_at)

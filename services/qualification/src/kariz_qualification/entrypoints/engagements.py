@@ -108,6 +108,7 @@ def router(units: UnitsOfWork[QualificationUnitOfWork]) -> APIRouter:
         lead = await engagement.reopen_lead(
             units, ReopenLead(lead_id, body.reason, caller.seen, by=caller.actor)
         )
-        return QualificationView.of(lead, (await views.current_rules(units)).rules, lead.reopenings[-1].at)
+        rules, model = await views.rules_and_calibration(units)
+        return QualificationView.of(lead, rules, lead.reopenings[-1].at, odds=model)
 
     return api

@@ -26,7 +26,7 @@ from kariz_qualification.domain.outcomes import features_of
 from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
 from kariz_qualification.domain.rule_versions import RuleSetVersion
 from kariz_qualification.domain.rules import Authority, Budget, Need, RuleSet, Timeline
-from kariz_qualification.service_layer import handlers, outcomes, views
+from kariz_qualification.service_layer import handlers, views
 from kariz_qualification.service_layer.commands import (
     DisqualifyLead,
     RecordAnswers,
@@ -381,19 +381,23 @@ class QualificationView(BaseModel):
     nurture: NurtureView | None = Field(
         default=None, description="Its nurture track, running or stopped; none: it never ran one"
     )
-    win_probability: WinProbabilityView | None = Field(
-        default=None, description="How likely it is to be won, from the outcomes of leads like it"
+    win_probability: WinProbabilityView = Field(
+        description="How likely it is to be won, from the outcomes of leads like it"
     )
 
     @classmethod
-    def of(cls, lead: Lead, rules: RuleSet, at: datetime | None = None) -> QualificationView:
-        """The view at ``at`` (default: the latest scoring's time, which a change has just made)."""
+    def of(
+        cls, lead: Lead, rules: RuleSet, at: datetime | None = None, *, odds: WinModel | None = None
+    ) -> QualificationView:
+        """The view at ``at`` (default: the latest scoring's time, which a change has just made), with its
+        probability of winning by the calibration ``odds`` (none: the rule score alone)."""
         d = lead.decision
         now = at or (lead.latest.at if lead.latest is not None else lead.captured_at)
         return cls(
             decisions=[DecisionStepView.of(step) for step in lead.decisions],
             current=CurrentScoreView.of(lead, rules, now),
             nurture=None if lead.nurture_run is None else NurtureView.of(lead, lead.nurture_run, rules),
+            win_probability=WinProbabilityView.of(lead, odds),
             lead_id=lead.lead_id,
             owner=lead.owner,
             company=lead.company.name,
@@ -541,16 +545,13 @@ def router(units: UnitsOfWork[QualificationUnitOfWork]) -> APIRouter:
     )
     async def get_qualification(lead_id: LeadId, caller: Authenticated) -> QualificationView:
         caller.require(*PEOPLE)
-        lead, rules, now = await views.qualification_and_rules_now(units, lead_id, caller.seen)
-        return await with_odds(QualificationView.of(lead, rules, now), lead)
+        lead, rules, now, model = await views.qualification_and_rules_now(units, lead_id, caller.seen)
+        return QualificationView.of(lead, rules, now, odds=model)
 
     async def answered(lead: Lead) -> QualificationView:
         # What is still missing is the rule set in force's to say.
-        return await with_odds(QualificationView.of(lead, (await views.current_rules(units)).rules), lead)
-
-    async def with_odds(view: QualificationView, lead: Lead) -> QualificationView:
-        model = await outcomes.calibration_in_force(units)
-        return view.model_copy(update={"win_probability": WinProbabilityView.of(lead, model)})
+        rules, model = await views.rules_and_calibration(units)
+        return QualificationView.of(lead, rules, odds=model)
 
     @api.put(
         "/leads/{lead_id}/checklist/{methodology}",

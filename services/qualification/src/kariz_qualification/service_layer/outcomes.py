@@ -232,13 +232,6 @@ async def calibrations(
     return await units.read(read)
 
 
-async def calibration_in_force(units: UnitsOfWork[QualificationUnitOfWork]) -> WinModel | None:
-    async def read(uow: QualificationUnitOfWork) -> WinModel | None:
-        return await uow.calibrations.latest()
-
-    return await units.read(read)
-
-
 def suggested_rules(rules: RuleSet, suggestions: list[PointSuggestion]) -> RuleSet | None:
     """The rule set the suggestion would put in force (None when it is not a valid one)."""
     try:

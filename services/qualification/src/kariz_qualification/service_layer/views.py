@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from kariz_qualification.domain.calibration import WinModel
 from kariz_qualification.domain.lead import Lead
 from kariz_qualification.domain.queries import LeadsByStatus, LeadSummary
 from kariz_qualification.domain.rule_versions import RuleSetVersion
@@ -36,11 +37,25 @@ async def qualification_and_rules(
 
 async def qualification_and_rules_now(
     units: UnitsOfWork[QualificationUnitOfWork], lead_id: str, seen: Owners = EVERYONE
-) -> tuple[Lead, RuleSet, datetime]:
-    """The lead, the rule set in force and the time now: its engagement is decayed to now."""
+) -> tuple[Lead, RuleSet, datetime, WinModel | None]:
+    """The lead, the rule set in force, the time now (its engagement is decayed to now) and the
+    calibration in force (its probability of winning), in one read."""
 
-    async def read(uow: QualificationUnitOfWork) -> tuple[Lead, RuleSet, datetime]:
-        return await lead_or_not_found(uow, lead_id, seen), (await uow.rules.current()).rules, uow.clock.now()
+    async def read(uow: QualificationUnitOfWork) -> tuple[Lead, RuleSet, datetime, WinModel | None]:
+        lead = await lead_or_not_found(uow, lead_id, seen)
+        rules = (await uow.rules.current()).rules
+        return lead, rules, uow.clock.now(), await uow.calibrations.latest()
+
+    return await units.read(read)
+
+
+async def rules_and_calibration(
+    units: UnitsOfWork[QualificationUnitOfWork],
+) -> tuple[RuleSet, WinModel | None]:
+    """The rule set in force and the calibration in force, in one read."""
+
+    async def read(uow: QualificationUnitOfWork) -> tuple[RuleSet, WinModel | None]:
+        return (await uow.rules.current()).rules, await uow.calibrations.latest()
 
     return await units.read(read)
 
