@@ -5,8 +5,10 @@ transaction's ``mutex`` under the registry's one ``_lock``; a running statement 
 transaction's mutex. So while transaction A runs a slow ``insert_many``, transaction B's next statement
 waits for A's statement to end, even though B touches another collection.
 
-Run: ``.venv/bin/python docs/upstream/secantusdb_prune_stall.py`` (starts its own ``secantusd-py``).
-Prints B's slowest short transaction alone and beside A's insert, and A's statement time."""
+Run: ``.venv/bin/python docs/upstream/secantusdb_prune_stall.py`` (starts its own ``secantusd-py``,
+twice: as released, then with Kariz's fix of ``kariz_devkit.embedded_database``, which the dev stack,
+the bench and the tests run). Prints B's slowest short transaction alone and beside A's insert, and
+A's statement time."""
 
 from __future__ import annotations
 
@@ -65,8 +67,14 @@ async def long_statement(client: AsyncMongoClient[Doc], collection: str) -> floa
 
 
 async def main() -> None:
+    for fixed in (False, True):
+        print("SecantusDB with Kariz's fix of the registry" if fixed else "SecantusDB as released")
+        await run(fixed=fixed)
+
+
+async def run(*, fixed: bool) -> None:
     data = Path(tempfile.mkdtemp(prefix="secantus-repro-"))
-    db = EmbeddedBackends(kafka_port=0, mongodb_port=free_port(), data_dir=data)
+    db = EmbeddedBackends(kafka_port=0, mongodb_port=free_port(), data_dir=data, fixed_registry=fixed)
     db.start_database()
     try:
         a: AsyncMongoClient[Doc] = AsyncMongoClient(db.mongodb_uri, timeoutMS=300_000)

