@@ -33,6 +33,7 @@ import psutil
 
 from kariz_bench.csv_import import CsvImportRun, csv_import
 from kariz_bench.observer import Observer
+from kariz_bench.picture import draw
 from kariz_bench.plans import collection_scans
 from kariz_bench.stack import PARTITIONS, Backend, Meter, Stack, Usage, backends, drop_databases
 from kariz_bench.traffic import Sent, capture_all, capture_at_rate, hot_leads, import_all
@@ -52,6 +53,10 @@ class Throughput:
     requests: int
     retries: int
     usage: dict[str, Usage] = field(default_factory=dict)
+    #: Deals opened in each second from the first lead sent: a stall or a slowdown shows as a dip.
+    deals_per_second: list[int] = field(default_factory=list)
+    #: Capture (its import sent) -> deal opened, ms: the 0th to 100th percentile, for the picture.
+    to_deal_opened_distribution_ms: list[float] = field(default_factory=list)
 
     @property
     def cpu_s_per_lead(self) -> float:
@@ -64,11 +69,43 @@ class Latency:
     leads: int
     to_qualified_ms: dict[str, float]
     to_deal_opened_ms: dict[str, float]
+    deals_per_second: list[int] = field(default_factory=list)
+    to_deal_opened_distribution_ms: list[float] = field(default_factory=list)
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
     cuts = statistics.quantiles(values, n=100, method="inclusive")
     return {"p50": round(cuts[49], 1), "p95": round(cuts[94], 1), "p99": round(cuts[98], 1)}
+
+
+def distribution(values: list[float]) -> list[float]:
+    """The 0th, 1st, ... 100th percentile of ``values``: the latency curve, 101 points whatever the run."""
+    ordered = sorted(values)
+    return [
+        round(ordered[0], 1),
+        *(round(c, 1) for c in statistics.quantiles(ordered, n=100, method="inclusive")),
+        round(ordered[-1], 1),
+    ]
+
+
+def per_second(started: float, times: list[float]) -> list[int]:
+    """How many of ``times`` fell in each whole second from ``started`` (none before it)."""
+    if not times:
+        return []
+    counts = [0] * (int(max(times) - started) + 1)
+    for t in times:
+        counts[max(0, int(t - started))] += 1
+    return counts
+
+
+def to_deal_opened(sent: Sent, observer: Observer) -> tuple[list[int], list[float]]:
+    """The deals opened per second from the first lead sent and the capture -> deal opened times (ms)."""
+    deals = observer.arrivals.at["deal"]
+    started = min(sent.at.values())
+    return (
+        per_second(started, [deals[i] for i in sent.at]),
+        distribution([(deals[i] - t) * 1000 for i, t in sent.at.items()]),
+    )
 
 
 async def ingest(
@@ -104,6 +141,7 @@ async def throughput(
         captured = time.monotonic() - started
         last = await observer.arrivals.until("deal", sent.ids, stall_s=args.stall_s)
     elapsed = end_to_end_s(started, captured, last)
+    timeline, took = to_deal_opened(sent, observer)
     return Throughput(
         replicas=stack.replicas,
         leads=len(sent.ids),
@@ -115,6 +153,8 @@ async def throughput(
         requests=sent.requests,
         retries=sent.retries,
         usage=meter.usage,
+        deals_per_second=timeline,
+        to_deal_opened_distribution_ms=took,
     )
 
 
@@ -129,11 +169,14 @@ async def latency(
     sent = await capture_at_rate(http, stack.leads_url, bodies, per_second=per_second)
     await observer.arrivals.until("deal", sent.ids, stall_s=stall_s)
     at = observer.arrivals.at
+    timeline, took = to_deal_opened(sent, observer)
     return Latency(
         offered_per_second=round(per_second, 1),
         leads=len(sent.ids),
         to_qualified_ms=percentiles([(at["qualified"][i] - t) * 1000 for i, t in sent.at.items()]),
         to_deal_opened_ms=percentiles([(at["deal"][i] - t) * 1000 for i, t in sent.at.items()]),
+        deals_per_second=timeline,
+        to_deal_opened_distribution_ms=took,
     )
 
 
@@ -485,5 +528,6 @@ def main() -> None:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     out = asyncio.run(run(args))
     Path(args.out).write_text(json.dumps(out, indent=2, default=str) + "\n")
+    picture = draw(json.loads(Path(args.out).read_text()), Path(args.out).with_suffix(".svg"))
     print(table(out))
-    print(f"\nwritten to {args.out}")
+    print(f"\nwritten to {args.out}, its picture to {picture}")
