@@ -201,7 +201,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     """Each phase on backends of its own (fresh embedded ones, or the external ones again), so none
     starts with another's data in the database or records in the topics."""
     tag = uuid.uuid4().hex[:6]
-    layout = {"shared_database": args.shared_database, "standalone": args.standalone}
+    layout = {
+        "shared_database": args.shared_database,
+        "standalone": args.standalone,
+        "released_database": args.released_database,
+    }
     logs = Path(args.logs or tempfile.mkdtemp(prefix="kariz-bench-logs-"))
     phases = set(args.phases.split(","))
     results: dict[str, Any] = {}
@@ -506,6 +510,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--standalone", action="store_true", help="embedded: databases with --standalone (no oplog)"
+    )
+    parser.add_argument(
+        "--released-database",
+        action="store_true",
+        help="embedded: SecantusDB as released, without Kariz's fix of its transaction registry "
+        "(kariz_devkit.embedded_database), to measure the fix",
     )
     parser.add_argument(
         "--plans",

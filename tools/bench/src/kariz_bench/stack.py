@@ -58,10 +58,14 @@ class Backend:
 
 
 @contextlib.asynccontextmanager
-async def backends(*, shared_database: bool = False, standalone: bool = False) -> AsyncIterator[Backend]:
+async def backends(
+    *, shared_database: bool = False, standalone: bool = False, released_database: bool = False
+) -> AsyncIterator[Backend]:
     """External backends when ``KARIZ_KAFKA_BOOTSTRAP_SERVERS`` and ``KARIZ_MONGODB_URI`` are set, else
     the embedded ones, started here and stopped at the end: a database process per service, or one
-    for all with ``shared_database``; ``standalone`` runs them with ``--standalone`` (no oplog)."""
+    for all with ``shared_database``; ``standalone`` runs them with ``--standalone`` (no oplog);
+    ``released_database`` runs SecantusDB as released, without the fix of
+    ``kariz_devkit.embedded_database`` (to measure the fix)."""
     kafka, mongo = os.environ.get("KARIZ_KAFKA_BOOTSTRAP_SERVERS"), os.environ.get("KARIZ_MONGODB_URI")
     if kafka and mongo:
         idempotence = os.environ.get("KARIZ_KAFKA_ENABLE_IDEMPOTENCE", "true").lower() == "true"
@@ -74,6 +78,7 @@ async def backends(*, shared_database: bool = False, standalone: bool = False) -
         data_dir=data,
         service_databases={} if shared_database else {name: free_port() for name in SERVICES},
         standalone=standalone,
+        fixed_registry=not released_database,
     )
     try:
         running.start()
@@ -89,7 +94,9 @@ async def backends(*, shared_database: bool = False, standalone: bool = False) -
                 mongodb_uris=uris,
             ),
             {p.name: psutil.Process(p.process.pid) for p in running.processes},
-            layout=layout + (", --standalone" if standalone else ""),
+            layout=layout
+            + (", --standalone" if standalone else "")
+            + (", SecantusDB as released" if released_database else ""),
         )
     finally:
         running.stop()
