@@ -205,6 +205,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "shared_database": args.shared_database,
         "standalone": args.standalone,
         "released_database": args.released_database,
+        "sync_on_commit": args.sync_on_commit,
     }
     logs = Path(args.logs or tempfile.mkdtemp(prefix="kariz-bench-logs-"))
     phases = set(args.phases.split(","))
@@ -516,6 +517,12 @@ def main() -> None:
         action="store_true",
         help="embedded: SecantusDB as released, without Kariz's fix of its transaction registry "
         "(kariz_devkit.embedded_database), to measure the fix",
+    )
+    parser.add_argument(
+        "--sync-on-commit",
+        action="store_true",
+        help="embedded: databases sync their log on every commit (as the dev stack and the tests that "
+        "kill the database); off by default, as a real MongoDB's journal is the operator's",
     )
     parser.add_argument(
         "--plans",

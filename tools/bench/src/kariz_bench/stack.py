@@ -59,13 +59,18 @@ class Backend:
 
 @contextlib.asynccontextmanager
 async def backends(
-    *, shared_database: bool = False, standalone: bool = False, released_database: bool = False
+    *,
+    shared_database: bool = False,
+    standalone: bool = False,
+    released_database: bool = False,
+    sync_on_commit: bool = False,
 ) -> AsyncIterator[Backend]:
     """External backends when ``KARIZ_KAFKA_BOOTSTRAP_SERVERS`` and ``KARIZ_MONGODB_URI`` are set, else
     the embedded ones, started here and stopped at the end: a database process per service, or one
     for all with ``shared_database``; ``standalone`` runs them with ``--standalone`` (no oplog);
     ``released_database`` runs SecantusDB as released, without the fix of
-    ``kariz_devkit.embedded_database`` (to measure the fix)."""
+    ``kariz_devkit.embedded_database`` (to measure the fix); ``sync_on_commit`` syncs the database's
+    log on every commit, as the dev stack and the tests that kill the database do."""
     kafka, mongo = os.environ.get("KARIZ_KAFKA_BOOTSTRAP_SERVERS"), os.environ.get("KARIZ_MONGODB_URI")
     if kafka and mongo:
         idempotence = os.environ.get("KARIZ_KAFKA_ENABLE_IDEMPOTENCE", "true").lower() == "true"
@@ -79,6 +84,7 @@ async def backends(
         service_databases={} if shared_database else {name: free_port() for name in SERVICES},
         standalone=standalone,
         fixed_registry=not released_database,
+        sync_on_commit=sync_on_commit,
     )
     try:
         running.start()
@@ -96,7 +102,8 @@ async def backends(
             {p.name: psutil.Process(p.process.pid) for p in running.processes},
             layout=layout
             + (", --standalone" if standalone else "")
-            + (", SecantusDB as released" if released_database else ""),
+            + (", SecantusDB as released" if released_database else "")
+            + (", --sync-on-commit" if sync_on_commit else ""),
         )
     finally:
         running.stop()
