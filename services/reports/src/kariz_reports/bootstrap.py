@@ -56,6 +56,8 @@ def build(settings: ReportsSettings | None = None, clock: Clock | None = None) -
         clock=clock,
     )
     service.on_startup(ensure_indexes)
+    # A BI tool reads the reports with a key issued here (scope reports:read).
+    service.accept_api_keys()
     zone = settings.zone
 
     def in_generations(handle: Handle) -> Callable[[Any, Transaction], Awaitable[None]]:

@@ -16,6 +16,7 @@ from kariz_devkit.testing import accepting, bearer
 from kariz_reports.adapters.in_memory import InMemoryReportsUnitOfWork
 from kariz_reports.entrypoints import http, kafka
 from kariz_reports.settings import ReportsSettings
+from kariz_shared.contracts.identity import Caller, KeyGrant, Scope
 from kariz_shared.persistence.in_memory import InMemoryUnitsOfWork
 from kariz_shared.runtime import http as runtime_http
 from kariz_shared.runtime.clock import FakeClock
@@ -26,6 +27,19 @@ TEAMS = {"emea": ["alex@kariz.test", "sam@kariz.test"]}
 class Teams:
     def team_of(self, email: str) -> str | None:
         return next((t for t, members in TEAMS.items() if email in members), None)
+
+
+class Keys:
+    """A BI tool's key with reports:read, and a web form's without it."""
+
+    KEYS = {
+        "k-bi": (KeyGrant("bi1", "BI dashboards"), {Scope.REPORTS_READ}),
+        "k-form": (KeyGrant("form1", "web form"), {Scope.LEADS_CAPTURE}),
+    }
+
+    async def caller(self, secret: str) -> Caller | None:
+        found = self.KEYS.get(secret)
+        return Caller.with_key(found[0], frozenset(found[1])) if found else None
 
 
 @pytest.fixture
@@ -45,6 +59,7 @@ async def api(events, issuer: LocalIssuer) -> AsyncIterator[httpx.AsyncClient]: 
     app = FastAPI()
     runtime_http.install(app, "reports")
     accepting(app, issuer, teams=TEAMS)
+    app.state.api_keys = Keys()
     app.include_router(http.router(units, clock, ReportsSettings(report_time_zone="Europe/Berlin")))
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://kariz.test"
@@ -139,3 +154,16 @@ async def test_the_stages_csv_has_a_column_per_stage_and_figure(
     assert len(rows) == 1 and rows[0]["all"] == "all"
     # The deal opened in qualification and was won from there: reached, never moved on by a stage change.
     assert (rows[0]["stages.qualification.reached"], rows[0]["stages.qualification.went_on"]) == ("1", "0")
+
+
+async def test_a_key_with_reports_read_reads_the_organisations_figures_and_others_may_not(
+    api: httpx.AsyncClient,
+) -> None:
+    bi = {"X-Api-Key": "k-bi"}
+    funnel = await api.get("/reports/funnel", headers=bi)
+    assert funnel.status_code == 200
+    assert funnel.json()["all"]["captured"] == 3  # everyone's, as an admin sees it
+    assert (await api.get("/reports/win-rate?format=csv", headers=bi)).status_code == 200
+    refused = await api.get("/reports/funnel", headers={"X-Api-Key": "k-form"})
+    assert refused.status_code == 403
+    assert "reports:read" in refused.text

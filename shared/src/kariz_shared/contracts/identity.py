@@ -162,6 +162,8 @@ class Scope(StrEnum):
     ENGAGEMENTS_RECORD = "engagements:record"
     #: Manage its own webhook subscriptions (notifications' /subscriptions): an integrator's key.
     EVENTS_SUBSCRIBE = "events:subscribe"
+    #: Read the organisation's reports and forecast (the reports service): a BI tool's key.
+    REPORTS_READ = "reports:read"
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from kariz_reports.domain.periods import NAMED, Calendar, Period, PeriodError, Y
 from kariz_reports.service_layer import views
 from kariz_reports.service_layer.unit_of_work import ReportsUnitOfWork
 from kariz_shared.contracts.errors import RuleViolation
-from kariz_shared.contracts.identity import Caller, Role
+from kariz_shared.contracts.identity import Caller, Role, Scope
 from kariz_shared.runtime.auth import SIGN_IN_ERRORS, Authenticated, authenticate
 from kariz_shared.runtime.clock import Clock
 
@@ -72,9 +72,10 @@ class Organisation(Protocol):
 
 
 def scope_of(caller: Caller) -> str:
-    """Whose figures ``caller`` reads: an admin everyone's, a manager their team's, a rep their own."""
-    caller.require(Role.ADMIN, Role.MANAGER, Role.REP)
-    if caller.has(Role.ADMIN):
+    """Whose figures ``caller`` reads: an admin everyone's, a manager their team's, a rep their own, and
+    a machine whose key has the scope ``reports:read`` (a BI tool's) the organisation's."""
+    caller.require(Role.ADMIN, Role.MANAGER, Role.REP, scope=Scope.REPORTS_READ)
+    if caller.has(Role.ADMIN) or Scope.REPORTS_READ in caller.scopes:
         return "*"
     if caller.has(Role.MANAGER) and caller.team:
         return f"team:{caller.team}"

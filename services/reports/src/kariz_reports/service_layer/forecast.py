@@ -18,7 +18,7 @@ from kariz_reports.domain.periods import Period
 from kariz_reports.domain.plans import CallKind, ForecastCall, Quota
 from kariz_reports.service_layer.unit_of_work import PlansUnitOfWork, ReportsUnitOfWork, Teams
 from kariz_shared.contracts.errors import Forbidden, RuleViolation
-from kariz_shared.contracts.identity import Caller, Role
+from kariz_shared.contracts.identity import Caller, Role, Scope
 
 T = TypeVar("T")
 U = TypeVar("U", bound=PlansUnitOfWork)
@@ -199,8 +199,8 @@ async def submit_forecast_call(units: Units[U], command: SubmitCall) -> Forecast
 
 def visible_plans(caller: Caller, whom: str) -> bool:
     """Whether ``caller`` may read a quota or call of ``whom``: an admin all, a manager their team's and
-    its reps', a rep their own."""
-    if caller.has(Role.ADMIN):
+    its reps', a rep their own, a ``reports:read`` key all (it reads the organisation's figures)."""
+    if caller.has(Role.ADMIN) or Scope.REPORTS_READ in caller.scopes:
         return True
     kind, _, name = whom.partition(":")
     if kind == "rep":
