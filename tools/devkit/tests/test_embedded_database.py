@@ -21,12 +21,12 @@ class FakeTime:
 
 @pytest.fixture
 def fixed() -> Iterator[None]:
-    originals = TransactionRegistry._prune_locked, TransactionRegistry.abort_for_session
+    original = TransactionRegistry._prune_locked
     embedded_database.patch()
     try:
         yield
     finally:
-        TransactionRegistry._prune_locked, TransactionRegistry.abort_for_session = originals
+        TransactionRegistry._prune_locked = original
 
 
 def started(registry: TransactionRegistry, session: bytes) -> object:
@@ -83,24 +83,3 @@ def test_an_idle_transaction_is_reaped_after_its_lifetime_and_not_before(fixed: 
     assert idle.state is TxnState.ABORTED  # type: ignore[attr-defined]
     # Committed and aborted ones are left alone.
     assert registry.prune_expired() == 0
-
-
-def test_killing_a_session_whose_statement_runs_does_not_hold_the_other_transactions(fixed: None) -> None:
-    registry = TransactionRegistry(lifetime_seconds=60, time_func=FakeTime())
-    running = started(registry, b"a")
-    release, holder = in_use(running)
-    # A client gave up on A's slow statement and kills A's session: the kill waits for the statement.
-    kill = threading.Thread(target=registry.abort_for_session, args=(b"a",), daemon=True)
-    kill.start()
-    resolved: list[object] = []
-    other = threading.Thread(target=lambda: resolved.append(started(registry, b"b")), daemon=True)
-    other.start()
-    other.join(10)  # as released, the kill holds the registry lock while it waits, and B waits with it
-    try:
-        assert resolved, "B's statement waited for the kill of A's session"
-        assert kill.is_alive()  # the kill itself still waits for A's statement to end
-    finally:
-        release.set()
-        holder.join(5)
-    kill.join(5)
-    assert running.state is TxnState.ABORTED  # type: ignore[attr-defined]

@@ -60,7 +60,9 @@ def build(settings: LeadsSettings | None = None, clock: Clock | None = None) -> 
     for event, handle in kafka.SUBSCRIPTIONS.items():
         service.subscribe(event, units.handler(handle))
     service.subscribe(LeadResponseEscalationDue, units.handler(kafka.on_response_escalation_due(team, sla)))
-    service.api.include_router(http.router(units, team, sla))
+    service.api.include_router(
+        http.router(units, team, sla, import_timeout_s=settings.consumer_transaction_timeout_s)
+    )
     # A manager hands leads to the reps of their team as the live roster has it (KARIZ_TEAMS, /reps).
     service.api.include_router(assignment.router(units, sla, service.roster))
     service.api.include_router(duplicates.router(units))

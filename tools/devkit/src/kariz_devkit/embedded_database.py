@@ -14,11 +14,14 @@ running). Reproduced alone by ``docs/upstream/secantusdb_prune_stall.py``; the u
 
 The fix: a transaction whose mutex is held is in use, so it is not idle and there is nothing to reap;
 the prune skips it instead of waiting (and looks at a transaction's mutex only when its state and last
-use say it may be idle). What is reaped, and when, is unchanged otherwise. And ``killSessions`` of a
-session whose statement still runs (Kariz kills the session of a unit that ran out of time, so the
-server does not keep its writes for 60 s) waits for that statement holding only its transaction's
-mutex, not the registry lock: with the first fix alone, five 3,000-lead bench runs did not stall, but
-one paused 19 s with leads' ``killSessions`` timing out behind a 500-lead import's insert. A dev and
+use say it may be idle). What is reaped, and when, is unchanged otherwise.
+
+Left as released, on purpose: ``killSessions`` (``abort_for_session``) also holds the registry lock while
+it waits for the killed session's running statement. Taking that wait out too was tried: five
+3,000-lead bench runs with the prune's fix alone all finished (one paused 19 s behind such a kill),
+and the first run with both gave up ("/leads/import kept failing") with 34 transactional inserts queued
+on one collection's lock behind statements whose clients had given up, 39 kills waiting: the kill's
+hold on the registry had been the brake that kept abandoned work from piling up. A dev and
 test dependency only: production runs MongoDB, where none of this applies.
 
 Run as ``python -m kariz_devkit.embedded_database`` with ``secantusd-py``'s own arguments.
@@ -53,20 +56,8 @@ def prune_idle_without_waiting(self: TransactionRegistry) -> int:
     return reaped
 
 
-def abort_for_session_without_holding_the_registry(self: TransactionRegistry, lsid_bytes: bytes) -> None:
-    """``abort_for_session`` (``killSessions``, ``endSessions``), waiting for the session's running
-    statement with only that transaction's mutex, not the registry lock as well: a client that gave up
-    on a slow statement kills its session while the statement still runs, and as released every other
-    transaction's next statement waited for that statement meanwhile."""
-    with self._lock:
-        cur = self._txns.get(lsid_bytes)
-    if cur is not None:
-        self._abort_locked(cur)  # takes cur.mutex alone, which the lock order allows
-
-
 def patch() -> None:
     transactions.TransactionRegistry._prune_locked = prune_idle_without_waiting
-    transactions.TransactionRegistry.abort_for_session = abort_for_session_without_holding_the_registry
 
 
 def main() -> int:

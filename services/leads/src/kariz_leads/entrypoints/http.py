@@ -321,7 +321,15 @@ def request_key(caller: Caller, key: str | None, body: BaseModel) -> RequestKey 
     return None if key is None else RequestKey.of(caller.as_actor.who, key, body.model_dump_json())
 
 
-def router(units: UnitsOfWork[LeadsUnitOfWork], team: SalesTeam, sla: ResponseSla) -> APIRouter:
+def router(
+    units: UnitsOfWork[LeadsUnitOfWork],
+    team: SalesTeam,
+    sla: ResponseSla,
+    *,
+    import_timeout_s: float | None = None,
+) -> APIRouter:
+    """``import_timeout_s``: the time limit of one ``POST /leads/import``'s unit (default: a single
+    capture's), longer, since a list of hundreds takes the database seconds (handlers.import_leads)."""
     # Every route needs a signed-in caller (401 without one); each says which roles may use it.
     routes = APIRouter(tags=["leads"], dependencies=[Depends(authenticate)], responses=SIGN_IN_ERRORS)
 
@@ -395,6 +403,7 @@ def router(units: UnitsOfWork[LeadsUnitOfWork], team: SalesTeam, sla: ResponseSl
             correlation_id=cid,
             by=caller.as_actor,
             request=request_key(caller, idempotency_key, body),
+            timeout_s=import_timeout_s,
         )
         if any(c.replayed for c in captured):
             response.headers[REPLAYED] = "true"
