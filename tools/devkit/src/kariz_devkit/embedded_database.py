@@ -16,13 +16,13 @@ The fix: a transaction whose mutex is held is in use, so it is not idle and ther
 the prune skips it instead of waiting (and looks at a transaction's mutex only when its state and last
 use say it may be idle). What is reaped, and when, is unchanged otherwise.
 
-Left as released, on purpose: ``killSessions`` (``abort_for_session``) also holds the registry lock while
-it waits for the killed session's running statement. Taking that wait out too was tried: five
-3,000-lead bench runs with the prune's fix alone all finished (one paused 19 s behind such a kill),
-and the first run with both gave up ("/leads/import kept failing") with 34 transactional inserts queued
-on one collection's lock behind statements whose clients had given up, 39 kills waiting: the kill's
-hold on the registry had been the brake that kept abandoned work from piling up. A dev and
-test dependency only: production runs MongoDB, where none of this applies.
+Left as released, on purpose: ``killSessions`` (``abort_for_session``) also holds the registry lock
+while it waits for the killed session's running statement. Taking that wait out too was tried: five
+3,000-lead bench runs with the prune's fix alone all finished (two paused 17 to 20 s, one of them
+behind such a kill), and the first run with both gave up ("/leads/import kept failing") with 34
+transactional inserts queued on one collection's lock behind statements whose clients had given up,
+39 kills waiting: the kill's hold on the registry had been the brake that kept abandoned work from
+piling up. A dev and test dependency only: production runs MongoDB, where none of this applies.
 
 Run as ``python -m kariz_devkit.embedded_database`` with ``secantusd-py``'s own arguments.
 """
