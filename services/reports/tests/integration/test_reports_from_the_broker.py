@@ -86,10 +86,10 @@ async def publish_all(bootstrap: str, produced: list[Event]) -> None:
         await producer.stop()
 
 
-async def figures(client: Any, campaign: str) -> dict[str, Any] | None:
-    funnel = (await client.get("/reports/funnel", params=MARCH)).json()
-    outcomes = (await client.get("/reports/outcomes", params=MARCH)).json()
-    win = (await client.get("/reports/win-rate", params=MARCH)).json()
+async def figures(client: Any, campaign: str, headers: dict[str, str] | None = None) -> dict[str, Any] | None:
+    funnel = (await client.get("/reports/funnel", params=MARCH, headers=headers)).json()
+    outcomes = (await client.get("/reports/outcomes", params=MARCH, headers=headers)).json()
+    win = (await client.get("/reports/win-rate", params=MARCH, headers=headers)).json()
     mine = [
         {**f, **o, **w}
         for f in funnel["items"]
@@ -138,6 +138,17 @@ async def test_the_reports_agree_with_the_events_and_a_rebuild_gives_the_same(
         await publish_all(stack_backends.kafka_bootstrap, produced)
         await eventually(lambda: _agrees(client, campaign, expected), timeout=60)
         await eventually(lambda: _forecast_agrees(client, seller), timeout=30)
+
+        # A BI tool's key, issued on reports' own /api-keys (its store in reports' database), reads the
+        # same figures as the admin, and may change nothing.
+        issued = await client.post("/api-keys", json={"name": "BI dashboards", "scopes": ["reports:read"]})
+        assert issued.status_code == 201, issued.text
+        bi = {"X-Api-Key": issued.json()["key"], "Authorization": ""}
+        assert await figures(client, campaign, bi) == expected
+        quota_by_key = await client.put(
+            "/quotas", json={"period": "2026-Q2", "rep": seller, "amount": 1}, headers=bi
+        )
+        assert quota_by_key.status_code == 403, quota_by_key.text
 
         rebuilder, job = rebuild(settings)
         done = await job.run()
