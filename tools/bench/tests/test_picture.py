@@ -20,6 +20,7 @@ def test_the_distribution_runs_from_the_fastest_to_the_slowest_in_101_points() -
     assert curve[0] == 1.0 and curve[-1] == 200.0
     assert curve == sorted(curve)
     assert curve[50] == 100.5  # the median
+    assert distribution([7.0]) == [7.0] and distribution([]) == []
 
 
 def test_a_stall_stays_visible_in_the_smoothed_line() -> None:

@@ -81,6 +81,8 @@ def percentiles(values: list[float]) -> dict[str, float]:
 def distribution(values: list[float]) -> list[float]:
     """The 0th, 1st, ... 100th percentile of ``values``: the latency curve, 101 points whatever the run."""
     ordered = sorted(values)
+    if len(ordered) < 2:  # quantiles need two; one lead is its own curve
+        return [round(v, 1) for v in ordered]
     return [
         round(ordered[0], 1),
         *(round(c, 1) for c in statistics.quantiles(ordered, n=100, method="inclusive")),
